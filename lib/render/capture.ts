@@ -1,0 +1,93 @@
+/** Validation of feature-map captures and per-channel statistics, shared by the renderers. */
+import { FeatscopeError, invalidParameter } from '../errors';
+import type { Capture } from '../types';
+
+export interface CaptureDims {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+}
+
+/** A capture-like value: a Capture, or anything with an NCHW (or CHW) shape and Float32Array data. */
+export type FeatureMaps = Pick<Capture, 'shape' | 'data'> & Partial<Pick<Capture, 'name'>>;
+
+/** Check a capture's shape (NCHW, or CHW taken as N = 1) against its data; return the dims. */
+export function checkCapture(capture: unknown, where = 'capture'): CaptureDims {
+  const cap = capture as FeatureMaps | null;
+  if (cap === null || typeof cap !== 'object' || !Array.isArray(cap.shape) || !(cap.data instanceof Float32Array)) {
+    throw invalidParameter(where, 'a capture with shape (number[], NCHW) and data (Float32Array)', capture);
+  }
+  const shape = cap.shape;
+  if ((shape.length !== 4 && shape.length !== 3) || !shape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `Expected a feature map of shape [N, C, H, W] for ${where} but received shape [${shape.join(', ')}]` +
+        (shape.length === 2 ? '; this looks like a linear layer output, pick a convolutional layer' : ''),
+    );
+  }
+  const [n, c, h, w] = shape.length === 4 ? shape : [1, ...shape];
+  if (cap.data.length !== n * c * h * w) {
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `Expected ${n * c * h * w} values for ${where} of shape [${shape.join(', ')}] but its data holds ${cap.data.length}`,
+    );
+  }
+  return { n, c, h, w };
+}
+
+export function checkBatchIndex(batchIndex: unknown, dims: CaptureDims): number {
+  const b = batchIndex ?? 0;
+  if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= dims.n) {
+    throw invalidParameter('batchIndex', `an integer from 0 to ${dims.n - 1} (the batch holds ${dims.n})`, batchIndex);
+  }
+  return b as number;
+}
+
+/** One channel's H x W plane (a view, not a copy). */
+export function channelPlane(data: Float32Array, dims: CaptureDims, batchIndex: number, channel: number): Float32Array {
+  const plane = dims.h * dims.w;
+  const start = (batchIndex * dims.c + channel) * plane;
+  return data.subarray(start, start + plane);
+}
+
+export interface ChannelStats {
+  channel: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** Row and column of the (first) maximum. */
+  maxAt: { y: number; x: number };
+}
+
+/** min / max / mean / position of the max of one plane; NaNs are skipped for min and max. */
+export function planeStats(plane: Float32Array, width: number, channel: number): ChannelStats {
+  let min = Infinity;
+  let max = -Infinity;
+  let arg = 0;
+  let sum = 0;
+  for (let i = 0; i < plane.length; i++) {
+    const v = plane[i];
+    sum += v;
+    if (v > max) {
+      max = v;
+      arg = i;
+    }
+    if (v < min) min = v;
+  }
+  if (max === -Infinity && min === Infinity) {
+    // all NaN
+    min = NaN;
+    max = NaN;
+  }
+  return { channel, min, max, mean: sum / plane.length, maxAt: { y: Math.floor(arg / width), x: arg % width } };
+}
+
+/** Statistics of every channel of one image of the batch. */
+export function channelStats(capture: FeatureMaps, batchIndex = 0): ChannelStats[] {
+  const dims = checkCapture(capture);
+  const b = checkBatchIndex(batchIndex, dims);
+  const out: ChannelStats[] = [];
+  for (let ch = 0; ch < dims.c; ch++) out.push(planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch));
+  return out;
+}

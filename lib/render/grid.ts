@@ -1,0 +1,316 @@
+/**
+ * Channel grids: one colour-mapped cell per channel of a feature map, optionally labelled
+ * ("ch 12 · max 3.41"), encoded as PNG by sharp. Also the channel ranking behind `{ top: k }`.
+ */
+import sharp from 'sharp';
+import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import { type ColorInput, luminance, parseColor } from './color';
+import { type ColormapName, applyColormap, checkColormap } from './colormaps';
+import {
+  type CaptureDims,
+  type ChannelStats,
+  type FeatureMaps,
+  channelPlane,
+  checkBatchIndex,
+  checkCapture,
+  planeStats,
+} from './capture';
+import { type UpsampleMode, resampleMap } from './resample';
+
+export type RankBy = 'max' | 'mean';
+
+export interface RankOptions {
+  /** Score: the channel's maximum activation (default) or its mean. */
+  by?: RankBy;
+  /** How many channels to return; default all. */
+  k?: number;
+  /** Which image of the batch; default 0. */
+  batchIndex?: number;
+}
+
+export interface RankedChannel {
+  channel: number;
+  score: number;
+  /** Row and column of the channel's maximum (its first occurrence). */
+  maxAt: { y: number; x: number };
+  max: number;
+  mean: number;
+}
+
+export type ChannelSelection = number | { top: number; by?: RankBy } | readonly number[];
+
+export interface ChannelGridOptions {
+  /** First N channels (default 16, or all if fewer), `{ top: k, by }` ranked, or an explicit list. */
+  channels?: ChannelSelection;
+  /** Cells per row; default ceil(sqrt(count)), so 16 channels make the blog's 4 x 4. */
+  columns?: number;
+  /** Longer side of a cell in pixels; default an integer multiple of the map size, at least 128. */
+  cellSize?: number;
+  /** 'nearest' (default: shows the real activation grid) or 'bilinear'. */
+  upsample?: UpsampleMode;
+  /** 'channel' (default): each cell spans its own min..max. 'shared': one range for all cells. */
+  normalize?: 'channel' | 'shared';
+  /** Draw "ch 12 · max 3.41" under each cell; default true. */
+  labels?: boolean;
+  /** Pixels between cells and around the grid; default 4. */
+  gap?: number;
+  /** '#rrggbb', '#rgb' or [r, g, b]; default white. */
+  background?: ColorInput;
+  /** Which image of the batch; default 0. */
+  batchIndex?: number;
+  /** default 'viridis'. */
+  colormap?: ColormapName;
+}
+
+export interface GridCell {
+  channel: number;
+  /** The cell's image area (labels sit below it). */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  /** The channel's own value range and mean. */
+  min: number;
+  max: number;
+  mean: number;
+  /** The values drawn with the colour map's first and last colours. */
+  vmin: number;
+  vmax: number;
+}
+
+export interface ChannelGrid {
+  png: Buffer;
+  width: number;
+  height: number;
+  layout: GridCell[];
+}
+
+const GRID_OPTIONS = [
+  'channels',
+  'columns',
+  'cellSize',
+  'upsample',
+  'normalize',
+  'labels',
+  'gap',
+  'background',
+  'batchIndex',
+  'colormap',
+] as const;
+const MAX_CANVAS_PIXELS = 100_000_000;
+const FONT_FAMILY = "'DejaVu Sans', Verdana, Arial, sans-serif";
+// DejaVu Sans advances: digits 0.636 em, most lowercase 0.55-0.63 em; estimate wide to avoid clipping.
+const EM_PER_CHAR = 0.64;
+
+function compareScores(a: RankedChannel, b: RankedChannel): number {
+  const an = Number.isNaN(a.score);
+  const bn = Number.isNaN(b.score);
+  if (an !== bn) return an ? 1 : -1;
+  if (a.score !== b.score && !an) return b.score - a.score;
+  return a.channel - b.channel;
+}
+
+/** Channels ordered by their maximum (or mean) activation, highest first; ties by channel index. */
+export function rankChannels(capture: FeatureMaps, options: RankOptions = {}): RankedChannel[] {
+  const dims = checkCapture(capture);
+  if (options === null || typeof options !== 'object') throw invalidParameter('rankChannels options', 'an object', options);
+  checkKnownKeys('rankChannels', options, ['by', 'k', 'batchIndex']);
+  const by = options.by ?? 'max';
+  if (by !== 'max' && by !== 'mean') throw invalidParameter('by', "'max' or 'mean'", by);
+  const k = options.k ?? dims.c;
+  if (!Number.isInteger(k) || k < 1 || k > dims.c) {
+    throw invalidParameter('k', `an integer from 1 to ${dims.c} (the layer's channel count)`, k);
+  }
+  const b = checkBatchIndex(options.batchIndex, dims);
+  const ranked: RankedChannel[] = [];
+  for (let ch = 0; ch < dims.c; ch++) {
+    const s = planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch);
+    ranked.push({ channel: ch, score: by === 'max' ? s.max : s.mean, maxAt: s.maxAt, max: s.max, mean: s.mean });
+  }
+  return ranked.sort(compareScores).slice(0, k);
+}
+
+interface Selected {
+  channels: number[];
+  metric: RankBy;
+}
+
+function selectChannels(capture: FeatureMaps, dims: CaptureDims, selection: unknown, batchIndex: number): Selected {
+  if (selection === undefined) {
+    return { channels: range(Math.min(16, dims.c)), metric: 'max' };
+  }
+  if (typeof selection === 'number') {
+    if (!Number.isInteger(selection) || selection < 1 || selection > dims.c) {
+      throw invalidParameter('channels', `a count from 1 to ${dims.c} (the layer's channel count)`, selection);
+    }
+    return { channels: range(selection), metric: 'max' };
+  }
+  if (Array.isArray(selection)) {
+    if (selection.length === 0) throw invalidParameter('channels', 'a non-empty list of channel indices', selection);
+    for (const ch of selection) {
+      if (!Number.isInteger(ch) || ch < 0 || ch >= dims.c) {
+        throw invalidParameter('channels', `channel indices from 0 to ${dims.c - 1}`, ch);
+      }
+    }
+    return { channels: [...selection], metric: 'max' };
+  }
+  if (selection !== null && typeof selection === 'object' && 'top' in selection) {
+    const { top, by, ...rest } = selection as { top: number; by?: RankBy };
+    checkKnownKeys('channels', rest, []);
+    const ranked = rankChannels(capture, { k: top, by, batchIndex });
+    return { channels: ranked.map((r) => r.channel), metric: by ?? 'max' };
+  }
+  throw invalidParameter('channels', 'a count, { top: k, by: "max" | "mean" }, or a list of channel indices', selection);
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function checkInt(option: string, value: unknown, min: number, max: number, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+    throw invalidParameter(option, `an integer from ${min} to ${max}`, value);
+  }
+  return v as number;
+}
+
+/** Short, fixed-width-ish number text: 3.41, 12.3, 187, 1.2e-3. */
+export function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a < 0.01 || a >= 1e5) return v.toExponential(1);
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+interface LabelPlan {
+  /** Lines per cell. */
+  lines: (cell: GridCell, metricValue: number) => string[];
+  fontSize: number;
+  lineHeight: number;
+  height: number;
+}
+
+/** Pick the most informative label form that fits the cell width at a readable size (>= 9 px). */
+function planLabels(cells: GridCell[], metric: RankBy, metricOf: (c: GridCell) => number, cellWidth: number): LabelPlan | null {
+  const forms: Array<(c: GridCell, v: number) => string[]> = [
+    (c, v) => [`ch ${c.channel} · ${metric} ${formatValue(v)}`],
+    (c, v) => [`ch ${c.channel}`, `${metric} ${formatValue(v)}`],
+    (c) => [`ch ${c.channel}`],
+    (c) => [`${c.channel}`],
+  ];
+  const preferred = Math.max(9, Math.min(14, Math.round(cellWidth / 11)));
+  for (const form of forms) {
+    const longest = Math.max(...cells.map((c) => Math.max(...form(c, metricOf(c)).map((l) => l.length))));
+    for (let size = preferred; size >= 9; size--) {
+      if (longest * EM_PER_CHAR * size <= cellWidth - 2) {
+        const lineHeight = Math.ceil(size * 1.3);
+        const count = form(cells[0], metricOf(cells[0])).length;
+        return { lines: form, fontSize: size, lineHeight, height: count * lineHeight + Math.ceil(size * 0.5) };
+      }
+    }
+  }
+  return null; // cells too narrow for any text
+}
+
+/**
+ * Render channels of one image of a capture as a PNG grid. Each cell keeps the map's aspect
+ * ratio; `layout` says which channel sits where and which values its colours span.
+ */
+export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGridOptions = {}): Promise<ChannelGrid> {
+  const dims = checkCapture(capture);
+  if (options === null || typeof options !== 'object') throw invalidParameter('renderChannelGrid options', 'an object', options);
+  checkKnownKeys('renderChannelGrid', options, GRID_OPTIONS);
+  const batchIndex = checkBatchIndex(options.batchIndex, dims);
+  const colormap = checkColormap(options.colormap ?? 'viridis');
+  const upsample = options.upsample ?? 'nearest';
+  if (upsample !== 'nearest' && upsample !== 'bilinear') throw invalidParameter('upsample', "'nearest' or 'bilinear'", upsample);
+  const normalize = options.normalize ?? 'channel';
+  if (normalize !== 'channel' && normalize !== 'shared') throw invalidParameter('normalize', "'channel' or 'shared'", normalize);
+  const labels = options.labels ?? true;
+  if (typeof labels !== 'boolean') throw invalidParameter('labels', 'a boolean', labels);
+  const gap = checkInt('gap', options.gap, 0, 256, 4);
+  const background = parseColor(options.background ?? '#ffffff', 'background');
+  const { channels, metric } = selectChannels(capture, dims, options.channels, batchIndex);
+  const columns = Math.min(checkInt('columns', options.columns, 1, 1024, Math.ceil(Math.sqrt(channels.length))), channels.length);
+  const longer = Math.max(dims.h, dims.w);
+  const cellSize = checkInt('cellSize', options.cellSize, 1, 4096, longer * Math.max(1, Math.ceil(128 / longer)));
+  const cellW = dims.w >= dims.h ? cellSize : Math.max(1, Math.round((cellSize * dims.w) / dims.h));
+  const cellH = dims.h >= dims.w ? cellSize : Math.max(1, Math.round((cellSize * dims.h) / dims.w));
+
+  const stats: ChannelStats[] = channels.map((ch) => planeStats(channelPlane(capture.data, dims, batchIndex, ch), dims.w, ch));
+  let sharedMin = Infinity;
+  let sharedMax = -Infinity;
+  for (const s of stats) {
+    if (s.min < sharedMin) sharedMin = s.min;
+    if (s.max > sharedMax) sharedMax = s.max;
+  }
+  const cells: GridCell[] = stats.map((s) => ({
+    channel: s.channel,
+    x: 0,
+    y: 0,
+    width: cellW,
+    height: cellH,
+    min: s.min,
+    max: s.max,
+    mean: s.mean,
+    vmin: normalize === 'shared' ? sharedMin : s.min,
+    vmax: normalize === 'shared' ? sharedMax : s.max,
+  }));
+  const metricOf = (c: GridCell) => (metric === 'mean' ? c.mean : c.max);
+  const plan = labels ? planLabels(cells, metric, metricOf, cellW) : null;
+  const labelH = plan ? plan.height : 0;
+
+  const rows = Math.ceil(channels.length / columns);
+  const width = columns * cellW + (columns + 1) * gap;
+  const height = rows * (cellH + labelH) + (rows + 1) * gap;
+  if (width * height > MAX_CANVAS_PIXELS) {
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `A ${width}x${height} grid is above the ${MAX_CANVAS_PIXELS}-pixel limit; use fewer channels or a smaller cellSize`,
+    );
+  }
+
+  const canvas = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    canvas[i * 3] = background[0];
+    canvas[i * 3 + 1] = background[1];
+    canvas[i * 3 + 2] = background[2];
+  }
+  cells.forEach((cell, i) => {
+    cell.x = gap + (i % columns) * (cellW + gap);
+    cell.y = gap + Math.floor(i / columns) * (cellH + labelH + gap);
+    const plane = channelPlane(capture.data, dims, batchIndex, cell.channel);
+    const up = resampleMap(plane, dims.w, dims.h, cellW, cellH, upsample);
+    const rgb = applyColormap(up, cell.vmin, cell.vmax, colormap);
+    for (let y = 0; y < cellH; y++) {
+      canvas.set(rgb.subarray(y * cellW * 3, (y + 1) * cellW * 3), ((cell.y + y) * width + cell.x) * 3);
+    }
+  });
+
+  const image = sharp(canvas, { raw: { width, height, channels: 3 } });
+  if (plan) {
+    const textColour = luminance(background) > 0.5 ? '#1a1a1a' : '#f0f0f0';
+    const texts = cells.flatMap((cell) =>
+      plan.lines(cell, metricOf(cell)).map(
+        (line, l) =>
+          `<text x="${cell.x + cellW / 2}" y="${cell.y + cellH + (l + 1) * plan.lineHeight}">${escapeXml(line)}</text>`,
+      ),
+    );
+    const svg =
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+      `<g font-family="${FONT_FAMILY}" font-size="${plan.fontSize}" fill="${textColour}" text-anchor="middle">` +
+      texts.join('') +
+      '</g></svg>';
+    image.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
+  }
+  const png = await image.removeAlpha().png({ compressionLevel: 6 }).toBuffer();
+  return { png, width, height, layout: cells };
+}

@@ -1,0 +1,45 @@
+// featscope's native addon: exports load(), the NativeModel class, CUDA queries and versions.
+// The raw surface is typed once in lib/native.ts; the public API wraps it.
+#include <napi.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include "errors.h"
+#include "model.h"
+#include "tensor_bridge.h"
+
+namespace featscope {
+
+static Napi::Value CudaAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
+
+static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), torch::cuda::is_available() ? static_cast<double>(torch::cuda::device_count()) : 0.0);
+}
+
+static Napi::Value Versions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("libtorch", TORCH_VERSION);
+  o.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
+  o.Set("threads", at::get_num_threads());
+  o.Set("parallel", at::get_parallel_info());
+  return o;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitTensorBridge(env);
+  InitWorkers(env);
+  env.AddCleanupHook(ReleaseErrorClass);
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
+  exports.Set("load", Napi::Function::New(env, LoadModel));
+  exports.Set("NativeModel", ModelWrap::Init(env));
+  exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
+  exports.Set("versions", Napi::Function::New(env, Versions));
+  return exports;
+}
+
+}  // namespace featscope
+
+NODE_API_MODULE(featscope, featscope::Init)

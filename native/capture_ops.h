@@ -1,0 +1,29 @@
+// Reductions applied to a capture on its device before the one copy to the host, so a grid of
+// the top 16 channels of a 512-channel layer copies 16 maps, not 512.
+#pragma once
+#include <napi.h>
+#include <torch/script.h>
+
+#include <vector>
+
+namespace featscope {
+
+struct ReduceSpec {
+  std::vector<int64_t> channels;  // explicit channel list (empty: all)
+  int64_t topK = 0;               // > 0: the k channels with the highest score, per image
+  bool topByMean = false;         // score: spatial mean (else spatial max)
+  int64_t maxSize = 0;            // > 0: area-downsample maps so that max(H, W) <= maxSize
+  bool stats = false;             // per-channel max, mean and argmax over all channels
+};
+
+struct ReducedCapture {
+  at::Tensor tensor;       // host float32
+  at::Tensor channels;     // host int32 [N, k] when channels were selected
+  at::Tensor statsMax, statsMean, statsArgmax;  // host [N, C]
+};
+
+ReducedCapture reduceCapture(const at::Tensor& x, const ReduceSpec& spec, bool* usedDevice);
+ReduceSpec readReduceSpec(Napi::Env env, Napi::Value v);
+Napi::Int32Array int32ToJs(Napi::Env env, const at::Tensor& t);
+
+}  // namespace featscope

@@ -1,0 +1,64 @@
+#include "errors.h"
+
+#include <c10/util/Exception.h>
+
+namespace featscope {
+
+namespace {
+Napi::FunctionReference* errorClass = nullptr;
+
+std::string firstLines(const std::string& s) {
+  // c10 messages end with C++ frames in debug builds; keep the message proper.
+  auto pos = s.find("\nException raised from");
+  std::string out = pos == std::string::npos ? s : s.substr(0, pos);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+}  // namespace
+
+ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, const std::string& context) {
+  std::string prefix = context.empty() ? "" : context + ": ";
+  try {
+    std::rethrow_exception(ep);
+  } catch (const FsError& e) {
+    return {e.code, e.what()};
+  } catch (const c10::Error& e) {
+    std::string msg = firstLines(e.what_without_backtrace());
+    if (msg.find("out of memory") != std::string::npos && msg.find("CUDA") != std::string::npos) {
+      return {"CUDA_OOM", prefix + "CUDA out of memory. Use a smaller batch, capture fewer layers or reduce them on the GPU "
+                                   "(channels / maxSize options), or free GPU memory used by other processes. The model stays usable. "
+                                   "libtorch said: " + msg};
+    }
+    return {fallbackCode, prefix + msg};
+  } catch (const std::bad_alloc&) {
+    return {"OUT_OF_MEMORY", prefix + "out of host memory"};
+  } catch (const std::exception& e) {
+    return {fallbackCode, prefix + firstLines(e.what())};
+  } catch (...) {
+    return {fallbackCode, prefix + "unknown native error"};
+  }
+}
+
+Napi::Error makeJsError(Napi::Env env, const std::string& code, const std::string& message) {
+  if (errorClass != nullptr && !errorClass->IsEmpty()) {
+    Napi::Object err = errorClass->New({Napi::String::New(env, code), Napi::String::New(env, message)});
+    return Napi::Error(env, err);
+  }
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass expects a class");
+  delete errorClass;
+  errorClass = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  return info.Env().Undefined();
+}
+
+void ReleaseErrorClass() {
+  delete errorClass;
+  errorClass = nullptr;
+}
+
+}  // namespace featscope

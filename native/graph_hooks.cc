@@ -1,0 +1,209 @@
+#include "graph_hooks.h"
+
+#include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <map>
+#include <regex>
+#include <unordered_map>
+
+#include "errors.h"
+
+namespace featscope {
+
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+namespace prim = c10::prim;
+namespace attr = c10::attr;
+
+namespace {
+
+// A traced module called twice is called as `forward`, then `forward1`, ...: each is a call.
+// Helper methods (`_forward_impl`, `_conv_forward`) are not calls of the module.
+bool isForwardMethod(const std::string& m) {
+  if (m.rfind("forward", 0) != 0) return false;
+  for (size_t i = 7; i < m.size(); ++i)
+    if (m[i] < '0' || m[i] > '9') return false;
+  return true;
+}
+
+std::string joinPath(const std::string& parent, const std::string& child) {
+  return parent.empty() ? child : parent + "." + child;
+}
+
+// True if `ancestor` is a strict ancestor of `path` in the module tree ("" is the root).
+bool isStrictAncestor(const std::string& ancestor, const std::string& path) {
+  if (ancestor.empty()) return !path.empty();
+  return path.size() > ancestor.size() && path.compare(0, ancestor.size(), ancestor) == 0 && path[ancestor.size()] == '.';
+}
+
+struct Walker {
+  const std::set<std::string>& wanted;
+  bool recordCaptures;  // false: only count calls (listLayers)
+  Graph* graph;
+  std::unordered_map<Value*, std::string> paths;  // values that hold a module -> its path
+  std::map<std::string, int> callCount;
+  std::map<std::string, int> firstCall;
+  int callSeq = 0;
+  struct Pending {
+    Node* clone;  // aten::clone inserted right after the call: the capture point
+    CaptureSlot slot;
+  };
+  std::vector<Pending> captures;
+
+  bool hasWantedDescendant(const std::string& path) const {
+    // wanted is ordered: the first name >= path+"." tells.
+    if (path.empty()) return !wanted.empty();
+    auto it = wanted.lower_bound(path + ".");
+    return it != wanted.end() && isStrictAncestor(path, *it);
+  }
+
+  void walk(Block* block, int depth) {
+    Node* n = block->nodes().front();
+    while (n != block->return_node()) {
+      if (n->kind() == prim::GetAttr) {
+        auto it = paths.find(n->input(0));
+        if (it != paths.end()) {
+          auto ct = n->output()->type()->cast<c10::ClassType>();
+          if (ct && ct->is_module()) paths[n->output()] = joinPath(it->second, n->s(attr::name));
+        }
+      } else if (n->kind() == prim::CallMethod) {
+        auto it = paths.find(n->input(0));
+        if (it != paths.end()) {
+          const std::string path = it->second;
+          const std::string method = n->s(attr::name);
+          const bool isCall = isForwardMethod(method) && !path.empty();
+          if (isCall) {
+            int k = callCount[path]++;
+            if (!firstCall.count(path)) firstCall[path] = callSeq;
+            ++callSeq;
+            if (recordCaptures && wanted.count(path)) {
+              if (depth > 0)
+                throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path +
+                                                       ": the model calls it inside control flow (if/loop), which featscope does not hook yet");
+              if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get()))
+                throw FsError("LAYER_OUTPUT_NOT_TENSOR", "cannot capture " + path + ": its forward returns " +
+                                                             (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
+                                                             ", not a Tensor; hook one of its submodules instead");
+              torch::jit::WithInsertPoint ip(n->next());
+              Value* c = graph->insert(c10::aten::clone, {n->output()});
+              captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}});
+            }
+          }
+          // Inline calls on the way to a wanted module: a wanted descendant's call, or a helper
+          // method (ResNet's _forward_impl) of a module that is wanted or holds wanted ones.
+          const bool onPath = hasWantedDescendant(path) || (!isCall && wanted.count(path));
+          if (onPath) {
+            auto ct = n->input(0)->type()->expect<c10::ClassType>();
+            auto& fn = torch::jit::toGraphFunction(ct->getMethod(method));
+            Node* prev = n->prev();
+            // Pass the callee's own graph: the default inlines its *optimized* graph, in which the
+            // nested module calls (and so the captures) are already gone.
+            torch::jit::inlineCallTo(n, &fn, fn.graph().get());
+            n = prev->next();
+            continue;
+          }
+        }
+      }
+      for (Block* b : n->blocks()) walk(b, depth + 1);
+      n = n->next();
+    }
+  }
+};
+
+}  // namespace
+
+std::string moduleTypeName(const torch::jit::Module& m) {
+  auto qn = m.type()->name();
+  return qn ? qn->name() : "Module";
+}
+
+HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace) {
+  auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
+  std::shared_ptr<Graph> graph = forward.graph()->copy();
+
+  Walker w{wanted, true, graph.get()};
+  w.paths[graph->inputs().at(0)] = "";
+  w.walk(graph->block(), 0);
+
+  if (w.callSeq == 0)
+    throw FsError("MODEL_FROZEN",
+                  "the model's forward calls no submodules (it was frozen with torch.jit.freeze or optimize_for_inference, "
+                  "or has none), so there is nothing to hook; export it without freezing (scripts/export-model.py)");
+  for (const auto& name : wanted)
+    if (!w.callCount.count(name))
+      throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no output to capture");
+
+  // Return (original output, captures...) as one tuple.
+  {
+    std::vector<Value*> outs{graph->outputs().at(0)};
+    for (auto& p : w.captures) outs.push_back(p.clone->output());
+    torch::jit::WithInsertPoint ip(graph->return_node());
+    Node* tup = graph->insertNode(graph->createTuple(outs));
+    graph->eraseOutput(0);
+    graph->registerOutput(tup->output());
+  }
+  torch::jit::Inline(*graph);
+
+  // A capture is the module's output when its forward returned. Keep the clone only where a later
+  // op writes to the value or an alias of it (ResNet's relu_ right after bn1, `out += identity`).
+  std::vector<Node*> drop;
+  bool mutatesInput = false;
+  {
+    torch::jit::AliasDb db(graph);
+    for (Node* n : graph->nodes())
+      if (db.writesToAlias(n, {graph->inputs().at(1)})) mutatesInput = true;
+    for (auto& p : w.captures) {
+      Value* v = p.clone->input(0);
+      bool written = false;
+      if (guardInPlace)
+        for (Node* n = p.clone->next(); n != graph->return_node() && !written; n = n->next())
+          written = db.writesToAlias(n, {v});
+      if (!written) drop.push_back(p.clone);
+    }
+  }
+  for (Node* c : drop) {
+    c->output()->replaceAllUsesWith(c->input(0));
+    c->destroy();
+  }
+
+  HookedForward hf;
+  hf.mutatesInput = mutatesInput;
+  for (auto& p : w.captures) hf.slots.push_back(p.slot);
+  hf.fn = std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("featscope.hooked_forward"), graph, nullptr);
+  return hf;
+}
+
+std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
+  std::set<std::string> all;
+  std::vector<std::pair<std::string, std::string>> modules;  // name, type in definition order
+  for (const auto& nm : module.named_modules()) {
+    if (nm.name.empty()) continue;
+    all.insert(nm.name);
+    modules.emplace_back(nm.name, moduleTypeName(nm.value));
+  }
+  auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
+  std::shared_ptr<Graph> graph = forward.graph()->copy();
+  Walker w{all, false, graph.get()};
+  w.paths[graph->inputs().at(0)] = "";
+  w.walk(graph->block(), 0);
+
+  std::vector<LayerInfo> out;
+  for (auto& [name, type] : modules) {
+    auto it = w.callCount.find(name);
+    out.push_back({name, type, it == w.callCount.end() ? 0 : it->second, w.firstCall.count(name) ? w.firstCall[name] : -1});
+  }
+  // Call order: a module appears where it is first called. A container is "called" before its
+  // children, which matches the order of Python's forward hooks firing on entry (pre-hooks);
+  // never-called modules go last, in definition order.
+  std::stable_sort(out.begin(), out.end(), [](const LayerInfo& a, const LayerInfo& b) {
+    int ao = a.order < 0 ? INT32_MAX : a.order, bo = b.order < 0 ? INT32_MAX : b.order;
+    return ao < bo;
+  });
+  return out;
+}
+
+}  // namespace featscope

@@ -1,0 +1,48 @@
+// Forward hooks for TorchScript modules, made by rewriting the forward graph.
+//
+// libtorch has no runtime hook API for scripted or traced modules. We copy the module's forward
+// graph, inline exactly the calls that lie on the path to a wanted submodule, take the output of
+// each wanted submodule's forward call, and return (model output, captures...) as one tuple.
+// The result runs as a standalone GraphFunction with the original module object as `self`.
+#pragma once
+#include <torch/script.h>
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace featscope {
+
+// One capture slot of a hooked forward: the k-th call of a submodule.
+struct CaptureSlot {
+  std::string layer;  // qualified module name, e.g. "layer1.0.relu"
+  int call;           // 0-based call index in graph order
+  std::string name;   // "layer1.0.relu" for call 0, "layer1.0.relu#1" for call 1
+};
+
+struct HookedForward {
+  std::shared_ptr<torch::jit::GraphFunction> fn;
+  std::vector<CaptureSlot> slots;  // tuple elements 1..n, in graph order
+  bool mutatesInput = false;       // the graph writes to its input in place (then it gets a copy)
+};
+
+struct LayerInfo {
+  std::string name;
+  std::string type;  // class name without module path or mangling: Conv2d, BasicBlock, ...
+  int calls;         // how many times one forward calls it
+  int order;         // position of its first call (-1 if never called)
+};
+
+// Builds the hooked forward for `wanted` module names (all must exist). `guardInPlace` clones a
+// capture where a later in-place op would change it (forward semantics of Python hooks); pass
+// false when gradients of the captures are needed (a clone would cut them off from the graph).
+HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace);
+
+// Every submodule with its type and call count, in call order (never-called ones last).
+std::vector<LayerInfo> listLayers(const torch::jit::Module& module);
+
+std::string moduleTypeName(const torch::jit::Module& m);
+
+}  // namespace featscope

@@ -1,0 +1,432 @@
+#include "model.h"
+
+#include <torch/cuda.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "capture_ops.h"
+#include "errors.h"
+#include "tensor_bridge.h"
+#include "workers.h"
+
+namespace featscope {
+
+void InitWorkersCleanup(Napi::Env env);
+void InitWorkers(Napi::Env env) { InitWorkersCleanup(env); }
+
+// ---------------------------------------------------------------------------------------------
+// ModelState
+
+std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& names, bool guardInPlace) {
+  std::string key = guardInPlace ? "f|" : "g|";
+  for (const auto& n : names) key += n + "\n";
+  std::lock_guard<std::mutex> lock(cacheMutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace));
+  cache.emplace(key, hf);
+  return hf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+static c10::Device parseDevice(const std::string& spec) {
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  const bool cuda = torch::cuda::is_available();
+  const int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (spec == "auto") return cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (spec.size() > 5) {
+      try {
+        size_t used = 0;
+        index = std::stoi(spec.substr(5), &used);
+        if (used != spec.size() - 5 || index < 0) throw std::invalid_argument(spec);
+      } catch (const std::exception&) {
+        throw FsError("INVALID_ARGUMENT", "device " + spec + " is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'");
+      }
+    }
+    if (!cuda)
+      throw FsError("CUDA_UNAVAILABLE", "device " + spec + " asked for, but this libtorch sees no CUDA device (" +
+                                             std::string(torch::cuda::is_available() ? "" : "CPU-only build or no GPU/driver") +
+                                             "); use device 'cpu' or 'auto', or build featscope against a CUDA libtorch");
+    if (index >= count)
+      throw FsError("CUDA_DEVICE_NOT_FOUND", "device " + spec + " does not exist: this machine has " + std::to_string(count) +
+                                                 " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw FsError("INVALID_ARGUMENT", "device " + spec + " is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'");
+}
+
+class LoadWorker : public FsWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, std::string device, bool exact)
+      : FsWorker(env, "featscope.load", "MODEL_INVALID"), path_(std::move(path)), deviceSpec_(std::move(device)), exact_(exact) {}
+
+ protected:
+  void Run() override {
+    auto st = std::make_shared<ModelState>();
+    st->device = parseDevice(deviceSpec_);
+    st->path = path_;
+    st->exactPrecision = exact_;
+    torch::jit::ExtraFilesMap extra{{"featscope.json", ""}};
+    try {
+      st->module = torch::jit::load(path_, st->device, extra);
+    } catch (const c10::Error& e) {
+      std::string msg = e.what_without_backtrace();
+      std::string hint = "it is not a TorchScript file (export one with torch.jit.script or torch.jit.trace, then torch.jit.save; "
+                         "scripts/export-model.py does this)";
+      if (msg.find("constants.pkl") != std::string::npos || msg.find("code/") != std::string::npos || msg.find("data.pkl") != std::string::npos)
+        hint = "it looks like a checkpoint saved with torch.save (a state_dict or pickled model), not TorchScript; "
+               "load it into the model in Python and export TorchScript (scripts/export-model.py --weights FILE.pth)";
+      else if (msg.find("central directory") != std::string::npos || msg.find("zip archive") != std::string::npos)
+        hint = "it is not a TorchScript archive, or the file is truncated or corrupt; export it again (scripts/export-model.py)";
+      auto nl = msg.find('\n');
+      throw FsError("MODEL_INVALID", "cannot load model " + path_ + ": " + hint + " [libtorch: " + msg.substr(0, nl) + "]");
+    }
+    st->module.eval();
+    st->metadata = extra["featscope.json"];
+    if (!st->module.find_method("forward"))
+      throw FsError("MODEL_INVALID", "model " + path_ + " has no forward method");
+    st->layers = listLayers(st->module);
+    for (const auto& l : st->layers) st->layerNames.insert(l.name);
+    state_ = st;
+  }
+  Napi::Value Result() override { return ModelWrap::NewInstance(Env(), state_); }
+
+ private:
+  std::string path_, deviceSpec_;
+  bool exact_;
+  std::shared_ptr<ModelState> state_;
+};
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString())
+    throw makeJsError(env, "INVALID_ARGUMENT", "load(path: string, device: string, precision?: string)");
+  bool exact = info[2].IsString() && info[2].As<Napi::String>().Utf8Value() == "exact";
+  auto* w = new LoadWorker(env, info[0].As<Napi::String>(), info[1].As<Napi::String>(), exact);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward with captures
+
+namespace {
+
+struct CaptureOut {
+  CaptureSlot slot;
+  ReducedCapture r;
+};
+
+void applyPrecision(const ModelState& st) {
+  if (!st.device.is_cuda()) return;
+  // TF32 is a process-wide switch in libtorch; it is set per forward from the model's policy.
+  at::globalContext().setAllowTF32CuDNN(!st.exactPrecision);
+  at::globalContext().setAllowTF32CuBLAS(!st.exactPrecision);
+}
+
+at::Tensor inputTensor(const ModelState& st, float* data, const std::vector<int64_t>& shape, bool mutates) {
+  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
+  if (st.device.is_cuda()) return t.to(st.device, /*non_blocking=*/false);
+  // CPU: the forward reads the caller's Float32Array in place, unless the graph writes to its input.
+  return mutates ? t.clone() : t;
+}
+
+}  // namespace
+
+class ForwardWorker : public FsWorker {
+ public:
+  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
+                std::set<std::string> names, ReduceSpec reduce)
+      : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
+        st_(std::move(st)),
+        inputRef_(Napi::Persistent(input)),
+        data_(input.Data()),
+        shape_(std::move(shape)),
+        names_(std::move(names)),
+        reduce_(std::move(reduce)) {}
+
+ protected:
+  void Run() override {
+    c10::InferenceMode guard;
+    auto hf = st_->hooked(names_, true);
+    applyPrecision(*st_);
+    at::Tensor x = inputTensor(*st_, data_, shape_, hf->mutatesInput);
+    torch::jit::Stack stack{st_->module._ivalue(), x};
+    hf->fn->run(stack);
+    auto tuple = stack.back().toTuple();
+    const auto& el = tuple->elements();
+    bool usedDevice = false;
+    if (el[0].isTensor()) {
+      output_ = toHostFloat(el[0].toTensor(), &usedDevice);
+    } else {
+      outputType_ = el[0].tagKind();
+    }
+    for (size_t i = 0; i < hf->slots.size(); ++i) {
+      captures_.push_back({hf->slots[i], reduceCapture(el[i + 1].toTensor(), reduce_, &usedDevice)});
+    }
+    if (usedDevice) torch::cuda::synchronize(st_->device.index());
+  }
+
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    TensorExporter ex(env);
+    Napi::Object res = Napi::Object::New(env);
+    if (output_.defined()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("shape", shapeToJs(env, output_.sizes()));
+      o.Set("data", ex.toFloat32Array(output_));
+      res.Set("output", o);
+    } else {
+      res.Set("output", env.Null());
+      res.Set("outputType", outputType_);
+    }
+    Napi::Array caps = Napi::Array::New(env, captures_.size());
+    for (size_t i = 0; i < captures_.size(); ++i) {
+      const auto& c = captures_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", c.slot.name);
+      o.Set("layer", c.slot.layer);
+      o.Set("call", c.slot.call);
+      o.Set("shape", shapeToJs(env, c.r.tensor.sizes()));
+      o.Set("data", ex.toFloat32Array(c.r.tensor));
+      if (c.r.channels.defined()) o.Set("channels", int32ToJs(env, c.r.channels));
+      if (c.r.statsMax.defined()) {
+        Napi::Object s = Napi::Object::New(env);
+        s.Set("max", ex.toFloat32Array(c.r.statsMax));
+        s.Set("mean", ex.toFloat32Array(c.r.statsMean));
+        s.Set("argmax", int32ToJs(env, c.r.statsArgmax));
+        s.Set("shape", shapeToJs(env, c.r.statsMax.sizes()));
+        o.Set("stats", s);
+      }
+      caps.Set(i, o);
+    }
+    res.Set("captures", caps);
+    return res;
+  }
+
+ private:
+  std::shared_ptr<ModelState> st_;
+  Napi::ObjectReference inputRef_;  // keeps the input alive while a worker thread reads it
+  float* data_;
+  std::vector<int64_t> shape_;
+  std::set<std::string> names_;
+  ReduceSpec reduce_;
+  at::Tensor output_;
+  std::string outputType_;
+  std::vector<CaptureOut> captures_;
+};
+
+// Grad-CAM: gradients of the class score with respect to one layer's output, through the hooked
+// graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
+class GradCamWorker : public FsWorker {
+ public:
+  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
+                std::string layer, std::vector<int64_t> classes)
+      : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
+        st_(std::move(st)),
+        inputRef_(Napi::Persistent(input)),
+        data_(input.Data()),
+        shape_(std::move(shape)),
+        layer_(std::move(layer)),
+        classes_(std::move(classes)) {}
+
+ protected:
+  void Run() override {
+    auto hf = st_->hooked({layer_}, /*guardInPlace=*/false);
+    if (hf->slots.size() != 1)
+      throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer called once per forward; " + layer_ + " is called " +
+                                            std::to_string(hf->slots.size()) + " times (pick one of its calls' inner modules)");
+    torch::AutoGradMode grad(true);
+    applyPrecision(*st_);
+    at::Tensor x = torch::from_blob(data_, shape_, at::TensorOptions().dtype(at::kFloat)).to(st_->device, false, true);
+    x.requires_grad_(true);  // parameters may have been saved without requires_grad
+    torch::jit::Stack stack{st_->module._ivalue(), x};
+    hf->fn->run(stack);
+    auto tuple = stack.back().toTuple();
+    if (!tuple->elements()[0].isTensor() || tuple->elements()[0].toTensor().dim() != 2)
+      throw FsError("MODEL_OUTPUT_NOT_LOGITS", "Grad-CAM needs a model whose output is [N, classes] logits");
+    at::Tensor logits = tuple->elements()[0].toTensor();
+    at::Tensor A = tuple->elements()[1].toTensor();
+    if (A.dim() != 4) throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
+    const int64_t n = logits.size(0);
+    at::Tensor cls;
+    if (classes_.empty()) {
+      cls = logits.argmax(1);
+    } else {
+      if (static_cast<int64_t>(classes_.size()) != n && classes_.size() != 1)
+        throw FsError("INVALID_ARGUMENT", "Grad-CAM: give one target class or one per image (" + std::to_string(n) + ")");
+      std::vector<int64_t> c(n, classes_[0]);
+      if (classes_.size() == static_cast<size_t>(n)) c = classes_;
+      for (auto v : c)
+        if (v < 0 || v >= logits.size(1))
+          throw FsError("INVALID_ARGUMENT", "Grad-CAM: class " + std::to_string(v) + " is out of range 0.." + std::to_string(logits.size(1) - 1));
+      cls = torch::tensor(c, at::TensorOptions().dtype(at::kLong)).to(logits.device());
+    }
+    at::Tensor score = logits.gather(1, cls.view({n, 1})).sum();
+    at::Tensor g = torch::autograd::grad({score}, {A})[0];
+    at::Tensor alpha = g.mean({2, 3}, /*keepdim=*/true);
+    at::Tensor cam = at::relu((alpha * A).sum(1)).detach();
+    bool used = false;
+    cam_ = toHostFloat(cam, &used);
+    classes_out_ = toHostFloat(cls.to(at::kFloat), &used);
+    probs_ = toHostFloat(at::softmax(logits.detach(), 1).gather(1, cls.view({n, 1})).view({n}), &used);
+    if (used) torch::cuda::synchronize(st_->device.index());
+  }
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    TensorExporter ex(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("shape", shapeToJs(env, cam_.sizes()));
+    o.Set("data", ex.toFloat32Array(cam_));
+    o.Set("classes", ex.toFloat32Array(classes_out_));
+    o.Set("probabilities", ex.toFloat32Array(probs_));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<ModelState> st_;
+  Napi::ObjectReference inputRef_;
+  float* data_;
+  std::vector<int64_t> shape_;
+  std::string layer_;
+  std::vector<int64_t> classes_;
+  at::Tensor cam_, classes_out_, probs_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The JS class
+
+static Napi::FunctionReference* modelCtor = nullptr;
+
+Napi::Function ModelWrap::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeModel",
+                                 {InstanceMethod("layers", &ModelWrap::Layers), InstanceMethod("info", &ModelWrap::Info),
+                                  InstanceMethod("forward", &ModelWrap::Forward), InstanceMethod("gradcam", &ModelWrap::GradCam),
+                                  InstanceMethod("dispose", &ModelWrap::Dispose)});
+  modelCtor = new Napi::FunctionReference(Napi::Persistent(f));
+  env.AddCleanupHook([] {
+    delete modelCtor;
+    modelCtor = nullptr;
+  });
+  return f;
+}
+
+Napi::Object ModelWrap::NewInstance(Napi::Env env, std::shared_ptr<ModelState> state) {
+  Napi::Object o = modelCtor->New({Napi::External<std::shared_ptr<ModelState>>::New(env, &state)});
+  return o;
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw makeJsError(info.Env(), "INVALID_ARGUMENT", "NativeModel is created by load(), not with new");
+  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+}
+
+std::shared_ptr<ModelState> ModelWrap::live(Napi::Env env) {
+  if (!state_) throw makeJsError(env, "MODEL_DISPOSED", "this model was disposed; load it again with loadModel()");
+  return state_;
+}
+
+Napi::Value ModelWrap::Layers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  Napi::Array a = Napi::Array::New(env, st->layers.size());
+  for (size_t i = 0; i < st->layers.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", st->layers[i].name);
+    o.Set("type", st->layers[i].type);
+    o.Set("calls", st->layers[i].calls);
+    a.Set(i, o);
+  }
+  return a;
+}
+
+Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", st->path);
+  o.Set("device", st->device.str());
+  o.Set("type", moduleTypeName(st->module));
+  o.Set("metadata", st->metadata);
+  o.Set("precision", st->exactPrecision ? "exact" : "fast");
+  return o;
+}
+
+static std::vector<int64_t> readShape(Napi::Env env, Napi::Value v) {
+  if (!v.IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> s;
+  for (uint32_t i = 0; i < a.Length(); ++i) s.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  return s;
+}
+
+static Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  int64_t n = 1;
+  for (auto d : shape) {
+    if (d <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
+    n *= d;
+  }
+  if (static_cast<int64_t>(a.ElementLength()) != n)
+    throw makeJsError(env, "INVALID_INPUT", "input data has " + std::to_string(a.ElementLength()) + " values but its shape needs " + std::to_string(n));
+  return a;
+}
+
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  auto shape = readShape(env, info[1]);
+  Napi::Float32Array input = readInput(env, info[0], shape);
+  std::set<std::string> names;
+  if (info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      std::string n = a.Get(i).As<Napi::String>();
+      if (!st->layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
+      names.insert(n);
+    }
+  }
+  ReduceSpec reduce = readReduceSpec(env, info[3]);
+  auto* w = new ForwardWorker(env, st, input, std::move(shape), std::move(names), std::move(reduce));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  auto shape = readShape(env, info[1]);
+  Napi::Float32Array input = readInput(env, info[0], shape);
+  std::string layer = info[2].As<Napi::String>();
+  if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
+  std::vector<int64_t> classes;
+  if (info[3].IsArray()) {
+    Napi::Array a = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  }
+  auto* w = new GradCamWorker(env, st, input, std::move(shape), std::move(layer), std::move(classes));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// Running forwards hold their own reference to the state: they finish, and the module is freed
+// when the last of them is done.
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace featscope

@@ -1,0 +1,55 @@
+// The JS Model object: a loaded TorchScript module, its hooked forwards (cached per set of
+// layers), and the workers that run forwards off the event loop.
+#pragma once
+#include <napi.h>
+#include <torch/script.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "graph_hooks.h"
+
+namespace featscope {
+
+struct ModelState {
+  torch::jit::Module module;
+  c10::Device device{c10::kCPU};
+  std::string path;
+  std::string metadata;  // featscope.json extra file ("" when absent)
+  std::vector<LayerInfo> layers;
+  std::set<std::string> layerNames;
+  bool exactPrecision = false;
+
+  std::mutex cacheMutex;
+  std::map<std::string, std::shared_ptr<HookedForward>> cache;  // key: sorted names + mode
+
+  std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace);
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<ModelState> state);
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+
+ private:
+  std::shared_ptr<ModelState> state_;
+  std::shared_ptr<ModelState> live(Napi::Env env);
+
+  Napi::Value Layers(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value GradCam(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+};
+
+// load(path, device, precision) -> Promise<Model>
+Napi::Value LoadModel(const Napi::CallbackInfo& info);
+
+// Worker bookkeeping: environment teardown waits for running forwards before libtorch unloads.
+void InitWorkers(Napi::Env env);
+
+}  // namespace featscope

@@ -1,0 +1,87 @@
+#include "tensor_bridge.h"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_set>
+
+namespace featscope {
+
+namespace {
+std::atomic<bool> envClosing{false};
+std::mutex liveMutex;
+std::unordered_set<const void*> liveStorages;  // storages currently externalised to V8
+
+struct Holder {
+  c10::Storage storage;
+  size_t bytes;
+};
+
+void finalize(Napi::Env env, void* data, Holder* h) {
+  {
+    std::lock_guard<std::mutex> lock(liveMutex);
+    liveStorages.erase(data);
+  }
+  if (!envClosing.load()) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(h->bytes));
+  delete h;
+}
+}  // namespace
+
+void InitTensorBridge(Napi::Env env) {
+  napi_add_env_cleanup_hook(env, [](void*) { envClosing.store(true); }, nullptr);
+}
+
+at::Tensor toHostFloat(const at::Tensor& t, bool* usedDevice) {
+  if (t.is_cuda()) {
+    *usedDevice = true;
+    // One device-to-host copy, into pinned memory (libtorch's caching host allocator reuses the
+    // blocks), on the current stream; the caller synchronises once for all captures.
+    at::Tensor host = at::empty(t.sizes(), t.options().device(at::kCPU).dtype(at::kFloat).pinned_memory(true));
+    host.copy_(t, /*non_blocking=*/true);
+    return host;
+  }
+  return t.to(at::kFloat).contiguous();
+}
+
+Napi::Float32Array TensorExporter::toFloat32Array(const at::Tensor& in) {
+  at::Tensor t = in;
+  const void* base = t.storage().data();
+  Napi::ArrayBuffer ab;
+  for (auto& [ptr, buf] : seen_)
+    if (ptr == base) ab = buf;
+  if (ab.IsEmpty()) {
+    bool alreadyLive;
+    {
+      std::lock_guard<std::mutex> lock(liveMutex);
+      alreadyLive = liveStorages.count(base) > 0;
+    }
+    if (alreadyLive || t.storage().nbytes() == 0) {
+      // Memory JS already holds from an earlier call (a module that returns a parameter, say), or
+      // an empty tensor: hand over a fresh copy instead.
+      t = t.clone();
+      base = t.storage().data();
+    }
+    auto* h = new Holder{t.storage(), t.storage().nbytes()};
+    void* data = const_cast<void*>(base);
+    if (h->bytes == 0) {
+      delete h;
+      ab = Napi::ArrayBuffer::New(env_, 0);
+    } else {
+      ab = Napi::ArrayBuffer::New(env_, data, h->bytes, finalize, h);
+      {
+        std::lock_guard<std::mutex> lock(liveMutex);
+        liveStorages.insert(base);
+      }
+      Napi::MemoryManagement::AdjustExternalMemory(env_, static_cast<int64_t>(h->bytes));
+    }
+    seen_.emplace_back(base, ab);
+  }
+  return Napi::Float32Array::New(env_, t.numel(), ab, t.storage_offset() * sizeof(float));
+}
+
+Napi::Array shapeToJs(Napi::Env env, at::IntArrayRef sizes) {
+  Napi::Array a = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) a.Set(i, Napi::Number::New(env, static_cast<double>(sizes[i])));
+  return a;
+}
+
+}  // namespace featscope

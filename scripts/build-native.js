@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+'use strict';
+// The one build of record for the native addon: finds libtorch (scripts/find-libtorch.js), then
+// runs cmake-js on CMakeLists.txt. `npm run build:native` calls it directly; node-gyp-build's
+// install flow reaches it through binding.gyp. The addon lands in build/Release/featscope.node.
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { findLibtorch } = require('./find-libtorch');
+
+const root = path.resolve(__dirname, '..');
+const found = findLibtorch();
+if (found.error) {
+  console.error(found.error);
+  process.exit(1);
+}
+console.log(`featscope: building against ${found.source}\nfeatscope: TorchConfig.cmake in ${found.configDir}`);
+
+const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+const debug = process.env.FEATSCOPE_DEBUG === '1' || process.argv.includes('--debug');
+const sanitize = process.env.FEATSCOPE_SANITIZE || '';
+const args = [
+  cmakeJs, 'compile',
+  '--directory', root,
+  '--out', path.join(root, 'build', 'cmake'),
+  `--CDTorch_DIR=${found.configDir}`,
+  `--CDFEATSCOPE_TORCH_SOURCE=${found.source}`,
+  `--CDFEATSCOPE_OUTPUT_DIR=${path.join(root, 'build', 'Release')}`,
+];
+if (debug) args.push('--debug');
+if (sanitize) args.push(`--CDFEATSCOPE_SANITIZE=${sanitize}`);
+if (process.env.CMAKE_GENERATOR === 'Ninja' || process.argv.includes('--ninja')) args.push('--generator', 'Ninja');
+const parallel = process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(Math.max(1, require('os').availableParallelism?.() ?? 2));
+const r = spawnSync(process.execPath, args, {
+  cwd: root, stdio: 'inherit', env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: parallel },
+});
+if (r.status !== 0) {
+  console.error('featscope: native build failed (see above). Check that a C++17 compiler and cmake are installed, and that the libtorch found above matches this machine.');
+  process.exit(r.status || 1);
+}
