@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
+#include <ATen/Parallel.h>
 
 #include "errors.h"
 #include "model.h"
@@ -42,4 +43,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace featscope
 
-NODE_API_MODULE(featscope, featscope::Init)
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return featscope::Init(env, exports); }
+
+NODE_API_MODULE(featscope, InitAddon)

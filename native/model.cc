@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <torch/cuda.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/serialization/import.h>
 
@@ -147,7 +148,7 @@ class ForwardWorker : public FsWorker {
                 std::set<std::string> names, ReduceSpec reduce)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
-        inputRef_(Napi::Persistent(input)),
+        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
         data_(input.Data()),
         shape_(std::move(shape)),
         names_(std::move(names)),
@@ -232,7 +233,7 @@ class GradCamWorker : public FsWorker {
                 std::string layer, std::vector<int64_t> classes)
       : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
         st_(std::move(st)),
-        inputRef_(Napi::Persistent(input)),
+        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
         data_(input.Data()),
         shape_(std::move(shape)),
         layer_(std::move(layer)),

@@ -19,7 +19,7 @@ const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const debug = process.env.FEATSCOPE_DEBUG === '1' || process.argv.includes('--debug');
 const sanitize = process.env.FEATSCOPE_SANITIZE || '';
 const args = [
-  cmakeJs, 'compile',
+  cmakeJs, 'build',
   '--directory', root,
   '--out', path.join(root, 'build', 'cmake'),
   `--CDTorch_DIR=${found.configDir}`,
