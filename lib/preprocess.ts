@@ -150,7 +150,7 @@ function checkSource(item: unknown, where: string): void {
 function describeSource(item: ImageSource, index: number): string {
   if (typeof item === 'string') return item;
   const prefix = index >= 0 ? `input[${index}]` : 'input';
-  return `${prefix} (${describe(item)})`;
+  return `${prefix} (${Buffer.isBuffer(item) ? `a Buffer of ${item.length} bytes` : describe(item)})`;
 }
 
 interface RawImage {
@@ -216,14 +216,25 @@ async function decodeRGB(item: ImageSource, label: string, maxInputPixels: numbe
     return { data, width: info.width, height: info.height };
   } catch (err) {
     if (err instanceof FeatscopeError) throw err;
-    const reason = err instanceof Error ? err.message.trim() : String(err);
-    if (/pixel limit/i.test(reason)) throw tooLarge(name, 0, 0, maxInputPixels, err);
+    const reason = sharpReason(err);
+    if (/pixel limit/i.test(reason) && !isSharp(item)) {
+      // sharp refused at the header; read the header again without the limit to name the size.
+      const meta = await sharp(item, { limitInputPixels: false }).metadata().catch(() => undefined);
+      throw tooLarge(name, meta?.width ?? 0, meta?.pageHeight ?? meta?.height ?? 0, maxInputPixels, err);
+    }
     throw new FeatscopeError(
       'IMAGE_DECODE',
       `Cannot decode image ${name}: ${reason}. Expected a JPEG, PNG, WebP, GIF, TIFF or AVIF image that is not truncated or corrupt`,
       { cause: err },
     );
   }
+}
+
+/** sharp's message, with libvips' repeated warning lines folded into one line. */
+function sharpReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines = [...new Set(text.split('\n').map((l) => l.trim()).filter(Boolean))];
+  return lines.slice(0, 3).join('; ').replace(/\.$/, '');
 }
 
 function tooLarge(name: string, width: number, height: number, limit: number, cause?: unknown): FeatscopeError {
