@@ -4,6 +4,17 @@ export interface TensorInput {
   shape: [number, number, number, number] | number[];
 }
 
+/** Per-channel statistics computed on the model's device, over each channel's full map. */
+export interface ChannelStats {
+  /** [N, C] row-major: max of each channel's map. */
+  max: Float32Array;
+  /** [N, C]: mean of each channel's map. */
+  mean: Float32Array;
+  /** [N, C]: flat index (y * W + x) of each channel's maximum. */
+  argmax: Int32Array;
+  shape: number[];
+}
+
 /**
  * The output of one call of one submodule during a forward pass.
  * `name` is the layer's qualified name for its first call and `name#k` for call k (0-based), e.g.
@@ -15,4 +26,8 @@ export interface Capture {
   call: number;
   shape: number[];
   data: Float32Array;
+  /** When channels were selected (explicit list or top-k): [N, k] original channel indices. */
+  channels?: Int32Array;
+  /** With `stats: true`. */
+  stats?: ChannelStats;
 }

@@ -1,0 +1,379 @@
+/**
+ * The public model API: load a TorchScript model, list its layers, hook any of them and run
+ * forwards off the event loop. All validation happens here, before the addon is called.
+ */
+import * as fs from 'fs';
+import { types } from 'util';
+import { binding, NativeModel, NativeReduceOptions } from './native';
+import { FeatscopeError, checkKnownKeys, describe, invalidParameter } from './errors';
+import { Capture, TensorInput } from './types';
+import { ModelMetadata, parseMetadata } from './metadata';
+import { closest } from './suggest';
+
+export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface LoadOptions {
+  /** 'auto' (default) takes CUDA when libtorch sees a GPU, else the CPU. */
+  device?: DeviceSpec;
+  /** CUDA only: 'fast' (default) lets cuDNN/cuBLAS use TF32; 'exact' keeps full fp32. */
+  precision?: 'fast' | 'exact';
+}
+
+export interface LayerInfo {
+  /** Qualified module name, as in Python's named_modules(). */
+  name: string;
+  /** Class name: Conv2d, BatchNorm2d, ReLU, BasicBlock, Sequential, ... */
+  type: string;
+  /** How many times one forward calls it (ResNet's shared ReLU: 2; an unused module: 0). */
+  calls: number;
+  /** With `inputSize`: the output shape of each call, for a batch of one. */
+  outputShapes?: number[][];
+}
+
+/** Reductions done on the model's device before the copy to JS (CPU too). */
+export interface CaptureOptions {
+  /** Keep only these channels (a list), or the top k per image by spatial max or mean. */
+  channels?: number[] | { top: number; by?: 'max' | 'mean' };
+  /** Area-downsample maps so that max(height, width) <= maxSize. */
+  maxSize?: number;
+  /** Per-channel max, mean and argmax over the full maps (before channel selection). */
+  stats?: boolean;
+}
+
+export interface ForwardOptions extends CaptureOptions {
+  /** Layers to capture in this call, in addition to those of active hooks. */
+  layers?: string[];
+}
+
+export interface ForwardResult {
+  /** The model's own output, or null when its forward returns something other than a tensor. */
+  output: { shape: number[]; data: Float32Array } | null;
+  /** Captures in graph (call) order. */
+  captures: Capture[];
+  /** The capture named `name` (e.g. `layer4`, `layer1.0.relu#1`); throws if absent. */
+  get(name: string): Capture;
+}
+
+export interface GradCamResult {
+  /** [N, h, w] at the layer's resolution: ReLU(sum_k alpha_k A_k), not normalised. */
+  shape: number[];
+  data: Float32Array;
+  /** The target class of each image and its softmax probability. */
+  classes: number[];
+  probabilities: number[];
+}
+
+export interface HookHandle {
+  readonly layers: readonly string[];
+  remove(): void;
+}
+
+const LOAD_KEYS = ['device', 'precision'] as const;
+const CAPTURE_KEYS = ['channels', 'maxSize', 'stats'] as const;
+const FORWARD_KEYS = ['layers', ...CAPTURE_KEYS] as const;
+
+/** Loads a TorchScript model file (scripted or traced). Only load model files you trust: TorchScript can run arbitrary operations. */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('path', 'a path to a TorchScript .pt file', path);
+  checkOptionsObject('loadModel options', options, LOAD_KEYS);
+  const device = options.device ?? 'auto';
+  if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
+    throw invalidParameter('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device);
+  }
+  const precision = options.precision ?? 'fast';
+  if (precision !== 'fast' && precision !== 'exact') throw invalidParameter('precision', "'fast' or 'exact'", precision);
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(path);
+  } catch {
+    throw new FeatscopeError('MODEL_NOT_FOUND', `model file ${JSON.stringify(path)} does not exist; export one with \`npm run model\` or scripts/export-model.py`);
+  }
+  if (stat.isDirectory()) {
+    throw new FeatscopeError('MODEL_INVALID', `model path ${JSON.stringify(path)} is a directory; give the TorchScript .pt file inside it`);
+  }
+  const native = await withStack(binding().load(path, device, precision));
+  return new Model(native);
+}
+
+/** CUDA as libtorch sees it. */
+export const cuda = {
+  available: (): boolean => binding().cudaAvailable(),
+  deviceCount: (): number => binding().cudaDeviceCount(),
+};
+
+export class Model {
+  readonly #native: NativeModel;
+  readonly #hooks = new Set<HookHandle>();
+  readonly #layers: LayerInfo[];
+  readonly #layerNames: Set<string>;
+  readonly #shapeCache = new Map<string, Promise<LayerInfo[]>>();
+  #disposed = false;
+  #running = 0;
+  /** Path, device ('cpu', 'cuda:0'), root module type and TF32 policy. */
+  readonly path: string;
+  readonly device: string;
+  readonly type: string;
+  readonly precision: 'fast' | 'exact';
+  /** What scripts/export-model.py wrote into the file: architecture, weights and whether trained, mean/std, classes. */
+  readonly metadata: ModelMetadata;
+
+  /** @internal Use loadModel(). */
+  constructor(native: NativeModel) {
+    this.#native = native;
+    const info = native.info();
+    this.path = info.path;
+    this.device = info.device;
+    this.type = info.type;
+    this.precision = info.precision;
+    this.metadata = parseMetadata(info.metadata);
+    this.#layers = native.layers();
+    this.#layerNames = new Set(this.#layers.map((l) => l.name));
+  }
+
+  /** True once dispose() was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Forwards in flight. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /**
+   * Every submodule in call order, with its type and call count. With `inputSize` (a number or
+   * [height, width]) one forward on zeros also gives each call's output shape.
+   */
+  async layers(options: { inputSize?: number | [number, number] } = {}): Promise<LayerInfo[]> {
+    this.#alive();
+    checkOptionsObject('layers options', options, ['inputSize']);
+    if (options.inputSize === undefined) return this.#layers.map((l) => ({ ...l }));
+    const [h, w] = typeof options.inputSize === 'number' ? [options.inputSize, options.inputSize] : options.inputSize ?? [];
+    if (!isPositiveInt(h) || !isPositiveInt(w)) throw invalidParameter('inputSize', 'a positive integer or [height, width]', options.inputSize);
+    const key = `${h}x${w}`;
+    let p = this.#shapeCache.get(key);
+    if (!p) {
+      p = this.#layerShapes(h, w);
+      this.#shapeCache.set(key, p);
+      p.catch(() => this.#shapeCache.delete(key));
+    }
+    return (await p).map((l) => ({ ...l, outputShapes: l.outputShapes?.map((s) => [...s]) }));
+  }
+
+  async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
+    const called = this.#layers.filter((l) => l.calls > 0).map((l) => l.name);
+    const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, {});
+    const shapes = new Map<string, number[][]>();
+    for (const c of res.captures) {
+      const list = shapes.get(c.layer) ?? [];
+      list[c.call] = c.shape;
+      shapes.set(c.layer, list);
+    }
+    return this.#layers.map((l) => ({ ...l, outputShapes: shapes.get(l.name) ?? [] }));
+  }
+
+  /**
+   * Hooks layers: every later forward() also returns their outputs. A name may pick one call of
+   * a module called several times: `layer1.0.relu#1`. Returns a handle whose remove() unhooks.
+   */
+  hook(names: string | string[]): HookHandle {
+    this.#alive();
+    const layers = Object.freeze(this.#resolve(typeof names === 'string' ? [names] : names, 'hook'));
+    const hooks = this.#hooks;
+    const handle: HookHandle = {
+      layers,
+      remove() {
+        hooks.delete(handle);
+      },
+    };
+    hooks.add(handle);
+    return handle;
+  }
+
+  /** Runs the model once and returns its output plus the captures of active hooks and `options.layers`. */
+  async forward(input: TensorInput, options: ForwardOptions = {}): Promise<ForwardResult> {
+    this.#alive();
+    checkOptionsObject('forward options', options, FORWARD_KEYS);
+    const names = new Set<string>();
+    for (const h of this.#hooks) h.layers.forEach((n) => names.add(n));
+    if (options.layers !== undefined) this.#resolve(options.layers, 'forward layers', true).forEach((n) => names.add(n));
+    return this.#run(input, [...names], options);
+  }
+
+  /** One forward that returns only the captures of `names` (hooks are not involved). */
+  async capture(input: TensorInput, names: string | string[], options: CaptureOptions = {}): Promise<Capture[]> {
+    this.#alive();
+    checkOptionsObject('capture options', options, CAPTURE_KEYS);
+    const layers = this.#resolve(typeof names === 'string' ? [names] : names, 'capture');
+    return (await this.#run(input, layers, options)).captures;
+  }
+
+  /**
+   * Grad-CAM for one layer: gradients of the target class score with respect to the layer's
+   * output, through the hooked graph with autograd on. `classes`: one per image, one for all,
+   * or omitted for each image's top-1 prediction.
+   */
+  async gradcam(input: TensorInput, options: { layer: string; classes?: number | number[] }): Promise<GradCamResult> {
+    this.#alive();
+    if (!options || typeof options !== 'object') throw invalidParameter('gradcam options', 'an object with a layer', options);
+    checkOptionsObject('gradcam options', options, ['layer', 'classes']);
+    const [layer] = this.#resolve([options.layer], 'gradcam layer');
+    if (layer.includes('#')) throw invalidParameter('gradcam layer', 'a layer called once per forward (no #k)', layer);
+    const classes = options.classes === undefined ? [] : typeof options.classes === 'number' ? [options.classes] : options.classes;
+    if (!Array.isArray(classes) || !classes.every((c) => Number.isInteger(c) && c >= 0)) {
+      throw invalidParameter('gradcam classes', 'a class index or an array of them (non-negative integers)', options.classes);
+    }
+    const { data, shape } = checkInput(input);
+    this.#running++;
+    try {
+      const r = await withStack(this.#native.gradcam(data, shape, layer, classes));
+      return { shape: r.shape, data: r.data, classes: Array.from(r.classes), probabilities: Array.from(r.probabilities) };
+    } finally {
+      this.#running--;
+    }
+  }
+
+  /**
+   * Frees the model. Calls after it throw MODEL_DISPOSED. Forwards already running finish and
+   * resolve normally; the native module is freed when the last of them is done.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#hooks.clear();
+    this.#native.dispose();
+  }
+
+  async #run(input: TensorInput, names: string[], options: CaptureOptions): Promise<ForwardResult> {
+    const { data, shape } = checkInput(input);
+    const reduce = checkCaptureOptions(options);
+    // `layer#k` asks for one call: capture the module, keep that call.
+    const base = [...new Set(names.map((n) => n.split('#')[0]))];
+    const wantedCalls = new Set(names);
+    this.#running++;
+    let res;
+    try {
+      res = await withStack(this.#native.forward(data, shape, base, reduce), (msg) =>
+        `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`);
+    } finally {
+      this.#running--;
+    }
+    const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
+    const missing = names.filter((n) => n.includes('#') && !captures.some((c) => c.name === n));
+    if (missing.length) {
+      throw new FeatscopeError('LAYER_NOT_CALLED', `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`);
+    }
+    return {
+      output: res.output,
+      captures,
+      get(name: string): Capture {
+        const c = captures.find((x) => x.name === name);
+        if (!c) throw new FeatscopeError('CAPTURE_NOT_FOUND', `no capture named ${JSON.stringify(name)} in this result; it has: ${captures.map((x) => x.name).join(', ') || 'none'}`);
+        return c;
+      },
+    };
+  }
+
+  /** Validates layer names (with optional #k), suggesting close ones for typos. */
+  #resolve(names: unknown, what: string, allowEmpty = false): string[] {
+    if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) {
+      throw invalidParameter(what, 'a layer name or an array of layer names', names);
+    }
+    if (names.length === 0 && !allowEmpty) {
+      throw new FeatscopeError('INVALID_ARGUMENT', `Expected at least one layer name for ${what}; \`featscope layers\` lists them`);
+    }
+    const seen = new Set<string>();
+    for (const n of names as string[]) {
+      const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;
+      const layer = m[1];
+      if (!this.#layerNames.has(layer)) {
+        const near = closest(layer, [...this.#layerNames], 5);
+        throw new FeatscopeError('UNKNOWN_LAYER', `unknown layer ${JSON.stringify(n)}; closest: ${near.join(', ')} (\`featscope layers\` or model.layers() lists all)`);
+      }
+      const info = this.#layers.find((l) => l.name === layer)!;
+      if (info.calls === 0) {
+        throw new FeatscopeError('LAYER_NOT_CALLED', `layer ${layer} exists but the model's forward never calls it, so it has no output to capture`);
+      }
+      if (seen.has(n)) throw new FeatscopeError('DUPLICATE_LAYER', `layer ${JSON.stringify(n)} is listed twice for ${what}`);
+      seen.add(n);
+    }
+    return [...seen];
+  }
+
+  #alive(): void {
+    if (this.#disposed) throw new FeatscopeError('MODEL_DISPOSED', `model ${this.path} was disposed; load it again with loadModel()`);
+  }
+}
+
+function isPositiveInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0;
+}
+
+function checkOptionsObject(where: string, options: unknown, known: readonly string[]): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidParameter(where, 'an object', options);
+  checkKnownKeys(where, options as object, known);
+}
+
+/** Validates `{ data: Float32Array, shape: [N, C, H, W] }`. */
+export function checkInput(input: unknown): { data: Float32Array; shape: number[] } {
+  if (!input || typeof input !== 'object') throw new FeatscopeError('INVALID_INPUT', `Expected { data: Float32Array, shape: [N, C, H, W] } for input but received ${describe(input)}`);
+  const { data, shape } = input as TensorInput;
+  if (!types.isFloat32Array(data)) {
+    const fix = Array.isArray(data) || ArrayBuffer.isView(data) ? ' (wrap it: new Float32Array(values))' : '';
+    throw new FeatscopeError('INVALID_INPUT', `Expected a Float32Array for input.data but received ${describe(data)}${fix}`);
+  }
+  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d))) {
+    throw new FeatscopeError('INVALID_INPUT', `Expected input.shape to be [N, C, H, W] (4 integers) but received ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
+  }
+  if (shape[0] < 1) throw new FeatscopeError('INVALID_INPUT', `input.shape [${shape.join(', ')}] has batch size ${shape[0]}; it must be at least 1`);
+  if (!shape.every((d) => d > 0)) throw new FeatscopeError('INVALID_INPUT', `input.shape [${shape.join(', ')}] has a dimension that is not positive`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) {
+    throw new FeatscopeError('INVALID_INPUT', `input.data has ${data.length} values but input.shape [${shape.join(', ')}] needs ${n}`);
+  }
+  return { data, shape: [...shape] };
+}
+
+function checkCaptureOptions(o: CaptureOptions): NativeReduceOptions {
+  const r: NativeReduceOptions = {};
+  if (o.channels !== undefined) {
+    if (Array.isArray(o.channels)) {
+      if (o.channels.length === 0 || !o.channels.every((c) => Number.isInteger(c) && c >= 0)) {
+        throw invalidParameter('channels', 'a non-empty array of channel indices (non-negative integers)', o.channels);
+      }
+      r.channels = o.channels;
+    } else if (o.channels && typeof o.channels === 'object') {
+      checkKnownKeys('channels', o.channels, ['top', 'by']);
+      if (!isPositiveInt(o.channels.top)) throw invalidParameter('channels.top', 'a positive integer', o.channels.top);
+      const by = o.channels.by ?? 'max';
+      if (by !== 'max' && by !== 'mean') throw invalidParameter('channels.by', "'max' or 'mean'", by);
+      r.top = o.channels.top;
+      r.by = by;
+    } else {
+      throw invalidParameter('channels', 'an array of channel indices or { top: k, by }', o.channels);
+    }
+  }
+  if (o.maxSize !== undefined) {
+    if (!isPositiveInt(o.maxSize)) throw invalidParameter('maxSize', 'a positive integer', o.maxSize);
+    r.maxSize = o.maxSize;
+  }
+  if (o.stats !== undefined) {
+    if (typeof o.stats !== 'boolean') throw invalidParameter('stats', 'a boolean', o.stats);
+    r.stats = o.stats;
+  }
+  return r;
+}
+
+/** Awaits a native promise; a rejection gets this call site's stack (sharp's is.nativeError). */
+async function withStack<T>(p: Promise<T>, reword?: (message: string) => string): Promise<T> {
+  const here = new Error();
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof Error) {
+      if (reword && err instanceof FeatscopeError && err.code === 'FORWARD_FAILED') err.message = reword(err.message);
+      err.stack = `${err.name}: ${err.message}\n${here.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The raw addon, typed once. Public classes (lib/model.ts) wrap it and keep the handle private.
+ * Loading goes through node-gyp-build: prebuilds/<platform>-<arch>/ first, then build/Release.
+ */
+import * as path from 'path';
+import { FeatscopeError } from './errors';
+
+export interface NativeCapture {
+  name: string;
+  layer: string;
+  call: number;
+  shape: number[];
+  data: Float32Array;
+  channels?: Int32Array;
+  stats?: { max: Float32Array; mean: Float32Array; argmax: Int32Array; shape: number[] };
+}
+
+export interface NativeForwardResult {
+  output: { shape: number[]; data: Float32Array } | null;
+  outputType?: string;
+  captures: NativeCapture[];
+}
+
+export interface NativeReduceOptions {
+  channels?: number[];
+  top?: number;
+  by?: 'max' | 'mean';
+  maxSize?: number;
+  stats?: boolean;
+}
+
+export interface NativeModel {
+  layers(): { name: string; type: string; calls: number }[];
+  info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact' };
+  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
+  gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
+    shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
+  }>;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  setErrorClass(cls: typeof FeatscopeError): void;
+  load(path: string, device: string, precision: string): Promise<NativeModel>;
+  cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+  versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string };
+}
+
+export const packageRoot = path.resolve(__dirname, '..');
+
+let cached: NativeBinding | undefined;
+
+/** The addon, loaded on first use so that pure-TS helpers work without it. */
+export function binding(): NativeBinding {
+  if (cached) return cached;
+  let b: NativeBinding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    b = require('node-gyp-build')(packageRoot) as NativeBinding;
+  } catch (err) {
+    throw loadFailure(err);
+  }
+  b.setErrorClass(FeatscopeError);
+  cached = b;
+  return b;
+}
+
+function loadFailure(err: unknown): FeatscopeError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const causes: string[] = [];
+  if (/No native build was found/i.test(msg)) {
+    causes.push('the addon has not been built here: run `npm run build:native` (or `npm rebuild featscope`); it needs libtorch, see README "How libtorch is found"');
+  }
+  if (/lib(torch|c10|torch_cpu|torch_cuda)[^ ]*\.so/.test(msg)) {
+    causes.push('the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native` against the libtorch you have now');
+  }
+  if (/GLIBCXX|CXXABI|undefined symbol/.test(msg)) {
+    causes.push('a C++ ABI or version mismatch between the addon and the libtorch it finds (e.g. built against one PyTorch, run with another): rebuild with `npm run build:native`');
+  }
+  if (/cuda|cudart|cudnn|nvrtc/i.test(msg)) {
+    causes.push('a CUDA library mismatch: the addon was built against a CUDA libtorch whose CUDA runtime is not found; use the matching container or rebuild against this machine\'s libtorch');
+  }
+  if (causes.length === 0) causes.push('rebuild with `npm run build:native` and check its output for which libtorch it used');
+  return new FeatscopeError(
+    'NATIVE_LOAD_FAILED',
+    `featscope could not load its native addon (${msg.split('\n')[0]}).\nLikely cause:\n  - ${causes.join('\n  - ')}`,
+    { cause: err },
+  );
+}

@@ -1,0 +1,27 @@
+import { binding, packageRoot } from './native';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface Versions {
+  featscope: string;
+  node: string;
+  libtorch: string;
+  cxx11Abi: boolean;
+  cuda: { available: boolean; devices: number };
+  threads: number;
+}
+
+/** featscope, Node, libtorch and CUDA as this process sees them. */
+export function versions(): Versions {
+  const b = binding();
+  const v = b.versions();
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+  return {
+    featscope: pkg.version,
+    node: process.version,
+    libtorch: v.libtorch,
+    cxx11Abi: v.cxx11Abi,
+    cuda: { available: b.cudaAvailable(), devices: b.cudaDeviceCount() },
+    threads: v.threads,
+  };
+}

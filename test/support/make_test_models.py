@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Small TorchScript models for featscope's edge-case tests, written to the given folder.
+
+frozen.pt        ResNet-18 after torch.jit.freeze: no module calls left
+tuple_out.pt     forward returns (logits, features): the model output is not a tensor
+tuple_layer.pt   a submodule (`pair`) returns a tuple
+no_submodules.pt forward is plain ops, no submodules at all
+inplace_input.pt forward does x.relu_() on its input first
+branchy.pt       a submodule called inside an `if`
+unused.pt        a submodule (`spare`) that forward never calls
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class Pair(nn.Module):
+    def forward(self, x):
+        return x, x * 2
+
+
+class TupleLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pair = Pair()
+
+    def forward(self, x):
+        a, b = self.pair(self.conv(x))
+        return a + b
+
+
+class TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        f = self.conv(x)
+        return self.pool(f).flatten(1), f
+
+
+class NoSub(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=[2, 3])
+
+
+class InplaceInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        x.relu_()
+        return self.conv(x)
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.extra = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if bool(y.sum() > 0):
+            y = self.extra(y)
+        return y
+
+
+class Unused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.spare = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    r = torchvision.models.resnet18().eval()
+    torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
+    for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
+                      ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused)]:
+        torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
+
+
+if __name__ == "__main__":
+    main()

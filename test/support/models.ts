@@ -1,0 +1,74 @@
+/** Test models, exported once per machine into test/.cache with Debian's /usr/bin/python3. */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const CACHE = path.join(ROOT, 'test', '.cache');
+export const PYTHON = process.env.FEATSCOPE_TEST_PYTHON || '/usr/bin/python3';
+
+export const MODELS = {
+  scripted: path.join(CACHE, 'resnet18-script.pt'),
+  traced: path.join(CACHE, 'resnet18-trace.pt'),
+  edge: path.join(CACHE, 'edge'),
+};
+
+export function ensureTestModels(): void {
+  fs.mkdirSync(CACHE, { recursive: true });
+  const exporter = path.join(ROOT, 'scripts', 'export-model.py');
+  if (!fs.existsSync(MODELS.scripted)) execFileSync(PYTHON, [exporter, MODELS.scripted], { stdio: 'inherit' });
+  if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
+  if (!fs.existsSync(path.join(MODELS.edge, 'unused.pt'))) {
+    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
+  }
+}
+
+export function edgeModel(name: string): string {
+  return path.join(MODELS.edge, `${name}.pt`);
+}
+
+/** A deterministic, image-like NCHW input (values in roughly the normalised range). */
+export function syntheticInput(n: number, h = 224, w = 224, seed = 1): { data: Float32Array; shape: [number, number, number, number] } {
+  const data = new Float32Array(n * 3 * h * w);
+  let s = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const noise = s / 2 ** 32 - 0.5;
+    const hw = i % (h * w);
+    const y = Math.floor(hw / w), x = hw % w;
+    data[i] = Math.sin(x / 9 + y / 13 + Math.floor(i / (h * w))) * 1.5 + noise;
+  }
+  return { data, shape: [n, 3, h, w] };
+}
+
+export interface OracleResult {
+  output: { shape: number[]; data: Float32Array };
+  captures: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** Python register_forward_hook on the eager twin (test/support/hook_oracle.py). */
+export function pythonHooks(model: string, input: { data: Float32Array; shape: number[] }, layers: string[]): OracleResult {
+  const dir = fs.mkdtempSync(path.join(CACHE, 'oracle-'));
+  try {
+    const inPath = path.join(dir, 'input.f32');
+    fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
+    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'hook_oracle.py'), model, inPath, input.shape.join(','), dir, ...layers], { stdio: 'inherit' });
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { output: number[]; captures: Record<string, number[]> };
+    const read = (f: string) => {
+      const b = fs.readFileSync(path.join(dir, f));
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    };
+    const captures = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [k, shape] of Object.entries(index.captures)) captures.set(k, { shape, data: read(`${k}.f32`) });
+    return { output: { shape: index.output, data: read('output.f32') }, captures };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
