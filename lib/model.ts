@@ -282,6 +282,9 @@ export class Model {
     if (names.length === 0 && !allowEmpty) {
       throw new FeatscopeError('INVALID_ARGUMENT', `Expected at least one layer name for ${what}; \`featscope layers\` lists them`);
     }
+    if (this.#layers.length === 0 && names.length > 0) {
+      throw new FeatscopeError('MODEL_FROZEN', `model ${this.path} has no submodules to hook: it was frozen (torch.jit.freeze or optimize_for_inference inline every module call) or defines none; export it without freezing (scripts/export-model.py)`);
+    }
     const seen = new Set<string>();
     for (const n of names as string[]) {
       const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;

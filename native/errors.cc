@@ -7,7 +7,18 @@ namespace featscope {
 namespace {
 Napi::FunctionReference* errorClass = nullptr;
 
-std::string firstLines(const std::string& s) {
+std::string firstLines(const std::string& in) {
+  // TorchScript interpreter errors carry a serialized traceback; the cause is the last
+  // "SomethingError: ..." paragraph.
+  std::string s = in;
+  if (s.find("The following operation failed in the TorchScript interpreter") != std::string::npos) {
+    size_t best = std::string::npos;
+    for (const char* tag : {"\nRuntimeError: ", "\nValueError: ", "\nTypeError: ", "\nIndexError: ", "\nAssertionError: "}) {
+      size_t p = s.rfind(tag);
+      if (p != std::string::npos && (best == std::string::npos || p > best)) best = p;
+    }
+    if (best != std::string::npos) s = s.substr(s.find(": ", best) + 2);
+  }
   // c10 messages end with C++ frames in debug builds; keep the message proper.
   auto pos = s.find("\nException raised from");
   std::string out = pos == std::string::npos ? s : s.substr(0, pos);

@@ -129,7 +129,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   w.paths[graph->inputs().at(0)] = "";
   w.walk(graph->block(), 0);
 
-  if (w.callSeq == 0)
+  if (w.callSeq == 0 && !wanted.empty())
     throw FsError("MODEL_FROZEN",
                   "the model's forward calls no submodules (it was frozen with torch.jit.freeze or optimize_for_inference, "
                   "or has none), so there is nothing to hook; export it without freezing (scripts/export-model.py)");

@@ -42,7 +42,7 @@ export type ChannelSelection = number | { top: number; by?: RankBy } | readonly 
 export interface ChannelGridOptions {
   /** First N channels (default 16, or all if fewer), `{ top: k, by }` ranked, or an explicit list. */
   channels?: ChannelSelection;
-  /** Cells per row; default ceil(sqrt(count)), so 16 channels make the blog's 4 x 4. */
+  /** Cells per row; default ceil(sqrt(count)) (16 channels make the blog's 4 x 4), one row up to 3. */
   columns?: number;
   /** Longer side of a cell in pixels; default an integer multiple of the map size, at least 128. */
   cellSize?: number;
@@ -239,7 +239,7 @@ export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGr
   const gap = checkInt('gap', options.gap, 0, 256, 4);
   const background = parseColor(options.background ?? '#ffffff', 'background');
   const { channels, metric } = selectChannels(capture, dims, options.channels, batchIndex);
-  const columns = Math.min(checkInt('columns', options.columns, 1, 1024, Math.ceil(Math.sqrt(channels.length))), channels.length);
+  const columns = Math.min(checkInt('columns', options.columns, 1, 1024, channels.length <= 3 ? channels.length : Math.ceil(Math.sqrt(channels.length))), channels.length);
   const longer = Math.max(dims.h, dims.w);
   const cellSize = checkInt('cellSize', options.cellSize, 1, 4096, longer * Math.max(1, Math.ceil(128 / longer)));
   const cellW = dims.w >= dims.h ? cellSize : Math.max(1, Math.round((cellSize * dims.w) / dims.h));
