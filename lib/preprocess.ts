@@ -353,6 +353,22 @@ export function bilinearResize(
         const xmin = bounds[xx * 2];
         const taps = bounds[xx * 2 + 1];
         const kOff = xx * ksize;
+        if (channels === 3) {
+          let r = ONE / 2;
+          let g = r;
+          let b = r;
+          for (let x = 0, j = inRow + xmin * 3; x < taps; x++, j += 3) {
+            const k = weights[kOff + x];
+            r += src[j] * k;
+            g += src[j + 1] * k;
+            b += src[j + 2] * k;
+          }
+          const o = outRow + xx * 3;
+          out[o] = clip8(r);
+          out[o + 1] = clip8(g);
+          out[o + 2] = clip8(b);
+          continue;
+        }
         for (let c = 0; c < channels; c++) {
           let acc = ONE / 2;
           for (let x = 0; x < taps; x++) acc += src[inRow + (x + xmin) * channels + c] * weights[kOff + x];
