@@ -1,0 +1,84 @@
+// Concurrency, memory and shutdown.
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+import { loadModel, Model } from '../../lib';
+import { ensureTestModels, MODELS, maxAbsDiff, ROOT, syntheticInput } from '../support/models';
+
+let model: Model;
+beforeAll(async () => {
+  ensureTestModels();
+  model = await loadModel(MODELS.scripted, { device: 'cpu' });
+});
+afterAll(() => model.dispose());
+
+test('20 overlapping forwards on one model equal the sequential results', async () => {
+  const inputs = Array.from({ length: 20 }, (_, i) => syntheticInput(1, 64, 64, 100 + i));
+  const layers = ['layer1.0.relu', 'layer3', 'fc'];
+  const sequential = [];
+  for (const x of inputs) sequential.push(await model.forward(x, { layers }));
+  const overlapping = await Promise.all(inputs.map((x) => model.forward(x, { layers })));
+  for (let i = 0; i < inputs.length; i++) {
+    expect(overlapping[i].captures.map((c) => c.name)).toEqual(['layer1.0.relu', 'layer1.0.relu#1', 'layer3', 'fc']);
+    for (let j = 0; j < overlapping[i].captures.length; j++) {
+      expect(maxAbsDiff(overlapping[i].captures[j].data, sequential[i].captures[j].data)).toBe(0);
+    }
+    expect(maxAbsDiff(overlapping[i].output!.data, sequential[i].output!.data)).toBe(0);
+  }
+});
+
+test('several models run forwards at once', async () => {
+  const traced = await loadModel(MODELS.traced, { device: 'cpu' });
+  try {
+    const x = syntheticInput(2, 64, 64);
+    const [a, b] = await Promise.all([model.capture(x, ['layer2']), traced.capture(x, ['layer2'])]);
+    expect(maxAbsDiff(a[0].data, b[0].data)).toBeLessThan(1e-5);
+  } finally {
+    traced.dispose();
+  }
+});
+
+test('dispose while forwards run: they finish, later calls are refused', async () => {
+  const m = await loadModel(MODELS.scripted, { device: 'cpu' });
+  const x = syntheticInput(2, 96, 96);
+  const running = [m.capture(x, 'layer4'), m.capture(x, 'layer2')];
+  expect(m.running).toBe(2);
+  m.dispose();
+  const [a, b] = await Promise.all(running);
+  expect(a[0].shape).toEqual([2, 512, 3, 3]);
+  expect(b[0].shape).toEqual([2, 128, 12, 12]);
+  await expect(m.capture(x, 'layer4')).rejects.toMatchObject({ code: 'MODEL_DISPOSED' });
+});
+
+test('captures are freed when JS drops them: 1,000 captures keep RSS bounded', async () => {
+  const x = syntheticInput(1, 112, 112);
+  const layers = ['conv1', 'layer1', 'layer4']; // about 1.1 MB of features per call
+  const gc = (global as { gc?: () => void }).gc;
+  for (let i = 0; i < 20; i++) await model.capture(x, layers); // warm up caches and allocator
+  gc?.();
+  const before = process.memoryUsage().rss;
+  let checksum = 0;
+  for (let i = 0; i < 1000; i++) {
+    const caps = await model.capture(x, layers);
+    checksum += caps[2].data[0];
+  }
+  gc?.();
+  await new Promise((r) => setTimeout(r, 50));
+  const growth = process.memoryUsage().rss - before;
+  // 1,000 calls made 1.1 GB of features; holding them would grow RSS by that much.
+  console.log(`RSS growth over 1,000 captures: ${(growth / 2 ** 20).toFixed(1)} MiB`);
+  expect(Number.isFinite(checksum)).toBe(true);
+  expect(growth).toBeLessThan(300 * 1024 * 1024);
+}, 600000);
+
+test('the process exits cleanly while forwards are still running', () => {
+  const script = `
+    const { loadModel } = require(${JSON.stringify(path.join(ROOT, 'dist'))});
+    (async () => {
+      const m = await loadModel(${JSON.stringify(MODELS.scripted)}, { device: 'cpu' });
+      const x = { data: new Float32Array(4 * 3 * 224 * 224).fill(0.5), shape: [4, 3, 224, 224] };
+      for (let i = 0; i < 4; i++) m.capture(x, ['layer4']);
+      setTimeout(() => { console.log('exiting'); process.exit(0); }, 30);
+    })();`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
+  expect(out.trim()).toBe('exiting');
+});
