@@ -28,7 +28,12 @@ def main():
     eager = getattr(torchvision.models, arch)()
     eager.load_state_dict(scripted.state_dict())
     eager.eval()
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+    # FEATSCOPE_ORACLE_DEVICE=cuda runs the oracle on the GPU with TF32 off (exact fp32).
+    dev = torch.device(os.environ.get("FEATSCOPE_ORACLE_DEVICE", "cpu"))
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    eager.to(dev)
+    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape)).to(dev)
     modules = dict(eager.named_modules())
     fired = {}
     order = []
@@ -47,9 +52,9 @@ def main():
         out = eager(x)
     os.makedirs(outdir, exist_ok=True)
     index = {"output": list(out.shape), "captures": {}}
-    out.numpy().astype("<f4").tofile(os.path.join(outdir, "output.f32"))
+    out.cpu().numpy().astype("<f4").tofile(os.path.join(outdir, "output.f32"))
     for key, t in order:
-        t.numpy().astype("<f4").tofile(os.path.join(outdir, key + ".f32"))
+        t.cpu().numpy().astype("<f4").tofile(os.path.join(outdir, key + ".f32"))
         index["captures"][key] = list(t.shape)
     with open(os.path.join(outdir, "index.json"), "w") as f:
         json.dump(index, f)

@@ -47,12 +47,12 @@ export interface OracleResult {
 }
 
 /** Python register_forward_hook on the eager twin (test/support/hook_oracle.py). */
-export function pythonHooks(model: string, input: { data: Float32Array; shape: number[] }, layers: string[]): OracleResult {
+export function pythonHooks(model: string, input: { data: Float32Array; shape: number[] }, layers: string[], device = "cpu"): OracleResult {
   const dir = fs.mkdtempSync(path.join(CACHE, 'oracle-'));
   try {
     const inPath = path.join(dir, 'input.f32');
     fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'hook_oracle.py'), model, inPath, input.shape.join(','), dir, ...layers], { stdio: 'inherit' });
+    execFileSync(PYTHON, [path.join(ROOT, "test", "support", "hook_oracle.py"), model, inPath, input.shape.join(","), dir, ...layers], { stdio: "inherit", env: { ...process.env, FEATSCOPE_ORACLE_DEVICE: device } });
     const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { output: number[]; captures: Record<string, number[]> };
     const read = (f: string) => {
       const b = fs.readFileSync(path.join(dir, f));

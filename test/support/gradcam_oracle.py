@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Grad-CAM in Python, the oracle for featscope's native Grad-CAM.
+
+  gradcam_oracle.py MODEL.pt INPUT.f32 N,C,H,W LAYER OUT.f32 [class ...]
+
+Eager torchvision twin with the TorchScript file's state_dict; a forward hook keeps the layer's
+output A; score = sum_i logits[i, c_i] (c_i: given, else each image's argmax); alpha = spatial mean
+of dscore/dA; cam = ReLU(sum_k alpha_k A_k). Writes cam [N, h, w] as float32, then the classes.
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+
+def main():
+    model_path, input_path, shape, layer, out_path, *classes = sys.argv[1:]
+    shape = [int(s) for s in shape.split(",")]
+    files = {"featscope.json": ""}
+    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
+    arch = json.loads(files["featscope.json"] or "{}").get("architecture", "resnet18")
+    model = getattr(torchvision.models, arch)()
+    model.load_state_dict(scripted.state_dict())
+    model.eval()
+    acts = {}
+    dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: acts.__setitem__("A", o))
+    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+    logits = model(x)
+    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
+    if cls.numel() == 1 and logits.shape[0] > 1:
+        cls = cls.expand(logits.shape[0])
+    score = logits.gather(1, cls.view(-1, 1)).sum()
+    A = acts["A"]
+    (g,) = torch.autograd.grad(score, A)
+    alpha = g.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((alpha * A).sum(1)).detach()
+    with open(out_path, "wb") as f:
+        f.write(cam.numpy().astype("<f4").tobytes())
+        f.write(cls.numpy().astype("<f4").tobytes())
+
+
+if __name__ == "__main__":
+    main()
