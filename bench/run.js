@@ -1,0 +1,346 @@
+#!/usr/bin/env node
+'use strict';
+// featscope next to the Python approach, same machine, same model file, one run: `npm run bench`.
+// Starts bench/python_peer.py --serve for the Python side, alternates blocks of samples of each case
+// between the two (drift on a shared machine then hits both sides), and prints medians, ratios,
+// whether the issue's targets are met, and one `BENCH_JSON {...}` line.
+// Plain CommonJS over ../dist so it runs with the compiled package and a carried Node (no ts-node).
+//
+//   node bench/run.js [--model models/resnet18.pt] [--runs 50] [--rounds 5] [--device auto] [--batch B]
+//                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python]
+//
+// The Python: --python, else the first of BENCH_PYTHON, FEATSCOPE_PYTHON, python3, /usr/bin/python3
+// that imports torch and torchvision.
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+const { spawn, spawnSync } = require('child_process');
+const { performance } = require('perf_hooks');
+
+const root = path.resolve(__dirname, '..');
+const LAYERS = ['layer1.0.conv1', 'layer2', 'layer3', 'layer4'];
+
+function parseArgs(argv) {
+  const o = {
+    model: path.join(root, 'models', 'resnet18.pt'),
+    runs: 50,
+    rounds: 5,
+    device: 'auto',
+    batch: 0,
+    photo: path.join(root, 'test', 'fixtures', 'images', 'dog.jpg'),
+    python: null,
+    peer: true,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--model') o.model = path.resolve(next());
+    else if (a === '--runs') o.runs = Number(next());
+    else if (a === '--rounds') o.rounds = Number(next());
+    else if (a === '--device') o.device = next();
+    else if (a === '--batch') o.batch = Number(next());
+    else if (a === '--photo') o.photo = path.resolve(next());
+    else if (a === '--python') o.python = next();
+    else if (a === '--no-python') o.peer = false;
+    else if (a === '--help' || a === '-h') {
+      console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a} (try --help)`);
+  }
+  if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
+  if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
+  o.python = o.python || findPython();
+  return o;
+}
+
+/** The first Python that imports torch and torchvision (python3 on PATH is the venv on the GPU machine). */
+function findPython() {
+  const candidates = [process.env.BENCH_PYTHON, process.env.FEATSCOPE_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean);
+  for (const py of [...new Set(candidates)]) {
+    const r = spawnSync(py, ['-c', 'import torch, torchvision'], { stdio: 'ignore', timeout: 120000 });
+    if (r.status === 0) return py;
+  }
+  return candidates[0];
+}
+
+function loadPackage() {
+  try {
+    return {
+      featscope: require(path.join(root, 'dist')),
+      preprocess: require(path.join(root, 'dist', 'preprocess')).preprocess,
+      renderChannelGrid: require(path.join(root, 'dist', 'render')).renderChannelGrid,
+    };
+  } catch (err) {
+    console.error(`bench: cannot load the compiled package from dist/ (${err.message.split('\n')[0]}).\n` +
+      'Build it first: npm run build:native && npx tsc -p tsconfig.json');
+    process.exit(1);
+  }
+}
+
+function ensureModel(o) {
+  if (fs.existsSync(o.model)) return;
+  console.log(`bench: exporting ${path.relative(root, o.model)} with ${o.python} scripts/export-model.py`);
+  fs.mkdirSync(path.dirname(o.model), { recursive: true });
+  const r = spawnSync(o.python, [path.join(root, 'scripts', 'export-model.py'), o.model], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('bench: model export failed; pass --model FILE.pt');
+    process.exit(1);
+  }
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** `n` timed samples (ms) of `fn` after `warm` untimed calls. */
+async function samples(fn, n, warm) {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    ts.push(performance.now() - t);
+  }
+  return ts;
+}
+
+const med = (ts) => (ts && ts.length ? Math.round(median(ts) * 1000) / 1000 : null);
+
+/** Deterministic N(0,1)-ish input (Box-Muller over a small LCG); Python reads the same bytes. */
+function randomInput(n, seed) {
+  const data = new Float32Array(n);
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(u()));
+    const t = 2 * Math.PI * u();
+    data[i] = r * Math.cos(t);
+    if (i + 1 < n) data[i + 1] = r * Math.sin(t);
+  }
+  return data;
+}
+
+/** Leaf modules: names no other module lies under, called at least once (ResNet-18: 52). */
+function leafLayers(layers) {
+  const names = layers.map((l) => l.name);
+  return layers.filter((l) => l.calls > 0 && !names.some((n) => n.startsWith(`${l.name}.`))).map((l) => l.name);
+}
+
+/** featscope's side of each case, named as in python_peer.py; each function is one timed sample. */
+async function featscopeCases(o, pkg, x1) {
+  const { featscope, preprocess, renderChannelGrid } = pkg;
+  const model = await featscope.loadModel(o.model, { device: o.device });
+  const cuda = model.device.startsWith('cuda');
+  const batch = o.batch || (cuda ? 128 : 8);
+  const input1 = { data: x1, shape: [1, 3, 224, 224] };
+  const inputB = { data: randomInput(batch * 3 * 224 * 224, 1), shape: [batch, 3, 224, 224] };
+  const leaves = leafLayers(await model.layers());
+  const photo = fs.readFileSync(o.photo);
+  const info = { device: model.device, batch, n_leaf_modules: leaves.length };
+
+  const four = await model.forward(input1, { layers: LAYERS });
+  info.b1_four_layers_sums = four.captures.map((c) => c.data.reduce((acc, v) => acc + v, 0));
+  info.b1_all_leaves_captures = (await model.forward(input1, { layers: leaves })).captures.length;
+  const photoPng = async () => {
+    const x = await preprocess(photo, { resize: 'squash' });
+    const [cap] = await model.capture(x, ['layer1.0.conv1']);
+    return (await renderChannelGrid(cap, { channels: 16, colormap: 'viridis' })).png;
+  };
+  info.photo_png_bytes = (await photoPng()).length;
+  const x = await preprocess(photo, { resize: 'squash' });
+  const [cap] = await model.capture(x, ['layer1.0.conv1']);
+  const cases = {
+    scripted_forward: () => model.forward(input1),
+    b1_four_layers: () => model.forward(input1, { layers: LAYERS }),
+    b1_all_leaves: () => model.forward(input1, { layers: leaves }),
+    batch_layer1: () => model.forward(inputB, { layers: ['layer1'] }),
+    batch_forward: () => model.forward(inputB),
+    photo_png: photoPng,
+    // Where the photo case spends its time.
+    photo_preprocess: () => preprocess(photo, { resize: 'squash' }),
+    photo_capture: () => model.capture(x, ['layer1.0.conv1']),
+    photo_render: () => renderChannelGrid(cap, { channels: 16, colormap: 'viridis' }),
+  };
+  return { model, info, cases };
+}
+
+/** python_peer.py --serve as a child process: one request at a time, one answer line each. */
+async function startPeer(o, x1, batch, device, tmp) {
+  const inputPath = path.join(tmp, 'x1.f32');
+  fs.writeFileSync(inputPath, Buffer.from(x1.buffer, x1.byteOffset, x1.byteLength));
+  const args = [path.join(__dirname, 'python_peer.py'), o.model, '--serve', '--photo', o.photo, '--input', inputPath,
+    '--batch', String(batch), '--runs', String(o.runs), '--device', device.startsWith('cuda') ? device : 'cpu'];
+  const child = spawn(o.python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  const lines = readline.createInterface({ input: child.stdout });
+  const waiting = [];
+  const queued = [];
+  lines.on('line', (l) => (waiting.length ? waiting.shift().resolve(l) : queued.push(l)));
+  const failed = (why) => new Error(`${o.python} bench/python_peer.py ${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  child.on('error', (e) => waiting.splice(0).forEach((w) => w.reject(failed(e.message))));
+  child.on('close', (code) => waiting.splice(0).forEach((w) => w.reject(failed(`exited (${code})`))));
+  const next = (prefix) => new Promise((resolve, reject) => {
+    const take = (l) => (l.startsWith(prefix) ? resolve(JSON.parse(l.slice(prefix.length))) : next(prefix).then(resolve, reject));
+    if (queued.length) take(queued.shift());
+    else waiting.push({ resolve: take, reject });
+  });
+  const info = await next('PEER_READY ');
+  return {
+    info,
+    async run(name, n, warm) {
+      child.stdin.write(`${name} ${n} ${warm}\n`);
+      const r = await next('PEER_TIMES ');
+      if (r.error) throw new Error(`python case ${name}: ${r.error}`);
+      return r.ms;
+    },
+    close() {
+      child.stdin.end('quit\n');
+    },
+  };
+}
+
+/**
+ * Alternates blocks of featscope and Python samples of one case (ABBA order), so that drift on a
+ * shared or throttling machine lands on both sides instead of on whichever ran second.
+ */
+async function measure(name, fsFn, peer, n, warm, rounds) {
+  const fsTimes = [];
+  const pyTimes = [];
+  const per = Math.max(1, Math.ceil(n / rounds));
+  await samples(fsFn, 0, warm);
+  if (peer) await peer.run(name, 0, warm);
+  for (let r = 0; r < rounds; r++) {
+    const fsBlock = async () => fsTimes.push(...(await samples(fsFn, per, 0)));
+    const pyBlock = async () => { if (peer) pyTimes.push(...(await peer.run(name, per, 0))); };
+    if (r % 2 === 0) { await fsBlock(); await pyBlock(); } else { await pyBlock(); await fsBlock(); }
+  }
+  return { fs: med(fsTimes), py: peer ? med(pyTimes) : null };
+}
+
+const round = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null);
+
+/** The issue's targets; each is null (not judged) when a side is missing. */
+function targets(fs_, py, cuda) {
+  const t = [];
+  const add = (name, value, ok, want) => t.push({ name, value: round(value, 3), want, met: value === null ? null : ok(value) });
+  if (cuda) {
+    add('b1 x 4 layers vs scripted forward (python torch.jit.load)', ratio(fs_.b1_four_layers_ms, py.scripted_forward_ms), (v) => v <= 1.15, '<= 1.15x');
+    add('all leaves: python hooks / featscope', ratio(py.b1_all_leaves_ms, fs_.b1_all_leaves_ms), (v) => v >= 4, '>= 4x faster');
+    add(`b${fs_.batch} x layer1: python .cpu() / featscope`, ratio(py.batch_layer1_ms, fs_.batch_layer1_ms), (v) => v >= 5, '>= 5x faster');
+    add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 20, '>= 20x faster');
+  } else {
+    add('b1 x 4 layers: featscope / python hooks', ratio(fs_.b1_four_layers_ms, py.b1_four_layers_ms), (v) => v <= 1.05, '<= 1.05x');
+    add('all leaves: featscope / python hooks', ratio(fs_.b1_all_leaves_ms, py.b1_all_leaves_ms), (v) => v <= 1.05, '<= 1.05x');
+    add(`b${fs_.batch} x layer1: featscope / python .cpu()`, ratio(fs_.batch_layer1_ms, py.batch_layer1_ms), (v) => v <= 1.05, '<= 1.05x');
+  }
+  return t;
+}
+
+function printTable(fs_, py) {
+  const rows = [
+    ['floor: scripted forward, batch 1', fs_.scripted_forward_ms, py.scripted_forward_ms, fs_.scripted_forward_ms],
+    ['batch 1 x 4 layers -> host', fs_.b1_four_layers_ms, py.b1_four_layers_ms, fs_.scripted_forward_ms],
+    [`batch 1 x all ${fs_.n_leaf_modules} leaf modules -> host`, fs_.b1_all_leaves_ms, py.b1_all_leaves_ms, fs_.scripted_forward_ms],
+    [`batch ${fs_.batch} x layer1 -> host`, fs_.batch_layer1_ms, py.batch_layer1_ms, fs_.batch_forward_ms],
+    ['one photo -> 16-channel viridis PNG', fs_.photo_png_ms, py.photo_png_ms, null],
+  ];
+  const head = ['case', 'featscope ms', 'python ms', 'fs/python', 'python/fs', 'fs/fs-floor', 'fs/py-floor'];
+  const body = rows.map(([name, f, p, floor]) => {
+    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : name.startsWith('one photo') ? null : py.scripted_forward_ms;
+    return [name, round(f, 2), round(p, 2), round(ratio(f, p), 3), round(ratio(p, f), 2), round(ratio(f, floor), 3), round(ratio(f, pyFloor), 3)]
+      .map((v) => (v === null || v === undefined ? '-' : String(v)));
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const fmt = (r) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
+  console.log(fmt(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  body.forEach((r) => console.log(fmt(r)));
+  console.log('floors: fs-floor = featscope forward with no layers (batch rows: same batch); ' +
+    'py-floor = Python torch.jit.load of the same file.');
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const pkg = loadPackage();
+  ensureModel(o);
+  const v = pkg.featscope.versions();
+  const x1 = randomInput(3 * 224 * 224, 0);
+  console.log(`featscope ${v.featscope} on Node ${v.node}, libtorch ${v.libtorch}, ${v.threads} intra-op thread(s), ` +
+    `CUDA ${v.cuda.available ? `yes (${v.cuda.devices})` : 'no'}; ${os.cpus().length} CPUs; model ${path.relative(root, o.model) || o.model}`);
+
+  const { model, info, cases } = await featscopeCases(o, pkg, x1);
+  const fsRes = { ...info, runs: o.runs, rounds: o.rounds };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-bench-'));
+  let peer = null;
+  let peerError = o.peer ? null : 'skipped (--no-python)';
+  if (o.peer) {
+    try {
+      peer = await startPeer(o, x1, info.batch, info.device, tmp);
+    } catch (err) {
+      peerError = err.message;
+    }
+  }
+  const py = peer ? { ...peer.info } : {};
+  if (peerError) console.log(`python side: ${peerError}`);
+  else console.log(`python ${py.python}, torch ${py.torch}, torchvision ${py.torchvision}, ${py.threads} thread(s), device ${py.device}${py.gpu ? ` (${py.gpu})` : ''}`);
+
+  const n1 = o.runs;
+  const warm1 = Math.max(2, Math.floor(n1 / 5));
+  const few = Math.max(o.rounds, Math.floor(n1 / 5));
+  const plan = [
+    ['scripted_forward', n1, warm1], ['b1_four_layers', n1, warm1], ['b1_all_leaves', n1, warm1],
+    ['batch_layer1', few, 2], ['batch_forward', few, 2], ['photo_png', few, 2],
+  ];
+  try {
+    for (const [name, n, warm] of plan) {
+      const usePeer = peer && (py.cases || []).includes(name) ? peer : null;
+      const m = await measure(name, cases[name], usePeer, n, warm, o.rounds);
+      fsRes[`${name}_ms`] = m.fs;
+      if (usePeer) py[`${name}_ms`] = m.py;
+      process.stdout.write(`  ${name}: featscope ${m.fs} ms${usePeer ? `, python ${m.py} ms` : ''}\n`);
+    }
+  } finally {
+    if (peer) peer.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  fsRes.photo_parts_ms = {};
+  for (const part of ['preprocess', 'capture', 'render']) fsRes.photo_parts_ms[part] = med(await samples(cases[`photo_${part}`], 5, 1));
+  model.dispose();
+  console.log(`device ${fsRes.device}; medians of ${n1} runs (batch and photo cases: ${few}), in ${o.rounds} alternating rounds, after warm-up\n`);
+  printTable(fsRes, py);
+
+  if (py.b1_four_layers_sums) {
+    const worst = Math.max(...fsRes.b1_four_layers_sums.map((s, i) => Math.abs(s - py.b1_four_layers_sums[i]) / Math.max(1, Math.abs(py.b1_four_layers_sums[i]))));
+    fsRes.max_rel_sum_diff = worst;
+    console.log(`\nsame captures both sides: max relative difference of the 4 layer sums = ${worst.toExponential(2)}` +
+      (worst > (fsRes.device.startsWith('cuda') ? 1e-2 : 1e-4) ? '  <-- MISMATCH: check the model file and input' : ''));
+  }
+  if (py.b1_all_leaves_captures !== undefined && py.b1_all_leaves_captures !== fsRes.b1_all_leaves_captures) {
+    console.log(`note: all-leaves captures differ: featscope ${fsRes.b1_all_leaves_captures}, python hooks ${py.b1_all_leaves_captures}`);
+  }
+  console.log(`photo parts (featscope): ${Object.entries(fsRes.photo_parts_ms).map(([k, ms]) => `${k} ${ms} ms`).join(', ')}`);
+
+  const cuda = fsRes.device.startsWith('cuda');
+  const t = targets(fsRes, py, cuda);
+  console.log(`\ntargets (${cuda ? 'GPU' : 'CPU'}, from issue 5; reported, never asserted):`);
+  for (const x of t) {
+    console.log(`  ${x.met === null ? 'n/a    ' : x.met ? 'met    ' : 'NOT met'}  ${x.name}: ${x.value ?? '-'} (want ${x.want})`);
+  }
+  console.log('BENCH_JSON ' + JSON.stringify({
+    date: new Date().toISOString(), host: { cpus: os.cpus().length, platform: `${process.platform}-${process.arch}` },
+    versions: v, featscope: fsRes, python: peerError ? { error: peerError } : py, targets: t,
+  }));
+}
+
+main().catch((err) => {
+  console.error(err && err.stack ? err.stack : err);
+  process.exit(1);
+});
