@@ -1,0 +1,117 @@
+/** Argument parsing on node's util.parseArgs, with usage errors as FeatscopeError('USAGE'). */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs, type ParseArgsConfig } from 'util';
+import { FeatscopeError } from '../errors';
+import { packageRoot } from '../native';
+import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Codes that mean "fix the command line": exit status 2. */
+export const USAGE_CODES = new Set([
+  'USAGE',
+  'INVALID_ARGUMENT',
+  'UNKNOWN_OPTION',
+  'UNKNOWN_LAYER',
+  'DUPLICATE_LAYER',
+  'LAYER_NOT_CALLED',
+  'NOT_FEATURE_MAPS',
+  'NO_INPUTS',
+  'MODEL_NOT_FOUND',
+  'MODEL_INVALID',
+  'MODEL_FROZEN',
+]);
+
+export function usage(message: string, command?: string): FeatscopeError {
+  return new FeatscopeError('USAGE', `${message}${command ? ` (see \`featscope ${command} --help\`)` : ''}`);
+}
+
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+export function parse(command: string, argv: string[], options: Options, allowPositionals: boolean): Parsed {
+  try {
+    return parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals, strict: true }) as Parsed;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
+    throw usage(msg, command);
+  }
+}
+
+export const MODEL_OPTION: Options = { model: { type: 'string', short: 'm' } };
+export const DEVICE_OPTION: Options = { device: { type: 'string' } };
+
+/** --model, then FEATSCOPE_MODEL, then models/resnet18.pt here or in the package (made by set-up). */
+export function resolveModel(value: string | undefined): string {
+  if (value) return value;
+  if (process.env.FEATSCOPE_MODEL) return process.env.FEATSCOPE_MODEL;
+  const local = path.join('models', 'resnet18.pt');
+  if (fs.existsSync(local)) return local;
+  const packaged = path.join(packageRoot, 'models', 'resnet18.pt');
+  if (fs.existsSync(packaged)) return packaged;
+  throw new FeatscopeError(
+    'MODEL_NOT_FOUND',
+    `no model given and the default models/resnet18.pt does not exist; run \`bash scripts/setup.sh\` (or \`npm run model\`) once, or pass --model FILE.pt / set FEATSCOPE_MODEL`,
+  );
+}
+
+export function parseDevice(value: string | undefined, command: string): 'auto' | 'cpu' | 'cuda' | `cuda:${number}` {
+  const v = value ?? 'auto';
+  if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(v)) throw usage(`--device must be auto, cpu, cuda or cuda:N, not ${JSON.stringify(v)}`, command);
+  return v as 'auto';
+}
+
+export function parseLayers(value: string | undefined, command: string): string[] {
+  const layers = (value ?? 'layer1.0.conv1').split(',').map((s) => s.trim()).filter(Boolean);
+  if (layers.length === 0) throw usage('--layers needs at least one layer name (`featscope layers` lists them)', command);
+  return layers;
+}
+
+/** `16` (first 16), `top:16` or `top:16:mean` (ranked), `3,7,9` (these channels). */
+export function parseChannels(value: string | undefined, command: string): ChannelSelection {
+  const v = (value ?? '16').trim();
+  let m: RegExpExecArray | null;
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    if (n < 1) throw usage('--channels count must be at least 1', command);
+    return n;
+  }
+  if ((m = /^top:(\d+)(?::(max|mean))?$/.exec(v))) {
+    const k = Number(m[1]);
+    if (k < 1) throw usage('--channels top:k needs k of at least 1', command);
+    return { top: k, by: (m[2] as 'max' | 'mean' | undefined) ?? 'max' };
+  }
+  if (/^\d+(,\d+)+,?$/.test(v)) return v.split(',').filter(Boolean).map(Number);
+  throw usage(`--channels takes a count (16), top:k[:max|mean] (top:16) or a list (3,7,9), not ${JSON.stringify(v)}`, command);
+}
+
+export function parseColormap(value: string | undefined, command: string, option = '--colormap', fallback: ColormapName = 'viridis'): ColormapName {
+  const v = value ?? fallback;
+  if (!(COLORMAP_NAMES as readonly string[]).includes(v)) throw usage(`${option} must be one of ${COLORMAP_NAMES.join(', ')}, not ${JSON.stringify(v)}`, command);
+  return v as ColormapName;
+}
+
+export function parsePositiveInt(value: string | undefined, option: string, fallback: number, max: number, command: string): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw usage(`${option} must be an integer from 1 to ${max}, not ${JSON.stringify(value)}`, command);
+  }
+  return Number(value);
+}
+
+export function parseResize(value: string | undefined, command: string): 'squash' | 'crop' {
+  const v = value ?? 'squash';
+  if (v !== 'squash' && v !== 'crop') throw usage(`--resize must be squash (Resize((224, 224))) or crop (Resize(256) + CenterCrop(224)), not ${JSON.stringify(v)}`, command);
+  return v;
+}
+
+/** The --channels text for manifests and reports: 16, top:16:max, 3,7,9. */
+export function describeChannels(sel: ChannelSelection): string {
+  if (typeof sel === 'number') return String(sel);
+  if (Array.isArray(sel)) return sel.join(',');
+  const top = sel as { top: number; by?: string };
+  return `top:${top.top}:${top.by ?? 'max'}`;
+}

@@ -1,0 +1,160 @@
+/**
+ * The streaming loop behind `render` and `export`: images go through in batches (preprocessed
+ * one by one, so one bad file fails alone), one forward per batch, then each image's files are
+ * written (temporary name, rename) and its record.json last — the mark that it is finished, which
+ * --resume trusts. Ctrl-C stops taking new images; a second Ctrl-C quits at once.
+ */
+import * as fs from 'fs';
+import { FeatscopeError } from '../errors';
+import type { Model } from '../model';
+import { preprocess, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
+import type { Capture } from '../types';
+import { insideOut, removeStaleTemps, writeAtomic } from './files';
+import type { InputImage } from './inputs';
+import type { Progress } from './progress';
+
+export interface Failure {
+  source: string;
+  code: string;
+  message: string;
+}
+
+export interface ImageRecordBase {
+  source: string;
+  name: string;
+  signature: string;
+}
+
+export interface BatchJob<R extends ImageRecordBase> {
+  inputs: InputImage[];
+  out: string;
+  batch: number;
+  resume: boolean;
+  /** Options that change the outputs; a --resume only skips records made with the same. */
+  signature: string;
+  model: Model;
+  layers: string[];
+  preprocess: PreprocessOptions;
+  progress: Progress;
+  /** Write this image's files into `dir` and return its record (paths relative to --out). */
+  handle(input: InputImage, dir: string, image: PreprocessedImage, captures: Capture[], batchIndex: number): Promise<R>;
+}
+
+export interface BatchOutcome {
+  done: number;
+  skipped: number;
+  failed: Failure[];
+  interrupted: boolean;
+}
+
+export function recordPath(out: string, input: InputImage): string {
+  return insideOut(out, input.name, 'record.json');
+}
+
+/** The record of a finished image, or undefined when it is missing, unreadable or from other options. */
+export async function readRecord<R extends ImageRecordBase>(out: string, input: InputImage, signature?: string): Promise<R | undefined> {
+  try {
+    const r = JSON.parse(await fs.promises.readFile(recordPath(out, input), 'utf8')) as R;
+    if (r.source !== input.source) return undefined;
+    if (signature !== undefined && r.signature !== signature) return undefined;
+    return r;
+  } catch {
+    return undefined;
+  }
+}
+
+function asFailure(source: string, err: unknown): Failure {
+  if (err instanceof FeatscopeError) return { source, code: err.code, message: err.message };
+  return { source, code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
+  const { progress } = job;
+  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
+  let stopping = false;
+  const onSigint = () => {
+    if (stopping) {
+      process.stderr.write('\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n');
+      process.exit(130);
+    }
+    stopping = true;
+    progress.note('stopping after the current image (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  try {
+    let pending = job.inputs;
+    if (job.resume) {
+      const todo: InputImage[] = [];
+      for (const input of job.inputs) {
+        if (await readRecord(job.out, input, job.signature)) outcome.skipped++;
+        else todo.push(input);
+      }
+      progress.skip(outcome.skipped);
+      pending = todo;
+    }
+    for (let start = 0; start < pending.length && !stopping; start += job.batch) {
+      const slice = pending.slice(start, start + job.batch);
+      const ready: Array<{ input: InputImage; data: Float32Array; image: PreprocessedImage }> = [];
+      for (const input of slice) {
+        if (stopping) break;
+        try {
+          const pre = await preprocess(input.source, job.preprocess);
+          ready.push({ input, data: pre.data, image: pre.images[0] });
+        } catch (err) {
+          const f = asFailure(input.source, err);
+          outcome.failed.push(f);
+          progress.tick(input.source, `${f.message} [${f.code}]`);
+        }
+      }
+      if (ready.length === 0 || stopping) continue;
+      const per = ready[0].data.length;
+      const data = new Float32Array(per * ready.length);
+      ready.forEach((r, i) => data.set(r.data, i * per));
+      const [, c, h, w] = [ready.length, 3, ready[0].image.height, ready[0].image.width];
+      let captures: Capture[];
+      try {
+        captures = await job.model.capture({ data, shape: [ready.length, c, h, w] }, job.layers);
+      } catch (err) {
+        for (const r of ready) {
+          const f = asFailure(r.input.source, err);
+          outcome.failed.push(f);
+          progress.tick(r.input.source, `${f.message} [${f.code}]`);
+        }
+        continue;
+      }
+      for (let i = 0; i < ready.length; i++) {
+        if (stopping) break;
+        const { input, image } = ready[i];
+        try {
+          const dir = insideOut(job.out, input.name);
+          await fs.promises.mkdir(dir, { recursive: true });
+          await removeStaleTemps(dir);
+          // An old record must not vouch for files that are about to be replaced.
+          await fs.promises.rm(recordPath(job.out, input), { force: true });
+          const record = await job.handle(input, dir, image, captures, i);
+          await writeAtomic(recordPath(job.out, input), JSON.stringify(record));
+          outcome.done++;
+          progress.tick(input.source);
+        } catch (err) {
+          const f = asFailure(input.source, err);
+          outcome.failed.push(f);
+          progress.tick(input.source, `${f.message} [${f.code}]`);
+        }
+      }
+    }
+    outcome.interrupted = stopping;
+    return outcome;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+/** Finished records of `inputs`, read back one at a time (for the manifest and the report). */
+export async function* finishedRecords<R extends ImageRecordBase>(out: string, inputs: InputImage[], signature: string): AsyncGenerator<R> {
+  for (const input of inputs) {
+    const r = await readRecord<R>(out, input, signature);
+    if (r) yield r;
+  }
+}

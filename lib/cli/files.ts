@@ -1,0 +1,88 @@
+/**
+ * Writing under --out only: names derived from inputs or layers are sanitised, every path is
+ * checked to stay inside the output folder, and files are written to a temporary name and
+ * renamed, so an interrupted run never leaves a half-written file under a final name.
+ */
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { FeatscopeError } from '../errors';
+
+const TEMP_MARK = '.featscope-tmp-';
+
+/** A file-name-safe form of `name`: [A-Za-z0-9._-] only, no leading dot, at most 80 characters. */
+export function safeName(name: string, fallback = 'item'): string {
+  let s = name.normalize('NFKD').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').replace(/_+$/, '');
+  if (s.length > 80) s = s.slice(0, 80);
+  return s || fallback;
+}
+
+/** A layer name as a file name: `layer1.0.relu#1` -> `layer1.0.relu_call1`. */
+export function layerFileName(layer: string): string {
+  return safeName(layer.replace(/#(\d+)$/, '_call$1'), 'layer');
+}
+
+/** Short stable hash, to tell apart inputs whose sanitised names collide. */
+export function shortHash(text: string): string {
+  return createHash('sha1').update(text).digest('hex').slice(0, 8);
+}
+
+/** `out` joined with `parts`; refuses anything that would resolve outside `out`. */
+export function insideOut(out: string, ...parts: string[]): string {
+  const root = path.resolve(out);
+  const full = path.resolve(root, ...parts);
+  if (full !== root && !full.startsWith(root + path.sep)) {
+    throw new FeatscopeError('UNSAFE_PATH', `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`);
+  }
+  return full;
+}
+
+/** Write a file atomically: a temporary name in the same folder, then rename. */
+export async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `${TEMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+  try {
+    await fs.promises.writeFile(tmp, data);
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** A write stream to a temporary name; `commit()` renames it into place, `abort()` removes it. */
+export function atomicStream(file: string): { stream: fs.WriteStream; commit(): Promise<void>; abort(): Promise<void> } {
+  const tmp = path.join(path.dirname(file), `${TEMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+  const stream = fs.createWriteStream(tmp);
+  const closed = new Promise<void>((resolve, reject) => {
+    stream.on('close', resolve);
+    stream.on('error', reject);
+  });
+  return {
+    stream,
+    async commit() {
+      stream.end();
+      await closed;
+      await fs.promises.rename(tmp, file);
+    },
+    async abort() {
+      stream.destroy();
+      await closed.catch(() => undefined);
+      await fs.promises.rm(tmp, { force: true });
+    },
+  };
+}
+
+/** Remove temporary files left by a run that was killed (not a clean Ctrl-C) in `dir`. */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith(TEMP_MARK)).map((n) => fs.promises.rm(path.join(dir, n), { force: true })));
+}
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_MARK);
+}

@@ -1,0 +1,44 @@
+/** `featscope layers`: every submodule with its type, call count and output shape. */
+import { loadModel } from '../model';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel } from './args';
+
+export const LAYERS_HELP = `Usage: featscope layers [options]
+
+List the model's layers in call order: name, type, how often one forward calls it, and the output
+shape of each call for one image. Names with #k pick one call of a module called several times.
+
+Options:
+  -m, --model FILE   TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
+      --size N       input height and width for the shapes (default: the model's, else 224)
+      --device DEV   auto (default) | cpu | cuda | cuda:N
+      --json         machine-readable output
+  -h, --help         this help
+`;
+
+export async function layers(argv: string[]): Promise<number> {
+  const { values } = parse('layers', argv, { ...MODEL_OPTION, ...DEVICE_OPTION, size: { type: 'string' }, json: { type: 'boolean' } }, false);
+  if (values.help) {
+    process.stdout.write(LAYERS_HELP);
+    return 0;
+  }
+  const device = parseDevice(values.device as string | undefined, 'layers');
+  const sizeArg = values.size as string | undefined;
+  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  try {
+    const size = parsePositiveInt(sizeArg, '--size', model.metadata.input?.size?.[0] ?? 224, 8192, 'layers');
+    const list = await model.layers({ inputSize: size });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ model: model.path, inputSize: [size, size], layers: list }, null, 2)}\n`);
+      return 0;
+    }
+    const shape = (s: number[]) => `[${s.join(', ')}]`;
+    const rows = list.map((l) => [l.name, l.type, String(l.calls), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
+    const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const line = (r: string[]) => r.map((c, i) => (i === 2 ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+    process.stdout.write(`${model.path}: ${list.length} layers\n${line(header)}\n${rows.map(line).join('\n')}\n`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * featscope's command line. Bad input is a FeatscopeError, printed as `featscope: <message> [<code>]`
+ * without a stack; usage errors exit with 2, failed inputs with 1 (FEATSCOPE_DEBUG=1 adds stacks).
+ */
+import { FeatscopeError } from '../errors';
+import { USAGE_CODES } from './args';
+import { exportCommand } from './export';
+import { info } from './info';
+import { layers } from './layers';
+import { render } from './render';
+
+export const MAIN_HELP = `Usage: featscope <command> [options]
+
+See what each layer of a CNN sees: feature-map grids, overlays and a report from TorchScript models.
+
+Commands:
+  info                      versions of featscope, Node, libtorch and CUDA; the GPUs seen
+  layers                    the model's layers with their types and output shapes
+  render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
+  export <images>...        layer outputs as .npy files for numpy
+
+Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
+or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
+
+Example:
+  featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/
+
+Only load model files you trust: TorchScript can run arbitrary operations.
+`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  info,
+  layers,
+  render,
+  export: exportCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    if (command === 'help' && rest[0] && COMMANDS[rest[0]]) return COMMANDS[rest[0]](['--help']);
+    (command === undefined ? process.stderr : process.stdout).write(MAIN_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-V') {
+    const { featscopeVersion } = await import('./manifest');
+    process.stdout.write(`${featscopeVersion()}\n`);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`featscope: unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMANDS).join(', ')} (see \`featscope --help\`) [USAGE]\n`);
+    return 2;
+  }
+  return run(rest);
+}
+
+function report(err: unknown): number {
+  if (err instanceof FeatscopeError) {
+    process.stderr.write(`featscope: ${err.message} [${err.code}]\n`);
+    if (process.env.FEATSCOPE_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return USAGE_CODES.has(err.code) ? 2 : 1;
+  }
+  process.stderr.write(`featscope: unexpected error: ${err instanceof Error ? (process.env.FEATSCOPE_DEBUG ? err.stack : err.message) : String(err)}\n`);
+  return 1;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.exitCode = report(err);
+    },
+  );
+}

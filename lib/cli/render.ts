@@ -1,0 +1,279 @@
+/** `featscope render`: photos -> one PNG grid per image and layer (+ overlay), manifest.json, report.html. */
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
+import { loadModel, type Model } from '../model';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
+import { writeReport, type ReportImage } from '../report';
+import { renderImageLayers, type ChannelColumns, type LayerStatistics, type TopChannel } from '../visualize';
+import {
+  DEVICE_OPTION,
+  describeChannels,
+  MODEL_OPTION,
+  parse,
+  parseChannels,
+  parseColormap,
+  parseDevice,
+  parseLayers,
+  parsePositiveInt,
+  parseResize,
+  resolveModel,
+  usage,
+} from './args';
+import { finishedRecords, runBatches, type BatchOutcome, type ImageRecordBase } from './batch';
+import { insideOut, layerFileName, writeAtomic } from './files';
+import { expandInputs } from './inputs';
+import { featscopeVersion, round6, writeManifest } from './manifest';
+import { Progress } from './progress';
+import { finishMessage, printFailures } from './summary';
+
+export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
+
+Render feature maps of one or more layers as PNG channel grids (and heatmap overlays), with a
+manifest.json and, with --report, a self-contained report.html.
+
+Inputs: image files, folders (searched recursively for .jpg .jpeg .png .webp .gif .tif .avif)
+and globs ("photos/**/*.jpg", quoted so the shell leaves it alone).
+
+Options:
+  -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
+  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
+  -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
+      --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
+      --overlay           also write the layer's mean activation over the photo
+      --report            also write report.html (one file, opens from file://)
+      --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
+      --device DEV        auto (default) | cpu | cuda | cuda:N
+      --batch N           images per forward (default 32); memory stays bounded by it
+  -o, --out DIR           output folder (default: ./featscope-out)
+      --resume            skip images already finished in --out with the same options
+      --json              print a JSON summary on stdout (progress stays on stderr)
+  -h, --help              this help
+
+Output: DIR/<image>/input.png, DIR/<image>/<layer>.png, DIR/<image>/<layer>.overlay.png,
+DIR/manifest.json, DIR/report.html.
+
+Exit status: 0 all done, 1 some inputs failed (listed at the end), 2 usage error,
+130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
+
+Example:
+  featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/
+`;
+
+interface LayerRecord {
+  name: string;
+  type?: string;
+  shape: number[];
+  grid: string;
+  overlay?: string;
+  gridChannels: number[];
+  top: TopChannel[];
+  stats: LayerStatistics;
+  channels: ChannelColumns;
+}
+
+interface RenderRecord extends ImageRecordBase {
+  input: string;
+  layers: LayerRecord[];
+}
+
+export async function render(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    'render',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...DEVICE_OPTION,
+      layers: { type: 'string', short: 'l' },
+      channels: { type: 'string', short: 'c' },
+      colormap: { type: 'string' },
+      overlay: { type: 'boolean' },
+      report: { type: 'boolean' },
+      resize: { type: 'string' },
+      batch: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      resume: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(RENDER_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw usage('render needs at least one image, folder or glob', 'render');
+  const layers = parseLayers(values.layers as string | undefined, 'render');
+  const channels = parseChannels(values.channels as string | undefined, 'render');
+  const colormap = parseColormap(values.colormap as string | undefined, 'render');
+  const device = parseDevice(values.device as string | undefined, 'render');
+  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
+  const resize = parseResize(values.resize as string | undefined, 'render');
+  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const overlay = Boolean(values.overlay);
+
+  const inputs = await expandInputs(positionals);
+  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  try {
+    return await renderWith(model, {
+      inputs,
+      layers,
+      channels,
+      colormap,
+      overlay,
+      batch,
+      resize,
+      out,
+      report: Boolean(values.report),
+      resume: Boolean(values.resume),
+      json: Boolean(values.json),
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+async function renderWith(
+  model: Model,
+  o: {
+    inputs: Awaited<ReturnType<typeof expandInputs>>;
+    layers: string[];
+    channels: ReturnType<typeof parseChannels>;
+    colormap: ReturnType<typeof parseColormap>;
+    overlay: boolean;
+    batch: number;
+    resize: 'squash' | 'crop';
+    out: string;
+    report: boolean;
+    resume: boolean;
+    json: boolean;
+  },
+): Promise<number> {
+  const size = model.metadata.input?.size?.[0] ?? 224;
+  // Layer names, types and shapes up front: a typo or a non-image layer is a usage error before any work.
+  const info = await model.layers({ inputSize: size });
+  const layerInfo = o.layers.map((name) => {
+    const [base, call] = name.split('#');
+    const l = info.find((x) => x.name === base);
+    const shape = l?.outputShapes?.[Number(call ?? 0)];
+    if (shape && shape.length !== 4) {
+      throw usage(`layer ${name} outputs shape [${shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``);
+    }
+    return { name, type: l?.type, shape: shape?.slice(1) };
+  });
+  const typeOf = new Map(layerInfo.map((l) => [l.name, l.type]));
+  fs.mkdirSync(o.out, { recursive: true });
+  const options = {
+    layers: o.layers,
+    channels: describeChannels(o.channels),
+    colormap: o.colormap,
+    overlay: o.overlay,
+    resize: o.resize,
+    size,
+    batch: o.batch,
+  };
+  const { batch: _batch, ...outputOptions } = options;
+  const signature = JSON.stringify({ model: model.path, ...outputOptions });
+
+  const progress = new Progress({ total: o.inputs.length });
+  const outcome = await runBatches<RenderRecord>({
+    inputs: o.inputs,
+    out: o.out,
+    batch: o.batch,
+    resume: o.resume,
+    signature,
+    model,
+    layers: o.layers,
+    preprocess: {
+      resize: o.resize,
+      size,
+      mean: model.metadata.input?.mean ?? IMAGENET_MEAN,
+      std: model.metadata.input?.std ?? IMAGENET_STD,
+    },
+    progress,
+    async handle(input, dir, image, captures, b) {
+      const rendered = await renderImageLayers(image, captures, b, { channels: o.channels, colormap: o.colormap, overlay: o.overlay });
+      const rel = (file: string) => path.relative(o.out, file).split(path.sep).join('/');
+      const inputPng = insideOut(o.out, input.name, 'input.png');
+      await writeAtomic(inputPng, await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer());
+      const layers: LayerRecord[] = [];
+      for (const r of rendered) {
+        const base = layerFileName(r.name);
+        const grid = insideOut(dir, `${base}.png`);
+        await writeAtomic(grid, r.grid.png);
+        let overlay: string | undefined;
+        if (r.overlay) {
+          overlay = insideOut(dir, `${base}.overlay.png`);
+          await writeAtomic(overlay, r.overlay.png);
+        }
+        layers.push({
+          name: r.name,
+          type: typeOf.get(r.name),
+          shape: r.shape,
+          grid: rel(grid),
+          overlay: overlay && rel(overlay),
+          gridChannels: r.grid.layout.map((c) => c.channel),
+          top: r.top.map((t) => ({ ...t, score: round6(t.score) ?? NaN })),
+          stats: {
+            min: round6(r.stats.min) ?? NaN,
+            max: round6(r.stats.max) ?? NaN,
+            mean: round6(r.stats.mean) ?? NaN,
+            zeroFraction: round6(r.stats.zeroFraction) ?? NaN,
+            deadChannels: r.stats.deadChannels,
+          },
+          channels: {
+            max: r.channels.max.map((v) => round6(v) ?? NaN),
+            mean: r.channels.mean.map((v) => round6(v) ?? NaN),
+            zeroFraction: r.channels.zeroFraction.map((v) => round6(v) ?? NaN),
+          },
+        });
+      }
+      return { source: input.source, name: input.name, signature, input: rel(inputPng), layers };
+    },
+  });
+  progress.finish();
+
+  const manifest = path.join(o.out, 'manifest.json');
+  const records = () => finishedRecords<RenderRecord>(o.out, o.inputs, signature);
+  const finished = await writeManifest(manifest, { command: 'render', model, options, layers: layerInfo }, records(), {
+    failed: outcome.failed,
+    interrupted: outcome.interrupted,
+    total: o.inputs.length,
+  });
+  let report: string | undefined;
+  if (o.report) {
+    report = path.join(o.out, 'report.html');
+    await writeReport(report, {
+      title: 'featscope report',
+      featscopeVersion: featscopeVersion(),
+      model: { path: model.path, device: model.device, type: model.type, metadata: model.metadata },
+      options: { layers: o.layers, channels: options.channels, colormap: o.colormap, resize: o.resize, images: `${finished} rendered, ${outcome.failed.length} failed` },
+      images: toReportImages(o.out, records()),
+      totalImages: finished,
+      failed: outcome.failed,
+      interrupted: outcome.interrupted,
+    });
+  }
+  return summarize(o, outcome, finished, manifest, report);
+}
+
+async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {
+  for await (const r of records) {
+    yield {
+      source: r.source,
+      input: path.join(out, r.input),
+      layers: r.layers.map((l) => ({ ...l, grid: path.join(out, l.grid), overlay: l.overlay && path.join(out, l.overlay) })),
+    };
+  }
+}
+
+function summarize(o: { json: boolean; out: string; inputs: unknown[] }, outcome: BatchOutcome, finished: number, manifest: string, report?: string): number {
+  const code = outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ out: o.out, manifest, report, inputs: o.inputs.length, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
+    );
+  }
+  printFailures(outcome.failed);
+  process.stderr.write(finishMessage('rendered', outcome, finished, o.inputs.length, o.out, report));
+  return code;
+}

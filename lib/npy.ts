@@ -1,0 +1,54 @@
+/**
+ * NumPy .npy files (format version 1.0): a magic string, a Python-dict header padded to 64 bytes,
+ * then the raw little-endian data in C order. Readable with numpy.load() without pickle.
+ */
+import { promises as fs } from 'fs';
+import { FeatscopeError, invalidParameter } from './errors';
+
+export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array;
+
+const DESCR: Array<[new (...args: never[]) => NpyArray, string]> = [
+  [Float32Array, '<f4'],
+  [Float64Array, '<f8'],
+  [Int32Array, '<i4'],
+  [Uint32Array, '<u4'],
+  [Int16Array, '<i2'],
+  [Uint16Array, '<u2'],
+  [Int8Array, '|i1'],
+  [Uint8Array, '|u1'],
+];
+
+function descrOf(data: unknown): string {
+  for (const [ctor, descr] of DESCR) if (data instanceof ctor && !Buffer.isBuffer(data)) return descr;
+  if (Buffer.isBuffer(data)) return '|u1';
+  throw invalidParameter('npy data', 'a Float32Array, Float64Array, Int32Array, Uint8Array or another numeric typed array', data);
+}
+
+/** The .npy bytes for `data` viewed with `shape` (C order). Typed arrays are little-endian on every platform Node runs on. */
+export function encodeNpy(data: NpyArray, shape: readonly number[]): Buffer {
+  const descr = descrOf(data);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw invalidParameter('npy shape', 'an array of non-negative integers', shape);
+  }
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) {
+    throw new FeatscopeError('INVALID_ARGUMENT', `npy shape [${shape.join(', ')}] needs ${count} values but the data holds ${data.length}`);
+  }
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // magic (6) + version (2) + header length (2) + header, padded with spaces, ending in \n, to a multiple of 64.
+  const unpadded = 10 + header.length + 1;
+  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const head = Buffer.alloc(10 + header.length);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
+  head.write(header, 10, 'latin1');
+  return Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}
+
+/** Write `data` with `shape` as a .npy file. */
+export async function writeNpy(path: string, data: NpyArray, shape: readonly number[]): Promise<void> {
+  await fs.writeFile(path, encodeNpy(data, shape));
+}

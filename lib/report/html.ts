@@ -1,0 +1,27 @@
+/** HTML escaping: everything that comes from a model, a file name or an option goes through esc(). */
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+
+/** Escape for HTML text and double- or single-quoted attribute values. */
+export function esc(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"'`]/g, (c) => ENTITIES[c]);
+}
+
+/** A number for people: 3 significant digits, no exponent for ordinary sizes. */
+export function num(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a < 1e-3 || a >= 1e6) return v.toExponential(2);
+  return Number(v.toPrecision(3)).toString();
+}
+
+export function percent(fraction: number): string {
+  if (!Number.isFinite(fraction)) return String(fraction);
+  const p = fraction * 100;
+  return `${p === 0 || p >= 10 ? p.toFixed(0) : p.toFixed(1)}%`;
+}
+
+/** A PNG as a data: URI (the report makes no requests, not even to files beside it). */
+export function pngDataUri(png: Buffer): string {
+  return `data:image/png;base64,${png.toString('base64')}`;
+}

@@ -1,0 +1,44 @@
+/** The report's only stylesheet, inlined. Laid out for a 1280-1440 px laptop screen; narrows to one column below 900 px. */
+export const REPORT_CSS = `
+:root { --fg:#1b1f24; --muted:#5b6570; --line:#d9dee3; --bg:#f6f7f9; --card:#fff; --accent:#2a6f97; }
+* { box-sizing: border-box; }
+html { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
+body { margin: 0; }
+main { max-width: 1360px; margin: 0 auto; padding: 0 24px 48px; }
+header.top { padding: 20px 0 8px; }
+h1 { font-size: 1.55rem; margin: 0 0 4px; }
+h2 { font-size: 1.25rem; margin: 0; overflow-wrap: anywhere; }
+h3 { font-size: 1.05rem; margin: 0 0 10px; overflow-wrap: anywhere; }
+.muted { color: var(--muted); }
+.banner { margin: 12px 0 16px; padding: 12px 16px; border-radius: 8px; font-weight: 600; border: 2px solid; }
+.banner.untrained { background: #fdecea; border-color: #c62828; color: #8e1b1b; }
+.banner.unknown { background: #fff6e0; border-color: #b7791f; color: #6b4a0f; }
+.banner.interrupted { background: #fff6e0; border-color: #b7791f; color: #6b4a0f; }
+.banner .big { font-size: 1.15rem; letter-spacing: .02em; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 16px 18px; margin: 16px 0; }
+table { border-collapse: collapse; font-size: .92rem; }
+th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
+th { color: var(--muted); font-weight: 600; white-space: nowrap; }
+td { overflow-wrap: anywhere; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; padding-right: 14px; }
+table.meta td { max-width: 760px; }
+table.data thead th { border-bottom: 1px solid var(--line); }
+.summary { display: flex; flex-wrap: wrap; gap: 8px 28px; }
+.image-head { display: flex; gap: 20px; align-items: flex-start; flex-wrap: wrap; }
+.image-head .src { overflow-wrap: anywhere; }
+figure { margin: 0; }
+figcaption { color: var(--muted); font-size: .85rem; margin-top: 4px; }
+img { display: block; max-width: 100%; height: auto; }
+img.input { width: 224px; border-radius: 4px; border: 1px solid var(--line); }
+.layer { border-top: 1px solid var(--line); padding-top: 14px; margin-top: 16px; }
+.layer .tag { display: inline-block; font-size: .8rem; font-weight: 600; color: var(--accent); background: #e8f1f7; border-radius: 4px; padding: 1px 7px; margin-left: 6px; vertical-align: 2px; }
+.layer-body { display: grid; grid-template-columns: minmax(0, max-content) minmax(300px, 400px); gap: 20px; align-items: start; }
+.grid-img { image-rendering: pixelated; border: 1px solid var(--line); border-radius: 4px; }
+.overlay-img { width: 100%; max-width: 400px; border-radius: 4px; }
+.side { display: flex; flex-direction: column; gap: 14px; min-width: 0; }
+.failed li { overflow-wrap: anywhere; margin: 4px 0; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: .9em; }
+nav.toc ol { margin: 6px 0 0; padding-left: 22px; columns: 3 260px; }
+nav.toc a { color: var(--accent); overflow-wrap: anywhere; }
+@media (max-width: 900px) { .layer-body { grid-template-columns: minmax(0, 1fr); } }
+`;

@@ -1,0 +1,253 @@
+/**
+ * The blog's whole script in one call: preprocess a photo, capture layers, render one channel
+ * grid per layer plus a heatmap overlay, write the PNGs, return their paths and statistics.
+ * The per-image steps are shared with `featscope render` (renderImageLayers, layerStatistics).
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
+import { FeatscopeError, checkKnownKeys, invalidParameter } from './errors';
+import { loadModel, Model } from './model';
+import { preprocess, type ImageSource, type PreprocessedImage } from './preprocess';
+import {
+  channelMean,
+  rankChannels,
+  renderChannelGrid,
+  renderOverlay,
+  type ChannelGrid,
+  type ChannelSelection,
+  type ColormapName,
+  type RenderedImage,
+} from './render';
+import type { Capture } from './types';
+import { IMAGENET_MEAN, IMAGENET_STD } from './metadata';
+
+/** Whole-layer statistics for one image: what a report shows next to the grid. */
+export interface LayerStatistics {
+  min: number;
+  max: number;
+  mean: number;
+  /** Share of activations that are exactly 0 (after a ReLU: the inactive ones). */
+  zeroFraction: number;
+  /** Channels whose map is never positive: dead after a ReLU. */
+  deadChannels: number[];
+}
+
+/** Per-channel columns, index = channel. */
+export interface ChannelColumns {
+  max: number[];
+  mean: number[];
+  zeroFraction: number[];
+}
+
+export interface TopChannel {
+  channel: number;
+  score: number;
+  /** Where the channel fires most, in map coordinates. */
+  maxAt: { y: number; x: number };
+}
+
+export interface RenderedLayer {
+  /** Capture name (`layer1.0.conv1`, `layer1.0.relu#1`). */
+  name: string;
+  /** [C, H, W] of this image's maps. */
+  shape: number[];
+  grid: ChannelGrid;
+  overlay?: RenderedImage;
+  top: TopChannel[];
+  stats: LayerStatistics;
+  channels: ChannelColumns;
+}
+
+export interface RenderLayersOptions {
+  channels?: ChannelSelection;
+  colormap?: ColormapName;
+  overlay?: boolean;
+  overlayColormap?: ColormapName;
+  /** How many top channels (by max) to list; default 8. */
+  top?: number;
+}
+
+/** Statistics of every channel of one image of a capture, in one pass over the data. */
+export function layerStatistics(capture: Pick<Capture, 'shape' | 'data'>, batchIndex = 0): { stats: LayerStatistics; channels: ChannelColumns } {
+  const [, c, h, w] = capture.shape;
+  const plane = h * w;
+  const columns: ChannelColumns = { max: [], mean: [], zeroFraction: [] };
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  let zeros = 0;
+  const dead: number[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    const start = (batchIndex * c + ch) * plane;
+    let cmax = -Infinity;
+    let csum = 0;
+    let czero = 0;
+    for (let i = start; i < start + plane; i++) {
+      const v = capture.data[i];
+      if (v > cmax) cmax = v;
+      if (v < min) min = v;
+      if (v === 0) czero++;
+      csum += v;
+    }
+    if (cmax > max) max = cmax;
+    if (!(cmax > 0)) dead.push(ch);
+    sum += csum;
+    zeros += czero;
+    columns.max.push(cmax);
+    columns.mean.push(csum / plane);
+    columns.zeroFraction.push(czero / plane);
+  }
+  const n = c * plane;
+  return { stats: { min, max, mean: sum / n, zeroFraction: zeros / n, deadChannels: dead }, channels: columns };
+}
+
+/** Grid, overlay, top channels and statistics of image `batchIndex` for each 4-D capture. */
+export async function renderImageLayers(
+  image: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'>,
+  captures: Capture[],
+  batchIndex: number,
+  options: RenderLayersOptions = {},
+): Promise<RenderedLayer[]> {
+  const out: RenderedLayer[] = [];
+  let overlayBase: { rgb: Buffer; width: number; height: number } | undefined;
+  for (const capture of captures) {
+    if (capture.shape.length !== 4) {
+      throw new FeatscopeError(
+        'NOT_FEATURE_MAPS',
+        `layer ${capture.name} outputs shape [${capture.shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
+      );
+    }
+    const grid = await renderChannelGrid(capture, { channels: options.channels ?? 16, colormap: options.colormap ?? 'viridis', batchIndex });
+    const { stats, channels } = layerStatistics(capture, batchIndex);
+    const k = Math.min(options.top ?? 8, capture.shape[1]);
+    const top = rankChannels(capture, { by: 'max', k, batchIndex }).map((r) => ({ channel: r.channel, score: r.score, maxAt: r.maxAt }));
+    let overlay: RenderedImage | undefined;
+    if (options.overlay ?? true) {
+      // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
+      overlayBase ??= await upscale(image, 2);
+      overlay = await renderOverlay(overlayBase, channelMean(capture, batchIndex), { colormap: options.overlayColormap ?? 'turbo', alpha: 0.5 });
+    }
+    out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
+  }
+  return out;
+}
+
+async function upscale(image: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'>, factor: number) {
+  const width = image.width * factor;
+  const height = image.height * factor;
+  const rgb = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(width, height, { kernel: 'lanczos3' })
+    .raw()
+    .toBuffer();
+  return { rgb, width, height };
+}
+
+export interface VisualizeOptions {
+  /** A loaded Model or the path of a TorchScript file (loaded and disposed by this call). */
+  model: Model | string;
+  /** Layers to show; default ['layer1.0.conv1'], as in the blog. */
+  layers?: string[];
+  /** First N (default 16), { top: k, by } or a list of channel indices. */
+  channels?: ChannelSelection;
+  /** Grid colour map; default 'viridis'. */
+  colormap?: ColormapName;
+  /** Write a channel-mean heatmap over the photo per layer; default true. */
+  overlay?: boolean;
+  /** Folder for the PNGs (created); default './featscope-out'. */
+  outDir?: string;
+  /** Preprocessing resize mode; default 'squash' (as in the blog). */
+  resize?: 'squash' | 'crop';
+}
+
+export interface VisualizedLayer {
+  name: string;
+  shape: number[];
+  /** Path of the grid PNG and of the overlay PNG. */
+  grid: string;
+  overlay?: string;
+  /** Which channel sits in which cell, in order. */
+  gridChannels: number[];
+  top: TopChannel[];
+  stats: LayerStatistics;
+  channels: ChannelColumns;
+}
+
+export interface VisualizeResult {
+  /** Every PNG written, in order. */
+  files: string[];
+  layers: VisualizedLayer[];
+}
+
+const VISUALIZE_KEYS = ['model', 'layers', 'channels', 'colormap', 'overlay', 'outDir', 'resize'] as const;
+
+/**
+ * Preprocess `image`, capture `layers`, write `<stem>.<layer>.grid.png` (and `.overlay.png`)
+ * into `outDir`, and return the paths with per-channel statistics.
+ */
+export async function visualize(image: ImageSource, options: VisualizeOptions): Promise<VisualizeResult> {
+  if (options === null || typeof options !== 'object') throw invalidParameter('visualize options', 'an object with a model', options);
+  checkKnownKeys('visualize', options, VISUALIZE_KEYS);
+  if (!(options.model instanceof Model) && typeof options.model !== 'string') {
+    throw invalidParameter('model', 'a Model from loadModel() or a TorchScript file path', options.model);
+  }
+  const layers = options.layers ?? ['layer1.0.conv1'];
+  if (!Array.isArray(layers) || layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', layers);
+  const outDir = options.outDir ?? 'featscope-out';
+  if (typeof outDir !== 'string' || outDir === '') throw invalidParameter('outDir', 'a folder path', outDir);
+
+  const owned = typeof options.model === 'string';
+  const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
+  try {
+    const input = model.metadata.input;
+    const pre = await preprocess(image, {
+      resize: options.resize ?? 'squash',
+      size: input?.size?.[0] ?? 224,
+      mean: input?.mean ?? IMAGENET_MEAN,
+      std: input?.std ?? IMAGENET_STD,
+    });
+    const captures = await model.capture(pre, layers);
+    const rendered = await renderImageLayers(pre.images[0], captures, 0, {
+      channels: options.channels,
+      colormap: options.colormap,
+      overlay: options.overlay,
+    });
+    await fs.mkdir(outDir, { recursive: true });
+    const stem = stemOf(image);
+    const files: string[] = [];
+    const result: VisualizedLayer[] = [];
+    for (const r of rendered) {
+      const base = path.join(outDir, `${stem}.${safe(r.name.replace(/#(\d+)$/, '_call$1'))}`);
+      const grid = `${base}.grid.png`;
+      await fs.writeFile(grid, r.grid.png);
+      files.push(grid);
+      let overlay: string | undefined;
+      if (r.overlay) {
+        overlay = `${base}.overlay.png`;
+        await fs.writeFile(overlay, r.overlay.png);
+        files.push(overlay);
+      }
+      result.push({
+        name: r.name,
+        shape: r.shape,
+        grid,
+        overlay,
+        gridChannels: r.grid.layout.map((c) => c.channel),
+        top: r.top,
+        stats: r.stats,
+        channels: r.channels,
+      });
+    }
+    return { files, layers: result };
+  } finally {
+    if (owned) model.dispose();
+  }
+}
+
+function safe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'x';
+}
+
+function stemOf(image: ImageSource): string {
+  return typeof image === 'string' ? safe(path.basename(image, path.extname(image))) : 'image';
+}
