@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import { types } from 'util';
-import { binding, NativeModel, NativeReduceOptions } from './native';
+import { binding, NativeBackwardResult, NativeModel, NativeReduceOptions } from './native';
 import { FeatscopeError, checkKnownKeys, describe, invalidParameter } from './errors';
 import { Capture, TensorInput } from './types';
 import { ModelMetadata, parseMetadata } from './metadata';
@@ -61,6 +61,36 @@ export interface GradCamResult {
   /** The target class of each image and its softmax probability. */
   classes: number[];
   probabilities: number[];
+}
+
+export interface BackwardOptions {
+  /** Layers whose activation and gradient norms to report (gradient flow). */
+  layers?: string[];
+  /** Target class per image, one for all, or omitted for each image's top-1 prediction. */
+  classes?: number | number[];
+  /** 'score' (default): the sum of the target logits; 'cross-entropy': summed over the batch (attacks). */
+  loss?: 'score' | 'cross-entropy';
+  /** Also return d loss / d input, same shape as the input (FGSM, PGD, saliency). */
+  inputGrad?: boolean;
+  /** Also return the norm of each parameter's gradient (parameters saved with requires_grad). */
+  parameterGrads?: boolean;
+}
+
+export interface BackwardResult {
+  output: { shape: number[]; data: Float32Array };
+  classes: number[];
+  loss: number;
+  inputGrad?: Float32Array;
+  layers: NativeBackwardResult['layers'];
+  parameters: NativeBackwardResult['parameters'];
+}
+
+export interface Parameter {
+  name: string;
+  kind: 'parameter' | 'buffer';
+  shape: number[];
+  /** A copy: changing it does not change the model. */
+  data: Float32Array;
 }
 
 export interface HookHandle {
@@ -219,10 +249,7 @@ export class Model {
     checkOptionsObject('gradcam options', options, ['layer', 'classes']);
     const [layer] = this.#resolve([options.layer], 'gradcam layer');
     if (layer.includes('#')) throw invalidParameter('gradcam layer', 'a layer called once per forward (no #k)', layer);
-    const classes = options.classes === undefined ? [] : typeof options.classes === 'number' ? [options.classes] : options.classes;
-    if (!Array.isArray(classes) || !classes.every((c) => Number.isInteger(c) && c >= 0)) {
-      throw invalidParameter('gradcam classes', 'a class index or an array of them (non-negative integers)', options.classes);
-    }
+    const classes = checkClasses(options.classes, 'gradcam classes');
     const { data, shape } = checkInput(input);
     this.#running++;
     try {
@@ -231,6 +258,39 @@ export class Model {
     } finally {
       this.#running--;
     }
+  }
+
+  /**
+   * One forward and backward with autograd on, through the hooked graph: the loss's gradient
+   * with respect to the input, the named layers' outputs and the parameters, as asked.
+   */
+  async backward(input: TensorInput, options: BackwardOptions = {}): Promise<BackwardResult> {
+    this.#alive();
+    checkOptionsObject('backward options', options, ['layers', 'classes', 'loss', 'inputGrad', 'parameterGrads']);
+    const layers = options.layers === undefined ? [] : this.#resolve(options.layers, 'backward layers', true);
+    if (layers.some((l) => l.includes('#'))) throw invalidParameter('backward layers', 'layer names without #k (all calls are reported)', options.layers);
+    const classes = checkClasses(options.classes, 'backward classes');
+    const loss = options.loss ?? 'score';
+    if (loss !== 'score' && loss !== 'cross-entropy') throw invalidParameter('loss', "'score' or 'cross-entropy'", loss);
+    for (const k of ['inputGrad', 'parameterGrads'] as const) {
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalidParameter(k, 'a boolean', options[k]);
+    }
+    const { data, shape } = checkInput(input);
+    this.#running++;
+    try {
+      const r = await withStack(this.#native.backward(data, shape, layers, {
+        classes, loss, inputGrad: options.inputGrad ?? false, parameterGrads: options.parameterGrads ?? false,
+      }));
+      return { ...r, classes: Array.from(r.classes) };
+    } finally {
+      this.#running--;
+    }
+  }
+
+  /** Copies of every floating-point parameter and buffer (weights, biases, BatchNorm statistics). */
+  parameters(): Parameter[] {
+    this.#alive();
+    return this.#native.parameters();
   }
 
   /**
@@ -306,6 +366,14 @@ export class Model {
   #alive(): void {
     if (this.#disposed) throw new FeatscopeError('MODEL_DISPOSED', `model ${this.path} was disposed; load it again with loadModel()`);
   }
+}
+
+function checkClasses(value: unknown, what: string): number[] {
+  const classes = value === undefined ? [] : typeof value === 'number' ? [value] : value;
+  if (!Array.isArray(classes) || !classes.every((c) => Number.isInteger(c) && c >= 0)) {
+    throw invalidParameter(what, 'a class index or an array of them (non-negative integers)', value);
+  }
+  return classes as number[];
 }
 
 function isPositiveInt(v: unknown): v is number {

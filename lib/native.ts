@@ -36,7 +36,20 @@ export interface NativeModel {
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
     shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
   }>;
+  backward(data: Float32Array, shape: number[], layers: string[], spec: {
+    classes: number[]; loss: 'score' | 'cross-entropy'; inputGrad: boolean; parameterGrads: boolean;
+  }): Promise<NativeBackwardResult>;
+  parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
   dispose(): void;
+}
+
+export interface NativeBackwardResult {
+  output: { shape: number[]; data: Float32Array };
+  classes: Float32Array;
+  loss: number;
+  inputGrad?: Float32Array;
+  layers: { name: string; layer: string; call: number; shape: number[]; activationNorm: number; gradNorm: number; gradMeanAbs: number }[];
+  parameters: { name: string; shape: number[]; norm: number; gradNorm: number }[];
 }
 
 export interface NativeBinding {

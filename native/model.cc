@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backward.h"
 #include "capture_ops.h"
 #include "errors.h"
 #include "tensor_bridge.h"
@@ -126,12 +127,16 @@ struct CaptureOut {
   ReducedCapture r;
 };
 
+}  // namespace
+
 void applyPrecision(const ModelState& st) {
   if (!st.device.is_cuda()) return;
   // TF32 is a process-wide switch in libtorch; it is set per forward from the model's policy.
   at::globalContext().setAllowTF32CuDNN(!st.exactPrecision);
   at::globalContext().setAllowTF32CuBLAS(!st.exactPrecision);
 }
+
+namespace {
 
 at::Tensor inputTensor(const ModelState& st, float* data, const std::vector<int64_t>& shape, bool mutates) {
   at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
@@ -252,25 +257,11 @@ class GradCamWorker : public FsWorker {
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
-    if (!tuple->elements()[0].isTensor() || tuple->elements()[0].toTensor().dim() != 2)
-      throw FsError("MODEL_OUTPUT_NOT_LOGITS", "Grad-CAM needs a model whose output is [N, classes] logits");
-    at::Tensor logits = tuple->elements()[0].toTensor();
+    at::Tensor logits = checkLogits(tuple->elements()[0]);
     at::Tensor A = tuple->elements()[1].toTensor();
     if (A.dim() != 4) throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);
-    at::Tensor cls;
-    if (classes_.empty()) {
-      cls = logits.argmax(1);
-    } else {
-      if (static_cast<int64_t>(classes_.size()) != n && classes_.size() != 1)
-        throw FsError("INVALID_ARGUMENT", "Grad-CAM: give one target class or one per image (" + std::to_string(n) + ")");
-      std::vector<int64_t> c(n, classes_[0]);
-      if (classes_.size() == static_cast<size_t>(n)) c = classes_;
-      for (auto v : c)
-        if (v < 0 || v >= logits.size(1))
-          throw FsError("INVALID_ARGUMENT", "Grad-CAM: class " + std::to_string(v) + " is out of range 0.." + std::to_string(logits.size(1) - 1));
-      cls = torch::tensor(c, at::TensorOptions().dtype(at::kLong)).to(logits.device());
-    }
+    at::Tensor cls = resolveClasses(logits, classes_);
     at::Tensor score = logits.gather(1, cls.view({n, 1})).sum();
     at::Tensor g = torch::autograd::grad({score}, {A})[0];
     at::Tensor alpha = g.mean({2, 3}, /*keepdim=*/true);
@@ -311,6 +302,7 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeModel",
                                  {InstanceMethod("layers", &ModelWrap::Layers), InstanceMethod("info", &ModelWrap::Info),
                                   InstanceMethod("forward", &ModelWrap::Forward), InstanceMethod("gradcam", &ModelWrap::GradCam),
+                                  InstanceMethod("backward", &ModelWrap::Backward), InstanceMethod("parameters", &ModelWrap::Parameters),
                                   InstanceMethod("dispose", &ModelWrap::Dispose)});
   modelCtor = new Napi::FunctionReference(Napi::Persistent(f));
   env.AddCleanupHook([] {
@@ -362,7 +354,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-static std::vector<int64_t> readShape(Napi::Env env, Napi::Value v) {
+std::vector<int64_t> readShape(Napi::Env env, Napi::Value v) {
   if (!v.IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<int64_t> s;
@@ -370,7 +362,7 @@ static std::vector<int64_t> readShape(Napi::Env env, Napi::Value v) {
   return s;
 }
 
-static Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape) {
+Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
   Napi::Float32Array a = v.As<Napi::Float32Array>();

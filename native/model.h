@@ -43,8 +43,17 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value GradCam(const Napi::CallbackInfo& info);
+  Napi::Value Backward(const Napi::CallbackInfo& info);
+  Napi::Value Parameters(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 };
+
+// Sets the process-wide TF32 switches from the model's precision policy (CUDA only).
+void applyPrecision(const ModelState& st);
+
+// Argument readers shared by the forward and backward entry points (throw JS errors).
+std::vector<int64_t> readShape(Napi::Env env, Napi::Value v);
+Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape);
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);

@@ -1,0 +1,220 @@
+#include "backward.h"
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+
+#include "capture_ops.h"
+#include "errors.h"
+#include "model.h"
+#include "tensor_bridge.h"
+#include "workers.h"
+
+namespace featscope {
+
+at::Tensor resolveClasses(const at::Tensor& logits, const std::vector<int64_t>& classes) {
+  const int64_t n = logits.size(0);
+  if (classes.empty()) return logits.argmax(1);
+  if (static_cast<int64_t>(classes.size()) != n && classes.size() != 1)
+    throw FsError("INVALID_ARGUMENT", "give one target class or one per image (" + std::to_string(n) + "), not " + std::to_string(classes.size()));
+  std::vector<int64_t> c(n, classes[0]);
+  if (static_cast<int64_t>(classes.size()) == n) c = classes;
+  for (auto v : c)
+    if (v < 0 || v >= logits.size(1))
+      throw FsError("INVALID_ARGUMENT", "class " + std::to_string(v) + " is out of range 0.." + std::to_string(logits.size(1) - 1));
+  return torch::tensor(c, at::TensorOptions().dtype(at::kLong)).to(logits.device());
+}
+
+at::Tensor checkLogits(const c10::IValue& out) {
+  if (!out.isTensor() || out.toTensor().dim() != 2)
+    throw FsError("MODEL_OUTPUT_NOT_LOGITS", "gradients need a model whose output is [N, classes] logits; this one returns " +
+                                                 (out.isTensor() ? std::to_string(out.toTensor().dim()) + "-D tensor" : out.tagKind()));
+  return out.toTensor();
+}
+
+namespace {
+
+struct BackwardSpec {
+  std::vector<int64_t> classes;
+  bool crossEntropy = false;  // loss: cross-entropy (attacks) or the class score (Grad-CAM, flow)
+  bool inputGrad = false;
+  bool paramGrads = false;
+};
+
+struct LayerGrad {
+  CaptureSlot slot;
+  std::vector<int64_t> shape;
+  double actNorm, gradNorm, gradMeanAbs;
+};
+
+struct ParamGrad {
+  std::string name;
+  std::vector<int64_t> shape;
+  double norm, gradNorm;
+};
+
+}  // namespace
+
+class BackwardWorker : public FsWorker {
+ public:
+  BackwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
+                 std::set<std::string> layers, BackwardSpec spec)
+      : FsWorker(env, "featscope.backward", "BACKWARD_FAILED"),
+        st_(std::move(st)),
+        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
+        data_(input.Data()),
+        shape_(std::move(shape)),
+        layers_(std::move(layers)),
+        spec_(std::move(spec)) {}
+
+ protected:
+  void Run() override {
+    auto hf = st_->hooked(layers_, /*guardInPlace=*/false);
+    torch::AutoGradMode grad(true);
+    applyPrecision(*st_);
+    at::Tensor x = torch::from_blob(data_, shape_, at::TensorOptions().dtype(at::kFloat)).to(st_->device, false, true);
+    x.requires_grad_(true);
+    torch::jit::Stack stack{st_->module._ivalue(), x};
+    hf->fn->run(stack);
+    auto tuple = stack.back().toTuple();
+    const auto& el = tuple->elements();
+    at::Tensor logits = checkLogits(el[0]);
+    at::Tensor cls = resolveClasses(logits, spec_.classes);
+    at::Tensor loss = spec_.crossEntropy ? at::cross_entropy_loss(logits, cls, {}, at::Reduction::Sum)
+                                         : logits.gather(1, cls.view({-1, 1})).sum();
+    std::vector<at::Tensor> wrt{x};
+    for (size_t i = 0; i < hf->slots.size(); ++i) wrt.push_back(el[i + 1].toTensor());
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    if (spec_.paramGrads)
+      for (const auto& p : st_->module.named_parameters(true))
+        if (p.value.requires_grad()) {
+          params.emplace_back(p.name, p.value);
+          wrt.push_back(p.value);
+        }
+    auto grads = torch::autograd::grad({loss}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    bool used = false;
+    if (spec_.inputGrad) inputGrad_ = toHostFloat(grads[0], &used);
+    for (size_t i = 0; i < hf->slots.size(); ++i) {
+      at::Tensor a = wrt[i + 1].detach(), g = grads[i + 1];
+      layers_out_.push_back({hf->slots[i], a.sizes().vec(), a.norm().item<double>(), g.defined() ? g.norm().item<double>() : 0.0,
+                             g.defined() ? g.abs().mean().item<double>() : 0.0});
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor g = grads[1 + hf->slots.size() + i];
+      params_out_.push_back({params[i].first, params[i].second.sizes().vec(), params[i].second.detach().norm().item<double>(),
+                             g.defined() ? g.norm().item<double>() : 0.0});
+    }
+    logits_ = toHostFloat(logits.detach(), &used);
+    classes_ = toHostFloat(cls.to(at::kFloat), &used);
+    loss_ = loss.item<double>();
+    if (used) torch::cuda::synchronize(st_->device.index());
+  }
+
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    TensorExporter ex(env);
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("shape", shapeToJs(env, logits_.sizes()));
+    out.Set("data", ex.toFloat32Array(logits_));
+    o.Set("output", out);
+    o.Set("classes", ex.toFloat32Array(classes_));
+    o.Set("loss", loss_);
+    if (inputGrad_.defined()) o.Set("inputGrad", ex.toFloat32Array(inputGrad_));
+    Napi::Array ls = Napi::Array::New(env, layers_out_.size());
+    for (size_t i = 0; i < layers_out_.size(); ++i) {
+      const auto& l = layers_out_[i];
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("name", l.slot.name);
+      e.Set("layer", l.slot.layer);
+      e.Set("call", l.slot.call);
+      e.Set("shape", shapeToJs(env, l.shape));
+      e.Set("activationNorm", l.actNorm);
+      e.Set("gradNorm", l.gradNorm);
+      e.Set("gradMeanAbs", l.gradMeanAbs);
+      ls.Set(i, e);
+    }
+    o.Set("layers", ls);
+    Napi::Array ps = Napi::Array::New(env, params_out_.size());
+    for (size_t i = 0; i < params_out_.size(); ++i) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("name", params_out_[i].name);
+      e.Set("shape", shapeToJs(env, params_out_[i].shape));
+      e.Set("norm", params_out_[i].norm);
+      e.Set("gradNorm", params_out_[i].gradNorm);
+      ps.Set(i, e);
+    }
+    o.Set("parameters", ps);
+    return o;
+  }
+
+ private:
+  std::shared_ptr<ModelState> st_;
+  Napi::ObjectReference inputRef_;
+  float* data_;
+  std::vector<int64_t> shape_;
+  std::set<std::string> layers_;
+  BackwardSpec spec_;
+  at::Tensor logits_, classes_, inputGrad_;
+  double loss_ = 0;
+  std::vector<LayerGrad> layers_out_;
+  std::vector<ParamGrad> params_out_;
+};
+
+Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  auto shape = readShape(env, info[1]);
+  Napi::Float32Array input = readInput(env, info[0], shape);
+  std::set<std::string> names;
+  if (info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      std::string n = a.Get(i).As<Napi::String>();
+      if (!st->layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
+      names.insert(n);
+    }
+  }
+  BackwardSpec spec;
+  if (info[3].IsObject()) {
+    Napi::Object o = info[3].As<Napi::Object>();
+    if (o.Get("classes").IsArray()) {
+      Napi::Array a = o.Get("classes").As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) spec.classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+    }
+    spec.crossEntropy = o.Get("loss").IsString() && o.Get("loss").As<Napi::String>().Utf8Value() == "cross-entropy";
+    spec.inputGrad = o.Get("inputGrad").ToBoolean();
+    spec.paramGrads = o.Get("parameterGrads").ToBoolean();
+  }
+  auto* w = new BackwardWorker(env, st, input, std::move(shape), std::move(names), std::move(spec));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// Copies of the parameters and buffers (a copy: JS must not be able to change the model's weights).
+Napi::Value ModelWrap::Parameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  TensorExporter ex(env);
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& p : st->module.named_parameters(true)) all.emplace_back(p.name, p.value);
+  for (const auto& b : st->module.named_buffers(true))
+    if (b.value.is_floating_point()) all.emplace_back(b.name, b.value);
+  Napi::Array a = Napi::Array::New(env, all.size());
+  try {
+    for (size_t i = 0; i < all.size(); ++i) {
+      at::Tensor t = all[i].second.detach().to(at::kCPU, at::kFloat, false, /*copy=*/true).contiguous();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", all[i].first);
+      o.Set("kind", i < static_cast<size_t>(st->module.named_parameters(true).size()) ? "parameter" : "buffer");
+      o.Set("shape", shapeToJs(env, t.sizes()));
+      o.Set("data", ex.toFloat32Array(t));
+      a.Set(i, o);
+    }
+  } catch (const c10::Error& e) {
+    throw makeJsError(env, "PARAMETERS_FAILED", e.what_without_backtrace());
+  }
+  return a;
+}
+
+}  // namespace featscope
