@@ -1,7 +1,10 @@
 export { FeatscopeError } from './errors';
-export type { Capture, ChannelStats, TensorInput } from './types';
+export type { Capture, CaptureStats, TensorInput } from './types';
 export type { ModelMetadata } from './metadata';
-export { IMAGENET_MEAN, IMAGENET_STD, weightsLabel } from './metadata';
+export { weightsLabel } from './metadata';
+export { preprocess, IMAGENET_MEAN, IMAGENET_STD, DEFAULT_MAX_INPUT_PIXELS } from './preprocess';
+export type { ImageSource, PreprocessOptions, PreprocessResult, PreprocessedImage } from './preprocess';
+export * from './render';
 export { loadModel, cuda, Model } from './model';
 export type { LoadOptions, LayerInfo, CaptureOptions, ForwardOptions, ForwardResult, GradCamResult, HookHandle, DeviceSpec, BackwardOptions, BackwardResult, Parameter } from './model';
 export { versions } from './versions';

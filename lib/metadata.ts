@@ -1,3 +1,4 @@
+export { IMAGENET_MEAN, IMAGENET_STD } from './preprocess';
 /** The featscope.json carried inside model files made by scripts/export-model.py. */
 export interface ModelMetadata {
   format?: string;
@@ -9,9 +10,6 @@ export interface ModelMetadata {
   torch?: string;
   torchvision?: string;
 }
-
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 export function parseMetadata(raw: string): ModelMetadata {
   if (!raw) return {};

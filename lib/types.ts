@@ -5,7 +5,7 @@ export interface TensorInput {
 }
 
 /** Per-channel statistics computed on the model's device, over each channel's full map. */
-export interface ChannelStats {
+export interface CaptureStats {
   /** [N, C] row-major: max of each channel's map. */
   max: Float32Array;
   /** [N, C]: mean of each channel's map. */
@@ -29,5 +29,5 @@ export interface Capture {
   /** When channels were selected (explicit list or top-k): [N, k] original channel indices. */
   channels?: Int32Array;
   /** With `stats: true`. */
-  stats?: ChannelStats;
+  stats?: CaptureStats;
 }
