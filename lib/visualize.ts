@@ -118,7 +118,7 @@ export async function renderImageLayers(
         `layer ${capture.name} outputs shape [${capture.shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
       );
     }
-    const grid = await renderChannelGrid(capture, { channels: options.channels ?? 16, colormap: options.colormap ?? 'viridis', batchIndex });
+    const grid = await renderChannelGrid(capture, { channels: fitChannels(options.channels ?? 16, capture.shape[1]), colormap: options.colormap ?? 'viridis', batchIndex });
     const { stats, channels } = layerStatistics(capture, batchIndex);
     const k = Math.min(options.top ?? 8, capture.shape[1]);
     const top = rankChannels(capture, { by: 'max', k, batchIndex }).map((r) => ({ channel: r.channel, score: r.score, maxAt: r.maxAt }));
@@ -131,6 +131,15 @@ export async function renderImageLayers(
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
   }
   return out;
+}
+
+/** A count or top-k larger than the layer is all its channels (16 by default, 8 for an 8-channel layer). */
+function fitChannels(selection: ChannelSelection, channels: number): ChannelSelection {
+  if (typeof selection === 'number') return Math.min(selection, channels);
+  if (!Array.isArray(selection) && typeof selection === 'object' && selection !== null && 'top' in selection) {
+    return { ...selection, top: Math.min(selection.top, channels) };
+  }
+  return selection;
 }
 
 async function upscale(image: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'>, factor: number) {

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { FeatscopeError } from '../errors';
+import type { Model } from '../model';
 import { packageRoot } from '../native';
 import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
 
@@ -114,4 +115,22 @@ export function describeChannels(sel: ChannelSelection): string {
   if (Array.isArray(sel)) return sel.join(',');
   const top = sel as { top: number; by?: string };
   return `top:${top.top}:${top.by ?? 'max'}`;
+}
+
+/**
+ * Layer names checked before any work (typos get suggestions), with their types and output shapes
+ * for one image; `#k` beyond the module's calls is refused here too.
+ */
+export async function checkLayers(model: Model, layers: string[], size: number): Promise<Array<{ name: string; type?: string; shape?: number[] }>> {
+  model.hook(layers).remove(); // validates the names: UNKNOWN_LAYER with suggestions, DUPLICATE_LAYER, ...
+  const info = await model.layers({ inputSize: size });
+  return layers.map((name) => {
+    const [base, call] = name.split('#');
+    const l = info.find((x) => x.name === base)!;
+    const shape = l.outputShapes?.[Number(call ?? 0)];
+    if (!shape) {
+      throw new FeatscopeError('LAYER_NOT_CALLED', `layer call ${name} does not exist: ${base} is called ${l.calls} time(s) per forward (calls are numbered from #0)`);
+    }
+    return { name, type: l.type, shape };
+  });
 }

@@ -6,6 +6,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { encodeNpy } from '../npy';
 import {
   DEVICE_OPTION,
+  checkLayers,
   MODEL_OPTION,
   parse,
   parseDevice,
@@ -81,12 +82,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     const size = model.metadata.input?.size?.[0] ?? 224;
-    const info = await model.layers({ inputSize: size });
-    const layerInfo = layers.map((name) => {
-      const [base, call] = name.split('#');
-      const l = info.find((x) => x.name === base);
-      return { name, type: l?.type, shape: l?.outputShapes?.[Number(call ?? 0)] };
-    });
+    const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
     const signature = JSON.stringify({ model: model.path, layers, resize, size, export: 1 });

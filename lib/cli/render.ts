@@ -2,12 +2,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
+import { FeatscopeError } from '../errors';
 import { loadModel, type Model } from '../model';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { writeReport, type ReportImage } from '../report';
 import { renderImageLayers, type ChannelColumns, type LayerStatistics, type TopChannel } from '../visualize';
 import {
   DEVICE_OPTION,
+  checkLayers,
   describeChannels,
   MODEL_OPTION,
   parse,
@@ -150,15 +152,18 @@ async function renderWith(
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
   // Layer names, types and shapes up front: a typo or a non-image layer is a usage error before any work.
-  const info = await model.layers({ inputSize: size });
-  const layerInfo = o.layers.map((name) => {
-    const [base, call] = name.split('#');
-    const l = info.find((x) => x.name === base);
-    const shape = l?.outputShapes?.[Number(call ?? 0)];
-    if (shape && shape.length !== 4) {
-      throw usage(`layer ${name} outputs shape [${shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``);
+  const layerInfo = (await checkLayers(model, o.layers, size)).map((l) => {
+    if (l.shape!.length !== 4) {
+      throw new FeatscopeError(
+        'NOT_FEATURE_MAPS',
+        `layer ${l.name} outputs shape [${l.shape!.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
+      );
     }
-    return { name, type: l?.type, shape: shape?.slice(1) };
+    const channels = l.shape![1];
+    if (Array.isArray(o.channels) && o.channels.some((c) => c >= channels)) {
+      throw usage(`--channels ${o.channels.join(',')} asks for channel ${Math.max(...o.channels)} but layer ${l.name} has ${channels} channels (0 to ${channels - 1})`, 'render');
+    }
+    return { ...l, shape: l.shape!.slice(1) };
   });
   const typeOf = new Map(layerInfo.map((l) => [l.name, l.type]));
   fs.mkdirSync(o.out, { recursive: true });
