@@ -1,6 +1,6 @@
 /**
  * The raw addon, typed once. Public classes (lib/model.ts) wrap it and keep the handle private.
- * Loading goes through node-gyp-build: prebuilds/<platform>-<arch>/ first, then build/Release.
+ * Loading goes through node-gyp-build: a local build (build/Release) first, then prebuilds/<platform>-<arch>/.
  */
 import * as path from 'path';
 import { FeatscopeError } from './errors';
