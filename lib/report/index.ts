@@ -202,7 +202,7 @@ async function layerSection(image: ReportImage, layer: ReportLayer): Promise<str
   return (
     `<article class="layer"><h3><code>${esc(layer.name)}</code>` +
     `${layer.type ? `<span class="tag">${esc(layer.type)}</span>` : ''}<span class="tag">${c} × ${h} × ${w}</span></h3>` +
-    `<div class="layer-body"><figure>${grid}<figcaption>${shown ? `${shown} of ${c} channels` : 'channels'}; each cell has its own colour range (viridis: dark low, yellow high); labels give the cell's max</figcaption></figure>` +
+    `<div class="layer-body"><figure class="fit">${grid}<figcaption>${shown ? `${shown} of ${c} channels` : 'channels'}; each cell has its own colour range (viridis: dark low, yellow high); labels give the cell's max</figcaption></figure>` +
     `<div class="side">${overlay}<div><h4 class="muted" style="margin:0 0 4px">Layer statistics</h4>${statsTable}</div>` +
     `<div><h4 class="muted" style="margin:0 0 4px">Top channels by max activation</h4>${top}</div></div></div></article>`
   );

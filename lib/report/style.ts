@@ -20,6 +20,7 @@ table { border-collapse: collapse; font-size: .92rem; }
 th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
 th { color: var(--muted); font-weight: 600; white-space: nowrap; }
 td { overflow-wrap: anywhere; }
+table.data { min-width: 220px; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; padding-right: 14px; }
 table.meta td { max-width: 760px; }
 table.data thead th { border-bottom: 1px solid var(--line); }
@@ -27,6 +28,9 @@ table.data thead th { border-bottom: 1px solid var(--line); }
 .image-head { display: flex; gap: 20px; align-items: flex-start; flex-wrap: wrap; }
 .image-head .src { overflow-wrap: anywhere; }
 figure { margin: 0; }
+/* The caption wraps at the image's width instead of widening the column. */
+figure.fit { display: table; }
+figure.fit figcaption { display: table-caption; caption-side: bottom; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: 4px; }
 img { display: block; max-width: 100%; height: auto; }
 img.input { width: 224px; border-radius: 4px; border: 1px solid var(--line); }
