@@ -1,0 +1,172 @@
+/**
+ * Grad-CAM over a photo: the native Grad-CAM map (ReLU(Σ_k α_k A_k) at the layer's resolution),
+ * normalised per image to [0, 1] by its maximum, upsampled bilinearly onto the photo and framed
+ * with the target class, the top predictions and the weights label.
+ */
+import sharp from 'sharp';
+import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import type { Model } from '../model';
+import { type ImageSource, preprocess } from '../preprocess';
+import { type ColormapName, checkColormap, colormapRGB } from '../render/colormaps';
+import { renderOverlay } from '../render/overlay';
+import { type Prediction, className, normalisationOf, topPredictions, weightsOf } from './common';
+import { BANNER_HEIGHT, fitText, svgDocument, text, weightsBanner } from './draw';
+
+export interface GradCamOverlayOptions {
+  /** A layer with [N, C, H, W] output, called once per forward (e.g. layer4). */
+  layer: string;
+  /** Target class per image, one for all, or omitted for each image's top-1 prediction. */
+  classes?: number | number[];
+  /** 'squash' (default): Resize((size, size)), the map covers the whole photo. 'crop': Resize + CenterCrop; drawn on the crop. */
+  resize?: 'squash' | 'crop';
+  /** default 'turbo'. */
+  colormap?: ColormapName;
+  /** Weight of the heatmap over the photo; default 0.45. */
+  alpha?: number;
+  /** Longer side of the drawn photo in pixels; default 448. */
+  displaySize?: number;
+  /** How many predictions to list; default 3. */
+  top?: number;
+}
+
+export interface GradCamOverlay {
+  source: string;
+  layer: string;
+  /** The class whose score was differentiated, its name and softmax probability. */
+  target: Prediction;
+  /** The top predictions of the model for this image. */
+  predictions: Prediction[];
+  /** The normalised heatmap at the layer's resolution: max 1 (all zeros when the CAM is empty). */
+  heatmap: { data: Float32Array; width: number; height: number };
+  /** The CAM's maximum before normalisation (0: no positive evidence for the class at this layer). */
+  rawMax: number;
+  /** The framed overlay PNG: weights banner, title, photo with heatmap, colour bar and predictions. */
+  png: Buffer;
+  width: number;
+  height: number;
+  weights: { trained: boolean | undefined; text: string };
+}
+
+const KEYS = ['layer', 'classes', 'resize', 'colormap', 'alpha', 'displaySize', 'top'] as const;
+
+/** Grad-CAM of one image (a path or an encoded Buffer). */
+export async function gradCamOverlay(model: Model, image: ImageSource, options: GradCamOverlayOptions): Promise<GradCamOverlay> {
+  return (await gradCamOverlays(model, [image], options))[0];
+}
+
+/** Grad-CAM of several images in one batched forward and backward. */
+export async function gradCamOverlays(model: Model, images: readonly ImageSource[], options: GradCamOverlayOptions): Promise<GradCamOverlay[]> {
+  if (!options || typeof options !== 'object') throw invalidParameter('gradCamOverlay options', 'an object with a layer', options);
+  checkKnownKeys('gradCamOverlay', options, KEYS);
+  if (!Array.isArray(images) || images.length === 0) throw invalidParameter('images', 'a non-empty array of images', images);
+  const resize = options.resize ?? 'squash';
+  if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
+  const colormap = checkColormap(options.colormap ?? 'turbo');
+  const alpha = options.alpha ?? 0.45;
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  const displaySize = options.displaySize ?? 448;
+  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096) throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
+  const top = options.top ?? 3;
+  if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
+
+  const norm = normalisationOf(model);
+  const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
+  const logits = (await model.forward(input)).output;
+  if (!logits || logits.shape.length !== 2) {
+    throw new FeatscopeError('NOT_A_CLASSIFIER', `Grad-CAM needs a model whose output is [N, classes] logits; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'no tensor'}`);
+  }
+  const cam = await model.gradcam(input, { layer: options.layer, classes: options.classes });
+  const [n, h, w] = cam.shape;
+  const weights = weightsOf(model);
+  const results: GradCamOverlay[] = [];
+  for (let i = 0; i < n; i++) {
+    const plane = cam.data.subarray(i * h * w, (i + 1) * h * w);
+    let max = 0;
+    for (const v of plane) if (v > max) max = v;
+    const heat = new Float32Array(plane.length);
+    if (max > 0) for (let j = 0; j < plane.length; j++) heat[j] = plane[j] / max;
+    const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : upscale(input.images[i], displaySize);
+    const overlay = await renderOverlay(await photo, { data: heat, width: w, height: h }, { colormap, alpha, range: [0, 1] });
+    const target: Prediction = { class: cam.classes[i], name: className(model, cam.classes[i]), probability: cam.probabilities[i] };
+    const predictions = topPredictions(model, logits, i, top);
+    const framed = await frameGradCam(model, overlay, { layer: options.layer, target, predictions, colormap, empty: max <= 0 });
+    results.push({
+      source: input.images[i].source,
+      layer: options.layer,
+      target,
+      predictions,
+      heatmap: { data: heat, width: w, height: h },
+      rawMax: max,
+      ...framed,
+      weights,
+    });
+  }
+  return results;
+}
+
+/** The original photo (EXIF-oriented), scaled so its longer side is `size`: squash covers all of it. */
+async function displayPhoto(image: ImageSource, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
+  const src = typeof image === 'string' || Buffer.isBuffer(image) ? image : image instanceof Uint8Array ? Buffer.from(image) : await image.clone().png().toBuffer();
+  const { data, info } = await sharp(src, { autoOrient: true })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .resize({ width: size, height: size, fit: 'inside' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
+async function upscale(img: { rgb: Buffer; width: number; height: number }, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize({ width: size, height: size, fit: 'inside', kernel: 'cubic' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
+const pct = (p: number) => `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
+
+async function frameGradCam(
+  model: Model,
+  overlay: { png: Buffer; width: number; height: number },
+  o: { layer: string; target: Prediction; predictions: Prediction[]; colormap: ColormapName; empty: boolean },
+): Promise<{ png: Buffer; width: number; height: number }> {
+  const width = Math.max(overlay.width, 420);
+  const titleH = 48;
+  const barH = 34;
+  const lineH = 19;
+  const lines = [
+    `Top predictions:`,
+    ...o.predictions.map((p, k) => `${k + 1}. ${p.name} (class ${p.class}) — ${pct(p.probability)}`),
+  ];
+  if (o.empty) lines.push('The CAM is zero everywhere: no positive evidence for this class at this layer.');
+  const captionH = lines.length * lineH + 12;
+  const photoTop = BANNER_HEIGHT + titleH;
+  const height = photoTop + overlay.height + barH + captionH;
+  const left = Math.floor((width - overlay.width) / 2);
+  // Colour bar: the normalised CAM, 0 (no evidence) to 1 (the image's maximum).
+  const barY = photoTop + overlay.height + 8;
+  const barX = 60;
+  const barW = width - 120;
+  const stops = Array.from({ length: 11 }, (_, k) => {
+    const [r, g, b] = colormapRGB(o.colormap, k / 10);
+    return `<stop offset="${k * 10}%" stop-color="rgb(${r},${g},${b})"/>`;
+  }).join('');
+  const body = [
+    weightsBanner(model.metadata, width),
+    text(10, BANNER_HEIGHT + 20, fitText(`Grad-CAM · ${o.layer}`, 15, width - 20), { size: 15, weight: 'bold' }),
+    text(10, BANNER_HEIGHT + 40, fitText(`target: ${o.target.name} (class ${o.target.class}), p = ${pct(o.target.probability)}`, 12, width - 20), { size: 12 }),
+    `<defs><linearGradient id="cb">${stops}</linearGradient></defs>`,
+    `<rect x="${barX}" y="${barY}" width="${barW}" height="10" fill="url(#cb)" stroke="#999" stroke-width="0.5"/>`,
+    text(barX - 6, barY + 10, '0', { size: 11, anchor: 'end' }),
+    text(barX + barW + 6, barY + 10, 'max', { size: 11 }),
+    text(width / 2, barY + 23, 'class evidence (CAM / its maximum)', { size: 10, anchor: 'middle', fill: '#5f6368' }),
+    ...lines.map((l, k) => text(10, photoTop + overlay.height + barH + 16 + k * lineH, fitText(l, 12, width - 20), { size: 12, weight: k === 0 ? 'bold' : 'normal' })),
+  ].join('');
+  const png = await sharp(Buffer.from(svgDocument(width, height, body)))
+    .composite([{ input: overlay.png, top: photoTop, left }])
+    .removeAlpha()
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+  return { png, width, height };
+}

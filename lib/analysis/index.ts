@@ -1,0 +1,12 @@
+/** Analyses beyond feature maps: Grad-CAM overlays, gradient flow, weight distributions, adversarial paths, folder statistics. */
+export { gradCamOverlay, gradCamOverlays } from './gradcam';
+export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
+export { gradientFlow, renderFlowChart, weightLayers } from './flow';
+export type { FlowChartOptions, GradientFlow, GradientFlowOptions, LayerFlow, ParameterFlow } from './flow';
+export { firstConvWeight, histogram, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from './weights';
+export type { FirstConvFilterOptions, WeightDistributionOptions, WeightDistributions, WeightHistogram, WeightHistogramChartOptions } from './weights';
+export { divergence, fgsm, pgd, renderAttackGrids, renderDivergenceChart } from './attack';
+export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathStep, PgdOptions } from './attack';
+export { P2Quantile, folderStats, percentileSorted, renderStatsChart } from './stats';
+export type { ChannelStatistics, FolderStats, FolderStatsOptions, LayerStatisticsOverFolder } from './stats';
+export type { Prediction } from './common';

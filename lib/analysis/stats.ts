@@ -1,0 +1,304 @@
+/**
+ * Activation statistics over a folder of images, streamed in batches with bounded memory.
+ *
+ * For each layer and channel, each image contributes two numbers computed on the model's device
+ * over the channel's full map: its spatial mean and its spatial max (captures are asked with
+ * `stats: true, maxSize: 1`, so no feature map is copied to JS). From these:
+ *
+ *   mean         the mean over images of the per-image channel means (exact)
+ *   p50/p90/p99  percentiles over images of the per-image channel means: exact (numpy's default
+ *                linear interpolation) for up to `exactLimit` images (default 1000); beyond that
+ *                the P² algorithm (Jain & Chlamtac, 1985) carries on from the exact values with five
+ *                markers per percentile, an approximation in constant memory
+ *   max          the largest activation seen anywhere
+ *   silentShare  the share of images in which the channel never fires (its max <= 0)
+ *   dead         the channel never fires on any image (max <= 0 everywhere): the pruning hint
+ *
+ * Memory: one batch of images, plus exactLimit x channels floats per layer, plus constants.
+ */
+import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import type { Model } from '../model';
+import { type ImageSource, preprocess } from '../preprocess';
+import { normalisationOf, weightsOf } from './common';
+import { BANNER_HEIGHT, type Bar, MUTED, barChart, fitText, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
+
+export interface FolderStatsOptions {
+  /** Layers with [N, C, H, W] output (or [N, C]); `layer#k` picks one call. */
+  layers: string[];
+  /** Images per forward; default 16. */
+  batch?: number;
+  resize?: 'squash' | 'crop';
+  /** Percentiles are exact up to this many images; default 1000. */
+  exactLimit?: number;
+  /** Called after each batch with the number of images done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ChannelStatistics {
+  mean: Float64Array;
+  p50: Float64Array;
+  p90: Float64Array;
+  p99: Float64Array;
+  max: Float64Array;
+  silentShare: Float64Array;
+}
+
+export interface LayerStatisticsOverFolder {
+  name: string;
+  channels: number;
+  channel: ChannelStatistics;
+  /** Channel indices that never fired. */
+  deadChannels: number[];
+  deadShare: number;
+  /** Whether the percentiles are exact (images <= exactLimit) or P² estimates. */
+  percentiles: 'exact' | 'p2';
+}
+
+export interface FolderStats {
+  images: number;
+  failed: { source: string; code?: string; message: string }[];
+  layers: LayerStatisticsOverFolder[];
+  weights: { trained: boolean | undefined; text: string };
+}
+
+/** Percentile q (0..1) of sorted values, numpy's linear interpolation. */
+export function percentileSorted(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+/** The P² estimator of one quantile, started from a sorted sample (at least 5 values). */
+export class P2Quantile {
+  readonly #p: number;
+  readonly #q: number[];
+  readonly #n: number[];
+  readonly #np: number[];
+  readonly #dn: number[];
+
+  constructor(p: number, sortedSample: ArrayLike<number>) {
+    this.#p = p;
+    const count = sortedSample.length;
+    if (count < 5) throw new Error('P2Quantile needs at least 5 starting values');
+    this.#dn = [0, p / 2, p, (1 + p) / 2, 1];
+    // Markers at the sample's quantiles 0, p/2, p, (1+p)/2, 1; positions 1-based.
+    this.#np = this.#dn.map((d) => 1 + (count - 1) * d);
+    this.#n = this.#np.map((x, i) => (i === 0 ? 1 : i === 4 ? count : Math.max(i + 1, Math.min(count - 4 + i, Math.round(x)))));
+    this.#q = this.#n.map((pos) => sortedSample[pos - 1]);
+  }
+
+  add(x: number): void {
+    const q = this.#q, n = this.#n;
+    let k: number;
+    if (x < q[0]) {
+      q[0] = x;
+      k = 0;
+    } else if (x >= q[4]) {
+      q[4] = x;
+      k = 3;
+    } else {
+      k = 0;
+      while (k < 3 && x >= q[k + 1]) k++;
+    }
+    for (let i = k + 1; i < 5; i++) n[i]++;
+    for (let i = 0; i < 5; i++) this.#np[i] += this.#dn[i];
+    for (let i = 1; i <= 3; i++) {
+      const d = this.#np[i] - n[i];
+      if ((d >= 1 && n[i + 1] - n[i] > 1) || (d <= -1 && n[i - 1] - n[i] < -1)) {
+        const s = Math.sign(d);
+        const parabolic = q[i] + (s / (n[i + 1] - n[i - 1])) * ((n[i] - n[i - 1] + s) * (q[i + 1] - q[i]) / (n[i + 1] - n[i]) + (n[i + 1] - n[i] - s) * (q[i] - q[i - 1]) / (n[i] - n[i - 1]));
+        q[i] = q[i - 1] < parabolic && parabolic < q[i + 1] ? parabolic : q[i] + (s * (q[i + s] - q[i])) / (n[i + s] - n[i]);
+        n[i] += s;
+      }
+    }
+  }
+
+  get value(): number {
+    return this.#q[2];
+  }
+
+  get p(): number {
+    return this.#p;
+  }
+}
+
+const QUANTILES = [0.5, 0.9, 0.99] as const;
+
+/** Running per-channel statistics of one layer. */
+class LayerAccumulator {
+  readonly name: string;
+  channels = 0;
+  images = 0;
+  sum!: Float64Array;
+  max!: Float64Array;
+  silent!: Uint32Array;
+  /** Exact phase: per-image means, image-major [images, C]. */
+  exact: Float32Array[] = [];
+  p2: P2Quantile[][] | null = null;
+
+  constructor(name: string, readonly exactLimit: number) {
+    this.name = name;
+  }
+
+  add(mean: Float32Array, max: Float32Array, n: number, c: number): void {
+    if (this.channels === 0) {
+      this.channels = c;
+      this.sum = new Float64Array(c);
+      this.max = new Float64Array(c).fill(-Infinity);
+      this.silent = new Uint32Array(c);
+    } else if (c !== this.channels) {
+      throw new FeatscopeError('SHAPE_MISMATCH', `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`);
+    }
+    for (let i = 0; i < n; i++) {
+      const row = mean.subarray(i * c, (i + 1) * c);
+      for (let ch = 0; ch < c; ch++) {
+        this.sum[ch] += row[ch];
+        const m = max[i * c + ch];
+        if (m > this.max[ch]) this.max[ch] = m;
+        if (m <= 0) this.silent[ch]++;
+      }
+      this.images++;
+      if (!this.p2) {
+        this.exact.push(Float32Array.from(row));
+        if (this.exact.length > this.exactLimit) this.#startP2();
+      } else {
+        for (let ch = 0; ch < c; ch++) for (const est of this.p2[ch]) est.add(row[ch]);
+      }
+    }
+  }
+
+  #startP2(): void {
+    const c = this.channels;
+    const column = new Float64Array(this.exact.length);
+    this.p2 = [];
+    for (let ch = 0; ch < c; ch++) {
+      for (let i = 0; i < this.exact.length; i++) column[i] = this.exact[i][ch];
+      column.sort();
+      this.p2.push(QUANTILES.map((q) => new P2Quantile(q, column)));
+    }
+    this.exact = [];
+  }
+
+  result(): LayerStatisticsOverFolder {
+    const c = this.channels;
+    const stat: ChannelStatistics = {
+      mean: new Float64Array(c), p50: new Float64Array(c), p90: new Float64Array(c), p99: new Float64Array(c),
+      max: Float64Array.from(this.max ?? []), silentShare: new Float64Array(c),
+    };
+    const column = new Float64Array(this.exact.length);
+    for (let ch = 0; ch < c; ch++) {
+      stat.mean[ch] = this.sum[ch] / this.images;
+      stat.silentShare[ch] = this.silent[ch] / this.images;
+      if (this.p2) {
+        [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = this.p2[ch].map((e) => e.value);
+      } else {
+        for (let i = 0; i < this.exact.length; i++) column[i] = this.exact[i][ch];
+        column.sort();
+        [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = QUANTILES.map((q) => percentileSorted(column, q));
+      }
+    }
+    const deadChannels: number[] = [];
+    for (let ch = 0; ch < c; ch++) if (this.max[ch] <= 0) deadChannels.push(ch);
+    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.p2 ? 'p2' : 'exact' };
+  }
+}
+
+/** Statistics of the given layers over many images, one batch in memory at a time. */
+export async function folderStats(model: Model, files: readonly ImageSource[], options: FolderStatsOptions): Promise<FolderStats> {
+  if (!options || typeof options !== 'object') throw invalidParameter('folderStats options', 'an object with layers', options);
+  checkKnownKeys('folderStats', options, ['layers', 'batch', 'resize', 'exactLimit', 'onProgress']);
+  if (!Array.isArray(files) || files.length === 0) throw invalidParameter('files', 'a non-empty array of image paths or Buffers', files);
+  if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
+  const batch = options.batch ?? 16;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
+  const exactLimit = options.exactLimit ?? 1000;
+  if (!Number.isInteger(exactLimit) || exactLimit < 5) throw invalidParameter('exactLimit', 'an integer of at least 5', exactLimit);
+  const resize = options.resize ?? 'squash';
+  const norm = normalisationOf(model);
+  const acc = new Map(options.layers.map((l) => [l, new LayerAccumulator(l, exactLimit)]));
+  const failed: FolderStats['failed'] = [];
+  for (let start = 0; start < files.length; start += batch) {
+    const chunk = files.slice(start, start + batch);
+    const good: ImageSource[] = [];
+    // Decode one by one so that one bad file fails alone, then run the batch together.
+    const tensors: Float32Array[] = [];
+    for (const f of chunk) {
+      try {
+        tensors.push((await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data);
+        good.push(f);
+      } catch (err) {
+        failed.push({ source: typeof f === 'string' ? f : `input ${start + chunk.indexOf(f)}`, code: (err as FeatscopeError).code, message: (err as Error).message });
+      }
+    }
+    if (good.length > 0) {
+      const per = tensors[0].length;
+      const data = new Float32Array(per * good.length);
+      tensors.forEach((t, i) => data.set(t, i * per));
+      const caps = await model.capture({ data, shape: [good.length, 3, norm.size, norm.size] }, options.layers, { stats: true, maxSize: 1 });
+      for (const cap of caps) {
+        const a = acc.get(cap.name) ?? acc.get(cap.layer);
+        if (!a || !cap.stats) continue;
+        const [n, c] = cap.stats.shape;
+        a.add(cap.stats.mean, cap.stats.max, n, c);
+      }
+    }
+    options.onProgress?.(Math.min(start + batch, files.length), files.length);
+  }
+  const images = files.length - failed.length;
+  if (images === 0) throw new FeatscopeError('NO_INPUTS', `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`);
+  return { images, failed, layers: [...acc.values()].map((a) => a.result()), weights: weightsOf(model) };
+}
+
+/** Two charts: the share of dead channels per layer (bars), and each layer's channel means sorted high to low (lines). */
+export async function renderStatsChart(model: Model, stats: FolderStats): Promise<{ png: Buffer; width: number; height: number }> {
+  const bars: Bar[] = stats.layers.map((l) => ({ label: `${l.name} (${l.deadChannels.length}/${l.channels})`, value: l.deadShare * 100 }));
+  const width = Math.max(760, 40 + bars.length * 60);
+  const chartH = 40 + 220 + labelSpace(bars, 11);
+  const head = BANNER_HEIGHT + 58;
+  const panelH = 300;
+  const height = head + chartH + panelH + 10;
+  const parts = [
+    weightsBanner(model.metadata, width),
+    text(12, BANNER_HEIGHT + 22, `Activation statistics over ${stats.images} image${stats.images === 1 ? '' : 's'}`, { size: 16, weight: 'bold' }),
+    text(12, BANNER_HEIGHT + 43, fitText('dead: never fires (max ≤ 0) on any image · mean: spatial mean, averaged over images', 12, width - 24), { size: 12, fill: MUTED }),
+    barChart({ x: 0, y: head, width, height: chartH, title: 'Dead channels per layer (% of the layer’s channels)', yLabel: '% dead', bars, log: false, color: '#8e44ad' }),
+    profiles(stats, 0, head + chartH + 6, width, panelH),
+  ];
+  return { png: await svgToPng(svgDocument(width, height, parts.join(''))), width, height };
+}
+
+const PROFILE_COLOURS = ['#3b6fb6', '#e07b39', '#5a9e6f', '#c62828', '#8e44ad', '#7f8c8d', '#b8860b', '#17becf'];
+
+/** Channel means of each layer sorted high to low, on a shared x axis of channel rank (0..1). */
+function profiles(stats: FolderStats, x: number, y: number, width: number, height: number): string {
+  const left = x + 64, right = x + width - 200, top = y + 34, bottom = y + height - 40;
+  let lo = 0, hi = 0;
+  const sorted = stats.layers.map((l) => Array.from(l.channel.mean).sort((a, b) => b - a));
+  for (const s of sorted) for (const v of s) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (hi === lo) hi = lo + 1;
+  const toY = (v: number) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
+  const parts = [text(x + 4, y + 18, 'Channel means, sorted high to low (x: channel rank as a share of the layer’s channels)', { size: 15, weight: 'bold' })];
+  for (let t = 0; t <= 4; t++) {
+    const v = lo + ((hi - lo) * t) / 4;
+    parts.push(`<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`);
+    parts.push(text(left - 6, toY(v) + 4, Number(v.toPrecision(3)).toString(), { size: 11, anchor: 'end', fill: MUTED }));
+  }
+  if (lo < 0) parts.push(`<line x1="${left}" x2="${right}" y1="${toY(0).toFixed(1)}" y2="${toY(0).toFixed(1)}" stroke="#999" stroke-dasharray="4,3"/>`);
+  for (let t = 0; t <= 4; t++) parts.push(text(left + ((right - left) * t) / 4, bottom + 15, `${t * 25}%`, { size: 11, anchor: 'middle', fill: MUTED }));
+  parts.push(text((left + right) / 2, bottom + 31, 'channel rank', { size: 11, anchor: 'middle', fill: MUTED }));
+  parts.push(text(x + 14, (top + bottom) / 2, 'mean activation', { size: 12, anchor: 'middle', fill: MUTED, rotate: -90 }));
+  sorted.forEach((s, k) => {
+    const colour = PROFILE_COLOURS[k % PROFILE_COLOURS.length];
+    const pts = s.map((v, i) => `${(left + (s.length > 1 ? i / (s.length - 1) : 0.5) * (right - left)).toFixed(1)},${toY(v).toFixed(1)}`);
+    parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+    parts.push(`<rect x="${right + 16}" y="${top + k * 20}" width="12" height="12" fill="${colour}"/>`);
+    parts.push(text(right + 34, top + k * 20 + 11, fitText(stats.layers[k].name, 12, 160), { size: 12 }));
+  });
+  parts.push(`<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`);
+  return parts.join('');
+}
