@@ -235,6 +235,26 @@ describe('render', () => {
     expect(JSON.parse(resumed.stdout)).toMatchObject({ skipped: finished.length, done: 20 - finished.length, finished: 20 });
   });
 
+  test('globs and folders expand to images; a glob or folder with no images is a usage error', () => {
+    const dir = tempDir('glob');
+    fs.mkdirSync(path.join(dir, 'x', 'y'), { recursive: true });
+    fs.copyFileSync(DOG, path.join(dir, 'x', 'one.jpg'));
+    fs.copyFileSync(DOG, path.join(dir, 'x', 'y', 'two.jpg'));
+    fs.copyFileSync(DOG, path.join(dir, 'x', 'y', 'three.png'));
+    const out = tempDir('glob-out');
+    const r = runCli(['render', `${dir}/**/*.jpg`, '--model', MODEL, '--out', out, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ inputs: 2, done: 2 });
+    const none = runCli(['render', `${dir}/**/*.gif`, '--model', MODEL, '--out', out]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no images match .*\[NO_INPUTS\]/);
+    fs.mkdirSync(path.join(dir, 'empty'));
+    expect(runCli(['render', path.join(dir, 'empty'), '--model', MODEL, '--out', out]).stderr).toMatch(/holds no images/);
+    const ch = runCli(['render', DOG, '--model', MODEL, '--channels', '1,99', '--out', out]);
+    expect(ch.code).toBe(2);
+    expect(ch.stderr).toMatch(/asks for channel 99 but layer layer1.0.conv1 has 64 channels/);
+  });
+
   test('names from inputs are sanitised: nothing is written outside --out', () => {
     const root = tempDir('names');
     const dir = path.join(root, 'in');
