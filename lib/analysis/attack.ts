@@ -51,7 +51,7 @@ export interface ImageOutcome {
   after: { top: Prediction; targetProbability: number };
   /** True when the top-1 prediction changed. */
   flipped: boolean;
-  /** max |x' - x| over the image, in pixel units (<= epsilon). */
+  /** max |x' - x| over the image, in pixel units: <= epsilon for inputs inside [0, 1] (the clamp moves pixels that start outside). */
   linf: number;
 }
 

@@ -238,8 +238,10 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
       tensors.forEach((t, i) => data.set(t, i * per));
       const caps = await model.capture({ data, shape: [good.length, 3, norm.size, norm.size] }, options.layers, { stats: true, maxSize: 1 });
       for (const cap of caps) {
-        const a = acc.get(cap.name) ?? acc.get(cap.layer);
-        if (!a || !cap.stats) continue;
+        if (!cap.stats) continue;
+        // A module called several times gives one capture per call (`relu`, `relu#1`): each its own statistics.
+        let a = acc.get(cap.name);
+        if (!a) acc.set(cap.name, (a = new LayerAccumulator(cap.name, exactLimit)));
         const [n, c] = cap.stats.shape;
         a.add(cap.stats.mean, cap.stats.max, n, c);
       }

@@ -1,0 +1,106 @@
+// Folder statistics: dead channels on a constructed model, exact percentiles, P² past the limit.
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadModel, Model } from '../../lib';
+import { P2Quantile, folderStats, percentileSorted, renderStatsChart } from '../../lib/analysis';
+import { preprocess } from '../../lib/preprocess';
+import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT } from '../support/models';
+
+const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
+const files = fs.readdirSync(IMAGES).sort().map((f) => path.join(IMAGES, f));
+const DEAD_MODEL = path.join(CACHE, 'dead-channels.pt');
+
+let dead: Model;
+let resnet: Model;
+beforeAll(async () => {
+  ensureTestModels();
+  if (!fs.existsSync(DEAD_MODEL)) execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'dead_channels_model.py'), DEAD_MODEL]);
+  dead = await loadModel(DEAD_MODEL, { device: 'cpu' });
+  resnet = await loadModel(MODELS.scripted, { device: 'cpu' });
+});
+afterAll(() => {
+  dead.dispose();
+  resnet.dispose();
+});
+
+test('dead channels: exactly the constructed ones (2 and 5), whatever the batching', async () => {
+  for (const batch of [1, 4, 16]) {
+    const s = await folderStats(dead, files, { layers: ['relu', 'conv'], batch });
+    expect(s.images).toBe(files.length);
+    const relu = s.layers.find((l) => l.name === 'relu')!;
+    expect(relu.deadChannels).toEqual([2, 5]);
+    expect(relu.deadShare).toBe(2 / 8);
+    expect(relu.channel.silentShare[2]).toBe(1);
+    // Channel 7 is constant 1: it always fires, with mean and every percentile exactly 1.
+    expect(relu.channel.silentShare[7]).toBe(0);
+    for (const k of ['mean', 'p50', 'p90', 'p99', 'max'] as const) expect(relu.channel[k][7]).toBeCloseTo(1, 6);
+    // Before the ReLU, the dead channels are constant -1: still dead (max <= 0), mean -1.
+    const conv = s.layers.find((l) => l.name === 'conv')!;
+    expect(conv.deadChannels).toEqual([2, 5]);
+    expect(conv.channel.mean[5]).toBeCloseTo(-1, 6);
+    expect(s.weights.trained).toBeUndefined();
+  }
+});
+
+test('means and exact percentiles equal a brute-force pass over per-image captures', async () => {
+  const s = await folderStats(resnet, files, { layers: ['layer1.0.relu#1', 'layer3'], batch: 4 });
+  const x = await preprocess(files, { size: 224 });
+  const caps = await resnet.capture(x, ['layer1.0.relu#1', 'layer3']);
+  for (const cap of caps) {
+    const [n, c, h, w] = cap.shape;
+    const layer = s.layers.find((l) => l.name === cap.name)!;
+    expect(layer.percentiles).toBe('exact');
+    for (const ch of [0, 7, c - 1]) {
+      const means: number[] = [];
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) {
+        let sum = 0;
+        for (let j = 0; j < h * w; j++) {
+          const v = cap.data[(i * c + ch) * h * w + j];
+          sum += v;
+          max = Math.max(max, v);
+        }
+        means.push(sum / (h * w));
+      }
+      const sorted = [...means].sort((a, b) => a - b);
+      expect(layer.channel.mean[ch]).toBeCloseTo(means.reduce((a, b) => a + b) / n, 4);
+      expect(layer.channel.p50[ch]).toBeCloseTo(percentileSorted(sorted, 0.5), 4);
+      expect(layer.channel.p90[ch]).toBeCloseTo(percentileSorted(sorted, 0.9), 4);
+      expect(layer.channel.p99[ch]).toBeCloseTo(percentileSorted(sorted, 0.99), 4);
+      expect(layer.channel.max[ch]).toBeCloseTo(max, 4);
+    }
+  }
+  const chart = await renderStatsChart(resnet, s);
+  expect(chart.png.subarray(1, 4).toString()).toBe('PNG');
+});
+
+test('past exactLimit, percentiles switch to P² and stay close', async () => {
+  // 12 images (the fixtures twice) with exactLimit 5: P² from the 6th image on.
+  const s = await folderStats(dead, [...files, ...files], { layers: ['relu'], batch: 5, exactLimit: 5 });
+  const relu = s.layers[0];
+  expect(relu.percentiles).toBe('p2');
+  expect(relu.deadChannels).toEqual([2, 5]);
+  expect(relu.channel.p50[7]).toBeCloseTo(1, 6);
+});
+
+test('P² estimator against exact percentiles on a long stream', () => {
+  let seed = 7;
+  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const values = Array.from({ length: 20000 }, () => -Math.log(1 - rand())); // exponential(1)
+  for (const q of [0.5, 0.9, 0.99]) {
+    const est = new P2Quantile(q, values.slice(0, 100).sort((a, b) => a - b));
+    for (const v of values.slice(100)) est.add(v);
+    const exact = percentileSorted([...values].sort((a, b) => a - b), q);
+    expect(Math.abs(est.value - exact) / exact).toBeLessThan(0.03);
+  }
+});
+
+test('a bad file fails alone', async () => {
+  const bad = path.join(CACHE, 'not-an-image.jpg');
+  fs.writeFileSync(bad, 'nope');
+  const s = await folderStats(dead, [files[0], bad, files[1]], { layers: ['relu'], batch: 3 });
+  expect(s.images).toBe(2);
+  expect(s.failed).toHaveLength(1);
+  expect(s.failed[0].source).toBe(bad);
+});

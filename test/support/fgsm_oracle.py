@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""FGSM in Python, the oracle for featscope's fgsm().
+
+  fgsm_oracle.py MODEL.pt INPUT.f32 N,C,H,W EPSILON OUT.f32 [class ...]
+
+Eager torchvision twin with the TorchScript file's state_dict; loss = cross-entropy summed over the
+batch against the given classes (else each image's argmax); x' = x + (eps / std_c) * sign(dL/dx),
+clamped per channel to [(0 - mean_c) / std_c, (1 - mean_c) / std_c]. Writes x' then |dL/dx| (float32).
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+
+def main():
+    model_path, input_path, shape, eps, out_path, *classes = sys.argv[1:]
+    shape = [int(s) for s in shape.split(",")]
+    files = {"featscope.json": ""}
+    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
+    meta = json.loads(files["featscope.json"] or "{}")
+    model = getattr(torchvision.models, meta.get("architecture", "resnet18"))()
+    model.load_state_dict(scripted.state_dict())
+    model.eval()
+    mean = torch.tensor(meta.get("input", {}).get("mean", [0.485, 0.456, 0.406]), dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(meta.get("input", {}).get("std", [0.229, 0.224, 0.225]), dtype=torch.float32).view(1, -1, 1, 1)
+    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape)).requires_grad_(True)
+    logits = model(x)
+    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
+    if cls.numel() == 1 and logits.shape[0] > 1:
+        cls = cls.expand(logits.shape[0])
+    loss = torch.nn.functional.cross_entropy(logits, cls, reduction="sum")
+    (g,) = torch.autograd.grad(loss, x)
+    step = (float(eps) / std.double()).float()
+    adv = x.detach() + step * g.sign()
+    adv = torch.max(torch.min(adv, (1 - mean) / std), (0 - mean) / std)
+    with open(out_path, "wb") as f:
+        f.write(adv.numpy().astype("<f4").tobytes())
+        f.write(g.abs().numpy().astype("<f4").tobytes())
+
+
+if __name__ == "__main__":
+    main()

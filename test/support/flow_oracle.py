@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Gradient flow in Python, the oracle for featscope's gradientFlow().
+
+  flow_oracle.py MODEL.pt INPUT.f32 N,C,H,W OUT.json LAYER,LAYER,... [class ...]
+
+Eager torchvision twin (ReLUs made out-of-place so hooked outputs stay as produced) with the
+TorchScript file's state_dict; loss = sum_i logits[i, c_i] (c_i given, else each image's argmax).
+For every call of every layer: ||A||, ||dL/dA||, mean |dL/dA|; for every parameter: ||W||, ||dL/dW||.
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+
+def main():
+    model_path, input_path, shape, out_path, layers, *classes = sys.argv[1:]
+    shape = [int(s) for s in shape.split(",")]
+    files = {"featscope.json": ""}
+    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
+    arch = json.loads(files["featscope.json"] or "{}").get("architecture", "resnet18")
+    model = getattr(torchvision.models, arch)()
+    model.load_state_dict(scripted.state_dict())
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    acts = []
+    modules = dict(model.named_modules())
+    for name in layers.split(","):
+        calls = [0]
+
+        def hook(m, i, o, name=name, calls=calls):
+            acts.append((name if calls[0] == 0 else f"{name}#{calls[0]}", o))
+            calls[0] += 1
+
+        modules[name].register_forward_hook(hook)
+    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+    logits = model(x)
+    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
+    if cls.numel() == 1 and logits.shape[0] > 1:
+        cls = cls.expand(logits.shape[0])
+    loss = logits.gather(1, cls.view(-1, 1)).sum()
+    params = [(n, p) for n, p in model.named_parameters()]
+    grads = torch.autograd.grad(loss, [a for _, a in acts] + [p for _, p in params])
+    out = {"loss": loss.item(), "classes": cls.tolist(), "layers": {}, "parameters": {}}
+    for (name, a), g in zip(acts, grads[: len(acts)]):
+        out["layers"][name] = {"activationNorm": a.double().norm().item(), "gradNorm": g.double().norm().item(), "gradMeanAbs": g.double().abs().mean().item()}
+    for (name, p), g in zip(params, grads[len(acts):]):
+        out["parameters"][name] = {"norm": p.double().norm().item(), "gradNorm": g.double().norm().item()}
+    with open(out_path, "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
