@@ -69,8 +69,10 @@ export function binding(): NativeBinding {
   if (cached) return cached;
   let b: NativeBinding;
   try {
+    // FEATSCOPE_ADDON: an explicit addon file (the sanitizer build); else node-gyp-build's search.
+    const explicit = process.env.FEATSCOPE_ADDON;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    b = require('node-gyp-build')(packageRoot) as NativeBinding;
+    b = (explicit ? require(path.resolve(explicit)) : require('node-gyp-build')(packageRoot)) as NativeBinding;
   } catch (err) {
     throw loadFailure(err);
   }

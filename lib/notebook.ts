@@ -5,7 +5,6 @@
  */
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
-import { sameRealm } from './visualize';
 import {
   channelMean,
   renderChannelGrid,
@@ -45,7 +44,7 @@ export function tslabDisplay(override?: TslabDisplay): TslabDisplay {
 
 /** Show a channel grid of a capture inline (first 16 channels by default); returns the grid (png, layout). */
 export async function showGrid(capture: FeatureMaps, options: ChannelGridOptions = {}, out?: TslabDisplay): Promise<ChannelGrid> {
-  const grid = await renderChannelGrid(sameRealm(capture), options);
+  const grid = await renderChannelGrid(capture, options);
   tslabDisplay(out).png(grid.png);
   return grid;
 }
@@ -61,7 +60,7 @@ export async function showOverlay(
   out?: TslabDisplay,
 ): Promise<RenderedImage> {
   const { batchIndex, ...overlayOptions } = options;
-  const m = 'shape' in map ? channelMean(sameRealm(map), batchIndex ?? 0) : sameRealm(map);
+  const m = 'shape' in map ? channelMean(map, batchIndex ?? 0) : map;
   const rendered = await renderOverlay(image, m, overlayOptions);
   tslabDisplay(out).png(rendered.png);
   return rendered;

@@ -11,6 +11,7 @@
  * above 1.0 on a 200x200 input), and the port is bit-exact in both directions. See
  * docs/preprocessing.md for the measurements.
  */
+import { types } from 'util';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
@@ -125,7 +126,7 @@ function validateOptions(options: PreprocessOptions): ValidOptions {
 
 function checkTriple(option: string, value: unknown, positive: boolean): number[] {
   const ok =
-    (Array.isArray(value) || value instanceof Float32Array || value instanceof Float64Array) &&
+    (Array.isArray(value) || types.isFloat32Array(value) || types.isFloat64Array(value)) &&
     value.length === 3 &&
     Array.from(value as ArrayLike<number>).every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0));
   if (!ok) {

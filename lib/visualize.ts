@@ -6,7 +6,6 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { types } from 'util';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from './errors';
 import { loadModel, Model } from './model';
 import { preprocess, type ImageSource, type PreprocessedImage } from './preprocess';
@@ -69,16 +68,6 @@ export interface RenderLayersOptions {
   top?: number;
 }
 
-/**
- * The capture with its data as a Float32Array of this realm (a view, no copy). The renderers check
- * `instanceof Float32Array`, which fails for arrays made in another realm (jest's VM, notebook kernels).
- */
-export function sameRealm<T extends { data: Float32Array }>(capture: T): T {
-  const d = capture.data as unknown;
-  if (d instanceof Float32Array || !types.isFloat32Array(d)) return capture;
-  return { ...capture, data: new Float32Array(d.buffer, d.byteOffset, d.length) };
-}
-
 /** Statistics of every channel of one image of a capture, in one pass over the data. */
 export function layerStatistics(capture: Pick<Capture, 'shape' | 'data'>, batchIndex = 0): { stats: LayerStatistics; channels: ChannelColumns } {
   const [, c, h, w] = capture.shape;
@@ -122,8 +111,7 @@ export async function renderImageLayers(
 ): Promise<RenderedLayer[]> {
   const out: RenderedLayer[] = [];
   let overlayBase: { rgb: Buffer; width: number; height: number } | undefined;
-  for (const original of captures) {
-    const capture = sameRealm(original);
+  for (const capture of captures) {
     if (capture.shape.length !== 4) {
       throw new FeatscopeError(
         'NOT_FEATURE_MAPS',

@@ -4,6 +4,8 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <unordered_map>
@@ -170,6 +172,11 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
     c->destroy();
   }
 
+  if (const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH"); dbg && *dbg && std::string(dbg) != "0") {
+    std::cerr << "featscope: hooked forward for " << wanted.size() << " layer(s), " << w.captures.size() - drop.size()
+              << " capture(s) copied because a later in-place op writes to them:\n"
+              << *graph << std::endl;
+  }
   HookedForward hf;
   hf.mutatesInput = mutatesInput;
   for (auto& p : w.captures) hf.slots.push_back(p.slot);

@@ -8,6 +8,9 @@ const { spawnSync } = require('child_process');
 const { findLibtorch } = require('./find-libtorch');
 
 const root = path.resolve(__dirname, '..');
+// FEATSCOPE_BUILD_DIR: another build folder (the sanitizer build uses build/asan); default build/.
+const buildDir = path.resolve(root, process.env.FEATSCOPE_BUILD_DIR || 'build');
+const outDir = process.env.FEATSCOPE_BUILD_DIR ? buildDir : path.join(buildDir, 'Release');
 const found = findLibtorch();
 if (found.error) {
   console.error(found.error);
@@ -21,10 +24,10 @@ const sanitize = process.env.FEATSCOPE_SANITIZE || '';
 const args = [
   cmakeJs, 'build',
   '--directory', root,
-  '--out', path.join(root, 'build', 'cmake'),
+  '--out', path.join(buildDir, 'cmake'),
   `--CDTorch_DIR=${found.configDir}`,
   `--CDFEATSCOPE_TORCH_SOURCE=${found.source}`,
-  `--CDFEATSCOPE_OUTPUT_DIR=${path.join(root, 'build', 'Release')}`,
+  `--CDFEATSCOPE_OUTPUT_DIR=${outDir}`,
 ];
 if (debug) args.push('--debug');
 if (sanitize) args.push(`--CDFEATSCOPE_SANITIZE=${sanitize}`);

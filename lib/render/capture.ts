@@ -1,4 +1,5 @@
 /** Validation of feature-map captures and per-channel statistics, shared by the renderers. */
+import { types } from 'util';
 import { FeatscopeError, invalidParameter } from '../errors';
 import type { Capture } from '../types';
 
@@ -15,7 +16,7 @@ export type FeatureMaps = Pick<Capture, 'shape' | 'data'> & Partial<Pick<Capture
 /** Check a capture's shape (NCHW, or CHW taken as N = 1) against its data; return the dims. */
 export function checkCapture(capture: unknown, where = 'capture'): CaptureDims {
   const cap = capture as FeatureMaps | null;
-  if (cap === null || typeof cap !== 'object' || !Array.isArray(cap.shape) || !(cap.data instanceof Float32Array)) {
+  if (cap === null || typeof cap !== 'object' || !Array.isArray(cap.shape) || !types.isFloat32Array(cap.data)) {
     throw invalidParameter(where, 'a capture with shape (number[], NCHW) and data (Float32Array)', capture);
   }
   const shape = cap.shape;

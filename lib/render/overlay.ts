@@ -2,6 +2,7 @@
  * Heatmaps over photos: a 2-D map (one channel, the channel mean, later Grad-CAM) upsampled
  * bilinearly to the image, colour-mapped and alpha-blended; and a per-layer summary image.
  */
+import { types } from 'util';
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { PreprocessedImage } from '../preprocess';
@@ -55,7 +56,7 @@ export function checkMap(map: unknown, where = 'map'): Map2D {
   if (
     m === null ||
     typeof m !== 'object' ||
-    !(m.data instanceof Float32Array) ||
+    !types.isFloat32Array(m.data) ||
     !Number.isInteger(m.width) ||
     !Number.isInteger(m.height) ||
     m.width < 1 ||
