@@ -10,3 +10,5 @@ export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathSt
 export { P2Quantile, folderStats, percentileSorted, renderStatsChart } from './stats';
 export type { ChannelStatistics, FolderStats, FolderStatsOptions, LayerStatisticsOverFolder } from './stats';
 export type { Prediction } from './common';
+export { analysisReport } from './report';
+export type { AnalysisSection } from './report';

@@ -5,10 +5,14 @@
  */
 import { FeatscopeError } from '../errors';
 import { USAGE_CODES } from './args';
+import { attack } from './attack';
 import { exportCommand } from './export';
+import { gradcam } from './gradcam';
 import { info } from './info';
 import { layers } from './layers';
 import { render } from './render';
+import { stats } from './stats';
+import { weights } from './weights';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
 
@@ -19,6 +23,10 @@ Commands:
   layers                    the model's layers with their types and output shapes
   render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
   export <images>...        layer outputs as .npy files for numpy
+  gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow
+  weights                   weight histograms and statistics, first-conv filters as RGB tiles
+  attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
+  stats <images|folder>...  per-channel activation statistics and dead channels over many images
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -34,6 +42,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   layers,
   render,
   export: exportCommand,
+  gradcam,
+  weights,
+  attack,
+  stats,
 };
 
 export async function main(argv: string[]): Promise<number> {
