@@ -60,10 +60,15 @@ export const BANNER_HEIGHT = 30;
  */
 export function weightsBanner(meta: ModelMetadata, width: number, y = 0): string {
   const label = weightsLabel(meta);
-  const size = width < 420 ? 11 : 13;
+  const size = width < 420 ? 11 : width < 560 ? 12 : 13;
   if (label.trained === false) {
-    const full = `UNTRAINED WEIGHTS · random network (${meta.weights?.source ?? 'random init'}), not learned features`;
-    const detail = textWidth(full, size) <= width - 16 ? full : fitText('UNTRAINED WEIGHTS · random network, not learned features', size, width - 16);
+    // The longest form that fits the width.
+    const forms = [
+      `UNTRAINED WEIGHTS · random network (${meta.weights?.source ?? 'random init'}), not learned features`,
+      'UNTRAINED WEIGHTS · random network, not learned features',
+      'UNTRAINED WEIGHTS · random network',
+    ];
+    const detail = forms.find((f) => textWidth(f, size) <= width - 16) ?? fitText(forms[2], size, width - 16);
     return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="#c62828"/>` +
       text(width / 2, y + 20, detail, { size, anchor: 'middle', weight: 'bold', fill: '#ffffff' });
   }
