@@ -1,0 +1,50 @@
+// The analysis subcommands end to end, in process: files written, JSON contents, usage errors.
+import * as fs from 'fs';
+import * as path from 'path';
+import { main } from '../../lib/cli/main';
+import { CACHE, ensureTestModels, MODELS, ROOT } from '../support/models';
+
+const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
+let out: string;
+beforeAll(() => {
+  ensureTestModels();
+  out = fs.mkdtempSync(path.join(CACHE, 'analysis-cli-'));
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
+afterAll(() => {
+  fs.rmSync(out, { recursive: true, force: true });
+  jest.restoreAllMocks();
+});
+
+const common = () => ['--model', MODELS.scripted, '--device', 'cpu'];
+
+test('weights: pictures, JSON and a report with the UNTRAINED banner', async () => {
+  const dir = path.join(out, 'w');
+  expect(await main(['weights', ...common(), '--report', '-o', dir])).toBe(0);
+  for (const f of ['weights.png', 'first-conv-filters.png', 'weights.json', 'report.html']) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'weights.json'), 'utf8'));
+  expect(json.model.trained).toBe(false);
+  expect(json.tensors).toHaveLength(62);
+  expect(fs.readFileSync(path.join(dir, 'report.html'), 'utf8')).toContain('UNTRAINED WEIGHTS');
+});
+
+test('gradcam, attack and stats write their files', async () => {
+  const dog = path.join(IMAGES, 'dog.jpg');
+  expect(await main(['gradcam', dog, ...common(), '--layer', 'layer4', '-o', path.join(out, 'g')])).toBe(0);
+  expect(fs.existsSync(path.join(out, 'g', 'dog.gradcam-layer4.png'))).toBe(true);
+  expect(await main(['attack', dog, ...common(), '--method', 'fgsm', '--epsilon', '2/255', '-l', 'layer1,layer2,layer3,layer4,fc', '-o', path.join(out, 'a')])).toBe(0);
+  const attack = JSON.parse(fs.readFileSync(path.join(out, 'a', 'attack.json'), 'utf8'));
+  expect(attack.images[0].layers).toHaveLength(5);
+  expect(attack.options.epsilon).toBeCloseTo(2 / 255, 10);
+  expect(await main(['stats', IMAGES, ...common(), '--layers', 'relu,layer4', '--batch', '4', '-o', path.join(out, 's')])).toBe(0);
+  const stats = JSON.parse(fs.readFileSync(path.join(out, 's', 'stats.json'), 'utf8'));
+  expect(stats.images).toBe(fs.readdirSync(IMAGES).length);
+  expect(stats.layers.map((l: { name: string }) => l.name)).toEqual(['relu', 'layer4']);
+});
+
+test('usage errors', async () => {
+  await expect(main(['attack', 'x.jpg', ...common(), '--epsilon', '8'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--epsilon/) });
+  await expect(main(['attack', 'x.jpg', ...common(), '--method', 'cw'])).rejects.toMatchObject({ code: 'USAGE' });
+  await expect(main(['gradcam', 'x.jpg', ...common(), '--class', 'dog'])).rejects.toMatchObject({ code: 'USAGE' });
+  await expect(main(['stats', ...common()])).rejects.toMatchObject({ code: 'USAGE' });
+});
