@@ -10,7 +10,32 @@
 #include "model.h"
 #include "tensor_bridge.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <cstdlib>
+
 namespace featscope {
+
+// Feature maps are large, short-lived blocks freed whenever V8 collects their arrays. glibc
+// serves such blocks with fresh mmap()s and gives them back on free, so every forward pays page
+// faults on megabytes of new memory (measured: capturing all 52 leaves of ResNet-18 on the CPU
+// cost +18 ms over a plain forward, +8 ms with the blocks kept in the heap; RSS over 1,000
+// captures stays flat either way). Keep them in the
+// heap, unless the user tuned malloc or sets FEATSCOPE_MALLOC_TUNING=0.
+static void tuneMalloc() {
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+  static bool done = false;
+  if (done) return;
+  done = true;
+  const char* opt = std::getenv("FEATSCOPE_MALLOC_TUNING");
+  if ((opt && std::string(opt) == "0") || std::getenv("GLIBC_TUNABLES") || std::getenv("MALLOC_MMAP_THRESHOLD_") ||
+      std::getenv("MALLOC_TRIM_THRESHOLD_"))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+#endif
+}
 
 static Napi::Value CudaAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
 
@@ -29,6 +54,7 @@ static Napi::Value Versions(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tuneMalloc();
   InitTensorBridge(env);
   InitWorkers(env);
   env.AddCleanupHook(ReleaseErrorClass);
