@@ -15,3 +15,4 @@ export { encodeNpy, writeNpy } from './npy';
 export type { NpyArray } from './npy';
 export { writeReport } from './report';
 export type { ReportData, ReportImage, ReportLayer } from './report';
+export * from './analysis';

@@ -20,6 +20,8 @@ import {
   type RenderedImage,
 } from './render';
 import type { Capture } from './types';
+import type { ModelMetadata } from './metadata';
+import { frameImage, FRAME_CAPTION_HEIGHT } from './analysis/draw';
 import { IMAGENET_MEAN, IMAGENET_STD } from './metadata';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
@@ -66,6 +68,11 @@ export interface RenderLayersOptions {
   overlayColormap?: ColormapName;
   /** How many top channels (by max) to list; default 8. */
   top?: number;
+  /**
+   * Frame each PNG with the model's weights banner (red UNTRAINED for random weights) and a
+   * title naming the image and layer, so a picture is never mistaken for a trained network's.
+   */
+  label?: { metadata: ModelMetadata; source: string };
 }
 
 /** Statistics of every channel of one image of a capture, in one pass over the data. */
@@ -127,6 +134,18 @@ export async function renderImageLayers(
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
       overlay = await renderOverlay(overlayBase, channelMean(capture, batchIndex), { colormap: options.overlayColormap ?? 'turbo', alpha: 0.5 });
+    }
+    if (options.label) {
+      const { metadata, source } = options.label;
+      const what = `${source} · ${capture.name} · ${grid.layout.length} of ${capture.shape[1]} channels`;
+      const framed = await frameImage(grid.png, grid.width, grid.height, metadata, what, []);
+      const dx = Math.floor((framed.width - grid.width) / 2), dy = framed.height - grid.height - FRAME_CAPTION_HEIGHT;
+      grid.layout = grid.layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
+      Object.assign(grid, { png: framed.png, width: framed.width, height: framed.height });
+      if (overlay) {
+        const o = await frameImage(overlay.png, overlay.width, overlay.height, metadata, `${source} · ${capture.name} · channel mean`, []);
+        overlay = { ...overlay, png: o.png, width: o.width, height: o.height };
+      }
     }
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
   }
@@ -220,6 +239,7 @@ export async function visualize(image: ImageSource, options: VisualizeOptions): 
       channels: options.channels,
       colormap: options.colormap,
       overlay: options.overlay,
+      label: { metadata: model.metadata, source: stemOf(image) },
     });
     await fs.mkdir(outDir, { recursive: true });
     const stem = stemOf(image);

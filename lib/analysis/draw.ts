@@ -206,12 +206,15 @@ export function barChart(s: BarChartSpec): string {
   return parts.join('');
 }
 
+/** Height of frameImage's caption band when it has no lines. */
+export const FRAME_CAPTION_HEIGHT = 10;
+
 /** Append a white caption band with lines of text under a PNG (and the weights banner above it). */
 export async function frameImage(png: Buffer, width: number, height: number, meta: ModelMetadata, title: string, lines: string[]): Promise<{ png: Buffer; width: number; height: number }> {
   const frameW = Math.max(width, 360);
   const titleH = 28;
   const lineH = 18;
-  const captionH = lines.length * lineH + 10;
+  const captionH = lines.length * lineH + FRAME_CAPTION_HEIGHT;
   const totalH = BANNER_HEIGHT + titleH + height + captionH;
   const body =
     weightsBanner(meta, frameW) +

@@ -196,7 +196,9 @@ async function renderWith(
     },
     progress,
     async handle(input, dir, image, captures, b) {
-      const rendered = await renderImageLayers(image, captures, b, { channels: o.channels, colormap: o.colormap, overlay: o.overlay });
+      const rendered = await renderImageLayers(image, captures, b, {
+        channels: o.channels, colormap: o.colormap, overlay: o.overlay, label: { metadata: model.metadata, source: input.name },
+      });
       const rel = (file: string) => path.relative(o.out, file).split(path.sep).join('/');
       const inputPng = insideOut(o.out, input.name, 'input.png');
       await writeAtomic(inputPng, await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer());

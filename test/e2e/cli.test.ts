@@ -148,7 +148,11 @@ describe('render', () => {
     const grid = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png')).metadata();
     expect(grid.width).toBeGreaterThan(600); // 4 cells of 168 px across
     const overlay = await sharp(path.join(out, 'dog', 'layer4.overlay.png')).metadata();
-    expect([overlay.width, overlay.height]).toEqual([448, 448]);
+    // 448 px of heatmap under the weights banner (30 px) and a title (28 px), 10 px below.
+    expect([overlay.width, overlay.height]).toEqual([448, 448 + 30 + 28 + 10]);
+    // Every picture says the weights are untrained: the banner's red.
+    const { data } = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png')).raw().toBuffer({ resolveWithObject: true });
+    expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
   });
 
   test('--channels top:k ranks by max, and a list picks those channels', () => {
