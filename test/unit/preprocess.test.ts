@@ -123,6 +123,19 @@ describe('preprocess: real-world image kinds', () => {
 });
 
 describe('bilinearResize', () => {
+  test('a 1x1 image is enlarged to a constant 224x224 input', async () => {
+    const px = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 200, g: 100, b: 50 } } }).png().toBuffer();
+    const r = await preprocess(px);
+    expect(r.shape).toEqual([1, 3, 224, 224]);
+    const plane = 224 * 224;
+    [200, 100, 50].forEach((v, c) => {
+      const want = (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+      const ch = r.data.subarray(c * plane, (c + 1) * plane);
+      expect(Math.max(...ch) - Math.min(...ch)).toBe(0);
+      expect(ch[0]).toBeCloseTo(want, 5);
+    });
+  });
+
   test('same size is a copy; a constant image stays constant when shrinking and enlarging', () => {
     const src = Uint8Array.from({ length: 5 * 4 * 3 }, (_, i) => (i * 37) % 256);
     expect(bilinearResize(src, 5, 4, 3, 5, 4)).toEqual(src);
