@@ -56,13 +56,10 @@ struct ParamGrad {
 
 class BackwardWorker : public FsWorker {
  public:
-  BackwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
-                 std::set<std::string> layers, BackwardSpec spec)
+  BackwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> layers, BackwardSpec spec)
       : FsWorker(env, "featscope.backward", "BACKWARD_FAILED"),
         st_(std::move(st)),
-        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
-        data_(input.Data()),
-        shape_(std::move(shape)),
+        in_(std::move(input)),
         layers_(std::move(layers)),
         spec_(std::move(spec)) {}
 
@@ -71,8 +68,7 @@ class BackwardWorker : public FsWorker {
     auto hf = st_->hooked(layers_, /*guardInPlace=*/false);
     torch::AutoGradMode grad(true);
     applyPrecision(*st_);
-    at::Tensor x = torch::from_blob(data_, shape_, at::TensorOptions().dtype(at::kFloat)).to(st_->device, false, true);
-    x.requires_grad_(true);
+    at::Tensor x = in_.forGrad(*st_);
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
@@ -149,9 +145,7 @@ class BackwardWorker : public FsWorker {
 
  private:
   std::shared_ptr<ModelState> st_;
-  Napi::ObjectReference inputRef_;
-  float* data_;
-  std::vector<int64_t> shape_;
+  JsInput in_;
   std::set<std::string> layers_;
   BackwardSpec spec_;
   at::Tensor logits_, classes_, inputGrad_;
@@ -163,17 +157,8 @@ class BackwardWorker : public FsWorker {
 Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  auto shape = readShape(env, info[1]);
-  Napi::Float32Array input = readInput(env, info[0], shape);
-  std::set<std::string> names;
-  if (info[2].IsArray()) {
-    Napi::Array a = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      std::string n = a.Get(i).As<Napi::String>();
-      if (!st->layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
-      names.insert(n);
-    }
-  }
+  JsInput input = JsInput::read(info);
+  std::set<std::string> names = readLayerNames(env, *st, info[2]);
   BackwardSpec spec;
   if (info[3].IsObject()) {
     Napi::Object o = info[3].As<Napi::Object>();
@@ -185,7 +170,7 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
     spec.inputGrad = o.Get("inputGrad").ToBoolean();
     spec.paramGrads = o.Get("parameterGrads").ToBoolean();
   }
-  auto* w = new BackwardWorker(env, st, input, std::move(shape), std::move(names), std::move(spec));
+  auto* w = new BackwardWorker(env, st, std::move(input), std::move(names), std::move(spec));
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -138,24 +138,14 @@ void applyPrecision(const ModelState& st) {
 
 namespace {
 
-at::Tensor inputTensor(const ModelState& st, float* data, const std::vector<int64_t>& shape, bool mutates) {
-  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
-  if (st.device.is_cuda()) return t.to(st.device, /*non_blocking=*/false);
-  // CPU: the forward reads the caller's Float32Array in place, unless the graph writes to its input.
-  return mutates ? t.clone() : t;
-}
-
 }  // namespace
 
 class ForwardWorker : public FsWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
-                std::set<std::string> names, ReduceSpec reduce)
+  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
-        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
-        data_(input.Data()),
-        shape_(std::move(shape)),
+        in_(std::move(input)),
         names_(std::move(names)),
         reduce_(std::move(reduce)) {}
 
@@ -164,7 +154,7 @@ class ForwardWorker : public FsWorker {
     c10::InferenceMode guard;
     auto hf = st_->hooked(names_, true);
     applyPrecision(*st_);
-    at::Tensor x = inputTensor(*st_, data_, shape_, hf->mutatesInput);
+    at::Tensor x = in_.forForward(*st_, hf->mutatesInput);
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
@@ -220,9 +210,7 @@ class ForwardWorker : public FsWorker {
 
  private:
   std::shared_ptr<ModelState> st_;
-  Napi::ObjectReference inputRef_;  // keeps the input alive while a worker thread reads it
-  float* data_;
-  std::vector<int64_t> shape_;
+  JsInput in_;
   std::set<std::string> names_;
   ReduceSpec reduce_;
   at::Tensor output_;
@@ -234,13 +222,10 @@ class ForwardWorker : public FsWorker {
 // graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
 class GradCamWorker : public FsWorker {
  public:
-  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, Napi::Float32Array input, std::vector<int64_t> shape,
-                std::string layer, std::vector<int64_t> classes)
+  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes)
       : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
         st_(std::move(st)),
-        inputRef_(Napi::Persistent(input.As<Napi::Object>())),
-        data_(input.Data()),
-        shape_(std::move(shape)),
+        in_(std::move(input)),
         layer_(std::move(layer)),
         classes_(std::move(classes)) {}
 
@@ -252,9 +237,7 @@ class GradCamWorker : public FsWorker {
                                             std::to_string(hf->slots.size()) + " times (pick one of its calls' inner modules)");
     torch::AutoGradMode grad(true);
     applyPrecision(*st_);
-    at::Tensor x = torch::from_blob(data_, shape_, at::TensorOptions().dtype(at::kFloat)).to(st_->device, false, true);
-    x.requires_grad_(true);  // parameters may have been saved without requires_grad
-    torch::jit::Stack stack{st_->module._ivalue(), x};
+    torch::jit::Stack stack{st_->module._ivalue(), in_.forGrad(*st_)};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     at::Tensor logits = checkLogits(tuple->elements()[0]);
@@ -285,9 +268,7 @@ class GradCamWorker : public FsWorker {
 
  private:
   std::shared_ptr<ModelState> st_;
-  Napi::ObjectReference inputRef_;
-  float* data_;
-  std::vector<int64_t> shape_;
+  JsInput in_;
   std::string layer_;
   std::vector<int64_t> classes_;
   at::Tensor cam_, classes_out_, probs_;
@@ -354,44 +335,55 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-std::vector<int64_t> readShape(Napi::Env env, Napi::Value v) {
-  if (!v.IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> s;
-  for (uint32_t i = 0; i < a.Length(); ++i) s.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-  return s;
+JsInput JsInput::read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[1].IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
+  Napi::Array a = info[1].As<Napi::Array>();
+  std::vector<int64_t> shape;
+  int64_t n = 1;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+    if (shape.back() <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
+    n *= shape.back();
+  }
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
+  Napi::Float32Array data = info[0].As<Napi::Float32Array>();
+  if (static_cast<int64_t>(data.ElementLength()) != n)
+    throw makeJsError(env, "INVALID_INPUT", "input data has " + std::to_string(data.ElementLength()) + " values but its shape needs " + std::to_string(n));
+  return JsInput{Napi::Persistent(data.As<Napi::Object>()), data.Data(), std::move(shape)};
 }
 
-Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  int64_t n = 1;
-  for (auto d : shape) {
-    if (d <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
-    n *= d;
+at::Tensor JsInput::forForward(const ModelState& st, bool graphMutatesInput) const {
+  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
+  if (st.device.is_cuda()) return t.to(st.device, /*non_blocking=*/false);
+  return graphMutatesInput ? t.clone() : t;
+}
+
+at::Tensor JsInput::forGrad(const ModelState& st) const {
+  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat)).to(st.device, false, /*copy=*/true);
+  return t.requires_grad_(true);
+}
+
+std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::Value v) {
+  std::set<std::string> names;
+  if (!v.IsArray()) return names;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    std::string n = a.Get(i).As<Napi::String>();
+    if (!st.layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
+    names.insert(n);
   }
-  if (static_cast<int64_t>(a.ElementLength()) != n)
-    throw makeJsError(env, "INVALID_INPUT", "input data has " + std::to_string(a.ElementLength()) + " values but its shape needs " + std::to_string(n));
-  return a;
+  return names;
 }
 
 Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  auto shape = readShape(env, info[1]);
-  Napi::Float32Array input = readInput(env, info[0], shape);
-  std::set<std::string> names;
-  if (info[2].IsArray()) {
-    Napi::Array a = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      std::string n = a.Get(i).As<Napi::String>();
-      if (!st->layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
-      names.insert(n);
-    }
-  }
+  JsInput input = JsInput::read(info);
+  std::set<std::string> names = readLayerNames(env, *st, info[2]);
   ReduceSpec reduce = readReduceSpec(env, info[3]);
-  auto* w = new ForwardWorker(env, st, input, std::move(shape), std::move(names), std::move(reduce));
+  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce));
   auto p = w->Promise();
   w->Queue();
   return p;
@@ -400,8 +392,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  auto shape = readShape(env, info[1]);
-  Napi::Float32Array input = readInput(env, info[0], shape);
+  JsInput input = JsInput::read(info);
   std::string layer = info[2].As<Napi::String>();
   if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
   std::vector<int64_t> classes;
@@ -409,7 +400,7 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
     Napi::Array a = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
   }
-  auto* w = new GradCamWorker(env, st, input, std::move(shape), std::move(layer), std::move(classes));
+  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes));
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -51,9 +51,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 // Sets the process-wide TF32 switches from the model's precision policy (CUDA only).
 void applyPrecision(const ModelState& st);
 
-// Argument readers shared by the forward and backward entry points (throw JS errors).
-std::vector<int64_t> readShape(Napi::Env env, Napi::Value v);
-Napi::Float32Array readInput(Napi::Env env, Napi::Value v, const std::vector<int64_t>& shape);
+// A Float32Array input handed to a worker thread; the reference keeps it alive while the thread
+// reads it. read() validates (data, shape) from info[0], info[1] and throws JS errors.
+struct JsInput {
+  Napi::ObjectReference ref;
+  float* data;
+  std::vector<int64_t> shape;
+  static JsInput read(const Napi::CallbackInfo& info);
+  // For a forward: on the CPU a view of the caller's array (a copy if the graph writes its input).
+  at::Tensor forForward(const ModelState& st, bool graphMutatesInput) const;
+  // For gradients: a copy on the model's device that requires grad (parameters may have been
+  // saved without requires_grad).
+  at::Tensor forGrad(const ModelState& st) const;
+};
+
+// Layer names from a JS array, each checked against the model (throws JS errors).
+std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::Value v);
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);

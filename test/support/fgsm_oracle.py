@@ -7,23 +7,18 @@ Eager torchvision twin with the TorchScript file's state_dict; loss = cross-entr
 batch against the given classes (else each image's argmax); x' = x + (eps / std_c) * sign(dL/dx),
 clamped per channel to [(0 - mean_c) / std_c, (1 - mean_c) / std_c]. Writes x' then |dL/dx| (float32).
 """
-import json
 import sys
 
 import numpy as np
 import torch
-import torchvision
+
+from twin import load_twin
 
 
 def main():
     model_path, input_path, shape, eps, out_path, *classes = sys.argv[1:]
     shape = [int(s) for s in shape.split(",")]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    meta = json.loads(files["featscope.json"] or "{}")
-    model = getattr(torchvision.models, meta.get("architecture", "resnet18"))()
-    model.load_state_dict(scripted.state_dict())
-    model.eval()
+    model, meta = load_twin(model_path)
     mean = torch.tensor(meta.get("input", {}).get("mean", [0.485, 0.456, 0.406]), dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta.get("input", {}).get("std", [0.229, 0.224, 0.225]), dtype=torch.float32).view(1, -1, 1, 1)
     x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape)).requires_grad_(True)

@@ -12,18 +12,14 @@ import sys
 
 import numpy as np
 import torch
-import torchvision
+
+from twin import load_twin
 
 
 def main():
     model_path, input_path, shape, out_path, layers, *classes = sys.argv[1:]
     shape = [int(s) for s in shape.split(",")]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    arch = json.loads(files["featscope.json"] or "{}").get("architecture", "resnet18")
-    model = getattr(torchvision.models, arch)()
-    model.load_state_dict(scripted.state_dict())
-    model.eval()
+    model, _ = load_twin(model_path)
     for m in model.modules():
         if isinstance(m, torch.nn.ReLU):
             m.inplace = False

@@ -7,23 +7,18 @@ Eager torchvision twin with the TorchScript file's state_dict; a forward hook ke
 output A; score = sum_i logits[i, c_i] (c_i: given, else each image's argmax); alpha = spatial mean
 of dscore/dA; cam = ReLU(sum_k alpha_k A_k). Writes cam [N, h, w] as float32, then the classes.
 """
-import json
 import sys
 
 import numpy as np
 import torch
-import torchvision
+
+from twin import load_twin
 
 
 def main():
     model_path, input_path, shape, layer, out_path, *classes = sys.argv[1:]
     shape = [int(s) for s in shape.split(",")]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    arch = json.loads(files["featscope.json"] or "{}").get("architecture", "resnet18")
-    model = getattr(torchvision.models, arch)()
-    model.load_state_dict(scripted.state_dict())
-    model.eval()
+    model, _ = load_twin(model_path)
     acts = {}
     dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: acts.__setitem__("A", o))
     x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))

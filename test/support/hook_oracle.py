@@ -15,19 +15,14 @@ import sys
 
 import numpy as np
 import torch
-import torchvision
+
+from twin import load_twin
 
 
 def main():
     model_path, input_path, shape, outdir, *layers = sys.argv[1:]
     shape = [int(s) for s in shape.split(",")]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    meta = json.loads(files["featscope.json"] or "{}")
-    arch = meta.get("architecture", "resnet18")
-    eager = getattr(torchvision.models, arch)()
-    eager.load_state_dict(scripted.state_dict())
-    eager.eval()
+    eager, _ = load_twin(model_path)
     # FEATSCOPE_ORACLE_DEVICE=cuda runs the oracle on the GPU with TF32 off (exact fp32).
     dev = torch.device(os.environ.get("FEATSCOPE_ORACLE_DEVICE", "cpu"))
     torch.backends.cudnn.allow_tf32 = False

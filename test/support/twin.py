@@ -1,0 +1,22 @@
+"""The eager torchvision twin of a featscope TorchScript file, shared by the Python oracles."""
+import json
+
+import numpy as np
+import torch
+import torchvision
+
+
+def load_twin(model_path):
+    """(model, metadata): torchvision's eager model of the architecture named in the file's
+    featscope.json, loaded with the file's state_dict, in eval mode; and that metadata."""
+    files = {"featscope.json": ""}
+    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
+    meta = json.loads(files["featscope.json"] or "{}")
+    model = getattr(torchvision.models, meta.get("architecture", "resnet18"))()
+    model.load_state_dict(scripted.state_dict())
+    return model.eval(), meta
+
+
+def read_input(input_path, shape):
+    """Raw little-endian float32 written by the JS test, as a tensor of `shape` ("N,C,H,W")."""
+    return torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape([int(s) for s in shape.split(",")]))
