@@ -6,7 +6,7 @@ import { FeatscopeError } from '../errors';
 import { loadModel, type Model } from '../model';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { writeReport, type ReportImage } from '../report';
-import { renderImageLayers, type ChannelColumns, type LayerStatistics, type TopChannel } from '../visualize';
+import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
   DEVICE_OPTION,
   checkLayers,
@@ -62,16 +62,9 @@ Example:
   featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/
 `;
 
-interface LayerRecord {
-  name: string;
+/** A layer as visualize() reports it (paths relative to --out), plus the module type. */
+interface LayerRecord extends VisualizedLayer {
   type?: string;
-  shape: number[];
-  grid: string;
-  overlay?: string;
-  gridChannels: number[];
-  top: TopChannel[];
-  stats: LayerStatistics;
-  channels: ChannelColumns;
 }
 
 interface RenderRecord extends ImageRecordBase {
