@@ -84,7 +84,7 @@ export function binding(): NativeBinding {
 function loadFailure(err: unknown): FeatscopeError {
   const msg = err instanceof Error ? err.message : String(err);
   const causes: string[] = [];
-  if (/No native build was found/i.test(msg)) {
+  if (/No native build was found|Cannot find module/i.test(msg)) {
     causes.push('the addon has not been built here: run `npm run build:native` (or `npm rebuild featscope`); it needs libtorch, see README "How libtorch is found"');
   }
   if (/lib(torch|c10|torch_cpu|torch_cuda)[^ ]*\.so/.test(msg)) {

@@ -1,0 +1,42 @@
+// libtorch discovery: the documented order, the source it reports, one message when none is found.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { findLibtorch } = require('../../scripts/find-libtorch') as {
+  findLibtorch(env: Record<string, string | undefined>): { source: string; configDir: string } | { error: string };
+};
+
+let fake: string;
+beforeAll(() => {
+  // A folder that looks like an unpacked libtorch.
+  fake = fs.mkdtempSync(path.join(os.tmpdir(), 'libtorch-'));
+  fs.mkdirSync(path.join(fake, 'share', 'cmake', 'Torch'), { recursive: true });
+  fs.writeFileSync(path.join(fake, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'), '# stand-in\n');
+});
+afterAll(() => fs.rmSync(fake, { recursive: true, force: true }));
+
+test('LIBTORCH comes first', () => {
+  const r = findLibtorch({ LIBTORCH: fake, TORCH_CMAKE_PREFIX: '/elsewhere', FEATSCOPE_PYTHON: '/nonexistent/python' });
+  expect(r).toEqual({ source: `LIBTORCH=${fake}`, configDir: path.join(fake, 'share', 'cmake', 'Torch') });
+});
+
+test('a LIBTORCH without CMake files is an error that lists the options', () => {
+  const r = findLibtorch({ LIBTORCH: '/nonexistent/libtorch' }) as { error: string };
+  expect(r.error).toMatch(/LIBTORCH=\/nonexistent\/libtorch holds no share\/cmake\/Torch\/TorchConfig\.cmake/);
+  expect(r.error).toMatch(/apt-get install libtorch-dev/);
+  expect(r.error).toMatch(/FEATSCOPE_PYTHON/);
+  expect(r.error).toMatch(/TORCH_CMAKE_PREFIX or CMAKE_PREFIX_PATH/);
+});
+
+test('then TORCH_CMAKE_PREFIX, then CMAKE_PREFIX_PATH (any entry)', () => {
+  expect(findLibtorch({ TORCH_CMAKE_PREFIX: path.join(fake, 'share', 'cmake') })).toMatchObject({ source: expect.stringMatching(/^TORCH_CMAKE_PREFIX/) });
+  expect(findLibtorch({ CMAKE_PREFIX_PATH: `/nope:${fake}` })).toMatchObject({ source: `CMAKE_PREFIX_PATH (${fake})` });
+});
+
+test('then the torch of a Python, then the system; a Python without torch is passed over', () => {
+  const r = findLibtorch({ FEATSCOPE_PYTHON: '/nonexistent/python', PATH: process.env.PATH }) as { source: string };
+  // On this machine: Debian's libtorch-dev (its python3-torch ships no CMake files).
+  expect(r.source).toMatch(/^(the torch .* of .*python3|the system libtorch)/);
+});
