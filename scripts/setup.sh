@@ -7,22 +7,39 @@
 #   3. TypeScript -> dist/.
 #   4. models/resnet18.pt: the default model, exported with the Python that has torch. Offline it
 #      is UNTRAINED (fixed-seed init); set FEATSCOPE_WEIGHTS=imagenet where the internet is reachable.
+# With --test (npm test) it also installs what the test suites use: Chromium (the report is opened
+# in it), matplotlib (colour-map reference values), numpy and the DejaVu fonts.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 say() { printf 'featscope setup: %s\n' "$*"; }
 
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+updated=""
+apt_install() {  # apt_install WHY PACKAGE...
+  local why=$1; shift
+  if ! command -v apt-get >/dev/null 2>&1; then say "$why, and this is not a Debian/Ubuntu machine: install $* yourself"; return 1; fi
+  say "$why; installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 if ! node scripts/find-libtorch.js >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    say "no libtorch found; installing Debian's libtorch-dev python3-torch python3-torchvision with apt-get"
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends libtorch-dev python3-torch python3-torchvision >/dev/null
-  else
-    node scripts/find-libtorch.js || true
-    exit 1
-  fi
+  apt_install "no libtorch found" libtorch-dev python3-torch python3-torchvision || { node scripts/find-libtorch.js || true; exit 1; }
+fi
+missing=()
+for tool in cmake g++ make; do command -v $tool >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "the native build needs ${missing[*]}" cmake g++ make
+fi
+if [ "${1:-}" = "--test" ]; then
+  need=()
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
+  /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+  if [ ${#need[@]} -gt 0 ]; then apt_install "the tests use ${need[*]}" "${need[@]}"; fi
 fi
 say "libtorch: $(node scripts/find-libtorch.js | cut -f2)"
 
