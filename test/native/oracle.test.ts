@@ -108,3 +108,29 @@ test('metadata written by export-model.py is read back', async () => {
     m.dispose();
   }
 });
+
+test('hook() adds captures to every forward until remove(); the README example', async () => {
+  const m = await loadModel(MODELS.scripted, { device: 'cpu' });
+  try {
+    const x = syntheticInput(1, 64, 64);
+    const h1 = m.hook(['layer1.0.conv1', 'layer4']);
+    const h2 = m.hook('layer1.0.relu#1');
+    let r = await m.forward(x);
+    expect(r.captures.map((c) => [c.name, c.shape])).toEqual([
+      ['layer1.0.conv1', [1, 64, 16, 16]],
+      ['layer1.0.relu#1', [1, 64, 16, 16]],
+      ['layer4', [1, 512, 2, 2]],
+    ]);
+    expect(r.get('layer4').data.length).toBe(512 * 4);
+    expect(() => r.get('fc')).toThrow(/no capture named "fc" in this result; it has: layer1\.0\.conv1, layer1\.0\.relu#1, layer4/);
+    h1.remove();
+    r = await m.forward(x, { layers: ['fc'] });
+    expect(r.captures.map((c) => c.name)).toEqual(['layer1.0.relu#1', 'fc']);
+    h2.remove();
+    r = await m.forward(x);
+    expect(r.captures).toEqual([]);
+    expect(r.output!.shape).toEqual([1, 1000]);
+  } finally {
+    m.dispose();
+  }
+});
