@@ -56,9 +56,11 @@ function systemConfigDirs() {
 }
 
 /**
+ * @param {Record<string, string | undefined>} env
+ * @param {{ systemDirs?: string[] }} [options] systemDirs replaces the system folders searched (tests)
  * @returns {{ source: string, configDir: string } | { error: string }}
  */
-function findLibtorch(env = process.env) {
+function findLibtorch(env = process.env, options = {}) {
   const tried = [];
   if (env.LIBTORCH) {
     const d = torchConfigDir(env.LIBTORCH);
@@ -80,7 +82,7 @@ function findLibtorch(env = process.env) {
     if (d) return { source: `the torch ${r.version} of ${py}`, configDir: d };
     tried.push(r ? `${py}: torch ${r.version} ships no CMake files` : `${py}: no torch`);
   }
-  for (const d of systemConfigDirs()) {
+  for (const d of options.systemDirs ?? systemConfigDirs()) {
     if (fs.existsSync(path.join(d, 'TorchConfig.cmake'))) return { source: `the system libtorch (${d})`, configDir: d };
   }
   tried.push('system: no libtorch-dev');

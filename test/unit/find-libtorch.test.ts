@@ -5,7 +5,7 @@ import * as path from 'path';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findLibtorch } = require('../../scripts/find-libtorch') as {
-  findLibtorch(env: Record<string, string | undefined>): { source: string; configDir: string } | { error: string };
+  findLibtorch(env: Record<string, string | undefined>, options?: { systemDirs?: string[] }): { source: string; configDir: string } | { error: string };
 };
 
 let fake: string;
@@ -39,4 +39,13 @@ test('then the torch of a Python, then the system; a Python without torch is pas
   const r = findLibtorch({ FEATSCOPE_PYTHON: '/nonexistent/python', PATH: process.env.PATH }) as { source: string };
   // On this machine: Debian's libtorch-dev (its python3-torch ships no CMake files).
   expect(r.source).toMatch(/^(the torch .* of .*python3|the system libtorch)/);
+});
+
+test('none anywhere: one message saying what was tried and listing every option', () => {
+  const r = findLibtorch({ FEATSCOPE_PYTHON: '/nonexistent/python', CMAKE_PREFIX_PATH: '/nope', PATH: '/nonexistent' }, { systemDirs: ['/nonexistent/cmake/Torch'] }) as { error: string };
+  expect(r.error).toMatch(/^featscope: no libtorch found \(tried: CMAKE_PREFIX_PATH=\/nope: no TorchConfig\.cmake; \/nonexistent\/python: no torch; /);
+  expect(r.error).toMatch(/system: no libtorch-dev\)/);
+  for (const option of ['apt-get install libtorch-dev', 'FEATSCOPE_PYTHON=', 'LIBTORCH=', 'TORCH_CMAKE_PREFIX or CMAKE_PREFIX_PATH']) {
+    expect(r.error).toContain(option);
+  }
 });
