@@ -58,6 +58,8 @@ export interface NativeBinding {
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string };
+  /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
+  exportCounters(): { zeroCopy: number; copied: number };
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

@@ -64,6 +64,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));
+  exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
   return exports;
 }
 

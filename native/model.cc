@@ -96,6 +96,8 @@ class LoadWorker : public FsWorker {
       throw FsError("MODEL_INVALID", "model " + path_ + " has no forward method");
     st->layers = listLayers(st->module);
     for (const auto& l : st->layers) st->layerNames.insert(l.name);
+    for (const auto& p : st->module.named_parameters(true)) st->storages.insert(p.value.storage().data());
+    for (const auto& b : st->module.named_buffers(true)) st->storages.insert(b.value.storage().data());
     state_ = st;
   }
   Napi::Value Result() override { return ModelWrap::NewInstance(Env(), state_); }
@@ -173,7 +175,9 @@ class ForwardWorker : public FsWorker {
 
   Napi::Value Result() override {
     Napi::Env env = Env();
-    TensorExporter ex(env);
+    size_t inputBytes = sizeof(float);
+    for (auto d : in_.shape) inputBytes *= d;
+    TensorExporter ex(env, &st_->storages, in_.data, inputBytes);
     Napi::Object res = Napi::Object::New(env);
     if (output_.defined()) {
       Napi::Object o = Napi::Object::New(env);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_set>
 
 #include "graph_hooks.h"
 
@@ -21,6 +22,7 @@ struct ModelState {
   std::string metadata;  // featscope.json extra file ("" when absent)
   std::vector<LayerInfo> layers;
   std::set<std::string> layerNames;
+  std::unordered_set<const void*> storages;  // data of its parameters and buffers (never handed to JS)
   bool exactPrecision = false;
 
   std::mutex cacheMutex;

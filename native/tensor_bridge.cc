@@ -1,5 +1,6 @@
 #include "tensor_bridge.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <unordered_set>
@@ -10,6 +11,7 @@ namespace {
 std::atomic<bool> envClosing{false};
 std::mutex liveMutex;
 std::unordered_set<const void*> liveStorages;  // storages currently externalised to V8
+std::atomic<uint64_t> zeroCopyCount{0}, copiedCount{0};
 
 struct Holder {
   c10::Storage storage;
@@ -42,6 +44,12 @@ at::Tensor toHostFloat(const at::Tensor& t, bool* usedDevice) {
   return t.to(at::kFloat).contiguous();
 }
 
+bool TensorExporter::ownedElsewhere(const at::Tensor& t) const {
+  const char* data = static_cast<const char*>(t.storage().data());
+  if (modelStorages_ && modelStorages_->count(data)) return true;
+  return inputBegin_ && data < inputBegin_ + inputBytes_ && data + t.storage().nbytes() > inputBegin_;
+}
+
 Napi::Float32Array TensorExporter::toFloat32Array(const at::Tensor& in) {
   at::Tensor t = in;
   const void* base = t.storage().data();
@@ -54,11 +62,14 @@ Napi::Float32Array TensorExporter::toFloat32Array(const at::Tensor& in) {
       std::lock_guard<std::mutex> lock(liveMutex);
       alreadyLive = liveStorages.count(base) > 0;
     }
-    if (alreadyLive || t.storage().nbytes() == 0) {
-      // Memory JS already holds from an earlier call (a module that returns a parameter, say), or
-      // an empty tensor: hand over a fresh copy instead.
+    if (alreadyLive || ownedElsewhere(t) || t.storage().nbytes() == 0) {
+      // Memory JS already holds from an earlier call, memory the model or the caller owns, or an
+      // empty tensor: hand over a fresh copy instead.
       t = t.clone();
       base = t.storage().data();
+      ++copiedCount;
+    } else {
+      ++zeroCopyCount;
     }
     auto* h = new Holder{t.storage(), t.storage().nbytes()};
     void* data = const_cast<void*>(base);
@@ -76,6 +87,13 @@ Napi::Float32Array TensorExporter::toFloat32Array(const at::Tensor& in) {
     seen_.emplace_back(base, ab);
   }
   return Napi::Float32Array::New(env_, t.numel(), ab, t.storage_offset() * sizeof(float));
+}
+
+Napi::Value ExportCounters(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("zeroCopy", static_cast<double>(zeroCopyCount.load()));
+  o.Set("copied", static_cast<double>(copiedCount.load()));
+  return o;
 }
 
 Napi::Array shapeToJs(Napi::Env env, at::IntArrayRef sizes) {

@@ -82,3 +82,33 @@ test('the process exits cleanly while forwards are still running', () => {
   const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
   expect(out.trim()).toBe('exiting');
 });
+
+test('captures reach JS without a copy; memory the model or the caller owns is copied', async () => {
+  const { binding } = await import('../../lib/native');
+  const before = binding().exportCounters();
+  const caps = await model.capture(syntheticInput(1, 64, 64), ['conv1', 'layer1', 'layer1.1', 'layer4']);
+  const after = binding().exportCounters();
+  // The output, conv1, layer1 (= layer1.1: one tensor, one buffer) and layer4: four storages, none copied.
+  expect(after.zeroCopy - before.zeroCopy).toBe(4);
+  expect(after.copied - before.copied).toBe(0);
+  expect(caps[1].data.buffer).toBe(caps[2].data.buffer);
+
+  const { edgeModel } = await import('../support/models');
+  const m = await loadModel(edgeModel('aliasing'), { device: 'cpu' });
+  try {
+    const x = syntheticInput(1, 4, 4);
+    const c0 = binding().exportCounters().copied;
+    const [ident, param] = await m.capture(x, ['ident', 'param']);
+    expect(binding().exportCounters().copied - c0).toBe(2);
+    expect(Array.from(param.data)).toEqual([0, 1, 2, 3]);
+    expect(ident.data).toEqual(x.data);
+    // Writing into the arrays changes neither the caller's input nor the model's weights.
+    ident.data.fill(7);
+    param.data.fill(100);
+    expect(x.data[0]).not.toBe(7);
+    const [again] = await m.capture(x, ['param']);
+    expect(Array.from(again.data)).toEqual([0, 1, 2, 3]);
+  } finally {
+    m.dispose();
+  }
+});

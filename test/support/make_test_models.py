@@ -8,6 +8,7 @@ no_submodules.pt forward is plain ops, no submodules at all
 inplace_input.pt forward does x.relu_() on its input first
 branchy.pt       a submodule called inside an `if`
 unused.pt        a submodule (`spare`) that forward never calls
+aliasing.pt      `ident` returns the input itself, `param` returns its own weight tensor
 """
 import os
 import sys
@@ -82,6 +83,27 @@ class Unused(nn.Module):
         return self.conv(x)
 
 
+class ParamOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.arange(4, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.weight
+
+
+class Aliasing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ident = nn.Identity()
+        self.param = ParamOut()
+
+    def forward(self, x):
+        a = self.ident(x)
+        w = self.param(x)
+        return a.mean(dim=[2, 3]) * w.sum()
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -89,7 +111,8 @@ def main():
     r = torchvision.models.resnet18().eval()
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
     for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
-                      ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused)]:
+                      ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
+                      ("aliasing", Aliasing)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
 
 

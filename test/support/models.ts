@@ -18,7 +18,7 @@ export function ensureTestModels(): void {
   const exporter = path.join(ROOT, 'scripts', 'export-model.py');
   if (!fs.existsSync(MODELS.scripted)) execFileSync(PYTHON, [exporter, MODELS.scripted], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
-  if (!fs.existsSync(path.join(MODELS.edge, 'unused.pt'))) {
+  if (!fs.existsSync(path.join(MODELS.edge, 'aliasing.pt'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
   }
 }
