@@ -170,6 +170,11 @@ export class Model {
     return this.#running;
   }
 
+  /** Hooked graphs built and cached (one per set of layers, the 32 most recent). */
+  get cachedGraphs(): number {
+    return this.#disposed ? 0 : this.#native.info().cachedGraphs;
+  }
+
   /**
    * Every submodule in call order, with its type and call count. With `inputSize` (a number or
    * [height, width]) one forward on zeros also gives each call's output shape.

@@ -31,7 +31,7 @@ export interface NativeReduceOptions {
 
 export interface NativeModel {
   layers(): { name: string; type: string; calls: number }[];
-  info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact' };
+  info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number };
   forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
     shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;

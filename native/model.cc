@@ -30,6 +30,13 @@ std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& n
   if (it != cache.end()) return it->second;
   auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace));
   cache.emplace(key, hf);
+  cacheOrder.push_back(key);
+  // Each entry holds an optimised graph; a program that walks through many layer sets keeps the
+  // most recent ones. Running forwards hold their own reference to an evicted entry.
+  if (cacheOrder.size() > kCacheSize) {
+    cache.erase(cacheOrder.front());
+    cacheOrder.pop_front();
+  }
   return hf;
 }
 
@@ -336,6 +343,10 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("type", moduleTypeName(st->module));
   o.Set("metadata", st->metadata);
   o.Set("precision", st->exactPrecision ? "exact" : "fast");
+  {
+    std::lock_guard<std::mutex> lock(st->cacheMutex);
+    o.Set("cachedGraphs", static_cast<double>(st->cache.size()));
+  }
   return o;
 }
 

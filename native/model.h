@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,8 @@ struct ModelState {
 
   std::mutex cacheMutex;
   std::map<std::string, std::shared_ptr<HookedForward>> cache;  // key: sorted names + mode
+  std::deque<std::string> cacheOrder;                            // oldest first, for eviction
+  static constexpr size_t kCacheSize = 32;
 
   std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace);
 };

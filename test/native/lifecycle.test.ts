@@ -112,3 +112,20 @@ test('captures reach JS without a copy; memory the model or the caller owns is c
     m.dispose();
   }
 });
+
+test('the hooked graph is built once per set of layers and cached (32 most recent)', async () => {
+  const m = await loadModel(MODELS.scripted, { device: 'cpu' });
+  try {
+    const x = syntheticInput(1, 32, 32);
+    expect(m.cachedGraphs).toBe(0);
+    await m.capture(x, ['layer1', 'layer2']);
+    await m.capture(x, ['layer2', 'layer1']); // same set, other order
+    await m.capture(x, ['layer1.0.relu#1', 'layer2']); // a new set: layer1.0.relu (call #1 kept) and layer2
+    expect(m.cachedGraphs).toBe(2);
+    const names = (await m.layers()).filter((l) => l.calls > 0).map((l) => l.name).slice(0, 40);
+    for (const n of names) await m.capture(x, [n]);
+    expect(m.cachedGraphs).toBe(32);
+  } finally {
+    m.dispose();
+  }
+});
