@@ -1,4 +1,6 @@
-export { IMAGENET_MEAN, IMAGENET_STD } from './preprocess';
+/** torchvision's ImageNet normalisation, the default when a model file stores none. */
+export const IMAGENET_MEAN: readonly number[] = Object.freeze([0.485, 0.456, 0.406]);
+export const IMAGENET_STD: readonly number[] = Object.freeze([0.229, 0.224, 0.225]);
 /** The featscope.json carried inside model files made by scripts/export-model.py. */
 export interface ModelMetadata {
   format?: string;
@@ -27,4 +29,14 @@ export function weightsLabel(meta: ModelMetadata): { trained: boolean | undefine
   return meta.weights.trained
     ? { trained: true, text: `trained weights: ${meta.weights.source}` }
     : { trained: false, text: `UNTRAINED weights (${meta.weights.source}): pictures show a random network, not learned features` };
+}
+
+/** The input a model expects: its stored size and mean/std, ImageNet's when it stores none. */
+export function inputNormalisation(meta: ModelMetadata): { size: number; mean: [number, number, number]; std: [number, number, number] } {
+  const input = meta.input;
+  return {
+    size: input?.size?.[0] ?? 224,
+    mean: (input?.mean ?? IMAGENET_MEAN) as [number, number, number],
+    std: (input?.std ?? IMAGENET_STD) as [number, number, number],
+  };
 }

@@ -11,6 +11,7 @@
  * above 1.0 on a 200x200 input), and the port is bit-exact in both directions. See
  * docs/preprocessing.md for the measurements.
  */
+import { IMAGENET_MEAN, IMAGENET_STD, inputNormalisation, type ModelMetadata } from './metadata';
 import { types } from 'util';
 import { promises as fs } from 'fs';
 import * as path from 'path';
@@ -31,6 +32,11 @@ export interface PreprocessOptions {
   std?: readonly number[];
   /** Refuse inputs with more pixels than this (IMAGE_TOO_LARGE). Default 100,000,000. */
   maxInputPixels?: number;
+  /**
+   * A loaded model (or anything with its `metadata`): size, mean and std default to what the
+   * model file stores (scripts/export-model.py writes them); explicit options still win.
+   */
+  model?: { metadata: ModelMetadata };
 }
 
 /** The resized (and cropped) 8-bit RGB image that went into the tensor, for overlays. */
@@ -49,11 +55,10 @@ export interface PreprocessResult {
   images: PreprocessedImage[];
 }
 
-export const IMAGENET_MEAN: readonly number[] = Object.freeze([0.485, 0.456, 0.406]);
-export const IMAGENET_STD: readonly number[] = Object.freeze([0.229, 0.224, 0.225]);
+export { IMAGENET_MEAN, IMAGENET_STD };
 export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
 
-const KNOWN_OPTIONS = ['resize', 'size', 'mean', 'std', 'maxInputPixels'] as const;
+const KNOWN_OPTIONS = ['resize', 'size', 'mean', 'std', 'maxInputPixels', 'model'] as const;
 
 /**
  * Preprocess one image or a batch (array) into one normalised NCHW Float32Array.
@@ -111,12 +116,16 @@ function validateOptions(options: PreprocessOptions): ValidOptions {
   if (resize !== 'squash' && resize !== 'crop') {
     throw invalidParameter('resize', "one of 'squash' (Resize((224, 224))) or 'crop' (Resize(256) + CenterCrop(224))", resize);
   }
-  const size = options.size ?? 224;
+  if (options.model !== undefined && (options.model === null || typeof options.model !== 'object' || typeof options.model.metadata !== 'object')) {
+    throw invalidParameter('model', 'a Model from loadModel() (an object with metadata)', options.model);
+  }
+  const fromModel = options.model ? inputNormalisation(options.model.metadata) : undefined;
+  const size = options.size ?? fromModel?.size ?? 224;
   if (!Number.isInteger(size) || size < 1 || size > 8192) {
     throw invalidParameter('size', 'an integer between 1 and 8192', size);
   }
-  const mean = checkTriple('mean', options.mean ?? IMAGENET_MEAN, false);
-  const std = checkTriple('std', options.std ?? IMAGENET_STD, true);
+  const mean = checkTriple('mean', options.mean ?? fromModel?.mean ?? IMAGENET_MEAN, false);
+  const std = checkTriple('std', options.std ?? fromModel?.std ?? IMAGENET_STD, true);
   const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
   if (!Number.isInteger(maxInputPixels) || maxInputPixels < 1) {
     throw invalidParameter('maxInputPixels', 'a positive integer', maxInputPixels);

@@ -22,7 +22,6 @@ import {
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
 import { frameImage, FRAME_CAPTION_HEIGHT } from './analysis/draw';
-import { IMAGENET_MEAN, IMAGENET_STD } from './metadata';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -227,13 +226,7 @@ export async function visualize(image: ImageSource, options: VisualizeOptions): 
   const owned = typeof options.model === 'string';
   const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
   try {
-    const input = model.metadata.input;
-    const pre = await preprocess(image, {
-      resize: options.resize ?? 'squash',
-      size: input?.size?.[0] ?? 224,
-      mean: input?.mean ?? IMAGENET_MEAN,
-      std: input?.std ?? IMAGENET_STD,
-    });
+    const pre = await preprocess(image, { resize: options.resize ?? 'squash', model });
     const captures = await model.capture(pre, layers);
     const rendered = await renderImageLayers(pre.images[0], captures, 0, {
       channels: options.channels,

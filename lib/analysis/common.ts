@@ -1,7 +1,6 @@
 /** Small pieces the analyses share: the model's normalisation, class names, softmax and top-k. */
 import type { Model } from '../model';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
-import { weightsLabel } from '../metadata';
+import { inputNormalisation, weightsLabel } from '../metadata';
 
 export interface Normalisation {
   mean: [number, number, number];
@@ -10,12 +9,7 @@ export interface Normalisation {
 }
 
 export function normalisationOf(model: Model): Normalisation {
-  const input = model.metadata.input;
-  return {
-    mean: (input?.mean ?? IMAGENET_MEAN) as [number, number, number],
-    std: (input?.std ?? IMAGENET_STD) as [number, number, number],
-    size: input?.size?.[0] ?? 224,
-  };
+  return inputNormalisation(model.metadata);
 }
 
 export function className(model: Model, index: number): string {

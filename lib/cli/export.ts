@@ -2,7 +2,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel } from '../model';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { encodeNpy } from '../npy';
 import {
   DEVICE_OPTION,
@@ -95,7 +94,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       signature,
       model,
       layers,
-      preprocess: { resize, size, mean: model.metadata.input?.mean ?? IMAGENET_MEAN, std: model.metadata.input?.std ?? IMAGENET_STD },
+      preprocess: { resize, model },
       progress,
       async handle(input, dir, _image, captures, b) {
         const saved: ExportRecord['captures'] = [];

@@ -4,7 +4,6 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { FeatscopeError } from '../errors';
 import { loadModel, type Model } from '../model';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { writeReport, type ReportImage } from '../report';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
@@ -181,12 +180,7 @@ async function renderWith(
     signature,
     model,
     layers: o.layers,
-    preprocess: {
-      resize: o.resize,
-      size,
-      mean: model.metadata.input?.mean ?? IMAGENET_MEAN,
-      std: model.metadata.input?.std ?? IMAGENET_STD,
-    },
+    preprocess: { resize: o.resize, model },
     progress,
     async handle(input, dir, image, captures, b) {
       const rendered = await renderImageLayers(image, captures, b, {

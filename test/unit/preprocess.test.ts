@@ -180,3 +180,15 @@ describe('preprocess: bad inputs', () => {
     await expectError(preprocess(DOG, { resise: 'crop' } as never), 'UNKNOWN_OPTION', /Unknown option "resise" for preprocess; known options: resize, size/);
   });
 });
+
+test("a model's stored mean, std and size are the defaults; explicit options win", async () => {
+  const file = path.join(__dirname, '..', 'fixtures', 'images', 'dog.jpg');
+  const model = { metadata: { input: { size: [64, 64] as [number, number], mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.25, 0.25, 0.25] as [number, number, number] } } };
+  const viaModel = await preprocess(file, { model });
+  const explicit = await preprocess(file, { size: 64, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+  expect(viaModel.shape).toEqual([1, 3, 64, 64]);
+  expect(Buffer.compare(Buffer.from(viaModel.data.buffer), Buffer.from(explicit.data.buffer))).toBe(0);
+  const overridden = await preprocess(file, { model, size: 32 });
+  expect(overridden.shape).toEqual([1, 3, 32, 32]);
+  await expect(preprocess(file, { model: 'resnet' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/a Model from loadModel\(\) .* for model but received "resnet"/) });
+});
