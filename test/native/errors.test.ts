@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FeatscopeError, loadModel, Model } from '../../lib';
-import { edgeModel, ensureTestModels, MODELS, syntheticInput } from '../support/models';
+import { edgeModel, ensureTestModels, MODELS, PYTHON, syntheticInput } from '../support/models';
 
 let model: Model;
 let tmp: string;
@@ -51,7 +51,7 @@ describe('model files', () => {
   });
   test('a state_dict saved with torch.save', async () => {
     const f = path.join(tmp, 'weights.pth');
-    require('child_process').execFileSync('/usr/bin/python3', ['-c',
+    require('child_process').execFileSync(PYTHON, ['-c',
       `import torch, torchvision; torch.save(torchvision.models.resnet18().state_dict(), ${JSON.stringify(f)})`]);
     await expectError(loadModel(f, { device: 'cpu' }), 'MODEL_INVALID', /saved with torch\.save .*export-model\.py --weights FILE\.pth/);
   });
