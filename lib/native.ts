@@ -4,16 +4,10 @@
  */
 import * as path from 'path';
 import { FeatscopeError } from './errors';
+import type { Capture } from './types';
 
-export interface NativeCapture {
-  name: string;
-  layer: string;
-  call: number;
-  shape: number[];
-  data: Float32Array;
-  channels?: Int32Array;
-  stats?: { max: Float32Array; mean: Float32Array; argmax: Int32Array; shape: number[] };
-}
+/** The addon returns captures in their public form. */
+export type NativeCapture = Capture;
 
 export interface NativeForwardResult {
   output: { shape: number[]; data: Float32Array } | null;
