@@ -78,7 +78,11 @@ class BackwardWorker : public FsWorker {
     at::Tensor loss = spec_.crossEntropy ? at::cross_entropy_loss(logits, cls, {}, at::Reduction::Sum)
                                          : logits.gather(1, cls.view({-1, 1})).sum();
     std::vector<at::Tensor> wrt{x};
-    for (size_t i = 0; i < hf->slots.size(); ++i) wrt.push_back(el[i + 1].toTensor());
+    for (size_t i = 0; i < hf->slots.size(); ++i) {
+      if (!el[i + 1].isTensor())
+        throw FsError("LAYER_NOT_CALLED", hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
+      wrt.push_back(el[i + 1].toTensor());
+    }
     std::vector<std::pair<std::string, at::Tensor>> params;
     if (spec_.paramGrads)
       for (const auto& p : st_->module.named_parameters(true))

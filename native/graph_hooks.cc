@@ -4,7 +4,9 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <regex>
@@ -63,7 +65,7 @@ struct Walker {
     return it != wanted.end() && isStrictAncestor(path, *it);
   }
 
-  void walk(Block* block, int depth) {
+  void walk(Block* block) {
     Node* n = block->nodes().front();
     while (n != block->return_node()) {
       if (n->kind() == prim::GetAttr) {
@@ -83,9 +85,10 @@ struct Walker {
             if (!firstCall.count(path)) firstCall[path] = callSeq;
             ++callSeq;
             if (recordCaptures && wanted.count(path)) {
-              if (depth > 0)
-                throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path +
-                                                       ": the model calls it inside control flow (if/loop), which featscope does not hook yet");
+              for (Block* b = block; b->owningNode() != nullptr; b = b->owningNode()->owningBlock())
+                if (b->owningNode()->kind() != prim::If)
+                  throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path +
+                                                         ": the model calls it inside a loop, which featscope does not hook yet; hook the module that holds the loop");
               if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get()))
                 throw FsError("LAYER_OUTPUT_NOT_TENSOR", "cannot capture " + path + ": its forward returns " +
                                                              (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
@@ -110,11 +113,57 @@ struct Walker {
           }
         }
       }
-      for (Block* b : n->blocks()) walk(b, depth + 1);
+      if (n->kind() == prim::If) {
+        // The branches are alternatives: a module called in both is called once per forward, and
+        // its call in either branch gets the same index (MobileNet's `if use_res_connect`).
+        const auto before = callCount;
+        auto merged = callCount;
+        for (Block* b : n->blocks()) {
+          callCount = before;
+          walk(b);
+          for (const auto& [k, v] : callCount) merged[k] = std::max(merged[k], v);
+        }
+        callCount = std::move(merged);
+      } else {
+        for (Block* b : n->blocks()) walk(b);
+      }
       n = n->next();
     }
   }
 };
+
+// A capture made inside `if` branches becomes an output of each enclosing If (the branches not
+// taken yield an uninitialised value), so the graph can return it. At run time a non-tensor in
+// its slot means the branch did not run: no capture, as no Python hook would have fired.
+Value* liftToTop(Graph& graph, Value* v) {
+  while (v->node()->owningBlock() != graph.block()) {
+    Block* inner = v->node()->owningBlock();
+    Node* owner = inner->owningNode();
+    for (Block* b : owner->blocks()) {
+      if (b == inner) {
+        b->registerOutput(v);
+      } else {
+        Node* undef = graph.createUninitialized(v->type());
+        b->appendNode(undef);
+        b->registerOutput(undef->output());
+      }
+    }
+    v = owner->addOutput()->setType(v->type());
+  }
+  return v;
+}
+
+// Every node that runs after `start`: the rest of its block, then the rest of each enclosing block.
+template <typename F>
+void forEachNodeAfter(Graph& graph, Node* start, F&& visit) {
+  for (Node* n = start;;) {
+    Block* b = n->owningBlock();
+    for (Node* m = n->next(); m != b->return_node(); m = m->next())
+      if (visit(m)) return;
+    if (b == graph.block()) return;
+    n = b->owningNode();
+  }
+}
 
 }  // namespace
 
@@ -129,7 +178,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
 
   Walker w{wanted, true, graph.get()};
   w.paths[graph->inputs().at(0)] = "";
-  w.walk(graph->block(), 0);
+  w.walk(graph->block());
 
   if (w.callSeq == 0 && !wanted.empty())
     throw FsError("MODEL_FROZEN",
@@ -139,10 +188,25 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
     if (!w.callCount.count(name))
       throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no output to capture");
 
+  // Python hooks fire when a module returns, inner modules first: order the captures by where
+  // their clone (right after the call) sits in the graph, branches included.
+  {
+    std::unordered_map<Node*, size_t> position;
+    std::function<void(Block*)> number = [&](Block* b) {
+      for (Node* n : b->nodes()) {
+        position.emplace(n, position.size());
+        for (Block* inner : n->blocks()) number(inner);
+      }
+    };
+    number(graph->block());
+    std::stable_sort(w.captures.begin(), w.captures.end(),
+                     [&](const Walker::Pending& a, const Walker::Pending& b) { return position.at(a.clone) < position.at(b.clone); });
+  }
+
   // Return (original output, captures...) as one tuple.
   {
     std::vector<Value*> outs{graph->outputs().at(0)};
-    for (auto& p : w.captures) outs.push_back(p.clone->output());
+    for (auto& p : w.captures) outs.push_back(liftToTop(*graph, p.clone->output()));
     torch::jit::WithInsertPoint ip(graph->return_node());
     Node* tup = graph->insertNode(graph->createTuple(outs));
     graph->eraseOutput(0);
@@ -162,8 +226,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
       Value* v = p.clone->input(0);
       bool written = false;
       if (guardInPlace)
-        for (Node* n = p.clone->next(); n != graph->return_node() && !written; n = n->next())
-          written = db.writesToAlias(n, {v});
+        forEachNodeAfter(*graph, p.clone, [&](Node* n) { return written = db.writesToAlias(n, {v}); });
       if (!written) drop.push_back(p.clone);
     }
   }
@@ -196,7 +259,7 @@ std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
   std::shared_ptr<Graph> graph = forward.graph()->copy();
   Walker w{all, false, graph.get()};
   w.paths[graph->inputs().at(0)] = "";
-  w.walk(graph->block(), 0);
+  w.walk(graph->block());
 
   std::vector<LayerInfo> out;
   for (auto& [name, type] : modules) {

@@ -175,6 +175,8 @@ class ForwardWorker : public FsWorker {
       outputType_ = el[0].tagKind();
     }
     for (size_t i = 0; i < hf->slots.size(); ++i) {
+      // Not a tensor: the call sits in an `if` branch this forward did not take.
+      if (!el[i + 1].isTensor()) continue;
       captures_.push_back({hf->slots[i], reduceCapture(el[i + 1].toTensor(), reduce_, &usedDevice)});
     }
     if (usedDevice) torch::cuda::synchronize(st_->device.index());
@@ -252,6 +254,8 @@ class GradCamWorker : public FsWorker {
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     at::Tensor logits = checkLogits(tuple->elements()[0]);
+    if (!tuple->elements()[1].isTensor())
+      throw FsError("LAYER_NOT_CALLED", "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken)");
     at::Tensor A = tuple->elements()[1].toTensor();
     if (A.dim() != 4) throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);

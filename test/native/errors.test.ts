@@ -122,12 +122,32 @@ describe('layers', () => {
       m.dispose();
     }
   });
-  test('a module called inside control flow', async () => {
+  test('a module called inside a loop', async () => {
+    const m = await loadModel(edgeModel('looped'), { device: 'cpu' });
+    try {
+      await expectError(m.capture(syntheticInput(1, 8, 8), 'step'), 'UNSUPPORTED_GRAPH', /cannot capture step: the model calls it inside a loop/);
+      const r = await m.forward(syntheticInput(2, 8, 8));
+      expect(r.output!.shape).toEqual([2, 3, 8, 8]);
+    } finally {
+      m.dispose();
+    }
+  });
+  test('a module called inside an `if`: captured when its branch runs, absent when not', async () => {
     const m = await loadModel(edgeModel('branchy'), { device: 'cpu' });
     try {
-      await expectError(m.capture(syntheticInput(1, 8, 8), 'extra'), 'UNSUPPORTED_GRAPH', /cannot capture extra: the model calls it inside control flow/);
-      const [c] = await m.capture(syntheticInput(1, 8, 8), 'conv');
-      expect(c.shape).toEqual([1, 4, 8, 8]);
+      // branchy: y = conv(x); if y.sum() > 0: y = extra(y); return y
+      // Scaled far up, the conv's bias is negligible: x and -x give sums of opposite signs.
+      const base = syntheticInput(1, 8, 8, 3);
+      const scaled = (k: number) => ({ data: base.data.map((v) => v * k), shape: base.shape });
+      const [probe] = await m.capture(scaled(100), 'conv');
+      const k = probe.data.reduce((a, b) => a + b, 0) > 0 ? 100 : -100;
+      const findSign = async (positive: boolean) => scaled(positive ? k : -k);
+      const taken = await m.forward(await findSign(true), { layers: ['conv', 'extra'] });
+      expect(taken.captures.map((c) => c.name)).toEqual(['conv', 'extra']);
+      expect(taken.get('extra').data).toEqual(taken.output!.data);
+      const skipped = await m.forward(await findSign(false), { layers: ['conv', 'extra'] });
+      expect(skipped.captures.map((c) => c.name)).toEqual(['conv']);
+      expect(skipped.get('conv').data).toEqual(skipped.output!.data);
     } finally {
       m.dispose();
     }

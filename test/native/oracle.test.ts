@@ -134,3 +134,22 @@ test('hook() adds captures to every forward until remove(); the README example',
     m.dispose();
   }
 });
+
+test('scripted MobileNetV2: layers inside `if self.use_res_connect` match Python hooks', async () => {
+  const m = await loadModel(MODELS.mobilenet, { device: 'cpu' });
+  try {
+    // features.2 has no residual (stride 2 path), features.3 and features.16 do: their inner
+    // layers are called inside the `if` branches of InvertedResidual.forward.
+    const layers = ['features.0.0', 'features.2.conv.0', 'features.3.conv.1.2', 'features.3', 'features.16.conv.2', 'classifier.1'];
+    const x = syntheticInput(2, 96, 96, 5);
+    const oracle = pythonHooks(MODELS.mobilenet, x, layers);
+    const res = await m.forward(x, { layers });
+    expect(res.captures.map((c) => c.name)).toEqual([...oracle.captures.keys()]);
+    for (const c of res.captures) {
+      const d = maxAbsDiff(c.data, oracle.captures.get(c.name)!.data);
+      if (!(d <= 1e-4)) throw new Error(`${c.name}: max abs diff ${d}`);
+    }
+  } finally {
+    m.dispose();
+  }
+});

@@ -9,6 +9,7 @@ inplace_input.pt forward does x.relu_() on its input first
 branchy.pt       a submodule called inside an `if`
 unused.pt        a submodule (`spare`) that forward never calls
 aliasing.pt      `ident` returns the input itself, `param` returns its own weight tensor
+looped.pt        a submodule (`step`) called inside a loop
 """
 import os
 import sys
@@ -104,6 +105,17 @@ class Aliasing(nn.Module):
         return a.mean(dim=[2, 3]) * w.sum()
 
 
+class Looped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.step = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        for _ in range(int(x.size(0))):
+            x = self.step(x)
+        return x
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -112,7 +124,7 @@ def main():
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
     for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
-                      ("aliasing", Aliasing)]:
+                      ("aliasing", Aliasing), ("looped", Looped)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
 
 

@@ -11,6 +11,8 @@ export const MODELS = {
   scripted: path.join(CACHE, 'resnet18-script.pt'),
   traced: path.join(CACHE, 'resnet18-trace.pt'),
   edge: path.join(CACHE, 'edge'),
+  /** Scripted MobileNetV2: its residual blocks call their layers inside `if self.use_res_connect`. */
+  mobilenet: path.join(CACHE, 'mobilenet_v2-script.pt'),
 };
 
 export function ensureTestModels(): void {
@@ -18,7 +20,8 @@ export function ensureTestModels(): void {
   const exporter = path.join(ROOT, 'scripts', 'export-model.py');
   if (!fs.existsSync(MODELS.scripted)) execFileSync(PYTHON, [exporter, MODELS.scripted], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
-  if (!fs.existsSync(path.join(MODELS.edge, 'aliasing.pt'))) {
+  if (!fs.existsSync(MODELS.mobilenet)) execFileSync(PYTHON, [exporter, MODELS.mobilenet, '--arch', 'mobilenet_v2'], { stdio: 'inherit' });
+  if (!fs.existsSync(path.join(MODELS.edge, 'looped.pt'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
   }
 }
