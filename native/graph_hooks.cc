@@ -25,11 +25,14 @@ namespace attr = c10::attr;
 
 namespace {
 
-// A traced module called twice is called as `forward`, then `forward1`, ...: each is a call.
-// Helper methods (`_forward_impl`, `_conv_forward`) are not calls of the module.
+// A call of a module is a call of its forward: `forward`; `forward1`, `forward2`, ... when a
+// traced module is called again; `forward__0`, `forward__1` for @torch.jit._overload_method
+// overloads (DenseNet's layers). Helper methods (`_forward_impl`, `bn_function`) are not calls.
 bool isForwardMethod(const std::string& m) {
   if (m.rfind("forward", 0) != 0) return false;
-  for (size_t i = 7; i < m.size(); ++i)
+  size_t i = 7;
+  if (m.compare(i, 2, "__") == 0 && m.size() > i + 2) i += 2;
+  for (; i < m.size(); ++i)
     if (m[i] < '0' || m[i] > '9') return false;
   return true;
 }

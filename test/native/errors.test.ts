@@ -122,6 +122,17 @@ describe('layers', () => {
       m.dispose();
     }
   });
+  test('a module with an overloaded forward (forward__0, as DenseNet\'s layers) is hooked', async () => {
+    const m = await loadModel(edgeModel('overloaded'), { device: 'cpu' });
+    try {
+      expect((await m.layers()).map((l) => [l.name, l.type, l.calls])).toEqual([['layer', 'Overloaded', 1], ['layer.conv', 'Conv2d', 1]]);
+      const r = await m.forward(syntheticInput(1, 8, 8), { layers: ['layer', 'layer.conv'] });
+      expect(r.captures.map((c) => c.name)).toEqual(['layer.conv', 'layer']);
+      expect(r.get('layer').data).toEqual(r.output!.data);
+    } finally {
+      m.dispose();
+    }
+  });
   test('a module called inside a loop', async () => {
     const m = await loadModel(edgeModel('looped'), { device: 'cpu' });
     try {

@@ -10,9 +10,11 @@ branchy.pt       a submodule called inside an `if`
 unused.pt        a submodule (`spare`) that forward never calls
 aliasing.pt      `ident` returns the input itself, `param` returns its own weight tensor
 looped.pt        a submodule (`step`) called inside a loop
+overloaded.pt    `layer` has an overloaded forward (compiled as forward__0/forward__1, as DenseNet's)
 """
 import os
 import sys
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -116,6 +118,36 @@ class Looped(nn.Module):
         return x
 
 
+class Overloaded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x):
+        # type: (List[torch.Tensor]) -> torch.Tensor
+        pass
+
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x):
+        # type: (torch.Tensor) -> torch.Tensor
+        pass
+
+    def forward(self, x):  # noqa: F811
+        if isinstance(x, torch.Tensor):
+            return self.conv(x)
+        return self.conv(torch.cat(x, 1))
+
+
+class UsesOverloaded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = Overloaded()
+
+    def forward(self, x):
+        return self.layer(x)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -124,7 +156,7 @@ def main():
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
     for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
-                      ("aliasing", Aliasing), ("looped", Looped)]:
+                      ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
 
 
