@@ -1,13 +1,17 @@
 /** `featscope info`: versions and GPUs, the first thing to run in a new container. */
 import { execFile } from 'child_process';
 import { versions } from '../versions';
-import { parse } from './args';
+import { loadModel } from '../model';
+import { weightsLabel } from '../metadata';
+import { parse, resolveModel } from './args';
 
 export const INFO_HELP = `Usage: featscope info [--json]
 
-Print featscope, Node, libtorch and CUDA versions and the GPUs libtorch sees.
+Print featscope, Node, libtorch and CUDA versions, the GPUs libtorch sees, and the model the
+other commands use by default (with whether its weights are trained).
 
 Options:
+  -m, --model FILE   the model to describe (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
       --json   machine-readable output
   -h, --help   this help
 `;
@@ -22,15 +26,16 @@ function gpuNames(): Promise<string[]> {
 }
 
 export async function info(argv: string[]): Promise<number> {
-  const { values } = parse('info', argv, { json: { type: 'boolean' } }, false);
+  const { values } = parse('info', argv, { json: { type: 'boolean' }, model: { type: 'string', short: 'm' } }, false);
   if (values.help) {
     process.stdout.write(INFO_HELP);
     return 0;
   }
   const v = versions();
   const gpus = v.cuda.available ? await gpuNames() : [];
+  const model = await describeModel(values.model as string | undefined);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ ...v, platform: `${process.platform}-${process.arch}`, gpus }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...v, platform: `${process.platform}-${process.arch}`, gpus, model }, null, 2)}\n`);
     return 0;
   }
   const rows: Array<[string, string]> = [
@@ -40,7 +45,33 @@ export async function info(argv: string[]): Promise<number> {
     ['cuda', v.cuda.available ? `available, ${v.cuda.devices} GPU${v.cuda.devices === 1 ? '' : 's'}` : 'not available (CPU only)'],
   ];
   gpus.forEach((g, i) => rows.push([`gpu ${i}`, g]));
+  rows.push(['model', model.error ? model.error : `${model.path}: ${model.architecture ?? model.type}, ${model.layers} layers; ${model.weights}`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(rows.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join('\n') + '\n');
   return 0;
+}
+
+interface ModelSummary {
+  path?: string;
+  type?: string;
+  architecture?: string;
+  layers?: number;
+  trained?: boolean;
+  weights?: string;
+  error?: string;
+}
+
+/** The default (or given) model, loaded on the CPU; a missing or broken one is reported, not fatal. */
+async function describeModel(given: string | undefined): Promise<ModelSummary> {
+  try {
+    const m = await loadModel(resolveModel(given), { device: 'cpu' });
+    try {
+      const label = weightsLabel(m.metadata);
+      return { path: m.path, type: m.type, architecture: m.metadata.architecture, layers: (await m.layers()).length, trained: label.trained, weights: label.text };
+    } finally {
+      m.dispose();
+    }
+  } catch (err) {
+    return { error: `${(err as Error).message}${(err as { code?: string }).code ? ` [${(err as { code?: string }).code}]` : ''}` };
+  }
 }

@@ -27,6 +27,11 @@ describe('info and layers', () => {
     expect(r.stdout).toMatch(/^node\s+v\d+/m);
     expect(r.stdout).toMatch(/^libtorch\s+\d+\.\d+/m);
     expect(r.stdout).toMatch(/^cuda\s+(available|not available)/m);
+    const withModel = runCli(['info', '--model', MODEL]);
+    expect(withModel.stdout).toMatch(/^model\s+.*resnet18.*: resnet18, 67 layers; UNTRAINED weights \(random init/m);
+    const missing = runCli(['info', '--model', '/nonexistent.pt']);
+    expect(missing.code).toBe(0);
+    expect(missing.stdout).toMatch(/^model\s+model file "\/nonexistent\.pt" does not exist.*\[MODEL_NOT_FOUND\]/m);
     const j = runCli(['info', '--json']);
     expect(j.code).toBe(0);
     const v = JSON.parse(j.stdout);
