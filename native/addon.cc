@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "model.h"
 #include "tensor_bridge.h"
+#include "workers.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>

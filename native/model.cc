@@ -5,9 +5,6 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "backward.h"
 #include "capture_ops.h"
 #include "errors.h"
@@ -15,9 +12,6 @@
 #include "workers.h"
 
 namespace featscope {
-
-void InitWorkersCleanup(Napi::Env env);
-void InitWorkers(Napi::Env env) { InitWorkersCleanup(env); }
 
 // ---------------------------------------------------------------------------------------------
 // ModelState
@@ -60,9 +54,9 @@ static c10::Device parseDevice(const std::string& spec) {
       }
     }
     if (!cuda)
-      throw FsError("CUDA_UNAVAILABLE", "device " + spec + " asked for, but this libtorch sees no CUDA device (" +
-                                             std::string(torch::cuda::is_available() ? "" : "CPU-only build or no GPU/driver") +
-                                             "); use device 'cpu' or 'auto', or build featscope against a CUDA libtorch");
+      throw FsError("CUDA_UNAVAILABLE", "device " + spec +
+                                             " asked for, but this libtorch sees no CUDA device (CPU-only build or no GPU/driver); "
+                                             "use device 'cpu' or 'auto', or build featscope against a CUDA libtorch");
     if (index >= count)
       throw FsError("CUDA_DEVICE_NOT_FOUND", "device " + spec + " does not exist: this machine has " + std::to_string(count) +
                                                  " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));

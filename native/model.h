@@ -76,7 +76,4 @@ std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
 
-// Worker bookkeeping: environment teardown waits for running forwards before libtorch unloads.
-void InitWorkers(Napi::Env env);
-
 }  // namespace featscope

@@ -57,6 +57,6 @@ static void waitForWorkers(void*) {
   activeDone.wait_for(lock, std::chrono::seconds(60), [] { return activeCount == 0; });
 }
 
-void InitWorkersCleanup(Napi::Env env) { napi_add_env_cleanup_hook(env, waitForWorkers, nullptr); }
+void InitWorkers(Napi::Env env) { napi_add_env_cleanup_hook(env, waitForWorkers, nullptr); }
 
 }  // namespace featscope

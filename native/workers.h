@@ -30,4 +30,7 @@ class FsWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
+// Worker bookkeeping: environment teardown waits for running workers before libtorch unloads.
+void InitWorkers(Napi::Env env);
+
 }  // namespace featscope
