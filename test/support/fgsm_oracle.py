@@ -9,10 +9,9 @@ clamped per channel to [(0 - mean_c) / std_c, (1 - mean_c) / std_c]. Writes x' t
 """
 import sys
 
-import numpy as np
 import torch
 
-from twin import load_twin
+from twin import load_twin, read_input, target_classes
 
 
 def main():
@@ -21,11 +20,9 @@ def main():
     model, meta = load_twin(model_path)
     mean = torch.tensor(meta.get("input", {}).get("mean", [0.485, 0.456, 0.406]), dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta.get("input", {}).get("std", [0.229, 0.224, 0.225]), dtype=torch.float32).view(1, -1, 1, 1)
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape)).requires_grad_(True)
+    x = read_input(input_path, shape).requires_grad_(True)
     logits = model(x)
-    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
-    if cls.numel() == 1 and logits.shape[0] > 1:
-        cls = cls.expand(logits.shape[0])
+    cls = target_classes(logits, classes)
     loss = torch.nn.functional.cross_entropy(logits, cls, reduction="sum")
     (g,) = torch.autograd.grad(loss, x)
     step = (float(eps) / std.double()).float()

@@ -10,10 +10,9 @@ For every call of every layer: ||A||, ||dL/dA||, mean |dL/dA|; for every paramet
 import json
 import sys
 
-import numpy as np
 import torch
 
-from twin import load_twin
+from twin import load_twin, read_input, target_classes
 
 
 def main():
@@ -33,11 +32,9 @@ def main():
             calls[0] += 1
 
         modules[name].register_forward_hook(hook)
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+    x = read_input(input_path, shape)
     logits = model(x)
-    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
-    if cls.numel() == 1 and logits.shape[0] > 1:
-        cls = cls.expand(logits.shape[0])
+    cls = target_classes(logits, classes)
     loss = logits.gather(1, cls.view(-1, 1)).sum()
     params = [(n, p) for n, p in model.named_parameters()]
     grads = torch.autograd.grad(loss, [a for _, a in acts] + [p for _, p in params])

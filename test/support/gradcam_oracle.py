@@ -9,10 +9,9 @@ of dscore/dA; cam = ReLU(sum_k alpha_k A_k). Writes cam [N, h, w] as float32, th
 """
 import sys
 
-import numpy as np
 import torch
 
-from twin import load_twin
+from twin import load_twin, read_input, target_classes
 
 
 def main():
@@ -21,11 +20,9 @@ def main():
     model, _ = load_twin(model_path)
     acts = {}
     dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: acts.__setitem__("A", o))
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+    x = read_input(input_path, shape)
     logits = model(x)
-    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
-    if cls.numel() == 1 and logits.shape[0] > 1:
-        cls = cls.expand(logits.shape[0])
+    cls = target_classes(logits, classes)
     score = logits.gather(1, cls.view(-1, 1)).sum()
     A = acts["A"]
     (g,) = torch.autograd.grad(score, A)

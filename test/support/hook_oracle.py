@@ -13,10 +13,9 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 
-from twin import load_twin
+from twin import load_twin, read_input
 
 
 def main():
@@ -28,7 +27,7 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     eager.to(dev)
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape)).to(dev)
+    x = read_input(input_path, shape).to(dev)
     modules = dict(eager.named_modules())
     fired = {}
     order = []

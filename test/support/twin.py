@@ -18,5 +18,13 @@ def load_twin(model_path):
 
 
 def read_input(input_path, shape):
-    """Raw little-endian float32 written by the JS test, as a tensor of `shape` ("N,C,H,W")."""
-    return torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape([int(s) for s in shape.split(",")]))
+    """Raw little-endian float32 written by the JS test, as a tensor of `shape` ([N, C, H, W])."""
+    return torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape(shape))
+
+
+def target_classes(logits, classes):
+    """featscope's rule: the given classes (one for all images, or one each), else each argmax."""
+    cls = torch.tensor([int(c) for c in classes]) if classes else logits.argmax(1)
+    if cls.numel() == 1 and logits.shape[0] > 1:
+        cls = cls.expand(logits.shape[0])
+    return cls

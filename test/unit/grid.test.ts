@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { FeatscopeError } from '../../lib/errors';
 import { colormapRGB, rankChannels, renderChannelGrid } from '../../lib/render';
 import type { Capture } from '../../lib/types';
+import { makeCapture as capture } from './helpers/captures';
 
 /** Deterministic pseudo-random numbers (Park-Miller). */
 function random(seed: number): () => number {
@@ -10,15 +11,6 @@ function random(seed: number): () => number {
     s = (s * 16807) % 2147483647;
     return s / 2147483647;
   };
-}
-
-function capture(shape: number[], value: (n: number, c: number, y: number, x: number) => number): Capture {
-  const [N, C, H, W] = shape;
-  const data = new Float32Array(N * C * H * W);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[((n * C + c) * H + y) * W + x] = value(n, c, y, x);
-  return { name: 'test.layer', layer: 'test.layer', call: 0, shape, data };
 }
 
 async function decode(png: Buffer): Promise<{ data: Buffer; width: number; height: number; channels: number }> {

@@ -3,18 +3,9 @@ import sharp from 'sharp';
 import { FeatscopeError } from '../../lib/errors';
 import { preprocess } from '../../lib/preprocess';
 import { channelMean, colormapRGB, renderLayerSummary, renderOverlay } from '../../lib/render';
-import type { Capture } from '../../lib/types';
+import { makeCapture as capture } from './helpers/captures';
 
 const CHELSEA = path.join(__dirname, '..', 'fixtures', 'images', 'chelsea.png'); // 451 x 300
-
-function capture(shape: number[], value: (n: number, c: number, y: number, x: number) => number): Capture {
-  const [N, C, H, W] = shape;
-  const data = new Float32Array(N * C * H * W);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[((n * C + c) * H + y) * W + x] = value(n, c, y, x);
-  return { name: 'l', layer: 'l', call: 0, shape, data };
-}
 
 async function decode(png: Buffer) {
   const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
