@@ -81,18 +81,22 @@ export async function preprocess(
   const data = new Float32Array(items.length * 3 * plane);
   const images: PreprocessedImage[] = [];
   // Float32 arithmetic in torchvision's order: ToTensor divides by 255, Normalize subtracts and divides.
-  const mean32 = mean.map(Math.fround);
-  const std32 = std.map(Math.fround);
+  // The result depends only on the byte and the channel: a 3 x 256 table.
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const m = Math.fround(mean[c]);
+    const sd = Math.fround(std[c]);
+    for (let v = 0; v < 256; v++) table[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / sd);
+  }
   for (let n = 0; n < items.length; n++) {
     const label = describeSource(items[n], Array.isArray(input) ? n : -1);
     const decoded = await decodeRGB(items[n], label, opts.maxInputPixels);
     const rgb = resizeAndCrop(decoded, opts.resize, size);
     const base = n * 3 * plane;
-    for (let i = 0; i < plane; i++) {
-      for (let c = 0; c < 3; c++) {
-        const v = Math.fround(rgb[i * 3 + c] / 255);
-        data[base + c * plane + i] = Math.fround(Math.fround(v - mean32[c]) / std32[c]);
-      }
+    for (let c = 0; c < 3; c++) {
+      const out = base + c * plane;
+      const t = c * 256;
+      for (let i = 0; i < plane; i++) data[out + i] = table[t + rgb[i * 3 + c]];
     }
     images.push({ rgb, width: size, height: size, source: label });
   }
@@ -325,10 +329,11 @@ function bilinearCoefficients(inSize: number, outSize: number): Coefficients {
   return { ksize, bounds, weights };
 }
 
+// Accumulators stay int32 (weights are >= 0 and sum to about ONE, so 255 * ONE + ONE / 2 < 2^31),
+// which keeps V8 on integer arithmetic.
 function clip8(acc: number): number {
-  if (acc >= ONE * 256) return 255;
-  if (acc <= 0) return 0;
-  return Math.floor(acc / ONE);
+  const v = acc >> PRECISION_BITS;
+  return v > 255 ? 255 : v < 0 ? 0 : v;
 }
 
 /**
@@ -369,9 +374,9 @@ export function bilinearResize(
           let b = r;
           for (let x = 0, j = inRow + xmin * 3; x < taps; x++, j += 3) {
             const k = weights[kOff + x];
-            r += src[j] * k;
-            g += src[j + 1] * k;
-            b += src[j + 2] * k;
+            r = (r + src[j] * k) | 0;
+            g = (g + src[j + 1] * k) | 0;
+            b = (b + src[j + 2] * k) | 0;
           }
           const o = outRow + xx * 3;
           out[o] = clip8(r);
@@ -381,7 +386,7 @@ export function bilinearResize(
         }
         for (let c = 0; c < channels; c++) {
           let acc = ONE / 2;
-          for (let x = 0; x < taps; x++) acc += src[inRow + (x + xmin) * channels + c] * weights[kOff + x];
+          for (let x = 0; x < taps; x++) acc = (acc + src[inRow + (x + xmin) * channels + c] * weights[kOff + x]) | 0;
           out[outRow + xx * channels + c] = clip8(acc);
         }
       }
@@ -395,16 +400,20 @@ export function bilinearResize(
   const { ksize, bounds, weights } = vertical;
   const out = new Uint8Array(outWidth * outHeight * channels);
   const stride = curWidth * channels;
+  // Row by row (tap-major), so that every pass reads memory in order.
+  const acc = new Int32Array(stride);
   for (let yy = 0; yy < outHeight; yy++) {
     const ymin = bounds[yy * 2] - firstRow;
     const taps = bounds[yy * 2 + 1];
     const kOff = yy * ksize;
     const outRow = yy * stride;
-    for (let i = 0; i < stride; i++) {
-      let acc = ONE / 2;
-      for (let y = 0; y < taps; y++) acc += current[(y + ymin) * stride + i] * weights[kOff + y];
-      out[outRow + i] = clip8(acc);
+    acc.fill(ONE / 2);
+    for (let y = 0; y < taps; y++) {
+      const k = weights[kOff + y];
+      const inRow = (y + ymin) * stride;
+      for (let i = 0; i < stride; i++) acc[i] = (acc[i] + current[inRow + i] * k) | 0;
     }
+    for (let i = 0; i < stride; i++) out[outRow + i] = clip8(acc[i]);
   }
   return out;
 }

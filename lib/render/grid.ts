@@ -4,7 +4,7 @@
  */
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
-import { type ColorInput, luminance, parseColor } from './color';
+import { type ColorInput, type RGB, luminance, parseColor } from './color';
 import { type ColormapName, applyColormap, checkColormap } from './colormaps';
 import {
   type CaptureDims,
@@ -15,7 +15,8 @@ import {
   checkCapture,
   planeStats,
 } from './capture';
-import { type UpsampleMode, resampleMap } from './resample';
+import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
+import { MONO_ADVANCE_EM, drawLabels } from './text';
 
 export type RankBy = 'max' | 'mean';
 
@@ -98,9 +99,6 @@ const GRID_OPTIONS = [
   'colormap',
 ] as const;
 const MAX_CANVAS_PIXELS = 100_000_000;
-const FONT_FAMILY = "'DejaVu Sans', Verdana, Arial, sans-serif";
-// DejaVu Sans advances: digits 0.636 em, most lowercase 0.55-0.63 em; estimate wide to avoid clipping.
-const EM_PER_CHAR = 0.64;
 
 function compareScores(a: RankedChannel, b: RankedChannel): number {
   const an = Number.isNaN(a.score);
@@ -186,10 +184,6 @@ export function formatValue(v: number): string {
   return v.toFixed(2);
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
 interface LabelPlan {
   /** Lines per cell. */
   lines: (cell: GridCell, metricValue: number) => string[];
@@ -208,9 +202,9 @@ function planLabels(cells: GridCell[], metric: RankBy, metricOf: (c: GridCell) =
   ];
   const preferred = Math.max(9, Math.min(14, Math.round(cellWidth / 11)));
   for (const form of forms) {
-    const longest = Math.max(...cells.map((c) => Math.max(...form(c, metricOf(c)).map((l) => l.length))));
+    const longest = Math.max(...cells.map((c) => Math.max(...form(c, metricOf(c)).map((l) => [...l].length))));
     for (let size = preferred; size >= 9; size--) {
-      if (longest * EM_PER_CHAR * size <= cellWidth - 2) {
+      if (longest * MONO_ADVANCE_EM * size <= cellWidth - 2) {
         const lineHeight = Math.ceil(size * 1.3);
         const count = form(cells[0], metricOf(cells[0])).length;
         return { lines: form, fontSize: size, lineHeight, height: count * lineHeight + Math.ceil(size * 0.5) };
@@ -279,38 +273,56 @@ export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGr
   }
 
   const canvas = Buffer.alloc(width * height * 3);
-  for (let i = 0; i < width * height; i++) {
-    canvas[i * 3] = background[0];
-    canvas[i * 3 + 1] = background[1];
-    canvas[i * 3 + 2] = background[2];
+  if (background[0] === background[1] && background[1] === background[2]) {
+    canvas.fill(background[0]);
+  } else {
+    for (let i = 0; i < width * height; i++) {
+      canvas[i * 3] = background[0];
+      canvas[i * 3 + 1] = background[1];
+      canvas[i * 3 + 2] = background[2];
+    }
   }
+  const colIndex = nearestIndices(dims.w, cellW);
+  const rowIndex = nearestIndices(dims.h, cellH);
   cells.forEach((cell, i) => {
     cell.x = gap + (i % columns) * (cellW + gap);
     cell.y = gap + Math.floor(i / columns) * (cellH + labelH + gap);
     const plane = channelPlane(capture.data, dims, batchIndex, cell.channel);
-    const up = resampleMap(plane, dims.w, dims.h, cellW, cellH, upsample);
-    const rgb = applyColormap(up, cell.vmin, cell.vmax, colormap);
+    if (upsample === 'nearest') {
+      // Colour the small map, then repeat its pixels: the same picture as colouring the enlarged one.
+      const rgb = applyColormap(plane, cell.vmin, cell.vmax, colormap);
+      const row = new Uint8Array(cellW * 3);
+      let built = -1;
+      for (let y = 0; y < cellH; y++) {
+        const sy = rowIndex[y];
+        if (sy !== built) {
+          const base = sy * dims.w * 3;
+          for (let x = 0; x < cellW; x++) {
+            const s = base + colIndex[x] * 3;
+            row[x * 3] = rgb[s];
+            row[x * 3 + 1] = rgb[s + 1];
+            row[x * 3 + 2] = rgb[s + 2];
+          }
+          built = sy;
+        }
+        canvas.set(row, ((cell.y + y) * width + cell.x) * 3);
+      }
+      return;
+    }
+    const rgb = applyColormap(resampleMap(plane, dims.w, dims.h, cellW, cellH, upsample), cell.vmin, cell.vmax, colormap);
     for (let y = 0; y < cellH; y++) {
       canvas.set(rgb.subarray(y * cellW * 3, (y + 1) * cellW * 3), ((cell.y + y) * width + cell.x) * 3);
     }
   });
 
-  const image = sharp(canvas, { raw: { width, height, channels: 3 } });
   if (plan) {
-    const textColour = luminance(background) > 0.5 ? '#1a1a1a' : '#f0f0f0';
+    const textColour: RGB = luminance(background) > 0.5 ? [26, 26, 26] : [240, 240, 240];
     const texts = cells.flatMap((cell) =>
-      plan.lines(cell, metricOf(cell)).map(
-        (line, l) =>
-          `<text x="${cell.x + cellW / 2}" y="${cell.y + cellH + (l + 1) * plan.lineHeight}">${escapeXml(line)}</text>`,
-      ),
+      plan.lines(cell, metricOf(cell)).map((line, l) => ({ text: line, x: cell.x + cellW / 2, y: cell.y + cellH + (l + 1) * plan.lineHeight })),
     );
-    const svg =
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
-      `<g font-family="${FONT_FAMILY}" font-size="${plan.fontSize}" fill="${textColour}" text-anchor="middle">` +
-      texts.join('') +
-      '</g></svg>';
-    image.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
+    await drawLabels(canvas, width, height, texts, plan.fontSize, textColour);
   }
-  const png = await image.removeAlpha().png({ compressionLevel: 6 }).toBuffer();
+  // zlib level 3: about 3% larger than 6 on colour-mapped grids, and 40% faster to encode.
+  const png = await sharp(canvas, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 3 }).toBuffer();
   return { png, width, height, layout: cells };
 }

@@ -2,6 +2,14 @@
 
 export type UpsampleMode = 'nearest' | 'bilinear';
 
+/** For each of `outSize` output pixels, the nearest of `inSize` source pixels (centres aligned). */
+export function nearestIndices(inSize: number, outSize: number): Int32Array {
+  const scale = inSize / outSize;
+  const out = new Int32Array(outSize);
+  for (let i = 0; i < outSize; i++) out[i] = Math.min(inSize - 1, Math.floor((i + 0.5) * scale));
+  return out;
+}
+
 /**
  * Resize a width x height float map to outWidth x outHeight. Pixel centres are aligned
  * (align_corners=False, as F.interpolate and PIL); bilinear clamps at the borders.
@@ -15,17 +23,17 @@ export function resampleMap(
   mode: UpsampleMode,
 ): Float32Array {
   const out = new Float32Array(outWidth * outHeight);
-  const sx = width / outWidth;
-  const sy = height / outHeight;
   if (mode === 'nearest') {
-    const cols = new Int32Array(outWidth);
-    for (let x = 0; x < outWidth; x++) cols[x] = Math.min(width - 1, Math.floor((x + 0.5) * sx));
+    const cols = nearestIndices(width, outWidth);
+    const rows = nearestIndices(height, outHeight);
     for (let y = 0; y < outHeight; y++) {
-      const row = Math.min(height - 1, Math.floor((y + 0.5) * sy)) * width;
+      const row = rows[y] * width;
       for (let x = 0; x < outWidth; x++) out[y * outWidth + x] = src[row + cols[x]];
     }
     return out;
   }
+  const sx = width / outWidth;
+  const sy = height / outHeight;
   const x0s = new Int32Array(outWidth);
   const x1s = new Int32Array(outWidth);
   const fxs = new Float64Array(outWidth);
