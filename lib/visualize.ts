@@ -12,16 +12,17 @@ import { preprocess, type ImageSource, type PreprocessedImage } from './preproce
 import {
   channelMean,
   rankChannels,
-  renderChannelGrid,
-  renderOverlay,
   type ChannelGrid,
   type ChannelSelection,
   type ColormapName,
   type RenderedImage,
 } from './render';
+import { type RgbCanvas, encodePng } from './render/canvas';
+import { drawChannelGrid } from './render/grid';
+import { drawOverlay } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
-import { frameImage, FRAME_CAPTION_HEIGHT } from './analysis/draw';
+import { frameCanvas, FRAME_CAPTION_HEIGHT } from './analysis/draw';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -124,28 +125,34 @@ export async function renderImageLayers(
         `layer ${capture.name} outputs shape [${capture.shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
       );
     }
-    const grid = await renderChannelGrid(capture, { channels: fitChannels(options.channels ?? 16, capture.shape[1]), colormap: options.colormap ?? 'viridis', batchIndex });
+    const drawn = await drawChannelGrid(capture, { channels: fitChannels(options.channels ?? 16, capture.shape[1]), colormap: options.colormap ?? 'viridis', batchIndex });
     const { stats, channels } = layerStatistics(capture, batchIndex);
     const k = Math.min(options.top ?? 8, capture.shape[1]);
     const top = rankChannels(capture, { by: 'max', k, batchIndex }).map((r) => ({ channel: r.channel, score: r.score, maxAt: r.maxAt }));
-    let overlay: RenderedImage | undefined;
+    let gridCanvas = drawn.canvas;
+    let layout = drawn.layout;
+    let overlayCanvas: RgbCanvas | undefined;
     if (options.overlay ?? true) {
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
-      overlay = await renderOverlay(overlayBase, channelMean(capture, batchIndex), { colormap: options.overlayColormap ?? 'turbo', alpha: 0.5 });
+      overlayCanvas = await drawOverlay(overlayBase, channelMean(capture, batchIndex), { colormap: options.overlayColormap ?? 'turbo', alpha: 0.5 });
     }
     if (options.label) {
+      // Framed before encoding: each picture is encoded once.
       const { metadata, source } = options.label;
-      const what = `${source} · ${capture.name} · ${grid.layout.length} of ${capture.shape[1]} channels`;
-      const framed = await frameImage(grid.png, grid.width, grid.height, metadata, what, []);
-      const dx = Math.floor((framed.width - grid.width) / 2), dy = framed.height - grid.height - FRAME_CAPTION_HEIGHT;
-      grid.layout = grid.layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
-      Object.assign(grid, { png: framed.png, width: framed.width, height: framed.height });
-      if (overlay) {
-        const o = await frameImage(overlay.png, overlay.width, overlay.height, metadata, `${source} · ${capture.name} · channel mean`, []);
-        overlay = { ...overlay, png: o.png, width: o.width, height: o.height };
-      }
+      const what = `${source} · ${capture.name} · ${layout.length} of ${capture.shape[1]} channels`;
+      const framed = await frameCanvas(gridCanvas, metadata, what, []);
+      const dx = Math.floor((framed.width - gridCanvas.width) / 2), dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
+      layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
+      gridCanvas = framed;
+      if (overlayCanvas) overlayCanvas = await frameCanvas(overlayCanvas, metadata, `${source} · ${capture.name} · channel mean`, []);
     }
+    const grid: ChannelGrid = { png: await encodePng(gridCanvas), width: gridCanvas.width, height: gridCanvas.height, layout };
+    const overlay: RenderedImage | undefined = overlayCanvas && {
+      png: await encodePng(overlayCanvas),
+      width: overlayCanvas.width,
+      height: overlayCanvas.height,
+    };
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
   }
   return out;

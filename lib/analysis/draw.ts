@@ -4,6 +4,9 @@
  */
 import sharp from 'sharp';
 import type { ModelMetadata } from '../metadata';
+import { type RgbCanvas, blit, fillRect } from '../render/canvas';
+import { parseColor } from '../render/color';
+import { drawText } from '../render/text';
 import { weightsLabel } from '../metadata';
 
 export const FONT = "'DejaVu Sans', Verdana, Arial, sans-serif";
@@ -53,12 +56,23 @@ export async function svgToPng(svg: string): Promise<Buffer> {
 }
 
 export const BANNER_HEIGHT = 30;
+/** Height of frameCanvas's caption band when it has no lines. */
+export const FRAME_CAPTION_HEIGHT = 10;
+
+/** What the weights banner says and how it looks. */
+export interface BannerSpec {
+  fill: string;
+  text: string;
+  size: number;
+  bold: boolean;
+  colour: string;
+}
 
 /**
  * The weights banner, BANNER_HEIGHT tall: red "UNTRAINED WEIGHTS" for random networks, amber for
  * weights of unknown origin, a grey line naming the source for trained ones.
  */
-export function weightsBanner(meta: ModelMetadata, width: number, y = 0): string {
+export function bannerSpec(meta: ModelMetadata, width: number): BannerSpec {
   const label = weightsLabel(meta);
   const size = width < 420 ? 11 : width < 560 ? 12 : 13;
   if (label.trained === false) {
@@ -69,15 +83,19 @@ export function weightsBanner(meta: ModelMetadata, width: number, y = 0): string
       'UNTRAINED WEIGHTS · random network',
     ];
     const detail = forms.find((f) => textWidth(f, size) <= width - 16) ?? fitText(forms[2], size, width - 16);
-    return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="#c62828"/>` +
-      text(width / 2, y + 20, detail, { size, anchor: 'middle', weight: 'bold', fill: '#ffffff' });
+    return { fill: '#c62828', text: detail, size, bold: true, colour: '#ffffff' };
   }
   if (label.trained === undefined) {
-    return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="#f9a825"/>` +
-      text(width / 2, y + 20, fitText('WEIGHTS OF UNKNOWN ORIGIN · no featscope metadata in the model file', size, width - 16), { size, anchor: 'middle', weight: 'bold' });
+    return { fill: '#f9a825', text: fitText('WEIGHTS OF UNKNOWN ORIGIN · no featscope metadata in the model file', size, width - 16), size, bold: true, colour: INK };
   }
-  return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="#eef3f8"/>` +
-    text(width / 2, y + 20, fitText(label.text, size, width - 16), { size, anchor: 'middle', fill: MUTED });
+  return { fill: '#eef3f8', text: fitText(label.text, size, width - 16), size, bold: false, colour: MUTED };
+}
+
+/** The weights banner as SVG, for pictures drawn in SVG. */
+export function weightsBanner(meta: ModelMetadata, width: number, y = 0): string {
+  const b = bannerSpec(meta, width);
+  return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="${b.fill}"/>` +
+    text(width / 2, y + 20, b.text, { size: b.size, anchor: 'middle', weight: b.bold ? 'bold' : 'normal', fill: b.colour });
 }
 
 /** Numbers on axes and in captions: 3 significant digits, exponent only when needed. */
@@ -206,24 +224,24 @@ export function barChart(s: BarChartSpec): string {
   return parts.join('');
 }
 
-/** Height of frameImage's caption band when it has no lines. */
-export const FRAME_CAPTION_HEIGHT = 10;
 
-/** Append a white caption band with lines of text under a PNG (and the weights banner above it). */
-export async function frameImage(png: Buffer, width: number, height: number, meta: ModelMetadata, title: string, lines: string[]): Promise<{ png: Buffer; width: number; height: number }> {
-  const frameW = Math.max(width, 360);
+/** Put the weights banner and a title above an RGB picture, and caption lines under it. */
+export async function frameCanvas(image: RgbCanvas, meta: ModelMetadata, title: string, lines: string[]): Promise<RgbCanvas> {
+  const frameW = Math.max(image.width, 360);
   const titleH = 28;
   const lineH = 18;
   const captionH = lines.length * lineH + FRAME_CAPTION_HEIGHT;
-  const totalH = BANNER_HEIGHT + titleH + height + captionH;
-  const body =
-    weightsBanner(meta, frameW) +
-    text(8, BANNER_HEIGHT + 19, fitText(title, 14, frameW - 16), { size: 14, weight: 'bold' }) +
-    lines.map((l, i) => text(8, BANNER_HEIGHT + titleH + height + 16 + i * lineH, fitText(l, 12, frameW - 16), { size: 12 })).join('');
-  const out = await sharp(Buffer.from(svgDocument(frameW, totalH, body)))
-    .composite([{ input: png, top: BANNER_HEIGHT + titleH, left: Math.floor((frameW - width) / 2) }])
-    .removeAlpha()
-    .png({ compressionLevel: 6 })
-    .toBuffer();
-  return { png: out, width: frameW, height: totalH };
+  const totalH = BANNER_HEIGHT + titleH + image.height + captionH;
+  const canvas: RgbCanvas = { data: Buffer.alloc(frameW * totalH * 3, 255), width: frameW, height: totalH };
+  const banner = bannerSpec(meta, frameW);
+  fillRect(canvas, 0, 0, frameW, BANNER_HEIGHT, parseColor(banner.fill, 'banner'));
+  await drawText(canvas, [{ text: banner.text, x: frameW / 2, y: 20 }], { size: banner.size, colour: parseColor(banner.colour, 'banner'), bold: banner.bold });
+  await drawText(canvas, [{ text: fitText(title, 14, frameW - 16), x: 8, y: BANNER_HEIGHT + 19 }], { size: 14, colour: parseColor(INK, 'ink'), bold: true, anchor: 'start' });
+  await drawText(
+    canvas,
+    lines.map((l, i) => ({ text: fitText(l, 12, frameW - 16), x: 8, y: BANNER_HEIGHT + titleH + image.height + 16 + i * lineH })),
+    { size: 12, colour: parseColor(INK, 'ink'), anchor: 'start' },
+  );
+  blit(canvas, image, Math.floor((frameW - image.width) / 2), BANNER_HEIGHT + titleH);
+  return canvas;
 }

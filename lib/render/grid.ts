@@ -16,7 +16,8 @@ import {
   planeStats,
 } from './capture';
 import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
-import { MONO_ADVANCE_EM, drawLabels } from './text';
+import { type RgbCanvas, encodePng } from './canvas';
+import { MONO_ADVANCE_EM, drawText } from './text';
 
 export type RankBy = 'max' | 'mean';
 
@@ -219,6 +220,12 @@ function planLabels(cells: GridCell[], metric: RankBy, metricOf: (c: GridCell) =
  * ratio; `layout` says which channel sits where and which values its colours span.
  */
 export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGridOptions = {}): Promise<ChannelGrid> {
+  const { canvas, layout } = await drawChannelGrid(capture, options);
+  return { png: await encodePng(canvas), width: canvas.width, height: canvas.height, layout };
+}
+
+/** renderChannelGrid before PNG encoding: the RGB canvas and the layout. */
+export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGridOptions = {}): Promise<{ canvas: RgbCanvas; layout: GridCell[] }> {
   const dims = checkCapture(capture);
   if (options === null || typeof options !== 'object') throw invalidParameter('renderChannelGrid options', 'an object', options);
   checkKnownKeys('renderChannelGrid', options, GRID_OPTIONS);
@@ -320,9 +327,7 @@ export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGr
     const texts = cells.flatMap((cell) =>
       plan.lines(cell, metricOf(cell)).map((line, l) => ({ text: line, x: cell.x + cellW / 2, y: cell.y + cellH + (l + 1) * plan.lineHeight })),
     );
-    await drawLabels(canvas, width, height, texts, plan.fontSize, textColour);
+    await drawText({ data: canvas, width, height }, texts, { size: plan.fontSize, colour: textColour });
   }
-  // zlib level 3: about 3% larger than 6 on colour-mapped grids, and 40% faster to encode.
-  const png = await sharp(canvas, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 3 }).toBuffer();
-  return { png, width, height, layout: cells };
+  return { canvas: { data: canvas, width, height }, layout: cells };
 }

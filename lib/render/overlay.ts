@@ -6,6 +6,7 @@ import { types } from 'util';
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { PreprocessedImage } from '../preprocess';
+import { type RgbCanvas, encodePng } from './canvas';
 import { type ColormapName, applyColormap, checkColormap } from './colormaps';
 import { type FeatureMaps, checkBatchIndex, checkCapture } from './capture';
 import { type UpsampleMode, resampleMap } from './resample';
@@ -119,6 +120,12 @@ function finiteRange(data: Float32Array): [number, number] {
 
 /** Draw `map` over `image`: bilinear upsampling to the image size, colour map, alpha blend, PNG. */
 export async function renderOverlay(image: OverlayImage, map: Map2D, options: OverlayOptions = {}): Promise<RenderedImage> {
+  const canvas = await drawOverlay(image, map, options);
+  return { png: await encodePng(canvas), width: canvas.width, height: canvas.height };
+}
+
+/** renderOverlay before PNG encoding. */
+export async function drawOverlay(image: OverlayImage, map: Map2D, options: OverlayOptions = {}): Promise<RgbCanvas> {
   if (options === null || typeof options !== 'object') throw invalidParameter('renderOverlay options', 'an object', options);
   checkKnownKeys('renderOverlay', options, ['colormap', 'alpha', 'range']);
   checkMap(map);
@@ -140,8 +147,7 @@ export async function renderOverlay(image: OverlayImage, map: Map2D, options: Ov
   const heat = applyColormap(up, range[0], range[1], colormap);
   const out = Buffer.alloc(photo.width * photo.height * 3);
   for (let i = 0; i < out.length; i++) out[i] = Math.round((1 - alpha) * photo.rgb[i] + alpha * heat[i]);
-  const png = await sharp(out, { raw: { width: photo.width, height: photo.height, channels: 3 } }).png().toBuffer();
-  return { png, width: photo.width, height: photo.height };
+  return { data: out, width: photo.width, height: photo.height };
 }
 
 /** Mean over channels of one image of a capture, as a 2-D map (H x W). */
@@ -175,8 +181,6 @@ export async function renderLayerSummary(capture: FeatureMaps, options: LayerSum
   const height = dims.h >= dims.w ? size : Math.max(1, Math.round((size * dims.h) / dims.w));
   const [min, max] = finiteRange(mean.data);
   const rgb = applyColormap(resampleMap(mean.data, mean.width, mean.height, width, height, upsample), min, max, colormap);
-  const png = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), { raw: { width, height, channels: 3 } })
-    .png()
-    .toBuffer();
+  const png = await encodePng({ data: rgb, width, height });
   return { png, width, height, min, max };
 }

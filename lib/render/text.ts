@@ -7,6 +7,7 @@
  * a monospace font, and later labels are alpha-blended in JS: well under a millisecond.
  */
 import sharp from 'sharp';
+import type { RgbCanvas } from './canvas';
 import type { RGB } from './color';
 
 /** DejaVu Sans Mono first (its advance is 1233/2048 em); most monospace fonts are within 0.005 em. */
@@ -30,13 +31,13 @@ interface Atlas {
   stride: number;
 }
 
-const atlases = new Map<number, Promise<Atlas>>();
+const atlases = new Map<string, Promise<Atlas>>();
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-async function buildAtlas(size: number): Promise<Atlas> {
+async function buildAtlas(size: number, bold: boolean): Promise<Atlas> {
   const advance = MONO_ADVANCE_EM * size;
   // Generous margins: glyph ink may overhang its advance box a little (italics, '·', 'W').
   const originX = Math.ceil(size * 0.25) + 1;
@@ -49,51 +50,57 @@ async function buildAtlas(size: number): Promise<Atlas> {
   ).join('');
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${boxH}">` +
-    `<g font-family="${MONO_FAMILY}" font-size="${size}" fill="#000">${texts}</g></svg>`;
+    `<g font-family="${MONO_FAMILY}" font-size="${size}" font-weight="${bold ? 'bold' : 'normal'}" fill="#000">${texts}</g></svg>`;
   const { data } = await sharp(Buffer.from(svg)).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
   return { size, advance, boxW, boxH, originX, baseline, alpha: new Uint8Array(data.buffer, data.byteOffset, data.length), stride: width };
 }
 
-function atlas(size: number): Promise<Atlas> {
-  let a = atlases.get(size);
+function atlas(size: number, bold: boolean): Promise<Atlas> {
+  const key = `${size}${bold ? 'b' : ''}`;
+  let a = atlases.get(key);
   if (!a) {
-    a = buildAtlas(size);
+    a = buildAtlas(size, bold);
     // A failed build (no fonts at all, say) is retried next time rather than cached.
-    a.catch(() => atlases.delete(size));
-    atlases.set(size, a);
+    a.catch(() => atlases.delete(key));
+    atlases.set(key, a);
   }
   return a;
 }
 
 export interface CanvasText {
   text: string;
-  /** Horizontal centre and baseline, in canvas pixels. */
+  /** Anchor point (see TextStyle.anchor) and baseline, in canvas pixels. */
   x: number;
   y: number;
 }
 
+export interface TextStyle {
+  /** Font size in pixels. */
+  size: number;
+  colour: RGB;
+  /** Where x sits on the text: its start, middle (default) or end. */
+  anchor?: 'start' | 'middle' | 'end';
+  bold?: boolean;
+}
+
 /**
- * Draw centred single-line labels, all at one size and colour, into a packed RGB canvas.
- * Pixels outside the canvas are skipped, so a label may run off an edge without harm.
+ * Draw single-line texts, all in one style, into a packed RGB canvas. Pixels outside the
+ * canvas are skipped, so a text may run off an edge without harm.
  */
-export async function drawLabels(
-  canvas: Uint8Array,
-  width: number,
-  height: number,
-  labels: readonly CanvasText[],
-  size: number,
-  colour: RGB,
-): Promise<void> {
-  if (labels.length === 0) return;
-  const a = await atlas(size);
-  const [cr, cg, cb] = colour;
-  for (const label of labels) {
-    const chars = [...label.text];
-    const left = label.x - (chars.length * a.advance) / 2;
-    const top = Math.round(label.y) - a.baseline;
+export async function drawText(canvas: RgbCanvas, texts: readonly CanvasText[], style: TextStyle): Promise<void> {
+  if (texts.length === 0) return;
+  const a = await atlas(style.size, style.bold ?? false);
+  const { data, width, height } = canvas;
+  const [cr, cg, cb] = style.colour;
+  const shift = style.anchor === 'start' ? 0 : style.anchor === 'end' ? 1 : 0.5;
+  const unknown = CHAR_INDEX.get('?')!;
+  for (const t of texts) {
+    const chars = [...t.text];
+    const left = t.x - chars.length * a.advance * shift;
+    const top = Math.round(t.y) - a.baseline;
     chars.forEach((ch, j) => {
-      const index = CHAR_INDEX.get(ch) ?? CHAR_INDEX.get('?')!;
       if (ch === ' ') return;
+      const index = CHAR_INDEX.get(ch) ?? unknown;
       const bx = Math.round(left + j * a.advance) - a.originX;
       for (let y = 0; y < a.boxH; y++) {
         const cy = top + y;
@@ -106,9 +113,9 @@ export async function drawLabels(
           if (cx < 0 || cx >= width) continue;
           const o = (cy * width + cx) * 3;
           const inv = 255 - cov;
-          canvas[o] = (canvas[o] * inv + cr * cov + 127) / 255;
-          canvas[o + 1] = (canvas[o + 1] * inv + cg * cov + 127) / 255;
-          canvas[o + 2] = (canvas[o + 2] * inv + cb * cov + 127) / 255;
+          data[o] = (data[o] * inv + cr * cov + 127) / 255;
+          data[o + 1] = (data[o + 1] * inv + cg * cov + 127) / 255;
+          data[o + 2] = (data[o + 2] * inv + cb * cov + 127) / 255;
         }
       }
     });

@@ -3,7 +3,7 @@
  * same string in the same font, the way the labels were drawn before the atlas.
  */
 import sharp from 'sharp';
-import { MONO_ADVANCE_EM, drawLabels } from '../../lib/render/text';
+import { MONO_ADVANCE_EM, drawText } from '../../lib/render/text';
 
 const W = 240;
 const H = 32;
@@ -12,11 +12,13 @@ function blank(): Buffer {
   return Buffer.alloc(W * H * 3, 255);
 }
 
-async function svgText(text: string, size: number, x: number, y: number): Promise<Buffer> {
+type Anchor = 'start' | 'middle' | 'end';
+
+async function svgText(text: string, size: number, x: number, y: number, anchor: Anchor, bold: boolean): Promise<Buffer> {
   const esc = text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="${W}" height="${H}" fill="#fff"/>` +
-    `<text x="${x}" y="${y}" font-family="DejaVu Sans Mono" font-size="${size}" text-anchor="middle" xml:space="preserve">${esc}</text></svg>`;
+    `<text x="${x}" y="${y}" font-family="DejaVu Sans Mono" font-size="${size}" font-weight="${bold ? 'bold' : 'normal'}" text-anchor="${anchor}" xml:space="preserve">${esc}</text></svg>`;
   return sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer();
 }
 
@@ -62,16 +64,19 @@ function blur(a: Float64Array): Float64Array {
   return out;
 }
 
-describe('drawLabels', () => {
+describe('drawText', () => {
   test.each([
-    ['ch 12 · max 3.41', 12],
-    ['ch 507 · mean -1.2e-3', 9],
-    ['Infinity NaN 0123456789', 14],
-  ])('%p at %d px looks like librsvg drawing the same text', async (text, size) => {
+    ['ch 12 · max 3.41', 12, 'middle', false, W / 2],
+    ['ch 507 · mean -1.2e-3', 9, 'middle', false, W / 2],
+    ['Infinity NaN 0123456789', 14, 'middle', false, W / 2],
+    ['UNTRAINED WEIGHTS · random', 13, 'middle', true, W / 2],
+    ['dog.jpg · layer1.0.conv1', 14, 'start', true, 8],
+    ['(a title, end-anchored)', 12, 'end', false, W - 8],
+  ] as const)('%p at %d px, %s-anchored, bold %p, looks like librsvg drawing the same text', async (text, size, anchor, bold, x) => {
     const canvas = blank();
-    await drawLabels(canvas, W, H, [{ text, x: W / 2, y: 22 }], size, [0, 0, 0]);
+    await drawText({ data: canvas, width: W, height: H }, [{ text, x, y: 22 }], { size, colour: [0, 0, 0], anchor, bold });
     const ours = ink(canvas);
-    const theirs = ink(await svgText(text, size, W / 2, 22));
+    const theirs = ink(await svgText(text, size, x, 22, anchor, bold));
     const [a, b] = [bbox(ours), bbox(theirs)];
     for (let i = 0; i < 4; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1);
     // Same amount of ink within 10 %, and the same shapes.
@@ -87,12 +92,12 @@ describe('drawLabels', () => {
     const canvas = Buffer.alloc(W * H * 3);
     for (let i = 0; i < W * H; i++) canvas.set([0, 0, 128], i * 3);
     const before = Buffer.from(canvas);
-    await drawLabels(canvas, W, H, [
+    await drawText({ data: canvas, width: W, height: H }, [
       { text: 'left edge', x: 0, y: 20 },
       { text: 'right edge', x: W, y: 20 },
       { text: 'above', x: 120, y: -20 },
       { text: 'below', x: 120, y: H + 40 },
-    ], 12, [255, 200, 0]);
+    ], { size: 12, colour: [255, 200, 0] });
     let changed = 0;
     for (let i = 0; i < W * H; i++) {
       const [r, g, b] = canvas.subarray(i * 3, i * 3 + 3);
@@ -110,8 +115,8 @@ describe('drawLabels', () => {
 
   test('characters outside the atlas are drawn as "?"', async () => {
     const [a, b] = [blank(), blank()];
-    await drawLabels(a, W, H, [{ text: 'ch 3 · 日本', x: 120, y: 22 }], 12, [0, 0, 0]);
-    await drawLabels(b, W, H, [{ text: 'ch 3 · ??', x: 120, y: 22 }], 12, [0, 0, 0]);
+    await drawText({ data: a, width: W, height: H }, [{ text: 'ch 3 · 日本', x: 120, y: 22 }], { size: 12, colour: [0, 0, 0] });
+    await drawText({ data: b, width: W, height: H }, [{ text: 'ch 3 · ??', x: 120, y: 22 }], { size: 12, colour: [0, 0, 0] });
     expect(a.equals(b)).toBe(true);
   });
 });
