@@ -67,7 +67,7 @@ class BackwardWorker : public FsWorker {
   void Run() override {
     auto hf = st_->hooked(layers_, /*guardInPlace=*/false);
     torch::AutoGradMode grad(true);
-    applyPrecision(*st_);
+    PrecisionScope precision(*st_);
     at::Tensor x = in_.forGrad(*st_);
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);

@@ -5,6 +5,8 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <condition_variable>
+
 #include "backward.h"
 #include "capture_ops.h"
 #include "errors.h"
@@ -132,11 +134,35 @@ struct CaptureOut {
 
 }  // namespace
 
-void applyPrecision(const ModelState& st) {
-  if (!st.device.is_cuda()) return;
-  // TF32 is a process-wide switch in libtorch; it is set per forward from the model's policy.
-  at::globalContext().setAllowTF32CuDNN(!st.exactPrecision);
-  at::globalContext().setAllowTF32CuBLAS(!st.exactPrecision);
+namespace {
+std::mutex precisionMutex;
+std::condition_variable precisionChanged;
+int precisionRunning = 0;          // CUDA runs in flight, all under precisionExact
+bool precisionExact = false;
+int precisionWaiting[2] = {0, 0};  // runs waiting, by policy (index: exact)
+}  // namespace
+
+PrecisionScope::PrecisionScope(const ModelState& st) : cuda_(st.device.is_cuda()), exact_(st.exactPrecision) {
+  if (!cuda_) return;
+  std::unique_lock<std::mutex> lock(precisionMutex);
+  ++precisionWaiting[exact_];
+  precisionChanged.wait(lock, [&] {
+    return precisionRunning == 0 || (precisionExact == exact_ && precisionWaiting[!exact_] == 0);
+  });
+  --precisionWaiting[exact_];
+  if (precisionRunning == 0) {
+    // TF32 is a process-wide switch in libtorch: set it while no other run is in flight.
+    at::globalContext().setAllowTF32CuDNN(!exact_);
+    at::globalContext().setAllowTF32CuBLAS(!exact_);
+    precisionExact = exact_;
+  }
+  ++precisionRunning;
+}
+
+PrecisionScope::~PrecisionScope() {
+  if (!cuda_) return;
+  std::lock_guard<std::mutex> lock(precisionMutex);
+  if (--precisionRunning == 0) precisionChanged.notify_all();
 }
 
 namespace {
@@ -156,7 +182,7 @@ class ForwardWorker : public FsWorker {
   void Run() override {
     c10::InferenceMode guard;
     auto hf = st_->hooked(names_, true);
-    applyPrecision(*st_);
+    PrecisionScope precision(*st_);
     at::Tensor x = in_.forForward(*st_, hf->mutatesInput);
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);
@@ -243,7 +269,7 @@ class GradCamWorker : public FsWorker {
       throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer called once per forward; " + layer_ + " is called " +
                                             std::to_string(hf->slots.size()) + " times (pick one of its calls' inner modules)");
     torch::AutoGradMode grad(true);
-    applyPrecision(*st_);
+    PrecisionScope precision(*st_);
     torch::jit::Stack stack{st_->module._ivalue(), in_.forGrad(*st_)};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();

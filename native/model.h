@@ -53,8 +53,21 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 };
 
-// Sets the process-wide TF32 switches from the model's precision policy (CUDA only).
-void applyPrecision(const ModelState& st);
+// Holds libtorch's process-wide TF32 switches at the model's precision policy for one run (a
+// forward, Grad-CAM or backward) on CUDA; does nothing on the CPU. Runs with the same policy
+// share the switches; a run with the other policy waits until those in flight finish, and new
+// runs queue behind it, so neither policy starves.
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(const ModelState& st);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  bool cuda_;
+  bool exact_;
+};
 
 // A Float32Array input handed to a worker thread; the reference keeps it alive while the thread
 // reads it. read() validates (data, shape) from info[0], info[1] and throws JS errors.

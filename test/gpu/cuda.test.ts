@@ -1,6 +1,6 @@
 // The GPU suite: runs where libtorch sees CUDA (scripts/gpu-check.sh on the GPU machine) and
 // skips cleanly elsewhere.
-import { cuda, FeatscopeError, loadModel, Model } from '../../lib';
+import { type Capture, cuda, FeatscopeError, loadModel, Model } from '../../lib';
 import { ensureTestModels, MODELS, maxAbsDiff, pythonHooks, syntheticInput } from '../support/models';
 
 const hasCuda = (() => {
@@ -66,6 +66,23 @@ describeGpu('CUDA', () => {
     const x = syntheticInput(2);
     const [a, b] = await Promise.all([exact.capture(x, ['layer4', 'fc']), fast.capture(x, ['layer4', 'fc'])]);
     for (let i = 0; i < a.length; i++) expect(relDiff(b[i].data, a[i].data)).toBeLessThan(2e-2);
+  });
+
+  test('fast and exact models running at the same time each keep their own precision', async () => {
+    // TF32 is one process-wide switch; featscope's precision gate keeps runs of the two policies apart.
+    const x = syntheticInput(2);
+    const [exactAlone] = await exact.capture(x, ['layer4']);
+    const [fastAlone] = await fast.capture(x, ['layer4']);
+    const gap = relDiff(fastAlone.data, exactAlone.data);
+    // On GPUs with TF32 (Ampere and later) the two policies differ measurably.
+    expect(gap).toBeGreaterThan(1e-5);
+    const runs: Promise<Capture[]>[] = [];
+    for (let i = 0; i < 24; i++) runs.push((i % 2 === 0 ? exact : fast).capture(x, ['layer4']));
+    const results = await Promise.all(runs);
+    results.forEach(([c], i) => {
+      const d = relDiff(c.data, (i % 2 === 0 ? exactAlone : fastAlone).data);
+      if (!(d < gap / 10)) throw new Error(`run ${i} (${i % 2 === 0 ? 'exact' : 'fast'}) drifted by ${d} (the policies differ by ${gap})`);
+    });
   });
 
   test('reductions on the GPU equal the same reductions of the full capture', async () => {
