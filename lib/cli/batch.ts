@@ -1,8 +1,10 @@
 /**
- * The streaming loop behind `render` and `export`: images go through in batches (preprocessed
- * one by one, so one bad file fails alone), one forward per batch, then each image's files are
- * written (temporary name, rename) and its record.json last — the mark that it is finished, which
- * --resume trusts. Ctrl-C stops taking new images; a second Ctrl-C quits at once.
+ * The streaming loop behind `render` and `export`: images go through in batches (each image
+ * preprocessed on its own, a few at a time, so one bad file fails alone), one forward per batch,
+ * then each image's files are written (temporary name, rename) and its record.json last — the
+ * mark that it is finished, which --resume trusts. The next batch is decoded and run through the
+ * model while the current one is written. Ctrl-C stops taking new images; a second Ctrl-C quits
+ * at once.
  */
 import * as fs from 'fs';
 import { FeatscopeError } from '../errors';
@@ -68,6 +70,44 @@ function asFailure(source: string, err: unknown): Failure {
   return { source, code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
+interface Prepared {
+  input: InputImage;
+  data: Float32Array;
+  image: PreprocessedImage;
+}
+
+interface Captured {
+  ready: Prepared[];
+  captures: Capture[];
+}
+
+/** Images decoded at once: enough to keep sharp's threads busy, few enough to bound memory. */
+const PREPROCESS_CONCURRENCY = 4;
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapLimited<T, U>(items: readonly T[], limit: number, fn: (item: T) => Promise<U>): Promise<U[]> {
+  const out = new Array<U>(items.length);
+  let nextIndex = 0;
+  const worker = async () => {
+    while (nextIndex < items.length) {
+      const i = nextIndex++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Preprocess one image; a failure is returned (not thrown) so that it fails alone. */
+async function prepare(input: InputImage, options: PreprocessOptions): Promise<Prepared | { error: unknown }> {
+  try {
+    const pre = await preprocess(input.source, options);
+    return { input, data: pre.data, image: pre.images[0] };
+  } catch (error) {
+    return { error };
+  }
+}
+
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
   const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
@@ -93,36 +133,37 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       progress.skip(outcome.skipped);
       pending = todo;
     }
-    for (let start = 0; start < pending.length && !stopping; start += job.batch) {
-      const slice = pending.slice(start, start + job.batch);
-      const ready: Array<{ input: InputImage; data: Float32Array; image: PreprocessedImage }> = [];
-      for (const input of slice) {
-        if (stopping) break;
-        try {
-          const pre = await preprocess(input.source, job.preprocess);
-          ready.push({ input, data: pre.data, image: pre.images[0] });
-        } catch (err) {
-          const f = asFailure(input.source, err);
-          outcome.failed.push(f);
-          progress.tick(input.source, `${f.message} [${f.code}]`);
-        }
-      }
-      if (ready.length === 0 || stopping) continue;
+    const fail = (source: string, err: unknown) => {
+      const f = asFailure(source, err);
+      outcome.failed.push(f);
+      progress.tick(source, `${f.message} [${f.code}]`);
+    };
+    const slices: InputImage[][] = [];
+    for (let start = 0; start < pending.length; start += job.batch) slices.push(pending.slice(start, start + job.batch));
+    // One batch ahead: while batch k is rendered and written (JS on this thread, PNG encoding on
+    // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
+    const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
+      const ready: Prepared[] = [];
+      const results = await mapLimited(slice, PREPROCESS_CONCURRENCY, (input) => prepare(input, job.preprocess));
+      results.forEach((r, i) => ('error' in r ? fail(slice[i].source, r.error) : ready.push(r)));
+      if (ready.length === 0 || stopping) return undefined;
       const per = ready[0].data.length;
       const data = new Float32Array(per * ready.length);
       ready.forEach((r, i) => data.set(r.data, i * per));
-      const [, c, h, w] = [ready.length, 3, ready[0].image.height, ready[0].image.width];
-      let captures: Capture[];
+      const { height, width } = ready[0].image;
       try {
-        captures = await job.model.capture({ data, shape: [ready.length, c, h, w] }, job.layers);
+        return { ready, captures: await job.model.capture({ data, shape: [ready.length, 3, height, width] }, job.layers) };
       } catch (err) {
-        for (const r of ready) {
-          const f = asFailure(r.input.source, err);
-          outcome.failed.push(f);
-          progress.tick(r.input.source, `${f.message} [${f.code}]`);
-        }
-        continue;
+        for (const r of ready) fail(r.input.source, err);
+        return undefined;
       }
+    };
+    let next = slices.length > 0 ? capture(slices[0]) : undefined;
+    for (let k = 0; next && !stopping; k++) {
+      const current = await next;
+      next = k + 1 < slices.length && !stopping ? capture(slices[k + 1]) : undefined;
+      if (!current) continue;
+      const { ready, captures } = current;
       for (let i = 0; i < ready.length; i++) {
         if (stopping) break;
         const { input, image } = ready[i];
@@ -137,12 +178,12 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
           outcome.done++;
           progress.tick(input.source);
         } catch (err) {
-          const f = asFailure(input.source, err);
-          outcome.failed.push(f);
-          progress.tick(input.source, `${f.message} [${f.code}]`);
+          fail(input.source, err);
         }
       }
     }
+    // A batch prepared ahead when Ctrl-C came is dropped unwritten; wait for its forward to end.
+    await next;
     outcome.interrupted = stopping;
     return outcome;
   } finally {
