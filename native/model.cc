@@ -393,14 +393,25 @@ JsInput JsInput::read(const Napi::CallbackInfo& info) {
   return JsInput{Napi::Persistent(data.As<Napi::Object>()), data.Data(), std::move(shape)};
 }
 
+// The caller's array on a CUDA device: staged through pinned memory from libtorch's caching host
+// allocator (a multi-threaded host copy, then DMA on the current stream) rather than a pageable
+// copy, which the driver stages itself at a fraction of the bandwidth. The staging block is not
+// reused until the copy has finished (copy_ records an event for it).
+static at::Tensor toDevice(const at::Tensor& host, c10::Device device) {
+  at::Tensor pinned = at::empty(host.sizes(), host.options().pinned_memory(true));
+  pinned.copy_(host);
+  return pinned.to(device, /*non_blocking=*/true);
+}
+
 at::Tensor JsInput::forForward(const ModelState& st, bool graphMutatesInput) const {
   at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
-  if (st.device.is_cuda()) return t.to(st.device, /*non_blocking=*/false);
+  if (st.device.is_cuda()) return toDevice(t, st.device);
   return graphMutatesInput ? t.clone() : t;
 }
 
 at::Tensor JsInput::forGrad(const ModelState& st) const {
-  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat)).to(st.device, false, /*copy=*/true);
+  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
+  t = st.device.is_cuda() ? toDevice(t, st.device) : t.clone();
   return t.requires_grad_(true);
 }
 
