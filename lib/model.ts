@@ -24,8 +24,14 @@ export interface LayerInfo {
   name: string;
   /** Class name: Conv2d, BatchNorm2d, ReLU, BasicBlock, Sequential, ... */
   type: string;
-  /** How many times one forward calls it (ResNet's shared ReLU: 2; an unused module: 0). */
+  /**
+   * How many times one forward calls it (ResNet's shared ReLU: 2; an unused module: 0). For a
+   * module called inside a loop, the number of places that call it: each loop iteration is a
+   * call, so a forward may give more captures (`name`, `name#1`, ... in the order they ran).
+   */
   calls: number;
+  /** Present (true) when a call sits inside a loop, so the number of calls varies per forward. */
+  inLoop?: true;
   /** With `inputSize`: the output shape of each call, for a batch of one. */
   outputShapes?: number[][];
 }

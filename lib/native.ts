@@ -24,7 +24,7 @@ export interface NativeReduceOptions {
 }
 
 export interface NativeModel {
-  layers(): { name: string; type: string; calls: number }[];
+  layers(): { name: string; type: string; calls: number; inLoop?: true }[];
   info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number };
   forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{

@@ -78,11 +78,11 @@ class BackwardWorker : public FsWorker {
     at::Tensor loss = spec_.crossEntropy ? at::cross_entropy_loss(logits, cls, {}, at::Reduction::Sum)
                                          : logits.gather(1, cls.view({-1, 1})).sum();
     std::vector<at::Tensor> wrt{x};
-    for (size_t i = 0; i < hf->slots.size(); ++i) {
-      if (!el[i + 1].isTensor())
+    for (size_t i = 0; i < hf->slots.size(); ++i)
+      if (!hf->slots[i].looped && !el[i + 1].isTensor())
         throw FsError("LAYER_NOT_CALLED", hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
-      wrt.push_back(el[i + 1].toTensor());
-    }
+    const auto captured = unpackCaptures(*hf, el);
+    for (const auto& c : captured) wrt.push_back(c.tensor);
     std::vector<std::pair<std::string, at::Tensor>> params;
     if (spec_.paramGrads)
       for (const auto& p : st_->module.named_parameters(true))
@@ -93,13 +93,13 @@ class BackwardWorker : public FsWorker {
     auto grads = torch::autograd::grad({loss}, wrt, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
     bool used = false;
     if (spec_.inputGrad) inputGrad_ = toHostFloat(grads[0], &used);
-    for (size_t i = 0; i < hf->slots.size(); ++i) {
+    for (size_t i = 0; i < captured.size(); ++i) {
       at::Tensor a = wrt[i + 1].detach(), g = grads[i + 1];
-      layers_out_.push_back({hf->slots[i], a.sizes().vec(), a.norm().item<double>(), g.defined() ? g.norm().item<double>() : 0.0,
+      layers_out_.push_back({captured[i].slot, a.sizes().vec(), a.norm().item<double>(), g.defined() ? g.norm().item<double>() : 0.0,
                              g.defined() ? g.abs().mean().item<double>() : 0.0});
     }
     for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor g = grads[1 + hf->slots.size() + i];
+      at::Tensor g = grads[1 + captured.size() + i];
       params_out_.push_back({params[i].first, params[i].second.sizes().vec(), params[i].second.detach().norm().item<double>(),
                              g.defined() ? g.norm().item<double>() : 0.0});
     }

@@ -54,10 +54,12 @@ struct Walker {
   std::unordered_map<Value*, std::string> paths;  // values that hold a module -> its path
   std::map<std::string, int> callCount;
   std::map<std::string, int> firstCall;
+  std::set<std::string> looped;  // modules with a call inside a loop
   int callSeq = 0;
   struct Pending {
     Node* clone;  // aten::clone inserted right after the call: the capture point
     CaptureSlot slot;
+    bool inLoop;  // the call sits in a loop body (at any depth)
   };
   std::vector<Pending> captures;
 
@@ -87,18 +89,25 @@ struct Walker {
             int k = callCount[path]++;
             if (!firstCall.count(path)) firstCall[path] = callSeq;
             ++callSeq;
+            bool inLoop = false;
+            c10::optional<c10::Symbol> unsupported;
+            for (Block* b = block; b->owningNode() != nullptr; b = b->owningNode()->owningBlock()) {
+              const auto kind = b->owningNode()->kind();
+              if (kind == prim::Loop) inLoop = true;
+              else if (kind != prim::If) unsupported = kind;
+            }
+            if (inLoop) looped.insert(path);
             if (recordCaptures && wanted.count(path)) {
-              for (Block* b = block; b->owningNode() != nullptr; b = b->owningNode()->owningBlock())
-                if (b->owningNode()->kind() != prim::If)
-                  throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path +
-                                                         ": the model calls it inside a loop, which featscope does not hook yet; hook the module that holds the loop");
+              if (unsupported)
+                throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path + ": the model calls it inside a " +
+                                                       std::string(unsupported->toQualString()) + " block, which featscope does not hook; hook the module that holds it");
               if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get()))
                 throw FsError("LAYER_OUTPUT_NOT_TENSOR", "cannot capture " + path + ": its forward returns " +
                                                              (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
                                                              ", not a Tensor; hook one of its submodules instead");
               torch::jit::WithInsertPoint ip(n->next());
               Value* c = graph->insert(c10::aten::clone, {n->output()});
-              captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}});
+              captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}, inLoop});
             }
           }
           // Inline calls on the way to a wanted module: a wanted descendant's call, or a helper
@@ -206,10 +215,41 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
                      [&](const Walker::Pending& a, const Walker::Pending& b) { return position.at(a.clone) < position.at(b.clone); });
   }
 
+  // A module called inside a loop fires once per iteration: all its calls (in loops or not) append
+  // their output to one list, made at the top of the graph, which keeps them in the order they ran.
+  // Those outputs are always copied (iterations overwrite their values), except for gradients,
+  // which need the values themselves.
+  std::map<std::string, Value*> lists;
+  for (auto& p : w.captures)
+    if (p.inLoop) lists[p.slot.layer] = nullptr;
+  std::vector<Node*> listed;  // clones of looped captures (kept, or replaced by their input)
+  for (auto& [layer, list] : lists) {
+    torch::jit::WithInsertPoint top(graph->block()->nodes().front());
+    list = graph->insertNode(graph->createList(c10::TensorType::get(), {}))->output();
+    for (auto& p : w.captures) {
+      if (p.slot.layer != layer) continue;
+      torch::jit::WithInsertPoint after(p.clone->next());
+      graph->insert(c10::aten::append, {list, guardInPlace ? p.clone->output() : p.clone->input(0)});
+      listed.push_back(p.clone);
+    }
+  }
+
   // Return (original output, captures...) as one tuple.
+  std::vector<CaptureSlot> slots;
   {
     std::vector<Value*> outs{graph->outputs().at(0)};
-    for (auto& p : w.captures) outs.push_back(liftToTop(*graph, p.clone->output()));
+    for (auto& p : w.captures) {
+      auto it = lists.find(p.slot.layer);
+      if (it == lists.end()) {
+        outs.push_back(liftToTop(*graph, p.clone->output()));
+        slots.push_back(p.slot);
+      } else if (it->second) {
+        // The list takes the place of the module's first capture.
+        outs.push_back(it->second);
+        slots.push_back({p.slot.layer, -1, p.slot.layer, true});
+        it->second = nullptr;
+      }
+    }
     torch::jit::WithInsertPoint ip(graph->return_node());
     Node* tup = graph->insertNode(graph->createTuple(outs));
     graph->eraseOutput(0);
@@ -226,6 +266,10 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
     for (Node* n : graph->nodes())
       if (db.writesToAlias(n, {graph->inputs().at(1)})) mutatesInput = true;
     for (auto& p : w.captures) {
+      if (std::find(listed.begin(), listed.end(), p.clone) != listed.end()) {
+        if (!guardInPlace) drop.push_back(p.clone);
+        continue;
+      }
       Value* v = p.clone->input(0);
       bool written = false;
       if (guardInPlace)
@@ -240,14 +284,33 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
 
   if (const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH"); dbg && *dbg && std::string(dbg) != "0") {
     std::cerr << "featscope: hooked forward for " << wanted.size() << " layer(s), " << w.captures.size() - drop.size()
-              << " capture(s) copied because a later in-place op writes to them:\n"
+              << " capture(s) copied (a later in-place op writes to them, or they are called in a loop):\n"
               << *graph << std::endl;
   }
   HookedForward hf;
   hf.mutatesInput = mutatesInput;
-  for (auto& p : w.captures) hf.slots.push_back(p.slot);
+  hf.slots = std::move(slots);
   hf.fn = std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("featscope.hooked_forward"), graph, nullptr);
   return hf;
+}
+
+std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<c10::IValue>& elements) {
+  std::vector<Captured> out;
+  for (size_t i = 0; i < hf.slots.size(); ++i) {
+    const auto& slot = hf.slots[i];
+    const c10::IValue& v = elements.at(i + 1);
+    if (slot.looped) {
+      auto list = v.toTensorList();
+      for (size_t k = 0; k < list.size(); ++k) {
+        const int call = static_cast<int>(k);
+        out.push_back({{slot.layer, call, call == 0 ? slot.layer : slot.layer + "#" + std::to_string(call), true}, list.get(k)});
+      }
+    } else if (v.isTensor()) {
+      // Not a tensor: the call sits in an `if` branch this forward did not take.
+      out.push_back({slot, v.toTensor()});
+    }
+  }
+  return out;
 }
 
 std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
@@ -267,7 +330,8 @@ std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
   std::vector<LayerInfo> out;
   for (auto& [name, type] : modules) {
     auto it = w.callCount.find(name);
-    out.push_back({name, type, it == w.callCount.end() ? 0 : it->second, w.firstCall.count(name) ? w.firstCall[name] : -1});
+    out.push_back({name, type, it == w.callCount.end() ? 0 : it->second, w.firstCall.count(name) ? w.firstCall[name] : -1,
+                   w.looped.count(name) > 0});
   }
   // Call order: a module appears where it is first called. A container is "called" before its
   // children, which matches the order of Python's forward hooks firing on entry (pre-hooks);

@@ -20,6 +20,9 @@ struct CaptureSlot {
   std::string layer;  // qualified module name, e.g. "layer1.0.relu"
   int call;           // 0-based call index in graph order
   std::string name;   // "layer1.0.relu" for call 0, "layer1.0.relu#1" for call 1
+  // The module is called inside a loop somewhere: its slot is a List[Tensor] holding every call's
+  // output in the order the calls ran (call indices are positions in that list).
+  bool looped = false;
 };
 
 struct HookedForward {
@@ -28,11 +31,21 @@ struct HookedForward {
   bool mutatesInput = false;       // the graph writes to its input in place (then it gets a copy)
 };
 
+struct Captured {
+  CaptureSlot slot;
+  at::Tensor tensor;
+};
+
+// The captures in a run's output tuple (elements 1..n), in slot order with each looped slot
+// expanded into its calls; calls in `if` branches that did not run are absent.
+std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<c10::IValue>& elements);
+
 struct LayerInfo {
   std::string name;
   std::string type;  // class name without module path or mangling: Conv2d, BasicBlock, ...
-  int calls;         // how many times one forward calls it
+  int calls;         // how many places in one forward call it (a loop counts once)
   int order;         // position of its first call (-1 if never called)
+  bool inLoop;       // one of those places is inside a loop: the number of calls varies
 };
 
 // Builds the hooked forward for `wanted` module names (all must exist). `guardInPlace` clones a

@@ -194,11 +194,7 @@ class ForwardWorker : public FsWorker {
     } else {
       outputType_ = el[0].tagKind();
     }
-    for (size_t i = 0; i < hf->slots.size(); ++i) {
-      // Not a tensor: the call sits in an `if` branch this forward did not take.
-      if (!el[i + 1].isTensor()) continue;
-      captures_.push_back({hf->slots[i], reduceCapture(el[i + 1].toTensor(), reduce_, &usedDevice)});
-    }
+    for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice)});
     if (usedDevice) torch::cuda::synchronize(st_->device.index());
   }
 
@@ -265,18 +261,23 @@ class GradCamWorker : public FsWorker {
  protected:
   void Run() override {
     auto hf = st_->hooked({layer_}, /*guardInPlace=*/false);
-    if (hf->slots.size() != 1)
-      throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer called once per forward; " + layer_ + " is called " +
-                                            std::to_string(hf->slots.size()) + " times (pick one of its calls' inner modules)");
+    const auto calledOnce = [&](size_t calls) {
+      if (calls > 1)
+        throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer called once per forward; " + layer_ + " is called " +
+                                              std::to_string(calls) + " times (pick one of its calls' inner modules)");
+    };
+    if (!hf->slots[0].looped) calledOnce(hf->slots.size());
     torch::AutoGradMode grad(true);
     PrecisionScope precision(*st_);
     torch::jit::Stack stack{st_->module._ivalue(), in_.forGrad(*st_)};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     at::Tensor logits = checkLogits(tuple->elements()[0]);
-    if (!tuple->elements()[1].isTensor())
-      throw FsError("LAYER_NOT_CALLED", "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken)");
-    at::Tensor A = tuple->elements()[1].toTensor();
+    auto captured = unpackCaptures(*hf, tuple->elements());
+    calledOnce(captured.size());
+    if (captured.empty())
+      throw FsError("LAYER_NOT_CALLED", "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken, or a loop that ran no iteration)");
+    at::Tensor A = captured[0].tensor;
     if (A.dim() != 4) throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);
     at::Tensor cls = resolveClasses(logits, classes_);
@@ -353,6 +354,7 @@ Napi::Value ModelWrap::Layers(const Napi::CallbackInfo& info) {
     o.Set("name", st->layers[i].name);
     o.Set("type", st->layers[i].type);
     o.Set("calls", st->layers[i].calls);
+    if (st->layers[i].inLoop) o.Set("inLoop", true);
     a.Set(i, o);
   }
   return a;

@@ -11,7 +11,11 @@ unused.pt        a submodule (`spare`) that forward never calls
 aliasing.pt      `ident` returns the input itself, `param` returns its own weight tensor
 looped.pt        a submodule (`step`) called inside a loop
 overloaded.pt    `layer` has an overloaded forward (compiled as forward__0/forward__1, as DenseNet's)
+loopnet.pt       modules called inside a loop whose trip count comes from the input, inside an `if`
+                 in the loop, before and after it, with an in-place ReLU after a BatchNorm; its
+                 featscope.json names the class, so the hook oracle can build the eager twin
 """
+import json
 import os
 import sys
 from typing import List
@@ -118,6 +122,41 @@ class Looped(nn.Module):
         return x
 
 
+class LoopBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        y.relu_()  # in place, after bn: bn's hook still sees its own output
+        return y + x
+
+
+class LoopNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.block = LoopBlock()
+        self.gate = nn.Conv2d(3, 3, 1)
+        self.head = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.block.bn.running_mean.uniform_(-0.2, 0.2)
+            self.block.bn.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.block(x)
+        for i in range(int(x.size(0)) + 1):
+            x = self.block(x) * 0.5
+            if i % 2 == 1:
+                x = self.gate(x)
+        x = self.stem(x)
+        return self.head(x).mean((2, 3))  # logits [N, 2]
+
+
 class Overloaded(nn.Module):
     def __init__(self):
         super().__init__()
@@ -158,6 +197,8 @@ def main():
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
                       ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
+    meta = json.dumps({"architecture": "featscope-test:LoopNet"})
+    torch.jit.save(torch.jit.script(LoopNet().eval()), os.path.join(out, "loopnet.pt"), _extra_files={"featscope.json": meta})
 
 
 if __name__ == "__main__":

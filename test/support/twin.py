@@ -12,7 +12,13 @@ def load_twin(model_path):
     files = {"featscope.json": ""}
     scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
     meta = json.loads(files["featscope.json"] or "{}")
-    model = getattr(torchvision.models, meta.get("architecture", "resnet18"))()
+    arch = meta.get("architecture", "resnet18")
+    if arch.startswith("featscope-test:"):
+        # The test models of make_test_models.py (their weights come from the file below).
+        import make_test_models
+        model = getattr(make_test_models, arch.split(":", 1)[1])()
+    else:
+        model = getattr(torchvision.models, arch)()
     model.load_state_dict(scripted.state_dict())
     return model.eval(), meta
 
