@@ -6,6 +6,7 @@ export const LAYERS_HELP = `Usage: featscope layers [options]
 
 List the model's layers in call order: name, type, how often one forward calls it, and the output
 shape of each call for one image. Names with #k pick one call of a module called several times.
+A module called inside a loop shows the calls one forward of that input made, marked (loop).
 
 Options:
   -m, --model FILE   TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
@@ -32,7 +33,9 @@ export async function layers(argv: string[]): Promise<number> {
       return 0;
     }
     const shape = (s: number[]) => `[${s.join(', ')}]`;
-    const rows = list.map((l) => [l.name, l.type, String(l.calls), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
+    // A module called in a loop: the calls one forward of this input made, marked.
+    const calls = (l: (typeof list)[number]) => (l.inLoop ? `${l.outputShapes?.length ?? l.calls} (loop)` : String(l.calls));
+    const rows = list.map((l) => [l.name, l.type, calls(l), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
     const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) => r.map((c, i) => (i === 2 ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { MODELS, ensureTestModels } from '../support/models';
+import { MODELS, edgeModel, ensureTestModels } from '../support/models';
 import { DOG, HOSTILE, ensureBuilt, listFiles, runCli, startCli, tempDir } from './support';
 
 const MODEL = MODELS.scripted;
@@ -54,6 +54,14 @@ describe('info and layers', () => {
     const r = runCli(['layers', '--model', MODEL, '--size', '112']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/layer4\s+Sequential\s+1\s+\[1, 512, 4, 4\]/);
+  });
+
+  test('layers marks modules called in a loop with the calls of one forward', () => {
+    const r = runCli(['layers', '--model', edgeModel('loopnet'), '--size', '16', '--device', 'cpu']);
+    expect(r.code).toBe(0);
+    // loopnet calls block once, then in a loop of 2 iterations for a batch of one.
+    expect(r.stdout).toMatch(/block\s+LoopBlock\s+3 \(loop\)\s+\[1, 3, 16, 16\] \[1, 3, 16, 16\] \[1, 3, 16, 16\]/);
+    expect(r.stdout).toMatch(/stem\s+Conv2d\s+2\s+\[/);
   });
 });
 
