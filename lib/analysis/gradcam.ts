@@ -89,7 +89,14 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
     const overlay = await renderOverlay(await photo, { data: heat, width: w, height: h }, { colormap, alpha, range: [0, 1] });
     const target: Prediction = { class: cam.classes[i], name: className(model, cam.classes[i]), probability: cam.probabilities[i] };
     const predictions = topPredictions(model, logits, i, top);
-    const framed = await frameGradCam(model, overlay, { layer: options.layer, target, predictions, colormap, empty: max <= 0 });
+    const framed = await frameHeatmap(model, overlay, {
+      title: `Grad-CAM · ${options.layer}`,
+      subtitle: `target: ${target.name} (class ${target.class}), p = ${pct(target.probability)}`,
+      colormap,
+      scale: ['0', 'max', 'class evidence (CAM / its maximum)'],
+      predictions,
+      note: max <= 0 ? 'The CAM is zero everywhere: no positive evidence for this class at this layer.' : undefined,
+    });
     results.push({
       source: input.images[i].source,
       layer: options.layer,
@@ -105,7 +112,7 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
 }
 
 /** The original photo (EXIF-oriented), scaled so its longer side is `size`: squash covers all of it. */
-async function displayPhoto(image: ImageSource, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
+export async function displayPhoto(image: ImageSource, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
   const src = typeof image === 'string' || Buffer.isBuffer(image) ? image : image instanceof Uint8Array ? Buffer.from(image) : await image.clone().png().toBuffer();
   const { data, info } = await sharp(src, { autoOrient: true })
     .removeAlpha()
@@ -116,7 +123,7 @@ async function displayPhoto(image: ImageSource, size: number): Promise<{ rgb: Bu
   return { rgb: data, width: info.width, height: info.height };
 }
 
-async function upscale(img: { rgb: Buffer; width: number; height: number }, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
+export async function upscale(img: { rgb: Buffer; width: number; height: number }, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } })
     .resize({ width: size, height: size, fit: 'inside', kernel: 'cubic' })
     .raw()
@@ -124,12 +131,24 @@ async function upscale(img: { rgb: Buffer; width: number; height: number }, size
   return { rgb: data, width: info.width, height: info.height };
 }
 
-const pct = (p: number) => `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
+export const pct = (p: number) => `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
 
-async function frameGradCam(
+export interface HeatmapFrame {
+  title: string;
+  subtitle: string;
+  colormap: ColormapName;
+  /** Colour bar: the labels of its two ends and its caption. */
+  scale: [string, string, string];
+  predictions: Prediction[];
+  /** A line after the predictions (e.g. that the map is empty). */
+  note?: string;
+}
+
+/** Frame a heatmap overlay: weights banner, title, the overlay, a colour bar and the top predictions. */
+export async function frameHeatmap(
   model: Model,
   overlay: { png: Buffer; width: number; height: number },
-  o: { layer: string; target: Prediction; predictions: Prediction[]; colormap: ColormapName; empty: boolean },
+  o: HeatmapFrame,
 ): Promise<{ png: Buffer; width: number; height: number }> {
   const width = Math.max(overlay.width, 420);
   const titleH = 48;
@@ -139,12 +158,12 @@ async function frameGradCam(
     `Top predictions:`,
     ...o.predictions.map((p, k) => `${k + 1}. ${p.name} (class ${p.class}) — ${pct(p.probability)}`),
   ];
-  if (o.empty) lines.push('The CAM is zero everywhere: no positive evidence for this class at this layer.');
+  if (o.note) lines.push(o.note);
   const captionH = lines.length * lineH + 12;
   const photoTop = BANNER_HEIGHT + titleH;
   const height = photoTop + overlay.height + barH + captionH;
   const left = Math.floor((width - overlay.width) / 2);
-  // Colour bar: the normalised CAM, 0 (no evidence) to 1 (the image's maximum).
+  // Colour bar: the colour map from its first colour (left) to its last (right).
   const barY = photoTop + overlay.height + 8;
   const barX = 60;
   const barW = width - 120;
@@ -154,13 +173,13 @@ async function frameGradCam(
   }).join('');
   const body = [
     weightsBanner(model.metadata, width),
-    text(10, BANNER_HEIGHT + 20, fitText(`Grad-CAM · ${o.layer}`, 15, width - 20), { size: 15, weight: 'bold' }),
-    text(10, BANNER_HEIGHT + 40, fitText(`target: ${o.target.name} (class ${o.target.class}), p = ${pct(o.target.probability)}`, 12, width - 20), { size: 12 }),
+    text(10, BANNER_HEIGHT + 20, fitText(o.title, 15, width - 20), { size: 15, weight: 'bold' }),
+    text(10, BANNER_HEIGHT + 40, fitText(o.subtitle, 12, width - 20), { size: 12 }),
     `<defs><linearGradient id="cb">${stops}</linearGradient></defs>`,
     `<rect x="${barX}" y="${barY}" width="${barW}" height="10" fill="url(#cb)" stroke="#999" stroke-width="0.5"/>`,
-    text(barX - 6, barY + 10, '0', { size: 11, anchor: 'end' }),
-    text(barX + barW + 6, barY + 10, 'max', { size: 11 }),
-    text(width / 2, barY + 23, 'class evidence (CAM / its maximum)', { size: 10, anchor: 'middle', fill: '#5f6368' }),
+    text(barX - 6, barY + 10, o.scale[0], { size: 11, anchor: 'end' }),
+    text(barX + barW + 6, barY + 10, o.scale[1], { size: 11 }),
+    text(width / 2, barY + 23, o.scale[2], { size: 10, anchor: 'middle', fill: '#5f6368' }),
     ...lines.map((l, k) => text(10, photoTop + overlay.height + barH + 16 + k * lineH, fitText(l, 12, width - 20), { size: 12, weight: k === 0 ? 'bold' : 'normal' })),
   ].join('');
   const png = await sharp(Buffer.from(svgDocument(width, height, body)))

@@ -1,8 +1,8 @@
 /** Analyses beyond feature maps: Grad-CAM overlays, input saliency, gradient flow, weight distributions, adversarial paths, folder statistics. */
 export { gradCamOverlay, gradCamOverlays } from './gradcam';
 export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
-export { gaussianNoise, saliency } from './saliency';
-export type { SaliencyMethod, SaliencyOptions, SaliencyResult } from './saliency';
+export { gaussianNoise, saliency, saliencyOverlays } from './saliency';
+export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';
 export { gradientFlow, renderFlowChart, weightLayers } from './flow';
 export type { FlowChartOptions, GradientFlow, GradientFlowOptions, LayerFlow, ParameterFlow } from './flow';
 export { firstConvWeight, histogram, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from './weights';

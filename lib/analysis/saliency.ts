@@ -14,7 +14,12 @@
  */
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
+import { type ImageSource, preprocess } from '../preprocess';
+import { type ColormapName, checkColormap } from '../render/colormaps';
+import { renderOverlay } from '../render/overlay';
 import type { TensorInput } from '../types';
+import { type Prediction, className, normalisationOf, softmaxRow, topPredictions, weightsOf } from './common';
+import { displayPhoto, frameHeatmap, pct, upscale } from './gradcam';
 
 export type SaliencyMethod = 'gradient' | 'smoothgrad' | 'integrated-gradients';
 
@@ -195,4 +200,107 @@ export async function saliency(model: Model, input: TensorInput, options: Salien
     map: { shape: [n, h, w], data: map },
     ...(completeness ? { completeness } : {}),
   };
+}
+
+export interface SaliencyOverlayOptions extends SaliencyOptions {
+  /** 'squash' (default): Resize((size, size)), the map covers the whole photo. 'crop': Resize + CenterCrop; drawn on the crop. */
+  resize?: 'squash' | 'crop';
+  /** default 'inferno'. */
+  colormap?: ColormapName;
+  /** Weight of the map over the photo; default 0.6. */
+  alpha?: number;
+  /** The map is scaled to this percentile of its values (brighter ones saturate); default 99. */
+  clip?: number;
+  /** Longer side of the drawn photo in pixels; default 448. */
+  displaySize?: number;
+  /** How many predictions to list; default 3. */
+  top?: number;
+}
+
+export interface SaliencyOverlay {
+  source: string;
+  method: SaliencyMethod;
+  target: Prediction;
+  predictions: Prediction[];
+  /** The map at the model's input size, scaled to [0, 1] by `clipValue`. */
+  map: { data: Float32Array; width: number; height: number };
+  /** The map value drawn with the colour map's last colour (the `clip` percentile). */
+  clipValue: number;
+  completeness?: { attributionSum: number; scoreDelta: number };
+  png: Buffer;
+  width: number;
+  height: number;
+  weights: { trained: boolean | undefined; text: string };
+}
+
+const OVERLAY_KEYS = [...KEYS, 'resize', 'colormap', 'alpha', 'clip', 'displaySize', 'top'] as const;
+const METHOD_TITLES: Record<SaliencyMethod, string> = {
+  gradient: 'Saliency · gradient',
+  smoothgrad: 'Saliency · SmoothGrad',
+  'integrated-gradients': 'Saliency · integrated gradients',
+};
+
+/** Saliency maps of images (paths or encoded Buffers) drawn over the photos, framed with the target and predictions. */
+export async function saliencyOverlays(model: Model, images: readonly ImageSource[], options: SaliencyOverlayOptions = {}): Promise<SaliencyOverlay[]> {
+  if (options === null || typeof options !== 'object') throw invalidParameter('saliencyOverlays options', 'an object', options);
+  checkKnownKeys('saliencyOverlays', options, OVERLAY_KEYS);
+  if (!Array.isArray(images) || images.length === 0) throw invalidParameter('images', 'a non-empty array of images', images);
+  const { resize = 'squash', colormap: cm, alpha = 0.6, clip = 99, displaySize = 448, top = 3, ...analysis } = options;
+  if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
+  const colormap = checkColormap(cm ?? 'inferno');
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  if (typeof clip !== 'number' || !(clip > 0 && clip <= 100)) throw invalidParameter('clip', 'a percentile above 0, at most 100', clip);
+  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096) throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
+  if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
+
+  const norm = normalisationOf(model);
+  const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
+  const result = await saliency(model, input, analysis);
+  const logits = (await model.forward(input)).output!;
+  const [n, h, w] = result.map.shape;
+  const weights = weightsOf(model);
+  const out: SaliencyOverlay[] = [];
+  for (let i = 0; i < n; i++) {
+    const plane = result.map.data.subarray(i * h * w, (i + 1) * h * w);
+    const clipValue = percentile(plane, clip);
+    const scaled = new Float32Array(plane.length);
+    if (clipValue > 0) for (let j = 0; j < plane.length; j++) scaled[j] = Math.min(1, plane[j] / clipValue);
+    const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
+    const overlay = await renderOverlay(photo, { data: scaled, width: w, height: h }, { colormap, alpha, range: [0, 1] });
+    const predictions = topPredictions(model, logits, i, top);
+    const cls = result.classes[i];
+    const target: Prediction = { class: cls, name: className(model, cls), probability: softmaxRow(logits.data, logits.shape[1], i)[cls] };
+    const completeness = result.completeness && { attributionSum: result.completeness.attributionSum[i], scoreDelta: result.completeness.scoreDelta[i] };
+    const framed = await frameHeatmap(model, overlay, {
+      title: METHOD_TITLES[result.method],
+      subtitle: `target: ${target.name} (class ${target.class}), p = ${pct(target.probability)}`,
+      colormap,
+      scale: ['0', `p${clip}`, result.method === 'integrated-gradients' ? '|attribution summed over colour channels|' : 'max over colour channels of |d score / d pixel|'],
+      predictions,
+      note: completeness
+        ? `Σ attributions ${completeness.attributionSum.toPrecision(4)} vs score − baseline score ${completeness.scoreDelta.toPrecision(4)}`
+        : clipValue > 0 ? undefined : 'The map is zero everywhere: the score does not depend on these pixels.',
+    });
+    out.push({
+      source: input.images[i].source,
+      method: result.method,
+      target,
+      predictions,
+      map: { data: scaled, width: w, height: h },
+      clipValue,
+      ...(completeness ? { completeness } : {}),
+      ...framed,
+      weights,
+    });
+  }
+  return out;
+}
+
+/** The p-th percentile (0-100) of `values`, by linear interpolation between order statistics. */
+function percentile(values: Float32Array, p: number): number {
+  const sorted = Float32Array.from(values).sort();
+  const pos = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }

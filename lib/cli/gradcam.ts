@@ -1,7 +1,7 @@
 /** `featscope gradcam`: Grad-CAM overlays per image (and, with --flow, gradient-flow charts), JSON and report. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, gradCamOverlays, gradientFlow, renderFlowChart, type AnalysisSection } from '../analysis';
+import { analysisReport, gradCamOverlays, gradientFlow, renderFlowChart, saliencyOverlays, type AnalysisSection, type SaliencyMethod } from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { loadModel } from '../model';
 import { preprocess } from '../preprocess';
@@ -23,6 +23,9 @@ Options:
       --top K          predictions listed under the picture (default 3)
       --colormap NAME  heatmap colours (default turbo)
       --flow           also chart the gradient flow (per-layer and per-weight gradient norms)
+      --saliency M     also draw an input saliency map: gradient | smoothgrad | ig
+                       (integrated gradients, from the mean colour)
+      --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
       --report         also write report.html
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
@@ -31,7 +34,8 @@ Options:
       --json           print the results as JSON on stdout
   -h, --help           this help
 
-Output: DIR/<image>.gradcam-<layer>.png, DIR/<image>.flow.png (--flow), DIR/gradcam.json, DIR/report.html.
+Output: DIR/<image>.gradcam-<layer>.png, DIR/<image>.flow.png (--flow),
+DIR/<image>.saliency-<M>.png (--saliency), DIR/gradcam.json, DIR/report.html.
 
 Example:
   featscope gradcam photo.jpg --layer layer4 --flow --report --out out/
@@ -43,11 +47,20 @@ export function parseClasses(value: string | undefined, command: string): number
   return value.trim().split(',').map(Number);
 }
 
+const SALIENCY: Record<string, SaliencyMethod> = { gradient: 'gradient', smoothgrad: 'smoothgrad', ig: 'integrated-gradients' };
+
+function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
+  if (value === undefined) return undefined;
+  const m = SALIENCY[value.trim()];
+  if (!m) throw usage(`--saliency takes gradient, smoothgrad or ig, not ${JSON.stringify(value)}`, 'gradcam');
+  return m;
+}
+
 export async function gradcam(argv: string[]): Promise<number> {
   const { values, positionals } = parse('gradcam', argv, {
     ...MODEL_OPTION, ...DEVICE_OPTION,
     layer: { type: 'string', short: 'l' }, class: { type: 'string' }, top: { type: 'string' }, colormap: { type: 'string' },
-    flow: { type: 'boolean' }, report: { type: 'boolean' }, resize: { type: 'string' }, batch: { type: 'string' },
+    flow: { type: 'boolean' }, saliency: { type: 'string' }, samples: { type: 'string' }, report: { type: 'boolean' }, resize: { type: 'string' }, batch: { type: 'string' },
     out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
   if (values.help) {
@@ -61,6 +74,8 @@ export async function gradcam(argv: string[]): Promise<number> {
   const colormap = parseColormap(values.colormap as string | undefined, 'gradcam', '--colormap', 'turbo');
   const resize = parseResize(values.resize as string | undefined, 'gradcam');
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 8, 256, 'gradcam');
+  const saliencyMethod = parseSaliency(values.saliency as string | undefined);
+  const samples = values.samples === undefined ? undefined : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
   const device = parseDevice(values.device as string | undefined, 'gradcam');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals);
@@ -77,8 +92,12 @@ export async function gradcam(argv: string[]): Promise<number> {
       const chunk = inputs.slice(start, start + batch);
       const chunkClasses = classes && classes.length > 1 ? classes.slice(start, start + batch) : classes;
       let results;
+      let saliencies;
       try {
         results = await gradCamOverlays(model, chunk.map((c) => c.source), { layer, classes: chunkClasses, resize, colormap, top });
+        if (saliencyMethod) {
+          saliencies = await saliencyOverlays(model, chunk.map((c) => c.source), { method: saliencyMethod, samples, classes: chunkClasses, resize, top });
+        }
       } catch (err) {
         // Layer and class errors are the command line's fault: stop. Image errors fail the batch's images.
         if ((err as { code?: string }).code?.startsWith('IMAGE_')) {
@@ -93,6 +112,13 @@ export async function gradcam(argv: string[]): Promise<number> {
         await writeAtomic(file, r.png);
         const record: Record<string, unknown> = { source: chunk[i].source, layer, file: path.basename(file), target: r.target, predictions: r.predictions, camMax: r.rawMax };
         const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];
+        if (saliencies) {
+          const sal = saliencies[i];
+          const salFile = insideOut(out, `${chunk[i].name}.saliency-${values.saliency as string}.png`);
+          await writeAtomic(salFile, sal.png);
+          record.saliency = { file: path.basename(salFile), method: sal.method, clipValue: sal.clipValue, completeness: sal.completeness };
+          images.push({ png: sal.png, caption: `Input saliency (${sal.method}) for ${sal.target.name} (class ${sal.target.class})` });
+        }
         if (values.flow) {
           const norm = normalisationOf(model);
           const x = await preprocess(chunk[i].source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
@@ -113,7 +139,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       }
       process.stderr.write(`gradcam: ${Math.min(start + batch, inputs.length)}/${inputs.length} images\n`);
     }
-    const summary = { command: 'gradcam', model: modelSummary(model), options: { layer, classes, resize, colormap }, images: records, failed };
+    const summary = { command: 'gradcam', model: modelSummary(model), options: { layer, classes, resize, colormap, saliency: saliencyMethod, samples }, images: records, failed };
     await writeAtomic(insideOut(out, 'gradcam.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {

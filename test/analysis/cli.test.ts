@@ -42,7 +42,20 @@ test('gradcam, attack and stats write their files', async () => {
   expect(stats.layers.map((l: { name: string }) => l.name)).toEqual(['relu', 'layer4']);
 });
 
+test('gradcam --saliency ig adds a saliency picture and its completeness to the JSON', async () => {
+  const dir = path.join(out, 'sal');
+  expect(await main(['gradcam', path.join(IMAGES, 'dog.jpg'), ...common(), '--saliency', 'ig', '--samples', '8', '--class', '207', '-o', dir])).toBe(0);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'gradcam.json'), 'utf8'));
+  const rec = json.images[0];
+  expect(rec.saliency).toMatchObject({ file: 'dog.saliency-ig.png', method: 'integrated-gradients' });
+  expect(rec.saliency.clipValue).toBeGreaterThan(0);
+  expect(Number.isFinite(rec.saliency.completeness.attributionSum)).toBe(true);
+  expect(json.options).toMatchObject({ saliency: 'integrated-gradients', samples: 8, classes: [207] });
+  expect(fs.existsSync(path.join(dir, 'dog.saliency-ig.png'))).toBe(true);
+});
+
 test('usage errors', async () => {
+  await expect(main(['gradcam', 'x.jpg', ...common(), '--saliency', 'lime'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/gradient, smoothgrad or ig/) });
   await expect(main(['attack', 'x.jpg', ...common(), '--epsilon', '8'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--epsilon/) });
   await expect(main(['attack', 'x.jpg', ...common(), '--method', 'cw'])).rejects.toMatchObject({ code: 'USAGE' });
   await expect(main(['gradcam', 'x.jpg', ...common(), '--class', 'dog'])).rejects.toMatchObject({ code: 'USAGE' });

@@ -1,9 +1,10 @@
 // saliency() against the same formulas in Python torch (eager twin, autograd).
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel, Model } from '../../lib';
-import { gaussianNoise, saliency } from '../../lib/analysis/saliency';
-import { ensureTestModels, MODELS, syntheticInput } from '../support/models';
+import sharp from 'sharp';
+import { gaussianNoise, saliency, saliencyOverlays } from '../../lib/analysis/saliency';
+import { preprocess } from '../../lib/preprocess';
+import { cpuModelForTests, MODELS, syntheticInput } from '../support/models';
 import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
 
 interface OracleResult {
@@ -38,12 +39,7 @@ function relMax(a: Float32Array, b: Float32Array): number {
   return d / s;
 }
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 test.each([
   ['gradient', 1, [] as number[]],
@@ -51,7 +47,7 @@ test.each([
   ['integrated-gradients', 8, [] as number[]],
 ] as const)('%s equals Python to 1e-4 (relative to the largest attribution)', async (method, samples, classes) => {
   const x = syntheticInput(2, 64, 64, 31);
-  const ours = await saliency(model, x, { method, samples, classes: classes.length ? [...classes] : undefined, batch: 5 });
+  const ours = await saliency(scripted(), x, { method, samples, classes: classes.length ? [...classes] : undefined, batch: 5 });
   const py = python(x, method, samples, 0.15, [...classes]);
   expect(ours.classes).toEqual(py.classes);
   ours.scores.forEach((s, i) => expect(Math.abs(s - py.scores[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(py.scores[i]))));
@@ -76,7 +72,7 @@ test.each([
 test('integrated gradients approach completeness as the steps grow', async () => {
   const x = syntheticInput(1, 48, 48, 8);
   const gap = async (samples: number) => {
-    const r = await saliency(model, x, { method: 'integrated-gradients', samples, batch: 32 });
+    const r = await saliency(scripted(), x, { method: 'integrated-gradients', samples, batch: 32 });
     return Math.abs(r.completeness!.attributionSum[0] - r.completeness!.scoreDelta[0]) / Math.abs(r.completeness!.scoreDelta[0]);
   };
   const coarse = await gap(4);
@@ -87,19 +83,19 @@ test('integrated gradients approach completeness as the steps grow', async () =>
 
 test('the same seed gives the same smoothgrad map; another seed a different one', async () => {
   const x = syntheticInput(1, 32, 32, 2);
-  const a = await saliency(model, x, { method: 'smoothgrad', samples: 3 });
-  const b = await saliency(model, x, { method: 'smoothgrad', samples: 3 });
-  const c = await saliency(model, x, { method: 'smoothgrad', samples: 3, seed: 7 });
+  const a = await saliency(scripted(), x, { method: 'smoothgrad', samples: 3 });
+  const b = await saliency(scripted(), x, { method: 'smoothgrad', samples: 3 });
+  const c = await saliency(scripted(), x, { method: 'smoothgrad', samples: 3, seed: 7 });
   expect(a.map.data).toEqual(b.map.data);
   expect(a.map.data).not.toEqual(c.map.data);
 });
 
 test('bad options are clear errors', async () => {
   const x = syntheticInput(1, 32, 32, 2);
-  await expect(saliency(model, x, { method: 'lime' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/'gradient', 'smoothgrad', 'integrated-gradients' for method but received "lime"/) });
-  await expect(saliency(model, x, { samples: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-  await expect(saliency(model, x, { steps: 3 } as never)).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
-  await expect(saliency(model, { data: x.data, shape: [3, 32, 32] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(saliency(scripted(), x, { method: 'lime' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/'gradient', 'smoothgrad', 'integrated-gradients' for method but received "lime"/) });
+  await expect(saliency(scripted(), x, { samples: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(saliency(scripted(), x, { steps: 3 } as never)).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
+  await expect(saliency(scripted(), { data: x.data, shape: [3, 32, 32] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });
 
 test('gaussianNoise is standard normal', () => {
@@ -112,4 +108,22 @@ test('gaussianNoise is standard normal', () => {
   v /= e.length;
   expect(Math.abs(m)).toBeLessThan(0.02);
   expect(Math.abs(v - 1)).toBeLessThan(0.02);
+});
+
+test('saliencyOverlays: the drawn map is saliency() of the preprocessed photo scaled to its 99th percentile', async () => {
+  const dog = path.join(__dirname, '..', 'fixtures', 'images', 'dog.jpg');
+  const [o] = await saliencyOverlays(scripted(), [dog], { method: 'gradient', classes: 207 });
+  const x = await preprocess(dog, { resize: 'squash' });
+  const r = await saliency(scripted(), x, { classes: 207 });
+  const sorted = Float32Array.from(r.map.data).sort();
+  const pos = 0.99 * (sorted.length - 1);
+  const p99 = sorted[Math.floor(pos)] + (sorted[Math.ceil(pos)] - sorted[Math.floor(pos)]) * (pos - Math.floor(pos));
+  expect(o.clipValue).toBeCloseTo(p99, 6);
+  expect([o.map.width, o.map.height]).toEqual([224, 224]);
+  for (const j of [0, 5000, 40000]) expect(o.map.data[j]).toBeCloseTo(Math.min(1, r.map.data[j] / p99), 5);
+  expect(o.target.class).toBe(207);
+  expect(o.weights.trained).toBe(false);
+  // The framed picture starts with the red UNTRAINED banner.
+  const { data } = await sharp(o.png).raw().toBuffer({ resolveWithObject: true });
+  expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
 });

@@ -2,6 +2,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { loadModel, type Model } from '../../lib';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CACHE = path.join(ROOT, 'test', '.cache');
@@ -24,6 +25,20 @@ export function ensureTestModels(): void {
   if (!fs.existsSync(path.join(MODELS.edge, 'loopnet.pt'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
   }
+}
+
+/**
+ * Loads `file` on the CPU before a test file's tests and frees it after them; call at the top
+ * level and use the returned getter inside tests.
+ */
+export function cpuModelForTests(file: () => string = () => MODELS.scripted): () => Model {
+  let model: Model | undefined;
+  beforeAll(async () => {
+    ensureTestModels();
+    model = await loadModel(file(), { device: 'cpu' });
+  });
+  afterAll(() => model?.dispose());
+  return () => model!;
 }
 
 export function edgeModel(name: string): string {
