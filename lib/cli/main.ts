@@ -23,7 +23,8 @@ Commands:
   layers                    the model's layers with their types and output shapes
   render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
   export <images>...        layer outputs as .npy files for numpy
-  gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow
+  gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
+                            --saliency gradient|smoothgrad|ig for input saliency maps
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
   stats <images|folder>...  per-channel activation statistics and dead channels over many images

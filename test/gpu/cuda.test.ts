@@ -1,7 +1,7 @@
 // The GPU suite: runs where libtorch sees CUDA (scripts/gpu-check.sh on the GPU machine) and
 // skips cleanly elsewhere.
 import { type Capture, cuda, FeatscopeError, loadModel, Model } from '../../lib';
-import { ensureTestModels, MODELS, maxAbsDiff, pythonHooks, syntheticInput } from '../support/models';
+import { edgeModel, ensureTestModels, MODELS, maxAbsDiff, pythonHooks, syntheticInput } from '../support/models';
 
 const hasCuda = (() => {
   try {
@@ -103,6 +103,24 @@ describeGpu('CUDA', () => {
     }
     const [small] = await exact.capture(x, 'layer1', { maxSize: 14 });
     expect(small.shape).toEqual([2, 64, 14, 14]);
+  });
+
+  test('modules called in a loop: every call equals Python hooks on CUDA', async () => {
+    const file = edgeModel('loopnet');
+    const m = await loadModel(file, { device: 'cuda', precision: 'exact' });
+    try {
+      const x = syntheticInput(3, 16, 12, 4);
+      const layers = ['stem', 'block', 'block.bn', 'gate'];
+      const oracle = pythonHooks(file, x, layers, 'cuda');
+      const res = await m.forward(x, { layers });
+      expect(res.captures.map((c) => c.name).sort()).toEqual([...oracle.captures.keys()].sort());
+      for (const c of res.captures) {
+        const d = maxAbsDiff(c.data, oracle.captures.get(c.name)!.data);
+        if (!(d <= 1e-4)) throw new Error(`${c.name}: max abs diff ${d}`);
+      }
+    } finally {
+      m.dispose();
+    }
   });
 
   test('Grad-CAM on CUDA equals Grad-CAM on the CPU', async () => {
