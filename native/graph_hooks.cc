@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <unordered_map>
 
@@ -90,7 +91,7 @@ struct Walker {
             if (!firstCall.count(path)) firstCall[path] = callSeq;
             ++callSeq;
             bool inLoop = false;
-            c10::optional<c10::Symbol> unsupported;
+            std::optional<c10::Symbol> unsupported;
             for (Block* b = block; b->owningNode() != nullptr; b = b->owningNode()->owningBlock()) {
               const auto kind = b->owningNode()->kind();
               if (kind == prim::Loop) inLoop = true;
