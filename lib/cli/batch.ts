@@ -145,8 +145,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
       const results = await mapLimited(slice, PREPROCESS_CONCURRENCY, (input) => prepare(input, job.preprocess));
+      // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
+      if (stopping) return undefined;
       results.forEach((r, i) => ('error' in r ? fail(slice[i].source, r.error) : ready.push(r)));
-      if (ready.length === 0 || stopping) return undefined;
+      if (ready.length === 0) return undefined;
       const per = ready[0].data.length;
       const data = new Float32Array(per * ready.length);
       ready.forEach((r, i) => data.set(r.data, i * per));
@@ -154,7 +156,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       try {
         return { ready, captures: await job.model.capture({ data, shape: [ready.length, 3, height, width] }, job.layers) };
       } catch (err) {
-        for (const r of ready) fail(r.input.source, err);
+        if (!stopping) for (const r of ready) fail(r.input.source, err);
         return undefined;
       }
     };
