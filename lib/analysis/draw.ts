@@ -225,6 +225,13 @@ export function barChart(s: BarChartSpec): string {
 }
 
 
+/** The weights banner across the top of an RGB canvas, BANNER_HEIGHT tall. */
+export async function drawBanner(canvas: RgbCanvas, meta: ModelMetadata): Promise<void> {
+  const banner = bannerSpec(meta, canvas.width);
+  fillRect(canvas, 0, 0, canvas.width, BANNER_HEIGHT, parseColor(banner.fill, 'banner'));
+  await drawText(canvas, [{ text: banner.text, x: canvas.width / 2, y: 20 }], { size: banner.size, colour: parseColor(banner.colour, 'banner'), bold: banner.bold });
+}
+
 /** Put the weights banner and a title above an RGB picture, and caption lines under it. */
 export async function frameCanvas(image: RgbCanvas, meta: ModelMetadata, title: string, lines: string[]): Promise<RgbCanvas> {
   const frameW = Math.max(image.width, 360);
@@ -233,9 +240,7 @@ export async function frameCanvas(image: RgbCanvas, meta: ModelMetadata, title: 
   const captionH = lines.length * lineH + FRAME_CAPTION_HEIGHT;
   const totalH = BANNER_HEIGHT + titleH + image.height + captionH;
   const canvas: RgbCanvas = { data: Buffer.alloc(frameW * totalH * 3, 255), width: frameW, height: totalH };
-  const banner = bannerSpec(meta, frameW);
-  fillRect(canvas, 0, 0, frameW, BANNER_HEIGHT, parseColor(banner.fill, 'banner'));
-  await drawText(canvas, [{ text: banner.text, x: frameW / 2, y: 20 }], { size: banner.size, colour: parseColor(banner.colour, 'banner'), bold: banner.bold });
+  await drawBanner(canvas, meta);
   await drawText(canvas, [{ text: fitText(title, 14, frameW - 16), x: 8, y: BANNER_HEIGHT + 19 }], { size: 14, colour: parseColor(INK, 'ink'), bold: true, anchor: 'start' });
   await drawText(
     canvas,

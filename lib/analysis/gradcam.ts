@@ -8,9 +8,12 @@ import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import { type ImageSource, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap, colormapRGB } from '../render/colormaps';
-import { renderOverlay } from '../render/overlay';
+import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
+import { parseColor } from '../render/color';
+import { drawOverlay } from '../render/overlay';
+import { drawText } from '../render/text';
 import { type Prediction, className, normalisationOf, topPredictions, weightsOf } from './common';
-import { BANNER_HEIGHT, fitText, svgDocument, text, weightsBanner } from './draw';
+import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText } from './draw';
 
 export interface GradCamOverlayOptions {
   /** A layer with [N, C, H, W] output, called once per forward (e.g. layer4). */
@@ -86,7 +89,7 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
     const heat = new Float32Array(plane.length);
     if (max > 0) for (let j = 0; j < plane.length; j++) heat[j] = plane[j] / max;
     const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : upscale(input.images[i], displaySize);
-    const overlay = await renderOverlay(await photo, { data: heat, width: w, height: h }, { colormap, alpha, range: [0, 1] });
+    const overlay = await drawOverlay(await photo, { data: heat, width: w, height: h }, { colormap, alpha, range: [0, 1] });
     const target: Prediction = { class: cam.classes[i], name: className(model, cam.classes[i]), probability: cam.probabilities[i] };
     const predictions = topPredictions(model, logits, i, top);
     const framed = await frameHeatmap(model, overlay, {
@@ -145,11 +148,7 @@ export interface HeatmapFrame {
 }
 
 /** Frame a heatmap overlay: weights banner, title, the overlay, a colour bar and the top predictions. */
-export async function frameHeatmap(
-  model: Model,
-  overlay: { png: Buffer; width: number; height: number },
-  o: HeatmapFrame,
-): Promise<{ png: Buffer; width: number; height: number }> {
+export async function frameHeatmap(model: Model, overlay: RgbCanvas, o: HeatmapFrame): Promise<{ png: Buffer; width: number; height: number }> {
   const width = Math.max(overlay.width, 420);
   const titleH = 48;
   const barH = 34;
@@ -162,30 +161,27 @@ export async function frameHeatmap(
   const captionH = lines.length * lineH + 12;
   const photoTop = BANNER_HEIGHT + titleH;
   const height = photoTop + overlay.height + barH + captionH;
-  const left = Math.floor((width - overlay.width) / 2);
-  // Colour bar: the colour map from its first colour (left) to its last (right).
+  const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
+  await drawBanner(canvas, model.metadata);
+  const ink = parseColor(INK, 'ink');
+  await drawText(canvas, [{ text: fitText(o.title, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(o.subtitle, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], { size: 12, colour: ink, anchor: 'start' });
+  blit(canvas, overlay, Math.floor((width - overlay.width) / 2), photoTop);
+  // Colour bar: the colour map from its first colour (left) to its last (right), in a grey frame.
   const barY = photoTop + overlay.height + 8;
   const barX = 60;
   const barW = width - 120;
-  const stops = Array.from({ length: 11 }, (_, k) => {
-    const [r, g, b] = colormapRGB(o.colormap, k / 10);
-    return `<stop offset="${k * 10}%" stop-color="rgb(${r},${g},${b})"/>`;
-  }).join('');
-  const body = [
-    weightsBanner(model.metadata, width),
-    text(10, BANNER_HEIGHT + 20, fitText(o.title, 15, width - 20), { size: 15, weight: 'bold' }),
-    text(10, BANNER_HEIGHT + 40, fitText(o.subtitle, 12, width - 20), { size: 12 }),
-    `<defs><linearGradient id="cb">${stops}</linearGradient></defs>`,
-    `<rect x="${barX}" y="${barY}" width="${barW}" height="10" fill="url(#cb)" stroke="#999" stroke-width="0.5"/>`,
-    text(barX - 6, barY + 10, o.scale[0], { size: 11, anchor: 'end' }),
-    text(barX + barW + 6, barY + 10, o.scale[1], { size: 11 }),
-    text(width / 2, barY + 23, o.scale[2], { size: 10, anchor: 'middle', fill: '#5f6368' }),
-    ...lines.map((l, k) => text(10, photoTop + overlay.height + barH + 16 + k * lineH, fitText(l, 12, width - 20), { size: 12, weight: k === 0 ? 'bold' : 'normal' })),
-  ].join('');
-  const png = await sharp(Buffer.from(svgDocument(width, height, body)))
-    .composite([{ input: overlay.png, top: photoTop, left }])
-    .removeAlpha()
-    .png({ compressionLevel: 6 })
-    .toBuffer();
-  return { png, width, height };
+  fillRect(canvas, barX - 1, barY - 1, barW + 2, 12, [153, 153, 153]);
+  for (let x = 0; x < barW; x++) fillRect(canvas, barX + x, barY, 1, 10, colormapRGB(o.colormap, x / Math.max(1, barW - 1)));
+  await drawText(canvas, [{ text: o.scale[0], x: barX - 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'end' });
+  await drawText(canvas, [{ text: o.scale[1], x: barX + barW + 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'start' });
+  await drawText(canvas, [{ text: o.scale[2], x: width / 2, y: barY + 23 }], { size: 10, colour: parseColor(MUTED, 'muted') });
+  const captionTop = photoTop + overlay.height + barH + 16;
+  await drawText(canvas, [{ text: fitText(lines[0], 12, width - 20), x: 10, y: captionTop }], { size: 12, colour: ink, bold: true, anchor: 'start' });
+  await drawText(
+    canvas,
+    lines.slice(1).map((l, k) => ({ text: fitText(l, 12, width - 20), x: 10, y: captionTop + (k + 1) * lineH })),
+    { size: 12, colour: ink, anchor: 'start' },
+  );
+  return { png: await encodePng(canvas), width, height };
 }

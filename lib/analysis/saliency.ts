@@ -16,7 +16,7 @@ import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import { type ImageSource, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap } from '../render/colormaps';
-import { renderOverlay } from '../render/overlay';
+import { drawOverlay } from '../render/overlay';
 import type { TensorInput } from '../types';
 import { type Prediction, className, normalisationOf, softmaxRow, topPredictions, weightsOf } from './common';
 import { displayPhoto, frameHeatmap, pct, upscale } from './gradcam';
@@ -266,7 +266,7 @@ export async function saliencyOverlays(model: Model, images: readonly ImageSourc
     const scaled = new Float32Array(plane.length);
     if (clipValue > 0) for (let j = 0; j < plane.length; j++) scaled[j] = Math.min(1, plane[j] / clipValue);
     const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
-    const overlay = await renderOverlay(photo, { data: scaled, width: w, height: h }, { colormap, alpha, range: [0, 1] });
+    const overlay = await drawOverlay(photo, { data: scaled, width: w, height: h }, { colormap, alpha, range: [0, 1] });
     const predictions = topPredictions(model, logits, i, top);
     const cls = result.classes[i];
     const target: Prediction = { class: cls, name: className(model, cls), probability: softmaxRow(logits.data, logits.shape[1], i)[cls] };
