@@ -32,6 +32,18 @@ export interface FolderStatsOptions {
   exactLimit?: number;
   /** Called after each batch with the number of images done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Per channel, keep this many top images (highest spatial max); default 5, 0 for none. */
+  examples?: number;
+}
+
+/** One of a channel's top images: which file (index into the files given), its score and where. */
+export interface ChannelExample {
+  file: number;
+  /** The channel's spatial max on this image. */
+  score: number;
+  /** Position of that max in the layer's map (row, column); 0, 0 for [N, C] layers. */
+  y: number;
+  x: number;
 }
 
 export interface ChannelStatistics {
@@ -52,6 +64,8 @@ export interface LayerStatisticsOverFolder {
   deadShare: number;
   /** Whether the percentiles are exact (images <= exactLimit) or P² estimates. */
   percentiles: 'exact' | 'p2';
+  /** Per channel, its top images by spatial max, best first (ties: earlier file first). */
+  examples: ChannelExample[][];
 }
 
 export interface FolderStats {
@@ -137,17 +151,25 @@ class LayerAccumulator {
   /** Exact phase: per-image means, image-major [images, C]. */
   exact: Float32Array[] = [];
   p2: P2Quantile[][] | null = null;
+  /** Top examples per channel: k slots each, best first (score -Infinity: empty). */
+  topScore!: Float64Array;
+  topFile!: Int32Array;
+  topAt!: Int32Array;
 
-  constructor(name: string, readonly exactLimit: number) {
+  constructor(name: string, readonly exactLimit: number, readonly k: number, readonly mapWidth: number) {
     this.name = name;
   }
 
-  add(mean: Float32Array, max: Float32Array, n: number, c: number): void {
+  /** One batch: per image (files[i]) and channel, the spatial mean, max and argmax (flat index). */
+  add(mean: Float32Array, max: Float32Array, argmax: Int32Array, n: number, c: number, files: readonly number[]): void {
     if (this.channels === 0) {
       this.channels = c;
       this.sum = new Float64Array(c);
       this.max = new Float64Array(c).fill(-Infinity);
       this.silent = new Uint32Array(c);
+      this.topScore = new Float64Array(c * this.k).fill(-Infinity);
+      this.topFile = new Int32Array(c * this.k).fill(-1);
+      this.topAt = new Int32Array(c * this.k);
     } else if (c !== this.channels) {
       throw new FeatscopeError('SHAPE_MISMATCH', `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`);
     }
@@ -158,6 +180,7 @@ class LayerAccumulator {
         const m = max[i * c + ch];
         if (m > this.max[ch]) this.max[ch] = m;
         if (m <= 0) this.silent[ch]++;
+        if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1]) this.#insert(ch, m, files[i], argmax[i * c + ch]);
       }
       this.images++;
       if (!this.p2) {
@@ -167,6 +190,21 @@ class LayerAccumulator {
         for (let ch = 0; ch < c; ch++) for (const est of this.p2[ch]) est.add(row[ch]);
       }
     }
+  }
+
+  /** Insert into channel ch's top list after every score >= m (so earlier files win ties). */
+  #insert(ch: number, m: number, file: number, at: number): void {
+    const base = ch * this.k;
+    let pos = this.k - 1;
+    while (pos > 0 && this.topScore[base + pos - 1] < m) {
+      this.topScore[base + pos] = this.topScore[base + pos - 1];
+      this.topFile[base + pos] = this.topFile[base + pos - 1];
+      this.topAt[base + pos] = this.topAt[base + pos - 1];
+      pos--;
+    }
+    this.topScore[base + pos] = m;
+    this.topFile[base + pos] = file;
+    this.topAt[base + pos] = at;
   }
 
   #startP2(): void {
@@ -201,33 +239,55 @@ class LayerAccumulator {
     }
     const deadChannels: number[] = [];
     for (let ch = 0; ch < c; ch++) if (this.max[ch] <= 0) deadChannels.push(ch);
-    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.p2 ? 'p2' : 'exact' };
+    const examples: ChannelExample[][] = [];
+    for (let ch = 0; ch < c; ch++) {
+      const list: ChannelExample[] = [];
+      for (let j = ch * this.k; j < (ch + 1) * this.k && this.topFile[j] >= 0; j++) {
+        const at = this.topAt[j];
+        list.push({ file: this.topFile[j], score: this.topScore[j], y: Math.floor(at / this.mapWidth), x: at % this.mapWidth });
+      }
+      examples.push(list);
+    }
+    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.p2 ? 'p2' : 'exact', examples };
   }
 }
 
 /** Statistics of the given layers over many images, one batch in memory at a time. */
 export async function folderStats(model: Model, files: readonly ImageSource[], options: FolderStatsOptions): Promise<FolderStats> {
   if (!options || typeof options !== 'object') throw invalidParameter('folderStats options', 'an object with layers', options);
-  checkKnownKeys('folderStats', options, ['layers', 'batch', 'resize', 'exactLimit', 'onProgress']);
+  checkKnownKeys('folderStats', options, ['layers', 'batch', 'resize', 'exactLimit', 'onProgress', 'examples']);
   if (!Array.isArray(files) || files.length === 0) throw invalidParameter('files', 'a non-empty array of image paths or Buffers', files);
   if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
   const batch = options.batch ?? 16;
   if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
   const exactLimit = options.exactLimit ?? 1000;
   if (!Number.isInteger(exactLimit) || exactLimit < 5) throw invalidParameter('exactLimit', 'an integer of at least 5', exactLimit);
+  const k = options.examples ?? 5;
+  if (!Number.isInteger(k) || k < 0 || k > 100) throw invalidParameter('examples', 'an integer from 0 to 100', k);
   const resize = options.resize ?? 'squash';
   const norm = normalisationOf(model);
-  const acc = new Map(options.layers.map((l) => [l, new LayerAccumulator(l, exactLimit)]));
+  // Map widths (for the argmax positions), from one forward on zeros at the input size.
+  const widths = new Map<string, number>();
+  for (const l of await model.layers({ inputSize: norm.size })) {
+    (l.outputShapes ?? []).forEach((shape, call) => widths.set(call === 0 ? l.name : `${l.name}#${call}`, shape.length === 4 ? shape[3] : 1));
+  }
+  const acc = new Map<string, LayerAccumulator>();
+  const accumulator = (name: string) => {
+    let a = acc.get(name);
+    if (!a) acc.set(name, (a = new LayerAccumulator(name, exactLimit, k, widths.get(name) ?? 1)));
+    return a;
+  };
+  options.layers.forEach(accumulator);
   const failed: FolderStats['failed'] = [];
   for (let start = 0; start < files.length; start += batch) {
     const chunk = files.slice(start, start + batch);
-    const good: ImageSource[] = [];
+    const good: number[] = [];
     // Decode one by one so that one bad file fails alone, then run the batch together.
     const tensors: Float32Array[] = [];
-    for (const f of chunk) {
+    for (const [j, f] of chunk.entries()) {
       try {
         tensors.push((await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data);
-        good.push(f);
+        good.push(start + j);
       } catch (err) {
         failed.push({ source: typeof f === 'string' ? f : `input ${start + chunk.indexOf(f)}`, code: (err as FeatscopeError).code, message: (err as Error).message });
       }
@@ -240,10 +300,8 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
       for (const cap of caps) {
         if (!cap.stats) continue;
         // A module called several times gives one capture per call (`relu`, `relu#1`): each its own statistics.
-        let a = acc.get(cap.name);
-        if (!a) acc.set(cap.name, (a = new LayerAccumulator(cap.name, exactLimit)));
         const [n, c] = cap.stats.shape;
-        a.add(cap.stats.mean, cap.stats.max, n, c);
+        accumulator(cap.name).add(cap.stats.mean, cap.stats.max, cap.stats.argmax, n, c, good);
       }
     }
     options.onProgress?.(Math.min(start + batch, files.length), files.length);

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { loadModel, Model } from '../../lib';
 import { P2Quantile, folderStats, percentileSorted, renderStatsChart } from '../../lib/analysis';
 import { preprocess } from '../../lib/preprocess';
-import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT } from '../support/models';
+import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT, pythonHooks } from '../support/models';
 
 const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
 const files = fs.readdirSync(IMAGES).sort().map((f) => path.join(IMAGES, f));
@@ -103,4 +103,36 @@ test('a bad file fails alone', async () => {
   expect(s.images).toBe(2);
   expect(s.failed).toHaveLength(1);
   expect(s.failed[0].source).toBe(bad);
+});
+
+test('top images per channel: the files with the highest spatial max and where it lies, against Python hooks', async () => {
+  // A corrupt file in the middle fails alone; examples still name positions in the list given.
+  const withBad: (string | Buffer)[] = [...files.slice(0, 2), Buffer.from('not an image'), ...files.slice(2)];
+  const s = await folderStats(resnet, withBad, { layers: ['layer1.0.relu#1', 'layer3'], batch: 4, examples: 3 });
+  expect(s.failed).toHaveLength(1);
+  const x = await preprocess(files, { size: 224 });
+  const oracle = pythonHooks(MODELS.scripted, x, ['layer1.0.relu', 'layer3']);
+  for (const name of ['layer1.0.relu#1', 'layer3']) {
+    const cap = oracle.captures.get(name)!;
+    const [n, c, h, w] = cap.shape;
+    const layer = s.layers.find((l) => l.name === name)!;
+    expect(layer.examples).toHaveLength(c);
+    for (const ch of [0, 5, 17, c - 1]) {
+      const maxes = Array.from({ length: n }, (_, i) => Math.max(...cap.data.subarray((i * c + ch) * h * w, (i * c + ch + 1) * h * w)));
+      const expected = maxes.map((m, i) => ({ m, i })).sort((a, b) => b.m - a.m || a.i - b.i).slice(0, 3);
+      const got = layer.examples[ch];
+      // File indices refer to withBad: files after the corrupt one moved up by one.
+      expect(got.map((e) => (e.file > 2 ? e.file - 1 : e.file))).toEqual(expected.map((e) => e.i));
+      got.forEach((e, j) => {
+        expect(Math.abs(e.score - expected[j].m)).toBeLessThan(1e-4 * Math.max(1, Math.abs(expected[j].m)));
+        // The reported position holds that maximum in Python's map too.
+        const i = expected[j].i;
+        expect(e.y).toBeLessThan(h);
+        expect(e.x).toBeLessThan(w);
+        expect(Math.abs(cap.data[(i * c + ch) * h * w + e.y * w + e.x] - expected[j].m)).toBeLessThan(1e-4 * Math.max(1, Math.abs(expected[j].m)));
+      });
+    }
+  }
+  const none = await folderStats(resnet, files.slice(0, 2), { layers: ['layer4'], examples: 0 });
+  expect(none.layers[0].examples.every((e) => e.length === 0)).toBe(true);
 });
