@@ -16,11 +16,18 @@
  *
  * Memory: one batch of images, plus exactLimit x channels floats per layer, plus constants.
  */
+import * as path from 'path';
+import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import { type ImageSource, preprocess } from '../preprocess';
+import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
+import { parseColor } from '../render/color';
+import { type ColormapName, checkColormap } from '../render/colormaps';
+import { drawOverlay } from '../render/overlay';
+import { drawText } from '../render/text';
 import { normalisationOf, weightsOf } from './common';
-import { BANNER_HEIGHT, type Bar, MUTED, barChart, fitText, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
+import { BANNER_HEIGHT, type Bar, INK, MUTED, barChart, drawBanner, fitText, formatNumber, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
 
 export interface FolderStatsOptions {
   /** Layers with [N, C, H, W] output (or [N, C]); `layer#k` picks one call. */
@@ -361,4 +368,116 @@ function profiles(stats: FolderStats, x: number, y: number, width: number, heigh
   });
   parts.push(`<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`);
   return parts.join('');
+}
+
+export interface ChannelExamplesOptions {
+  /** A layer of the statistics (its name, `layer#k` for a call). */
+  layer: string;
+  /** Channels to show: a list, or the N with the highest max over the folder (default 8). */
+  channels?: number | number[];
+  /** Side of each image tile in pixels; default 112. */
+  tile?: number;
+  /** Colour map of the channel's map over each image; default 'turbo'. */
+  colormap?: ColormapName;
+  resize?: 'squash' | 'crop';
+}
+
+export interface ChannelExamplesPicture {
+  png: Buffer;
+  width: number;
+  height: number;
+  /** Where each tile sits: which channel (row) and which file (column). */
+  layout: { channel: number; file: number; score: number; x: number; y: number; width: number; height: number }[];
+}
+
+/**
+ * "Dataset examples": for each chosen channel a row of its top images from folderStats(), each
+ * with that channel's map drawn over it (one colour range per row: 0 to the channel's top score)
+ * and a cross at its maximum. `files` must be the list given to folderStats().
+ */
+export async function renderChannelExamples(model: Model, stats: FolderStats, files: readonly ImageSource[], options: ChannelExamplesOptions): Promise<ChannelExamplesPicture> {
+  if (!options || typeof options !== 'object') throw invalidParameter('renderChannelExamples options', 'an object with a layer', options);
+  checkKnownKeys('renderChannelExamples', options, ['layer', 'channels', 'tile', 'colormap', 'resize']);
+  const layer = stats.layers.find((l) => l.name === options.layer);
+  if (!layer) throw invalidParameter('layer', `one of the layers of these statistics (${stats.layers.map((l) => l.name).join(', ')})`, options.layer);
+  const tile = options.tile ?? 112;
+  if (!Number.isInteger(tile) || tile < 32 || tile > 512) throw invalidParameter('tile', 'an integer from 32 to 512', tile);
+  const colormap = checkColormap(options.colormap ?? 'turbo');
+  const resize = options.resize ?? 'squash';
+  let channels: number[];
+  if (Array.isArray(options.channels)) {
+    channels = options.channels;
+    for (const ch of channels) if (!Number.isInteger(ch) || ch < 0 || ch >= layer.channels) throw invalidParameter('channels', `channel indices from 0 to ${layer.channels - 1}`, ch);
+  } else {
+    const count = options.channels ?? 8;
+    if (!Number.isInteger(count) || count < 1) throw invalidParameter('channels', 'a count or a list of channel indices', count);
+    channels = Array.from({ length: layer.channels }, (_, ch) => ch)
+      .filter((ch) => layer.examples[ch].length > 0)
+      .sort((a, b) => layer.channel.max[b] - layer.channel.max[a] || a - b)
+      .slice(0, count);
+  }
+  if (channels.length === 0 || channels.every((ch) => layer.examples[ch].length === 0)) {
+    throw new FeatscopeError('INVALID_ARGUMENT', `no examples to draw for ${layer.name}: run folderStats with examples > 0`);
+  }
+  const k = Math.max(...channels.map((ch) => layer.examples[ch].length));
+
+  // The maps of the chosen channels on every image that appears, in one capture per 16 images.
+  const needed = [...new Set(channels.flatMap((ch) => layer.examples[ch].map((e) => e.file)))].sort((a, b) => a - b);
+  const norm = normalisationOf(model);
+  const photos = new Map<number, { rgb: Buffer; width: number; height: number }>();
+  const maps = new Map<number, Float32Array>();
+  let mapW = 1;
+  let mapH = 1;
+  for (let start = 0; start < needed.length; start += 16) {
+    const chunk = needed.slice(start, start + 16);
+    const x = await preprocess(chunk.map((f) => files[f]), { resize, size: norm.size, mean: norm.mean, std: norm.std });
+    const [cap] = await model.capture(x, [layer.name], { channels });
+    const [, c, h, w] = cap.shape.length === 4 ? cap.shape : [cap.shape[0], cap.shape[1], 1, 1];
+    [mapH, mapW] = [h, w];
+    for (const [i, f] of chunk.entries()) {
+      maps.set(f, cap.data.slice(i * c * h * w, (i + 1) * c * h * w));
+      const img = x.images[i];
+      const { data } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } }).resize(tile, tile).raw().toBuffer({ resolveWithObject: true });
+      photos.set(f, { rgb: data, width: tile, height: tile });
+    }
+  }
+
+  const labelW = 86;
+  const gap = 6;
+  const captionH = 16;
+  const head = BANNER_HEIGHT + 46;
+  const width = Math.max(420, labelW + k * (tile + gap) + gap);
+  const rowH = tile + captionH + gap;
+  const height = head + channels.length * rowH + gap;
+  const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
+  await drawBanner(canvas, model.metadata);
+  const ink = parseColor(INK, 'ink');
+  const muted = parseColor(MUTED, 'muted');
+  await drawText(canvas, [{ text: fitText(`Top images per channel · ${layer.name}`, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(`by spatial max over ${stats.images} images; the channel's map over each, + at its max`, 11, width - 20), x: 10, y: BANNER_HEIGHT + 38 }], { size: 11, colour: muted, anchor: 'start' });
+  const layout: ChannelExamplesPicture['layout'] = [];
+  for (const [row, ch] of channels.entries()) {
+    const y0 = head + row * rowH;
+    const mapIndex = channels.indexOf(ch);
+    const top = layer.examples[ch][0]?.score ?? 0;
+    await drawText(canvas, [{ text: `ch ${ch}`, x: 10, y: y0 + tile / 2 }], { size: 13, colour: ink, bold: true, anchor: 'start' });
+    await drawText(canvas, [{ text: `max ${formatNumber(layer.channel.max[ch])}`, x: 10, y: y0 + tile / 2 + 16 }], { size: 10, colour: muted, anchor: 'start' });
+    for (const [col, e] of layer.examples[ch].entries()) {
+      const x0 = labelW + col * (tile + gap);
+      const plane = maps.get(e.file)!.subarray(mapIndex * mapH * mapW, (mapIndex + 1) * mapH * mapW);
+      const overlay = await drawOverlay(photos.get(e.file)!, { data: Float32Array.from(plane), width: mapW, height: mapH }, { colormap, alpha: 0.55, range: [0, Math.max(top, 1e-12)] });
+      blit(canvas, overlay, x0, y0);
+      // A white cross with a dark outline at the maximum.
+      const cx = Math.round(x0 + ((e.x + 0.5) * tile) / mapW);
+      const cy = Math.round(y0 + ((e.y + 0.5) * tile) / mapH);
+      fillRect(canvas, cx - 5, cy - 1, 11, 3, [20, 20, 20]);
+      fillRect(canvas, cx - 1, cy - 5, 3, 11, [20, 20, 20]);
+      fillRect(canvas, cx - 4, cy, 9, 1, [255, 255, 255]);
+      fillRect(canvas, cx, cy - 4, 1, 9, [255, 255, 255]);
+      const name = typeof files[e.file] === 'string' ? path.basename(files[e.file] as string) : `input ${e.file}`;
+      await drawText(canvas, [{ text: fitText(`${formatNumber(e.score)} ${name}`, 10, tile), x: x0, y: y0 + tile + 12 }], { size: 10, colour: ink, anchor: 'start' });
+      layout.push({ channel: ch, file: e.file, score: e.score, x: x0, y: y0, width: tile, height: tile });
+    }
+  }
+  return { png: await encodePng(canvas), width, height, layout };
 }

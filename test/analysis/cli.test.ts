@@ -40,6 +40,13 @@ test('gradcam, attack and stats write their files', async () => {
   const stats = JSON.parse(fs.readFileSync(path.join(out, 's', 'stats.json'), 'utf8'));
   expect(stats.images).toBe(fs.readdirSync(IMAGES).length);
   expect(stats.layers.map((l: { name: string }) => l.name)).toEqual(['relu', 'layer4']);
+  // Top images per channel in the JSON, and one examples picture per layer.
+  const [source, score, y, x] = stats.layers[1].topImages[0][0];
+  expect(fs.existsSync(source)).toBe(true);
+  expect(score).toBeGreaterThanOrEqual(stats.layers[1].topImages[0][1]?.[1] ?? -Infinity);
+  expect([y, x].every((v: number) => Number.isInteger(v) && v >= 0 && v < 7)).toBe(true);
+  expect(stats.layers[1].examplesPicture).toBe('examples-layer4.png');
+  expect(fs.existsSync(path.join(out, 's', 'examples-layer4.png'))).toBe(true);
 });
 
 test('gradcam --saliency ig adds a saliency picture and its completeness to the JSON', async () => {

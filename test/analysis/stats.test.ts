@@ -3,7 +3,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, Model } from '../../lib';
-import { P2Quantile, folderStats, percentileSorted, renderStatsChart } from '../../lib/analysis';
+import sharp from 'sharp';
+import { P2Quantile, folderStats, percentileSorted, renderChannelExamples, renderStatsChart } from '../../lib/analysis';
 import { preprocess } from '../../lib/preprocess';
 import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT, pythonHooks } from '../support/models';
 
@@ -135,4 +136,34 @@ test('top images per channel: the files with the highest spatial max and where i
   }
   const none = await folderStats(resnet, files.slice(0, 2), { layers: ['layer4'], examples: 0 });
   expect(none.layers[0].examples.every((e) => e.length === 0)).toBe(true);
+});
+
+test('renderChannelExamples: a row per channel (the strongest by default), its top images in order, a cross at each max', async () => {
+  const s = await folderStats(resnet, files, { layers: ['layer3'], examples: 3 });
+  const layer = s.layers[0];
+  const pic = await renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: 4, tile: 96 });
+  const strongest = Array.from({ length: layer.channels }, (_, ch) => ch).sort((a, b) => layer.channel.max[b] - layer.channel.max[a] || a - b).slice(0, 4);
+  expect([...new Set(pic.layout.map((t) => t.channel))]).toEqual(strongest);
+  for (const ch of strongest) {
+    const tiles = pic.layout.filter((t) => t.channel === ch);
+    expect(tiles.map((t) => t.file)).toEqual(layer.examples[ch].map((e) => e.file));
+    expect(tiles.every((t, i) => i === 0 || t.x > tiles[i - 1].x)).toBe(true);
+  }
+  const { data, info } = await sharp(pic.png).raw().toBuffer({ resolveWithObject: true });
+  expect([info.width, info.height]).toEqual([pic.width, pic.height]);
+  expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]); // UNTRAINED banner
+  // The cross: white at the max's cell centre, dark just beside its arms.
+  const [h, w] = [14, 14]; // layer3 of a 224 input
+  for (const t of pic.layout) {
+    const e = layer.examples[t.channel].find((x) => x.file === t.file)!;
+    const cx = Math.round(t.x + ((e.x + 0.5) * t.width) / w);
+    const cy = Math.round(t.y + ((e.y + 0.5) * t.height) / h);
+    const at = (x: number, y: number) => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+    expect(at(cx, cy)).toEqual([255, 255, 255]);
+    expect(at(cx + 5, cy)).toEqual([20, 20, 20]);
+  }
+  const listed = await renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: [5, 2] });
+  expect([...new Set(listed.layout.map((t) => t.channel))]).toEqual([5, 2]);
+  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer4' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/one of the layers of these statistics \(layer3\)/) });
+  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: [256] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });
