@@ -80,6 +80,12 @@ export interface BackwardOptions {
   inputGrad?: boolean;
   /** Also return the norm of each parameter's gradient (parameters saved with requires_grad). */
   parameterGrads?: boolean;
+  /**
+   * Differentiate a layer's mean activation instead of a class score: one channel's, or all
+   * channels' when `channel` is omitted; per image, summed over the batch. The layer must be called
+   * once per forward; the model need not be a classifier (`classes` and `loss` do not apply).
+   */
+  objective?: { layer: string; channel?: number };
 }
 
 export interface BackwardResult {
@@ -277,8 +283,19 @@ export class Model {
    */
   async backward(input: TensorInput, options: BackwardOptions = {}): Promise<BackwardResult> {
     this.#alive();
-    checkOptionsObject('backward options', options, ['layers', 'classes', 'loss', 'inputGrad', 'parameterGrads']);
+    checkOptionsObject('backward options', options, ['layers', 'classes', 'loss', 'inputGrad', 'parameterGrads', 'objective']);
     const layers = options.layers === undefined ? [] : this.#resolve(options.layers, 'backward layers', true);
+    const objective = options.objective;
+    if (objective !== undefined) {
+      if (objective === null || typeof objective !== 'object') throw invalidParameter('objective', '{ layer, channel? }', objective);
+      checkOptionsObject('objective', objective, ['layer', 'channel']);
+      const [layer] = this.#resolve([objective.layer], 'objective layer');
+      if (layer.includes('#')) throw invalidParameter('objective layer', 'a layer called once per forward (no #k)', layer);
+      if (objective.channel !== undefined && !(Number.isInteger(objective.channel) && objective.channel >= 0)) {
+        throw invalidParameter('objective channel', 'a channel index (an integer >= 0)', objective.channel);
+      }
+    }
+    const nativeLayers = objective && !layers.includes(objective.layer) ? [...layers, objective.layer] : layers;
     if (layers.some((l) => l.includes('#'))) throw invalidParameter('backward layers', 'layer names without #k (all calls are reported)', options.layers);
     const classes = checkClasses(options.classes, 'backward classes');
     const loss = options.loss ?? 'score';
@@ -289,10 +306,13 @@ export class Model {
     const { data, shape } = checkInput(input);
     this.#running++;
     try {
-      const r = await withStack(this.#native.backward(data, shape, layers, {
+      const r = await withStack(this.#native.backward(data, shape, nativeLayers, {
         classes, loss, inputGrad: options.inputGrad ?? false, parameterGrads: options.parameterGrads ?? false,
+        ...(objective ? { objectiveLayer: objective.layer, objectiveChannel: objective.channel ?? -1 } : {}),
       }));
-      return { ...r, classes: Array.from(r.classes) };
+      // The objective's layer is reported only when asked for in `layers`.
+      const reported = nativeLayers === layers ? r.layers : r.layers.filter((l) => layers.includes(l.layer));
+      return { ...r, layers: reported, classes: Array.from(r.classes) };
     } finally {
       this.#running--;
     }

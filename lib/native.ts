@@ -32,6 +32,7 @@ export interface NativeModel {
   }>;
   backward(data: Float32Array, shape: number[], layers: string[], spec: {
     classes: number[]; loss: 'score' | 'cross-entropy'; inputGrad: boolean; parameterGrads: boolean;
+    objectiveLayer?: string; objectiveChannel?: number;
   }): Promise<NativeBackwardResult>;
   parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
   dispose(): void;

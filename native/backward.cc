@@ -38,6 +38,10 @@ struct BackwardSpec {
   bool crossEntropy = false;  // loss: cross-entropy (attacks) or the class score (Grad-CAM, flow)
   bool inputGrad = false;
   bool paramGrads = false;
+  // Instead of a class score: the mean activation of one layer (one channel, or all when -1),
+  // summed over the batch (feature visualisation). The model need not be a classifier then.
+  std::string objectiveLayer;
+  int64_t objectiveChannel = -1;
 };
 
 struct LayerGrad {
@@ -73,15 +77,21 @@ class BackwardWorker : public FsWorker {
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     const auto& el = tuple->elements();
-    at::Tensor logits = checkLogits(el[0]);
-    at::Tensor cls = resolveClasses(logits, spec_.classes);
-    at::Tensor loss = spec_.crossEntropy ? at::cross_entropy_loss(logits, cls, {}, at::Reduction::Sum)
-                                         : logits.gather(1, cls.view({-1, 1})).sum();
-    std::vector<at::Tensor> wrt{x};
     for (size_t i = 0; i < hf->slots.size(); ++i)
       if (!hf->slots[i].looped && !el[i + 1].isTensor())
         throw FsError("LAYER_NOT_CALLED", hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
     const auto captured = unpackCaptures(*hf, el);
+    at::Tensor logits, cls, loss;
+    if (spec_.objectiveLayer.empty()) {
+      logits = checkLogits(el[0]);
+      cls = resolveClasses(logits, spec_.classes);
+      loss = spec_.crossEntropy ? at::cross_entropy_loss(logits, cls, {}, at::Reduction::Sum) : logits.gather(1, cls.view({-1, 1})).sum();
+    } else {
+      loss = objectiveLoss(captured);
+      logits = el[0].isTensor() ? el[0].toTensor() : at::empty({0});
+      cls = at::empty({0});
+    }
+    std::vector<at::Tensor> wrt{x};
     for (const auto& c : captured) wrt.push_back(c.tensor);
     std::vector<std::pair<std::string, at::Tensor>> params;
     if (spec_.paramGrads)
@@ -107,6 +117,26 @@ class BackwardWorker : public FsWorker {
     classes_ = toHostFloat(cls.to(at::kFloat), &used);
     loss_ = loss.item<double>();
     if (used) torch::cuda::synchronize(st_->device.index());
+  }
+
+  // The mean of the objective layer's output (one channel or all) per image, summed over the batch.
+  at::Tensor objectiveLoss(const std::vector<Captured>& captured) const {
+    const Captured* hit = nullptr;
+    int calls = 0;
+    for (const auto& c : captured)
+      if (c.slot.layer == spec_.objectiveLayer) {
+        hit = &c;
+        ++calls;
+      }
+    if (calls != 1)
+      throw FsError(calls == 0 ? "LAYER_NOT_CALLED" : "INVALID_ARGUMENT",
+                    "objective layer " + spec_.objectiveLayer + (calls == 0 ? " was not called in this forward" : " is called " + std::to_string(calls) + " times; pick a layer called once (or one of its inner modules)"));
+    at::Tensor a = hit->tensor;
+    if (a.dim() < 2) throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " has no channel dimension (shape of rank " + std::to_string(a.dim()) + ")");
+    if (spec_.objectiveChannel >= a.size(1))
+      throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(spec_.objectiveChannel) + " does not exist: " + spec_.objectiveLayer + " has channels 0.." + std::to_string(a.size(1) - 1));
+    if (spec_.objectiveChannel >= 0) a = a.select(1, spec_.objectiveChannel);
+    return a.reshape({a.size(0), -1}).mean(1).sum();
   }
 
   Napi::Value Result() override {
@@ -173,6 +203,11 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
     spec.crossEntropy = o.Get("loss").IsString() && o.Get("loss").As<Napi::String>().Utf8Value() == "cross-entropy";
     spec.inputGrad = o.Get("inputGrad").ToBoolean();
     spec.paramGrads = o.Get("parameterGrads").ToBoolean();
+    if (o.Get("objectiveLayer").IsString()) {
+      spec.objectiveLayer = o.Get("objectiveLayer").As<Napi::String>().Utf8Value();
+      if (!names.count(spec.objectiveLayer)) throw makeJsError(env, "INVALID_ARGUMENT", "the objective layer must be among the layers");
+      if (o.Get("objectiveChannel").IsNumber()) spec.objectiveChannel = o.Get("objectiveChannel").As<Napi::Number>().Int64Value();
+    }
   }
   auto* w = new BackwardWorker(env, st, std::move(input), std::move(names), std::move(spec));
   auto p = w->Promise();

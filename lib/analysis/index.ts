@@ -2,6 +2,8 @@
 export { gradCamOverlay, gradCamOverlays } from './gradcam';
 export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
 export { gaussianNoise, saliency, saliencyOverlays } from './saliency';
+export { featureVisualization, renderFeatureVisualization } from './featurevis';
+export type { FeatureVisOptions, FeatureVisResult } from './featurevis';
 export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';
 export { gradientFlow, renderFlowChart, weightLayers } from './flow';
 export type { FlowChartOptions, GradientFlow, GradientFlowOptions, LayerFlow, ParameterFlow } from './flow';
