@@ -10,6 +10,7 @@ import { exportCommand } from './export';
 import { gradcam } from './gradcam';
 import { info } from './info';
 import { layers } from './layers';
+import { maximize } from './maximize';
 import { render } from './render';
 import { stats } from './stats';
 import { weights } from './weights';
@@ -27,7 +28,8 @@ Commands:
                             --saliency gradient|smoothgrad|ig for input saliency maps
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
-  stats <images|folder>...  per-channel activation statistics and dead channels over many images
+  stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
+  maximize --layer L        feature visualisation: the input that most raises a channel's activation
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -47,6 +49,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   weights,
   attack,
   stats,
+  maximize,
 };
 
 export async function main(argv: string[]): Promise<number> {

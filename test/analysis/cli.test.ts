@@ -61,7 +61,21 @@ test('gradcam --saliency ig adds a saliency picture and its completeness to the 
   expect(fs.existsSync(path.join(dir, 'dog.saliency-ig.png'))).toBe(true);
 });
 
+test('maximize writes a picture per channel and the objective per step', async () => {
+  const dir = path.join(out, 'max');
+  expect(await main(['maximize', ...common(), '--layer', 'layer2', '--channels', '3,7', '--steps', '6', '--size', '48', '-o', dir])).toBe(0);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'maximize.json'), 'utf8'));
+  expect(json.results.map((r: { file: string }) => r.file)).toEqual(['maximize-layer2-c3.png', 'maximize-layer2-c7.png']);
+  for (const r of json.results) {
+    expect(r.objective).toHaveLength(7);
+    expect(r.objective[6]).toBeGreaterThan(r.objective[0]);
+    expect(fs.existsSync(path.join(dir, r.file))).toBe(true);
+  }
+});
+
 test('usage errors', async () => {
+  await expect(main(['maximize', ...common()])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--layer/) });
+  await expect(main(['maximize', ...common(), '--layer', 'layer2', '--channels', 'a,b'])).rejects.toMatchObject({ code: 'USAGE' });
   await expect(main(['gradcam', 'x.jpg', ...common(), '--saliency', 'lime'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/gradient, smoothgrad or ig/) });
   await expect(main(['attack', 'x.jpg', ...common(), '--epsilon', '8'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--epsilon/) });
   await expect(main(['attack', 'x.jpg', ...common(), '--method', 'cw'])).rejects.toMatchObject({ code: 'USAGE' });
