@@ -123,6 +123,19 @@ describeGpu('CUDA', () => {
     }
   });
 
+  test('a layer objective (feature visualisation) has the same input gradient on CUDA as on the CPU', async () => {
+    const cpu = await loadModel(MODELS.scripted, { device: 'cpu' });
+    try {
+      const x = syntheticInput(2, 96, 96, 6);
+      const o = { objective: { layer: 'layer3', channel: 7 }, inputGrad: true };
+      const [a, b] = [await exact.backward(x, o), await cpu.backward(x, o)];
+      expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(b.loss)));
+      expect(relDiff(a.inputGrad!, b.inputGrad!)).toBeLessThan(1e-3);
+    } finally {
+      cpu.dispose();
+    }
+  });
+
   test('Grad-CAM on CUDA equals Grad-CAM on the CPU', async () => {
     const cpu = await loadModel(MODELS.scripted, { device: 'cpu' });
     try {
