@@ -16,7 +16,7 @@ import { parseColor } from '../render/color';
 import { drawText } from '../render/text';
 import { normalisationOf, weightsOf } from './common';
 import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText, formatNumber } from './draw';
-import { gaussianNoise, mulberry32 } from './saliency';
+import { gaussianNoise, mulberry32 } from './random';
 
 export interface FeatureVisOptions {
   /** The layer whose mean activation to raise (called once per forward). */

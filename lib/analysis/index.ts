@@ -1,7 +1,8 @@
 /** Analyses beyond feature maps: Grad-CAM overlays, input saliency, gradient flow, weight distributions, adversarial paths, folder statistics. */
 export { gradCamOverlay, gradCamOverlays } from './gradcam';
 export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
-export { gaussianNoise, saliency, saliencyOverlays } from './saliency';
+export { gaussianNoise } from './random';
+export { saliency, saliencyOverlays } from './saliency';
 export { featureVisualization, renderFeatureVisualization } from './featurevis';
 export type { FeatureVisOptions, FeatureVisResult } from './featurevis';
 export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { gaussianNoise, saliency, saliencyOverlays } from '../../lib/analysis/saliency';
+import { gaussianNoise, saliency, saliencyOverlays } from '../../lib/analysis';
 import { preprocess } from '../../lib/preprocess';
 import { cpuModelForTests, MODELS, syntheticInput } from '../support/models';
 import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
