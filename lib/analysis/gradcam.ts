@@ -94,7 +94,7 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
     const predictions = topPredictions(model, logits, i, top);
     const framed = await frameHeatmap(model, overlay, {
       title: `Grad-CAM · ${options.layer}`,
-      subtitle: `target: ${target.name} (class ${target.class}), p = ${pct(target.probability)}`,
+      target,
       colormap,
       scale: ['0', 'max', 'class evidence (CAM / its maximum)'],
       predictions,
@@ -134,11 +134,12 @@ export async function upscale(img: { rgb: Buffer; width: number; height: number 
   return { rgb: data, width: info.width, height: info.height };
 }
 
-export const pct = (p: number) => `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
+const pct = (p: number) => `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
 
 export interface HeatmapFrame {
   title: string;
-  subtitle: string;
+  /** The class whose score the map explains (the subtitle). */
+  target: Prediction;
   colormap: ColormapName;
   /** Colour bar: the labels of its two ends and its caption. */
   scale: [string, string, string];
@@ -165,7 +166,8 @@ export async function frameHeatmap(model: Model, overlay: RgbCanvas, o: HeatmapF
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
   await drawText(canvas, [{ text: fitText(o.title, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
-  await drawText(canvas, [{ text: fitText(o.subtitle, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], { size: 12, colour: ink, anchor: 'start' });
+  const subtitle = `target: ${o.target.name} (class ${o.target.class}), p = ${pct(o.target.probability)}`;
+  await drawText(canvas, [{ text: fitText(subtitle, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], { size: 12, colour: ink, anchor: 'start' });
   blit(canvas, overlay, Math.floor((width - overlay.width) / 2), photoTop);
   // Colour bar: the colour map from its first colour (left) to its last (right), in a grey frame.
   const barY = photoTop + overlay.height + 8;

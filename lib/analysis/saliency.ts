@@ -19,7 +19,7 @@ import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import type { TensorInput } from '../types';
 import { type Prediction, className, normalisationOf, softmaxRow, topPredictions, weightsOf } from './common';
-import { displayPhoto, frameHeatmap, pct, upscale } from './gradcam';
+import { displayPhoto, frameHeatmap, upscale } from './gradcam';
 import { gaussianNoise } from './random';
 
 export type SaliencyMethod = 'gradient' | 'smoothgrad' | 'integrated-gradients';
@@ -253,7 +253,7 @@ export async function saliencyOverlays(model: Model, images: readonly ImageSourc
     const completeness = result.completeness && { attributionSum: result.completeness.attributionSum[i], scoreDelta: result.completeness.scoreDelta[i] };
     const framed = await frameHeatmap(model, overlay, {
       title: METHOD_TITLES[result.method],
-      subtitle: `target: ${target.name} (class ${target.class}), p = ${pct(target.probability)}`,
+      target,
       colormap,
       scale: ['0', `p${clip}`, result.method === 'integrated-gradients' ? '|attribution summed over colour channels|' : 'max over colour channels of |d score / d pixel|'],
       predictions,
