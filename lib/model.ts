@@ -81,17 +81,20 @@ export interface BackwardOptions {
   /** Also return the norm of each parameter's gradient (parameters saved with requires_grad). */
   parameterGrads?: boolean;
   /**
-   * Differentiate a layer's mean activation instead of a class score: one channel's, or all
-   * channels' when `channel` is omitted; per image, summed over the batch. The layer must be called
-   * once per forward; the model need not be a classifier (`classes` and `loss` do not apply).
+   * Differentiate a layer's mean activation instead of a class score: one channel's (a number for
+   * every image, or one per image), or all channels' when `channel` is omitted; per image, summed
+   * over the batch. The layer must be called once per forward; the model need not be a classifier
+   * (`classes` and `loss` do not apply).
    */
-  objective?: { layer: string; channel?: number };
+  objective?: { layer: string; channel?: number | number[] };
 }
 
 export interface BackwardResult {
   output: { shape: number[]; data: Float32Array };
   classes: number[];
   loss: number;
+  /** With an `objective`: its value per image (the loss is their sum). */
+  objective?: Float32Array;
   inputGrad?: Float32Array;
   layers: NativeBackwardResult['layers'];
   parameters: NativeBackwardResult['parameters'];
@@ -291,8 +294,9 @@ export class Model {
       checkOptionsObject('objective', objective, ['layer', 'channel']);
       const [layer] = this.#resolve([objective.layer], 'objective layer');
       if (layer.includes('#')) throw invalidParameter('objective layer', 'a layer called once per forward (no #k)', layer);
-      if (objective.channel !== undefined && !(Number.isInteger(objective.channel) && objective.channel >= 0)) {
-        throw invalidParameter('objective channel', 'a channel index (an integer >= 0)', objective.channel);
+      const chs = objective.channel === undefined ? [] : Array.isArray(objective.channel) ? objective.channel : [objective.channel];
+      if ((Array.isArray(objective.channel) && chs.length === 0) || !chs.every((c) => Number.isInteger(c) && c >= 0)) {
+        throw invalidParameter('objective channel', 'a channel index (an integer >= 0) or one per image', objective.channel);
       }
     }
     const nativeLayers = objective && !layers.includes(objective.layer) ? [...layers, objective.layer] : layers;
@@ -308,7 +312,7 @@ export class Model {
     try {
       const r = await withStack(this.#native.backward(data, shape, nativeLayers, {
         classes, loss, inputGrad: options.inputGrad ?? false, parameterGrads: options.parameterGrads ?? false,
-        ...(objective ? { objectiveLayer: objective.layer, objectiveChannel: objective.channel ?? -1 } : {}),
+        ...(objective ? { objectiveLayer: objective.layer, objectiveChannels: objective.channel === undefined ? [] : [objective.channel].flat() } : {}),
       }));
       // The objective's layer is reported only when asked for in `layers`.
       const reported = nativeLayers === layers ? r.layers : r.layers.filter((l) => layers.includes(l.layer));

@@ -32,7 +32,7 @@ export interface NativeModel {
   }>;
   backward(data: Float32Array, shape: number[], layers: string[], spec: {
     classes: number[]; loss: 'score' | 'cross-entropy'; inputGrad: boolean; parameterGrads: boolean;
-    objectiveLayer?: string; objectiveChannel?: number;
+    objectiveLayer?: string; objectiveChannels?: number[];
   }): Promise<NativeBackwardResult>;
   parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
   dispose(): void;
@@ -43,6 +43,7 @@ export interface NativeBackwardResult {
   classes: Float32Array;
   loss: number;
   inputGrad?: Float32Array;
+  objective?: Float32Array;
   layers: { name: string; layer: string; call: number; shape: number[]; activationNorm: number; gradNorm: number; gradMeanAbs: number }[];
   parameters: { name: string; shape: number[]; norm: number; gradNorm: number }[];
 }

@@ -41,7 +41,7 @@ struct BackwardSpec {
   // Instead of a class score: the mean activation of one layer (one channel, or all when -1),
   // summed over the batch (feature visualisation). The model need not be a classifier then.
   std::string objectiveLayer;
-  int64_t objectiveChannel = -1;
+  std::vector<int64_t> objectiveChannels;  // empty: all channels; one: for every image; N: one per image
 };
 
 struct LayerGrad {
@@ -114,13 +114,14 @@ class BackwardWorker : public FsWorker {
                              g.defined() ? g.norm().item<double>() : 0.0});
     }
     logits_ = toHostFloat(logits.detach(), &used);
+    if (objective_.defined()) objective_ = toHostFloat(objective_.detach(), &used);
     classes_ = toHostFloat(cls.to(at::kFloat), &used);
     loss_ = loss.item<double>();
     if (used) torch::cuda::synchronize(st_->device.index());
   }
 
   // The mean of the objective layer's output (one channel or all) per image, summed over the batch.
-  at::Tensor objectiveLoss(const std::vector<Captured>& captured) const {
+  at::Tensor objectiveLoss(const std::vector<Captured>& captured) {
     const Captured* hit = nullptr;
     int calls = 0;
     for (const auto& c : captured)
@@ -133,10 +134,26 @@ class BackwardWorker : public FsWorker {
                     "objective layer " + spec_.objectiveLayer + (calls == 0 ? " was not called in this forward" : " is called " + std::to_string(calls) + " times; pick a layer called once (or one of its inner modules)"));
     at::Tensor a = hit->tensor;
     if (a.dim() < 2) throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " has no channel dimension (shape of rank " + std::to_string(a.dim()) + ")");
-    if (spec_.objectiveChannel >= a.size(1))
-      throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(spec_.objectiveChannel) + " does not exist: " + spec_.objectiveLayer + " has channels 0.." + std::to_string(a.size(1) - 1));
-    if (spec_.objectiveChannel >= 0) a = a.select(1, spec_.objectiveChannel);
-    return a.reshape({a.size(0), -1}).mean(1).sum();
+    const auto& chs = spec_.objectiveChannels;
+    const int64_t n = a.size(0);
+    if (chs.empty()) {
+      objective_ = a.reshape({n, -1}).mean(1);
+      return objective_.sum();
+    }
+    if (chs.size() != 1 && static_cast<int64_t>(chs.size()) != n)
+      throw FsError("INVALID_ARGUMENT", "give one objective channel or one per image (" + std::to_string(n) + "), not " + std::to_string(chs.size()));
+    for (auto ch : chs)
+      if (ch < 0 || ch >= a.size(1))
+        throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(ch) + " does not exist: " + spec_.objectiveLayer + " has channels 0.." + std::to_string(a.size(1) - 1));
+    // Image i's own channel: gather along the channel dimension.
+    at::Tensor idx = torch::tensor(chs.size() == 1 ? std::vector<int64_t>(n, chs[0]) : chs, at::TensorOptions().dtype(at::kLong)).to(a.device());
+    std::vector<int64_t> view(a.dim(), 1);
+    view[0] = n;
+    std::vector<int64_t> full = a.sizes().vec();
+    full[1] = 1;
+    at::Tensor picked = a.gather(1, idx.view(view).expand(full));
+    objective_ = picked.reshape({n, -1}).mean(1);
+    return objective_.sum();
   }
 
   Napi::Value Result() override {
@@ -150,6 +167,7 @@ class BackwardWorker : public FsWorker {
     o.Set("classes", ex.toFloat32Array(classes_));
     o.Set("loss", loss_);
     if (inputGrad_.defined()) o.Set("inputGrad", ex.toFloat32Array(inputGrad_));
+    if (objective_.defined()) o.Set("objective", ex.toFloat32Array(objective_));
     Napi::Array ls = Napi::Array::New(env, layers_out_.size());
     for (size_t i = 0; i < layers_out_.size(); ++i) {
       const auto& l = layers_out_[i];
@@ -182,7 +200,7 @@ class BackwardWorker : public FsWorker {
   JsInput in_;
   std::set<std::string> layers_;
   BackwardSpec spec_;
-  at::Tensor logits_, classes_, inputGrad_;
+  at::Tensor logits_, classes_, inputGrad_, objective_;  // objective_: per image, with an objective
   double loss_ = 0;
   std::vector<LayerGrad> layers_out_;
   std::vector<ParamGrad> params_out_;
@@ -206,7 +224,10 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
     if (o.Get("objectiveLayer").IsString()) {
       spec.objectiveLayer = o.Get("objectiveLayer").As<Napi::String>().Utf8Value();
       if (!names.count(spec.objectiveLayer)) throw makeJsError(env, "INVALID_ARGUMENT", "the objective layer must be among the layers");
-      if (o.Get("objectiveChannel").IsNumber()) spec.objectiveChannel = o.Get("objectiveChannel").As<Napi::Number>().Int64Value();
+      if (o.Get("objectiveChannels").IsArray()) {
+        Napi::Array a = o.Get("objectiveChannels").As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) spec.objectiveChannels.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+      }
     }
   }
   auto* w = new BackwardWorker(env, st, std::move(input), std::move(names), std::move(spec));

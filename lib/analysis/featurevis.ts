@@ -94,6 +94,27 @@ function blur(img: Float32Array, s: number): void {
 export async function featureVisualization(model: Model, options: FeatureVisOptions): Promise<FeatureVisResult> {
   if (!options || typeof options !== 'object') throw invalidParameter('featureVisualization options', 'an object with a layer', options);
   checkKnownKeys('featureVisualization', options, KEYS);
+  const { channel, ...rest } = options;
+  if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0)) throw invalidParameter('channel', 'a channel index (an integer >= 0)', channel);
+  return (await optimise(model, rest, channel === undefined ? [undefined] : [channel]))[0];
+}
+
+/**
+ * featureVisualization for several channels at once: one batch, one forward and backward per step
+ * for all of them (on a GPU about the cost of one). Each channel's picture is the one it would get
+ * alone (same start noise and shifts; every row climbs its own channel).
+ */
+export async function featureVisualizations(model: Model, options: Omit<FeatureVisOptions, 'channel'> & { channels: number[] }): Promise<FeatureVisResult[]> {
+  if (!options || typeof options !== 'object') throw invalidParameter('featureVisualizations options', 'an object with a layer and channels', options);
+  checkKnownKeys('featureVisualizations', options, [...KEYS.filter((k) => k !== 'channel'), 'channels']);
+  const { channels, ...rest } = options;
+  if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c >= 0)) {
+    throw invalidParameter('channels', 'a non-empty list of channel indices', channels);
+  }
+  return optimise(model, rest, channels);
+}
+
+async function optimise(model: Model, options: Omit<FeatureVisOptions, 'channel'>, channels: (number | undefined)[]): Promise<FeatureVisResult[]> {
   const norm = normalisationOf(model);
   const steps = checkNumber('steps', options.steps, 128, 1, 100000, true);
   const size = checkNumber('size', options.size, norm.size, 16, 2048, true);
@@ -103,53 +124,74 @@ export async function featureVisualization(model: Model, options: FeatureVisOpti
   const decay = checkNumber('decay', options.decay, 0.001, 0, 1, false);
   const seed = checkNumber('seed', options.seed, 0, 0, 2 ** 32 - 1, true);
   if (options.onStep !== undefined && typeof options.onStep !== 'function') throw invalidParameter('onStep', 'a function', options.onStep);
-  const objective = { layer: options.layer, ...(options.channel === undefined ? {} : { channel: options.channel }) };
+  const n = channels.length;
+  const objective = { layer: options.layer, ...(channels[0] === undefined ? {} : { channel: channels as number[] }) };
 
   const plane = size * size;
+  const per = 3 * plane;
   const lo = norm.mean.map((m, c) => (0 - m) / norm.std[c]);
   const hi = norm.mean.map((m, c) => (1 - m) / norm.std[c]);
-  const x = gaussianNoise(seed, 3 * plane).map((v) => v * 0.1);
+  // Every row starts from the same faint noise and takes the same shifts.
+  const start = gaussianNoise(seed, per);
+  const x = new Float32Array(n * per);
+  for (let r = 0; r < n; r++) for (let i = 0; i < per; i++) x[r * per + i] = start[i] * 0.1;
   const uniform = mulberry32(seed + 1);
-  const shape = [1, 3, size, size];
-  const history: number[] = [];
+  const shape = [n, 3, size, size];
+  const history: number[][] = channels.map(() => []);
+  const rows = (a: Float32Array, f: (row: Float32Array, r: number) => Float32Array | void) => {
+    const out = new Float32Array(a.length);
+    for (let r = 0; r < n; r++) {
+      const res = f(a.subarray(r * per, (r + 1) * per), r);
+      if (res) out.set(res, r * per);
+    }
+    return out;
+  };
   for (let step = 0; step <= steps; step++) {
     const dy = jitter && step < steps ? Math.floor(uniform() * (2 * jitter + 1)) - jitter : 0;
     const dx = jitter && step < steps ? Math.floor(uniform() * (2 * jitter + 1)) - jitter : 0;
-    const r = await model.backward({ data: dy || dx ? roll(x, size, dy, dx) : x, shape }, { objective, inputGrad: step < steps });
-    history.push(r.loss);
+    const shifted = dy || dx ? rows(x, (row) => roll(row, size, dy, dx)) : x;
+    // The objective is summed over rows, so each row's gradient is its own channel's.
+    const r = await model.backward({ data: shifted, shape }, { objective, inputGrad: step < steps });
+    const values = Array.from(r.objective!);
+    values.forEach((v, k) => history[k].push(v));
     if (step === steps) break;
-    options.onStep?.(step, r.loss);
-    const g = dy || dx ? roll(r.inputGrad!, size, -dy, -dx) : r.inputGrad!;
-    let meanAbs = 0;
-    for (let i = 0; i < g.length; i++) meanAbs += Math.abs(g[i]);
-    meanAbs /= g.length;
-    if (!(meanAbs > 0)) {
-      throw new FeatscopeError('ZERO_GRADIENT', `the objective (${options.layer}${options.channel === undefined ? '' : ` channel ${options.channel}`}) has no gradient with respect to the input here (a dead channel?); pick another channel or layer`);
+    options.onStep?.(step, values.reduce((a, b) => a + b, 0) / n);
+    const g = dy || dx ? rows(r.inputGrad!, (row) => roll(row, size, -dy, -dx)) : r.inputGrad!;
+    for (let k = 0; k < n; k++) {
+      let meanAbs = 0;
+      for (let i = k * per; i < (k + 1) * per; i++) meanAbs += Math.abs(g[i]);
+      meanAbs /= per;
+      if (!(meanAbs > 0)) {
+        throw new FeatscopeError('ZERO_GRADIENT', `the objective (${options.layer}${channels[k] === undefined ? '' : ` channel ${channels[k]}`}) has no gradient with respect to the input here (a dead channel?); pick another channel or layer`);
+      }
+      const scale = lr / meanAbs;
+      for (let c = 0; c < 3; c++) {
+        for (let i = k * per + c * plane; i < k * per + (c + 1) * plane; i++) {
+          const v = (x[i] + scale * g[i]) * (1 - decay);
+          x[i] = v < lo[c] ? lo[c] : v > hi[c] ? hi[c] : v;
+        }
+      }
+      if (blurEvery && (step + 1) % blurEvery === 0) blur(x.subarray(k * per, (k + 1) * per), size);
     }
-    const scale = lr / meanAbs;
+  }
+  return channels.map((channel, k) => {
+    const row = x.slice(k * per, (k + 1) * per);
+    const rgb = Buffer.alloc(per);
     for (let c = 0; c < 3; c++) {
-      for (let i = c * plane; i < (c + 1) * plane; i++) {
-        const v = (x[i] + scale * g[i]) * (1 - decay);
-        x[i] = v < lo[c] ? lo[c] : v > hi[c] ? hi[c] : v;
+      for (let i = 0; i < plane; i++) {
+        const v = row[c * plane + i] * norm.std[c] + norm.mean[c];
+        rgb[i * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
       }
     }
-    if (blurEvery && (step + 1) % blurEvery === 0) blur(x, size);
-  }
-  const rgb = Buffer.alloc(3 * plane);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) {
-      const v = x[c * plane + i] * norm.std[c] + norm.mean[c];
-      rgb[i * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
-    }
-  }
-  return {
-    layer: options.layer,
-    ...(options.channel === undefined ? {} : { channel: options.channel }),
-    objective: history,
-    image: { rgb, width: size, height: size },
-    input: { data: x, shape },
-    weights: weightsOf(model),
-  };
+    return {
+      layer: options.layer,
+      ...(channel === undefined ? {} : { channel }),
+      objective: history[k],
+      image: { rgb, width: size, height: size },
+      input: { data: row, shape: [1, 3, size, size] },
+      weights: weightsOf(model),
+    };
+  });
 }
 
 /** The optimised picture, enlarged `scale` times (nearest), under the weights banner and a caption. */

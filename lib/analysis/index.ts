@@ -3,7 +3,7 @@ export { gradCamOverlay, gradCamOverlays } from './gradcam';
 export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
 export { gaussianNoise } from './random';
 export { saliency, saliencyOverlays } from './saliency';
-export { featureVisualization, renderFeatureVisualization } from './featurevis';
+export { featureVisualization, featureVisualizations, renderFeatureVisualization } from './featurevis';
 export type { FeatureVisOptions, FeatureVisResult } from './featurevis';
 export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';
 export { gradientFlow, renderFlowChart, weightLayers } from './flow';

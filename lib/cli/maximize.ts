@@ -1,7 +1,7 @@
 /** `featscope maximize`: feature visualisation by optimisation, one picture per channel. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, featureVisualization, renderFeatureVisualization, type AnalysisSection } from '../analysis';
+import { analysisReport, featureVisualization, featureVisualizations, renderFeatureVisualization, type AnalysisSection, type FeatureVisResult } from '../analysis';
 import { loadModel } from '../model';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
 import { insideOut, layerFileName, writeAtomic } from './files';
@@ -17,7 +17,9 @@ step at 224 px on a CPU). Meaningful only with trained weights.
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
   -l, --layer NAME     layer called once per forward, e.g. layer3 or layer4.1.conv2 (required)
-  -c, --channels A,B   channels, one picture each (default: the whole layer's mean)
+  -c, --channels A,B   channels, one picture each, optimised together in batches of --batch
+                       (default: the whole layer's mean)
+      --batch N        channels per forward and backward (default 16)
       --steps N        gradient steps (default 128)
       --size N         picture side in pixels (default: the model's input size)
       --lr X           mean change per step, in normalised input units (default 0.05)
@@ -38,7 +40,7 @@ export async function maximize(argv: string[]): Promise<number> {
   const { values } = parse('maximize', argv, {
     ...MODEL_OPTION, ...DEVICE_OPTION,
     layer: { type: 'string', short: 'l' }, channels: { type: 'string', short: 'c' }, steps: { type: 'string' }, size: { type: 'string' },
-    lr: { type: 'string' }, seed: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
+    lr: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, false);
   if (values.help) {
     process.stdout.write(MAXIMIZE_HELP);
@@ -50,7 +52,8 @@ export async function maximize(argv: string[]): Promise<number> {
   if (channelsArg !== undefined && !/^\d+(,\d+)*$/.test(channelsArg.trim())) {
     throw usage(`--channels takes channel indices separated by commas (12 or 12,40), not ${JSON.stringify(channelsArg)}`, 'maximize');
   }
-  const channels: (number | undefined)[] = channelsArg ? channelsArg.trim().split(',').map(Number) : [undefined];
+  const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
+  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 256, 'maximize');
   const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 128, 100000, 'maximize');
   const size = values.size === undefined ? undefined : parsePositiveInt(values.size as string, '--size', 224, 2048, 'maximize');
   const lr = values.lr === undefined ? undefined : Number(values.lr);
@@ -64,21 +67,28 @@ export async function maximize(argv: string[]): Promise<number> {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];
     const sections: AnalysisSection[] = [];
-    for (const channel of channels) {
+    const groups: (number[] | undefined)[] = [];
+    if (channels) for (let i = 0; i < channels.length; i += batch) groups.push(channels.slice(i, i + batch));
+    else groups.push(undefined);
+    const results: FeatureVisResult[] = [];
+    for (const group of groups) {
+      const what = group === undefined ? layer : `${layer} channel${group.length > 1 ? 's' : ''} ${group.join(',')}`;
+      const onStep = (step: number) => {
+        if ((step + 1) % 32 === 0) process.stderr.write(`maximize: ${what}: step ${step + 1}/${steps}\n`);
+      };
+      const common = { layer, steps, size, lr, seed, onStep };
+      results.push(...(group === undefined ? [await featureVisualization(model, common)] : await featureVisualizations(model, { ...common, channels: group })));
+    }
+    for (const r of results) {
+      const channel = r.channel;
       const what = channel === undefined ? layer : `${layer} channel ${channel}`;
-      const r = await featureVisualization(model, {
-        layer, channel, steps, size, lr, seed,
-        onStep: (step) => {
-          if ((step + 1) % 32 === 0) process.stderr.write(`maximize: ${what}: step ${step + 1}/${steps}\n`);
-        },
-      });
       const pic = await renderFeatureVisualization(model, r);
       const file = insideOut(out, `maximize-${layerFileName(layer)}${channel === undefined ? '' : `-c${channel}`}.png`);
       await writeAtomic(file, pic.png);
       records.push({ layer, channel, file: path.basename(file), objective: r.objective.map((v) => Number(v.toPrecision(6))) });
       sections.push({ heading: what, images: [{ png: pic.png, caption: `mean activation ${r.objective[0].toPrecision(3)} → ${r.objective[r.objective.length - 1].toPrecision(3)} in ${steps} steps` }] });
     }
-    const summary = { command: 'maximize', model: modelSummary(model), options: { layer, steps, size, lr, seed }, results: records };
+    const summary = { command: 'maximize', model: modelSummary(model), options: { layer, steps, size, lr, seed, batch }, results: records };
     await writeAtomic(insideOut(out, 'maximize.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { loadModel } from '../../lib';
-import { featureVisualization, renderFeatureVisualization } from '../../lib/analysis';
+import { featureVisualization, featureVisualizations, renderFeatureVisualization } from '../../lib/analysis';
 import { CACHE, MODELS, PYTHON, ROOT, cpuModelForTests, edgeModel, syntheticInput } from '../support/models';
 import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
 
@@ -89,4 +89,39 @@ test('a dead channel has no gradient: ZERO_GRADIENT, not a picture of noise', as
   } finally {
     m.dispose();
   }
+});
+
+test('one objective channel per image: each row gets its own channel\'s value and gradient', async () => {
+  const x = syntheticInput(2, 64, 64, 21);
+  const per = 3 * 64 * 64;
+  const r = await scripted().backward(x, { objective: { layer: 'layer3', channel: [3, 9] }, inputGrad: true });
+  expect(r.objective).toHaveLength(2);
+  expect(r.loss).toBeCloseTo(r.objective![0] + r.objective![1], 4);
+  for (const [k, ch] of [[0, 3], [1, 9]]) {
+    const one = { data: x.data.slice(k * per, (k + 1) * per), shape: [1, 3, 64, 64] };
+    const s = await scripted().backward(one, { objective: { layer: 'layer3', channel: ch }, inputGrad: true });
+    expect(Math.abs(r.objective![k] - s.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(s.loss)));
+    let d = 0;
+    let m = 0;
+    for (let i = 0; i < per; i++) {
+      d = Math.max(d, Math.abs(r.inputGrad![k * per + i] - s.inputGrad![i]));
+      m = Math.max(m, Math.abs(s.inputGrad![i]));
+    }
+    expect(d / m).toBeLessThan(1e-4);
+  }
+  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: [1, 2, 3] } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/one objective channel or one per image \(2\), not 3/) });
+});
+
+test('featureVisualizations runs several channels in one batch, each as it would run alone', async () => {
+  const o = { layer: 'layer2', steps: 6, size: 48 };
+  const both = await featureVisualizations(scripted(), { ...o, channels: [3, 9] });
+  expect(both.map((r) => r.channel)).toEqual([3, 9]);
+  for (const r of both) {
+    const alone = await featureVisualization(scripted(), { ...o, channel: r.channel });
+    r.objective.forEach((v, i) => expect(Math.abs(v - alone.objective[i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(alone.objective[i]))));
+    let d = 0;
+    for (let i = 0; i < r.image.rgb.length; i++) d = Math.max(d, Math.abs(r.image.rgb[i] - alone.image.rgb[i]));
+    expect(d).toBeLessThanOrEqual(2);
+  }
+  await expect(featureVisualizations(scripted(), { ...o, channels: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });
