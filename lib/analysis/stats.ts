@@ -18,6 +18,7 @@
  */
 import * as path from 'path';
 import sharp from 'sharp';
+import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import { type ImageSource, preprocess } from '../preprocess';
@@ -286,19 +287,33 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
   };
   options.layers.forEach(accumulator);
   const failed: FolderStats['failed'] = [];
-  for (let start = 0; start < files.length; start += batch) {
+  // Decoded a few at a time, one batch ahead: the next batch is read while this one runs.
+  const decode = async (start: number) => {
     const chunk = files.slice(start, start + batch);
-    const good: number[] = [];
-    // Decode one by one so that one bad file fails alone, then run the batch together.
-    const tensors: Float32Array[] = [];
-    for (const [j, f] of chunk.entries()) {
+    return mapLimited(chunk, PREPROCESS_CONCURRENCY, async (f) => {
       try {
-        tensors.push((await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data);
-        good.push(start + j);
-      } catch (err) {
-        failed.push({ source: typeof f === 'string' ? f : `input ${start + chunk.indexOf(f)}`, code: (err as FeatscopeError).code, message: (err as Error).message });
+        return { data: (await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data };
+      } catch (error) {
+        return { error };
       }
-    }
+    });
+  };
+  let next = decode(0);
+  for (let start = 0; start < files.length; start += batch) {
+    const decoded = await next;
+    if (start + batch < files.length) next = decode(start + batch);
+    const good: number[] = [];
+    const tensors: Float32Array[] = [];
+    decoded.forEach((d, j) => {
+      if (d.data) {
+        tensors.push(d.data);
+        good.push(start + j);
+      } else {
+        // One bad file fails alone; the rest of the batch runs.
+        const f = files[start + j];
+        failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (d.error as FeatscopeError).code, message: (d.error as Error).message });
+      }
+    });
     if (good.length > 0) {
       const per = tensors[0].length;
       const data = new Float32Array(per * good.length);

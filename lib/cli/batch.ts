@@ -9,6 +9,7 @@
 import * as fs from 'fs';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
+import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
 import { preprocess, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
@@ -79,23 +80,6 @@ interface Prepared {
 interface Captured {
   ready: Prepared[];
   captures: Capture[];
-}
-
-/** Images decoded at once: enough to keep sharp's threads busy, few enough to bound memory. */
-const PREPROCESS_CONCURRENCY = 4;
-
-/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
-async function mapLimited<T, U>(items: readonly T[], limit: number, fn: (item: T) => Promise<U>): Promise<U[]> {
-  const out = new Array<U>(items.length);
-  let nextIndex = 0;
-  const worker = async () => {
-    while (nextIndex < items.length) {
-      const i = nextIndex++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** Preprocess one image; a failure is returned (not thrown) so that it fails alone. */
