@@ -16,6 +16,7 @@ import { types } from 'util';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import { PREPROCESS_CONCURRENCY, mapLimited } from './concurrency';
 import { FeatscopeError, checkKnownKeys, describe, invalidParameter } from './errors';
 
 /** One image: a file path, an encoded image in a Buffer, or a sharp instance (used as configured). */
@@ -88,9 +89,18 @@ export async function preprocess(
     const sd = Math.fround(std[c]);
     for (let v = 0; v < 256; v++) table[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / sd);
   }
+  // Decoded a few at a time (sharp works off the event loop); the first failure, in input order, is thrown.
+  const decodedAll = await mapLimited(items, PREPROCESS_CONCURRENCY, async (item, n) => {
+    try {
+      return { image: await decodeRGB(item, describeSource(item, Array.isArray(input) ? n : -1), opts.maxInputPixels) };
+    } catch (error) {
+      return { error };
+    }
+  });
   for (let n = 0; n < items.length; n++) {
     const label = describeSource(items[n], Array.isArray(input) ? n : -1);
-    const decoded = await decodeRGB(items[n], label, opts.maxInputPixels);
+    const { image: decoded, error } = decodedAll[n];
+    if (!decoded) throw error;
     const rgb = resizeAndCrop(decoded, opts.resize, size);
     const base = n * 3 * plane;
     for (let c = 0; c < 3; c++) {
