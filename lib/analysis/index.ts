@@ -3,6 +3,8 @@ export { gradCamOverlay, gradCamOverlays } from './gradcam';
 export type { GradCamOverlay, GradCamOverlayOptions } from './gradcam';
 export { gaussianNoise } from './random';
 export { saliency, saliencyOverlays } from './saliency';
+export { layerSimilarity, linearCka, renderSimilarity } from './similarity';
+export type { LayerSimilarity, LayerSimilarityOptions } from './similarity';
 export { featureVisualization, featureVisualizations, renderFeatureVisualization } from './featurevis';
 export type { FeatureVisOptions, FeatureVisResult } from './featurevis';
 export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';

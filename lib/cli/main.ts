@@ -11,6 +11,7 @@ import { gradcam } from './gradcam';
 import { info } from './info';
 import { layers } from './layers';
 import { maximize } from './maximize';
+import { similarity } from './similarity';
 import { render } from './render';
 import { stats } from './stats';
 import { weights } from './weights';
@@ -30,6 +31,7 @@ Commands:
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
+  similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -50,6 +52,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   attack,
   stats,
   maximize,
+  similarity,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -73,7 +73,19 @@ test('maximize writes a picture per channel and the objective per step', async (
   }
 });
 
+test('similarity: a model against another, matrix in the JSON and a picture', async () => {
+  const dir = path.join(out, 'sim');
+  expect(await main(['similarity', IMAGES, ...common(), '--layers', 'layer2,layer4', '--other-model', MODELS.traced, '-o', dir])).toBe(0);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'similarity.json'), 'utf8'));
+  expect(json.rows).toEqual(['layer2', 'layer4']);
+  expect(json.columns).toEqual(['layer2', 'layer4']);
+  expect(json.cka[0][0]).toBeCloseTo(1, 4);
+  expect(json.otherModel.path).toBe(MODELS.traced);
+  expect(fs.existsSync(path.join(dir, 'similarity.png'))).toBe(true);
+});
+
 test('usage errors', async () => {
+  await expect(main(['similarity', IMAGES, ...common(), '--other-layers', 'layer1'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--other-model/) });
   await expect(main(['maximize', ...common()])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--layer/) });
   await expect(main(['maximize', ...common(), '--layer', 'layer2', '--channels', 'a,b'])).rejects.toMatchObject({ code: 'USAGE' });
   await expect(main(['gradcam', 'x.jpg', ...common(), '--saliency', 'lime'])).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/gradient, smoothgrad or ig/) });

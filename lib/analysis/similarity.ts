@@ -1,0 +1,205 @@
+/**
+ * Layer similarity: linear CKA (Kornblith et al. 2019, "Similarity of Neural Network
+ * Representations Revisited") between layers, of one model or of two models on the same images
+ * (a checkpoint before and after fine-tuning, two architectures).
+ *
+ * Each image is represented at each layer by its channel means (global average pooling, taken
+ * on the device with the statistics of the capture, so no feature map is copied to JS). With
+ * X (images x channels) and Y centred over images,
+ *
+ *   CKA(X, Y) = ||Yᵀ X||²_F / (||Xᵀ X||_F · ||Yᵀ Y||_F)
+ *
+ * 1 for representations equal up to rotation and scale, near 0 for unrelated ones. Memory: the
+ * pooled features, images x channels floats per layer.
+ */
+import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
+import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import type { Model } from '../model';
+import { type ImageSource, preprocess } from '../preprocess';
+import { type RgbCanvas, encodePng, fillRect } from '../render/canvas';
+import { luminance, parseColor } from '../render/color';
+import { colormapRGB } from '../render/colormaps';
+import { drawText } from '../render/text';
+import { normalisationOf, weightsOf } from './common';
+import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText } from './draw';
+
+export interface LayerSimilarityOptions {
+  /** Layers of `model` (the rows). */
+  layers: string[];
+  /** Another model and its layers (the columns); default: the same model and layers. */
+  other?: { model: Model; layers: string[] };
+  /** Images per forward; default 16. */
+  batch?: number;
+  resize?: 'squash' | 'crop';
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface LayerSimilarity {
+  images: number;
+  failed: { source: string; code?: string; message: string }[];
+  rows: string[];
+  columns: string[];
+  /** Linear CKA, rows x columns. */
+  cka: number[][];
+  weights: { trained: boolean | undefined; text: string };
+  otherWeights?: { trained: boolean | undefined; text: string };
+}
+
+/** Linear CKA of two feature matrices (n x p and n x q, row-major), centred here. */
+export function linearCka(x: Float32Array, p: number, y: Float32Array, q: number, n: number): number {
+  const cx = centred(x, n, p);
+  const cy = centred(y, n, q);
+  const xy = frobenius2(crossProduct(cx, p, cy, q, n));
+  const xx = Math.sqrt(frobenius2(crossProduct(cx, p, cx, p, n)));
+  const yy = Math.sqrt(frobenius2(crossProduct(cy, q, cy, q, n)));
+  return xx > 0 && yy > 0 ? xy / (xx * yy) : NaN;
+}
+
+function centred(a: Float32Array, n: number, p: number): Float64Array {
+  const out = new Float64Array(n * p);
+  for (let j = 0; j < p; j++) {
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += a[i * p + j];
+    mean /= n;
+    for (let i = 0; i < n; i++) out[i * p + j] = a[i * p + j] - mean;
+  }
+  return out;
+}
+
+/** Aᵀ B for A (n x p) and B (n x q): p x q. */
+function crossProduct(a: Float64Array, p: number, b: Float64Array, q: number, n: number): Float64Array {
+  const out = new Float64Array(p * q);
+  for (let i = 0; i < n; i++) {
+    const ra = i * p;
+    const rb = i * q;
+    for (let j = 0; j < p; j++) {
+      const v = a[ra + j];
+      if (v === 0) continue;
+      const o = j * q;
+      for (let k = 0; k < q; k++) out[o + k] += v * b[rb + k];
+    }
+  }
+  return out;
+}
+
+function frobenius2(m: Float64Array): number {
+  let s = 0;
+  for (const v of m) s += v * v;
+  return s;
+}
+
+/** Linear CKA between layers over a set of images. */
+export async function layerSimilarity(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<LayerSimilarity> {
+  if (!options || typeof options !== 'object') throw invalidParameter('layerSimilarity options', 'an object with layers', options);
+  checkKnownKeys('layerSimilarity', options, ['layers', 'other', 'batch', 'resize', 'onProgress']);
+  if (!Array.isArray(files) || files.length < 2) throw invalidParameter('files', 'at least two images (CKA compares images with each other)', files);
+  if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
+  const other = options.other;
+  if (other !== undefined && (typeof other !== 'object' || !other || !Array.isArray(other.layers) || other.layers.length === 0 || typeof other.model?.capture !== 'function')) {
+    throw invalidParameter('other', '{ model, layers } with a loaded model and a non-empty array of its layers', other);
+  }
+  const batch = options.batch ?? 16;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
+  const resize = options.resize ?? 'squash';
+  const norm = normalisationOf(model);
+  if (other && normalisationOf(other.model).size !== norm.size) {
+    throw new FeatscopeError('INVALID_ARGUMENT', `the two models expect different input sizes (${norm.size} and ${normalisationOf(other.model).size}); compare models with the same input`);
+  }
+  const sides = [{ model, layers: options.layers }, ...(other ? [{ model: other.model, layers: other.layers }] : [])];
+  // Pooled features per side and layer: one Float32Array of channel means per image.
+  const features = sides.map((s) => new Map<string, Float32Array[]>(s.layers.map((l) => [l, []])));
+  const failed: LayerSimilarity['failed'] = [];
+  for (let start = 0; start < files.length; start += batch) {
+    const chunk = files.slice(start, start + batch);
+    const decoded = await mapLimited(chunk, PREPROCESS_CONCURRENCY, async (f) => {
+      try {
+        return { data: (await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data };
+      } catch (error) {
+        return { error };
+      }
+    });
+    decoded.forEach((d, j) => {
+      // One bad file fails alone.
+      if (d.error === undefined) return;
+      const f = chunk[j];
+      failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (d.error as FeatscopeError).code, message: (d.error as Error).message });
+    });
+    const good = decoded.filter((d) => d.data).map((d) => d.data!);
+    if (good.length > 0) {
+      const per = good[0].length;
+      const data = new Float32Array(per * good.length);
+      good.forEach((t, i) => data.set(t, i * per));
+      for (const [k, side] of sides.entries()) {
+        const caps = await side.model.capture({ data, shape: [good.length, 3, norm.size, norm.size] }, side.layers, { stats: true, maxSize: 1 });
+        for (const layer of side.layers) {
+          const cap = caps.find((c) => c.name === layer);
+          if (!cap?.stats) {
+            throw new FeatscopeError('LAYER_NOT_CALLED', `layer ${layer} gave no capture for these images (a call in an \`if\` branch not taken, or a loop); pick a layer called once per forward`);
+          }
+          const [n, c] = cap.stats.shape;
+          for (let i = 0; i < n; i++) features[k].get(layer)!.push(cap.stats.mean.slice(i * c, (i + 1) * c));
+        }
+      }
+    }
+    options.onProgress?.(Math.min(start + batch, files.length), files.length);
+  }
+  const images = files.length - failed.length;
+  if (images < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`);
+  const stacked = features.map((m) => new Map([...m].map(([layer, rows]) => {
+    const c = rows[0].length;
+    const x = new Float32Array(rows.length * c);
+    rows.forEach((r, i) => x.set(r, i * c));
+    return [layer, { x, c }] as const;
+  })));
+  const a = stacked[0];
+  const b = stacked[other ? 1 : 0];
+  const columns = other ? other.layers : options.layers;
+  const cka = options.layers.map((rl) => columns.map((cl) => {
+    const [x, y] = [a.get(rl)!, b.get(cl)!];
+    return linearCka(x.x, x.c, y.x, y.c, images);
+  }));
+  return {
+    images,
+    failed,
+    rows: [...options.layers],
+    columns: [...columns],
+    cka,
+    weights: weightsOf(model),
+    ...(other ? { otherWeights: weightsOf(other.model) } : {}),
+  };
+}
+
+/** The CKA matrix as a heatmap with the values written in the cells, under the weights banner. */
+export async function renderSimilarity(model: Model, sim: LayerSimilarity, options: { title?: string } = {}): Promise<{ png: Buffer; width: number; height: number }> {
+  if (options === null || typeof options !== 'object') throw invalidParameter('renderSimilarity options', 'an object', options);
+  checkKnownKeys('renderSimilarity', options, ['title']);
+  const cell = 56;
+  const longest = (names: string[]) => Math.max(...names.map((s) => s.length));
+  const labelW = Math.min(220, 16 + Math.ceil(longest(sim.rows) * 0.61 * 12));
+  const head = BANNER_HEIGHT + 50;
+  const colLabelH = 22;
+  const width = Math.max(420, labelW + sim.columns.length * cell + 20);
+  const height = head + colLabelH + sim.rows.length * cell + 30;
+  const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
+  await drawBanner(canvas, model.metadata);
+  const ink = parseColor(INK, 'ink');
+  const muted = parseColor(MUTED, 'muted');
+  await drawText(canvas, [{ text: fitText(options.title ?? 'Layer similarity (linear CKA)', 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(`channel means over ${sim.images} images · 1: same up to rotation and scale · 0: unrelated`, 11, width - 20), x: 10, y: BANNER_HEIGHT + 38 }], { size: 11, colour: muted, anchor: 'start' });
+  const top = head + colLabelH;
+  // Column labels, shortened to the cell; the row labels on the left.
+  await drawText(canvas, sim.columns.map((c, j) => ({ text: fitText(c, 10, cell - 2), x: labelW + j * cell + cell / 2, y: top - 6 })), { size: 10, colour: ink });
+  await drawText(canvas, sim.rows.map((r, i) => ({ text: fitText(r, 12, labelW - 12), x: labelW - 8, y: top + i * cell + cell / 2 + 4 })), { size: 12, colour: ink, anchor: 'end' });
+  for (let i = 0; i < sim.rows.length; i++) {
+    for (let j = 0; j < sim.columns.length; j++) {
+      const v = sim.cka[i][j];
+      const colour = Number.isFinite(v) ? colormapRGB('viridis', v) : ([200, 200, 200] as [number, number, number]);
+      const x0 = labelW + j * cell;
+      const y0 = top + i * cell;
+      fillRect(canvas, x0 + 1, y0 + 1, cell - 2, cell - 2, colour);
+      const textColour: [number, number, number] = luminance(colour) > 0.5 ? [20, 20, 20] : [245, 245, 245];
+      await drawText(canvas, [{ text: Number.isFinite(v) ? v.toFixed(2) : '—', x: x0 + cell / 2, y: y0 + cell / 2 + 4 }], { size: 12, colour: textColour });
+    }
+  }
+  return { png: await encodePng(canvas), width, height };
+}

@@ -1,0 +1,93 @@
+/** `featscope similarity`: linear CKA between layers (of one model, or of two) over many images. */
+import * as fs from 'fs';
+import * as path from 'path';
+import { analysisReport, layerSimilarity, renderSimilarity } from '../analysis';
+import { type Model, loadModel } from '../model';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { insideOut, writeAtomic } from './files';
+import { expandInputs } from './inputs';
+import { modelSummary } from './manifest';
+
+export const SIMILARITY_HELP = `Usage: featscope similarity <image|folder|glob>... [options]
+
+Layer similarity: linear CKA (Kornblith et al. 2019) between layers, on each image's channel
+means at each layer. 1: the same representation up to rotation and scale; near 0: unrelated.
+Compare the layers of one model with each other, or with another model's (a checkpoint before
+and after fine-tuning, another architecture) on the same images.
+
+Options:
+  -m, --model FILE          TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
+  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
+      --other-model FILE    compare with this model (default: the model with itself)
+      --other-layers A,B    its layers (default: the same names as --layers)
+      --batch N             images per forward (default 16)
+      --resize MODE         squash (default) | crop
+      --report              also write report.html
+      --device DEV          auto (default) | cpu | cuda | cuda:N
+  -o, --out DIR             output folder (default: ./featscope-out)
+      --json                print the matrix as JSON on stdout
+  -h, --help                this help
+
+Output: DIR/similarity.png, DIR/similarity.json, DIR/report.html.
+
+Example:
+  featscope similarity photos/ --other-model finetuned.pt --out out/
+`;
+
+const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+
+export async function similarity(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('similarity', argv, {
+    ...MODEL_OPTION, ...DEVICE_OPTION,
+    layers: { type: 'string', short: 'l' }, 'other-model': { type: 'string' }, 'other-layers': { type: 'string' },
+    batch: { type: 'string' }, resize: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
+  }, true);
+  if (values.help) {
+    process.stdout.write(SIMILARITY_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
+  const layers = list(values.layers as string | undefined) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
+  const otherPath = values['other-model'] as string | undefined;
+  const otherLayers = list(values['other-layers'] as string | undefined);
+  if (otherLayers && !otherPath) throw usage('--other-layers needs --other-model', 'similarity');
+  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'similarity');
+  const resize = parseResize(values.resize as string | undefined, 'similarity');
+  const device = parseDevice(values.device as string | undefined, 'similarity');
+  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const inputs = await expandInputs(positionals);
+  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  let other: Model | undefined;
+  try {
+    if (otherPath) other = await loadModel(otherPath, { device });
+    fs.mkdirSync(out, { recursive: true });
+    const sim = await layerSimilarity(model, inputs.map((i) => i.source), {
+      layers, batch, resize,
+      ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
+      onProgress: (done, total) => process.stderr.write(`similarity: ${done}/${total} images\n`),
+    });
+    const title = other ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}` : undefined;
+    const pic = await renderSimilarity(model, sim, title ? { title } : {});
+    await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
+    const summary = {
+      command: 'similarity', model: modelSummary(model), ...(other ? { otherModel: modelSummary(other) } : {}),
+      options: { layers, otherLayers: sim.columns, batch, resize }, images: sim.images, failed: sim.failed,
+      rows: sim.rows, columns: sim.columns, cka: sim.cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
+    };
+    await writeAtomic(insideOut(out, 'similarity.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    let report: string | undefined;
+    if (values.report) {
+      report = insideOut(out, 'report.html');
+      await writeAtomic(report, analysisReport(model, 'featscope layer similarity', { images: sim.images, layers: layers.join(', ') }, [
+        { heading: 'Linear CKA', images: [{ png: pic.png, caption: 'Channel means per image and layer; CKA between each pair of layers' }] },
+      ]));
+    }
+    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
+    for (const f of sim.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
+    process.stderr.write(`similarity: ${sim.images} images, ${sim.rows.length} x ${sim.columns.length} layers; wrote ${out}/similarity.json\n`);
+    return sim.failed.length ? 1 : 0;
+  } finally {
+    model.dispose();
+    other?.dispose();
+  }
+}
