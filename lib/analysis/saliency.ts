@@ -45,6 +45,8 @@ export interface SaliencyResult {
   classes: number[];
   /** The target logit of each image on the clean input. */
   scores: number[];
+  /** The model's output (logits) on the clean input. */
+  logits: { shape: number[]; data: Float32Array };
   /** Per input value: the gradient, its noisy average, or the integrated gradient. [N, C, H, W] */
   attributions: { shape: number[]; data: Float32Array };
   /**
@@ -176,6 +178,7 @@ export async function saliency(model: Model, input: TensorInput, options: Salien
     method,
     classes,
     scores,
+    logits: clean.output,
     attributions: { shape: [...shape], data: attributions },
     map: { shape: [n, h, w], data: map },
     ...(completeness ? { completeness } : {}),
@@ -236,7 +239,7 @@ export async function saliencyOverlays(model: Model, images: readonly ImageSourc
   const norm = normalisationOf(model);
   const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
   const result = await saliency(model, input, analysis);
-  const logits = (await model.forward(input)).output!;
+  const { logits } = result;
   const [n, h, w] = result.map.shape;
   const weights = weightsOf(model);
   const out: SaliencyOverlay[] = [];
