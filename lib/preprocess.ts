@@ -16,7 +16,6 @@ import { types } from 'util';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { PREPROCESS_CONCURRENCY, mapLimited } from './concurrency';
 import { FeatscopeError, checkKnownKeys, describe, invalidParameter } from './errors';
 
 /** One image: a file path, an encoded image in a Buffer, or a sharp instance (used as configured). */
@@ -111,6 +110,40 @@ export async function preprocess(
     images.push({ rgb, width: size, height: size, source: label });
   }
   return { data, shape: [items.length, 3, size, size], images };
+}
+
+/** Images decoded at once: enough to keep sharp's threads busy, few enough to bound memory. */
+const PREPROCESS_CONCURRENCY = 4;
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapLimited<T, U>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<U>): Promise<U[]> {
+  const out = new Array<U>(items.length);
+  let nextIndex = 0;
+  const worker = async () => {
+    while (nextIndex < items.length) {
+      const i = nextIndex++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Preprocess each image on its own (a few at a time): one result or one error per item, in
+ * input order, so that a bad file fails alone and the rest can still run as a batch.
+ */
+export async function preprocessEach(
+  items: readonly ImageSource[],
+  options: PreprocessOptions = {},
+): Promise<Array<PreprocessResult | { error: unknown }>> {
+  return mapLimited(items, PREPROCESS_CONCURRENCY, async (item) => {
+    try {
+      return await preprocess(item, options);
+    } catch (error) {
+      return { error };
+    }
+  });
 }
 
 interface ValidOptions {

@@ -1,5 +1,7 @@
 /** Small pieces the analyses share: the model's normalisation, class names, softmax and top-k. */
+import type { FeatscopeError } from '../errors';
 import type { Model } from '../model';
+import { type ImageSource, type PreprocessOptions, preprocessEach } from '../preprocess';
 import { inputNormalisation, weightsLabel } from '../metadata';
 
 export interface Normalisation {
@@ -54,4 +56,53 @@ export function sumSquares(a: ArrayLike<number>, from = 0, to = a.length): numbe
   let s = 0;
   for (let i = from; i < to; i++) s += a[i] * a[i];
   return s;
+}
+
+/** An image that could not be read, as the analyses over folders report it. */
+export interface FailedImage {
+  source: string;
+  code?: string;
+  message: string;
+}
+
+/** One batch of imageBatches(): the readable images of files[start, start + batch) stacked. */
+export interface ImageBatch {
+  start: number;
+  /** Indices into `files` of the stacked images. */
+  files: number[];
+  /** The stacked images, [files.length, 3, H, W]; empty when none was readable. */
+  data: Float32Array;
+  shape: [number, number, number, number];
+  failed: FailedImage[];
+}
+
+/**
+ * `files` preprocessed in batches (each image on its own, so a bad file fails alone), the next
+ * batch read while the caller runs this one through the model.
+ */
+export async function* imageBatches(files: readonly ImageSource[], batch: number, options: PreprocessOptions): AsyncGenerator<ImageBatch> {
+  const read = (start: number) => preprocessEach(files.slice(start, start + batch), options);
+  let next = read(0);
+  for (let start = 0; start < files.length; start += batch) {
+    const results = await next;
+    if (start + batch < files.length) next = read(start + batch);
+    const good: number[] = [];
+    const tensors: Float32Array[] = [];
+    const failed: FailedImage[] = [];
+    results.forEach((r, j) => {
+      if ('error' in r) {
+        const f = files[start + j];
+        failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (r.error as FeatscopeError).code, message: (r.error as Error).message });
+      } else {
+        tensors.push(r.data);
+        good.push(start + j);
+      }
+    });
+    const per = tensors[0]?.length ?? 0;
+    const data = new Float32Array(per * tensors.length);
+    tensors.forEach((t, i) => data.set(t, i * per));
+    const first = results.find((r) => !('error' in r)) as { shape: [number, number, number, number] } | undefined;
+    const [, c, h, w] = first?.shape ?? [0, 3, 0, 0];
+    yield { start, files: good, data, shape: [good.length, c, h, w], failed };
+  }
 }

@@ -12,15 +12,14 @@
  * 1 for representations equal up to rotation and scale, near 0 for unrelated ones. Memory: the
  * pooled features, images x channels floats per layer.
  */
-import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, preprocess } from '../preprocess';
+import type { ImageSource } from '../preprocess';
 import { type RgbCanvas, encodePng, fillRect } from '../render/canvas';
 import { luminance, parseColor } from '../render/color';
 import { colormapRGB } from '../render/colormaps';
 import { drawText } from '../render/text';
-import { normalisationOf, weightsOf } from './common';
+import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
 import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText } from './draw';
 
 export interface LayerSimilarityOptions {
@@ -36,7 +35,7 @@ export interface LayerSimilarityOptions {
 
 export interface LayerSimilarity {
   images: number;
-  failed: { source: string; code?: string; message: string }[];
+  failed: FailedImage[];
   rows: string[];
   columns: string[];
   /** Linear CKA, rows x columns. */
@@ -109,28 +108,11 @@ export async function layerSimilarity(model: Model, files: readonly ImageSource[
   // Pooled features per side and layer: one Float32Array of channel means per image.
   const features = sides.map((s) => new Map<string, Float32Array[]>(s.layers.map((l) => [l, []])));
   const failed: LayerSimilarity['failed'] = [];
-  for (let start = 0; start < files.length; start += batch) {
-    const chunk = files.slice(start, start + batch);
-    const decoded = await mapLimited(chunk, PREPROCESS_CONCURRENCY, async (f) => {
-      try {
-        return { data: (await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data };
-      } catch (error) {
-        return { error };
-      }
-    });
-    decoded.forEach((d, j) => {
-      // One bad file fails alone.
-      if (d.error === undefined) return;
-      const f = chunk[j];
-      failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (d.error as FeatscopeError).code, message: (d.error as Error).message });
-    });
-    const good = decoded.filter((d) => d.data).map((d) => d.data!);
-    if (good.length > 0) {
-      const per = good[0].length;
-      const data = new Float32Array(per * good.length);
-      good.forEach((t, i) => data.set(t, i * per));
+  for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
+    failed.push(...b.failed);
+    if (b.files.length > 0) {
       for (const [k, side] of sides.entries()) {
-        const caps = await side.model.capture({ data, shape: [good.length, 3, norm.size, norm.size] }, side.layers, { stats: true, maxSize: 1 });
+        const caps = await side.model.capture({ data: b.data, shape: b.shape }, side.layers, { stats: true, maxSize: 1 });
         for (const layer of side.layers) {
           const cap = caps.find((c) => c.name === layer);
           if (!cap?.stats) {
@@ -141,7 +123,7 @@ export async function layerSimilarity(model: Model, files: readonly ImageSource[
         }
       }
     }
-    options.onProgress?.(Math.min(start + batch, files.length), files.length);
+    options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
   const images = files.length - failed.length;
   if (images < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`);

@@ -18,7 +18,6 @@
  */
 import * as path from 'path';
 import sharp from 'sharp';
-import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import { type ImageSource, preprocess } from '../preprocess';
@@ -27,7 +26,7 @@ import { parseColor } from '../render/color';
 import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
-import { normalisationOf, weightsOf } from './common';
+import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
 import { BANNER_HEIGHT, type Bar, INK, MUTED, barChart, drawBanner, fitText, formatNumber, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
 
 export interface FolderStatsOptions {
@@ -78,7 +77,7 @@ export interface LayerStatisticsOverFolder {
 
 export interface FolderStats {
   images: number;
-  failed: { source: string; code?: string; message: string }[];
+  failed: FailedImage[];
   layers: LayerStatisticsOverFolder[];
   weights: { trained: boolean | undefined; text: string };
 }
@@ -287,46 +286,18 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
   };
   options.layers.forEach(accumulator);
   const failed: FolderStats['failed'] = [];
-  // Decoded a few at a time, one batch ahead: the next batch is read while this one runs.
-  const decode = async (start: number) => {
-    const chunk = files.slice(start, start + batch);
-    return mapLimited(chunk, PREPROCESS_CONCURRENCY, async (f) => {
-      try {
-        return { data: (await preprocess(f, { resize, size: norm.size, mean: norm.mean, std: norm.std })).data };
-      } catch (error) {
-        return { error };
-      }
-    });
-  };
-  let next = decode(0);
-  for (let start = 0; start < files.length; start += batch) {
-    const decoded = await next;
-    if (start + batch < files.length) next = decode(start + batch);
-    const good: number[] = [];
-    const tensors: Float32Array[] = [];
-    decoded.forEach((d, j) => {
-      if (d.data) {
-        tensors.push(d.data);
-        good.push(start + j);
-      } else {
-        // One bad file fails alone; the rest of the batch runs.
-        const f = files[start + j];
-        failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (d.error as FeatscopeError).code, message: (d.error as Error).message });
-      }
-    });
-    if (good.length > 0) {
-      const per = tensors[0].length;
-      const data = new Float32Array(per * good.length);
-      tensors.forEach((t, i) => data.set(t, i * per));
-      const caps = await model.capture({ data, shape: [good.length, 3, norm.size, norm.size] }, options.layers, { stats: true, maxSize: 1 });
+  for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
+    failed.push(...b.failed);
+    if (b.files.length > 0) {
+      const caps = await model.capture({ data: b.data, shape: b.shape }, options.layers, { stats: true, maxSize: 1 });
       for (const cap of caps) {
         if (!cap.stats) continue;
         // A module called several times gives one capture per call (`relu`, `relu#1`): each its own statistics.
         const [n, c] = cap.stats.shape;
-        accumulator(cap.name).add(cap.stats.mean, cap.stats.max, cap.stats.argmax, n, c, good);
+        accumulator(cap.name).add(cap.stats.mean, cap.stats.max, cap.stats.argmax, n, c, b.files);
       }
     }
-    options.onProgress?.(Math.min(start + batch, files.length), files.length);
+    options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
   const images = files.length - failed.length;
   if (images === 0) throw new FeatscopeError('NO_INPUTS', `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`);

@@ -9,8 +9,7 @@
 import * as fs from 'fs';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
-import { PREPROCESS_CONCURRENCY, mapLimited } from '../concurrency';
-import { preprocess, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
+import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
 import type { InputImage } from './inputs';
@@ -82,16 +81,6 @@ interface Captured {
   captures: Capture[];
 }
 
-/** Preprocess one image; a failure is returned (not thrown) so that it fails alone. */
-async function prepare(input: InputImage, options: PreprocessOptions): Promise<Prepared | { error: unknown }> {
-  try {
-    const pre = await preprocess(input.source, options);
-    return { input, data: pre.data, image: pre.images[0] };
-  } catch (error) {
-    return { error };
-  }
-}
-
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
   const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
@@ -128,10 +117,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
     const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
-      const results = await mapLimited(slice, PREPROCESS_CONCURRENCY, (input) => prepare(input, job.preprocess));
+      const results = await preprocessEach(slice.map((input) => input.source), job.preprocess);
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
       if (stopping) return undefined;
-      results.forEach((r, i) => ('error' in r ? fail(slice[i].source, r.error) : ready.push(r)));
+      results.forEach((r, i) => ('error' in r ? fail(slice[i].source, r.error) : ready.push({ input: slice[i], data: r.data, image: r.images[0] })));
       if (ready.length === 0) return undefined;
       const per = ready[0].data.length;
       const data = new Float32Array(per * ready.length);
