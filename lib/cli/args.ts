@@ -44,6 +44,15 @@ export function parse(command: string, argv: string[], options: Options, allowPo
 
 export const MODEL_OPTION: Options = { model: { type: 'string', short: 'm' } };
 export const DEVICE_OPTION: Options = { device: { type: 'string' } };
+/** The options of the batch runs over images (render, export). */
+export const BATCH_RUN_OPTIONS: Options = {
+  layers: { type: 'string', short: 'l' },
+  resize: { type: 'string' },
+  batch: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  resume: { type: 'boolean' },
+  json: { type: 'boolean' },
+};
 
 /** --model, then FEATSCOPE_MODEL, then models/resnet18.pt here or in the package (made by set-up). */
 export function resolveModel(value: string | undefined): string {

@@ -4,6 +4,7 @@ import * as path from 'path';
 import { loadModel } from '../model';
 import { encodeNpy } from '../npy';
 import {
+  BATCH_RUN_OPTIONS,
   DEVICE_OPTION,
   checkLayers,
   MODEL_OPTION,
@@ -20,7 +21,7 @@ import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
-import { finishMessage, printFailures } from './summary';
+import { endBatchRun } from './summary';
 
 export const EXPORT_HELP = `Usage: featscope export <image|folder|glob>... [options]
 
@@ -58,12 +59,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     {
       ...MODEL_OPTION,
       ...DEVICE_OPTION,
-      layers: { type: 'string', short: 'l' },
-      resize: { type: 'string' },
-      batch: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      resume: { type: 'boolean' },
-      json: { type: 'boolean' },
+      ...BATCH_RUN_OPTIONS,
     },
     true,
   );
@@ -115,13 +111,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       interrupted: outcome.interrupted,
       total: inputs.length,
     });
-    const code = outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify({ out, manifest, inputs: inputs.length, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`);
-    }
-    printFailures(outcome.failed);
-    process.stderr.write(finishMessage('exported', outcome, finished, inputs.length, out));
-    return code;
+    return endBatchRun('exported', { json: Boolean(values.json), out, total: inputs.length }, outcome, finished, manifest);
   } finally {
     model.dispose();
   }

@@ -7,6 +7,7 @@ import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
+  BATCH_RUN_OPTIONS,
   DEVICE_OPTION,
   checkLayers,
   describeChannels,
@@ -21,12 +22,12 @@ import {
   resolveModel,
   usage,
 } from './args';
-import { finishedRecords, runBatches, type BatchOutcome, type ImageRecordBase } from './batch';
+import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
-import { finishMessage, printFailures } from './summary';
+import { endBatchRun } from './summary';
 
 export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
 
@@ -78,16 +79,11 @@ export async function render(argv: string[]): Promise<number> {
     {
       ...MODEL_OPTION,
       ...DEVICE_OPTION,
-      layers: { type: 'string', short: 'l' },
+      ...BATCH_RUN_OPTIONS,
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
       overlay: { type: 'boolean' },
       report: { type: 'boolean' },
-      resize: { type: 'string' },
-      batch: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      resume: { type: 'boolean' },
-      json: { type: 'boolean' },
     },
     true,
   );
@@ -247,7 +243,7 @@ async function renderWith(
       interrupted: outcome.interrupted,
     });
   }
-  return summarize(o, outcome, finished, manifest, report);
+  return endBatchRun('rendered', { json: o.json, out: o.out, total: o.inputs.length }, outcome, finished, manifest, report);
 }
 
 async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {
@@ -260,14 +256,3 @@ async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>
   }
 }
 
-function summarize(o: { json: boolean; out: string; inputs: unknown[] }, outcome: BatchOutcome, finished: number, manifest: string, report?: string): number {
-  const code = outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
-  if (o.json) {
-    process.stdout.write(
-      `${JSON.stringify({ out: o.out, manifest, report, inputs: o.inputs.length, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
-    );
-  }
-  printFailures(outcome.failed);
-  process.stderr.write(finishMessage('rendered', outcome, finished, o.inputs.length, o.out, report));
-  return code;
-}

@@ -1,17 +1,40 @@
 /** The lines a run ends with: what was done, where it is, and every input that failed. */
 import type { BatchOutcome, Failure } from './batch';
 
-export function printFailures(failed: Failure[]): void {
+function printFailures(failed: Failure[]): void {
   if (failed.length === 0) return;
   process.stderr.write(`featscope: ${failed.length} input${failed.length === 1 ? '' : 's'} failed:\n`);
   for (const f of failed) process.stderr.write(`  ${f.source}: ${f.message} [${f.code}]\n`);
 }
 
-export function finishMessage(verb: string, outcome: BatchOutcome, finished: number, total: number, out: string, report?: string): string {
+function finishMessage(verb: string, outcome: BatchOutcome, finished: number, total: number, out: string, report?: string): string {
   const parts = [`${verb} ${outcome.done} image${outcome.done === 1 ? '' : 's'}`];
   if (outcome.skipped) parts.push(`skipped ${outcome.skipped} already finished`);
   if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
   let text = `featscope: ${parts.join(', ')}; ${finished} of ${total} in ${out}/manifest.json${report ? ` and ${report}` : ''}\n`;
   if (outcome.interrupted) text += `featscope: interrupted; finished files are complete. Rerun the same command with --resume to do the remaining ${total - finished - outcome.failed.length}.\n`;
   return text;
+}
+
+/**
+ * End a batch run (render, export): the exit code (130 interrupted, 1 some failed, 0), with
+ * --json the run as one JSON object on stdout, then the failures and the closing line on stderr.
+ */
+export function endBatchRun(
+  verb: string,
+  o: { json: boolean; out: string; total: number },
+  outcome: BatchOutcome,
+  finished: number,
+  manifest: string,
+  report?: string,
+): number {
+  const code = outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ out: o.out, manifest, report, inputs: o.total, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
+    );
+  }
+  printFailures(outcome.failed);
+  process.stderr.write(finishMessage(verb, outcome, finished, o.total, o.out, report));
+  return code;
 }
