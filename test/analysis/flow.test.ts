@@ -1,9 +1,8 @@
 // Gradient-flow norms against the same quantities in Python torch (eager twin, autograd).
 import * as path from 'path';
 import * as fs from 'fs';
-import { loadModel, Model } from '../../lib';
 import { gradientFlow, renderFlowChart } from '../../lib/analysis';
-import { ensureTestModels, MODELS, syntheticInput } from '../support/models';
+import { MODELS, cpuModelForTests, syntheticInput } from '../support/models';
 import { runOracle, withTempDir, writeF32 } from './oracle-support';
 
 interface OracleFlow {
@@ -23,12 +22,7 @@ function pythonFlow(x: { data: Float32Array; shape: number[] }, layers: string[]
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 test.each([
   ['top-1 targets', [] as number[]],
@@ -36,7 +30,7 @@ test.each([
 ])('layer and parameter norms equal Python to 1e-3 relative (%s)', async (_t, classes) => {
   const layers = ['conv1', 'layer1.0.conv1', 'layer1.0.relu', 'layer2.0.downsample.0', 'layer3', 'layer4.1.conv2', 'fc'];
   const x = syntheticInput(2, 128, 128, 21);
-  const flow = await gradientFlow(model, x, { layers, classes: classes.length ? classes : undefined });
+  const flow = await gradientFlow(scripted(), x, { layers, classes: classes.length ? classes : undefined });
   const py = pythonFlow(x, layers, classes);
   expect(flow.classes.map((c) => c.class)).toEqual(py.classes);
   expect(rel(flow.lossValue, py.loss)).toBeLessThan(1e-3);
@@ -60,12 +54,12 @@ test.each([
 
 test('default layers are the conv and linear layers in call order; the chart renders', async () => {
   const x = syntheticInput(1, 96, 96, 2);
-  const flow = await gradientFlow(model, x);
+  const flow = await gradientFlow(scripted(), x);
   expect(flow.layers).toHaveLength(21);
   expect(flow.layers[0].name).toBe('conv1');
   expect(flow.layers[20].name).toBe('fc');
   expect(flow.weights.trained).toBe(false);
-  const chart = await renderFlowChart(model, flow, { subject: 'synthetic' });
+  const chart = await renderFlowChart(scripted(), flow, { subject: 'synthetic' });
   expect(chart.png.subarray(1, 4).toString()).toBe('PNG');
   expect(chart.width).toBeGreaterThanOrEqual(900);
 });

@@ -2,8 +2,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel, Model } from '../../lib';
-import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT, syntheticInput } from '../support/models';
+import { CACHE, MODELS, PYTHON, ROOT, cpuModelForTests, syntheticInput } from '../support/models';
 
 function pythonGradCam(model: string, input: { data: Float32Array; shape: number[] }, layer: string, classes: number[]) {
   const dir = fs.mkdtempSync(path.join(CACHE, 'gradcam-'));
@@ -31,12 +30,7 @@ function normalise(data: Float32Array, n: number): Float32Array {
   return out;
 }
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 test.each([
   ['layer4, top-1 class, batch 2', 'layer4', 2, [] as number[]],
@@ -44,7 +38,7 @@ test.each([
   ['layer4.0, one class for all, batch 2', 'layer4.0', 2, [3]],
 ])('%s equals Python to 1e-4 after normalisation', async (_t, layer, n, classes) => {
   const x = syntheticInput(n, 224, 224, 11);
-  const res = await model.gradcam(x, { layer, classes: classes.length ? classes : undefined });
+  const res = await scripted().gradcam(x, { layer, classes: classes.length ? classes : undefined });
   const py = pythonGradCam(MODELS.scripted, x, layer, classes);
   const camLen = res.data.length;
   expect(py.length).toBe(camLen + n);
@@ -62,17 +56,17 @@ test.each([
 
 test('Grad-CAM leaves forward() unaffected (no gradient state leaks)', async () => {
   const x = syntheticInput(1);
-  const before = await model.capture(x, 'layer4');
-  await model.gradcam(x, { layer: 'layer4' });
-  const after = await model.capture(x, 'layer4');
+  const before = await scripted().capture(x, 'layer4');
+  await scripted().gradcam(x, { layer: 'layer4' });
+  const after = await scripted().capture(x, 'layer4');
   expect(Buffer.compare(Buffer.from(before[0].data.buffer, before[0].data.byteOffset, before[0].data.byteLength),
     Buffer.from(after[0].data.buffer, after[0].data.byteOffset, after[0].data.byteLength))).toBe(0);
 });
 
 test('bad Grad-CAM requests', async () => {
   const x = syntheticInput(1, 64, 64);
-  await expect(model.gradcam(x, { layer: 'layer1.0.relu' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/called 2 times/) });
-  await expect(model.gradcam(x, { layer: 'fc' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/\[N, C, H, W\] output; fc gives 2-D/) });
-  await expect(model.gradcam(x, { layer: 'layer4', classes: [5000] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/class 5000 is out of range 0\.\.999/) });
-  await expect(model.gradcam(x, { layer: 'layr4' })).rejects.toMatchObject({ code: 'UNKNOWN_LAYER', message: expect.stringMatching(/closest: layer4/) });
+  await expect(scripted().gradcam(x, { layer: 'layer1.0.relu' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/called 2 times/) });
+  await expect(scripted().gradcam(x, { layer: 'fc' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/\[N, C, H, W\] output; fc gives 2-D/) });
+  await expect(scripted().gradcam(x, { layer: 'layer4', classes: [5000] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/class 5000 is out of range 0\.\.999/) });
+  await expect(scripted().gradcam(x, { layer: 'layr4' })).rejects.toMatchObject({ code: 'UNKNOWN_LAYER', message: expect.stringMatching(/closest: layer4/) });
 });
