@@ -1,8 +1,7 @@
 // FGSM against the same step in Python torch; PGD lowers the target probability; divergence.
 import * as path from 'path';
-import { loadModel, Model } from '../../lib';
 import { fgsm, pgd, renderAttackGrids, renderDivergenceChart } from '../../lib/analysis';
-import { ensureTestModels, MODELS, syntheticInput } from '../support/models';
+import { MODELS, cpuModelForTests, syntheticInput } from '../support/models';
 import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
 
 const MEAN = [0.485, 0.456, 0.406];
@@ -19,12 +18,7 @@ function validInput(n: number, h: number, w: number, seed: number) {
   return x;
 }
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 function pythonFgsm(x: { data: Float32Array; shape: number[] }, eps: number, classes: number[]) {
   return withTempDir('fgsm-', (dir) => {
@@ -40,7 +34,7 @@ test.each([
   ['given classes, batch 2, eps 2/255', 2, 2 / 255, [207, 3]],
 ])('FGSM equals Python (%s) on >= 99.9%% of elements', async (_t, n, eps, classes) => {
   const x = validInput(n, 224, 224, 5);
-  const r = await fgsm(model, x, { epsilon: eps, classes: classes.length ? classes : undefined, layers: ['layer4'] });
+  const r = await fgsm(scripted(), x, { epsilon: eps, classes: classes.length ? classes : undefined, layers: ['layer4'] });
   const py = pythonFgsm(x, eps, classes);
   let equal = 0;
   let unequalWithClearSign = 0;
@@ -68,7 +62,7 @@ test.each([
 test('PGD lowers the probability of the true class, step by step, and stays in the eps-ball', async () => {
   const x = validInput(1, 224, 224, 9);
   const eps = 4 / 255;
-  const r = await pgd(model, x, { epsilon: eps, stepSize: 1 / 255, steps: 6 });
+  const r = await pgd(scripted(), x, { epsilon: eps, stepSize: 1 / 255, steps: 6 });
   const probs = r.path!.map((p) => p.targetProbability[0]);
   expect(probs).toHaveLength(7);
   expect(probs[probs.length - 1]).toBeLessThan(probs[0] * 0.8);
@@ -86,9 +80,9 @@ test('PGD lowers the probability of the true class, step by step, and stays in t
 
 test('relative L2 divergence matches a direct computation', async () => {
   const x = syntheticInput(2, 64, 64, 3);
-  const r = await fgsm(model, x, { epsilon: 0.02, layers: ['layer2', 'fc'] });
-  const [c] = await model.capture(x, 'layer2');
-  const [a] = await model.capture(r.adversarial, 'layer2');
+  const r = await fgsm(scripted(), x, { epsilon: 0.02, layers: ['layer2', 'fc'] });
+  const [c] = await scripted().capture(x, 'layer2');
+  const [a] = await scripted().capture(r.adversarial, 'layer2');
   let num = 0, den = 0;
   for (let i = 0; i < c.data.length; i++) {
     num += (a.data[i] - c.data[i]) ** 2;
@@ -100,17 +94,17 @@ test('relative L2 divergence matches a direct computation', async () => {
 
 test('charts: PNGs with the untrained banner area', async () => {
   const x = syntheticInput(1, 96, 96, 4);
-  const r = await pgd(model, x, { epsilon: 2 / 255, steps: 2, layers: ['layer1', 'layer2', 'layer3', 'fc'] });
-  const chart = await renderDivergenceChart(model, r);
+  const r = await pgd(scripted(), x, { epsilon: 2 / 255, steps: 2, layers: ['layer1', 'layer2', 'layer3', 'fc'] });
+  const chart = await renderDivergenceChart(scripted(), r);
   expect(chart.png.subarray(1, 4).toString()).toBe('PNG');
-  const grids = await renderAttackGrids(model, x, r);
+  const grids = await renderAttackGrids(scripted(), x, r);
   expect(grids.layer).toBe(r.mostDivergent);
   expect(grids.png.subarray(1, 4).toString()).toBe('PNG');
 });
 
 test('bad attack options', async () => {
   const x = syntheticInput(1, 32, 32);
-  await expect(fgsm(model, x, { epsilon: 8 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/epsilon/) });
-  await expect(pgd(model, x, { epsilon: 0.03, steps: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-  await expect(fgsm(model, x, { epsilon: 0.03, std: [1, 2] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(fgsm(scripted(), x, { epsilon: 8 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/epsilon/) });
+  await expect(pgd(scripted(), x, { epsilon: 0.03, steps: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(fgsm(scripted(), x, { epsilon: 0.03, std: [1, 2] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });

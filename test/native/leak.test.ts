@@ -1,23 +1,17 @@
 // The leak run (issue 6): 10,000 captures with their results dropped, through every native path
 // that allocates (plain captures, aliased captures, on-device reductions, stats, backward,
 // parameters), keep RSS bounded. Figures go to docs/reliability.md.
-import { loadModel, Model } from '../../lib';
-import { ensureTestModels, MODELS, syntheticInput } from '../support/models';
+import { cpuModelForTests, syntheticInput } from '../support/models';
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 test('10,000 captures with results dropped keep RSS bounded', async () => {
   const x = syntheticInput(2, 64, 64);
   const calls: (() => Promise<unknown>)[] = [
-    () => model.capture(x, ['conv1', 'layer1', 'layer1.1', 'layer4']), // layer1 and layer1.1 share one tensor
-    () => model.capture(x, ['layer2', 'bn1'], { channels: { top: 8, by: 'mean' }, stats: true }),
-    () => model.capture(x, ['layer1.0.relu#1'], { channels: [1, 5, 9], maxSize: 4 }),
-    () => model.forward(x, { layers: ['fc'] }),
+    () => scripted().capture(x, ['conv1', 'layer1', 'layer1.1', 'layer4']), // layer1 and layer1.1 share one tensor
+    () => scripted().capture(x, ['layer2', 'bn1'], { channels: { top: 8, by: 'mean' }, stats: true }),
+    () => scripted().capture(x, ['layer1.0.relu#1'], { channels: [1, 5, 9], maxSize: 4 }),
+    () => scripted().forward(x, { layers: ['fc'] }),
   ];
   const rounds = 10000;
   // Warm-up: allocator pools, the graph cache and V8's heap settle in the first ~1,000 calls.
@@ -30,8 +24,8 @@ test('10,000 captures with results dropped keep RSS bounded', async () => {
     await calls[i % calls.length]();
     if (i % 500 === 0) {
       peak = Math.max(peak, rss());
-      await model.backward(x, { layers: ['layer3'], inputGrad: true, parameterGrads: true });
-      model.parameters();
+      await scripted().backward(x, { layers: ['layer3'], inputGrad: true, parameterGrads: true });
+      scripted().parameters();
     }
     if (i === 2000) atTwoThousand = rss();
   }

@@ -1,22 +1,17 @@
 // Concurrency, memory and shutdown.
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { loadModel, Model } from '../../lib';
-import { ensureTestModels, MODELS, maxAbsDiff, ROOT, syntheticInput } from '../support/models';
+import { loadModel } from '../../lib';
+import { MODELS, ROOT, cpuModelForTests, maxAbsDiff, syntheticInput } from '../support/models';
 
-let model: Model;
-beforeAll(async () => {
-  ensureTestModels();
-  model = await loadModel(MODELS.scripted, { device: 'cpu' });
-});
-afterAll(() => model.dispose());
+const scripted = cpuModelForTests();
 
 test('20 overlapping forwards on one model equal the sequential results', async () => {
   const inputs = Array.from({ length: 20 }, (_, i) => syntheticInput(1, 64, 64, 100 + i));
   const layers = ['layer1.0.relu', 'layer3', 'fc'];
   const sequential = [];
-  for (const x of inputs) sequential.push(await model.forward(x, { layers }));
-  const overlapping = await Promise.all(inputs.map((x) => model.forward(x, { layers })));
+  for (const x of inputs) sequential.push(await scripted().forward(x, { layers }));
+  const overlapping = await Promise.all(inputs.map((x) => scripted().forward(x, { layers })));
   for (let i = 0; i < inputs.length; i++) {
     expect(overlapping[i].captures.map((c) => c.name)).toEqual(['layer1.0.relu', 'layer1.0.relu#1', 'layer3', 'fc']);
     for (let j = 0; j < overlapping[i].captures.length; j++) {
@@ -30,7 +25,7 @@ test('several models run forwards at once', async () => {
   const traced = await loadModel(MODELS.traced, { device: 'cpu' });
   try {
     const x = syntheticInput(2, 64, 64);
-    const [a, b] = await Promise.all([model.capture(x, ['layer2']), traced.capture(x, ['layer2'])]);
+    const [a, b] = await Promise.all([scripted().capture(x, ['layer2']), traced.capture(x, ['layer2'])]);
     expect(maxAbsDiff(a[0].data, b[0].data)).toBeLessThan(1e-5);
   } finally {
     traced.dispose();
@@ -53,12 +48,12 @@ test('captures are freed when JS drops them: 1,000 captures keep RSS bounded', a
   const x = syntheticInput(1, 112, 112);
   const layers = ['conv1', 'layer1', 'layer4']; // about 1.1 MB of features per call
   const gc = (global as { gc?: () => void }).gc;
-  for (let i = 0; i < 20; i++) await model.capture(x, layers); // warm up caches and allocator
+  for (let i = 0; i < 20; i++) await scripted().capture(x, layers); // warm up caches and allocator
   gc?.();
   const before = process.memoryUsage().rss;
   let checksum = 0;
   for (let i = 0; i < 1000; i++) {
-    const caps = await model.capture(x, layers);
+    const caps = await scripted().capture(x, layers);
     checksum += caps[2].data[0];
   }
   gc?.();
@@ -86,7 +81,7 @@ test('the process exits cleanly while forwards are still running', () => {
 test('captures reach JS without a copy; memory the model or the caller owns is copied', async () => {
   const { binding } = await import('../../lib/native');
   const before = binding().exportCounters();
-  const caps = await model.capture(syntheticInput(1, 64, 64), ['conv1', 'layer1', 'layer1.1', 'layer4']);
+  const caps = await scripted().capture(syntheticInput(1, 64, 64), ['conv1', 'layer1', 'layer1.1', 'layer4']);
   const after = binding().exportCounters();
   // The output, conv1, layer1 (= layer1.1: one tensor, one buffer) and layer4: four storages, none copied.
   expect(after.zeroCopy - before.zeroCopy).toBe(4);
