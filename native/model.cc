@@ -165,10 +165,6 @@ PrecisionScope::~PrecisionScope() {
   if (--precisionRunning == 0) precisionChanged.notify_all();
 }
 
-namespace {
-
-}  // namespace
-
 class ForwardWorker : public FsWorker {
  public:
   ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce)
