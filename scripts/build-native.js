@@ -5,7 +5,7 @@
 // install flow reaches it through binding.gyp. The addon lands in build/Release/featscope.node.
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { findLibtorch } = require('./find-libtorch');
+const { findLibtorch, libtorchVersion } = require('./find-libtorch');
 
 const root = path.resolve(__dirname, '..');
 // FEATSCOPE_BUILD_DIR: another build folder (the sanitizer build uses build/asan); default build/.
@@ -16,7 +16,8 @@ if (found.error) {
   console.error(found.error);
   process.exit(1);
 }
-console.log(`featscope: building against ${found.source}\nfeatscope: TorchConfig.cmake in ${found.configDir}`);
+const version = libtorchVersion(found.configDir) ?? 'unknown version';
+console.log(`featscope: building against libtorch ${version}, ${found.source}\nfeatscope: TorchConfig.cmake in ${found.configDir}`);
 
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const debug = process.env.FEATSCOPE_DEBUG === '1' || process.argv.includes('--debug');
@@ -40,3 +41,5 @@ if (r.status !== 0) {
   console.error('featscope: native build failed (see above). Check that a C++17 compiler and cmake are installed, and that the libtorch found above matches this machine.');
   process.exit(r.status || 1);
 }
+// The stamp scripts/setup.sh compares with what it finds, to rebuild when the libtorch changed.
+require('fs').writeFileSync(path.join(buildDir, '.featscope-libtorch'), `${found.configDir}\t${version}\n`);

@@ -89,7 +89,28 @@ function findLibtorch(env = process.env, options = {}) {
   return { error: `featscope: no libtorch found (tried: ${tried.join('; ')}).\n${OPTIONS_HELP}` };
 }
 
-module.exports = { findLibtorch, OPTIONS_HELP };
+/**
+ * The version of the libtorch whose TorchConfig.cmake lies in configDir: TorchConfigVersion.cmake's
+ * PACKAGE_VERSION, else torch/version.h under the install prefix; null when neither says.
+ */
+function libtorchVersion(configDir) {
+  try {
+    const m = /set\(PACKAGE_VERSION "([^"]+)"\)/.exec(fs.readFileSync(path.join(configDir, 'TorchConfigVersion.cmake'), 'utf8'));
+    if (m) return m[1];
+  } catch { /* no version file: try the header */ }
+  for (let d = configDir, i = 0; i < 5; i++, d = path.dirname(d)) {
+    for (const h of ['include/torch/csrc/api/include/torch/version.h', 'include/torch/version.h']) {
+      try {
+        const t = fs.readFileSync(path.join(d, h), 'utf8');
+        const v = ['MAJOR', 'MINOR', 'PATCH'].map((k) => new RegExp(`#define TORCH_VERSION_${k} (\\d+)`).exec(t)?.[1]);
+        if (v.every(Boolean)) return v.join('.');
+      } catch { /* not here */ }
+    }
+  }
+  return null;
+}
+
+module.exports = { findLibtorch, libtorchVersion, OPTIONS_HELP };
 
 if (require.main === module) {
   const r = findLibtorch();
@@ -98,5 +119,5 @@ if (require.main === module) {
     process.exit(1);
   }
   if (process.argv.includes('--quiet')) console.log(r.configDir);
-  else console.log(`${r.configDir}\t${r.source}`);
+  else console.log(`${r.configDir}\t${r.source}\t${libtorchVersion(r.configDir) ?? 'unknown version'}`);
 }

@@ -41,7 +41,8 @@ if [ "${1:-}" = "--test" ]; then
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
   if [ ${#need[@]} -gt 0 ]; then apt_install "the tests use ${need[*]}" "${need[@]}"; fi
 fi
-say "libtorch: $(node scripts/find-libtorch.js | cut -f2)"
+found=$(node scripts/find-libtorch.js)
+say "libtorch $(printf '%s' "$found" | cut -f3): $(printf '%s' "$found" | cut -f2)"
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci (builds the native addon)"
@@ -50,6 +51,14 @@ fi
 
 addon=build/Release/featscope.node
 stale=$( [ -f "$addon" ] && find native CMakeLists.txt -newer "$addon" -print -quit || echo missing)
+# The libtorch the addon was built against (build/.featscope-libtorch, written by the build): a
+# different folder or version since then means a rebuild.
+want_stamp=$(printf '%s\t%s' "$(printf '%s' "$found" | cut -f1)" "$(printf '%s' "$found" | cut -f3)")
+if [ -z "$stale" ] && [ "$(cat build/.featscope-libtorch 2>/dev/null)" != "$want_stamp" ]; then
+  stale="libtorch changed"
+  say "the addon was built against $(cut -f2 build/.featscope-libtorch 2>/dev/null || echo 'an unrecorded libtorch'); now found $(printf '%s' "$found" | cut -f3): rebuilding"
+  rm -rf build/cmake
+fi
 if [ -n "$stale" ]; then
   say "building the native addon"
   node scripts/build-native.js
