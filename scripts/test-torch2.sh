@@ -4,6 +4,8 @@
 #
 #   npm run test:torch2                 (as root, or through sudo)
 #   bash scripts/test-torch2.sh [jest args...]   e.g. test/native/loops.test.ts
+#   bash scripts/test-torch2.sh --prepare        only make or update the chroot (CI runs this in
+#                                                the background while the bookworm leg runs)
 #
 # The chroot lives at a fixed path outside the checkout and is reused: a second run only checks
 # it, updates its packages when the list changed or a day has passed, copies the checkout in and
@@ -104,6 +106,7 @@ else
   all_installed || die "apt-get in the chroot left packages missing: ${packages[*]}"
   echo "$want" >"$stamp"
 fi
+if [ "${1:-}" = --prepare ]; then say "chroot ready ($(elapsed))"; exit 0; fi
 torch_version=$(in_chroot /usr/bin/python3 -c 'import torch; print(torch.__version__)')
 say "chroot: torch $torch_version, node $(in_chroot node --version), $(in_chroot g++ --version | head -1)"
 
