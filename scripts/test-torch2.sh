@@ -16,6 +16,8 @@
 #   FEATSCOPE_TORCH2_ROOT    the chroot (default /var/cache/featscope/trixie)
 #   FEATSCOPE_DEBIAN_MIRROR  the Debian mirror (default: the one this machine's apt sources name)
 #   FEATSCOPE_TORCH2_FRESH=1 throw the chroot away and make it again
+#   FEATSCOPE_TORCH2_WORK    the checkout's folder name under the chroot's /work (default
+#                            featscope): several checkouts can share one chroot
 # Traps handled here (see ../shared/LIBTORCH-NOTES.md): npm cannot reach the registry from inside
 # the chroot (the chroot does not trust the host's certificates), so node_modules is installed by
 # the host's npm with --ignore-scripts and the addon is built inside; /proc, /dev and /dev/pts are
@@ -47,29 +49,25 @@ if [ -z "$mirror" ]; then
   mirror=${mirror:-http://deb.debian.org/debian}
 fi
 
-mounted=()
-cleanup() {
-  local i
-  for (( i=${#mounted[@]}-1; i>=0; i-- )); do umount -R "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-mount_in() {  # mount_in KIND TARGET: proc, or a recursive bind of the host path
-  local target=$chroot_dir$2
-  mountpoint -q "$target" && return 0
-  mkdir -p "$target"
-  if [ "$1" = proc ]; then mount -t proc proc "$target"; else mount --rbind "$1" "$target"; mount --make-rslave "$target"; fi
-  mounted+=("$target")
-}
+# Every command in the chroot runs in a mount namespace of its own, with /proc and /dev (devpts
+# included) mounted there: the mounts end with the command, whatever way it ends, concurrent runs
+# do not unmount each other's, and removing the chroot can never reach the host's /dev.
 in_chroot() {  # a clean environment: nothing of the host's (LD_PRELOAD, PATH, npm config) leaks in
-  chroot "$chroot_dir" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" "$@"
+  unshare --mount --propagation private -- /bin/sh -c 'r=$1; shift
+    mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"' sh "$chroot_dir" \
+    /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" FEATSCOPE_WORK="${name:-featscope}" "$@"
+}
+no_mounts_below() {  # refuse to delete a chroot something is still mounted in (an older run's mounts)
+  ! findmnt -rn -o TARGET | grep -q "^$1/" || die "something is still mounted under $1 (findmnt | grep $1): unmount it first"
 }
 
 # 1. The base system: made once, in a side folder that is renamed when complete, so that an
 #    interrupted debootstrap never passes for a chroot.
-[ "${FEATSCOPE_TORCH2_FRESH:-}" = 1 ] && { say "FEATSCOPE_TORCH2_FRESH=1: removing $chroot_dir"; rm -rf "$chroot_dir"; }
+[ "${FEATSCOPE_TORCH2_FRESH:-}" = 1 ] && { say "FEATSCOPE_TORCH2_FRESH=1: removing $chroot_dir"; no_mounts_below "$chroot_dir"; rm -rf "$chroot_dir"; }
 if [ ! -f "$chroot_dir/.featscope-base" ]; then
   command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; apt-get install -y -qq --no-install-recommends debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }; }
+  no_mounts_below "$chroot_dir"; no_mounts_below "$chroot_dir.partial"
   rm -rf "$chroot_dir" "$chroot_dir.partial"
   mkdir -p "$(dirname "$chroot_dir")"
   say "debootstrap $suite from $mirror into $chroot_dir (about 2-3 min)"
@@ -83,8 +81,6 @@ fi
 grep -q "VERSION_CODENAME=$suite" "$chroot_dir/etc/os-release" ||
   die "$chroot_dir is not a Debian $suite root; remove it or set FEATSCOPE_TORCH2_ROOT elsewhere"
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
-mount_in proc /proc
-mount_in /dev /dev
 
 # 2. Packages: installed when the list changed or a day has passed (apt-get also upgrades them
 #    then); otherwise only checked with dpkg.
@@ -113,7 +109,9 @@ say "chroot: torch $torch_version, node $(in_chroot node --version), $(in_chroot
 # 3. The checkout, copied in. What git tracks or would add is copied (with its times, so the
 #    native build stays incremental); what the leg keeps between runs (node_modules, build, the
 #    exported models) stays; everything else there is removed first, so a deleted test cannot linger.
-work=$chroot_dir/work/featscope
+name=${FEATSCOPE_TORCH2_WORK:-featscope}
+case "$name" in *[!A-Za-z0-9_.-]*|.*|'') die "FEATSCOPE_TORCH2_WORK must be a plain folder name, not $name";; esac
+work=$chroot_dir/work/$name
 mkdir -p "$work"
 find "$work" -mindepth 1 -maxdepth 1 ! -name node_modules ! -name build ! -name models ! -name test -exec rm -rf {} +
 [ -d "$work/test" ] && find "$work/test" -mindepth 1 -maxdepth 1 ! -name .cache -exec rm -rf {} +
@@ -136,7 +134,7 @@ fi
 
 # 4. Build and test inside.
 say "building against the chroot's libtorch ($(elapsed) so far)"
-in_chroot bash -c 'cd /work/featscope && export CMAKE_GENERATOR=Ninja FEATSCOPE_PYTHON=/usr/bin/python3 &&
+in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && export CMAKE_GENERATOR=Ninja FEATSCOPE_PYTHON=/usr/bin/python3 &&
   node scripts/build-native.js 2>&1 | grep -Ev "^\[[0-9]+/[0-9]+\] Building|^INFO|kineto|^$" &&
   ldd build/Release/featscope.node | grep -E "libtorch|libc10" && ! ldd build/Release/featscope.node | grep -q "not found" &&
   ./node_modules/.bin/tsc -p tsconfig.json &&
@@ -144,9 +142,9 @@ in_chroot bash -c 'cd /work/featscope && export CMAKE_GENERATOR=Ninja FEATSCOPE_
 say "running the suites on torch $torch_version ($(elapsed) so far)"
 set +e
 if [ $# -gt 0 ]; then
-  in_chroot bash -c 'cd /work/featscope && ./node_modules/.bin/jest "$@"' jest "$@"
+  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && ./node_modules/.bin/jest "$@"' jest "$@"
 else
-  in_chroot bash -c 'cd /work/featscope && ./node_modules/.bin/jest test/native test/analysis'
+  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && ./node_modules/.bin/jest test/native test/analysis'
 fi
 rc=$?
 set -e
