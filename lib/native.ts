@@ -53,7 +53,7 @@ export interface NativeBinding {
   load(path: string, device: string, precision: string): Promise<NativeModel>;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
-  versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string };
+  versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string; jitCpuFusion: boolean };
   /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
   exportCounters(): { zeroCopy: number; copied: number };
 }

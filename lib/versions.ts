@@ -9,6 +9,11 @@ export interface Versions {
   cxx11Abi: boolean;
   cuda: { available: boolean; devices: number };
   threads: number;
+  /**
+   * Whether TorchScript may fuse CPU ops into NNC (LLVM) kernels: always false, because featscope
+   * turns it off when it loads (libtorch builds with LLVM gave NaN gradients through it).
+   */
+  jitCpuFusion: boolean;
 }
 
 /** featscope, Node, libtorch and CUDA as this process sees them. */
@@ -23,5 +28,6 @@ export function versions(): Versions {
     cxx11Abi: v.cxx11Abi,
     cuda: { available: b.cudaAvailable(), devices: b.cudaDeviceCount() },
     threads: v.threads,
+    jitCpuFusion: v.jitCpuFusion,
   };
 }

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include "errors.h"
+#include "jit_settings.h"
 #include "model.h"
 #include "tensor_bridge.h"
 #include "workers.h"
@@ -51,11 +52,13 @@ static Napi::Value Versions(const Napi::CallbackInfo& info) {
   o.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
   o.Set("threads", at::get_num_threads());
   o.Set("parallel", at::get_parallel_info());
+  o.Set("jitCpuFusion", jitCpuFusion());
   return o;
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
+  configureJit();
   InitTensorBridge(env);
   InitWorkers(env);
   env.AddCleanupHook(ReleaseErrorClass);
