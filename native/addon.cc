@@ -6,6 +6,7 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include "env_data.h"
 #include "errors.h"
 #include "model.h"
 #include "tensor_bridge.h"
@@ -56,9 +57,9 @@ static Napi::Value Versions(const Napi::CallbackInfo& info) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
+  // One EnvData per environment (main thread, each worker thread), freed with it.
+  env.SetInstanceData(new EnvData());
   InitTensorBridge(env);
-  InitWorkers(env);
-  env.AddCleanupHook(ReleaseErrorClass);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("load", Napi::Function::New(env, LoadModel));
   exports.Set("NativeModel", ModelWrap::Init(env));
@@ -66,6 +67,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
+  exports.Set("armExitWatchdog", Napi::Function::New(env, ArmExitWatchdog));
   return exports;
 }
 

@@ -23,9 +23,7 @@ ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, con
 // Builds a JS FeatscopeError (or a plain Error before the class is registered).
 Napi::Error makeJsError(Napi::Env env, const std::string& code, const std::string& message);
 
-// Registers the JS error class (called once from lib/native.ts).
+// Registers the JS error class for the calling environment (called once from lib/native.ts).
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
-
-void ReleaseErrorClass();
 
 }  // namespace featscope
