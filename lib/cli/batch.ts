@@ -123,6 +123,9 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
     const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
+      // An old record must not survive an attempt: an image that fails now is listed as failed,
+      // not also as rendered by an earlier run.
+      await Promise.all(slice.map((input) => fs.promises.rm(recordPath(job.out, input), { force: true })));
       const results = await preprocessEach(slice.map((input) => input.source), job.preprocess);
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
       if (stopping) return undefined;

@@ -78,7 +78,7 @@ export async function gradcam(argv: string[]): Promise<number> {
   const samples = values.samples === undefined ? undefined : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
   const device = parseDevice(values.device as string | undefined, 'gradcam');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
     throw usage(`--class lists ${classes.length} classes for ${inputs.length} images; give one for all or one per image`, 'gradcam');
   }

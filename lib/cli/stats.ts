@@ -55,7 +55,7 @@ export async function stats(argv: string[]): Promise<number> {
   const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
   const device = parseDevice(values.device as string | undefined, 'stats');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
