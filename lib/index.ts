@@ -1,4 +1,5 @@
-export { FeatscopeError } from './errors';
+export { FeatscopeError, ERROR_CODES } from './errors';
+export type { ErrorCode } from './errors';
 export type { Capture, CaptureStats, TensorInput } from './types';
 export type { ModelMetadata } from './metadata';
 export { weightsLabel } from './metadata';

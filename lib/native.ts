@@ -57,6 +57,8 @@ export interface NativeBinding {
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string };
   /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
   exportCounters(): { zeroCopy: number; copied: number };
+  /** The codes the addon may raise (native/error_codes.h). */
+  errorCodes(): string[];
   /** When native runs are still busy: end the process with `code` after `ms` if they still are. */
   armExitWatchdog(code: number, ms: number): boolean;
 }

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "env_data.h"
+#include "error_codes.h"
 
 namespace featscope {
 
@@ -50,7 +51,15 @@ ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, con
   }
 }
 
-Napi::Error makeJsError(Napi::Env env, const std::string& code, const std::string& message) {
+Napi::Error makeJsError(Napi::Env env, const std::string& codeIn, const std::string& message) {
+  // The set of codes is closed (native/error_codes.h): an unlisted one is a bug, reported as such.
+  const bool listed = isErrorCode(codeIn);
+  const std::string code = listed ? codeIn : "INTERNAL";
+  const std::string text = listed ? message : "unlisted error code " + codeIn + " (a featscope bug; please report it): " + message;
+  return makeListedJsError(env, code, text);
+}
+
+Napi::Error makeListedJsError(Napi::Env env, const std::string& code, const std::string& message) {
   EnvData* data = envData(env);
   if (data != nullptr && !data->errorClass.IsEmpty()) {
     Napi::Object err = data->errorClass.New({Napi::String::New(env, code), Napi::String::New(env, message)});
