@@ -79,3 +79,17 @@ describe('expandInputs', () => {
     expect((await expandInputs([path.join(out, 'a', 'conv1.png')], { skip: out })).length).toBe(1);
   });
 });
+
+describe('picture titles state the channel-selection rule', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { selectionRule } = require('../../lib/visualize') as typeof import('../../lib/visualize');
+  test.each([
+    [16, 64, 'first 16 of 64 channels'],
+    [64, 64, 'all 64 channels'],
+    [{ top: 16, by: 'mean' }, 512, 'top 16 of 512 channels by mean'],
+    [{ top: 8 }, 512, 'top 8 of 512 channels by max'],
+    [[3, 7, 9], 64, 'channels 3, 7, 9 of 64'],
+  ])('%j of %d: %s', (selection, channels, want) => {
+    expect(selectionRule(selection as never, channels as number)).toBe(want);
+  });
+});
