@@ -6,7 +6,7 @@ import { normalisationOf } from '../analysis/common';
 import { loadModel } from '../model';
 import { preprocess } from '../preprocess';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 
@@ -108,7 +108,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       }
       for (let i = 0; i < chunk.length; i++) {
         const r = results[i];
-        const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileName(layer)}.png`);
+        const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileNames([layer]).get(layer)!}.png`);
         await writeAtomic(file, r.png);
         const record: Record<string, unknown> = { source: chunk[i].source, layer, file: path.basename(file), target: r.target, predictions: r.predictions, camMax: r.rawMax };
         const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];
