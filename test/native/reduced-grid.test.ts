@@ -34,3 +34,35 @@ test('renderChannelGrid on a top-k capture labels each cell with its real channe
     expect(grid.layout.map((c) => [c.channel, c.min, c.max])).toEqual(fromFull.layout.map((c) => [c.channel, c.min, c.max]));
   }
 });
+
+test('the public renderChannelGrid frames a model capture with the weights banner and a title', async () => {
+  const { renderChannelGrid: framedGrid } = await import('../../lib');
+  const sharp = (await import('sharp')).default;
+  const x = syntheticInput(1, 64, 64);
+  const [cap] = await model().capture(x, 'layer1', { channels: [3, 7, 9] });
+  const bare = await renderChannelGrid(cap);
+  const framed = await framedGrid(cap);
+  expect(model().metadata.weights?.trained).toBe(false);
+  expect(framed.height).toBeGreaterThan(bare.height + 40); // banner (30 px) + title
+  expect(framed.layout.map((c) => c.channel)).toEqual([3, 7, 9]);
+  // The layout points at the same cells inside the framed picture: the pixels there are the bare grid's.
+  const { data: fd, info: fi } = await sharp(framed.png).raw().toBuffer({ resolveWithObject: true });
+  const { data: bd, info: bi } = await sharp(bare.png).raw().toBuffer({ resolveWithObject: true });
+  for (let i = 0; i < 3; i++) {
+    const f = framed.layout[i], b = bare.layout[i];
+    for (const [ox, oy] of [[0, 0], [f.width - 1, f.height - 1], [f.width >> 1, f.height >> 1]]) {
+      const fp = ((f.y + oy) * fi.width + f.x + ox) * fi.channels;
+      const bp = ((b.y + oy) * bi.width + b.x + ox) * bi.channels;
+      expect([...fd.subarray(fp, fp + 3)]).toEqual([...bd.subarray(bp, bp + 3)]);
+    }
+  }
+  // The banner is red for untrained weights (as on every CLI picture).
+  const [r, g, b] = fd.subarray(((4 * fi.width) + 2) * fi.channels, ((4 * fi.width) + 2) * fi.channels + 3);
+  expect(r).toBeGreaterThan(150);
+  expect(g).toBeLessThan(100);
+  expect(b).toBeLessThan(100);
+  // frame: false, a spread copy, and a capture not from a model.
+  expect((await framedGrid(cap, { frame: false })).png.equals(bare.png)).toBe(true);
+  expect((await framedGrid({ ...cap })).height).toBe(framed.height);
+  expect((await framedGrid({ shape: cap.shape, data: cap.data.slice() })).height).toBe(bare.height);
+});
