@@ -46,6 +46,8 @@ test('every code the TypeScript sources raise is listed (the constructor takes o
 
 test("docs/api.md's error table lists every code, and no other", () => {
   const doc = read('docs/api.md');
+  expect(doc.indexOf('## Errors')).toBeGreaterThan(0);
+  expect(doc.indexOf('### malloc tuning')).toBeGreaterThan(doc.indexOf('## Errors'));
   const section = doc.slice(doc.indexOf('## Errors'), doc.indexOf('### malloc tuning'));
   const rows = section.split('\n').filter((l) => l.startsWith('| `'));
   const documented = rows.flatMap((r) => [...r.split('|')[1].matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]));
