@@ -1,10 +1,15 @@
+import type { ErrorCode } from './error-codes';
+
+export { ERROR_CODES } from './error-codes';
+export type { ErrorCode } from './error-codes';
+
 /**
  * One error class for everything featscope refuses or fails at. `code` is stable and meant for
  * programs; `message` names the offending value and the fix, for people.
  */
 export class FeatscopeError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'FeatscopeError';
     this.code = code;

@@ -1,10 +1,14 @@
-export { FeatscopeError } from './errors';
+export { FeatscopeError, ERROR_CODES } from './errors';
+export type { ErrorCode } from './errors';
 export type { Capture, CaptureStats, TensorInput } from './types';
 export type { ModelMetadata } from './metadata';
 export { weightsLabel } from './metadata';
 export { preprocess, IMAGENET_MEAN, IMAGENET_STD, DEFAULT_MAX_INPUT_PIXELS } from './preprocess';
 export type { ImageSource, PreprocessOptions, PreprocessResult, PreprocessedImage } from './preprocess';
 export * from './render';
+// The public grid is framed (weights banner + title) for captures from a model; it shadows lib/render's.
+export { renderChannelGrid } from './grid-api';
+export type { FramedChannelGridOptions } from './grid-api';
 export { loadModel, cuda, Model } from './model';
 export type { LoadOptions, LayerInfo, CaptureOptions, ForwardOptions, ForwardResult, GradCamResult, HookHandle, DeviceSpec, BackwardOptions, BackwardResult, Parameter } from './model';
 export { versions } from './versions';

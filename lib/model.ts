@@ -8,6 +8,7 @@ import { binding, NativeBackwardResult, NativeModel, NativeReduceOptions } from 
 import { FeatscopeError, checkKnownKeys, describe, invalidParameter } from './errors';
 import { Capture, TensorInput } from './types';
 import { ModelMetadata, parseMetadata } from './metadata';
+import { deviceSelection, markCaptureOrigin } from './provenance';
 import { closest } from './suggest';
 
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
@@ -354,6 +355,8 @@ export class Model {
       this.#running--;
     }
     const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
+    const selection = deviceSelection(options.channels);
+    for (const c of captures) markCaptureOrigin(c.data, { metadata: this.metadata, selection });
     const missing = names.filter((n) => n.includes('#') && !captures.some((c) => c.name === n));
     if (missing.length) {
       throw new FeatscopeError('LAYER_NOT_CALLED', `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`);

@@ -3,6 +3,7 @@
  * Loading goes through node-gyp-build: a local build (build/Release) first, then prebuilds/<platform>-<arch>/.
  */
 import * as path from 'path';
+import { isMainThread } from 'worker_threads';
 import { FeatscopeError } from './errors';
 import type { Capture } from './types';
 
@@ -56,6 +57,22 @@ export interface NativeBinding {
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string; jitCpuFusion: boolean };
   /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
   exportCounters(): { zeroCopy: number; copied: number };
+  /** The codes the addon may raise (native/error_codes.h). */
+  errorCodes(): string[];
+  /** When native runs are still busy: end the process with `code` after `ms` if they still are. */
+  armExitWatchdog(code: number, ms: number): boolean;
+}
+
+/** Default and largest bound (ms) on how long process exit waits for native runs still busy. */
+export const EXIT_TIMEOUT_DEFAULT_MS = 10_000;
+export const EXIT_TIMEOUT_MAX_MS = 60_000;
+
+/** FEATSCOPE_EXIT_TIMEOUT_MS, clamped to 0..60,000; the default when unset or not a number. */
+export function exitTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FEATSCOPE_EXIT_TIMEOUT_MS;
+  const v = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  if (!Number.isFinite(v)) return EXIT_TIMEOUT_DEFAULT_MS;
+  return Math.min(EXIT_TIMEOUT_MAX_MS, Math.max(0, v));
 }
 
 export const packageRoot = path.resolve(__dirname, '..');
@@ -75,6 +92,13 @@ export function binding(): NativeBinding {
     throw loadFailure(err);
   }
   b.setErrorClass(FeatscopeError);
+  if (isMainThread) {
+    // process.exit joins libuv's thread pool, which would wait for a forward that never ends.
+    // Bound that wait: after exitTimeoutMs() the addon ends the process with the same code.
+    process.on('exit', (code) => {
+      b.armExitWatchdog(typeof code === 'number' ? code : Number(process.exitCode ?? 0) || 0, exitTimeoutMs());
+    });
+  }
   cached = b;
   return b;
 }

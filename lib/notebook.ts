@@ -5,12 +5,11 @@
  */
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
+import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
 import {
   channelMean,
-  renderChannelGrid,
   renderOverlay,
   type ChannelGrid,
-  type ChannelGridOptions,
   type FeatureMaps,
   type Map2D,
   type OverlayOptions,
@@ -42,8 +41,8 @@ export function tslabDisplay(override?: TslabDisplay): TslabDisplay {
   return display;
 }
 
-/** Show a channel grid of a capture inline (first 16 channels by default); returns the grid (png, layout). */
-export async function showGrid(capture: FeatureMaps, options: ChannelGridOptions = {}, out?: TslabDisplay): Promise<ChannelGrid> {
+/** Show a channel grid of a capture inline (first 16 channels by default, framed like renderChannelGrid); returns the grid (png, layout). */
+export async function showGrid(capture: FeatureMaps, options: FramedChannelGridOptions = {}, out?: TslabDisplay): Promise<ChannelGrid> {
   const grid = await renderChannelGrid(capture, options);
   tslabDisplay(out).png(grid.png);
   return grid;

@@ -140,7 +140,7 @@ export async function renderImageLayers(
     if (options.label) {
       // Framed before encoding: each picture is encoded once.
       const { metadata, source } = options.label;
-      const what = `${source} · ${capture.name} · ${layout.length} of ${capture.shape[1]} channels`;
+      const what = `${source} · ${capture.name} · ${selectionRule(fitChannels(options.channels ?? 16, capture.shape[1]), capture.shape[1], capture)}`;
       const framed = await frameCanvas(gridCanvas, metadata, what, []);
       const dx = Math.floor((framed.width - gridCanvas.width) / 2), dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
@@ -156,6 +156,22 @@ export async function renderImageLayers(
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
   }
   return out;
+}
+
+/**
+ * The picture title's account of which channels it shows: "first 16 of 64 channels",
+ * "top 16 of 512 channels by mean", "channels 3, 7, 9 of 64". For a capture reduced on the device
+ * the count is the capture's; the rule is then the selection made at capture time.
+ */
+export function selectionRule(selection: ChannelSelection, channels: number, capture?: Pick<Capture, 'channels'>): string {
+  const reduced = capture?.channels !== undefined ? ' (as captured)' : '';
+  if (typeof selection === 'number') return selection >= channels ? `all ${channels} channels${reduced}` : `first ${selection} of ${channels} channels${reduced}`;
+  if (Array.isArray(selection)) {
+    const list = selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
+    return `channels ${list} of ${channels}${reduced}`;
+  }
+  const { top, by } = selection as { top: number; by?: string };
+  return `top ${top} of ${channels} channels by ${by ?? 'max'}${reduced}`;
 }
 
 /** A count or top-k larger than the layer is all its channels (16 by default, 8 for an 8-channel layer). */

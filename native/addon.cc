@@ -6,6 +6,8 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include "env_data.h"
+#include "error_codes.h"
 #include "errors.h"
 #include "jit_settings.h"
 #include "model.h"
@@ -56,12 +58,22 @@ static Napi::Value Versions(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The closed list of error codes (native/error_codes.h), for the test that holds it against
+// lib/error-codes.ts.
+static Napi::Value ErrorCodes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t n = sizeof(kErrorCodes) / sizeof(kErrorCodes[0]);
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(env, kErrorCodes[i]));
+  return a;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
   configureJit();
+  // One EnvData per environment (main thread, each worker thread), freed with it.
+  env.SetInstanceData(new EnvData());
   InitTensorBridge(env);
-  InitWorkers(env);
-  env.AddCleanupHook(ReleaseErrorClass);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("load", Napi::Function::New(env, LoadModel));
   exports.Set("NativeModel", ModelWrap::Init(env));
@@ -69,6 +81,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
+  exports.Set("errorCodes", Napi::Function::New(env, ErrorCodes));
+  exports.Set("armExitWatchdog", Napi::Function::New(env, ArmExitWatchdog));
   return exports;
 }
 

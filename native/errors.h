@@ -20,12 +20,12 @@ struct ErrorInfo {
 };
 ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, const std::string& context);
 
-// Builds a JS FeatscopeError (or a plain Error before the class is registered).
+// Builds a JS FeatscopeError (or a plain Error before the class is registered). `code` must be
+// one of native/error_codes.h; any other becomes INTERNAL, naming the unlisted code.
 Napi::Error makeJsError(Napi::Env env, const std::string& code, const std::string& message);
+Napi::Error makeListedJsError(Napi::Env env, const std::string& code, const std::string& message);
 
-// Registers the JS error class (called once from lib/native.ts).
+// Registers the JS error class for the calling environment (called once from lib/native.ts).
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
-
-void ReleaseErrorClass();
 
 }  // namespace featscope

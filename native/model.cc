@@ -6,9 +6,11 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <condition_variable>
+#include <cstring>
 
 #include "backward.h"
 #include "capture_ops.h"
+#include "env_data.h"
 #include "errors.h"
 #include "tensor_bridge.h"
 #include "workers.h"
@@ -179,7 +181,7 @@ class ForwardWorker : public FsWorker {
     c10::InferenceMode guard;
     auto hf = st_->hooked(names_, true);
     PrecisionScope precision(*st_);
-    at::Tensor x = in_.forForward(*st_, hf->mutatesInput);
+    at::Tensor x = in_.forForward(*st_);
     torch::jit::Stack stack{st_->module._ivalue(), x};
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
@@ -196,9 +198,9 @@ class ForwardWorker : public FsWorker {
 
   Napi::Value Result() override {
     Napi::Env env = Env();
-    size_t inputBytes = sizeof(float);
-    for (auto d : in_.shape) inputBytes *= d;
-    TensorExporter ex(env, &st_->storages, in_.data, inputBytes);
+    // The input is featscope's own copy: an output or capture that is the input itself may be
+    // handed to JS without another copy, since the caller's array is not involved.
+    TensorExporter ex(env, &st_->storages);
     Napi::Object res = Napi::Object::New(env);
     if (output_.defined()) {
       Napi::Object o = Napi::Object::New(env);
@@ -309,24 +311,18 @@ class GradCamWorker : public FsWorker {
 // ---------------------------------------------------------------------------------------------
 // The JS class
 
-static Napi::FunctionReference* modelCtor = nullptr;
-
 Napi::Function ModelWrap::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeModel",
                                  {InstanceMethod("layers", &ModelWrap::Layers), InstanceMethod("info", &ModelWrap::Info),
                                   InstanceMethod("forward", &ModelWrap::Forward), InstanceMethod("gradcam", &ModelWrap::GradCam),
                                   InstanceMethod("backward", &ModelWrap::Backward), InstanceMethod("parameters", &ModelWrap::Parameters),
                                   InstanceMethod("dispose", &ModelWrap::Dispose)});
-  modelCtor = new Napi::FunctionReference(Napi::Persistent(f));
-  env.AddCleanupHook([] {
-    delete modelCtor;
-    modelCtor = nullptr;
-  });
+  envData(env)->modelCtor = Napi::Persistent(f);
   return f;
 }
 
 Napi::Object ModelWrap::NewInstance(Napi::Env env, std::shared_ptr<ModelState> state) {
-  Napi::Object o = modelCtor->New({Napi::External<std::shared_ptr<ModelState>>::New(env, &state)});
+  Napi::Object o = envData(env)->modelCtor.New({Napi::External<std::shared_ptr<ModelState>>::New(env, &state)});
   return o;
 }
 
@@ -381,6 +377,8 @@ JsInput JsInput::read(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < a.Length(); ++i) {
     shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
     if (shape.back() <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
+    if (n > (int64_t{1} << 53) / shape.back())
+      throw makeJsError(env, "INVALID_INPUT", "input shape holds more than 2^53 values; no Float32Array is that long");
     n *= shape.back();
   }
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -388,7 +386,18 @@ JsInput JsInput::read(const Napi::CallbackInfo& info) {
   Napi::Float32Array data = info[0].As<Napi::Float32Array>();
   if (static_cast<int64_t>(data.ElementLength()) != n)
     throw makeJsError(env, "INVALID_INPUT", "input data has " + std::to_string(data.ElementLength()) + " values but its shape needs " + std::to_string(n));
-  return JsInput{Napi::Persistent(data.As<Napi::Object>()), data.Data(), std::move(shape)};
+  // Copy now: the worker thread must not read memory JS can take away while it runs (a transfer
+  // plus GC, or a resizable buffer shrunk mid-forward). ElementLength() was read just above, in
+  // this same synchronous call, so the copy stays inside the buffer.
+  at::Tensor host;
+  try {
+    host = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+  } catch (...) {
+    ErrorInfo e = describeException(std::current_exception(), "INVALID_INPUT", "copying the input");
+    throw makeJsError(env, e.code, e.message);
+  }
+  if (n > 0) std::memcpy(host.data_ptr<float>(), data.Data(), static_cast<size_t>(n) * sizeof(float));
+  return JsInput{std::move(host), std::move(shape)};
 }
 
 // The caller's array on a CUDA device: staged through pinned memory from libtorch's caching host
@@ -401,15 +410,15 @@ static at::Tensor toDevice(const at::Tensor& host, c10::Device device) {
   return pinned.to(device, /*non_blocking=*/true);
 }
 
-at::Tensor JsInput::forForward(const ModelState& st, bool graphMutatesInput) const {
-  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
-  if (st.device.is_cuda()) return toDevice(t, st.device);
-  return graphMutatesInput ? t.clone() : t;
+at::Tensor JsInput::forForward(const ModelState& st) const {
+  // A graph that writes to its input writes to featscope's copy, never to the caller's array.
+  if (st.device.is_cuda()) return toDevice(host, st.device);
+  return host;
 }
 
 at::Tensor JsInput::forGrad(const ModelState& st) const {
-  at::Tensor t = torch::from_blob(data, shape, at::TensorOptions().dtype(at::kFloat));
-  t = st.device.is_cuda() ? toDevice(t, st.device) : t.clone();
+  // The copy belongs to this one run, so on the CPU it can be the autograd leaf itself.
+  at::Tensor t = st.device.is_cuda() ? toDevice(host, st.device) : host;
   return t.requires_grad_(true);
 }
 

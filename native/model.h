@@ -69,16 +69,17 @@ class PrecisionScope {
   bool exact_;
 };
 
-// A Float32Array input handed to a worker thread; the reference keeps it alive while the thread
-// reads it. read() validates (data, shape) from info[0], info[1] and throws JS errors.
+// A Float32Array input, copied into memory of its own at the call (on the main thread, before the
+// worker starts): JavaScript can detach, transfer, shrink or free the caller's buffer while the
+// forward runs, so the worker never reads it. read() validates (data, shape) from info[0],
+// info[1] and throws JS errors.
 struct JsInput {
-  Napi::ObjectReference ref;
-  float* data;
+  at::Tensor host;  // float32, contiguous, owned by libtorch
   std::vector<int64_t> shape;
   static JsInput read(const Napi::CallbackInfo& info);
-  // For a forward: on the CPU a view of the caller's array (a copy if the graph writes its input).
-  at::Tensor forForward(const ModelState& st, bool graphMutatesInput) const;
-  // For gradients: a copy on the model's device that requires grad (parameters may have been
+  // For a forward: the copy (on the CPU) or a copy of it on the model's device.
+  at::Tensor forForward(const ModelState& st) const;
+  // For gradients: the input on the model's device, requiring grad (parameters may have been
   // saved without requires_grad).
   at::Tensor forGrad(const ModelState& st) const;
 };

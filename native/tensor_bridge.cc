@@ -5,10 +5,11 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "env_data.h"
+
 namespace featscope {
 
 namespace {
-std::atomic<bool> envClosing{false};
 std::mutex liveMutex;
 std::unordered_set<const void*> liveStorages;  // storages currently externalised to V8
 std::atomic<uint64_t> zeroCopyCount{0}, copiedCount{0};
@@ -16,6 +17,7 @@ std::atomic<uint64_t> zeroCopyCount{0}, copiedCount{0};
 struct Holder {
   c10::Storage storage;
   size_t bytes;
+  std::shared_ptr<std::atomic<bool>> envClosing;  // the owning environment's teardown flag
 };
 
 void finalize(Napi::Env env, void* data, Holder* h) {
@@ -23,13 +25,22 @@ void finalize(Napi::Env env, void* data, Holder* h) {
     std::lock_guard<std::mutex> lock(liveMutex);
     liveStorages.erase(data);
   }
-  if (!envClosing.load()) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(h->bytes));
+  if (!h->envClosing->load()) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(h->bytes));
   delete h;
 }
 }  // namespace
 
 void InitTensorBridge(Napi::Env env) {
-  napi_add_env_cleanup_hook(env, [](void*) { envClosing.store(true); }, nullptr);
+  // The hook owns its own reference to the flag (EnvData may be gone when it runs).
+  auto* flag = new std::shared_ptr<std::atomic<bool>>(envData(env)->closing);
+  napi_add_env_cleanup_hook(
+      env,
+      [](void* arg) {
+        auto* f = static_cast<std::shared_ptr<std::atomic<bool>>*>(arg);
+        (*f)->store(true);
+        delete f;
+      },
+      flag);
 }
 
 at::Tensor toHostFloat(const at::Tensor& t, bool* usedDevice) {
@@ -71,7 +82,7 @@ Napi::Float32Array TensorExporter::toFloat32Array(const at::Tensor& in) {
     } else {
       ++zeroCopyCount;
     }
-    auto* h = new Holder{t.storage(), t.storage().nbytes()};
+    auto* h = new Holder{t.storage(), t.storage().nbytes(), envData(env_)->closing};
     void* data = const_cast<void*>(base);
     if (h->bytes == 0) {
       delete h;

@@ -1,22 +1,23 @@
 #include "workers.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
+#include <cstdio>
+#include <string>
+#include <thread>
 
 namespace featscope {
 
 namespace {
-std::mutex activeMutex;
-std::condition_variable activeDone;
-int activeCount = 0;
+// Runs inside libtorch right now, in every environment of the process. Trivially destructible,
+// so that the exit watchdog may read it while exit() destroys the process's statics.
+std::atomic<int> activeCount{0};
 }  // namespace
 
 void FsWorker::Execute() {
-  {
-    std::lock_guard<std::mutex> lock(activeMutex);
-    ++activeCount;
-  }
+  activeCount.fetch_add(1);
   try {
     Run();
   } catch (...) {
@@ -24,16 +25,26 @@ void FsWorker::Execute() {
     code_ = e.code;
     message_ = e.message;
   }
-  {
-    std::lock_guard<std::mutex> lock(activeMutex);
-    --activeCount;
+  activeCount.fetch_sub(1);
+}
+
+void FsWorker::OnWorkComplete(Napi::Env env, napi_status status) {
+  // Node runs this callback during an environment's teardown too (worker.terminate(), a worker's
+  // process.exit): JS cannot run then, so opening a handle scope or settling the promise throws.
+  // Nothing may escape into Node (that aborts the whole process): the result is dropped, since no
+  // one is left to receive it.
+  if (status != napi_cancelled) {
+    try {
+      Napi::HandleScope scope(env);
+      OnOK();
+    } catch (...) {
+    }
   }
-  activeDone.notify_all();
+  Destroy();
 }
 
 void FsWorker::OnOK() {
   Napi::Env env = Env();
-  Napi::HandleScope scope(env);
   if (!code_.empty()) {
     deferred_.Reject(makeJsError(env, code_, message_).Value());
     return;
@@ -50,13 +61,30 @@ void FsWorker::OnOK() {
 
 void FsWorker::OnError(const Napi::Error& e) { deferred_.Reject(e.Value()); }
 
-// Called when the Node environment shuts down (process exit with forwards still running): wait
-// for them so that no worker thread is inside libtorch while its statics are destroyed.
-static void waitForWorkers(void*) {
-  std::unique_lock<std::mutex> lock(activeMutex);
-  activeDone.wait_for(lock, std::chrono::seconds(60), [] { return activeCount == 0; });
-}
+int ActiveNativeRuns() { return activeCount.load(); }
 
-void InitWorkers(Napi::Env env) { napi_add_env_cleanup_hook(env, waitForWorkers, nullptr); }
+// armExitWatchdog(code, ms): called by lib/native.ts from the main thread's 'exit' event. Node's
+// exit joins libuv's thread pool, so a forward that never ends (a slow model, a huge batch) would
+// hold the process forever. When runs are still inside libtorch, a detached thread waits `ms` and
+// then ends the process with `code` without running static destructors (_exit): no thread is left
+// inside a libtorch being torn down, and the process ends in bounded time.
+Napi::Value ArmExitWatchdog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int code = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  double ms = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 10000;
+  if (!(ms >= 0)) ms = 0;
+  if (activeCount.load() == 0) return Napi::Boolean::New(env, false);
+  std::thread([code, ms] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(ms)));
+    int busy = activeCount.load();
+    if (busy == 0) return;
+    std::string msg = "featscope: " + std::to_string(busy) + " native run(s) still busy " + std::to_string(static_cast<int64_t>(ms)) +
+                      " ms after exit was asked for; ending the process without waiting for them (FEATSCOPE_EXIT_TIMEOUT_MS)\n";
+    ssize_t ignored = ::write(2, msg.data(), msg.size());
+    (void)ignored;
+    _exit(code);
+  }).detach();
+  return Napi::Boolean::New(env, true);
+}
 
 }  // namespace featscope

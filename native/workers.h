@@ -1,5 +1,5 @@
 // Base for featscope's async workers: runs Execute on the libuv pool, turns any exception into a
-// FeatscopeError with a code, and holds the process exit until running workers are done.
+// FeatscopeError with a code, and survives its environment's teardown (worker threads).
 #pragma once
 #include <napi.h>
 
@@ -21,6 +21,7 @@ class FsWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result() = 0;  // main thread
   void OnOK() final;
   void OnError(const Napi::Error& e) final;
+  void OnWorkComplete(Napi::Env env, napi_status status) final;
   std::string context_;
 
  private:
@@ -30,7 +31,11 @@ class FsWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
-// Worker bookkeeping: environment teardown waits for running workers before libtorch unloads.
-void InitWorkers(Napi::Env env);
+// Native runs in progress, all environments together.
+int ActiveNativeRuns();
+
+// armExitWatchdog(code: number, ms: number) -> boolean (armed): bounds how long process exit
+// waits for runs still inside libtorch.
+Napi::Value ArmExitWatchdog(const Napi::CallbackInfo& info);
 
 }  // namespace featscope

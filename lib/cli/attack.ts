@@ -72,7 +72,7 @@ export async function attack(argv: string[]): Promise<number> {
   const resize = parseResize(values.resize as string | undefined, 'attack');
   const device = parseDevice(values.device as string | undefined, 'attack');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {

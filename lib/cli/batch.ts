@@ -85,16 +85,22 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
   const { progress } = job;
   const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
   let stopping = false;
+  // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
+  // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
+  const quitNow = () => {
+    process.stderr.write('\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n');
+    process.exit(130);
+  };
   const onSigint = () => {
-    if (stopping) {
-      process.stderr.write('\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n');
-      process.exit(130);
-    }
+    if (stopping) quitNow();
     stopping = true;
     progress.note('stopping after the current image (Ctrl-C again to quit at once)');
   };
+  // SIGTERM comes from supervisors (docker stop, systemd, CI timeouts): they want the process
+  // gone, not the current image finished, so it quits at once like a second Ctrl-C.
+  const onSigterm = quitNow;
   process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  process.on('SIGTERM', onSigterm);
   try {
     let pending = job.inputs;
     if (job.resume) {
@@ -117,6 +123,9 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
     const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
+      // An old record must not survive an attempt: an image that fails now is listed as failed,
+      // not also as rendered by an earlier run.
+      await Promise.all(slice.map((input) => fs.promises.rm(recordPath(job.out, input), { force: true })));
       const results = await preprocessEach(slice.map((input) => input.source), job.preprocess);
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
       if (stopping) return undefined;
@@ -133,6 +142,8 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         return undefined;
       }
     };
+    // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
+    if (slices.length > 0) progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
     let next = slices.length > 0 ? capture(slices[0]) : undefined;
     for (let k = 0; next && !stopping; k++) {
       const current = await next;
@@ -163,7 +174,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     return outcome;
   } finally {
     process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    process.off('SIGTERM', onSigterm);
   }
 }
 

@@ -17,7 +17,7 @@ import {
   usage,
 } from './args';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
@@ -73,14 +73,14 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'export');
   const resize = parseResize(values.resize as string | undefined, 'export');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     const size = model.metadata.input?.size?.[0] ?? 224;
     const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
-    const signature = JSON.stringify({ model: model.path, layers, resize, size, export: 1 });
+    const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), layers, resize, size, export: 1 });
     const progress = new Progress({ total: inputs.length });
     const outcome = await runBatches<ExportRecord>({
       inputs,
@@ -94,10 +94,11 @@ export async function exportCommand(argv: string[]): Promise<number> {
       progress,
       async handle(input, dir, _image, captures, b) {
         const saved: ExportRecord['captures'] = [];
+        const fileBase = layerFileNames(captures.map((c) => c.name));
         for (const c of captures) {
           const per = c.data.length / c.shape[0];
           const shape = [1, ...c.shape.slice(1)];
-          const file = insideOut(dir, `${layerFileName(c.name)}.npy`);
+          const file = insideOut(dir, `${fileBase.get(c.name)!}.npy`);
           await writeAtomic(file, encodeNpy(c.data.subarray(b * per, (b + 1) * per), shape));
           saved.push({ name: c.name, layer: c.layer, call: c.call, file: path.relative(out, file).split(path.sep).join('/'), shape, dtype: 'float32' });
         }

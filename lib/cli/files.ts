@@ -22,9 +22,51 @@ export function layerFileName(layer: string): string {
   return safeName(layer.replace(/#(\d+)$/, '_call$1'), 'layer');
 }
 
+/** Picture kinds written beside a layer's grid (`<base><kind>.png`), and names taken in an image's folder. */
+const KIND_SUFFIXES = ['.overlay'];
+const TAKEN = new Set(['input', 'record', 'manifest', 'report']);
+
+/**
+ * File bases for the layers of one run, unique per layer (case-insensitively, for macOS and
+ * Windows) whatever the module names: a name that sanitising changed (`a/b`), that collides with
+ * another (`a/b` and `a_b`), with a fixed file (`input`), or that ends like a picture kind
+ * (`x.overlay`, whose grid would be `x`'s overlay) gets `-` and a hash of the full name, which no
+ * clean module name can carry (PyTorch module names have no `-`).
+ */
+export function layerFileNames(layers: readonly string[]): Map<string, string> {
+  const unique = [...new Set(layers)];
+  const bases = unique.map(layerFileName);
+  const count = new Map<string, number>();
+  for (const b of bases) count.set(b.toLowerCase(), (count.get(b.toLowerCase()) ?? 0) + 1);
+  const out = new Map<string, string>();
+  unique.forEach((name, i) => {
+    const b = bases[i];
+    const lower = b.toLowerCase();
+    const clean = b === name.replace(/#(\d+)$/, '_call$1');
+    const ambiguous = !clean || count.get(lower)! > 1 || TAKEN.has(lower) || KIND_SUFFIXES.some((k) => lower.endsWith(k));
+    out.set(name, ambiguous ? `${b.slice(0, 70)}-${shortHash(name)}` : b);
+  });
+  return out;
+}
+
 /** Short stable hash, to tell apart inputs whose sanitised names collide. */
 export function shortHash(text: string): string {
   return createHash('sha1').update(text).digest('hex').slice(0, 8);
+}
+
+/**
+ * What --resume compares besides the model's path: its size and a SHA-1 of its content, so that
+ * a model file replaced under the same name (untrained weights, then trained ones) redoes every
+ * image. Reads the whole file once (about 0.1 s for ResNet-18's 45 MB).
+ */
+export async function modelFingerprint(file: string): Promise<string> {
+  const hash = createHash('sha1');
+  let size = 0;
+  for await (const chunk of fs.createReadStream(file)) {
+    size += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  return `${size}:${hash.digest('hex')}`;
 }
 
 /** `out` joined with `parts`; refuses anything that would resolve outside `out`. */

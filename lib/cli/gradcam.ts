@@ -6,7 +6,7 @@ import { normalisationOf } from '../analysis/common';
 import { loadModel } from '../model';
 import { preprocess } from '../preprocess';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 
@@ -78,7 +78,7 @@ export async function gradcam(argv: string[]): Promise<number> {
   const samples = values.samples === undefined ? undefined : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
   const device = parseDevice(values.device as string | undefined, 'gradcam');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
     throw usage(`--class lists ${classes.length} classes for ${inputs.length} images; give one for all or one per image`, 'gradcam');
   }
@@ -108,7 +108,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       }
       for (let i = 0; i < chunk.length; i++) {
         const r = results[i];
-        const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileName(layer)}.png`);
+        const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileNames([layer]).get(layer)!}.png`);
         await writeAtomic(file, r.png);
         const record: Record<string, unknown> = { source: chunk[i].source, layer, file: path.basename(file), target: r.target, predictions: r.predictions, camMax: r.rawMax };
         const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];

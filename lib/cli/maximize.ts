@@ -4,7 +4,7 @@ import * as path from 'path';
 import { analysisReport, featureVisualization, featureVisualizations, renderFeatureVisualization, type AnalysisSection, type FeatureVisResult } from '../analysis';
 import { loadModel } from '../model';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 
 export const MAXIMIZE_HELP = `Usage: featscope maximize --layer NAME [options]
@@ -83,7 +83,7 @@ export async function maximize(argv: string[]): Promise<number> {
       const channel = r.channel;
       const what = channel === undefined ? layer : `${layer} channel ${channel}`;
       const pic = await renderFeatureVisualization(model, r);
-      const file = insideOut(out, `maximize-${layerFileName(layer)}${channel === undefined ? '' : `-c${channel}`}.png`);
+      const file = insideOut(out, `maximize-${layerFileNames([layer]).get(layer)!}${channel === undefined ? '' : `-c${channel}`}.png`);
       await writeAtomic(file, pic.png);
       records.push({ layer, channel, file: path.basename(file), objective: r.objective.map((v) => Number(v.toPrecision(6))) });
       sections.push({ heading: what, images: [{ png: pic.png, caption: `mean activation ${r.objective[0].toPrecision(3)} → ${r.objective[r.objective.length - 1].toPrecision(3)} in ${steps} steps` }] });

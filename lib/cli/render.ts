@@ -23,7 +23,7 @@ import {
   usage,
 } from './args';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
@@ -101,7 +101,7 @@ export async function render(argv: string[]): Promise<number> {
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const overlay = Boolean(values.overlay);
 
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     return await renderWith(model, {
@@ -165,7 +165,7 @@ async function renderWith(
     batch: o.batch,
   };
   const { batch: _batch, ...outputOptions } = options;
-  const signature = JSON.stringify({ model: model.path, ...outputOptions });
+  const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), ...outputOptions });
 
   const progress = new Progress({ total: o.inputs.length });
   const outcome = await runBatches<RenderRecord>({
@@ -186,8 +186,9 @@ async function renderWith(
       const inputPng = insideOut(o.out, input.name, 'input.png');
       await writeAtomic(inputPng, await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer());
       const layers: LayerRecord[] = [];
+      const fileBase = layerFileNames(rendered.map((r) => r.name));
       for (const r of rendered) {
-        const base = layerFileName(r.name);
+        const base = fileBase.get(r.name)!;
         const grid = insideOut(dir, `${base}.png`);
         await writeAtomic(grid, r.grid.png);
         let overlay: string | undefined;

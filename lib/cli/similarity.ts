@@ -55,7 +55,7 @@ export async function similarity(argv: string[]): Promise<number> {
   const resize = parseResize(values.resize as string | undefined, 'similarity');
   const device = parseDevice(values.device as string | undefined, 'similarity');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   let other: Model | undefined;
   try {

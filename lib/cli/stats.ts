@@ -4,7 +4,7 @@ import * as path from 'path';
 import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
 import { loadModel } from '../model';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
-import { insideOut, layerFileName, writeAtomic } from './files';
+import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 
@@ -55,7 +55,7 @@ export async function stats(argv: string[]): Promise<number> {
   const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
   const device = parseDevice(values.device as string | undefined, 'stats');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const inputs = await expandInputs(positionals, { skip: out });
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
@@ -67,10 +67,11 @@ export async function stats(argv: string[]): Promise<number> {
     await writeAtomic(insideOut(out, 'stats.png'), chart.png);
     const examplePictures: { layer: string; file: string; png: Buffer }[] = [];
     if (drawChannels > 0) {
+      const fileBase = layerFileNames(s.layers.map((l) => l.name));
       for (const l of s.layers) {
         if (l.examples.every((e) => e.length === 0)) continue;
         const pic = await renderChannelExamples(model, s, inputs.map((i) => i.source), { layer: l.name, channels: drawChannels, resize });
-        const file = insideOut(out, `examples-${layerFileName(l.name)}.png`);
+        const file = insideOut(out, `examples-${fileBase.get(l.name)!}.png`);
         await writeAtomic(file, pic.png);
         examplePictures.push({ layer: l.name, file: path.basename(file), png: pic.png });
       }

@@ -11,7 +11,18 @@ export interface CaptureDims {
 }
 
 /** A capture-like value: a Capture, or anything with an NCHW (or CHW) shape and Float32Array data. */
-export type FeatureMaps = Pick<Capture, 'shape' | 'data'> & Partial<Pick<Capture, 'name'>>;
+export type FeatureMaps = Pick<Capture, 'shape' | 'data'> & Partial<Pick<Capture, 'name' | 'channels'>>;
+
+/**
+ * The real channel index of position `pos` of image `batchIndex`: a capture reduced on the device
+ * (`channels: [3, 7, 9]` or `{ top: k }`) holds k maps and, in `channels`, the layer's own index
+ * of each ([N, k]); a full capture's positions are its channels.
+ */
+export function realChannel(capture: FeatureMaps, dims: CaptureDims, batchIndex: number, pos: number): number {
+  const map = capture.channels;
+  if (!map || map.length !== dims.n * dims.c) return pos;
+  return map[batchIndex * dims.c + pos];
+}
 
 /** Check a capture's shape (NCHW, or CHW taken as N = 1) against its data; return the dims. */
 export function checkCapture(capture: unknown, where = 'capture'): CaptureDims {

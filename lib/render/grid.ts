@@ -14,6 +14,7 @@ import {
   checkBatchIndex,
   checkCapture,
   planeStats,
+  realChannel,
 } from './capture';
 import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
 import { type RgbCanvas, encodePng } from './canvas';
@@ -253,8 +254,10 @@ export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGrid
     if (s.min < sharedMin) sharedMin = s.min;
     if (s.max > sharedMax) sharedMax = s.max;
   }
+  // Cells are labelled with the layer's real channel indices (a capture reduced on the device
+  // holds k maps of other channels); `channels` holds the positions in the capture.
   const cells: GridCell[] = stats.map((s) => ({
-    channel: s.channel,
+    channel: realChannel(capture, dims, batchIndex, s.channel),
     x: 0,
     y: 0,
     width: cellW,
@@ -294,7 +297,7 @@ export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGrid
   cells.forEach((cell, i) => {
     cell.x = gap + (i % columns) * (cellW + gap);
     cell.y = gap + Math.floor(i / columns) * (cellH + labelH + gap);
-    const plane = channelPlane(capture.data, dims, batchIndex, cell.channel);
+    const plane = channelPlane(capture.data, dims, batchIndex, channels[i]);
     if (upsample === 'nearest') {
       // Colour the small map, then repeat its pixels: the same picture as colouring the enlarged one.
       const rgb = applyColormap(plane, cell.vmin, cell.vmax, colormap);

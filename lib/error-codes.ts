@@ -1,0 +1,45 @@
+/**
+ * Every `code` a FeatscopeError can carry: thrown by the TypeScript layer or by the addon
+ * (native/error_codes.h lists the same codes; test/unit/error-codes.test.ts holds this list,
+ * that header, the codes thrown in the sources and docs/api.md's table against one another).
+ */
+export const ERROR_CODES = [
+  'BACKWARD_FAILED',
+  'CAPTURE_NOT_FOUND',
+  'CUDA_DEVICE_NOT_FOUND',
+  'CUDA_OOM',
+  'CUDA_UNAVAILABLE',
+  'DUPLICATE_LAYER',
+  'FORWARD_FAILED',
+  'GRADCAM_FAILED',
+  'IMAGE_DECODE',
+  'IMAGE_NOT_FOUND',
+  'IMAGE_TOO_LARGE',
+  'INTERNAL',
+  'INVALID_ARGUMENT',
+  'INVALID_INPUT',
+  'LAYER_NOT_CALLED',
+  'LAYER_OUTPUT_NOT_TENSOR',
+  'MODEL_DISPOSED',
+  'MODEL_FROZEN',
+  'MODEL_INVALID',
+  'MODEL_NOT_FOUND',
+  'MODEL_OUTPUT_NOT_LOGITS',
+  'NATIVE_LOAD_FAILED',
+  'NOTEBOOK_UNAVAILABLE',
+  'NOT_A_CLASSIFIER',
+  'NOT_FEATURE_MAPS',
+  'NO_INPUTS',
+  'NO_RGB_CONV',
+  'OUT_OF_MEMORY',
+  'PARAMETERS_FAILED',
+  'SHAPE_MISMATCH',
+  'UNKNOWN_LAYER',
+  'UNKNOWN_OPTION',
+  'UNSAFE_PATH',
+  'UNSUPPORTED_GRAPH',
+  'USAGE',
+  'ZERO_GRADIENT',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
