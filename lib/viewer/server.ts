@@ -206,6 +206,22 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     return topPredictions(models[index], logits, 0, 5);
   };
 
+  /** The mean overlay (library's renderOverlay), Grad-CAM or saliency picture of one image. */
+  const overlay = async (kind: string, index: number, img: ViewerImage, layer: string, classes: number | undefined): Promise<{ png: Buffer; info: Record<string, unknown> }> => {
+    const model = models[index];
+    if (kind === 'mean') {
+      const f = await layerForward(index, img, layer);
+      const x = await input(index, img);
+      return { png: (await renderOverlay(x.images[0], channelMean(f.capture), { alpha: 0.5 })).png, info: {} };
+    }
+    if (kind === 'gradcam') {
+      const [r] = await gradCamOverlays(model, [img.source], { layer, classes, top: 3 });
+      return { png: r.png, info: { target: r.target, rawMax: r.rawMax } };
+    }
+    const [r] = await saliencyOverlays(model, [img.source], { method: 'gradient', classes, top: 3 });
+    return { png: r.png, info: { target: r.target } };
+  };
+
   const send = (res: http.ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
     res.writeHead(status, {
       'Content-Type': type,
@@ -239,7 +255,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     new Promise((resolve, reject) => {
       const declared = Number(req.headers['content-length'] ?? NaN);
       const tooLarge = () => bad('UPLOAD_TOO_LARGE', `the upload is larger than the limit of ${uploadLimit} bytes; send a smaller image`);
-      if (declared > uploadLimit) return reject(tooLarge());
+      if (declared > uploadLimit) {
+        req.resume(); // discard the body; the answer is 413
+        return reject(tooLarge());
+      }
       const parts: Buffer[] = [];
       let size = 0;
       req.on('data', (d: Buffer) => {
@@ -350,21 +369,11 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const cls = q.get('class');
       const nClasses = model.metadata.classes?.length ?? 1000;
       const classes = cls === null || cls === '' ? undefined : intParam(q, 'class', undefined, 0, nClasses - 1);
-      let png: Buffer;
-      let info: Record<string, unknown> = {};
-      if (kind === 'mean') {
-        const f = await layerForward(index, img, layer);
-        const x = await input(index, img);
-        png = (await renderOverlay(x.images[0], channelMean(f.capture), { alpha: 0.5 })).png;
-      } else if (kind === 'gradcam') {
-        const [r] = await gradCamOverlays(model, [img.source], { layer, classes, top: 3 });
-        png = r.png;
-        info = { target: r.target, rawMax: r.rawMax };
-      } else if (kind === 'saliency') {
-        const [r] = await saliencyOverlays(model, [img.source], { method: 'gradient', classes, top: 3 });
-        png = r.png;
-        info = { target: r.target };
-      } else throw bad('INVALID_ARGUMENT', `kind must be mean, gradcam or saliency, not ${JSON.stringify(kind.slice(0, 40))}`);
+      if (!['mean', 'gradcam', 'saliency'].includes(kind)) throw bad('INVALID_ARGUMENT', `kind must be mean, gradcam or saliency, not ${JSON.stringify(kind.slice(0, 40))}`);
+      const { png, info } = await cache.get(`overlay|${index}|${img.id}|${kind}|${kind === 'saliency' ? '' : layer}|${classes ?? ''}`, async () => {
+        const r = await overlay(kind, index, img, layer, classes);
+        return { value: r, bytes: r.png.length };
+      });
       send(res, 200, 'image/png', png, { 'X-Featscope-Info': encodeURIComponent(JSON.stringify(info)) });
     },
     'GET /api/compare': async (_req, res, q) => {
@@ -382,6 +391,11 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     if (!authorised(req, q)) {
       req.resume();
       json(res, { error: { code: 'UNAUTHORIZED', message: 'this featscope view session needs its token: open the URL the command printed (with ?token=...)' } }, 401);
+      return;
+    }
+    if (url.pathname === '/favicon.ico') {
+      req.resume();
+      res.writeHead(204, { 'Cache-Control': 'max-age=86400' }).end();
       return;
     }
     const asset = ASSETS[url.pathname];

@@ -220,16 +220,19 @@
   }
 
   // ---- channels ----
+  let loadSeq = 0;
   async function loadChannels() {
     if (!state.image || !state.layer) return;
     status(`running ${state.layer}…`, true);
     const grid = $('grid');
+    const seq = ++loadSeq;
     try {
       state.lut = await lut(state.colormap);
       const info = await getJSON('/api/channels', { model: state.model, image: state.image, layer: state.layer, sort: state.sort, page: state.page, per: 32 });
       state.info = info;
       state.pages = info.pages;
       const maps = await getMaps(state.model, state.image, state.layer, info.channels.map((c) => c.channel));
+      if (seq !== loadSeq) return; // a newer request (sort, page, scale) superseded this one
       $('layer-title').textContent = `${info.layer} [${info.shape.join('×')}]`;
       $('page-info').textContent = `page ${info.page + 1} / ${info.pages}`;
       grid.replaceChildren();
@@ -245,10 +248,12 @@
         if (c.channel === state.channel) tile.classList.add('active');
         grid.append(tile);
       });
+      grid.dataset.state = `${info.sort}:${info.page}:${state.scale}`;
       if (state.channel !== null) await openChannel(state.channel);
       await loadOverlay();
       status('', true);
     } catch (e) {
+      if (seq !== loadSeq) return;
       grid.replaceChildren();
       $('layer-title').textContent = state.layer;
       status(e.message);
