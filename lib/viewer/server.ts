@@ -200,8 +200,17 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       return { value: { captures, logits: r.output }, bytes };
     });
 
+  /** The logits alone (no captures), for the predictions. */
+  const outputForward = (index: number, img: ViewerImage): Promise<{ shape: number[]; data: Float32Array } | null> =>
+    cache.get(`output|${index}|${img.id}`, async () => {
+      const x = await input(index, img);
+      forwardCount++;
+      const { output } = await models[index].forward(x);
+      return { value: output, bytes: output?.data.byteLength ?? 0 };
+    });
+
   const predictions = async (index: number, img: ViewerImage) => {
-    const { logits } = await allForward(index, img);
+    const logits = await outputForward(index, img);
     if (!logits || logits.shape.length !== 2) return [];
     return topPredictions(models[index], logits, 0, 5);
   };

@@ -51,16 +51,30 @@ async function until(page: Page, expression: string, timeout = 60_000): Promise<
   }
 }
 
-/** The canvas's pixels as RGB (alpha dropped). */
-async function canvasRGB(page: Page, selector: string): Promise<{ width: number; height: number; rgb: number[] }> {
-  return (await page.evaluate(`(() => {
-    const c = document.querySelector(${JSON.stringify(selector)});
+/**
+ * The pixels of a canvas (or of an image drawn on a canvas of its natural size) as RGB, alpha
+ * dropped. They travel as base64: Playwright serialises a large array element by element, slowly.
+ */
+async function pixels(page: Page, selector: string): Promise<{ width: number; height: number; rgb: Uint8Array }> {
+  const r = (await page.evaluate(`(() => {
+    let c = document.querySelector(${JSON.stringify(selector)});
+    if (c instanceof HTMLImageElement) {
+      const img = c;
+      c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      c.getContext('2d').drawImage(img, 0, 0);
+    }
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    const rgb = [];
-    for (let i = 0; i < d.length; i += 4) rgb.push(d[i], d[i + 1], d[i + 2]);
-    return { width: c.width, height: c.height, rgb };
-  })()`)) as { width: number; height: number; rgb: number[] };
+    const rgb = new Uint8Array((d.length / 4) * 3);
+    for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
+    let bin = '';
+    for (let i = 0; i < rgb.length; i += 0x8000) bin += String.fromCharCode.apply(null, rgb.subarray(i, i + 0x8000));
+    return { width: c.width, height: c.height, b64: btoa(bin) };
+  })()`)) as { width: number; height: number; b64: string };
+  return { width: r.width, height: r.height, rgb: new Uint8Array(Buffer.from(r.b64, 'base64')) };
 }
+const canvasRGB = pixels;
 
 /** Per channel of image 0 of an [1, C, H, W] capture: its plane, min, max, mean. */
 function planes(data: Float32Array, shape: number[]) {
@@ -196,22 +210,14 @@ maybe('featscope view in Chromium', () => {
     expect(Number(/mean (\S+)/.exec(stats!)![1])).toBeCloseTo(ps[top].mean, 3);
     // the colour bar: top row the map's last colour, bottom row its first
     const bar = await canvasRGB(page, '#colorbar');
-    expect(bar.rgb.slice(0, 3)).toEqual(Array.from(applyColormap([1], 0, 1, 'viridis')));
-    expect(bar.rgb.slice(-3)).toEqual(Array.from(applyColormap([0], 0, 1, 'viridis')));
+    expect(Array.from(bar.rgb.subarray(0, 3))).toEqual(Array.from(applyColormap([1], 0, 1, 'viridis')));
+    expect(Array.from(bar.rgb.subarray(bar.rgb.length - 3))).toEqual(Array.from(applyColormap([0], 0, 1, 'viridis')));
 
     // Grad-CAM toggle: the picture is the library's Grad-CAM overlay, pixel for pixel
     await page.check('input[name="ov"][value="gradcam"]');
     await until(page, `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === 'gradcam' && i.complete && i.naturalWidth > 0; })()`);
     const [gc] = await gradCamOverlays(model, [CHELSEA], { layer: LAYER, top: 3 });
-    const drawn = (await page.evaluate(`(() => {
-      const i = document.querySelector('#overlay-img');
-      const c = document.createElement('canvas');
-      c.width = i.naturalWidth; c.height = i.naturalHeight;
-      const g = c.getContext('2d'); g.drawImage(i, 0, 0);
-      const d = g.getImageData(0, 0, c.width, c.height).data;
-      const rgb = []; for (let k = 0; k < d.length; k += 4) rgb.push(d[k], d[k + 1], d[k + 2]);
-      return { width: c.width, height: c.height, rgb };
-    })()`)) as { width: number; height: number; rgb: number[] };
+    const drawn = await pixels(page, '#overlay-img');
     const want = await sharp(gc.png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     expect([drawn.width, drawn.height]).toEqual([want.info.width, want.info.height]);
     off = 0;
@@ -250,7 +256,7 @@ maybe('featscope view in Chromium', () => {
     let checked = 0;
     for (let i = 0; i < a.length; i++) {
       const d = (b[i] - a[i]) / dmax;
-      const [r, , bl] = diff.rgb.slice(i * 3, i * 3 + 3);
+      const [r, , bl] = Array.from(diff.rgb.subarray(i * 3, i * 3 + 3));
       if (d > 0.5) expect(r - bl).toBeGreaterThan(60);
       if (d < -0.5) expect(bl - r).toBeGreaterThan(60);
       if (Math.abs(d) < 0.02) expect(Math.abs(r - bl)).toBeLessThan(20);
