@@ -76,6 +76,10 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/assets/viewer.css': { file: 'viewer.css', type: 'text/css; charset=utf-8' },
 };
 
+/** Uploads are kept in memory for the session: at most this many, and this many bytes in all. */
+const MAX_UPLOADS = 200;
+const MAX_UPLOADED_BYTES = 512 * 1024 * 1024;
+
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const STATUS: Record<string, number> = {
@@ -84,6 +88,7 @@ const STATUS: Record<string, number> = {
   IMAGE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   UPLOAD_TOO_LARGE: 413,
+  UPLOAD_LIMIT: 413,
   IMAGE_TOO_LARGE: 413,
 };
 
@@ -120,6 +125,11 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const token = options.token ?? randomBytes(24).toString('base64url');
   const tokenBuf = Buffer.from(token);
   if (options.models.length < 1 || options.models.length > 2) throw bad('USAGE', `view takes one model or two (--model a.pt --model b.pt), not ${options.models.length}`);
+  for (const file of options.images) {
+    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
+      throw bad('IMAGE_NOT_FOUND', `image ${JSON.stringify(file)} does not exist or is not a file; give image files, folders or globs`);
+    }
+  }
   const models: Model[] = [];
   try {
     for (const m of options.models) models.push(await loadModel(m, { device: options.device ?? 'auto' }));
@@ -130,6 +140,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const images = new Map<string, ViewerImage>();
   options.images.forEach((file, i) => images.set(`i${i}`, { id: `i${i}`, name: path.basename(file), source: file, uploaded: false }));
   let uploads = 0;
+  let uploadedBytes = 0;
   let forwardCount = 0;
   const cache = new BoundedCache(options.cacheBytes ?? 512 * 1024 * 1024);
   const layerInfo = new Map<number, Promise<LayerInfo[]>>();
@@ -328,6 +339,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       if (body.length === 0) throw bad('IMAGE_DECODE', 'the upload is empty; send the image file as the request body');
       // The CLI's decoding limits: preprocess refuses what is not an image, or too large, before it is kept.
       await preprocess(body, { model: models[0], maxInputPixels });
+      if (uploads >= MAX_UPLOADS || uploadedBytes + body.length > MAX_UPLOADED_BYTES) {
+        throw bad('UPLOAD_LIMIT', `this session holds ${uploads} uploads (${uploadedBytes} bytes), its limit is ${MAX_UPLOADS} uploads or ${MAX_UPLOADED_BYTES} bytes; restart \`featscope view\` with the images as arguments instead`);
+      }
+      uploadedBytes += body.length;
       const id = `u${uploads++}`;
       images.set(id, { id, name, source: body, uploaded: true });
       json(res, { id, name, uploaded: true }, 201);
@@ -429,10 +444,17 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   });
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, () => resolve());
+    });
+  } catch (err) {
+    for (const m of models) m.dispose();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw bad('PORT_IN_USE', `port ${options.port} on ${host} is in use; choose another with --port, or --port 0 for a free one`);
+    throw bad('LISTEN_FAILED', `cannot listen on ${host}:${options.port ?? 0} (${(err as Error).message}); check --host and --port`);
+  }
   const port = (server.address() as { port: number }).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   let closed: Promise<void> | undefined;

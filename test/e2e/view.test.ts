@@ -57,15 +57,14 @@ async function until(page: Page, expression: string, timeout = 60_000): Promise<
  */
 async function pixels(page: Page, selector: string): Promise<{ width: number; height: number; rgb: Uint8Array }> {
   const r = (await page.evaluate(`(() => {
-    let c = document.querySelector(${JSON.stringify(selector)});
-    if (c instanceof HTMLImageElement) {
-      const img = c;
-      c = document.createElement('canvas');
-      c.width = img.naturalWidth;
-      c.height = img.naturalHeight;
-      c.getContext('2d').drawImage(img, 0, 0);
-    }
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    // read from a copy, so the page's own canvases are never read back (and Chromium does not warn)
+    const src = document.querySelector(${JSON.stringify(selector)});
+    const c = document.createElement('canvas');
+    c.width = src instanceof HTMLImageElement ? src.naturalWidth : src.width;
+    c.height = src instanceof HTMLImageElement ? src.naturalHeight : src.height;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(src, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
     const rgb = new Uint8Array((d.length / 4) * 3);
     for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
     let bin = '';
@@ -274,6 +273,16 @@ maybe('featscope view in Chromium', () => {
     for (let i = 0; i < wantA.length; i++) off = Math.max(off, Math.abs(wantA[i] - mapA.rgb[i]));
     expect(off).toBeLessThanOrEqual(1);
     expect(await page.textContent('#cmp-preds')).toMatch(/A predicts .* · B predicts /);
+    fs.writeFileSync(path.join(ROOT, 'docs', 'images', 'view-compare.png'), await page.screenshot());
+    // a click on the chart opens that layer: layer4's bar, whose maps are 7 x 7
+    const layersCompared = (JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&a=i0&b=i1`)).body.toString()) as { layers: { name: string }[] }).layers;
+    const i4 = layersCompared.findIndex((l) => l.name === 'layer4');
+    const box = (await page.locator('#div-chart').boundingBox())!;
+    const slot = (960 - 44) / layersCompared.length;
+    await page.click('#div-chart', { position: { x: ((44 + (i4 + 0.5) * slot) * box.width) / 960, y: box.height / 2 } });
+    await until(page, `document.querySelector('#cmp-layer').textContent.startsWith('layer: layer4 ·')`);
+    await until(page, `document.querySelector('#cmp-map-diff').width === 7`);
+    expect((await canvasRGB(page, '#cmp-map-a')).width).toBe(7);
 
     // the page made requests to its own origin only, and nothing went wrong in it
     expect(requests.length).toBeGreaterThan(10);
@@ -398,6 +407,9 @@ maybe('featscope view in Chromium', () => {
     bomb.writeUInt32BE(zlib.crc32(bomb.subarray(12, 29)), 29); // a valid IHDR
     const r = await raw(viewer.port, `/api/upload?token=${t}&name=bomb.png`, { method: 'POST', body: bomb });
     expect([r.status, errorCode(r.body)]).toEqual([413, 'IMAGE_TOO_LARGE']);
+    // start-up refusals: a missing image, a port in use
+    await expect(startViewer({ images: ['/nonexistent/photo.jpg'], models: [MODELS.scripted] })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await expect(startViewer({ images: [], models: [MODELS.scripted], device: 'cpu', port: viewer.port })).rejects.toMatchObject({ code: 'PORT_IN_USE' });
     // and it goes on
     const after = await raw(viewer.port, `/api/session?token=${t}`);
     expect(after.status).toBe(200);

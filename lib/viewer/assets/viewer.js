@@ -383,7 +383,8 @@
     const c = state.compare;
     if (!c || !state.cmpLayer) return;
     const ch = Math.max(0, Number($('cmp-channel').value) || 0);
-    $('cmp-layer').textContent = `layer: ${state.cmpLayer}`;
+    const sel = c.layers.find((l) => l.name === state.cmpLayer);
+    $('cmp-layer').textContent = `layer: ${state.cmpLayer}${sel ? ` · cosine distance ${fmt(sel.cosine)} · relative L2 ${fmt(sel.relativeL2)}` : ''}`;
     try {
       const table = await lut(state.colormap);
       const [a, b] = await Promise.all([
@@ -433,14 +434,14 @@
     $('tab-compare').addEventListener('click', () => tab(true));
     $('cmp-run').addEventListener('click', runCompare);
     $('cmp-show').addEventListener('click', showCompareChannel);
+    $('div-chart').addEventListener('mousemove', (e) => {
+      const l = chartLayerAt(e);
+      e.target.title = l ? `${l.name} [${l.shape.slice(1).join('×')}]: cosine distance ${fmt(l.cosine)}, relative L2 ${fmt(l.relativeL2)}` : '';
+    });
     $('div-chart').addEventListener('click', (e) => {
-      const c = state.compare;
-      if (!c || !c.layers.length) return;
-      const rect = e.target.getBoundingClientRect();
-      const x = ((e.clientX - rect.left) * e.target.width) / rect.width;
-      const i = Math.floor((x - c.left) / c.slot);
-      if (i >= 0 && i < c.layers.length) {
-        state.cmpLayer = c.layers[i].name;
+      const l = chartLayerAt(e);
+      if (l) {
+        state.cmpLayer = l.name;
         showCompareChannel();
       }
     });
@@ -460,6 +461,15 @@
       }
       e.target.value = '';
     });
+  }
+
+  function chartLayerAt(e) {
+    const c = state.compare;
+    if (!c || !c.layers.length) return null;
+    const rect = e.target.getBoundingClientRect();
+    const x = ((e.clientX - rect.left) * e.target.width) / rect.width;
+    const i = Math.floor((x - c.left) / c.slot);
+    return i >= 0 && i < c.layers.length ? c.layers[i] : null;
   }
 
   function tab(compare) {
