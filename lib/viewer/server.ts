@@ -18,8 +18,11 @@ import { weightsLabel } from '../metadata';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { packageRoot } from '../native';
 import { DEFAULT_MAX_INPUT_PIXELS, type PreprocessResult, preprocess } from '../preprocess';
-import { COLORMAP_NAMES, type ColormapName, getColormap } from '../render/colormaps';
-import { channelMean, renderOverlay } from '../render/overlay';
+import { COLORMAP_NAMES, type ColormapName, colormapRGB, getColormap } from '../render/colormaps';
+import { channelMean, drawOverlay } from '../render/overlay';
+import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
+import { displayPhoto } from '../analysis/gradcam';
+import { formatNumber, frameCanvas } from '../analysis/draw';
 import type { Capture } from '../types';
 import { BoundedCache } from './cache';
 import { compareCaptures } from './divergence';
@@ -226,13 +229,29 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     return topPredictions(models[index], logits, 0, 5);
   };
 
-  /** The mean overlay (library's renderOverlay), Grad-CAM or saliency picture of one image. */
+  /** The mean overlay (channelMean + drawOverlay, framed), Grad-CAM or saliency picture of one image. */
   const overlay = async (kind: string, index: number, img: ViewerImage, layer: string, classes: number | undefined): Promise<{ png: Buffer; info: Record<string, unknown> }> => {
     const model = models[index];
     if (kind === 'mean') {
+      // The library's channelMean and drawOverlay on the photo, with a colour bar in real values and the weights banner.
       const f = await layerForward(index, img, layer);
-      const x = await input(index, img);
-      return { png: (await renderOverlay(x.images[0], channelMean(f.capture), { alpha: 0.5 })).png, info: {} };
+      const mean = channelMean(f.capture);
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of mean.data) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const photo = await displayPhoto(img.source, 448);
+      const drawn = await drawOverlay(photo, mean, { alpha: 0.5, range: [lo, hi], colormap: 'turbo' });
+      const withBar: RgbCanvas = { data: Buffer.alloc(drawn.width * (drawn.height + 18) * 3, 255), width: drawn.width, height: drawn.height + 18 };
+      blit(withBar, drawn, 0, 0);
+      for (let x = 0; x < drawn.width; x++) fillRect(withBar, x, drawn.height + 6, 1, 12, colormapRGB('turbo', x / Math.max(1, drawn.width - 1)));
+      const framed = await frameCanvas(withBar, model.metadata, `Layer mean · ${layer}`, [
+        `colour bar: ${formatNumber(lo)} (left) to ${formatNumber(hi)} (right)`,
+        `mean over the ${f.capture.shape[1]} channels, bilinear onto the photo`,
+      ]);
+      return { png: await encodePng(framed), info: { min: lo, max: hi } };
     }
     if (kind === 'gradcam') {
       const [r] = await gradCamOverlays(model, [img.source], { layer, classes, top: 3 });

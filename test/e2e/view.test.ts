@@ -232,6 +232,30 @@ maybe('featscope view in Chromium', () => {
     await until(page, `document.querySelector('#overlay-info').textContent.includes('(class 281)')`);
     expect(await page.textContent('#overlay-info')).toContain(`${model.metadata.classes![281]} (class 281)`);
 
+    // the layer-mean and saliency toggles: pictures with the weights banner (the Grad-CAM one's first row)
+    const bannerRow = Array.from(drawn.rgb.subarray(0, 3));
+    expect(bannerRow[0]).toBeGreaterThan(150);
+    expect(bannerRow[1]).toBeLessThan(90);
+    for (const kind of ['mean', 'saliency']) {
+      await page.check(`input[name="ov"][value="${kind}"]`);
+      await until(page, `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === '${kind}' && i.complete && i.naturalWidth > 0; })()`);
+      const pic = await pixels(page, '#overlay-img');
+      expect(Array.from(pic.rgb.subarray(0, 3))).toEqual(bannerRow);
+      expect(pic.width).toBeGreaterThanOrEqual(448); // the photo drawn 448 wide, in a frame
+    }
+    const meanMap = (() => {
+      const m = new Float64Array(H * W);
+      for (const p of ps) for (let i = 0; i < H * W; i++) m[i] += p.plane[i] / C;
+      return m;
+    })();
+    const meanText = await page.textContent('#overlay-info');
+    expect(meanText).toMatch(/input saliency/);
+    await page.check('input[name="ov"][value="mean"]');
+    await until(page, `document.querySelector('#overlay-info').textContent.startsWith('mean over channels')`);
+    const [, meanLo, meanHi] = /: (\S+) to (\S+)$/.exec((await page.textContent('#overlay-info'))!)!.map(Number);
+    expect(meanLo).toBeCloseTo(Math.min(...meanMap), 3);
+    expect(meanHi).toBeCloseTo(Math.max(...meanMap), 3);
+
     // compare two images: chelsea (A) and dog (B)
     await page.click('#tab-compare');
     await page.selectOption('#cmp-image', 'i1');

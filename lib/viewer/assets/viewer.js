@@ -310,7 +310,7 @@
       img.hidden = false;
       img.dataset.kind = state.overlay;
       const label = { mean: `mean over channels of ${state.layer}`, gradcam: `Grad-CAM at ${state.layer}`, saliency: 'input saliency (gradient)' }[state.overlay];
-      info.textContent = meta.target ? `${label} for ${meta.target.name} (class ${meta.target.class})` : label;
+      info.textContent = meta.target ? `${label} for ${meta.target.name} (class ${meta.target.class})` : meta.max !== undefined ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}` : label;
     } catch (e) {
       img.hidden = true;
       info.textContent = e.message;
