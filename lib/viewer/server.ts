@@ -344,12 +344,14 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     'GET /api/image': async (_req, res, q) => {
       const img = imageAt(q);
       const size = intParam(q, 'size', 160, 16, 1024);
-      let out: Buffer;
-      try {
-        out = await sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true }).resize(size, size, { fit: 'inside' }).jpeg({ quality: 85 }).toBuffer();
-      } catch (err) {
-        throw bad('IMAGE_DECODE', `cannot decode image ${JSON.stringify(img.name)}: ${(err as Error).message}`);
-      }
+      const out = await cache.get(`thumb|${img.id}|${size}`, async () => {
+        try {
+          const jpeg = await sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true }).resize(size, size, { fit: 'inside' }).jpeg({ quality: 85 }).toBuffer();
+          return { value: jpeg, bytes: jpeg.length };
+        } catch (err) {
+          throw bad('IMAGE_DECODE', `cannot decode image ${JSON.stringify(img.name)}: ${(err as Error).message}`);
+        }
+      });
       send(res, 200, 'image/jpeg', out);
     },
     'POST /api/upload': async (req, res, q) => {
