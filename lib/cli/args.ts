@@ -22,6 +22,8 @@ export const USAGE_CODES = new Set([
   'MODEL_NOT_FOUND',
   'MODEL_INVALID',
   'MODEL_FROZEN',
+  'PORT_IN_USE',
+  'LISTEN_FAILED',
 ]);
 
 export function usage(message: string, command?: string): FeatscopeError {

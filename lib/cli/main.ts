@@ -14,6 +14,7 @@ import { maximize } from './maximize';
 import { similarity } from './similarity';
 import { render } from './render';
 import { stats } from './stats';
+import { view } from './view';
 import { weights } from './weights';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
@@ -32,6 +33,8 @@ Commands:
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
+  view [images|folders]...  interactive viewer in the browser (local server with a token): layers,
+                            channels, overlays, Grad-CAM, compare two images or two models
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -53,6 +56,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   stats,
   maximize,
   similarity,
+  view,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -25,3 +25,8 @@ export function percent(fraction: number): string {
 export function pngDataUri(png: Buffer): string {
   return `data:image/png;base64,${png.toString('base64')}`;
 }
+
+/** A JPEG as a data: URI (photo-like pictures: the model input, overlays). */
+export function jpegDataUri(jpeg: Buffer): string {
+  return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
+}

@@ -1,5 +1,6 @@
 /**
- * report.html: one self-contained file — images inlined as data: URIs, one inline stylesheet, no
+ * report.html: one self-contained file — images inlined as data: URIs (photo-like inputs and
+ * overlays as JPEG, channel grids as PNG), one inline stylesheet, no
  * scripts, and a Content-Security-Policy that forbids scripts and every network request. All text
  * that comes from a model (layer names, metadata) or a file name is escaped.
  *
@@ -11,7 +12,8 @@ import { once } from 'events';
 import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
 import { atomicStream } from '../cli/files';
-import { esc, num, percent, pngDataUri } from './html';
+import sharp from 'sharp';
+import { esc, jpegDataUri, num, percent, pngDataUri } from './html';
 import { REPORT_CSS } from './style';
 
 export { esc } from './html';
@@ -134,10 +136,14 @@ function head(data: ReportData): string {
   );
 }
 
-async function inline(file: string, alt: string, cls: string, width?: number, height?: number): Promise<string> {
+/** JPEG quality of photo-like pictures (inputs, overlays); channel grids stay PNG (sharp edges, small colour tables). */
+export const REPORT_JPEG_QUALITY = 85;
+
+async function inline(file: string, alt: string, cls: string, width?: number, height?: number, photo = false): Promise<string> {
   const png = await fs.readFile(file);
   const size = width && height ? ` width="${width}" height="${height}"` : '';
-  return `<img class="${cls}" src="${pngDataUri(png)}" alt="${esc(alt)}"${size}>`;
+  const uri = photo ? jpegDataUri(await sharp(png).jpeg({ quality: REPORT_JPEG_QUALITY }).toBuffer()) : pngDataUri(png);
+  return `<img class="${cls}" src="${uri}" alt="${esc(alt)}"${size}>`;
 }
 
 /** PNG width and height from its IHDR chunk (so the page does not reflow as images decode). */
@@ -155,7 +161,7 @@ async function pngSize(file: string): Promise<[number, number] | undefined> {
 
 async function imageSection(image: ReportImage, index: number): Promise<string> {
   const inputSize = await pngSize(image.input);
-  const input = await inline(image.input, `model input for ${image.source}`, 'input', inputSize?.[0], inputSize?.[1]);
+  const input = await inline(image.input, `model input for ${image.source}`, 'input', inputSize?.[0], inputSize?.[1], true);
   const layers: string[] = [];
   for (const layer of image.layers) layers.push(await layerSection(image, layer));
   const size = inputSize ? `${inputSize[0]}×${inputSize[1]}` : '';
@@ -179,7 +185,7 @@ async function layerSection(image: ReportImage, layer: ReportLayer): Promise<str
   const shown = layer.gridChannels?.length;
   const grid = await inline(layer.grid, `channel grid of ${layer.name} for ${image.source}`, 'grid-img', gridSize?.[0], gridSize?.[1]);
   const overlay = layer.overlay
-    ? `<figure>${await inline(layer.overlay, `mean activation of ${layer.name} over ${image.source}`, 'overlay-img')}` +
+    ? `<figure>${await inline(layer.overlay, `mean activation of ${layer.name} over ${image.source}`, 'overlay-img', undefined, undefined, true)}` +
       `<figcaption>Mean over all ${c} channels, over the input (turbo: blue low, red high)</figcaption></figure>`
     : '';
   const s = layer.stats;
