@@ -1,7 +1,6 @@
 /** `featscope export`: one .npy per image and captured layer, plus manifest.json, for numpy and friends. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel } from '../model';
 import { encodeNpy } from '../npy';
 import {
   BATCH_RUN_OPTIONS,
@@ -13,9 +12,9 @@ import {
   parseLayers,
   parsePositiveInt,
   parseResize,
-  resolveModel,
   usage,
 } from './args';
+import { inputSignature, loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -31,7 +30,7 @@ plus manifest.json. Load them with numpy.load(path).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
+${MODEL_INPUT_HELP}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
       --batch N           images per forward (default 32)
@@ -57,7 +56,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     'export',
     argv,
     {
-      ...MODEL_OPTION,
+      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
       ...DEVICE_OPTION,
       ...BATCH_RUN_OPTIONS,
     },
@@ -74,13 +73,13 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const resize = parseResize(values.resize as string | undefined, 'export');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals);
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'export', { device });
   try {
     const size = model.metadata.input?.size?.[0] ?? 224;
     const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
-    const signature = JSON.stringify({ model: model.path, layers, resize, size, export: 1 });
+    const signature = JSON.stringify({ model: model.path, layers, resize, size, export: 1, input: inputSignature(model) });
     const progress = new Progress({ total: inputs.length });
     const outcome = await runBatches<ExportRecord>({
       inputs,

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { FeatscopeError } from '../errors';
-import { loadModel, type Model } from '../model';
+import { type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
@@ -19,9 +19,9 @@ import {
   parseLayers,
   parsePositiveInt,
   parseResize,
-  resolveModel,
   usage,
 } from './args';
+import { inputSignature, loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -39,7 +39,7 @@ and globs ("photos/**/*.jpg", quoted so the shell leaves it alone).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
+${MODEL_INPUT_HELP}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
   -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
       --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
       --overlay           also write the layer's mean activation over the photo
@@ -77,7 +77,7 @@ export async function render(argv: string[]): Promise<number> {
     'render',
     argv,
     {
-      ...MODEL_OPTION,
+      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
       ...DEVICE_OPTION,
       ...BATCH_RUN_OPTIONS,
       channels: { type: 'string', short: 'c' },
@@ -102,7 +102,7 @@ export async function render(argv: string[]): Promise<number> {
   const overlay = Boolean(values.overlay);
 
   const inputs = await expandInputs(positionals);
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'render', { device });
   try {
     return await renderWith(model, {
       inputs,
@@ -165,7 +165,7 @@ async function renderWith(
     batch: o.batch,
   };
   const { batch: _batch, ...outputOptions } = options;
-  const signature = JSON.stringify({ model: model.path, ...outputOptions });
+  const signature = JSON.stringify({ model: model.path, ...outputOptions, input: inputSignature(model) });
 
   const progress = new Progress({ total: o.inputs.length });
   const outcome = await runBatches<RenderRecord>({

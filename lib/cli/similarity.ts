@@ -2,8 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, layerSimilarity, renderSimilarity } from '../analysis';
-import { type Model, loadModel } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { type Model } from '../model';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -17,7 +18,7 @@ and after fine-tuning, another architecture) on the same images.
 
 Options:
   -m, --model FILE          TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
+${MODEL_INPUT_HELP}  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
       --other-model FILE    compare with this model (default: the model with itself)
       --other-layers A,B    its layers (default: the same names as --layers)
       --batch N             images per forward (default 16)
@@ -38,7 +39,7 @@ const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filte
 
 export async function similarity(argv: string[]): Promise<number> {
   const { values, positionals } = parse('similarity', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
     layers: { type: 'string', short: 'l' }, 'other-model': { type: 'string' }, 'other-layers': { type: 'string' },
     batch: { type: 'string' }, resize: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
@@ -56,10 +57,10 @@ export async function similarity(argv: string[]): Promise<number> {
   const device = parseDevice(values.device as string | undefined, 'similarity');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals);
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'similarity', { device });
   let other: Model | undefined;
   try {
-    if (otherPath) other = await loadModel(otherPath, { device });
+    if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
     const sim = await layerSimilarity(model, inputs.map((i) => i.source), {
       layers, batch, resize,

@@ -2,8 +2,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
-import { loadModel } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -19,7 +19,7 @@ batches; memory does not grow with the folder.
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
+${MODEL_INPUT_HELP}  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
       --batch N        images per forward (default 16)
       --examples N     per layer, draw the top images of its N strongest channels (default 8, 0: none)
       --top-images K   top images kept per channel (default 5)
@@ -39,7 +39,7 @@ Example:
 
 export async function stats(argv: string[]): Promise<number> {
   const { values, positionals } = parse('stats', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
     layers: { type: 'string', short: 'l' }, batch: { type: 'string' }, examples: { type: 'string' }, 'top-images': { type: 'string' }, report: { type: 'boolean' }, resize: { type: 'string' },
     out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
@@ -56,7 +56,7 @@ export async function stats(argv: string[]): Promise<number> {
   const device = parseDevice(values.device as string | undefined, 'stats');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals);
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'stats', { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const s = await folderStats(model, inputs.map((i) => i.source), {
