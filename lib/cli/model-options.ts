@@ -80,7 +80,7 @@ export async function applyInputOptions(model: Model, o: InputOptions, command: 
     const classes = out.output && out.output.shape.length === 2 ? out.output.shape[1] : undefined;
     if (classes !== o.labels.names.length) {
       throw usage(
-        `--labels ${o.labels.file} has ${o.labels.names.length} names but the model ${classes === undefined ? `outputs shape [${out.output?.shape.join(', ') ?? 'not a tensor'}], not class scores [N, K]` : `has ${classes} classes`}; give one name per line, in class-index order`,
+        `--labels ${JSON.stringify(o.labels.file)} has ${o.labels.names.length} names but the model ${classes === undefined ? `outputs shape [${out.output?.shape.join(', ') ?? 'not a tensor'}], not class scores [N, K]` : `has ${classes} classes`}; give one name per line, in class-index order`,
         command,
       );
     }

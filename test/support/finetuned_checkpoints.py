@@ -7,6 +7,7 @@ writes DIR/wrapped.pth    {'model': state_dict, 'epoch': 7, 'optimizer': ..., 'b
        DIR/plain.pth      the bare state_dict
        DIR/labels.txt     the 10 class names
        DIR/nometa.pt      the same model saved with torch.jit.save and no featscope.json
+       DIR/nokey.pth, DIR/short.txt  a checkpoint without weights, 3 labels (for failure tests)
 """
 import os
 import sys
@@ -43,6 +44,10 @@ def main(out):
     with open(os.path.join(out, "labels.txt"), "w") as f:
         f.write("\n".join(LABELS) + "\n")
     torch.jit.save(torch.jit.script(a), os.path.join(out, "nometa.pt"))
+    # Failure cases: a checkpoint without weights, and too few labels.
+    torch.save({"epoch": 1, "optimizer": {}}, os.path.join(out, "nokey.pth"))
+    with open(os.path.join(out, "short.txt"), "w") as f:
+        f.write("a\nb\nc\n")
 
 
 if __name__ == "__main__":
