@@ -6,7 +6,7 @@ import { analysisReport, fgsm, pgd, renderAttackGrids, renderDivergenceChart, ty
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
-import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
 import { expandInputs } from './inputs';
@@ -23,7 +23,7 @@ normalised input space as ε / std; pixels stay within [0, 1].
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}      --method M       fgsm | pgd (default pgd)
+${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --epsilon E      largest change per pixel, e.g. 8/255 or 0.03 (default 8/255)
       --step S         PGD step size (default ε/4)
       --steps K        PGD steps (default 10)

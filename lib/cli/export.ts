@@ -14,7 +14,7 @@ import {
   parseResize,
   usage,
 } from './args';
-import { inputSignature, loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -30,7 +30,7 @@ plus manifest.json. Load them with numpy.load(path).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
+${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
       --batch N           images per forward (default 32)

@@ -5,7 +5,7 @@ import { analysisReport, gradCamOverlays, gradientFlow, renderFlowChart, salienc
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, usage } from './args';
-import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -18,7 +18,7 @@ score flow back to the layer's output through the TorchScript graph; the map ReL
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
+${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
       --class N[,N]    target class (one for all, or one per image); default: each image's top-1
       --top K          predictions listed under the picture (default 3)
       --colormap NAME  heatmap colours (default turbo)

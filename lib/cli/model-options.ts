@@ -16,12 +16,16 @@ export const MODEL_INPUT_OPTIONS: Options = {
   labels: { type: 'string' },
 };
 
-/** Help lines for the options above, to paste into a command's help. */
-export const MODEL_INPUT_HELP = `      --mean R,G,B        input normalisation mean (default: the model's featscope.json, else ImageNet's)
-      --std R,G,B         input normalisation std (default: the model's, else ImageNet's)
-      --size PX           input side in pixels (default: the model's, else 224)
-      --labels FILE       class names, one per line in class-index order (default: the model's)
-`;
+/** Help lines for the options above, to paste into a command's help; descriptions start at `column`. */
+export function modelInputHelp(column: number): string {
+  const line = (option: string, text: string) => `      ${option}`.padEnd(column - 1) + ` ${text}\n`;
+  return (
+    line('--mean R,G,B', "input normalisation mean (default: the model's featscope.json, else ImageNet's)") +
+    line('--std R,G,B', "input normalisation std (default: the model's, else ImageNet's)") +
+    line('--size PX', "input side in pixels (default: the model's, else 224)") +
+    line('--labels FILE', "class names, one per line in class-index order (default: the model's)")
+  );
+}
 
 let warned = false;
 

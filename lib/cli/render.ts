@@ -21,7 +21,7 @@ import {
   parseResize,
   usage,
 } from './args';
-import { inputSignature, loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -39,7 +39,7 @@ and globs ("photos/**/*.jpg", quoted so the shell leaves it alone).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
+${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
   -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
       --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
       --overlay           also write the layer's mean activation over the photo

@@ -4,7 +4,7 @@ import * as path from 'path';
 import { analysisReport, layerSimilarity, renderSimilarity } from '../analysis';
 import { type Model } from '../model';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
-import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -18,7 +18,7 @@ and after fine-tuning, another architecture) on the same images.
 
 Options:
   -m, --model FILE          TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
+${modelInputHelp(28)}  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
       --other-model FILE    compare with this model (default: the model with itself)
       --other-layers A,B    its layers (default: the same names as --layers)
       --batch N             images per forward (default 16)

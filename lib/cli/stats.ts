@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
-import { loadCliModel, MODEL_INPUT_HELP, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -19,7 +19,7 @@ batches; memory does not grow with the folder.
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${MODEL_INPUT_HELP}  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
+${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
       --batch N        images per forward (default 16)
       --examples N     per layer, draw the top images of its N strongest channels (default 8, 0: none)
       --top-images K   top images kept per channel (default 5)
