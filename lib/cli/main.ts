@@ -13,6 +13,7 @@ import { layers } from './layers';
 import { maximize } from './maximize';
 import { similarity } from './similarity';
 import { render } from './render';
+import { runJobs } from './run';
 import { stats } from './stats';
 import { weights } from './weights';
 
@@ -32,6 +33,7 @@ Commands:
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
+  run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -53,6 +55,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   stats,
   maximize,
   similarity,
+  run: (argv) => runJobs(argv, COMMANDS),
 };
 
 export async function main(argv: string[]): Promise<number> {
