@@ -14,8 +14,8 @@ export { firstConvWeight, histogram, renderFirstConvFilters, renderWeightHistogr
 export type { FirstConvFilterOptions, WeightDistributionOptions, WeightDistributions, WeightHistogram, WeightHistogramChartOptions } from './weights';
 export { divergence, fgsm, pgd, renderAttackGrids, renderDivergenceChart } from './attack';
 export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathStep, PgdOptions } from './attack';
-export { P2Quantile, folderStats, percentileSorted, renderChannelExamples, renderStatsChart } from './stats';
-export type { ChannelExample, ChannelExamplesOptions, ChannelExamplesPicture, ChannelStatistics, FolderStats, FolderStatsOptions, LayerStatisticsOverFolder } from './stats';
+export { P2Quantile, folderStats, mergeStatsStates, percentileSorted, renderChannelExamples, renderStatsChart } from './stats';
+export type { ChannelExample, ChannelExamplesOptions, ChannelExamplesPicture, ChannelStatistics, FolderStats, FolderStatsOptions, LayerStatisticsOverFolder, LayerStatsState } from './stats';
 export type { Prediction } from './common';
 export { analysisReport } from './report';
 export type { AnalysisSection } from './report';

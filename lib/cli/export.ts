@@ -20,6 +20,7 @@ import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 import { endBatchRun } from './summary';
 
 export const EXPORT_HELP = `Usage: featscope export <image|folder|glob>... [options]
@@ -35,7 +36,7 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0
       --device DEV        auto (default) | cpu | cuda | cuda:N
       --batch N           images per forward (default 32)
   -o, --out DIR           output folder (default: ./featscope-out)
-      --resume            skip images already exported in --out with the same options
+${shardHelp(26)}      --resume            skip images already exported in --out with the same options
       --json              print a JSON summary on stdout
   -h, --help              this help
 
@@ -58,7 +59,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     {
       ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
       ...DEVICE_OPTION,
-      ...BATCH_RUN_OPTIONS,
+      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
     },
     true,
   );
@@ -71,8 +72,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const device = parseDevice(values.device as string | undefined, 'export');
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'export');
   const resize = parseResize(values.resize as string | undefined, 'export');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals);
+  const shard = parseShard(values, 'export');
+  const out = shardOut(path.resolve((values.out as string | undefined) ?? 'featscope-out'), shard);
+  const all = await expandInputs(positionals);
+  const { inputs } = selectShard(positionals, all, shard);
+  announceShard('export', shard, all.length, inputs.length, out);
+  const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
   const model = await loadCliModel(values, 'export', { device });
   try {
     const size = model.metadata.input?.size?.[0] ?? 224;
@@ -105,7 +110,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     });
     progress.finish();
     const manifest = path.join(out, 'manifest.json');
-    const finished = await writeManifest(manifest, { command: 'export', model, options, layers: layerInfo }, finishedRecords<ExportRecord>(out, inputs, signature), {
+    const finished = await writeManifest(manifest, { command: 'export', model, options: { ...options, ...shardInfo }, layers: layerInfo }, finishedRecords<ExportRecord>(out, inputs, signature), {
       failed: outcome.failed,
       interrupted: outcome.interrupted,
       total: inputs.length,

@@ -13,6 +13,7 @@ import { layers } from './layers';
 import { maximize } from './maximize';
 import { similarity } from './similarity';
 import { render } from './render';
+import { merge } from './merge';
 import { runJobs } from './run';
 import { stats } from './stats';
 import { weights } from './weights';
@@ -33,6 +34,7 @@ Commands:
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
+  merge <shard folders>...  join the outputs of sharded runs (--shard I/N) of render, export or stats
   run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
@@ -55,6 +57,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   stats,
   maximize,
   similarity,
+  merge,
   run: (argv) => runJobs(argv, COMMANDS),
 };
 

@@ -28,6 +28,7 @@ import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
 import { endBatchRun } from './summary';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
 
@@ -48,7 +49,7 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0
       --device DEV        auto (default) | cpu | cuda | cuda:N
       --batch N           images per forward (default 32); memory stays bounded by it
   -o, --out DIR           output folder (default: ./featscope-out)
-      --resume            skip images already finished in --out with the same options
+${shardHelp(26)}      --resume            skip images already finished in --out with the same options
       --json              print a JSON summary on stdout (progress stays on stderr)
   -h, --help              this help
 
@@ -79,7 +80,7 @@ export async function render(argv: string[]): Promise<number> {
     {
       ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
       ...DEVICE_OPTION,
-      ...BATCH_RUN_OPTIONS,
+      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
       overlay: { type: 'boolean' },
@@ -98,10 +99,14 @@ export async function render(argv: string[]): Promise<number> {
   const device = parseDevice(values.device as string | undefined, 'render');
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
   const resize = parseResize(values.resize as string | undefined, 'render');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const shard = parseShard(values, 'render');
+  const out = shardOut(path.resolve((values.out as string | undefined) ?? 'featscope-out'), shard);
   const overlay = Boolean(values.overlay);
 
-  const inputs = await expandInputs(positionals);
+  const all = await expandInputs(positionals);
+  const { inputs } = selectShard(positionals, all, shard);
+  announceShard('render', shard, all.length, inputs.length, out);
+  const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
   const model = await loadCliModel(values, 'render', { device });
   try {
     return await renderWith(model, {
@@ -116,6 +121,7 @@ export async function render(argv: string[]): Promise<number> {
       report: Boolean(values.report),
       resume: Boolean(values.resume),
       json: Boolean(values.json),
+      extra: shardInfo,
     });
   } finally {
     model.dispose();
@@ -136,6 +142,8 @@ async function renderWith(
     report: boolean;
     resume: boolean;
     json: boolean;
+    /** More for the manifest's options (the shard). */
+    extra?: Record<string, unknown>;
   },
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
@@ -224,7 +232,7 @@ async function renderWith(
 
   const manifest = path.join(o.out, 'manifest.json');
   const records = () => finishedRecords<RenderRecord>(o.out, o.inputs, signature);
-  const finished = await writeManifest(manifest, { command: 'render', model, options, layers: layerInfo }, records(), {
+  const finished = await writeManifest(manifest, { command: 'render', model, options: { ...options, ...o.extra }, layers: layerInfo }, records(), {
     failed: outcome.failed,
     interrupted: outcome.interrupted,
     total: o.inputs.length,
