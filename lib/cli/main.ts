@@ -13,6 +13,7 @@ import { layers } from './layers';
 import { maximize } from './maximize';
 import { similarity } from './similarity';
 import { render } from './render';
+import { k8sJob, slurmJob } from './cluster';
 import { merge } from './merge';
 import { runJobs } from './run';
 import { stats } from './stats';
@@ -35,6 +36,7 @@ Commands:
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
   merge <shard folders>...  join the outputs of sharded runs (--shard I/N) of render, export or stats
+  k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
   run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
@@ -58,6 +60,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   maximize,
   similarity,
   merge,
+  'k8s-job': k8sJob,
+  'slurm-job': slurmJob,
   run: (argv) => runJobs(argv, COMMANDS),
 };
 
