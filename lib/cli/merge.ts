@@ -6,23 +6,26 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { mergeStatsStates, renderStatsChart, type LayerStatsState } from '../analysis';
+import { ckaMatrix, mergeStatsStates, renderSimilarity, renderStatsChart, type LayerStatsState } from '../analysis';
 import { FeatscopeError } from '../errors';
 import type { ModelMetadata } from '../metadata';
 import type { Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { parse, usage } from './args';
 import { insideOut, writeAtomic } from './files';
+import { SIMILARITY_STATE_FORMAT } from './similarity';
 import { STATE_FORMAT, summaryLayers } from './stats';
 
 export const MERGE_HELP = `Usage: featscope merge <shard folder | folder of shard-*-of-*>... --out DIR [options]
 
-Join the outputs of a sharded run (render, export or stats with --shard I/N, --shards N or a
+Join the outputs of a sharded run (render, export, stats or similarity with --shard I/N, --shards N or a
 Slurm array) into one. Every shard 0..N-1 must be there, each once.
 
   stats           stats.json and stats.png over all images, equal to one run over the folder:
                   counts, maxima, dead channels and top images exactly, means to float64
                   rounding, percentiles exactly while the images number at most 1,000
+  similarity      similarity.json and similarity.png: CKA over all images' pooled features,
+                  stacked in the run's image order, as one run computes it
   render, export  one manifest.json over all shards (file paths relative to DIR) and, for
                   render, one report.html
 
@@ -54,9 +57,9 @@ function readJson(file: string): Record<string, unknown> {
 function findShards(args: string[]): ShardDir[] {
   const found: ShardDir[] = [];
   const add = (dir: string): boolean => {
-    const state = path.join(dir, 'stats-state.json');
+    const state = ['stats-state.json', 'similarity-state.json'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
     const manifest = path.join(dir, 'manifest.json');
-    const file = fs.existsSync(state) ? state : fs.existsSync(manifest) ? manifest : undefined;
+    const file = state ?? (fs.existsSync(manifest) ? manifest : undefined);
     if (!file) return false;
     const j = readJson(file);
     const shard = (file === state ? j.shard : (j.options as Record<string, unknown> | undefined)?.shard) as { index?: number; count?: number } | undefined;
@@ -98,7 +101,8 @@ export async function merge(argv: string[]): Promise<number> {
   const shards = findShards(positionals);
   const out = path.resolve((values.out as string | undefined) ?? path.dirname(shards[0].dir));
   fs.mkdirSync(out, { recursive: true });
-  const result = shards[0].command === 'stats' ? await mergeStats(shards, out) : await mergeBatch(shards, out);
+  const command = shards[0].command;
+  const result = command === 'stats' ? await mergeStats(shards, out) : command === 'similarity' ? await mergeSimilarity(shards, out) : await mergeBatch(shards, out);
   if (values.json) process.stdout.write(`${JSON.stringify({ out, command: shards[0].command, shards: shards.length, ...result }, null, 2)}\n`);
   process.stderr.write(`merge: ${shards.length} ${shards[0].command} shards, ${result.images} images; wrote ${result.files.map((f) => path.join(out, f)).join(', ')}\n`);
   return 0;
@@ -230,4 +234,48 @@ function compareSegments(a: string, b: string): number {
   const x = a.split(/[\\/]/), y = b.split(/[\\/]/);
   for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
   return x.length - y.length;
+}
+
+async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ images: number; files: string[] }> {
+  const states = shards.map((s) => ({ shard: s, state: readJson(path.join(s.dir, 'similarity-state.json')) }));
+  const key = (s: Record<string, unknown>) => JSON.stringify([s.options, (s.model as Record<string, unknown>).path, (s.otherModel as Record<string, unknown> | undefined)?.path]);
+  for (const { shard, state } of states) {
+    if (state.format !== SIMILARITY_STATE_FORMAT) throw new FeatscopeError('MERGE_INVALID', `${shard.dir}/similarity-state.json is not ${SIMILARITY_STATE_FORMAT}; rerun that shard with this featscope`);
+    if (key(state) !== key(states[0].state)) throw usage(`shard ${shard.index} ran with another model or options than shard 0; rerun it with the same`, 'merge');
+  }
+  type Side = Array<{ layer: string; channels: number; file: string }>;
+  // Rows in the order of the whole input list, as one run reads them.
+  const rows: Array<{ global: number; source: string; state: number; row: number }> = [];
+  states.forEach(({ state }, k) => (state.files as Array<[number, string]>).forEach(([global, source], row) => rows.push({ global, source, state: k, row })));
+  rows.sort((a, b) => a.global - b.global);
+  const n = rows.length;
+  if (n < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; the shards read ${n}`);
+  const layout = (states.find(({ state }) => (state.sides as Side[]).length > 0)!.state.sides as Side[]);
+  const features = states.map(({ shard, state }) => (state.sides as Side[]).map((side) => new Map(side.map((l) => {
+    const b = fs.readFileSync(path.join(shard.dir, l.file));
+    return [l.layer, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))] as const;
+  }))));
+  const sides = layout.map((side, s) => new Map(side.map(({ layer, channels: c }) => {
+    const x = new Float32Array(n * c);
+    rows.forEach((r, i) => x.set(features[r.state][s].get(layer)!.subarray(r.row * c, (r.row + 1) * c), i * c));
+    return [layer, { x, c }] as const;
+  })));
+  const first = states[0].state;
+  const options = first.options as { layers: string[]; otherLayers: string[]; resize: string; other: boolean };
+  const cka = ckaMatrix({ images: n, sides }, options.layers, options.otherLayers);
+  const failed = states.flatMap(({ state }) => state.failed as Array<{ source: string; message: string }>);
+  const model = modelFromSummary(first.model as Record<string, unknown>);
+  const other = first.otherModel as Record<string, unknown> | undefined;
+  const title = other ? `Layer similarity (linear CKA): ${path.basename(String(model.path))} vs ${path.basename(String(other.path))}` : undefined;
+  const sim = { images: n, failed, rows: options.layers, columns: options.otherLayers, cka, weights: { trained: undefined, text: '' } };
+  const pic = await renderSimilarity(model, sim, title ? { title } : {});
+  await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
+  const summary = {
+    command: 'similarity', model: first.model, ...(other ? { otherModel: other } : {}),
+    options: { layers: options.layers, otherLayers: options.otherLayers, batch: first.batch, resize: options.resize }, images: n, failed,
+    rows: options.layers, columns: options.otherLayers, cka: cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
+    merged: { shards: shards.length, from: shards.map((s) => s.dir) },
+  };
+  await writeAtomic(insideOut(out, 'similarity.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  return { images: n, files: ['similarity.json', 'similarity.png'] };
 }

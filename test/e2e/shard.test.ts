@@ -138,3 +138,19 @@ test('render via JOB_COMPLETION_INDEX: 4 shards merge into one manifest and repo
   const { created: _y, ...before } = b;
   expect(again).toEqual(before);
 });
+
+test('similarity: 4 shards merged give the CKA of one run over the folder', () => {
+  const one = tempDir('shard-sim-one');
+  expect(cli(['similarity', photos, '--layers', 'layer1,layer3,layer4', '--out', one]).code).toBe(0);
+  const out = tempDir('shard-sim');
+  for (let i = 0; i < 4; i++) expect(cli(['similarity', photos, '--layers', 'layer1,layer3,layer4', '--out', out, '--shard', `${i}/4`]).code).toBe(0);
+  const m = runCli(['merge', out]);
+  expect(m.code).toBe(0);
+  expect(m.stderr).toMatch(/merge: 4 similarity shards, 8 images/);
+  const a = JSON.parse(fs.readFileSync(path.join(one, 'similarity.json'), 'utf8'));
+  const b = JSON.parse(fs.readFileSync(path.join(out, 'similarity.json'), 'utf8'));
+  expect(b.images).toBe(8);
+  expect([b.rows, b.columns, b.options]).toEqual([a.rows, a.columns, a.options]);
+  (a.cka as number[][]).forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - b.cka[i][j])).toBeLessThanOrEqual(1e-6 * Math.abs(v))));
+  expect(fs.statSync(path.join(out, 'similarity.png')).size).toBeGreaterThan(1000);
+});
