@@ -17,6 +17,7 @@ import { writeAtomic } from './files';
 import { GRADCAM_HELP } from './gradcam';
 import { INFO_HELP } from './info';
 import { LAYERS_HELP } from './layers';
+import { MERGE_HELP } from './merge';
 import { MAXIMIZE_HELP } from './maximize';
 import { RENDER_HELP } from './render';
 import { SIMILARITY_HELP } from './similarity';
@@ -73,6 +74,7 @@ const HELPS: Record<string, string> = {
   stats: STATS_HELP,
   maximize: MAXIMIZE_HELP,
   similarity: SIMILARITY_HELP,
+  merge: MERGE_HELP,
 };
 
 /** Keys of a job that are not command options. */
@@ -104,9 +106,9 @@ function allOptions(): string[] {
   return every;
 }
 
-/** Commands that take images as positionals: those whose usage line names them. */
+/** Commands that take positionals (images, or merge's shard folders): those whose usage line names them. */
 function takesInputs(command: string): boolean {
-  return /^Usage: featscope \w+ <image/.test(HELPS[command]);
+  return /^Usage: featscope [\w-]+ </.test(HELPS[command]);
 }
 
 export interface Job {
