@@ -35,7 +35,7 @@ Commands:
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
-  merge <shard folders>...  join the outputs of sharded runs (--shard I/N) of render, export or stats
+  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity
   k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
   run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
