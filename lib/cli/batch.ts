@@ -11,6 +11,7 @@ import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
+import { captureWithBackoff, newBackoff, type Backoff } from './backoff';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import type { Progress } from './progress';
@@ -47,6 +48,8 @@ export interface BatchOutcome {
   skipped: number;
   failed: Failure[];
   interrupted: boolean;
+  /** Each time a CUDA_OOM halved the batch (lib/cli/backoff.ts). */
+  backoff: Backoff['events'];
 }
 
 export function recordPath(out: string, input: InputImage): string {
@@ -83,7 +86,8 @@ interface Captured {
 
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
-  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
+  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false, backoff: [] };
+  const backoff = newBackoff(job.batch);
   let stopping = false;
   const onSigint = () => {
     if (stopping) {
@@ -127,7 +131,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       ready.forEach((r, i) => data.set(r.data, i * per));
       const { height, width } = ready[0].image;
       try {
-        return { ready, captures: await job.model.capture({ data, shape: [ready.length, 3, height, width] }, job.layers) };
+        return { ready, captures: await captureWithBackoff(job.model, data, [ready.length, 3, height, width], job.layers, backoff) };
       } catch (err) {
         if (!stopping) for (const r of ready) fail(r.input.source, err);
         return undefined;
@@ -160,6 +164,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     // A batch prepared ahead when Ctrl-C came is dropped unwritten; wait for its forward to end.
     await next;
     outcome.interrupted = stopping;
+    outcome.backoff = backoff.events;
     return outcome;
   } finally {
     process.off('SIGINT', onSigint);

@@ -114,6 +114,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       failed: outcome.failed,
       interrupted: outcome.interrupted,
       total: inputs.length,
+      backoff: outcome.backoff,
     });
     return endBatchRun('exported', { json: Boolean(values.json), out, total: inputs.length }, outcome, finished, manifest);
   } finally {

@@ -199,6 +199,7 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
     failed,
     counts: { inputs, done: images.length, failed: failed.length },
     interrupted,
+    ...(manifests.some(({ m }) => Array.isArray(m.backoff)) ? { backoff: manifests.flatMap(({ shard, m }) => ((m.backoff ?? []) as object[]).map((e) => ({ shard: shard.index, ...e }))) } : {}),
   };
   await writeAtomic(insideOut(out, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
   const files = ['manifest.json'];

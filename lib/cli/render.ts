@@ -236,6 +236,7 @@ async function renderWith(
     failed: outcome.failed,
     interrupted: outcome.interrupted,
     total: o.inputs.length,
+    backoff: outcome.backoff,
   });
   let report: string | undefined;
   if (o.report) {
