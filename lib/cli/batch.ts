@@ -36,6 +36,8 @@ export interface BatchJob<R extends ImageRecordBase> {
   /** Options that change the outputs; a --resume only skips records made with the same. */
   signature: string;
   model: Model;
+  /** With --devices: one model per device; batches go to them in turn, one in flight on each. */
+  models?: Model[];
   layers: string[];
   preprocess: PreprocessOptions;
   progress: Progress;
@@ -50,6 +52,8 @@ export interface BatchOutcome {
   interrupted: boolean;
   /** Each time a CUDA_OOM halved the batch (lib/cli/backoff.ts). */
   backoff: Backoff['events'];
+  /** Per model (device), the batches and images it ran. */
+  devices: Array<{ device: string; batches: number; images: number }>;
 }
 
 export function recordPath(out: string, input: InputImage): string {
@@ -86,7 +90,8 @@ interface Captured {
 
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
-  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false, backoff: [] };
+  const models = job.models?.length ? job.models : [job.model];
+  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false, backoff: [], devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })) };
   const backoff = newBackoff(job.batch);
   let stopping = false;
   const onSigint = () => {
@@ -117,9 +122,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     };
     const slices: InputImage[][] = [];
     for (let start = 0; start < pending.length; start += job.batch) slices.push(pending.slice(start, start + job.batch));
-    // One batch ahead: while batch k is rendered and written (JS on this thread, PNG encoding on
-    // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
-    const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
+    // One batch ahead per model: while batch k is rendered and written (JS on this thread, PNG
+    // encoding on sharp's threads), batch k+1 is decoded and its forward runs on the addon's
+    // worker thread; with several models (--devices), batch k+j runs on model (k+j) mod M.
+    const capture = async (slice: InputImage[], m: number): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
       const results = await preprocessEach(slice.map((input) => input.source), job.preprocess);
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
@@ -131,16 +137,27 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       ready.forEach((r, i) => data.set(r.data, i * per));
       const { height, width } = ready[0].image;
       try {
-        return { ready, captures: await captureWithBackoff(job.model, data, [ready.length, 3, height, width], job.layers, backoff) };
+        const captures = await captureWithBackoff(models[m], data, [ready.length, 3, height, width], job.layers, backoff);
+        outcome.devices[m].batches++;
+        outcome.devices[m].images += ready.length;
+        return { ready, captures };
       } catch (err) {
         if (!stopping) for (const r of ready) fail(r.input.source, err);
         return undefined;
       }
     };
-    let next = slices.length > 0 ? capture(slices[0]) : undefined;
-    for (let k = 0; next && !stopping; k++) {
-      const current = await next;
-      next = k + 1 < slices.length && !stopping ? capture(slices[k + 1]) : undefined;
+    const inflight: Array<Promise<Captured | undefined>> = [];
+    let launched = 0;
+    const launch = () => {
+      if (launched < slices.length && !stopping) {
+        inflight.push(capture(slices[launched], launched % models.length));
+        launched++;
+      }
+    };
+    for (let m = 0; m < models.length; m++) launch();
+    while (inflight.length > 0 && !stopping) {
+      const current = await inflight.shift()!;
+      launch();
       if (!current) continue;
       const { ready, captures } = current;
       for (let i = 0; i < ready.length; i++) {
@@ -161,8 +178,8 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         }
       }
     }
-    // A batch prepared ahead when Ctrl-C came is dropped unwritten; wait for its forward to end.
-    await next;
+    // Batches prepared ahead when Ctrl-C came are dropped unwritten; wait for their forwards to end.
+    await Promise.all(inflight);
     outcome.interrupted = stopping;
     outcome.backoff = backoff.events;
     return outcome;

@@ -1,6 +1,7 @@
 /** `featscope export`: one .npy per image and captured layer, plus manifest.json, for numpy and friends. */
 import * as fs from 'fs';
 import * as path from 'path';
+import type { Model } from '../model';
 import { encodeNpy } from '../npy';
 import {
   BATCH_RUN_OPTIONS,
@@ -8,7 +9,6 @@ import {
   checkLayers,
   MODEL_OPTION,
   parse,
-  parseDevice,
   parseLayers,
   parsePositiveInt,
   parseResize,
@@ -20,6 +20,7 @@ import { insideOut, layerFileName, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
+import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 import { endBatchRun } from './summary';
 
@@ -34,7 +35,7 @@ Options:
 ${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
-      --batch N           images per forward (default 32)
+${devicesHelp(26)}      --batch N           images per forward (default 32)
   -o, --out DIR           output folder (default: ./featscope-out)
 ${shardHelp(26)}      --resume            skip images already exported in --out with the same options
       --json              print a JSON summary on stdout
@@ -58,7 +59,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     argv,
     {
       ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
+      ...DEVICE_OPTION, ...DEVICES_OPTION,
       ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
     },
     true,
@@ -69,7 +70,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw usage('export needs at least one image, folder or glob', 'export');
   const layers = parseLayers(values.layers as string | undefined, 'export');
-  const device = parseDevice(values.device as string | undefined, 'export');
+  const devices = parseDevices(values, 'export');
+  const device = devices[0];
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'export');
   const resize = parseResize(values.resize as string | undefined, 'export');
   const shard = parseShard(values, 'export');
@@ -79,7 +81,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
   announceShard('export', shard, all.length, inputs.length, out);
   const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
   const model = await loadCliModel(values, 'export', { device });
+  let more: Model[] = [];
   try {
+    more = await loadMoreModels(values, 'export', devices);
     const size = model.metadata.input?.size?.[0] ?? 224;
     const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
@@ -93,6 +97,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       resume: Boolean(values.resume),
       signature,
       model,
+      models: [model, ...more],
       layers,
       preprocess: { resize, model },
       progress,
@@ -115,9 +120,11 @@ export async function exportCommand(argv: string[]): Promise<number> {
       interrupted: outcome.interrupted,
       total: inputs.length,
       backoff: outcome.backoff,
+      devices: more.length ? outcome.devices : undefined,
     });
     return endBatchRun('exported', { json: Boolean(values.json), out, total: inputs.length }, outcome, finished, manifest);
   } finally {
     model.dispose();
+    for (const m of more) m.dispose();
   }
 }

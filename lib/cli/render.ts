@@ -15,7 +15,6 @@ import {
   parse,
   parseChannels,
   parseColormap,
-  parseDevice,
   parseLayers,
   parsePositiveInt,
   parseResize,
@@ -28,6 +27,7 @@ import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
 import { endBatchRun } from './summary';
+import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
@@ -47,7 +47,7 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0
       --report            also write report.html (one file, opens from file://)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
-      --batch N           images per forward (default 32); memory stays bounded by it
+${devicesHelp(26)}      --batch N           images per forward (default 32); memory stays bounded by it
   -o, --out DIR           output folder (default: ./featscope-out)
 ${shardHelp(26)}      --resume            skip images already finished in --out with the same options
       --json              print a JSON summary on stdout (progress stays on stderr)
@@ -79,7 +79,7 @@ export async function render(argv: string[]): Promise<number> {
     argv,
     {
       ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
+      ...DEVICE_OPTION, ...DEVICES_OPTION,
       ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
@@ -96,7 +96,8 @@ export async function render(argv: string[]): Promise<number> {
   const layers = parseLayers(values.layers as string | undefined, 'render');
   const channels = parseChannels(values.channels as string | undefined, 'render');
   const colormap = parseColormap(values.colormap as string | undefined, 'render');
-  const device = parseDevice(values.device as string | undefined, 'render');
+  const devices = parseDevices(values, 'render');
+  const device = devices[0];
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
   const resize = parseResize(values.resize as string | undefined, 'render');
   const shard = parseShard(values, 'render');
@@ -108,7 +109,9 @@ export async function render(argv: string[]): Promise<number> {
   announceShard('render', shard, all.length, inputs.length, out);
   const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
   const model = await loadCliModel(values, 'render', { device });
+  let more: Model[] = [];
   try {
+    more = await loadMoreModels(values, 'render', devices);
     return await renderWith(model, {
       inputs,
       layers,
@@ -122,9 +125,11 @@ export async function render(argv: string[]): Promise<number> {
       resume: Boolean(values.resume),
       json: Boolean(values.json),
       extra: shardInfo,
+      more,
     });
   } finally {
     model.dispose();
+    for (const m of more) m.dispose();
   }
 }
 
@@ -144,6 +149,8 @@ async function renderWith(
     json: boolean;
     /** More for the manifest's options (the shard). */
     extra?: Record<string, unknown>;
+    /** --devices: the models on the other devices. */
+    more?: Model[];
   },
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
@@ -183,6 +190,7 @@ async function renderWith(
     resume: o.resume,
     signature,
     model,
+    models: [model, ...(o.more ?? [])],
     layers: o.layers,
     preprocess: { resize: o.resize, model },
     progress,
@@ -237,6 +245,7 @@ async function renderWith(
     interrupted: outcome.interrupted,
     total: o.inputs.length,
     backoff: outcome.backoff,
+    devices: o.more?.length ? outcome.devices : undefined,
   });
   let report: string | undefined;
   if (o.report) {

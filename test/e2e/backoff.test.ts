@@ -56,3 +56,23 @@ test('out of memory at one image: the images fail with CUDA_OOM, exit 1', () => 
   expect(r.stderr).toMatch(/6 inputs failed/);
   expect(r.stderr).toMatch(/\[CUDA_OOM\]/);
 });
+
+test('--devices cpu,cpu loads a model per device and spreads the batches; the files equal a one-device run', () => {
+  const one = tempDir('devices-one');
+  const args = (out: string) => ['export', photos, '--model', MODELS.scripted, '--layers', 'layer2,fc', '--batch', '2', '--out', out];
+  expect(runCli([...args(one), '--device', 'cpu']).code).toBe(0);
+  const out = tempDir('devices');
+  const r = runCli([...args(out), '--devices', 'cpu,cpu']);
+  expect(r.code).toBe(0);
+  const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  expect(manifest.devices).toEqual([{ device: 'cpu', batches: 2, images: 4 }, { device: 'cpu', batches: 1, images: 2 }]);
+  for (const img of manifest.images as Array<{ captures: Array<{ file: string }> }>) {
+    for (const c of img.captures) expect(fs.readFileSync(path.join(out, c.file)).equals(fs.readFileSync(path.join(one, c.file)))).toBe(true);
+  }
+  const both = runCli([...args(tempDir('devices-bad')), '--device', 'cpu', '--devices', 'cpu,cpu']);
+  expect(both.code).toBe(2);
+  expect(both.stderr).toMatch(/give --device or --devices, not both/);
+  const bad = runCli([...args(tempDir('devices-bad')), '--devices', 'cpu,gpu']);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/--devices takes a list of cpu, cuda or cuda:N, not "gpu"/);
+});
