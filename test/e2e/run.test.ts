@@ -80,7 +80,7 @@ test('unknown keys, commands and values are refused with did-you-mean before any
     ['top.yaml', 'job:\n  - command: export\n', /unknown key "job"; did you mean "jobs"\?/],
     ['cmd.json', '[{"command": "stat", "inputs": "photos"}]', /job 1 of 1: unknown command "stat"; did you mean stats/],
     ['switch.yaml', '- command: render\n  inputs: photos\n  report: 3\n', /report is a switch: give true or false, not 3/],
-    ['defaults.yaml', 'defaults:\n  devce: cpu\njobs:\n  - command: export\n    inputs: photos\n', /defaults: unknown key "devce"; did you mean "device"\?/],
+    ['defaults.yaml', 'defaults:\n  devce: cpu\njobs:\n  - command: export\n    inputs: photos\n', /defaults: unknown key "devce"; did you mean "device"/],
     ['noinputs.yaml', '- command: weights\n  inputs: photos\n', /weights takes no inputs; remove inputs/],
     ['broken.yaml', 'jobs:\n  - command: render\n    inputs: [a\n', /is not valid YAML: .*line 4/],
     ['broken.json', '{"jobs": [', /is not valid JSON/],
