@@ -11,6 +11,8 @@ export interface ModelMetadata {
   classes?: string[];
   torch?: string;
   torchvision?: string;
+  /** Set by the CLI: the fields its --mean/--std/--size/--labels supplied or overrode. */
+  commandLine?: Array<'mean' | 'std' | 'size' | 'labels'>;
 }
 
 export function parseMetadata(raw: string): ModelMetadata {

@@ -87,11 +87,21 @@ function frobenius2(m: Float64Array): number {
   return s;
 }
 
-/** Linear CKA between layers over a set of images. */
-export async function layerSimilarity(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<LayerSimilarity> {
+/** Pooled features (channel means per image, image-major) of each layer, per side (model, other model). */
+export interface PooledFeatures {
+  images: number;
+  failed: FailedImage[];
+  /** Indices into the files given of the images read, in row order. */
+  files: number[];
+  sides: Array<Map<string, { x: Float32Array; c: number }>>;
+}
+
+function checkSimilarityOptions(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions, minImages: number) {
   if (!options || typeof options !== 'object') throw invalidParameter('layerSimilarity options', 'an object with layers', options);
   checkKnownKeys('layerSimilarity', options, ['layers', 'other', 'batch', 'resize', 'onProgress']);
-  if (!Array.isArray(files) || files.length < 2) throw invalidParameter('files', 'at least two images (CKA compares images with each other)', files);
+  if (!Array.isArray(files) || files.length < minImages) {
+    throw invalidParameter('files', minImages > 1 ? 'at least two images (CKA compares images with each other)' : 'a non-empty array of images', files);
+  }
   if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
   const other = options.other;
   if (other !== undefined && (typeof other !== 'object' || !other || !Array.isArray(other.layers) || other.layers.length === 0 || typeof other.model?.capture !== 'function')) {
@@ -99,18 +109,25 @@ export async function layerSimilarity(model: Model, files: readonly ImageSource[
   }
   const batch = options.batch ?? 16;
   if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
-  const resize = options.resize ?? 'squash';
   const norm = normalisationOf(model);
   if (other && normalisationOf(other.model).size !== norm.size) {
     throw new FeatscopeError('INVALID_ARGUMENT', `the two models expect different input sizes (${norm.size} and ${normalisationOf(other.model).size}); compare models with the same input`);
   }
+  return { batch, resize: options.resize ?? 'squash', norm, other };
+}
+
+/** The channel means per image of the layers of one model (or two), the input of CKA; mergeable over disjoint image sets by concatenation. */
+export async function pooledFeatures(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<PooledFeatures> {
+  const { batch, resize, norm, other } = checkSimilarityOptions(model, files, options, 1);
   const sides = [{ model, layers: options.layers }, ...(other ? [{ model: other.model, layers: other.layers }] : [])];
   // Pooled features per side and layer: one Float32Array of channel means per image.
   const features = sides.map((s) => new Map<string, Float32Array[]>(s.layers.map((l) => [l, []])));
   const failed: LayerSimilarity['failed'] = [];
+  const read: number[] = [];
   for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
     failed.push(...b.failed);
     if (b.files.length > 0) {
+      read.push(...b.files);
       for (const [k, side] of sides.entries()) {
         const caps = await side.model.capture({ data: b.data, shape: b.shape }, side.layers, { stats: true, maxSize: 1 });
         for (const layer of side.layers) {
@@ -125,27 +142,38 @@ export async function layerSimilarity(model: Model, files: readonly ImageSource[
     }
     options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
-  const images = files.length - failed.length;
-  if (images < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`);
   const stacked = features.map((m) => new Map([...m].map(([layer, rows]) => {
-    const c = rows[0].length;
+    const c = rows[0]?.length ?? 0;
     const x = new Float32Array(rows.length * c);
     rows.forEach((r, i) => x.set(r, i * c));
     return [layer, { x, c }] as const;
   })));
-  const a = stacked[0];
-  const b = stacked[other ? 1 : 0];
-  const columns = other ? other.layers : options.layers;
-  const cka = options.layers.map((rl) => columns.map((cl) => {
+  return { images: files.length - failed.length, failed, files: read, sides: stacked };
+}
+
+/** The CKA matrix of pooled features: rows are the first side's layers, columns the second's (or the first's). */
+export function ckaMatrix(pooled: Pick<PooledFeatures, 'images' | 'sides'>, rows: string[], columns: string[]): number[][] {
+  const a = pooled.sides[0];
+  const b = pooled.sides[pooled.sides.length > 1 ? 1 : 0];
+  return rows.map((rl) => columns.map((cl) => {
     const [x, y] = [a.get(rl)!, b.get(cl)!];
-    return linearCka(x.x, x.c, y.x, y.c, images);
+    return linearCka(x.x, x.c, y.x, y.c, pooled.images);
   }));
+}
+
+/** Linear CKA between layers over a set of images. */
+export async function layerSimilarity(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<LayerSimilarity> {
+  const { other } = checkSimilarityOptions(model, files, options, 2);
+  const pooled = await pooledFeatures(model, files, options);
+  const { images, failed } = pooled;
+  if (images < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`);
+  const columns = other ? other.layers : options.layers;
   return {
     images,
     failed,
     rows: [...options.layers],
     columns: [...columns],
-    cka,
+    cka: ckaMatrix(pooled, options.layers, columns),
     weights: weightsOf(model),
     ...(other ? { otherWeights: weightsOf(other.model) } : {}),
   };

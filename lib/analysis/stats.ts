@@ -69,8 +69,11 @@ export interface LayerStatisticsOverFolder {
   /** Channel indices that never fired. */
   deadChannels: number[];
   deadShare: number;
-  /** Whether the percentiles are exact (images <= exactLimit) or P² estimates. */
-  percentiles: 'exact' | 'p2';
+  /**
+   * Whether the percentiles are exact (images <= exactLimit) or P² estimates; 'unknown' (NaN) for
+   * merged runs of which one went past exactLimit.
+   */
+  percentiles: 'exact' | 'p2' | 'unknown';
   /** Per channel, its top images by spatial max, best first (ties: earlier file first). */
   examples: ChannelExample[][];
 }
@@ -80,6 +83,28 @@ export interface FolderStats {
   failed: FailedImage[];
   layers: LayerStatisticsOverFolder[];
   weights: { trained: boolean | undefined; text: string };
+  /** The running sums behind `layers`, in a form that mergeStatsStates() combines exactly. */
+  state: LayerStatsState[];
+}
+
+/**
+ * One layer's statistics in mergeable form: counts, sums, maxima, the top images (file indices
+ * into the files given) and, while at most exactLimit images were seen, each image's channel
+ * means (float32 values, image-major), from which percentiles are exact.
+ */
+export interface LayerStatsState {
+  name: string;
+  channels: number;
+  mapWidth: number;
+  k: number;
+  images: number;
+  sum: number[];
+  max: number[];
+  silent: number[];
+  /** [images][channels], or null once the run went past exactLimit (P² estimates). */
+  means: number[][] | null;
+  /** Per channel, best first: [file, score, flat argmax]. */
+  top: Array<Array<[number, number, number]>>;
 }
 
 /** Percentile q (0..1) of sorted values, numpy's linear interpolation. */
@@ -226,6 +251,67 @@ class LayerAccumulator {
     this.exact = [];
   }
 
+  state(): LayerStatsState {
+    const c = this.channels;
+    const top: LayerStatsState['top'] = [];
+    for (let ch = 0; ch < c; ch++) {
+      const list: Array<[number, number, number]> = [];
+      for (let j = ch * this.k; j < (ch + 1) * this.k && this.topFile[j] >= 0; j++) list.push([this.topFile[j], this.topScore[j], this.topAt[j]]);
+      top.push(list);
+    }
+    return {
+      name: this.name, channels: c, mapWidth: this.mapWidth, k: this.k, images: this.images,
+      sum: Array.from(this.sum ?? []), max: Array.from(this.max ?? []), silent: Array.from(this.silent ?? []),
+      means: this.p2 ? null : this.exact.map((r) => Array.from(r)), top,
+    };
+  }
+
+  /** The accumulator of several runs' states over disjoint images (file indices already global). */
+  static merge(states: LayerStatsState[], exactLimit: number): LayerAccumulator {
+    const first = states[0];
+    const a = new LayerAccumulator(first.name, Math.max(exactLimit, 5), first.k, first.mapWidth);
+    const c = first.channels;
+    for (const s of states) {
+      if (s.channels !== c || s.k !== first.k || s.mapWidth !== first.mapWidth) {
+        throw new FeatscopeError('SHAPE_MISMATCH', `layer ${first.name}: the runs to merge differ in channels (${s.channels} vs ${c}), top images kept or map width`);
+      }
+    }
+    a.channels = c;
+    a.sum = new Float64Array(c);
+    a.max = new Float64Array(c).fill(-Infinity);
+    a.silent = new Uint32Array(c);
+    a.topScore = new Float64Array(c * a.k).fill(-Infinity);
+    a.topFile = new Int32Array(c * a.k).fill(-1);
+    a.topAt = new Int32Array(c * a.k);
+    for (const s of states) {
+      a.images += s.images;
+      for (let ch = 0; ch < c; ch++) {
+        a.sum[ch] += s.sum[ch];
+        if (s.max[ch] > a.max[ch]) a.max[ch] = s.max[ch];
+        a.silent[ch] += s.silent[ch];
+      }
+    }
+    for (let ch = 0; ch < c; ch++) {
+      // Best score first; equal scores: the earlier file, as one run over all files keeps them.
+      const all = states.flatMap((s) => s.top[ch]).sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, a.k);
+      all.forEach(([file, score, at], j) => {
+        a.topScore[ch * a.k + j] = score;
+        a.topFile[ch * a.k + j] = file;
+        a.topAt[ch * a.k + j] = at;
+      });
+    }
+    if (states.every((s) => s.means)) {
+      a.exact = states.flatMap((s) => s.means!.map((r) => Float32Array.from(r)));
+      if (a.exact.length > a.exactLimit) a.#startP2();
+    } else {
+      a.partial = true;
+    }
+    return a;
+  }
+
+  /** Set when a merged run lacks some per-image means: its percentiles are not known. */
+  partial = false;
+
   result(): LayerStatisticsOverFolder {
     const c = this.channels;
     const stat: ChannelStatistics = {
@@ -236,7 +322,9 @@ class LayerAccumulator {
     for (let ch = 0; ch < c; ch++) {
       stat.mean[ch] = this.sum[ch] / this.images;
       stat.silentShare[ch] = this.silent[ch] / this.images;
-      if (this.p2) {
+      if (this.partial) {
+        stat.p50[ch] = stat.p90[ch] = stat.p99[ch] = NaN;
+      } else if (this.p2) {
         [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = this.p2[ch].map((e) => e.value);
       } else {
         for (let i = 0; i < this.exact.length; i++) column[i] = this.exact[i][ch];
@@ -255,7 +343,7 @@ class LayerAccumulator {
       }
       examples.push(list);
     }
-    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.p2 ? 'p2' : 'exact', examples };
+    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.partial ? 'unknown' : this.p2 ? 'p2' : 'exact', examples };
   }
 }
 
@@ -301,7 +389,25 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
   }
   const images = files.length - failed.length;
   if (images === 0) throw new FeatscopeError('NO_INPUTS', `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`);
-  return { images, failed, layers: [...acc.values()].map((a) => a.result()), weights: weightsOf(model) };
+  return { images, failed, layers: [...acc.values()].map((a) => a.result()), weights: weightsOf(model), state: [...acc.values()].map((a) => a.state()) };
+}
+
+/**
+ * Statistics of several runs over disjoint images (shards), from their states, with file indices
+ * already mapped into one list: equal to one run over all the images (sums up to float64
+ * rounding; counts, maxima, top images and exact percentiles exactly). Percentiles stay exact
+ * while the images together are at most exactLimit (default 1000); beyond, P² goes on from the
+ * first exactLimit in the order given.
+ */
+export function mergeStatsStates(runs: LayerStatsState[][], options: { exactLimit?: number } = {}): { images: number; layers: LayerStatisticsOverFolder[]; state: LayerStatsState[] } {
+  if (runs.length === 0) throw invalidParameter('runs', 'at least one run\'s state', runs);
+  const names = runs[0].map((l) => l.name);
+  for (const r of runs) {
+    const other = r.map((l) => l.name);
+    if (other.join('\n') !== names.join('\n')) throw new FeatscopeError('MERGE_MISMATCH', `the runs to merge have different layers: ${names.join(',')} vs ${other.join(',')}`);
+  }
+  const merged = names.map((_, i) => LayerAccumulator.merge(runs.map((r) => r[i]), options.exactLimit ?? 1000));
+  return { images: merged[0]?.images ?? 0, layers: merged.map((a) => a.result()), state: merged.map((a) => a.state()) };
 }
 
 /** Two charts: the share of dead channels per layer (bars), and each layer's channel means sorted high to low (lines). */

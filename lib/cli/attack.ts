@@ -4,9 +4,9 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { analysisReport, fgsm, pgd, renderAttackGrids, renderDivergenceChart, type AnalysisSection, type AttackResult } from '../analysis';
 import { normalisationOf } from '../analysis/common';
-import { loadModel } from '../model';
 import { preprocess } from '../preprocess';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
 import { expandInputs } from './inputs';
@@ -23,7 +23,7 @@ normalised input space as ε / std; pixels stay within [0, 1].
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-      --method M       fgsm | pgd (default pgd)
+${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --epsilon E      largest change per pixel, e.g. 8/255 or 0.03 (default 8/255)
       --step S         PGD step size (default ε/4)
       --steps K        PGD steps (default 10)
@@ -53,7 +53,7 @@ export function parseAmount(value: string | undefined, option: string, fallback:
 
 export async function attack(argv: string[]): Promise<number> {
   const { values, positionals } = parse('attack', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
     method: { type: 'string' }, epsilon: { type: 'string' }, step: { type: 'string' }, steps: { type: 'string' }, class: { type: 'string' },
     layers: { type: 'string', short: 'l' }, report: { type: 'boolean' }, resize: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
@@ -74,7 +74,7 @@ export async function attack(argv: string[]): Promise<number> {
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'attack', { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const norm = normalisationOf(model);

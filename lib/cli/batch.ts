@@ -11,6 +11,7 @@ import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
+import { captureWithBackoff, newBackoff, type Backoff } from './backoff';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import type { Progress } from './progress';
@@ -35,6 +36,8 @@ export interface BatchJob<R extends ImageRecordBase> {
   /** Options that change the outputs; a --resume only skips records made with the same. */
   signature: string;
   model: Model;
+  /** With --devices: one model per device; batches go to them in turn, one in flight on each. */
+  models?: Model[];
   layers: string[];
   preprocess: PreprocessOptions;
   progress: Progress;
@@ -47,6 +50,10 @@ export interface BatchOutcome {
   skipped: number;
   failed: Failure[];
   interrupted: boolean;
+  /** Each time a CUDA_OOM halved the batch (lib/cli/backoff.ts). */
+  backoff: Backoff['events'];
+  /** Per model (device), the batches and images it ran. */
+  devices: Array<{ device: string; batches: number; images: number }>;
 }
 
 export function recordPath(out: string, input: InputImage): string {
@@ -83,7 +90,9 @@ interface Captured {
 
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
-  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false };
+  const models = job.models?.length ? job.models : [job.model];
+  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false, backoff: [], devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })) };
+  const backoff = newBackoff(job.batch);
   let stopping = false;
   // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
   // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
@@ -119,9 +128,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     };
     const slices: InputImage[][] = [];
     for (let start = 0; start < pending.length; start += job.batch) slices.push(pending.slice(start, start + job.batch));
-    // One batch ahead: while batch k is rendered and written (JS on this thread, PNG encoding on
-    // sharp's threads), batch k+1 is decoded and its forward runs on the addon's worker thread.
-    const capture = async (slice: InputImage[]): Promise<Captured | undefined> => {
+    // One batch ahead per model: while batch k is rendered and written (JS on this thread, PNG
+    // encoding on sharp's threads), batch k+1 is decoded and its forward runs on the addon's
+    // worker thread; with several models (--devices), batch k+j runs on model (k+j) mod M.
+    const capture = async (slice: InputImage[], m: number): Promise<Captured | undefined> => {
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
@@ -136,7 +146,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       ready.forEach((r, i) => data.set(r.data, i * per));
       const { height, width } = ready[0].image;
       try {
-        return { ready, captures: await job.model.capture({ data, shape: [ready.length, 3, height, width] }, job.layers) };
+        const captures = await captureWithBackoff(models[m], data, [ready.length, 3, height, width], job.layers, backoff);
+        outcome.devices[m].batches++;
+        outcome.devices[m].images += ready.length;
+        return { ready, captures };
       } catch (err) {
         if (!stopping) for (const r of ready) fail(r.input.source, err);
         return undefined;
@@ -144,10 +157,18 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     };
     // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
     if (slices.length > 0) progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
-    let next = slices.length > 0 ? capture(slices[0]) : undefined;
-    for (let k = 0; next && !stopping; k++) {
-      const current = await next;
-      next = k + 1 < slices.length && !stopping ? capture(slices[k + 1]) : undefined;
+    const inflight: Array<Promise<Captured | undefined>> = [];
+    let launched = 0;
+    const launch = () => {
+      if (launched < slices.length && !stopping) {
+        inflight.push(capture(slices[launched], launched % models.length));
+        launched++;
+      }
+    };
+    for (let m = 0; m < models.length; m++) launch();
+    while (inflight.length > 0 && !stopping) {
+      const current = await inflight.shift()!;
+      launch();
       if (!current) continue;
       const { ready, captures } = current;
       for (let i = 0; i < ready.length; i++) {
@@ -168,9 +189,10 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         }
       }
     }
-    // A batch prepared ahead when Ctrl-C came is dropped unwritten; wait for its forward to end.
-    await next;
+    // Batches prepared ahead when Ctrl-C came are dropped unwritten; wait for their forwards to end.
+    await Promise.all(inflight);
     outcome.interrupted = stopping;
+    outcome.backoff = backoff.events;
     return outcome;
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,7 +1,7 @@
 /** `featscope export`: one .npy per image and captured layer, plus manifest.json, for numpy and friends. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel } from '../model';
+import type { Model } from '../model';
 import { encodeNpy } from '../npy';
 import {
   BATCH_RUN_OPTIONS,
@@ -9,18 +9,19 @@ import {
   checkLayers,
   MODEL_OPTION,
   parse,
-  parseDevice,
   parseLayers,
   parsePositiveInt,
   parseResize,
-  resolveModel,
   usage,
 } from './args';
+import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
+import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 import { endBatchRun } from './summary';
 
 export const EXPORT_HELP = `Usage: featscope export <image|folder|glob>... [options]
@@ -31,12 +32,12 @@ plus manifest.json. Load them with numpy.load(path).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
+${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
-      --batch N           images per forward (default 32)
+${devicesHelp(26)}      --batch N           images per forward (default 32)
   -o, --out DIR           output folder (default: ./featscope-out)
-      --resume            skip images already exported in --out with the same options
+${shardHelp(26)}      --resume            skip images already exported in --out with the same options
       --json              print a JSON summary on stdout
   -h, --help              this help
 
@@ -57,9 +58,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
     'export',
     argv,
     {
-      ...MODEL_OPTION,
-      ...DEVICE_OPTION,
-      ...BATCH_RUN_OPTIONS,
+      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION, ...DEVICES_OPTION,
+      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
     },
     true,
   );
@@ -69,18 +70,26 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw usage('export needs at least one image, folder or glob', 'export');
   const layers = parseLayers(values.layers as string | undefined, 'export');
-  const device = parseDevice(values.device as string | undefined, 'export');
+  const devices = parseDevices(values, 'export');
+  const device = devices[0];
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'export');
   const resize = parseResize(values.resize as string | undefined, 'export');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals, { skip: out });
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const shard = parseShard(values, 'export');
+  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const out = shardOut(outBase, shard);
+  const all = await expandInputs(positionals, { skip: outBase });
+  const { inputs } = selectShard(positionals, all, shard);
+  announceShard('export', shard, all.length, inputs.length, out);
+  const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
+  const model = await loadCliModel(values, 'export', { device });
+  let more: Model[] = [];
   try {
+    more = await loadMoreModels(values, 'export', devices);
     const size = model.metadata.input?.size?.[0] ?? 224;
     const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
-    const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), layers, resize, size, export: 1 });
+    const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), layers, resize, size, export: 1, input: inputSignature(model) });
     const progress = new Progress({ total: inputs.length });
     const outcome = await runBatches<ExportRecord>({
       inputs,
@@ -89,6 +98,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       resume: Boolean(values.resume),
       signature,
       model,
+      models: [model, ...more],
       layers,
       preprocess: { resize, model },
       progress,
@@ -107,13 +117,16 @@ export async function exportCommand(argv: string[]): Promise<number> {
     });
     progress.finish();
     const manifest = path.join(out, 'manifest.json');
-    const finished = await writeManifest(manifest, { command: 'export', model, options, layers: layerInfo }, finishedRecords<ExportRecord>(out, inputs, signature), {
+    const finished = await writeManifest(manifest, { command: 'export', model, options: { ...options, ...shardInfo }, layers: layerInfo }, finishedRecords<ExportRecord>(out, inputs, signature), {
       failed: outcome.failed,
       interrupted: outcome.interrupted,
       total: inputs.length,
+      backoff: outcome.backoff,
+      devices: more.length ? outcome.devices : undefined,
     });
     return endBatchRun('exported', { json: Boolean(values.json), out, total: inputs.length }, outcome, finished, manifest);
   } finally {
     model.dispose();
+    for (const m of more) m.dispose();
   }
 }

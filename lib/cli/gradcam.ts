@@ -3,9 +3,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, gradCamOverlays, gradientFlow, renderFlowChart, saliencyOverlays, type AnalysisSection, type SaliencyMethod } from '../analysis';
 import { normalisationOf } from '../analysis/common';
-import { loadModel } from '../model';
 import { preprocess } from '../preprocess';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
@@ -18,7 +18,7 @@ score flow back to the layer's output through the TorchScript graph; the map ReL
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
+${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
       --class N[,N]    target class (one for all, or one per image); default: each image's top-1
       --top K          predictions listed under the picture (default 3)
       --colormap NAME  heatmap colours (default turbo)
@@ -58,7 +58,7 @@ function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
 
 export async function gradcam(argv: string[]): Promise<number> {
   const { values, positionals } = parse('gradcam', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
     layer: { type: 'string', short: 'l' }, class: { type: 'string' }, top: { type: 'string' }, colormap: { type: 'string' },
     flow: { type: 'boolean' }, saliency: { type: 'string' }, samples: { type: 'string' }, report: { type: 'boolean' }, resize: { type: 'string' }, batch: { type: 'string' },
     out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
@@ -82,7 +82,7 @@ export async function gradcam(argv: string[]): Promise<number> {
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
     throw usage(`--class lists ${classes.length} classes for ${inputs.length} images; give one for all or one per image`, 'gradcam');
   }
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const model = await loadCliModel(values, 'gradcam', { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];

@@ -13,6 +13,9 @@ import { layers } from './layers';
 import { maximize } from './maximize';
 import { similarity } from './similarity';
 import { render } from './render';
+import { k8sJob, slurmJob } from './cluster';
+import { merge } from './merge';
+import { runJobs } from './run';
 import { stats } from './stats';
 import { view } from './view';
 import { weights } from './weights';
@@ -35,6 +38,9 @@ Commands:
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
   view [images|folders]...  interactive viewer in the browser (local server with a token): layers,
                             channels, overlays, Grad-CAM, compare two images or two models
+  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity
+  k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
+  run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
@@ -57,6 +63,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   maximize,
   similarity,
   view,
+  merge,
+  'k8s-job': k8sJob,
+  'slurm-job': slurmJob,
+  run: (argv) => runJobs(argv, COMMANDS),
 };
 
 export async function main(argv: string[]): Promise<number> {

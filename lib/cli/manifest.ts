@@ -44,7 +44,7 @@ export async function writeManifest<R extends ImageRecordBase>(
   file: string,
   header: ManifestHeader,
   records: AsyncIterable<R>,
-  outcome: { failed: Failure[]; interrupted: boolean; total: number },
+  outcome: { failed: Failure[]; interrupted: boolean; total: number; backoff?: Array<Record<string, unknown>>; devices?: Array<Record<string, unknown>> },
 ): Promise<number> {
   const out = atomicStream(file);
   const write = async (text: string) => {
@@ -71,6 +71,8 @@ export async function writeManifest<R extends ImageRecordBase>(
     }
     await write(`\n ],\n "failed": ${JSON.stringify(outcome.failed)},\n`);
     await write(` "counts": ${JSON.stringify({ inputs: outcome.total, done: n, failed: outcome.failed.length })},\n`);
+    if (outcome.backoff?.length) await write(` "backoff": ${JSON.stringify(outcome.backoff)},\n`);
+    if (outcome.devices?.length) await write(` "devices": ${JSON.stringify(outcome.devices)},\n`);
     await write(` "interrupted": ${outcome.interrupted}\n}\n`);
     await out.commit();
     return n;

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { FeatscopeError } from '../errors';
-import { loadModel, type Model } from '../model';
+import { type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
@@ -15,19 +15,20 @@ import {
   parse,
   parseChannels,
   parseColormap,
-  parseDevice,
   parseLayers,
   parsePositiveInt,
   parseResize,
-  resolveModel,
   usage,
 } from './args';
+import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
 import { endBatchRun } from './summary';
+import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
 
@@ -39,16 +40,16 @@ and globs ("photos/**/*.jpg", quoted so the shell leaves it alone).
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
+${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
   -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
       --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
       --overlay           also write the layer's mean activation over the photo
       --report            also write report.html (one file, opens from file://)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
-      --batch N           images per forward (default 32); memory stays bounded by it
+${devicesHelp(26)}      --batch N           images per forward (default 32); memory stays bounded by it
   -o, --out DIR           output folder (default: ./featscope-out)
-      --resume            skip images already finished in --out with the same options
+${shardHelp(26)}      --resume            skip images already finished in --out with the same options
       --json              print a JSON summary on stdout (progress stays on stderr)
   -h, --help              this help
 
@@ -77,9 +78,9 @@ export async function render(argv: string[]): Promise<number> {
     'render',
     argv,
     {
-      ...MODEL_OPTION,
-      ...DEVICE_OPTION,
-      ...BATCH_RUN_OPTIONS,
+      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION, ...DEVICES_OPTION,
+      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
       overlay: { type: 'boolean' },
@@ -95,15 +96,23 @@ export async function render(argv: string[]): Promise<number> {
   const layers = parseLayers(values.layers as string | undefined, 'render');
   const channels = parseChannels(values.channels as string | undefined, 'render');
   const colormap = parseColormap(values.colormap as string | undefined, 'render');
-  const device = parseDevice(values.device as string | undefined, 'render');
+  const devices = parseDevices(values, 'render');
+  const device = devices[0];
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
   const resize = parseResize(values.resize as string | undefined, 'render');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const shard = parseShard(values, 'render');
+  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const out = shardOut(outBase, shard);
   const overlay = Boolean(values.overlay);
 
-  const inputs = await expandInputs(positionals, { skip: out });
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const all = await expandInputs(positionals, { skip: outBase });
+  const { inputs } = selectShard(positionals, all, shard);
+  announceShard('render', shard, all.length, inputs.length, out);
+  const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
+  const model = await loadCliModel(values, 'render', { device });
+  let more: Model[] = [];
   try {
+    more = await loadMoreModels(values, 'render', devices);
     return await renderWith(model, {
       inputs,
       layers,
@@ -116,9 +125,12 @@ export async function render(argv: string[]): Promise<number> {
       report: Boolean(values.report),
       resume: Boolean(values.resume),
       json: Boolean(values.json),
+      extra: shardInfo,
+      more,
     });
   } finally {
     model.dispose();
+    for (const m of more) m.dispose();
   }
 }
 
@@ -136,6 +148,10 @@ async function renderWith(
     report: boolean;
     resume: boolean;
     json: boolean;
+    /** More for the manifest's options (the shard). */
+    extra?: Record<string, unknown>;
+    /** --devices: the models on the other devices. */
+    more?: Model[];
   },
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
@@ -165,7 +181,7 @@ async function renderWith(
     batch: o.batch,
   };
   const { batch: _batch, ...outputOptions } = options;
-  const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), ...outputOptions });
+  const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), ...outputOptions, input: inputSignature(model) });
 
   const progress = new Progress({ total: o.inputs.length });
   const outcome = await runBatches<RenderRecord>({
@@ -175,6 +191,7 @@ async function renderWith(
     resume: o.resume,
     signature,
     model,
+    models: [model, ...(o.more ?? [])],
     layers: o.layers,
     preprocess: { resize: o.resize, model },
     progress,
@@ -225,10 +242,12 @@ async function renderWith(
 
   const manifest = path.join(o.out, 'manifest.json');
   const records = () => finishedRecords<RenderRecord>(o.out, o.inputs, signature);
-  const finished = await writeManifest(manifest, { command: 'render', model, options, layers: layerInfo }, records(), {
+  const finished = await writeManifest(manifest, { command: 'render', model, options: { ...options, ...o.extra }, layers: layerInfo }, records(), {
     failed: outcome.failed,
     interrupted: outcome.interrupted,
     total: o.inputs.length,
+    backoff: outcome.backoff,
+    devices: o.more?.length ? outcome.devices : undefined,
   });
   let report: string | undefined;
   if (o.report) {

@@ -1,12 +1,15 @@
 /** `featscope similarity`: linear CKA between layers (of one model, or of two) over many images. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, layerSimilarity, renderSimilarity } from '../analysis';
-import { type Model, loadModel } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import { analysisReport, layerSimilarity, pooledFeatures, renderSimilarity } from '../analysis';
+import { type Model } from '../model';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord, type Shard } from './shard';
+import type { InputImage } from './inputs';
 
 export const SIMILARITY_HELP = `Usage: featscope similarity <image|folder|glob>... [options]
 
@@ -17,7 +20,7 @@ and after fine-tuning, another architecture) on the same images.
 
 Options:
   -m, --model FILE          TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
+${modelInputHelp(28)}  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
       --other-model FILE    compare with this model (default: the model with itself)
       --other-layers A,B    its layers (default: the same names as --layers)
       --batch N             images per forward (default 16)
@@ -25,7 +28,7 @@ Options:
       --report              also write report.html
       --device DEV          auto (default) | cpu | cuda | cuda:N
   -o, --out DIR             output folder (default: ./featscope-out)
-      --json                print the matrix as JSON on stdout
+${shardHelp(28)}      --json                print the matrix as JSON on stdout
   -h, --help                this help
 
 Output: DIR/similarity.png, DIR/similarity.json, DIR/report.html.
@@ -38,7 +41,7 @@ const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filte
 
 export async function similarity(argv: string[]): Promise<number> {
   const { values, positionals } = parse('similarity', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION, ...SHARD_OPTIONS,
     layers: { type: 'string', short: 'l' }, 'other-model': { type: 'string' }, 'other-layers': { type: 'string' },
     batch: { type: 'string' }, resize: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
@@ -54,13 +57,22 @@ export async function similarity(argv: string[]): Promise<number> {
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'similarity');
   const resize = parseResize(values.resize as string | undefined, 'similarity');
   const device = parseDevice(values.device as string | undefined, 'similarity');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals, { skip: out });
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const shard = parseShard(values, 'similarity');
+  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const out = shardOut(outBase, shard);
+  const all = await expandInputs(positionals, { skip: outBase });
+  const { inputs, indices } = selectShard(positionals, all, shard);
+  announceShard('similarity', shard, all.length, inputs.length, out);
+  const model = await loadCliModel(values, 'similarity', { device });
   let other: Model | undefined;
   try {
-    if (otherPath) other = await loadModel(otherPath, { device });
+    if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
+    if (shard) {
+      return await writeSimilarityShard(out, shard, all.length, inputs, indices, model, other, {
+        layers, otherLayers: otherLayers ?? layers, batch, resize,
+      });
+    }
     const sim = await layerSimilarity(model, inputs.map((i) => i.source), {
       layers, batch, resize,
       ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
@@ -90,4 +102,43 @@ export async function similarity(argv: string[]): Promise<number> {
     model.dispose();
     other?.dispose();
   }
+}
+
+export const SIMILARITY_STATE_FORMAT = 'featscope-similarity-state/1';
+
+/**
+ * A shard's part of a similarity run: each image's channel means per layer (what CKA is computed
+ * from), as float32 files, and similarity-state.json naming the rows' images by their index in the
+ * whole input list. `featscope merge` stacks the shards' rows in that order and computes CKA.
+ */
+async function writeSimilarityShard(
+  out: string, shard: Shard, total: number, inputs: InputImage[], indices: number[], model: Model, other: Model | undefined,
+  o: { layers: string[]; otherLayers: string[]; batch: number; resize: 'squash' | 'crop' },
+): Promise<number> {
+  const pooled = inputs.length
+    ? await pooledFeatures(model, inputs.map((i) => i.source), {
+      layers: o.layers, batch: o.batch, resize: o.resize, ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
+      onProgress: (done, n) => process.stderr.write(`similarity: ${done}/${n} images\n`),
+    })
+    : undefined;
+  const sides: Array<Array<{ layer: string; channels: number; file: string }>> = [];
+  for (const [k, side] of (pooled?.sides ?? []).entries()) {
+    const list: Array<{ layer: string; channels: number; file: string }> = [];
+    for (const [layer, { x, c }] of side) {
+      const file = `features-${k}-${layer.replace(/[^\w.-]/g, '_')}.f32`;
+      await writeAtomic(insideOut(out, file), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+      list.push({ layer, channels: c, file });
+    }
+    sides.push(list);
+  }
+  const state = {
+    format: SIMILARITY_STATE_FORMAT, command: 'similarity', shard: shardRecord(shard, total, inputs.length),
+    model: modelSummary(model), ...(other ? { otherModel: modelSummary(other) } : {}),
+    options: { layers: o.layers, otherLayers: other ? o.otherLayers : o.layers, resize: o.resize, other: Boolean(other) }, batch: o.batch,
+    files: (pooled?.files ?? []).map((f) => [indices[f], inputs[f].source]), failed: pooled?.failed ?? [], sides,
+  };
+  await writeAtomic(insideOut(out, 'similarity-state.json'), `${JSON.stringify(state)}\n`);
+  for (const f of pooled?.failed ?? []) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
+  process.stderr.write(`similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images; wrote ${out}/similarity-state.json (merge the shards with \`featscope merge\`)\n`);
+  return pooled?.failed.length ? 1 : 0;
 }

@@ -2,11 +2,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
-import { loadModel } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, resolveModel, usage } from './args';
+import type { LayerStatisticsOverFolder } from '../analysis/stats';
+import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
+import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const STATS_HELP = `Usage: featscope stats <image|folder|glob>... [options]
 
@@ -19,7 +21,7 @@ batches; memory does not grow with the folder.
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
+${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,layer3,layer4)
       --batch N        images per forward (default 16)
       --examples N     per layer, draw the top images of its N strongest channels (default 8, 0: none)
       --top-images K   top images kept per channel (default 5)
@@ -27,7 +29,7 @@ Options:
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
   -o, --out DIR        output folder (default: ./featscope-out)
-      --json           print the per-layer summary as JSON on stdout
+${shardHelp(23)}      --json           print the per-layer summary as JSON on stdout
   -h, --help           this help
 
 Output: DIR/stats.json (per-channel columns and top images), DIR/stats.png,
@@ -39,7 +41,7 @@ Example:
 
 export async function stats(argv: string[]): Promise<number> {
   const { values, positionals } = parse('stats', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
+    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION, ...SHARD_OPTIONS,
     layers: { type: 'string', short: 'l' }, batch: { type: 'string' }, examples: { type: 'string' }, 'top-images': { type: 'string' }, report: { type: 'boolean' }, resize: { type: 'string' },
     out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
   }, true);
@@ -54,9 +56,20 @@ export async function stats(argv: string[]): Promise<number> {
   const drawChannels = values.examples === '0' ? 0 : parsePositiveInt(values.examples as string | undefined, '--examples', 8, 256, 'stats');
   const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
   const device = parseDevice(values.device as string | undefined, 'stats');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const inputs = await expandInputs(positionals, { skip: out });
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const shard = parseShard(values, 'stats');
+  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const out = shardOut(outBase, shard);
+  const all = await expandInputs(positionals, { skip: outBase });
+  const { inputs, indices } = selectShard(positionals, all, shard);
+  announceShard('stats', shard, all.length, inputs.length, out);
+  if (inputs.length === 0) {
+    // An empty shard is no error (a small folder over many pods): it writes an empty state to merge.
+    fs.mkdirSync(out, { recursive: true });
+    await writeAtomic(insideOut(out, 'stats-state.json'), `${JSON.stringify({ format: STATE_FORMAT, command: 'stats', shard: shardRecord(shard, all.length, 0), options: { layers, resize, topImages }, files: [], failed: [], layers: null })}\n`);
+    process.stderr.write(`stats: shard ${shard!.index}/${shard!.count} holds none of the ${all.length} inputs; wrote an empty ${out}/stats-state.json\n`);
+    return 0;
+  }
+  const model = await loadCliModel(values, 'stats', { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const s = await folderStats(model, inputs.map((i) => i.source), {
@@ -76,18 +89,20 @@ export async function stats(argv: string[]): Promise<number> {
         examplePictures.push({ layer: l.name, file: path.basename(file), png: pic.png });
       }
     }
-    const round = (a: Float64Array) => Array.from(a, (v) => Number(v.toPrecision(6)));
     const summary = {
       command: 'stats', model: modelSummary(model), options: { layers, batch, resize, examples: drawChannels, topImages }, images: s.images, failed: s.failed,
-      layers: s.layers.map((l) => ({
-        name: l.name, channels: l.channels, percentiles: l.percentiles, deadChannels: l.deadChannels, deadShare: l.deadShare,
-        channel: { mean: round(l.channel.mean), p50: round(l.channel.p50), p90: round(l.channel.p90), p99: round(l.channel.p99), max: round(l.channel.max), silentShare: round(l.channel.silentShare) },
-        // Per channel, its top images: [source, spatial max, row, column] of the layer's map.
-        topImages: l.examples.map((list) => list.map((e) => [inputs[e.file].source, Number(e.score.toPrecision(6)), e.y, e.x])),
-        examplesPicture: examplePictures.find((p) => p.layer === l.name)?.file,
-      })),
+      ...(shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {}),
+      layers: summaryLayers(s.layers, (file) => inputs[file].source, examplePictures),
     };
     await writeAtomic(insideOut(out, 'stats.json'), `${JSON.stringify(summary)}\n`);
+    if (shard) {
+      // The mergeable form for `featscope merge`: file indices into the whole input list, whose sources it names.
+      const state = s.state.map((l) => ({ ...l, top: l.top.map((list) => list.map(([f, score, at]) => [indices[f], score, at])) }));
+      await writeAtomic(insideOut(out, 'stats-state.json'), `${JSON.stringify({
+        format: STATE_FORMAT, command: 'stats', shard: shardRecord(shard, all.length, inputs.length), model: summary.model, options: { layers, resize, topImages },
+        files: inputs.map((inp, i) => [indices[i], inp.source]), failed: s.failed, layers: state,
+      })}\n`);
+    }
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
@@ -114,6 +129,20 @@ export async function stats(argv: string[]): Promise<number> {
   } finally {
     model.dispose();
   }
+}
+
+export const STATE_FORMAT = 'featscope-stats-state/1';
+
+/** stats.json's per-layer entries; `source(file)` names a file index of the examples. */
+export function summaryLayers(layers: LayerStatisticsOverFolder[], source: (file: number) => string, pictures: { layer: string; file: string }[] = []): Record<string, unknown>[] {
+  const round = (a: Float64Array) => Array.from(a, (v) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : null));
+  return layers.map((l) => ({
+    name: l.name, channels: l.channels, percentiles: l.percentiles, deadChannels: l.deadChannels, deadShare: l.deadShare,
+    channel: { mean: round(l.channel.mean), p50: round(l.channel.p50), p90: round(l.channel.p90), p99: round(l.channel.p99), max: round(l.channel.max), silentShare: round(l.channel.silentShare) },
+    // Per channel, its top images: [source, spatial max, row, column] of the layer's map.
+    topImages: l.examples.map((list) => list.map((e) => [source(e.file), Number(e.score.toPrecision(6)), e.y, e.x])),
+    examplesPicture: pictures.find((p) => p.layer === l.name)?.file,
+  }));
 }
 
 function avg(a: Float64Array): number {

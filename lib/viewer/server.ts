@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { gradCamOverlays } from '../analysis/gradcam';
 import { saliencyOverlays } from '../analysis/saliency';
 import { topPredictions } from '../analysis/common';
-import { FeatscopeError } from '../errors';
+import { FeatscopeError, type ErrorCode } from '../errors';
 import { weightsLabel } from '../metadata';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { packageRoot } from '../native';
@@ -100,7 +100,7 @@ function assetDir(): string {
   return candidates.find((d) => fs.existsSync(path.join(d, 'index.html'))) ?? candidates[1];
 }
 
-function bad(code: string, message: string): FeatscopeError {
+function bad(code: ErrorCode, message: string): FeatscopeError {
   return new FeatscopeError(code, message);
 }
 

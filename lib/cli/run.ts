@@ -1,0 +1,338 @@
+/**
+ * `featscope run job.yaml|job.json`: the options of any command in a file, jobs in a list run in
+ * turn. Every job is checked before the first starts (unknown keys get a did-you-mean); relative
+ * paths resolve against the file's folder; --resume skips the jobs that finished and resumes the
+ * one that was stopped.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import YAML from 'yaml';
+import { FeatscopeError } from '../errors';
+import { closest, editDistance } from '../suggest';
+import { USAGE_CODES, parse, usage } from './args';
+import { ATTACK_HELP } from './attack';
+import { EXPORT_HELP } from './export';
+import { writeAtomic } from './files';
+import { GRADCAM_HELP } from './gradcam';
+import { INFO_HELP } from './info';
+import { LAYERS_HELP } from './layers';
+import { MERGE_HELP } from './merge';
+import { MAXIMIZE_HELP } from './maximize';
+import { RENDER_HELP } from './render';
+import { SIMILARITY_HELP } from './similarity';
+import { STATS_HELP } from './stats';
+import { WEIGHTS_HELP } from './weights';
+
+export const RUN_HELP = `Usage: featscope run JOBFILE [--resume] [--dry-run]
+
+Run the jobs of a YAML or JSON file, one after the other: each job is a command with its options,
+written as on the command line without the dashes.
+
+  # blog.yaml
+  defaults:                 # options every job gets unless it sets them
+    model: models/resnet18.pt
+    device: cuda
+  jobs:
+    - command: render
+      inputs: photos/       # a path, a glob, or a list of them
+      layers: [layer1.0.conv1, layer2, layer3, layer4]
+      overlay: true
+      report: true
+      out: out/render
+    - command: stats
+      inputs: photos/
+      out: out/stats
+
+A file may also be a bare list of jobs, or one job. Relative paths (inputs, --model, --out,
+--labels, ...) are relative to the file's folder; a job without \`out\` writes to featscope-out/
+there. Lists become comma lists (layers: [a, b] is --layers a,b); true switches a flag on.
+
+Options:
+      --resume      skip the jobs that finished (exit 0) with the same options in an earlier run of
+                    this file, and resume the others (render and export skip finished images)
+      --dry-run     check the file and print each job's command line; run nothing
+  -h, --help        this help
+
+Before the first job starts, every job is checked: an unknown command or option is refused with
+the closest names. Progress is each command's own; between jobs a line says which job runs.
+The run's state is kept in .<file name>.state.json next to the file.
+
+Exit status: 0 all jobs done; 1 a job had failed inputs or errors (the later jobs still ran);
+2 a usage error (the file, or a job's options: the run stops there); 130 interrupted (Ctrl-C;
+rerun with --resume).
+`;
+
+const HELPS: Record<string, string> = {
+  info: INFO_HELP,
+  layers: LAYERS_HELP,
+  render: RENDER_HELP,
+  export: EXPORT_HELP,
+  gradcam: GRADCAM_HELP,
+  weights: WEIGHTS_HELP,
+  attack: ATTACK_HELP,
+  stats: STATS_HELP,
+  maximize: MAXIMIZE_HELP,
+  similarity: SIMILARITY_HELP,
+  merge: MERGE_HELP,
+};
+
+/** Keys of a job that are not command options. */
+const JOB_KEYS = ['command', 'inputs', 'name'];
+const FILE_KEYS = ['defaults', 'jobs'];
+
+interface OptionSpec {
+  /** Takes a value (`--out DIR`); else a switch. */
+  value: boolean;
+  /** Its value is a path (FILE or DIR in the help), resolved against the job file's folder. */
+  isPath: boolean;
+}
+
+/** A command's options, read from its --help text: `  -o, --out DIR   ...`, `      --report   ...`. */
+export function commandOptions(command: string): Map<string, OptionSpec> {
+  const options = new Map<string, OptionSpec>();
+  for (const line of HELPS[command].split('\n')) {
+    const m = /^\s+(?:-\w, )?--([a-z][a-z0-9-]*)(?: ([A-Z][^\s]*))?(?:\s|$)/.exec(line);
+    if (!m || m[1] === 'help') continue;
+    options.set(m[1], { value: m[2] !== undefined, isPath: m[2] === 'FILE' || m[2] === 'DIR' });
+  }
+  return options;
+}
+
+let every: string[] | undefined;
+/** The options of all commands, for defaults. */
+function allOptions(): string[] {
+  every ??= [...new Set(Object.keys(HELPS).flatMap((c) => [...commandOptions(c).keys()]))].sort();
+  return every;
+}
+
+/** Commands that take positionals (images, or merge's shard folders): those whose usage line names them. */
+function takesInputs(command: string): boolean {
+  return /^Usage: featscope [\w-]+ </.test(HELPS[command]);
+}
+
+export interface Job {
+  index: number;
+  name: string;
+  command: string;
+  argv: string[];
+  /** sha256 of the command line: --resume skips a finished job only with the same one. */
+  key: string;
+  resumable: boolean;
+}
+
+type Plain = Record<string, unknown>;
+const isObject = (v: unknown): v is Plain => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function refuse(message: string): FeatscopeError {
+  return usage(message, 'run');
+}
+
+function unknownKey(key: string, where: string, known: string[]): FeatscopeError {
+  const near = closest(key, known, 3).filter((k) => editDistance(key, k) <= Math.max(2, Math.floor(key.length / 3)));
+  return refuse(`${where}: unknown key ${JSON.stringify(key)}${near.length ? `; did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?` : ''} (known: ${known.join(', ')})`);
+}
+
+/** Parses and checks a job file: every job's command line, ready to run. */
+export function readJobFile(file: string): Job[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw refuse(`job file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}`);
+  }
+  const ext = path.extname(file).toLowerCase();
+  if (!['.yaml', '.yml', '.json'].includes(ext)) throw refuse(`job file ${JSON.stringify(file)} must end in .yaml, .yml or .json`);
+  let doc: unknown;
+  try {
+    doc = ext === '.json' ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    const first = String((err as Error).message).split('\n')[0].replace(/:\s*$/, '');
+    throw refuse(`job file ${JSON.stringify(file)} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${first}`);
+  }
+  const dir = path.dirname(path.resolve(file));
+  let defaults: Plain = {};
+  let list: unknown[];
+  if (Array.isArray(doc)) list = doc;
+  else if (isObject(doc) && 'command' in doc) list = [doc];
+  else if (isObject(doc)) {
+    for (const k of Object.keys(doc)) if (!FILE_KEYS.includes(k)) throw unknownKey(k, `job file ${JSON.stringify(file)}`, FILE_KEYS);
+    if (doc.defaults !== undefined && !isObject(doc.defaults)) throw refuse(`job file ${JSON.stringify(file)}: defaults must be a mapping of options (model: ..., device: ...)`);
+    defaults = (doc.defaults as Plain | undefined) ?? {};
+    if (!Array.isArray(doc.jobs)) throw refuse(`job file ${JSON.stringify(file)}: jobs must be a list of jobs (- command: render ...)`);
+    list = doc.jobs;
+  } else {
+    throw refuse(`job file ${JSON.stringify(file)} must hold a list of jobs or a mapping with jobs:, not ${doc === null ? 'nothing' : typeof doc}`);
+  }
+  if (list.length === 0) throw refuse(`job file ${JSON.stringify(file)} has no jobs`);
+  return list.map((entry, i) => toJob(entry, i, list.length, defaults, dir));
+}
+
+function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: string): Job {
+  let where = `job ${i + 1} of ${total}`;
+  if (!isObject(entry)) throw refuse(`${where} must be a mapping (command: render, inputs: ..., ...)`);
+  const command = entry.command;
+  const commands = Object.keys(HELPS);
+  if (typeof command !== 'string') throw refuse(`${where} needs command: one of ${commands.join(', ')}`);
+  if (!HELPS[command]) {
+    const near = closest(command, commands, 2);
+    throw refuse(`${where}: unknown command ${JSON.stringify(command)}; did you mean ${near.join(' or ')}? (commands: ${commands.join(', ')})`);
+  }
+  const name = entry.name === undefined ? command : String(entry.name);
+  where = `job ${i + 1} of ${total} (${name})`;
+  const options = commandOptions(command);
+  const merged: Plain = {};
+  // Defaults apply where the command has the option: `model` in defaults does not break `info`.
+  for (const [k, v] of Object.entries(defaults)) {
+    if (k === 'inputs' ? takesInputs(command) : options.has(k)) merged[k] = v;
+    else if (k !== 'inputs' && !allOptions().includes(k)) throw unknownKey(k, 'defaults', ['inputs', ...allOptions()]);
+  }
+  Object.assign(merged, entry);
+  const argv: string[] = [];
+  const known = [...JOB_KEYS, ...options.keys()];
+  for (const [key, value] of Object.entries(merged)) {
+    if (key === 'command' || key === 'name') continue;
+    if (key === 'inputs') {
+      if (!takesInputs(command)) throw refuse(`${where}: ${command} takes no inputs; remove inputs`);
+      continue;
+    }
+    const spec = options.get(key);
+    if (!spec) throw unknownKey(key, where, known);
+    if (!spec.value) {
+      if (typeof value !== 'boolean') throw refuse(`${where}: ${key} is a switch: give true or false, not ${JSON.stringify(value)}`);
+      if (value) argv.push(`--${key}`);
+      continue;
+    }
+    let text: string;
+    if (typeof value === 'string') text = value;
+    else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
+    else if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' || typeof v === 'number')) text = value.join(',');
+    else throw refuse(`${where}: ${key} needs a value (a string, a number or a list), not ${JSON.stringify(value)}`);
+    if (spec.isPath && text !== '') text = path.resolve(dir, text);
+    argv.push(`--${key}`, text);
+  }
+  if (options.has('out') && merged.out === undefined) argv.push('--out', path.join(dir, 'featscope-out'));
+  const positionals: string[] = [];
+  if (takesInputs(command)) {
+    const inputs = merged.inputs;
+    const list = typeof inputs === 'string' ? [inputs] : Array.isArray(inputs) ? inputs : undefined;
+    if (!list || list.length === 0 || !list.every((v) => typeof v === 'string' && v !== '')) {
+      throw refuse(`${where}: inputs must be an image, folder or glob, or a list of them (inputs: photos/)`);
+    }
+    for (const p of list as string[]) positionals.push(path.resolve(dir, p));
+  }
+  const full = [...argv, ...(positionals.length ? ['--', ...positionals] : [])];
+  // The command's own parser checks the option values' form (a switch given a value, ...) up front.
+  parse(command, full, Object.fromEntries([...options].map(([k, s]) => [k, { type: s.value ? 'string' : 'boolean' }])), true);
+  return {
+    index: i,
+    name,
+    command,
+    argv: full,
+    key: createHash('sha256').update(JSON.stringify([command, full])).digest('hex').slice(0, 16),
+    resumable: options.has('resume'),
+  };
+}
+
+interface RunState {
+  file: string;
+  jobs: Record<string, { job: number; name: string; exitCode: number; finished: string }>;
+}
+
+function statePath(file: string): string {
+  return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.state.json`);
+}
+
+function readState(file: string): RunState {
+  try {
+    const s = JSON.parse(fs.readFileSync(statePath(file), 'utf8')) as RunState;
+    if (isObject(s) && isObject(s.jobs)) return s;
+  } catch {
+    // none yet, or unreadable: start afresh
+  }
+  return { file: path.resolve(file), jobs: {} };
+}
+
+const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+/** Exit codes, worst first: interrupted, usage, failed. */
+function worse(a: number, b: number): number {
+  const rank = (c: number) => (c === 130 ? 3 : c === 2 ? 2 : c === 0 ? 0 : 1);
+  return rank(b) > rank(a) ? b : a;
+}
+
+export async function runJobs(argv: string[], commands: Record<string, (argv: string[]) => Promise<number>>): Promise<number> {
+  const { values, positionals } = parse('run', argv, { resume: { type: 'boolean' }, 'dry-run': { type: 'boolean' } }, true);
+  if (values.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw refuse(`run takes one job file (job.yaml or job.json), not ${positionals.length}`);
+  const file = positionals[0];
+  const jobs = readJobFile(file);
+  if (values['dry-run']) {
+    for (const j of jobs) process.stdout.write(`featscope ${j.command} ${j.argv.map(quote).join(' ')}\n`);
+    return 0;
+  }
+  const resume = Boolean(values.resume);
+  const state = resume ? readState(file) : { file: path.resolve(file), jobs: {} };
+  const saveState = () => writeAtomic(statePath(file), `${JSON.stringify(state, null, 2)}\n`);
+  await saveState();
+
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let code = 0;
+  const summary: string[] = [];
+  try {
+    for (const j of jobs) {
+      const label = `job ${j.index + 1}/${jobs.length} (${j.name})`;
+      if (interrupted) {
+        code = worse(code, 130);
+        summary.push(`${label}: not started`);
+        continue;
+      }
+      const done = state.jobs[j.key];
+      if (resume && done?.exitCode === 0) {
+        process.stderr.write(`featscope run: ${label}: finished in an earlier run, skipped\n`);
+        summary.push(`${label}: skipped (finished earlier)`);
+        continue;
+      }
+      const args = resume && j.resumable ? ['--resume', ...j.argv] : j.argv;
+      process.stderr.write(`featscope run: ${label}: featscope ${j.command} ${args.map(quote).join(' ')}\n`);
+      const started = Date.now();
+      let jobCode: number;
+      try {
+        jobCode = await commands[j.command](args);
+      } catch (err) {
+        const fe = err instanceof FeatscopeError ? err : undefined;
+        process.stderr.write(`featscope: ${label}: ${fe ? `${err instanceof Error ? err.message : String(err)} [${fe.code}]` : `unexpected error: ${err instanceof Error ? err.message : String(err)}`}\n`);
+        if (process.env.FEATSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+        jobCode = fe && USAGE_CODES.has(fe.code) ? 2 : 1;
+      }
+      state.jobs[j.key] = { job: j.index + 1, name: j.name, exitCode: jobCode, finished: new Date().toISOString() };
+      await saveState();
+      code = worse(code, jobCode);
+      summary.push(`${label}: exit ${jobCode} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (jobCode === 130 || jobCode === 2) {
+        interrupted ||= jobCode === 130;
+        if (jobCode === 2) {
+          for (const rest of jobs.slice(j.index + 1)) summary.push(`job ${rest.index + 1}/${jobs.length} (${rest.name}): not started`);
+          break;
+        }
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  process.stderr.write(`featscope run: ${summary.join('; ')}\n`);
+  if (code === 130) process.stderr.write(`featscope run: interrupted; rerun \`featscope run ${quote(file)} --resume\` to skip the finished jobs and resume the rest\n`);
+  return code;
+}
