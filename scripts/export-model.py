@@ -5,6 +5,14 @@ The file carries featscope.json (TorchScript extra file) with the architecture, 
 came from and whether they are trained, the input size, mean/std and the 1000 ImageNet class names.
 
   export-model.py OUT.pt [--trace] [--weights none|imagenet|FILE.pth] [--arch resnet18] [--seed 0]
+  export-model.py OUT.pt2 --format pt2 [--taps all | --taps layer1,layer4,...] [...]
+
+--format pt2 (needs torch >= 2.6, python3-dev and a C++ compiler) makes an AOTInductor package:
+torch.export, then torch._inductor.aoti_compile_and_package. Forward hooks cannot be exported, so
+the chosen module calls' outputs ("taps") become extra outputs of the compiled graph; featscope
+can capture only those. --taps all (default) taps every module call that returns a tensor, in
+hook-firing order, named as featscope names TorchScript captures (`layer1.0.relu`, `...#1`).
+The batch dimension is dynamic; the spatial size is fixed at --size.
 
 --weights none (default) is a fixed-seed random init: UNTRAINED, for tests and offline work.
 --weights imagenet downloads torchvision's IMAGENET1K_V1 weights (needs internet).
@@ -34,6 +42,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--state-dict-out", help="also write the state_dict (for Python oracles)")
+    ap.add_argument("--format", choices=["torchscript", "pt2"], default=None,
+                    help="torchscript (default for .pt) or pt2: an AOTInductor package (default for .pt2)")
+    ap.add_argument("--taps", default=None,
+                    help="pt2 only: all (default) or a comma-separated list of module names whose calls become outputs")
     args = ap.parse_args()
 
     try:
@@ -76,6 +88,28 @@ def main():
 
     if categories is None:
         categories = _imagenet_categories(torchvision)
+
+    fmt = args.format or ("pt2" if args.out.endswith(".pt2") else "torchscript")
+    if fmt != "pt2" and args.taps is not None:
+        fail("--taps applies only to --format pt2 (TorchScript files can capture any layer)", 2)
+    if fmt == "pt2":
+        if args.trace:
+            fail("--trace applies only to TorchScript; --format pt2 uses torch.export", 2)
+        meta = {
+            "format": "featscope-model/1",
+            "architecture": args.arch,
+            "export": "aoti",
+            "weights": {"source": source, "trained": trained},
+            "input": {"size": [args.size, args.size], "mean": MEAN, "std": STD, "layout": "NCHW", "range": "RGB in [0,1], then normalised"},
+            "classes": categories,
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+        }
+        import pt2_export
+        pt2_export.export_pt2(model, args.out, meta, args.taps or "all", args.size, fail)
+        if args.state_dict_out:
+            torch.save(model.state_dict(), args.state_dict_out)
+        return
 
     if args.trace:
         example = torch.zeros(1, 3, args.size, args.size)

@@ -22,6 +22,9 @@ export const USAGE_CODES = new Set([
   'MODEL_NOT_FOUND',
   'MODEL_INVALID',
   'MODEL_FROZEN',
+  'LAYER_NOT_EXPORTED',
+  'FORMAT_UNSUPPORTED',
+  'NOT_SUPPORTED_PT2',
 ]);
 
 export function usage(message: string, command?: string): FeatscopeError {
