@@ -76,10 +76,12 @@ if (!supported) {
     const names = (await model.layers()).map((l) => l.name);
     const res = await model.forward(input, { layers: names });
     const oracle = pythonHooks(PT2_MODELS.resnet18, input, names);
-    const ts = await scripted.forward(input, { layers: names });
     // Hook-firing order, with #k numbering, exactly as Python and the TorchScript path give them.
     expect(res.captures.map((c) => c.name)).toEqual([...oracle.captures.keys()]);
-    expect(res.captures.map((c) => c.name)).toEqual(ts.captures.map((c) => c.name));
+    if (n === 1) {
+      const ts = await scripted.forward(input, { layers: names });
+      expect(res.captures.map((c) => c.name)).toEqual(ts.captures.map((c) => c.name));
+    }
     expect(res.captures.map((c) => c.name)).toContain('layer1.0.relu#1');
     for (const c of res.captures) {
       const o = oracle.captures.get(c.name)!;
@@ -206,15 +208,19 @@ if (!supported) {
     // The weights banner (UNTRAINED, red) on the picture.
     const sharp = (await import('sharp')).default;
     const { data, info } = await sharp(path.join(outs.pt2, 'dog', 'layer4.png')).raw().toBuffer({ resolveWithObject: true });
-    expect(info.width).toBeGreaterThan(600);
+    const ref = await sharp(path.join(outs.pt, 'dog', 'layer4.png')).metadata();
+    expect([info.width, info.height]).toEqual([ref.width, ref.height]);
     expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
+    for (const dir of Object.values(outs)) fs.rmSync(dir, { recursive: true, force: true });
   }, 300_000);
 
   test('layers lists the taps; gradcam refuses the package with NOT_SUPPORTED_PT2 (exit 2)', () => {
     const r = e2e.runCli(['layers', '--model', PT2_MODELS.resnet18]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('layer1.0.relu');
-    const g = e2e.runCli(['gradcam', e2e.DOG, '--model', PT2_MODELS.resnet18, '--device', 'cpu', '--out', e2e.tempDir('pt2-gradcam')]);
+    const out = e2e.tempDir('pt2-gradcam');
+    const g = e2e.runCli(['gradcam', e2e.DOG, '--model', PT2_MODELS.resnet18, '--device', 'cpu', '--out', out]);
+    fs.rmSync(out, { recursive: true, force: true });
     expect(g.code).toBe(2);
     expect(g.stderr).toMatch(/NOT_SUPPORTED_PT2|not supported on AOTInductor packages/);
   });
