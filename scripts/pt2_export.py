@@ -76,6 +76,14 @@ class Tapped(torch.nn.Module):
 
 
 def export_pt2(model, out_path, meta, taps, size, fail):
+    try:
+        import importlib
+        ok = hasattr(torch, "export") and hasattr(importlib.import_module("torch._inductor"), "aoti_compile_and_package")
+    except ImportError:
+        ok = False
+    if not ok:
+        fail(f"--format pt2 needs torch 2.6 or newer (torch.export and AOTInductor packages); this Python has torch "
+             f"{torch.__version__}. Use a newer torch (Debian trixie's python3-torch, or pip), or export TorchScript (OUT.pt)", 2)
     example = torch.zeros(2, 3, size, size)
     try:
         tap_list = "all" if taps == "all" else taps.split(",")
