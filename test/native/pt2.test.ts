@@ -214,6 +214,30 @@ if (!supported) {
     for (const dir of Object.values(outs)) fs.rmSync(dir, { recursive: true, force: true });
   }, 300_000);
 
+  test('export writes the .npy files the TorchScript model gives, with close values; info describes the package', () => {
+    const outs: Record<string, string> = {};
+    for (const [kind, file] of [['pt2', PT2_MODELS.resnet18], ['pt', MODELS.scripted]] as const) {
+      outs[kind] = e2e.tempDir(`pt2-export-${kind}`);
+      const r = e2e.runCli(['export', e2e.DOG, '--model', file, '--device', 'cpu', '--layers', 'layer3,fc', '--out', outs[kind]]);
+      expect({ kind, code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ kind, code: 0, stderr: '' });
+    }
+    const files = e2e.listFiles(outs.pt2).filter((f) => f.endsWith('.npy'));
+    expect(files).toHaveLength(2);
+    expect(files).toEqual(e2e.listFiles(outs.pt).filter((f) => f.endsWith('.npy')));
+    for (const f of files) {
+      const [a, b] = [outs.pt2, outs.pt].map((d) => fs.readFileSync(path.join(d, f)));
+      expect(a.length).toBe(b.length);
+      const headerLen = 10 + a.readUInt16LE(8);
+      expect(a.subarray(0, headerLen).toString('latin1')).toBe(b.subarray(0, headerLen).toString('latin1'));
+      const view = (buf: Buffer) => new Float32Array(buf.buffer.slice(buf.byteOffset + headerLen, buf.byteOffset + buf.length));
+      expectClose(f, view(a), view(b));
+    }
+    for (const dir of Object.values(outs)) fs.rmSync(dir, { recursive: true, force: true });
+    const info = e2e.runCli(['info', '--model', PT2_MODELS.resnet18]);
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(/resnet18-all\.pt2: resnet18, \d+ layers; UNTRAINED/);
+  }, 300_000);
+
   test('layers lists the taps; gradcam refuses the package with NOT_SUPPORTED_PT2 (exit 2)', () => {
     const r = e2e.runCli(['layers', '--model', PT2_MODELS.resnet18]);
     expect(r.code).toBe(0);
