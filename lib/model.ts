@@ -118,7 +118,7 @@ const LOAD_KEYS = ['device', 'precision'] as const;
 const CAPTURE_KEYS = ['channels', 'maxSize', 'stats'] as const;
 const FORWARD_KEYS = ['layers', ...CAPTURE_KEYS] as const;
 
-/** Loads a TorchScript model file (scripted or traced). Only load model files you trust: TorchScript can run arbitrary operations. */
+/** Loads a TorchScript model file (scripted or traced), or an AOTInductor package (.pt2, libtorch >= 2.6; forward and captures only). Only load model files you trust: TorchScript can run arbitrary operations. */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw invalidParameter('path', 'a path to a TorchScript .pt file', path);
   checkOptionsObject('loadModel options', options, LOAD_KEYS);
@@ -137,7 +137,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   if (stat.isDirectory()) {
     throw new FeatscopeError('MODEL_INVALID', `model path ${JSON.stringify(path)} is a directory; give the TorchScript .pt file inside it`);
   }
-  const native = await withStack(binding().load(path, device, precision));
+  // AOTInductor packages (scripts/export-model.py --format pt2) go to the second backend.
+  const b = binding();
+  const native = await withStack(path.toLowerCase().endsWith('.pt2') ? b.loadPt2(path, device, precision) : b.load(path, device, precision));
   return new Model(native);
 }
 
@@ -160,6 +162,8 @@ export class Model {
   readonly device: string;
   readonly type: string;
   readonly precision: 'fast' | 'exact';
+  /** 'torchscript' (.pt), or 'pt2': an AOTInductor package whose layers are the taps fixed at export. */
+  readonly format: 'torchscript' | 'pt2';
   /** What scripts/export-model.py wrote into the file: architecture, weights and whether trained, mean/std, classes. */
   readonly metadata: ModelMetadata;
 
@@ -171,6 +175,7 @@ export class Model {
     this.device = info.device;
     this.type = info.type;
     this.precision = info.precision;
+    this.format = info.format ?? 'torchscript';
     this.metadata = parseMetadata(info.metadata);
     this.#layers = native.layers();
     this.#layerNames = new Set(this.#layers.map((l) => l.name));
@@ -388,6 +393,8 @@ export class Model {
       const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;
       const layer = m[1];
       if (!this.#layerNames.has(layer)) {
+        const notExported = this.#native.explainLayer?.(layer);
+        if (notExported) throw new FeatscopeError('LAYER_NOT_EXPORTED', notExported);
         const near = closest(layer, [...this.#layerNames], 5);
         throw new FeatscopeError('UNKNOWN_LAYER', `unknown layer ${JSON.stringify(n)}; closest: ${near.join(', ')} (\`featscope layers\` or model.layers() lists all)`);
       }

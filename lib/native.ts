@@ -26,7 +26,11 @@ export interface NativeReduceOptions {
 
 export interface NativeModel {
   layers(): { name: string; type: string; calls: number; inLoop?: true }[];
-  info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number };
+  info(): {
+    path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number;
+    /** Present on AOTInductor packages: 'pt2', and the --taps flag they were exported with. */
+    format?: 'pt2'; tapsFlag?: string;
+  };
   forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
     shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
@@ -37,6 +41,8 @@ export interface NativeModel {
   }): Promise<NativeBackwardResult>;
   parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
   dispose(): void;
+  /** .pt2 only: null, or why a module of the model cannot be captured (not exported as a tap). */
+  explainLayer?(name: string): string | null;
 }
 
 export interface NativeBackwardResult {
@@ -52,6 +58,10 @@ export interface NativeBackwardResult {
 export interface NativeBinding {
   setErrorClass(cls: typeof FeatscopeError): void;
   load(path: string, device: string, precision: string): Promise<NativeModel>;
+  /** AOTInductor packages (.pt2); rejects with FORMAT_UNSUPPORTED where libtorch is older than 2.6. */
+  loadPt2(path: string, device: string, precision: string): Promise<NativeModel>;
+  /** True when this build has the .pt2 backend (libtorch >= 2.6). */
+  pt2Supported: boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string; jitCpuFusion: boolean };

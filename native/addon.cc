@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "jit_settings.h"
 #include "model.h"
+#include "pt2_model.h"
 #include "tensor_bridge.h"
 #include "workers.h"
 
@@ -77,6 +78,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("load", Napi::Function::New(env, LoadModel));
   exports.Set("NativeModel", ModelWrap::Init(env));
+  exports.Set("loadPt2", Napi::Function::New(env, LoadPt2Model));
+  exports.Set("pt2Supported", Napi::Boolean::New(env, InitPt2(env, exports)));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));

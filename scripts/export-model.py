@@ -7,6 +7,14 @@ came from and whether they are trained, the input size, mean/std and the class n
 
   export-model.py OUT.pt [--arch resnet18] [--weights none|imagenet|FILE.pth] [--num-classes N]
                   [--labels FILE] [--mean R,G,B] [--std R,G,B] [--size PX] [--script|--trace]
+  export-model.py OUT.pt2 --format pt2 [--taps all | --taps layer1,layer4,...] [...]
+
+--format pt2 (needs torch >= 2.6, python3-dev and a C++ compiler) makes an AOTInductor package:
+torch.export, then torch._inductor.aoti_compile_and_package. Forward hooks cannot be exported, so
+the chosen module calls' outputs ("taps") become extra outputs of the compiled graph; featscope
+can capture only those. --taps all (default) taps every module call that returns a tensor, in
+hook-firing order, named as featscope names TorchScript captures (`layer1.0.relu`, `...#1`).
+The batch dimension is dynamic; the spatial size is fixed at --size.
 
 --arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, ...).
 --weights     none (default): a fixed-seed random init, UNTRAINED, for tests and offline work.
@@ -48,6 +56,11 @@ class Parser(argparse.ArgumentParser):
         raise Failure(f"{message} (see export-model.py --help)", 2)
 
 
+def _fail(message, code=1):
+    """The failure callback scripts/pt2_export.py takes: one line, exit code `code`."""
+    raise Failure(message, code)
+
+
 def main(argv):
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="the TorchScript file to write")
@@ -63,6 +76,10 @@ def main(argv):
     mode.add_argument("--trace", action="store_true", help="torch.jit.trace instead of torch.jit.script")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random init (--weights none)")
     ap.add_argument("--state-dict-out", help="also write the state_dict (for Python oracles)")
+    ap.add_argument("--format", choices=["torchscript", "pt2"], default=None,
+                    help="torchscript (default for .pt) or pt2: an AOTInductor package (default for .pt2)")
+    ap.add_argument("--taps", default=None,
+                    help="pt2 only: all (default) or a comma-separated list of module names whose calls become outputs")
     args = ap.parse_args(argv)
 
     mean = _triple(args.mean, "--mean", IMAGENET_MEAN, positive=False)
@@ -134,6 +151,29 @@ def main(argv):
         print(f"export-model: note: no --labels, so featscope will name the {num_classes} classes "
               f"'class 0' to 'class {num_classes - 1}'; pass --labels FILE (one name per line) to name them",
               file=sys.stderr)
+
+    fmt = args.format or ("pt2" if args.out.endswith(".pt2") else "torchscript")
+    if fmt != "pt2" and args.taps is not None:
+        raise Failure("--taps applies only to --format pt2 (TorchScript files can capture any layer)", 2)
+    if fmt == "pt2":
+        if getattr(args, "trace", False):
+            raise Failure("--trace applies only to TorchScript; --format pt2 uses torch.export", 2)
+        meta = {
+            "format": "featscope-model/1",
+            "architecture": args.arch,
+            "export": "aoti",
+            "weights": {"source": source, "trained": trained},
+            "input": {"size": [args.size, args.size], "mean": mean, "std": std, "layout": "NCHW", "range": "RGB in [0,1], then normalised"},
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+        }
+        if categories is not None:
+            meta["classes"] = categories
+        import pt2_export
+        pt2_export.export_pt2(model, args.out, meta, args.taps or "all", args.size, _fail)
+        if args.state_dict_out:
+            torch.save(model.state_dict(), args.state_dict_out)
+        return
 
     example = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
     scripted = _to_torchscript(torch, model, args, example)

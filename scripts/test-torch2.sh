@@ -121,7 +121,7 @@ else
   tar -C "$root" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./models --exclude=./test/.cache -cf - . | tar -xf - -C "$work"
 fi
 # Models exported by another torch, or by older export scripts, are made again.
-models_key="$torch_version $(cat scripts/export-model.py test/support/*.py | sha256sum | cut -c1-16)"
+models_key="$torch_version $(cat scripts/export-model.py scripts/pt2_export.py test/support/*.py | sha256sum | cut -c1-16)"
 if [ "$(cat "$work/test/.cache/.featscope-key" 2>/dev/null)" != "$models_key" ]; then
   rm -rf "$work/test/.cache" "$work/models"
   mkdir -p "$work/test/.cache"; echo "$models_key" >"$work/test/.cache/.featscope-key"

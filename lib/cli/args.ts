@@ -24,6 +24,9 @@ export const USAGE_CODES = new Set([
   'MODEL_FROZEN',
   'PORT_IN_USE',
   'LISTEN_FAILED',
+  'LAYER_NOT_EXPORTED',
+  'FORMAT_UNSUPPORTED',
+  'NOT_SUPPORTED_PT2',
 ]);
 
 export function usage(message: string, command?: string): FeatscopeError {

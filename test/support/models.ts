@@ -16,6 +16,29 @@ export const MODELS = {
   mobilenet: path.join(CACHE, 'mobilenet_v2-script.pt'),
 };
 
+/**
+ * AOTInductor packages (.pt2) for the libtorch 2.x leg, each with its state_dict beside it
+ * (FILE.pt2.pth) for the Python twin. About 20-70 s each to compile on the CPU: keep them few.
+ */
+export const PT2_MODELS = {
+  /** ResNet-18, every module call tapped. */
+  resnet18: path.join(CACHE, 'resnet18-all.pt2'),
+  /** MobileNetV2 with three taps only (the rest: LAYER_NOT_EXPORTED). */
+  mobilenet: path.join(CACHE, 'mobilenet_v2-taps.pt2'),
+};
+export const MOBILENET_PT2_TAPS = ['features.1', 'features.3.conv', 'features.18', 'classifier'];
+
+/** Makes the .pt2 test models (needs torch >= 2.6 in PYTHON). */
+export function ensurePt2Models(): void {
+  fs.mkdirSync(CACHE, { recursive: true });
+  const exporter = path.join(ROOT, 'scripts', 'export-model.py');
+  const make = (file: string, args: string[]) => {
+    if (!fs.existsSync(file)) execFileSync(PYTHON, [exporter, file, '--format', 'pt2', '--state-dict-out', `${file}.pth`, ...args], { stdio: 'inherit' });
+  };
+  make(PT2_MODELS.resnet18, ['--taps', 'all']);
+  make(PT2_MODELS.mobilenet, ['--arch', 'mobilenet_v2', '--taps', MOBILENET_PT2_TAPS.join(',')]);
+}
+
 export function ensureTestModels(): void {
   fs.mkdirSync(CACHE, { recursive: true });
   const exporter = path.join(ROOT, 'scripts', 'export-model.py');

@@ -9,9 +9,19 @@ import torchvision
 def load_twin(model_path):
     """(model, metadata): torchvision's eager model of the architecture named in the file's
     featscope.json, loaded with the file's state_dict, in eval mode; and that metadata."""
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    meta = json.loads(files["featscope.json"] or "{}")
+    if model_path.endswith(".pt2"):
+        # An AOTInductor package: featscope.json is in its metadata; its weights are compiled
+        # constants, so the test exports the state_dict beside it (export-model.py --state-dict-out).
+        import zipfile
+        with zipfile.ZipFile(model_path) as z:
+            name = next(n for n in z.namelist() if n.endswith("_metadata.json"))
+            meta = json.loads(json.loads(z.read(name))["featscope.json"])
+        state = torch.load(model_path + ".pth", map_location="cpu")
+    else:
+        files = {"featscope.json": ""}
+        scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
+        meta = json.loads(files["featscope.json"] or "{}")
+        state = scripted.state_dict()
     arch = meta.get("architecture", "resnet18")
     if arch.startswith("featscope-test:"):
         # The test models of make_test_models.py (their weights come from the file below).
@@ -19,7 +29,7 @@ def load_twin(model_path):
         model = getattr(make_test_models, arch.split(":", 1)[1])()
     else:
         model = getattr(torchvision.models, arch)()
-    model.load_state_dict(scripted.state_dict())
+    model.load_state_dict(state)
     return model.eval(), meta
 
 
