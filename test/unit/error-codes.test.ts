@@ -11,7 +11,7 @@ const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
 function headerCodes(): string[] {
   const h = read('native/error_codes.h');
   const block = h.slice(h.indexOf('// BEGIN ERROR CODES'), h.indexOf('// END ERROR CODES'));
-  return [...block.matchAll(/"([A-Z_]+)"/g)].map((m) => m[1]);
+  return [...block.matchAll(/"([A-Z][A-Z0-9_]*)"/g)].map((m) => m[1]);
 }
 
 function filesUnder(dir: string, ext: RegExp): string[] {
@@ -27,9 +27,9 @@ test('every code the native sources raise is listed', () => {
   const raised = new Set<string>();
   for (const f of filesUnder('native', /\.(cc|h)$/)) {
     const src = read(f);
-    for (const m of src.matchAll(/(?:FsError|makeJsError|makeListedJsError)\(\s*(?:env,\s*|info\.Env\(\),\s*)?"([A-Z_]+)"/g)) raised.add(m[1]);
-    for (const m of src.matchAll(/FsWorker\(env, "[^"]+", "([A-Z_]+)"\)/g)) raised.add(m[1]);
-    for (const m of src.matchAll(/return \{"([A-Z_]+)"/g)) raised.add(m[1]);
+    for (const m of src.matchAll(/(?:FsError|makeJsError|makeListedJsError)\(\s*(?:env,\s*|info\.Env\(\),\s*)?"([A-Z][A-Z0-9_]*)"/g)) raised.add(m[1]);
+    for (const m of src.matchAll(/FsWorker\(env, "[^"]+", "([A-Z][A-Z0-9_]*)"\)/g)) raised.add(m[1]);
+    for (const m of src.matchAll(/return \{"([A-Z][A-Z0-9_]*)"/g)) raised.add(m[1]);
   }
   expect(raised.size).toBeGreaterThan(10); // the patterns still find the throw sites
   expect(sorted([...raised].filter((c) => !(ERROR_CODES as readonly string[]).includes(c)))).toEqual([]);
@@ -38,7 +38,7 @@ test('every code the native sources raise is listed', () => {
 test('every code the TypeScript sources raise is listed (the constructor takes only ErrorCode; this guards casts)', () => {
   const raised = new Set<string>();
   for (const f of filesUnder('lib', /\.ts$/)) {
-    for (const m of read(f).matchAll(/FeatscopeError\(\s*'([A-Z_]+)'/g)) raised.add(m[1]);
+    for (const m of read(f).matchAll(/FeatscopeError\(\s*'([A-Z][A-Z0-9_]*)'/g)) raised.add(m[1]);
   }
   expect(raised.size).toBeGreaterThan(10);
   expect(sorted([...raised].filter((c) => !(ERROR_CODES as readonly string[]).includes(c)))).toEqual([]);
@@ -50,6 +50,6 @@ test("docs/api.md's error table lists every code, and no other", () => {
   expect(doc.indexOf('### malloc tuning')).toBeGreaterThan(doc.indexOf('## Errors'));
   const section = doc.slice(doc.indexOf('## Errors'), doc.indexOf('### malloc tuning'));
   const rows = section.split('\n').filter((l) => l.startsWith('| `'));
-  const documented = rows.flatMap((r) => [...r.split('|')[1].matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]));
+  const documented = rows.flatMap((r) => [...r.split('|')[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]));
   expect(sorted(documented)).toEqual(sorted(ERROR_CODES));
 });
