@@ -66,6 +66,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   return exports;
 }
 

@@ -295,6 +295,87 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   return hf;
 }
 
+FrozenForward::~FrozenForward() {
+  try {
+    auto type = module.type();
+    if (auto* fn = type->findMethod("forward")) {
+      const auto qualname = fn->qualname();
+      type->unsafeRemoveMethod("forward");
+      module._ivalue()->compilation_unit()->unsafeRemoveMethod(qualname);
+    }
+  } catch (...) {
+    // Never throw from a destructor: at worst the graph stays in the compilation unit.
+  }
+}
+
+std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, const at::Tensor& x) const {
+  torch::jit::Stack stack;
+  if (optimized) {
+    stack = {optimized->module._ivalue(), x};
+    optimized->module.get_method("forward").function().run(stack);
+  } else {
+    stack = {self._ivalue(), x};
+    fn->run(stack);
+  }
+  return stack.back().toTuple()->elements().vec();
+}
+
+namespace {
+
+// Why a hooked graph is not frozen, or "" when it can be.
+std::string unfreezable(const HookedForward& hf) {
+  for (const auto& s : hf.slots)
+    if (s.looped) return "captures of " + s.layer + ", a module called inside a loop";
+  std::string reason;
+  std::function<void(Block*)> scan = [&](Block* b) {
+    for (Node* n : b->nodes()) {
+      if (!reason.empty()) return;
+      if (n->kind() == prim::SetAttr) reason = "the model's forward writes the module attribute " + n->s(attr::name);
+      for (Block* inner : n->blocks()) scan(inner);
+    }
+  };
+  scan(hf.fn->graph()->block());
+  return reason;
+}
+
+}  // namespace
+
+void optimizeHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, HookedForward& hf) {
+  hf.fallback = unfreezable(hf);
+  if (!hf.fallback.empty()) return;
+  try {
+    // A clone that shares the parameters (new module types, so the original is untouched), whose
+    // forward becomes the hooked forward built on the clone itself: captures are outputs of the
+    // graph, so freezing and folding cannot cross them.
+    torch::jit::Module clone = module.clone(/*inplace=*/true);
+    HookedForward onClone = buildHookedForward(clone, wanted, /*guardInPlace=*/true);
+    auto type = clone.type();
+    auto cu = clone._ivalue()->compilation_unit();
+    const auto forwardName = type->getMethod("forward").qualname();
+    type->unsafeRemoveMethod("forward");
+    auto* fn = cu->create_function(forwardName, onClone.fn->graph()->copy(), /*shouldMangle=*/true);
+    type->addMethod(fn);
+    bool cpu = true;
+    for (const auto& p : module.parameters(true)) {
+      cpu = p.device().is_cpu();
+      break;
+    }
+    // On the CPU: freeze, fold conv-BN, fuse conv-add-ReLU and run convolutions in MKLDNN
+    // (torch.jit.optimize_for_inference); on CUDA, freezing and its folding.
+    torch::jit::Module frozen = cpu ? torch::jit::optimize_for_inference(clone) : torch::jit::freeze(clone);
+    // The clone's own forward is no longer needed (the frozen module has its own copy).
+    type->unsafeRemoveMethod("forward");
+    cu->unsafeRemoveMethod(fn->qualname());
+    hf.optimized = std::make_shared<FrozenForward>(std::move(frozen));
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    hf.fallback = "freezing failed: " + msg.substr(0, msg.find('\n'));
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    hf.fallback = "freezing failed: " + msg.substr(0, msg.find('\n'));
+  }
+}
+
 std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<c10::IValue>& elements) {
   std::vector<Captured> out;
   for (size_t i = 0; i < hf.slots.size(); ++i) {

@@ -1,5 +1,7 @@
 #include "workers.h"
 
+#include <ATen/Parallel.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -18,6 +20,9 @@ void FsWorker::Execute() {
     ++activeCount;
   }
   try {
+    // With OpenMP the thread count is a per-thread setting, read once per thread: take the count
+    // set last (setNumThreads, FEATSCOPE_THREADS) on this pool thread before each run.
+    at::init_num_threads();
     Run();
   } catch (...) {
     ErrorInfo e = describeException(std::current_exception(), fallbackCode_, context_);
