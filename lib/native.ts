@@ -3,7 +3,7 @@
  * Loading goes through node-gyp-build: a local build (build/Release) first, then prebuilds/<platform>-<arch>/.
  */
 import * as path from 'path';
-import { FeatscopeError } from './errors';
+import { FeatscopeError, describe } from './errors';
 import type { Capture } from './types';
 
 /** The addon returns captures in their public form. */
@@ -13,6 +13,10 @@ export interface NativeForwardResult {
   output: { shape: number[]; data: Float32Array } | null;
   outputType?: string;
   captures: NativeCapture[];
+  /** The frozen, optimised graph ran (else the exact one). */
+  optimized: boolean;
+  /** Why the exact graph ran although the optimised one was asked for. */
+  fallback?: string;
 }
 
 export interface NativeReduceOptions {
@@ -26,7 +30,7 @@ export interface NativeReduceOptions {
 export interface NativeModel {
   layers(): { name: string; type: string; calls: number; inLoop?: true }[];
   info(): { path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number };
-  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
+  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions, optimize: boolean): Promise<NativeForwardResult>;
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
     shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
   }>;
@@ -56,6 +60,18 @@ export interface NativeBinding {
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string };
   /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
   exportCounters(): { zeroCopy: number; copied: number };
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+}
+
+export const MAX_THREADS = 1024;
+
+/** An intra-op thread count: an integer from 1 to MAX_THREADS, else INVALID_ARGUMENT naming `what`. */
+export function checkThreadCount(n: unknown, what: string): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new FeatscopeError('INVALID_ARGUMENT', `Expected an integer from 1 to ${MAX_THREADS} for ${what} but received ${describe(n)}; libtorch's default is the number of cores (1 thread per core is the usual choice)`);
+  }
+  return n;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');
@@ -75,6 +91,12 @@ export function binding(): NativeBinding {
     throw loadFailure(err);
   }
   b.setErrorClass(FeatscopeError);
+  // FEATSCOPE_THREADS: libtorch's intra-op thread count for this process, set once at load.
+  const env = process.env.FEATSCOPE_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = /^\d+$/.test(env.trim()) ? Number(env.trim()) : env;
+    b.setNumThreads(checkThreadCount(n, 'FEATSCOPE_THREADS'));
+  }
   cached = b;
   return b;
 }

@@ -34,6 +34,7 @@ Options:
   -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
+      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
       --batch N           images per forward (default 32)
   -o, --out DIR           output folder (default: ./featscope-out)
       --resume            skip images already exported in --out with the same options

@@ -34,7 +34,8 @@ Commands:
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
-or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
+or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out), --threads N
+(libtorch's intra-op threads; default $FEATSCOPE_THREADS, else libtorch's: the core count).
 
 Example:
   featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/

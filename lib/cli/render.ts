@@ -46,6 +46,7 @@ Options:
       --report            also write report.html (one file, opens from file://)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
+      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
       --batch N           images per forward (default 32); memory stays bounded by it
   -o, --out DIR           output folder (default: ./featscope-out)
       --resume            skip images already finished in --out with the same options

@@ -24,6 +24,7 @@ Options:
       --resize MODE         squash (default) | crop
       --report              also write report.html
       --device DEV          auto (default) | cpu | cuda | cuda:N
+      --threads N           libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR             output folder (default: ./featscope-out)
       --json                print the matrix as JSON on stdout
   -h, --help                this help
