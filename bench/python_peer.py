@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--batch", type=int, default=0, help="batch size of the batch x layer1 case (default 128 on CUDA, 8 on CPU)")
     ap.add_argument("--runs", type=int, default=50, help="timed runs of the batch-1 cases (batch and photo cases use fewer)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (run.js passes featscope's count)")
     ap.add_argument("--serve", action="store_true", help="for run.js: read `CASE N WARM` lines, answer `PEER_TIMES {...}`")
     args = ap.parse_args()
 
@@ -37,6 +38,8 @@ def main():
     import torch
     import torchvision
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
