@@ -322,6 +322,11 @@ std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, cons
 
 namespace {
 
+bool debugGraphs() {
+  const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH");
+  return dbg && *dbg && std::string(dbg) != "0";
+}
+
 // Why a hooked graph is not frozen, or "" when it can be.
 std::string unfreezable(const HookedForward& hf) {
   for (const auto& s : hf.slots)
@@ -366,6 +371,9 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     // The clone's own forward is no longer needed (the frozen module has its own copy).
     type->unsafeRemoveMethod("forward");
     cu->unsafeRemoveMethod(fn->qualname());
+    if (debugGraphs())
+      std::cerr << "featscope: optimised forward for " << wanted.size() << " layer(s):\n"
+                << *frozen.get_method("forward").graph() << std::endl;
     hf.optimized = std::make_shared<FrozenForward>(std::move(frozen));
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
