@@ -182,11 +182,15 @@ def main():
                 fn()
             sync()
             ts = []
+            cpu = []  # process CPU time (all threads): less sensitive to other processes on a shared machine
             for _ in range(n):
+                c = time.process_time()
                 t = time.perf_counter()
                 fn()
                 sync()
                 ts.append((time.perf_counter() - t) * 1e3)
+                cpu.append((time.process_time() - c) * 1e3)
+            run_case.cpu = cpu
             return ts
         finally:
             for h in hs:
@@ -203,6 +207,7 @@ def main():
             name, n, warm = parts[0], int(parts[1]), int(parts[2])
             try:
                 out = {"case": name, "ms": run_case(name, n, warm)}
+                out["cpu_ms"] = run_case.cpu
             except Exception as e:
                 out = {"case": name, "error": repr(e)}
             print("PEER_TIMES " + json.dumps(out), flush=True)
