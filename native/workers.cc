@@ -20,8 +20,9 @@ void FsWorker::Execute() {
     ++activeCount;
   }
   try {
-    // With OpenMP the thread count is a per-thread setting, read once per thread: take the count
-    // set last (setNumThreads, FEATSCOPE_THREADS) on this pool thread before each run.
+    // at::set_num_threads runs on the JS thread, while OpenMP keeps a thread count per thread and
+    // ATen applies its own count to a thread once (lazily): re-apply the count set last
+    // (setNumThreads, FEATSCOPE_THREADS) on this pool thread before each run. Cheap.
     at::init_num_threads();
     Run();
   } catch (...) {

@@ -28,6 +28,7 @@ test('setNumThreads(n) is what forwards on the worker threads use', () => {
     (async () => {
       setNumThreads(1);
       const m = await loadModel(${JSON.stringify(MODELS.scripted)}, { device: 'cpu' });
+      const base = tasks(); // the pool threads exist now (the load ran on one)
       const x = { data: new Float32Array(3 * 64 * 64).fill(0.5), shape: [1, 3, 64, 64] };
       // Every pool thread runs forwards at one thread first (in parallel: all four take part).
       for (let i = 0; i < 3; i++) await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => m.forward(x, { optimize: false })));
@@ -37,13 +38,16 @@ test('setNumThreads(n) is what forwards on the worker threads use', () => {
       const atThree = getNumThreads();
       for (let i = 0; i < 3; i++) await m.forward(x, { optimize: false });
       const three = tasks();
-      process.stdout.write(JSON.stringify({ atOne, atThree, one, three }));
+      process.stdout.write(JSON.stringify({ atOne, atThree, base, one, three }));
     })().catch((e) => { console.error(e); process.exit(1); });`);
   expect(r.stderr).toBe('');
   const o = JSON.parse(r.stdout);
   expect(o.atOne).toBe(1);
   expect(o.atThree).toBe(3);
-  // A pool thread that ran its first forwards with one thread still starts a team of 3 now.
+  // One thread: no OpenMP team anywhere (without the count applied on the pool threads, libgomp's
+  // default of one per core started teams there).
+  expect(o.one).toBe(o.base);
+  // A pool thread that ran its first forwards with one thread starts a team of 3 now.
   expect(o.three - o.one).toBeGreaterThanOrEqual(2);
 });
 
