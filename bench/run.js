@@ -9,6 +9,7 @@
 //   node bench/run.js [--model models/resnet18.pt] [--runs 50] [--rounds 5] [--device auto] [--batch B]
 //                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python] [--threads N]
 // --threads N: intra-op threads on both sides (default: featscope's, i.e. FEATSCOPE_THREADS or libtorch's).
+// --folder N: photos in the folder case (default 44, copies of test/fixtures/images; 0 skips it).
 // The Python: --python, else the first of BENCH_PYTHON, FEATSCOPE_PYTHON, python3, /usr/bin/python3
 // that imports torch and torchvision.
 const fs = require('fs');
@@ -32,6 +33,7 @@ function parseArgs(argv) {
     python: null,
     peer: true,
     threads: 0,
+    folder: 44,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -48,6 +50,7 @@ function parseArgs(argv) {
     else if (a === '--python') o.python = next();
     else if (a === '--no-python') o.peer = false;
     else if (a === '--threads') o.threads = Number(next());
+    else if (a === '--folder') o.folder = Number(next());
     else if (a === '--help' || a === '-h') {
       console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
       process.exit(0);
@@ -55,6 +58,7 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
+  if (!Number.isInteger(o.folder) || o.folder < 0) throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
   if (!Number.isInteger(o.threads) || o.threads < 0) throw new Error(`--threads must be a positive integer, got ${o.threads}`);
   o.python = o.python || findPython();
   return o;
@@ -187,11 +191,12 @@ async function featscopeCases(o, pkg, x1) {
 }
 
 /** python_peer.py --serve as a child process: one request at a time, one answer line each. */
-async function startPeer(o, x1, batch, device, tmp) {
+async function startPeer(o, x1, batch, device, tmp, folder) {
   const inputPath = path.join(tmp, 'x1.f32');
   fs.writeFileSync(inputPath, Buffer.from(x1.buffer, x1.byteOffset, x1.byteLength));
   const args = [path.join(__dirname, 'python_peer.py'), o.model, '--serve', '--photo', o.photo, '--input', inputPath,
     '--batch', String(batch), '--runs', String(o.runs), '--device', device.startsWith('cuda') ? device : 'cpu', '--threads', String(o.threads)];
+  if (folder) args.push('--folder', folder);
   const child = spawn(o.python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
@@ -256,6 +261,35 @@ async function measure(name, fsFn, peer, n, warm, rounds) {
 const round = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null);
 
+/**
+ * The folder case: `n` photos (copies of the test fixtures, cycled) in `tmp`/photos, for the CLI
+ * (`featscope render DIR`, one whole process: start-up, model load, every photo's decode, forward
+ * and PNG grid) and for the blog's loop (python_peer.py's folder_png, timed inside its process).
+ */
+function makeFolder(n, tmp) {
+  const src = path.join(root, 'test', 'fixtures', 'images');
+  const photos = fs.readdirSync(src).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
+  const dir = path.join(tmp, 'photos');
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const p = photos[i % photos.length];
+    fs.copyFileSync(path.join(src, p), path.join(dir, `photo-${String(i).padStart(3, '0')}${path.extname(p)}`));
+  }
+  return dir;
+}
+
+function runCliFolder(o, device, dir, tmp) {
+  const out = path.join(tmp, 'cli-out');
+  fs.rmSync(out, { recursive: true, force: true });
+  const args = [path.join(root, 'dist', 'cli', 'main.js'), 'render', dir, '--model', o.model, '--layers', 'layer1.0.conv1',
+    '--device', device, '--threads', String(o.threads), '--out', out];
+  const t = performance.now();
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600000 });
+  const ms = performance.now() - t;
+  if (r.status !== 0) throw new Error(`featscope render over the folder failed (${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return ms;
+}
+
 /** The issue's targets; each is null (not judged) when a side is missing. */
 function targets(fs_, py, cuda) {
   const t = [];
@@ -276,7 +310,11 @@ function targets(fs_, py, cuda) {
       ratio(fs_.batch_layer1_cpu_ms, py.batch_layer1_cpu_ms));
     add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 10, '>= 10x faster',
       ratio(py.photo_png_cpu_ms, fs_.photo_png_cpu_ms));
-    t.push({ name: 'folder of 44 photos: blog loop / featscope CLI', value: null, want: '>= 6x faster', met: null, note: 'not measured by this bench yet' });
+    if (fs_.folder_png_ms) {
+      add(`folder of ${fs_.folder_photos} photos: blog loop / featscope CLI`, ratio(py.folder_png_ms, fs_.folder_png_ms), (v) => v >= 6, '>= 6x faster');
+    } else {
+      t.push({ name: 'folder of 44 photos: blog loop / featscope CLI', value: null, want: '>= 6x faster', met: null, note: 'skipped (--folder 0)' });
+    }
   }
   return t;
 }
@@ -291,10 +329,11 @@ function printTable(fs_, py) {
     [`batch ${fs_.batch} forward (floor)`, fs_.batch_forward_ms, py.batch_forward_ms, fs_.batch_forward_ms, null],
     [`batch ${fs_.batch} optimised forward, no captures`, fs_.batch_optimized_forward_ms, null, fs_.batch_forward_ms, fs_.batch_optimized_forward_ms],
     ['one photo -> 16-channel viridis PNG', fs_.photo_png_ms, py.photo_png_ms, null, null],
+    ...(fs_.folder_png_ms ? [[`folder of ${fs_.folder_photos} photos -> PNG grids`, fs_.folder_png_ms, py.folder_png_ms, null, null]] : []),
   ];
   const head = ['case', 'featscope ms', 'python ms', 'fs/python', 'python/fs', 'fs/fs-floor', 'fs/fs-opt', 'fs/py-floor'];
   const body = rows.map(([name, f, p, floor, opt]) => {
-    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : name.startsWith('one photo') ? null : py.scripted_forward_ms;
+    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : /^(one photo|folder)/.test(name) ? null : py.scripted_forward_ms;
     return [name, round(f, 2), round(p, 2), round(ratio(f, p), 3), round(ratio(p, f), 2), round(ratio(f, floor), 3), round(ratio(f, opt), 3), round(ratio(f, pyFloor), 3)]
       .map((v) => (v === null || v === undefined ? '-' : String(v)));
   });
@@ -303,6 +342,7 @@ function printTable(fs_, py) {
   console.log(fmt(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   body.forEach((r) => console.log(fmt(r)));
+  if (fs_.folder_png_ms) console.log('folder: featscope = the whole `featscope render DIR` process (start-up and model load included); python = the blog loop inside its process (imports and model load excluded).');
   console.log('floors: fs-floor = featscope exact forward with no layers (optimize: false; batch rows: same batch); ' +
     'fs-opt = featscope optimised forward with no layers; py-floor = Python torch.jit.load of the same file.');
 }
@@ -322,11 +362,12 @@ async function main() {
   const { model, info, cases } = await featscopeCases(o, pkg, x1);
   const fsRes = { ...info, runs: o.runs, rounds: o.rounds };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-bench-'));
+  const folder = o.folder > 0 ? makeFolder(o.folder, tmp) : null;
   let peer = null;
   let peerError = o.peer ? null : 'skipped (--no-python)';
   if (o.peer) {
     try {
-      peer = await startPeer(o, x1, info.batch, info.device, tmp);
+      peer = await startPeer(o, x1, info.batch, info.device, tmp, folder);
     } catch (err) {
       peerError = err.message;
     }
@@ -356,6 +397,21 @@ async function main() {
         py[`${name}_cpu_ms`] = m.pyCpu;
       }
       process.stdout.write(`  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu})${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`);
+    }
+    if (folder) {
+      // One sample per side per round (a long case), alternating as the others.
+      const fsT = [];
+      const pyT = [];
+      const usePeer = peer && (py.cases || []).includes('folder_png');
+      for (let r = 0; r < Math.min(o.rounds, 2); r++) {
+        const fsRun = () => fsT.push(runCliFolder(o, info.device, folder, tmp));
+        const pyRun = async () => { if (usePeer) pyT.push(...(await peer.run('folder_png', 1, 0))); };
+        if (r % 2 === 0) { fsRun(); await pyRun(); } else { await pyRun(); fsRun(); }
+      }
+      fsRes.folder_photos = o.folder;
+      fsRes.folder_png_ms = med(fsT);
+      if (usePeer) py.folder_png_ms = med(pyT);
+      process.stdout.write(`  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`);
     }
   } finally {
     if (peer) peer.close();
