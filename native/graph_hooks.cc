@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <unordered_map>
@@ -295,7 +296,18 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   return hf;
 }
 
+namespace {
+// Cloning, freezing and removing a frozen forward change the model's compilation unit (its tables
+// of types and functions), which is not thread-safe; a FrozenForward may be destroyed on the JS
+// thread while a pool thread freezes another layer set of the same model.
+std::mutex& compilationUnitMutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
 FrozenForward::~FrozenForward() {
+  std::lock_guard<std::mutex> lock(compilationUnitMutex());
   try {
     auto type = module.type();
     if (auto* fn = type->findMethod("forward")) {
@@ -348,6 +360,7 @@ std::string unfreezable(const HookedForward& hf) {
 void optimizeHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, HookedForward& hf) {
   hf.fallback = unfreezable(hf);
   if (!hf.fallback.empty()) return;
+  std::lock_guard<std::mutex> lock(compilationUnitMutex());
   try {
     // A clone that shares the parameters (new module types, so the original is untouched), whose
     // forward becomes the hooked forward built on the clone itself: captures are outputs of the
@@ -368,9 +381,12 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     // On the CPU: freeze, fold conv-BN, fuse conv-add-ReLU and run convolutions in MKLDNN
     // (torch.jit.optimize_for_inference); on CUDA, freezing and its folding.
     torch::jit::Module frozen = cpu ? torch::jit::optimize_for_inference(clone) : torch::jit::freeze(clone);
-    // The clone's own forward is no longer needed (the frozen module has its own copy).
-    type->unsafeRemoveMethod("forward");
-    cu->unsafeRemoveMethod(fn->qualname());
+    // The clone's own forward is no longer needed: the frozen module has its own copy (unless the
+    // model was frozen already, when optimize_for_inference optimises the clone itself).
+    if (frozen.type() != type) {
+      type->unsafeRemoveMethod("forward");
+      cu->unsafeRemoveMethod(fn->qualname());
+    }
     if (debugGraphs())
       std::cerr << "featscope: optimised forward for " << wanted.size() << " layer(s):\n"
                 << *frozen.get_method("forward").graph() << std::endl;

@@ -124,6 +124,21 @@ test('forward writing a module attribute keeps the exact graph', async () => {
   }
 });
 
+test('a model frozen already (torch.jit.freeze): its forward is optimised further, twice in a row', async () => {
+  const m = await loadModel(edgeModel('frozen'), { device: 'cpu' });
+  try {
+    const x = syntheticInput(1, 32, 32, 6);
+    const exact = await m.forward(x, { optimize: false });
+    for (let i = 0; i < 2; i++) {
+      const r = await m.forward(x);
+      expect(r.optimized).toBe(true);
+      expectClose('output', r.output!.data, exact.output!.data);
+    }
+  } finally {
+    m.dispose();
+  }
+});
+
 test('optimize must be a boolean', async () => {
   const m = await loadModel(edgeModel('counter'), { device: 'cpu' });
   try {
