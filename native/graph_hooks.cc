@@ -1,6 +1,7 @@
 #include "graph_hooks.h"
 
 #include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
@@ -325,6 +326,11 @@ std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, cons
   if (optimized) {
     stack = {optimized->module._ivalue(), x};
     optimized->module.get_method("forward").function().run(stack);
+    auto el = stack.back().toTuple()->elements().vec();
+    for (auto& v : el)
+      if (v.isTensor() && v.toTensor().has_storage() && optimized->constants.count(v.toTensor().storage().data()))
+        v = v.toTensor().clone();
+    return el;
   } else {
     stack = {self._ivalue(), x};
     fn->run(stack);
@@ -390,7 +396,20 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     if (debugGraphs())
       std::cerr << "featscope: optimised forward for " << wanted.size() << " layer(s):\n"
                 << *frozen.get_method("forward").graph() << std::endl;
+    std::unordered_set<const void*> constants;
+    std::function<void(Block*)> collect = [&](Block* b) {
+      for (Node* n : b->nodes()) {
+        if (n->kind() == prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
+          auto t = torch::jit::toIValue(n->output());
+          if (t && t->isTensor() && t->toTensor().has_storage()) constants.insert(t->toTensor().storage().data());
+        }
+        for (Block* inner : n->blocks()) collect(inner);
+      }
+    };
+    collect(frozen.get_method("forward").graph()->block());
+    // Made last: a FrozenForward destroyed here would wait for the lock this function holds.
     hf.optimized = std::make_shared<FrozenForward>(std::move(frozen));
+    hf.optimized->constants = std::move(constants);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     hf.fallback = "freezing failed: " + msg.substr(0, msg.find('\n'));

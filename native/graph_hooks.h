@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct CaptureSlot {
 // folded weights as constants) from the shared compilation unit when the last run is done.
 struct FrozenForward {
   torch::jit::Module module;
+  // Data of the tensor constants freezing made (folded weights, precomputed values): an output that
+  // is one of them is copied before it leaves, so that no one writes into the graph's constants.
+  std::unordered_set<const void*> constants;
   explicit FrozenForward(torch::jit::Module m) : module(std::move(m)) {}
   ~FrozenForward();
   FrozenForward(const FrozenForward&) = delete;

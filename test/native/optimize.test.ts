@@ -139,6 +139,23 @@ test('a model frozen already (torch.jit.freeze): its forward is optimised furthe
   }
 });
 
+test('a capture that freezing turned into a constant is copied out: writing into it changes no later forward', async () => {
+  const m = await loadModel(edgeModel('constcap'), { device: 'cpu' });
+  try {
+    const x = syntheticInput(1, 4, 4, 2);
+    const [first] = await m.capture(x, 'scaled');
+    expect(Array.from(first.data)).toEqual([0, 2, 4, 6]);
+    first.data.fill(100);
+    const again = await m.forward(x, { layers: ['scaled'] });
+    expect(again.optimized).toBe(true);
+    expect(Array.from(again.captures[0].data)).toEqual([0, 2, 4, 6]);
+    const exact = await m.forward(x, { optimize: false });
+    expectClose('output', again.output!.data, exact.output!.data);
+  } finally {
+    m.dispose();
+  }
+});
+
 test('optimize must be a boolean', async () => {
   const m = await loadModel(edgeModel('counter'), { device: 'cpu' });
   try {
