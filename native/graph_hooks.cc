@@ -396,12 +396,16 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     if (debugGraphs())
       std::cerr << "featscope: optimised forward for " << wanted.size() << " layer(s):\n"
                 << *frozen.get_method("forward").graph() << std::endl;
-    std::unordered_set<const void*> constants;
+    // (The model's own parameters and buffers, kept as they are, are copied on export already.)
+    std::unordered_set<const void*> own, constants;
+    for (const auto& p : module.parameters(true)) own.insert(p.storage().data());
+    for (const auto& b : module.buffers(true)) own.insert(b.storage().data());
     std::function<void(Block*)> collect = [&](Block* b) {
       for (Node* n : b->nodes()) {
         if (n->kind() == prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
           auto t = torch::jit::toIValue(n->output());
-          if (t && t->isTensor() && t->toTensor().has_storage()) constants.insert(t->toTensor().storage().data());
+          if (t && t->isTensor() && t->toTensor().has_storage() && !own.count(t->toTensor().storage().data()))
+            constants.insert(t->toTensor().storage().data());
         }
         for (Block* inner : n->blocks()) collect(inner);
       }
