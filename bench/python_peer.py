@@ -11,6 +11,7 @@ and, with --serve, asks it for blocks of timed samples of each case in turn with
 prints one `PEER_JSON {...}` line (medians in ms after warm-up), for use on its own.
 """
 import argparse
+import os
 import io
 import json
 import statistics
@@ -29,6 +30,8 @@ def main():
     ap.add_argument("--batch", type=int, default=0, help="batch size of the batch x layer1 case (default 128 on CUDA, 8 on CPU)")
     ap.add_argument("--runs", type=int, default=50, help="timed runs of the batch-1 cases (batch and photo cases use fewer)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--folder", help="a folder of photos for the folder_png case (the blog's loop over a folder)")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (run.js passes featscope's count)")
     ap.add_argument("--serve", action="store_true", help="for run.js: read `CASE N WARM` lines, answer `PEER_TIMES {...}`")
     args = ap.parse_args()
 
@@ -37,6 +40,8 @@ def main():
     import torch
     import torchvision
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -128,6 +133,7 @@ def main():
         "b1_all_leaves": lambda: [modules[n].register_forward_hook(lambda m, i, o: allf.append(o)) for n in leaves],
         "batch_layer1": lambda: [model.layer1.register_forward_hook(lambda m, i, o: fb.append(o))],
         "photo_png": lambda: [modules["layer1.0.conv1"].register_forward_hook(lambda m, i, o: f1.append(o))],
+        "folder_png": lambda: [modules["layer1.0.conv1"].register_forward_hook(lambda m, i, o: f1.append(o))],
     }
     for h in four_hooks:
         h.remove()
@@ -168,6 +174,35 @@ def main():
             plt.close(fig)
             return out.getvalue()
         cases["photo_png"] = (photo_png, 2)
+
+        if args.folder:
+            import tempfile
+            names = sorted(n for n in os.listdir(args.folder) if not n.startswith("."))
+            out_dir = tempfile.mkdtemp(prefix="featscope-bench-blog-")
+            import atexit
+            import shutil
+            atexit.register(shutil.rmtree, out_dir, True)
+
+            def folder_png():
+                # The blog's loop in one process: each photo through PIL, the transforms, the hooked
+                # model and a matplotlib 4x4 grid written as a PNG file.
+                for name in names:
+                    f1.clear()
+                    img = Image.open(os.path.join(args.folder, name)).convert("RGB")
+                    t = tf(img).unsqueeze(0).to(dev)
+                    with torch.inference_mode():
+                        model(t)
+                    fm = f1[0]
+                    fig = plt.figure(figsize=(12, 12))
+                    for i in range(16):
+                        plt.subplot(4, 4, i + 1)
+                        plt.imshow(fm[0, i].detach().cpu().numpy(), cmap="viridis")
+                        plt.title(f"Channel {i}", fontsize=10)
+                        plt.axis("off")
+                    plt.tight_layout()
+                    fig.savefig(os.path.join(out_dir, os.path.splitext(name)[0] + ".png"), format="png")
+                    plt.close(fig)
+            cases["folder_png"] = (folder_png, 0)
     except Exception as e:  # matplotlib missing: report it, keep the other cases
         res["photo_png_error"] = repr(e)
 
@@ -179,11 +214,15 @@ def main():
                 fn()
             sync()
             ts = []
+            cpu = []  # process CPU time (all threads): less sensitive to other processes on a shared machine
             for _ in range(n):
+                c = time.process_time()
                 t = time.perf_counter()
                 fn()
                 sync()
                 ts.append((time.perf_counter() - t) * 1e3)
+                cpu.append((time.process_time() - c) * 1e3)
+            run_case.cpu = cpu
             return ts
         finally:
             for h in hs:
@@ -200,6 +239,7 @@ def main():
             name, n, warm = parts[0], int(parts[1]), int(parts[2])
             try:
                 out = {"case": name, "ms": run_case(name, n, warm)}
+                out["cpu_ms"] = run_case.cpu
             except Exception as e:
                 out = {"case": name, "error": repr(e)}
             print("PEER_TIMES " + json.dumps(out), flush=True)

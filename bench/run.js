@@ -7,8 +7,9 @@
 // Plain CommonJS over ../dist so it runs with the compiled package and a carried Node (no ts-node).
 //
 //   node bench/run.js [--model models/resnet18.pt] [--runs 50] [--rounds 5] [--device auto] [--batch B]
-//                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python]
-//
+//                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python] [--threads N]
+// --threads N: intra-op threads on both sides (default: featscope's, i.e. FEATSCOPE_THREADS or libtorch's).
+// --folder N: photos in the folder case (default 44, copies of test/fixtures/images; 0 skips it).
 // The Python: --python, else the first of BENCH_PYTHON, FEATSCOPE_PYTHON, python3, /usr/bin/python3
 // that imports torch and torchvision.
 const fs = require('fs');
@@ -31,6 +32,8 @@ function parseArgs(argv) {
     photo: path.join(root, 'test', 'fixtures', 'images', 'dog.jpg'),
     python: null,
     peer: true,
+    threads: 0,
+    folder: 44,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -46,6 +49,8 @@ function parseArgs(argv) {
     else if (a === '--photo') o.photo = path.resolve(next());
     else if (a === '--python') o.python = next();
     else if (a === '--no-python') o.peer = false;
+    else if (a === '--threads') o.threads = Number(next());
+    else if (a === '--folder') o.folder = Number(next());
     else if (a === '--help' || a === '-h') {
       console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
       process.exit(0);
@@ -53,6 +58,8 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
+  if (!Number.isInteger(o.folder) || o.folder < 0) throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
+  if (!Number.isInteger(o.threads) || o.threads < 0) throw new Error(`--threads must be a positive integer, got ${o.threads}`);
   o.python = o.python || findPython();
   return o;
 }
@@ -98,14 +105,22 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** `n` timed samples (ms) of `fn` after `warm` untimed calls. */
+/**
+ * `n` timed samples (ms) of `fn` after `warm` untimed calls; `.cpu` holds the process CPU time of
+ * each (all threads: the forward runs on a pool thread), less sensitive to other processes on a
+ * shared machine than the wall clock.
+ */
 async function samples(fn, n, warm) {
   for (let i = 0; i < warm; i++) await fn();
   const ts = [];
+  ts.cpu = [];
   for (let i = 0; i < n; i++) {
+    const c = process.cpuUsage();
     const t = performance.now();
     await fn();
     ts.push(performance.now() - t);
+    const d = process.cpuUsage(c);
+    ts.cpu.push((d.user + d.system) / 1000);
   }
   return ts;
 }
@@ -155,12 +170,17 @@ async function featscopeCases(o, pkg, x1) {
   info.photo_png_bytes = (await photoPng()).length;
   const x = await preprocess(photo, { resize: 'squash' });
   const [cap] = await model.capture(x, ['layer1.0.conv1']);
+  info.optimized = four.optimized;
   const cases = {
-    scripted_forward: () => model.forward(input1),
+    // Floors: the exact scripted graph, as Python's torch.jit.load runs it.
+    scripted_forward: () => model.forward(input1, { optimize: false }),
+    // The optimised graph with no captures: what capturing costs on top of it stays visible.
+    optimized_forward: () => model.forward(input1),
     b1_four_layers: () => model.forward(input1, { layers: LAYERS }),
     b1_all_leaves: () => model.forward(input1, { layers: leaves }),
     batch_layer1: () => model.forward(inputB, { layers: ['layer1'] }),
-    batch_forward: () => model.forward(inputB),
+    batch_forward: () => model.forward(inputB, { optimize: false }),
+    batch_optimized_forward: () => model.forward(inputB),
     photo_png: photoPng,
     // Where the photo case spends its time.
     photo_preprocess: () => preprocess(photo, { resize: 'squash' }),
@@ -171,11 +191,12 @@ async function featscopeCases(o, pkg, x1) {
 }
 
 /** python_peer.py --serve as a child process: one request at a time, one answer line each. */
-async function startPeer(o, x1, batch, device, tmp) {
+async function startPeer(o, x1, batch, device, tmp, folder) {
   const inputPath = path.join(tmp, 'x1.f32');
   fs.writeFileSync(inputPath, Buffer.from(x1.buffer, x1.byteOffset, x1.byteLength));
   const args = [path.join(__dirname, 'python_peer.py'), o.model, '--serve', '--photo', o.photo, '--input', inputPath,
-    '--batch', String(batch), '--runs', String(o.runs), '--device', device.startsWith('cuda') ? device : 'cpu'];
+    '--batch', String(batch), '--runs', String(o.runs), '--device', device.startsWith('cuda') ? device : 'cpu', '--threads', String(o.threads)];
+  if (folder) args.push('--folder', folder);
   const child = spawn(o.python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
@@ -198,7 +219,9 @@ async function startPeer(o, x1, batch, device, tmp) {
       child.stdin.write(`${name} ${n} ${warm}\n`);
       const r = await next('PEER_TIMES ');
       if (r.error) throw new Error(`python case ${name}: ${r.error}`);
-      return r.ms;
+      const ms = r.ms;
+      ms.cpu = r.cpu_ms || [];
+      return ms;
     },
     close() {
       child.stdin.end('quit\n');
@@ -213,49 +236,105 @@ async function startPeer(o, x1, batch, device, tmp) {
 async function measure(name, fsFn, peer, n, warm, rounds) {
   const fsTimes = [];
   const pyTimes = [];
+  const fsCpu = [];
+  const pyCpu = [];
   const per = Math.max(1, Math.ceil(n / rounds));
   await samples(fsFn, 0, warm);
   if (peer) await peer.run(name, 0, warm);
   for (let r = 0; r < rounds; r++) {
-    const fsBlock = async () => fsTimes.push(...(await samples(fsFn, per, 0)));
-    const pyBlock = async () => { if (peer) pyTimes.push(...(await peer.run(name, per, 0))); };
+    const fsBlock = async () => {
+      const ts = await samples(fsFn, per, 0);
+      fsTimes.push(...ts);
+      fsCpu.push(...ts.cpu);
+    };
+    const pyBlock = async () => {
+      if (!peer) return;
+      const ts = await peer.run(name, per, 0);
+      pyTimes.push(...ts);
+      pyCpu.push(...ts.cpu);
+    };
     if (r % 2 === 0) { await fsBlock(); await pyBlock(); } else { await pyBlock(); await fsBlock(); }
   }
-  return { fs: med(fsTimes), py: peer ? med(pyTimes) : null };
+  return { fs: med(fsTimes), py: peer ? med(pyTimes) : null, fsCpu: med(fsCpu), pyCpu: peer ? med(pyCpu) : null };
 }
 
 const round = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null);
 
+/**
+ * The folder case: `n` photos (copies of the test fixtures, cycled) in `tmp`/photos, for the CLI
+ * (`featscope render DIR`, one whole process: start-up, model load, every photo's decode, forward
+ * and PNG grid) and for the blog's loop (python_peer.py's folder_png, timed inside its process).
+ */
+function makeFolder(n, tmp) {
+  const src = path.join(root, 'test', 'fixtures', 'images');
+  const photos = fs.readdirSync(src).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
+  const dir = path.join(tmp, 'photos');
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const p = photos[i % photos.length];
+    fs.copyFileSync(path.join(src, p), path.join(dir, `photo-${String(i).padStart(3, '0')}${path.extname(p)}`));
+  }
+  return dir;
+}
+
+function runCliFolder(o, device, dir, tmp) {
+  const out = path.join(tmp, 'cli-out');
+  fs.rmSync(out, { recursive: true, force: true });
+  const args = [path.join(root, 'dist', 'cli', 'main.js'), 'render', dir, '--model', o.model, '--layers', 'layer1.0.conv1',
+    '--device', device, '--threads', String(o.threads), '--out', out];
+  const t = performance.now();
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600000 });
+  const ms = performance.now() - t;
+  if (r.status !== 0) throw new Error(`featscope render over the folder failed (${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return ms;
+}
+
 /** The issue's targets; each is null (not judged) when a side is missing. */
 function targets(fs_, py, cuda) {
   const t = [];
-  const add = (name, value, ok, want) => t.push({ name, value: round(value, 3), want, met: value === null ? null : ok(value) });
+  // cpu: the same ratio on process CPU time (shown beside it; the wall clock decides).
+  const add = (name, value, ok, want, cpu = null) => t.push({ name, value: round(value, 3), want, met: value === null ? null : ok(value), cpu: round(cpu, 3) });
   if (cuda) {
     add('b1 x 4 layers vs scripted forward (python torch.jit.load)', ratio(fs_.b1_four_layers_ms, py.scripted_forward_ms), (v) => v <= 1.15, '<= 1.15x');
     add('all leaves: python hooks / featscope', ratio(py.b1_all_leaves_ms, fs_.b1_all_leaves_ms), (v) => v >= 4, '>= 4x faster');
     add(`b${fs_.batch} x layer1: python .cpu() / featscope`, ratio(py.batch_layer1_ms, fs_.batch_layer1_ms), (v) => v >= 5, '>= 5x faster');
     add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 20, '>= 20x faster');
   } else {
-    add('b1 x 4 layers: featscope / python hooks', ratio(fs_.b1_four_layers_ms, py.b1_four_layers_ms), (v) => v <= 1.05, '<= 1.05x');
-    add('all leaves: featscope / python hooks', ratio(fs_.b1_all_leaves_ms, py.b1_all_leaves_ms), (v) => v <= 1.05, '<= 1.05x');
-    add(`b${fs_.batch} x layer1: featscope / python .cpu()`, ratio(fs_.batch_layer1_ms, py.batch_layer1_ms), (v) => v <= 1.05, '<= 1.05x');
+    // Issue 12 (optimised capture graphs, same libtorch and thread count both sides).
+    add('b1 x 4 layers: featscope / python hooks', ratio(fs_.b1_four_layers_ms, py.b1_four_layers_ms), (v) => v <= 0.75, '<= 0.75x',
+      ratio(fs_.b1_four_layers_cpu_ms, py.b1_four_layers_cpu_ms));
+    add('all leaves: featscope / python hooks', ratio(fs_.b1_all_leaves_ms, py.b1_all_leaves_ms), (v) => v <= 0.40, '<= 0.40x',
+      ratio(fs_.b1_all_leaves_cpu_ms, py.b1_all_leaves_cpu_ms));
+    add(`b${fs_.batch} x layer1: featscope / python .cpu()`, ratio(fs_.batch_layer1_ms, py.batch_layer1_ms), (v) => v <= 0.40, '<= 0.40x',
+      ratio(fs_.batch_layer1_cpu_ms, py.batch_layer1_cpu_ms));
+    add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 10, '>= 10x faster',
+      ratio(py.photo_png_cpu_ms, fs_.photo_png_cpu_ms));
+    if (fs_.folder_png_ms) {
+      add(`folder of ${fs_.folder_photos} photos: blog loop / featscope CLI`, ratio(py.folder_png_ms, fs_.folder_png_ms), (v) => v >= 6, '>= 6x faster');
+    } else {
+      t.push({ name: 'folder of 44 photos: blog loop / featscope CLI', value: null, want: '>= 6x faster', met: null, note: 'skipped (--folder 0)' });
+    }
   }
   return t;
 }
 
 function printTable(fs_, py) {
   const rows = [
-    ['floor: scripted forward, batch 1', fs_.scripted_forward_ms, py.scripted_forward_ms, fs_.scripted_forward_ms],
-    ['batch 1 x 4 layers -> host', fs_.b1_four_layers_ms, py.b1_four_layers_ms, fs_.scripted_forward_ms],
-    [`batch 1 x all ${fs_.n_leaf_modules} leaf modules -> host`, fs_.b1_all_leaves_ms, py.b1_all_leaves_ms, fs_.scripted_forward_ms],
-    [`batch ${fs_.batch} x layer1 -> host`, fs_.batch_layer1_ms, py.batch_layer1_ms, fs_.batch_forward_ms],
-    ['one photo -> 16-channel viridis PNG', fs_.photo_png_ms, py.photo_png_ms, null],
+    ['floor: scripted forward, batch 1', fs_.scripted_forward_ms, py.scripted_forward_ms, fs_.scripted_forward_ms, null],
+    ['optimised forward, no captures, batch 1', fs_.optimized_forward_ms, null, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
+    ['batch 1 x 4 layers -> host', fs_.b1_four_layers_ms, py.b1_four_layers_ms, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
+    [`batch 1 x all ${fs_.n_leaf_modules} leaf modules -> host`, fs_.b1_all_leaves_ms, py.b1_all_leaves_ms, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
+    [`batch ${fs_.batch} x layer1 -> host`, fs_.batch_layer1_ms, py.batch_layer1_ms, fs_.batch_forward_ms, fs_.batch_optimized_forward_ms],
+    [`batch ${fs_.batch} forward (floor)`, fs_.batch_forward_ms, py.batch_forward_ms, fs_.batch_forward_ms, null],
+    [`batch ${fs_.batch} optimised forward, no captures`, fs_.batch_optimized_forward_ms, null, fs_.batch_forward_ms, fs_.batch_optimized_forward_ms],
+    ['one photo -> 16-channel viridis PNG', fs_.photo_png_ms, py.photo_png_ms, null, null],
+    ...(fs_.folder_png_ms ? [[`folder of ${fs_.folder_photos} photos -> PNG grids`, fs_.folder_png_ms, py.folder_png_ms, null, null]] : []),
   ];
-  const head = ['case', 'featscope ms', 'python ms', 'fs/python', 'python/fs', 'fs/fs-floor', 'fs/py-floor'];
-  const body = rows.map(([name, f, p, floor]) => {
-    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : name.startsWith('one photo') ? null : py.scripted_forward_ms;
-    return [name, round(f, 2), round(p, 2), round(ratio(f, p), 3), round(ratio(p, f), 2), round(ratio(f, floor), 3), round(ratio(f, pyFloor), 3)]
+  const head = ['case', 'featscope ms', 'python ms', 'fs/python', 'python/fs', 'fs/fs-floor', 'fs/fs-opt', 'fs/py-floor'];
+  const body = rows.map(([name, f, p, floor, opt]) => {
+    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : /^(one photo|folder)/.test(name) ? null : py.scripted_forward_ms;
+    return [name, round(f, 2), round(p, 2), round(ratio(f, p), 3), round(ratio(p, f), 2), round(ratio(f, floor), 3), round(ratio(f, opt), 3), round(ratio(f, pyFloor), 3)]
       .map((v) => (v === null || v === undefined ? '-' : String(v)));
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
@@ -263,14 +342,18 @@ function printTable(fs_, py) {
   console.log(fmt(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   body.forEach((r) => console.log(fmt(r)));
-  console.log('floors: fs-floor = featscope forward with no layers (batch rows: same batch); ' +
-    'py-floor = Python torch.jit.load of the same file.');
+  if (fs_.folder_png_ms) console.log('folder: featscope = the whole `featscope render DIR` process (start-up and model load included); python = the blog loop inside its process (imports and model load excluded).');
+  console.log('floors: fs-floor = featscope exact forward with no layers (optimize: false; batch rows: same batch); ' +
+    'fs-opt = featscope optimised forward with no layers; py-floor = Python torch.jit.load of the same file.');
 }
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const pkg = loadPackage();
   ensureModel(o);
+  // Both sides run with the same intra-op thread count: --threads, else featscope's.
+  if (o.threads) pkg.featscope.setNumThreads(o.threads);
+  else o.threads = pkg.featscope.getNumThreads();
   const v = pkg.featscope.versions();
   const x1 = randomInput(3 * 224 * 224, 0);
   console.log(`featscope ${v.featscope} on Node ${v.node}, libtorch ${v.libtorch}, ${v.threads} intra-op thread(s), ` +
@@ -279,11 +362,12 @@ async function main() {
   const { model, info, cases } = await featscopeCases(o, pkg, x1);
   const fsRes = { ...info, runs: o.runs, rounds: o.rounds };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-bench-'));
+  const folder = o.folder > 0 ? makeFolder(o.folder, tmp) : null;
   let peer = null;
   let peerError = o.peer ? null : 'skipped (--no-python)';
   if (o.peer) {
     try {
-      peer = await startPeer(o, x1, info.batch, info.device, tmp);
+      peer = await startPeer(o, x1, info.batch, info.device, tmp, folder);
     } catch (err) {
       peerError = err.message;
     }
@@ -291,21 +375,43 @@ async function main() {
   const py = peer ? { ...peer.info } : {};
   if (peerError) console.log(`python side: ${peerError}`);
   else console.log(`python ${py.python}, torch ${py.torch}, torchvision ${py.torchvision}, ${py.threads} thread(s), device ${py.device}${py.gpu ? ` (${py.gpu})` : ''}`);
+  fsRes.threads = pkg.featscope.getNumThreads();
+  console.log(`intra-op threads: featscope ${fsRes.threads}, python ${peer ? py.threads : '-'}` +
+    (peer && py.threads !== fsRes.threads ? '  <-- NOT EQUAL: the ratios compare different thread counts' : ' (equal)'));
 
   const n1 = o.runs;
   const warm1 = Math.max(2, Math.floor(n1 / 5));
   const few = Math.max(o.rounds, Math.floor(n1 / 5));
   const plan = [
-    ['scripted_forward', n1, warm1], ['b1_four_layers', n1, warm1], ['b1_all_leaves', n1, warm1],
-    ['batch_layer1', few, 2], ['batch_forward', few, 2], ['photo_png', few, 2],
+    ['scripted_forward', n1, warm1], ['optimized_forward', n1, warm1], ['b1_four_layers', n1, warm1], ['b1_all_leaves', n1, warm1],
+    ['batch_layer1', few, 2], ['batch_forward', few, 2], ['batch_optimized_forward', few, 2], ['photo_png', few, 2],
   ];
   try {
     for (const [name, n, warm] of plan) {
       const usePeer = peer && (py.cases || []).includes(name) ? peer : null;
       const m = await measure(name, cases[name], usePeer, n, warm, o.rounds);
       fsRes[`${name}_ms`] = m.fs;
-      if (usePeer) py[`${name}_ms`] = m.py;
-      process.stdout.write(`  ${name}: featscope ${m.fs} ms${usePeer ? `, python ${m.py} ms` : ''}\n`);
+      fsRes[`${name}_cpu_ms`] = m.fsCpu;
+      if (usePeer) {
+        py[`${name}_ms`] = m.py;
+        py[`${name}_cpu_ms`] = m.pyCpu;
+      }
+      process.stdout.write(`  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu})${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`);
+    }
+    if (folder) {
+      // One sample per side per round (a long case), alternating as the others.
+      const fsT = [];
+      const pyT = [];
+      const usePeer = peer && (py.cases || []).includes('folder_png');
+      for (let r = 0; r < Math.min(o.rounds, 2); r++) {
+        const fsRun = () => fsT.push(runCliFolder(o, info.device, folder, tmp));
+        const pyRun = async () => { if (usePeer) pyT.push(...(await peer.run('folder_png', 1, 0))); };
+        if (r % 2 === 0) { fsRun(); await pyRun(); } else { await pyRun(); fsRun(); }
+      }
+      fsRes.folder_photos = o.folder;
+      fsRes.folder_png_ms = med(fsT);
+      if (usePeer) py.folder_png_ms = med(pyT);
+      process.stdout.write(`  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`);
     }
   } finally {
     if (peer) peer.close();
@@ -330,9 +436,10 @@ async function main() {
 
   const cuda = fsRes.device.startsWith('cuda');
   const t = targets(fsRes, py, cuda);
-  console.log(`\ntargets (${cuda ? 'GPU' : 'CPU'}, from issue 5; reported, never asserted):`);
+  console.log(`\ntargets (${cuda ? 'GPU, from issue 5' : 'CPU, from issue 12'}; reported, never asserted):`);
   for (const x of t) {
-    console.log(`  ${x.met === null ? 'n/a    ' : x.met ? 'met    ' : 'NOT met'}  ${x.name}: ${x.value ?? '-'} (want ${x.want})`);
+    console.log(`  ${x.met === null ? 'n/a    ' : x.met ? 'met    ' : 'NOT met'}  ${x.name}: ${x.value ?? '-'} (want ${x.want})` +
+      `${x.cpu !== null && x.cpu !== undefined ? `; on CPU time ${x.cpu}` : ''}${x.note ? ` [${x.note}]` : ''}`);
   }
   console.log('BENCH_JSON ' + JSON.stringify({
     date: new Date().toISOString(), host: { cpus: os.cpus().length, platform: `${process.platform}-${process.arch}` },

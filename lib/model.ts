@@ -10,6 +10,7 @@ import { Capture, TensorInput } from './types';
 import { ModelMetadata, parseMetadata } from './metadata';
 import { deviceSelection, markCaptureOrigin } from './provenance';
 import { closest } from './suggest';
+import { debug } from './debug';
 
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -45,6 +46,16 @@ export interface CaptureOptions {
   maxSize?: number;
   /** Per-channel max, mean and argmax over the full maps (before channel selection). */
   stats?: boolean;
+  /**
+   * true (default): run a frozen, optimised copy of the hooked graph (libtorch's
+   * optimize_for_inference on the CPU: conv-BN folding, fusion, MKLDNN; freeze on CUDA), built once
+   * per set of layers. Captures are graph outputs, so no folding crosses them; only float rounding
+   * changes (within 1e-4 of the largest value, checked against Python hooks). Where a graph cannot
+   * be frozen (a module called in a loop is captured, forward writes a module attribute) the
+   * exact graph runs, noted once on the debug channel (FEATSCOPE_DEBUG=1).
+   * false: the exact graph, as Python hooks compute it.
+   */
+  optimize?: boolean;
 }
 
 export interface ForwardOptions extends CaptureOptions {
@@ -57,6 +68,8 @@ export interface ForwardResult {
   output: { shape: number[]; data: Float32Array } | null;
   /** Captures in graph (call) order. */
   captures: Capture[];
+  /** The frozen, optimised graph ran (`optimize`, the default); false: the exact graph. */
+  optimized: boolean;
   /** The capture named `name` (e.g. `layer4`, `layer1.0.relu#1`); throws if absent. */
   get(name: string): Capture;
 }
@@ -115,7 +128,7 @@ export interface HookHandle {
 }
 
 const LOAD_KEYS = ['device', 'precision'] as const;
-const CAPTURE_KEYS = ['channels', 'maxSize', 'stats'] as const;
+const CAPTURE_KEYS = ['channels', 'maxSize', 'stats', 'optimize'] as const;
 const FORWARD_KEYS = ['layers', ...CAPTURE_KEYS] as const;
 
 /** Loads a TorchScript model file (scripted or traced), or an AOTInductor package (.pt2, libtorch >= 2.6; forward and captures only). Only load model files you trust: TorchScript can run arbitrary operations. */
@@ -155,6 +168,7 @@ export class Model {
   readonly #layers: LayerInfo[];
   readonly #layerNames: Set<string>;
   readonly #shapeCache = new Map<string, Promise<LayerInfo[]>>();
+  readonly #fallbacksNoted = new Set<string>();
   #disposed = false;
   #running = 0;
   /** Path, device ('cpu', 'cuda:0'), root module type and TF32 policy. */
@@ -218,7 +232,8 @@ export class Model {
 
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
     const called = this.#layers.filter((l) => l.calls > 0).map((l) => l.name);
-    const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, {});
+    // One forward of all layers: the exact graph (freezing it for a single run costs more than it saves).
+    const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, { optimize: false });
     const shapes = new Map<string, number[][]>();
     for (const c of res.captures) {
       const list = shapes.get(c.layer) ?? [];
@@ -348,16 +363,22 @@ export class Model {
   async #run(input: TensorInput, names: string[], options: CaptureOptions): Promise<ForwardResult> {
     const { data, shape } = checkInput(input);
     const reduce = checkCaptureOptions(options);
+    if (options.optimize !== undefined && typeof options.optimize !== 'boolean') throw invalidParameter('optimize', 'a boolean', options.optimize);
+    const optimize = options.optimize ?? true;
     // `layer#k` asks for one call: capture the module, keep that call.
     const base = [...new Set(names.map((n) => n.split('#')[0]))];
     const wantedCalls = new Set(names);
     this.#running++;
     let res;
     try {
-      res = await withStack(this.#native.forward(data, shape, base, reduce), (msg) =>
+      res = await withStack(this.#native.forward(data, shape, base, reduce, optimize), (msg) =>
         `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`);
     } finally {
       this.#running--;
+    }
+    if (res.fallback && !this.#fallbacksNoted.has(res.fallback)) {
+      this.#fallbacksNoted.add(res.fallback);
+      debug(`model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`);
     }
     const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
     const selection = deviceSelection(options.channels);
@@ -369,6 +390,7 @@ export class Model {
     return {
       output: res.output,
       captures,
+      optimized: res.optimized,
       get(name: string): Capture {
         const c = captures.find((x) => x.name === name);
         if (!c) throw new FeatscopeError('CAPTURE_NOT_FOUND', `no capture named ${JSON.stringify(name)} in this result; it has: ${captures.map((x) => x.name).join(', ') || 'none'}`);

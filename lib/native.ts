@@ -4,7 +4,7 @@
  */
 import * as path from 'path';
 import { isMainThread } from 'worker_threads';
-import { FeatscopeError } from './errors';
+import { FeatscopeError, describe } from './errors';
 import type { Capture } from './types';
 
 /** The addon returns captures in their public form. */
@@ -14,6 +14,10 @@ export interface NativeForwardResult {
   output: { shape: number[]; data: Float32Array } | null;
   outputType?: string;
   captures: NativeCapture[];
+  /** The frozen, optimised graph ran (else the exact one). */
+  optimized: boolean;
+  /** Why the exact graph ran although the optimised one was asked for. */
+  fallback?: string;
 }
 
 export interface NativeReduceOptions {
@@ -31,7 +35,7 @@ export interface NativeModel {
     /** Present on AOTInductor packages: 'pt2', and the --taps flag they were exported with. */
     format?: 'pt2'; tapsFlag?: string;
   };
-  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions): Promise<NativeForwardResult>;
+  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions, optimize: boolean): Promise<NativeForwardResult>;
   gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
     shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
   }>;
@@ -71,6 +75,8 @@ export interface NativeBinding {
   errorCodes(): string[];
   /** When native runs are still busy: end the process with `code` after `ms` if they still are. */
   armExitWatchdog(code: number, ms: number): boolean;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
 }
 
 /** Default and largest bound (ms) on how long process exit waits for native runs still busy. */
@@ -83,6 +89,16 @@ export function exitTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
   const v = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
   if (!Number.isFinite(v)) return EXIT_TIMEOUT_DEFAULT_MS;
   return Math.min(EXIT_TIMEOUT_MAX_MS, Math.max(0, v));
+}
+
+export const MAX_THREADS = 1024;
+
+/** An intra-op thread count: an integer from 1 to MAX_THREADS, else INVALID_ARGUMENT naming `what`. */
+export function checkThreadCount(n: unknown, what: string): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new FeatscopeError('INVALID_ARGUMENT', `Expected an integer from 1 to ${MAX_THREADS} for ${what} but received ${describe(n)}; libtorch's default is the number of cores (1 thread per core is the usual choice)`);
+  }
+  return n;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');
@@ -108,6 +124,12 @@ export function binding(): NativeBinding {
     process.on('exit', (code) => {
       b.armExitWatchdog(typeof code === 'number' ? code : Number(process.exitCode ?? 0) || 0, exitTimeoutMs());
     });
+  }
+  // FEATSCOPE_THREADS: libtorch's intra-op thread count for this process, set once at load.
+  const env = process.env.FEATSCOPE_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = /^\d+$/.test(env.trim()) ? Number(env.trim()) : env;
+    b.setNumThreads(checkThreadCount(n, 'FEATSCOPE_THREADS'));
   }
   cached = b;
   return b;

@@ -86,6 +86,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
   exports.Set("errorCodes", Napi::Function::New(env, ErrorCodes));
   exports.Set("armExitWatchdog", Napi::Function::New(env, ArmExitWatchdog));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   return exports;
 }
 

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,31 @@ struct CaptureSlot {
   bool looped = false;
 };
 
+// A clone of the model whose forward is a hooked forward, frozen and optimised
+// (optimize_for_inference on the CPU, freeze on CUDA). Removes its forward (which holds the
+// folded weights as constants) from the shared compilation unit when the last run is done.
+struct FrozenForward {
+  torch::jit::Module module;
+  // Data of the tensor constants freezing made (folded weights, precomputed values): an output that
+  // is one of them is copied before it leaves, so that no one writes into the graph's constants.
+  std::unordered_set<const void*> constants;
+  explicit FrozenForward(torch::jit::Module m) : module(std::move(m)) {}
+  ~FrozenForward();
+  FrozenForward(const FrozenForward&) = delete;
+  FrozenForward& operator=(const FrozenForward&) = delete;
+};
+
 struct HookedForward {
   std::shared_ptr<torch::jit::GraphFunction> fn;
   std::vector<CaptureSlot> slots;  // tuple elements 1..n, in graph order
   bool mutatesInput = false;       // the graph writes to its input in place (then it gets a copy)
+  // Set by optimizeHookedForward: the optimised graph (same outputs), or why there is none.
+  std::shared_ptr<FrozenForward> optimized;
+  std::string fallback;
+
+  // Runs the forward (the optimised one when there is one) with `self` the model's module;
+  // returns the (output, captures...) tuple's elements.
+  std::vector<c10::IValue> run(const torch::jit::Module& self, const at::Tensor& x) const;
 };
 
 struct Captured {
@@ -52,6 +74,11 @@ struct LayerInfo {
 // capture where a later in-place op would change it (forward semantics of Python hooks); pass
 // false when gradients of the captures are needed (a clone would cut them off from the graph).
 HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace);
+
+// Freezes and optimises `hf` (built with guardInPlace for `wanted`) on a clone of `module` that
+// keeps the captures as graph outputs: sets hf.optimized, or hf.fallback to the reason the exact
+// graph is kept (a looped capture, a module attribute written in forward, freezing failed).
+void optimizeHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, HookedForward& hf);
 
 // Every submodule with its type and call count, in call order (never-called ones last).
 std::vector<LayerInfo> listLayers(const torch::jit::Module& module);

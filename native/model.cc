@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/ir/alias_analysis.h>
@@ -20,13 +21,14 @@ namespace featscope {
 // ---------------------------------------------------------------------------------------------
 // ModelState
 
-std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& names, bool guardInPlace) {
-  std::string key = guardInPlace ? "f|" : "g|";
+std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize) {
+  std::string key = optimize ? "o|" : guardInPlace ? "f|" : "g|";
   for (const auto& n : names) key += n + "\n";
   std::lock_guard<std::mutex> lock(cacheMutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace));
+  auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace || optimize));
+  if (optimize) optimizeHookedForward(module, names, *hf);
   cache.emplace(key, hf);
   cacheOrder.push_back(key);
   // Each entry holds an optimised graph; a program that walks through many layer sets keeps the
@@ -169,23 +171,24 @@ PrecisionScope::~PrecisionScope() {
 
 class ForwardWorker : public FsWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce)
+  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce,
+                bool optimize)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         names_(std::move(names)),
-        reduce_(std::move(reduce)) {}
+        reduce_(std::move(reduce)),
+        optimize_(optimize) {}
 
  protected:
   void Run() override {
     c10::InferenceMode guard;
-    auto hf = st_->hooked(names_, true);
+    auto hf = st_->hooked(names_, true, optimize_);
+    optimized_ = hf->optimized != nullptr;
+    fallback_ = hf->fallback;
     PrecisionScope precision(*st_);
     at::Tensor x = in_.forForward(*st_);
-    torch::jit::Stack stack{st_->module._ivalue(), x};
-    hf->fn->run(stack);
-    auto tuple = stack.back().toTuple();
-    const auto& el = tuple->elements();
+    const auto el = hf->run(st_->module, x);
     bool usedDevice = false;
     if (el[0].isTensor()) {
       output_ = toHostFloat(el[0].toTensor(), &usedDevice);
@@ -232,6 +235,8 @@ class ForwardWorker : public FsWorker {
       caps.Set(i, o);
     }
     res.Set("captures", caps);
+    res.Set("optimized", optimized_);
+    if (!fallback_.empty()) res.Set("fallback", fallback_);
     return res;
   }
 
@@ -240,6 +245,9 @@ class ForwardWorker : public FsWorker {
   JsInput in_;
   std::set<std::string> names_;
   ReduceSpec reduce_;
+  bool optimize_;
+  bool optimized_ = false;
+  std::string fallback_;
   at::Tensor output_;
   std::string outputType_;
   std::vector<CaptureOut> captures_;
@@ -440,7 +448,8 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   JsInput input = JsInput::read(info);
   std::set<std::string> names = readLayerNames(env, *st, info[2]);
   ReduceSpec reduce = readReduceSpec(env, info[3]);
-  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce));
+  const bool optimize = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize);
   auto p = w->Promise();
   w->Queue();
   return p;
@@ -462,6 +471,17 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
   w->Queue();
   return p;
 }
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw makeJsError(env, "INVALID_ARGUMENT", "setNumThreads(n: positive integer)");
+  const int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) throw makeJsError(env, "INVALID_ARGUMENT", "setNumThreads(n): n must be at least 1, got " + std::to_string(n));
+  at::set_num_threads(n);
+  return env.Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
 // Running forwards hold their own reference to the state: they finish, and the module is freed
 // when the last of them is done.

@@ -31,7 +31,8 @@ struct ModelState {
   std::deque<std::string> cacheOrder;                            // oldest first, for eviction
   static constexpr size_t kCacheSize = 32;
 
-  std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace);
+  // optimize: also freeze and optimise the graph (forwards only; see optimizeHookedForward).
+  std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize = false);
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -89,5 +90,11 @@ std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
+
+// setNumThreads(n) / getNumThreads(): libtorch's intra-op threads (at::set_num_threads), for the
+// forwards that run on worker threads (each worker run takes the current count). n is validated
+// in JS (lib/threads.ts).
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info);
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info);
 
 }  // namespace featscope

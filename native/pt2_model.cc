@@ -214,8 +214,9 @@ class Pt2ForwardWorker : public FsWorker {
  protected:
   void Run() override {
     c10::InferenceMode guard;
-    // The caller's array, read in place: the compiled graph is functional (it writes no input).
-    at::Tensor x = torch::from_blob(in_.data, in_.shape, at::TensorOptions().dtype(at::kFloat));
+    // featscope's own copy of the caller's array (JsInput::read): JS cannot detach or shrink it
+    // while the package runs.
+    at::Tensor x = in_.host;
     auto outs = st_->loader->run({x});
     if (outs.size() != st_->taps.size() + 1)
       throw FsError("FORWARD_FAILED", "AOTInductor package " + st_->path + " returned " + std::to_string(outs.size()) + " outputs; its metadata lists " +
@@ -227,9 +228,7 @@ class Pt2ForwardWorker : public FsWorker {
   }
   Napi::Value Result() override {
     Napi::Env env = Env();
-    size_t inputBytes = sizeof(float);
-    for (auto d : in_.shape) inputBytes *= d;
-    TensorExporter ex(env, nullptr, in_.data, inputBytes);
+    TensorExporter ex(env);
     Napi::Object res = Napi::Object::New(env);
     Napi::Object o = Napi::Object::New(env);
     o.Set("shape", shapeToJs(env, output_.sizes()));

@@ -1,5 +1,6 @@
 #include "workers.h"
 
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +20,10 @@ std::atomic<int> activeCount{0};
 void FsWorker::Execute() {
   activeCount.fetch_add(1);
   try {
+    // at::set_num_threads runs on the JS thread, while OpenMP keeps a thread count per thread and
+    // ATen applies its own count to a thread once (lazily): re-apply the count set last
+    // (setNumThreads, FEATSCOPE_THREADS) on this pool thread before each run. Cheap.
+    at::init_num_threads();
     Run();
   } catch (...) {
     ErrorInfo e = describeException(std::current_exception(), fallbackCode_, context_);

@@ -201,8 +201,9 @@ async function finish(
 ): Promise<AttackResult> {
   const layers = options.layers ?? (await weightLayers(model));
   const advInput = { data: adv, shape: x0.shape };
-  const clean = await model.forward(x0, { layers });
-  const attacked = await model.forward(advInput, { layers });
+  // The exact graph, as the gradients that made the attack: predictions and divergences in the same numerics.
+  const clean = await model.forward(x0, { layers, optimize: false });
+  const attacked = await model.forward(advInput, { layers, optimize: false });
   const before = first.output;
   const after = attacked.output!;
   const n = x0.shape[0];
@@ -337,8 +338,8 @@ export async function renderAttackGrids(
   const layer = options.layer ?? result.mostDivergent;
   if (!layer) throw new FeatscopeError('NOT_FEATURE_MAPS', 'no compared layer has [N, C, H, W] output to draw as grids');
   const image = options.image ?? 0;
-  const [clean] = await model.capture(input, layer);
-  const [attacked] = await model.capture(result.adversarial, layer);
+  const [clean] = await model.capture(input, layer, { optimize: false });
+  const [attacked] = await model.capture(result.adversarial, layer, { optimize: false });
   if (clean.shape.length !== 4) throw new FeatscopeError('NOT_FEATURE_MAPS', `layer ${layer} outputs [${clean.shape.join(', ')}], not feature maps`);
   const [, c, h, w] = clean.shape;
   const plane = h * w;

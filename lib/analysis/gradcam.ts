@@ -74,7 +74,7 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
 
   const norm = normalisationOf(model);
   const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
-  const logits = (await model.forward(input)).output;
+  const logits = (await model.forward(input, { optimize: false })).output; // the numerics of the gradients
   if (!logits || logits.shape.length !== 2) {
     throw new FeatscopeError('NOT_A_CLASSIFIER', `Grad-CAM needs a model whose output is [N, classes] logits; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'no tensor'}`);
   }

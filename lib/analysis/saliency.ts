@@ -148,7 +148,7 @@ export async function saliency(model: Model, input: TensorInput, options: Salien
       attributions[j] = eps ? mean : input.data[j] * mean; // integrated gradients: (x - 0) * mean gradient
     }
     if (!eps) {
-      const base = await model.forward({ data: new Float32Array(n * per), shape });
+      const base = await model.forward({ data: new Float32Array(n * per), shape }, { optimize: false }); // as the gradients
       const attributionSum: number[] = [];
       const scoreDelta: number[] = [];
       for (let i = 0; i < n; i++) {

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
-import { packageRoot } from '../native';
+import { MAX_THREADS, packageRoot } from '../native';
+import { setNumThreads } from '../threads';
 import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -38,13 +39,21 @@ export interface Parsed {
   positionals: string[];
 }
 
+/**
+ * Every command's options plus the common ones: -h/--help, and --threads N, which sets libtorch's
+ * intra-op thread count for this process (setNumThreads) as soon as the command line is read.
+ */
 export function parse(command: string, argv: string[], options: Options, allowPositionals: boolean): Parsed {
+  let parsed: Parsed;
   try {
-    return parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals, strict: true }) as Parsed;
+    parsed = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, threads: { type: 'string' }, ...options }, allowPositionals, strict: true }) as Parsed;
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
     throw usage(msg, command);
   }
+  const threads = parsed.values.threads as string | undefined;
+  if (threads !== undefined && !parsed.values.help) setNumThreads(parsePositiveInt(threads, '--threads', 1, MAX_THREADS, command));
+  return parsed;
 }
 
 export const MODEL_OPTION: Options = { model: { type: 'string', short: 'm' } };

@@ -32,6 +32,7 @@ ${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --report         also write report.html
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
+      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
       --json           print the results as JSON on stdout
   -h, --help           this help

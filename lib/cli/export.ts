@@ -35,7 +35,8 @@ Options:
 ${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
       --resize MODE       squash (default) | crop
       --device DEV        auto (default) | cpu | cuda | cuda:N
-${devicesHelp(26)}      --batch N           images per forward (default 32)
+${devicesHelp(26)}      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
+      --batch N           images per forward (default 32)
   -o, --out DIR           output folder (default: ./featscope-out)
 ${shardHelp(26)}      --resume            skip images already exported in --out with the same options
       --json              print a JSON summary on stdout

@@ -29,6 +29,7 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
       --report         also write report.html
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
+      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
       --batch N        images per forward and backward (default 8)
   -o, --out DIR        output folder (default: ./featscope-out)
       --json           print the results as JSON on stdout

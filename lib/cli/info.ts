@@ -13,6 +13,7 @@ other commands use by default (with whether its weights are trained).
 Options:
   -m, --model FILE   the model to describe (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
       --json   machine-readable output
+      --threads N   libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -h, --help   this help
 `;
 

@@ -12,6 +12,7 @@ Options:
   -m, --model FILE   TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
       --size N       input height and width for the shapes (default: the model's, else 224)
       --device DEV   auto (default) | cpu | cuda | cuda:N
+      --threads N    libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
       --json         machine-readable output
   -h, --help         this help
 `;

@@ -43,7 +43,8 @@ Commands:
   run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
-or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out).
+or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out), --threads N
+(libtorch's intra-op threads; default $FEATSCOPE_THREADS, else libtorch's: the core count).
 
 Example:
   featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/

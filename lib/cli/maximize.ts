@@ -26,6 +26,7 @@ Options:
       --seed N         seed of the start noise and the jitter (default 0)
       --report         also write report.html
       --device DEV     auto (default) | cpu | cuda | cuda:N
+      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
       --json           print the results as JSON on stdout
   -h, --help           this help

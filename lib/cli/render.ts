@@ -47,7 +47,8 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0
       --report            also write report.html (one file, opens from file://)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
-${devicesHelp(26)}      --batch N           images per forward (default 32); memory stays bounded by it
+${devicesHelp(26)}      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
+      --batch N           images per forward (default 32); memory stays bounded by it
   -o, --out DIR           output folder (default: ./featscope-out)
 ${shardHelp(26)}      --resume            skip images already finished in --out with the same options
       --json              print a JSON summary on stdout (progress stays on stderr)

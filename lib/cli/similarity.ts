@@ -27,6 +27,7 @@ ${modelInputHelp(28)}  -l, --layers A,B          its layers (default: layer1,lay
       --resize MODE         squash (default) | crop
       --report              also write report.html
       --device DEV          auto (default) | cpu | cuda | cuda:N
+      --threads N           libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR             output folder (default: ./featscope-out)
 ${shardHelp(28)}      --json                print the matrix as JSON on stdout
   -h, --help                this help

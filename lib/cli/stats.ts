@@ -28,6 +28,7 @@ ${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,
       --report         also write report.html
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
+      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
 ${shardHelp(23)}      --json           print the per-layer summary as JSON on stdout
   -h, --help           this help

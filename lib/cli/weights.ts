@@ -19,6 +19,7 @@ Options:
       --all            draw biases and BatchNorm scales too (default: conv and linear weights)
       --report         also write report.html
       --device DEV     auto (default) | cpu | cuda | cuda:N
+      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
       --json           print the statistics as JSON on stdout
   -h, --help           this help

@@ -44,7 +44,11 @@ test('two models: the traced twin matches layer for layer; MobileNet against Res
   expect(same.cka[0][0]).toBeCloseTo(1, 5);
   expect(same.cka[1][1]).toBeCloseTo(1, 5);
   const rows = ['layer2', 'layer4'];
-  const cols = ['features.4', 'features.10', 'features.18'];
+  // Early blocks only: in the untrained MobileNetV2 the channel means of deeper blocks hardly vary
+  // across images (variance 7e-10 at features.10, 7e-17 at features.18), so their CKA is float
+  // rounding noise that only bit-identical kernels reproduce (the optimised graph moved it by
+  // 2e-4 and 0.07). Here the variance is 1.7e-7 and more.
+  const cols = ['features.1', 'features.3', 'features.6'];
   const cross = await layerSimilarity(resnet(), files, { layers: rows, other: { model: mobilenet(), layers: cols } });
   expect(cross.columns).toEqual(cols);
   expectMatrix(cross.cka, await pythonCka([MODELS.scripted, rows], [MODELS.mobilenet, cols]));

@@ -41,10 +41,10 @@ test('a shape whose product overflows is refused with INVALID_INPUT, naming the 
   const m = await b.load(MODELS.scripted, 'cpu', 'fast');
   try {
     for (const shape of [[2 ** 32, 2 ** 32], [1, 3, 2 ** 40, 2 ** 40]]) {
-      expect(() => m.forward(new Float32Array(0), shape, [], {})).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', message: expect.stringMatching(/2\^53/) }));
+      expect(() => m.forward(new Float32Array(0), shape, [], {}, false)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', message: expect.stringMatching(/2\^53/) }));
     }
     // The model still answers.
-    const r = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5), [1, 3, 32, 32], ['fc'], {});
+    const r = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5), [1, 3, 32, 32], ["fc"], {}, false);
     expect(r.captures[0].shape).toEqual([1, 1000]);
   } finally {
     m.dispose();

@@ -11,6 +11,8 @@ unused.pt        a submodule (`spare`) that forward never calls
 aliasing.pt      `ident` returns the input itself, `param` returns its own weight tensor
 looped.pt        a submodule (`step`) called inside a loop
 overloaded.pt    `layer` has an overloaded forward (compiled as forward__0/forward__1, as DenseNet's)
+constcap.pt      `scaled` returns a value computed from its weight only (freezing makes it a constant)
+counter.pt       forward writes a module attribute (`self.calls += 1`) before calling `conv`
 loopnet.pt       modules called inside a loop whose trip count comes from the input, inside an `if`
                  in the loop, before and after it, with an in-place ReLU after a BatchNorm; its
                  featscope.json names the class, so the hook oracle can build the eager twin
@@ -122,6 +124,37 @@ class Looped(nn.Module):
         return x
 
 
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.arange(4, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.weight * 2
+
+
+class ConstCap(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scaled = Scaled()
+
+    def forward(self, x):
+        return x.mean(dim=[2, 3]) * self.scaled(x).sum()
+
+
+class Counter(nn.Module):
+    calls: int
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.conv(x)
+
+
 class LoopBlock(nn.Module):
     def __init__(self):
         super().__init__()
@@ -195,7 +228,7 @@ def main():
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
     for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
-                      ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded)]:
+                      ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded), ("counter", Counter), ("constcap", ConstCap)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
     meta = json.dumps({"architecture": "featscope-test:LoopNet"})
     torch.jit.save(torch.jit.script(LoopNet().eval()), os.path.join(out, "loopnet.pt"), _extra_files={"featscope.json": meta})

@@ -45,7 +45,7 @@ export function ensureTestModels(): void {
   if (!fs.existsSync(MODELS.scripted)) execFileSync(PYTHON, [exporter, MODELS.scripted], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.mobilenet)) execFileSync(PYTHON, [exporter, MODELS.mobilenet, '--arch', 'mobilenet_v2'], { stdio: 'inherit' });
-  if (!fs.existsSync(path.join(MODELS.edge, 'loopnet.pt'))) {
+  if (!fs.existsSync(path.join(MODELS.edge, 'loopnet.pt')) || !fs.existsSync(path.join(MODELS.edge, 'constcap.pt'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
   }
 }
