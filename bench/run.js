@@ -10,6 +10,9 @@
 //                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python] [--threads N]
 // --threads N: intra-op threads on both sides (default: featscope's, i.e. FEATSCOPE_THREADS or libtorch's).
 // --folder N: photos in the folder case (default 44, copies of test/fixtures/images; 0 skips it).
+// --pt2 FILE.pt2: also time captures from an AOTInductor package of the same model (libtorch >= 2.6;
+//   scripts/export-model.py FILE.pt2 --format pt2 --taps all), against the TorchScript path and
+//   Python hooks in the same alternating rounds.
 // The Python: --python, else the first of BENCH_PYTHON, FEATSCOPE_PYTHON, python3, /usr/bin/python3
 // that imports torch and torchvision.
 const fs = require('fs');
@@ -34,6 +37,7 @@ function parseArgs(argv) {
     peer: true,
     threads: 0,
     folder: 44,
+    pt2: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -51,6 +55,7 @@ function parseArgs(argv) {
     else if (a === '--no-python') o.peer = false;
     else if (a === '--threads') o.threads = Number(next());
     else if (a === '--folder') o.folder = Number(next());
+    else if (a === '--pt2') o.pt2 = path.resolve(next());
     else if (a === '--help' || a === '-h') {
       console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
       process.exit(0);
@@ -360,6 +365,16 @@ async function main() {
     `CUDA ${v.cuda.available ? `yes (${v.cuda.devices})` : 'no'}; ${os.cpus().length} CPUs; model ${path.relative(root, o.model) || o.model}`);
 
   const { model, info, cases } = await featscopeCases(o, pkg, x1);
+  let pt2Model = null;
+  if (o.pt2) {
+    // The same captures from the AOTInductor package: its taps are compiled graph outputs.
+    pt2Model = await pkg.featscope.loadModel(o.pt2, { device: 'cpu' });
+    const input1 = { data: x1, shape: [1, 3, 224, 224] };
+    const sums = (await pt2Model.forward(input1, { layers: LAYERS })).captures.map((c) => c.data.reduce((acc, v) => acc + v, 0));
+    info.pt2_max_rel_sum_diff = Math.max(...sums.map((v, i) => Math.abs(v - info.b1_four_layers_sums[i]) / Math.max(1, Math.abs(info.b1_four_layers_sums[i]))));
+    cases.pt2_b1_four_layers = () => pt2Model.forward(input1, { layers: LAYERS });
+    cases.pt2_forward = () => pt2Model.forward(input1);
+  }
   const fsRes = { ...info, runs: o.runs, rounds: o.rounds };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-bench-'));
   const folder = o.folder > 0 ? makeFolder(o.folder, tmp) : null;
@@ -386,10 +401,14 @@ async function main() {
     ['scripted_forward', n1, warm1], ['optimized_forward', n1, warm1], ['b1_four_layers', n1, warm1], ['b1_all_leaves', n1, warm1],
     ['batch_layer1', few, 2], ['batch_forward', few, 2], ['batch_optimized_forward', few, 2], ['photo_png', few, 2],
   ];
+  // The .pt2 rows time Python hooks (b1_four_layers) again in their own alternating rounds, and
+  // the TorchScript capture beside them, so all three come from the same stretch of time.
+  if (pt2Model) plan.push(['pt2_b1_four_layers', n1, warm1, 'b1_four_layers'], ['pt2_torchscript_b1_four_layers', n1, warm1, null], ['pt2_forward', n1, warm1, null]);
+  if (pt2Model) cases.pt2_torchscript_b1_four_layers = cases.b1_four_layers;
   try {
-    for (const [name, n, warm] of plan) {
-      const usePeer = peer && (py.cases || []).includes(name) ? peer : null;
-      const m = await measure(name, cases[name], usePeer, n, warm, o.rounds);
+    for (const [name, n, warm, peerCase = name] of plan) {
+      const usePeer = peer && peerCase && (py.cases || []).includes(peerCase) ? peer : null;
+      const m = await measure(peerCase || name, cases[name], usePeer, n, warm, o.rounds);
       fsRes[`${name}_ms`] = m.fs;
       fsRes[`${name}_cpu_ms`] = m.fsCpu;
       if (usePeer) {
@@ -420,6 +439,14 @@ async function main() {
   fsRes.photo_parts_ms = {};
   for (const part of ['preprocess', 'capture', 'render']) fsRes.photo_parts_ms[part] = med(await samples(cases[`photo_${part}`], 5, 1));
   model.dispose();
+  if (pt2Model) {
+    pt2Model.dispose();
+    const r = (a, b) => (fsRes[a] && b ? round(fsRes[a] / b) : null);
+    console.log(`\n.pt2 (AOTInductor package ${path.relative(root, o.pt2)}), batch 1 x 4 layers: ${fsRes.pt2_b1_four_layers_ms} ms; ` +
+      `TorchScript path ${fsRes.pt2_torchscript_b1_four_layers_ms} ms (${r('pt2_b1_four_layers_ms', fsRes.pt2_torchscript_b1_four_layers_ms)}x); ` +
+      `Python hooks ${py.pt2_b1_four_layers_ms ?? '-'} ms (${r('pt2_b1_four_layers_ms', py.pt2_b1_four_layers_ms)}x); ` +
+      `package forward without taps asked ${fsRes.pt2_forward_ms} ms; same captures: max relative difference of the 4 layer sums = ${info.pt2_max_rel_sum_diff.toExponential(2)}`);
+  }
   console.log(`device ${fsRes.device}; medians of ${n1} runs (batch and photo cases: ${few}), in ${o.rounds} alternating rounds, after warm-up\n`);
   printTable(fsRes, py);
 

@@ -128,7 +128,7 @@ test('render via JOB_COMPLETION_INDEX: 4 shards merge into one manifest and repo
   }
   const report = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
   for (const r of b.images) expect(report).toContain(path.basename(r.source));
-  expect((report.match(/data:image\/png;base64,/g) ?? []).length).toBeGreaterThanOrEqual(16); // input and grid per image
+  expect((report.match(/data:image\/(png|jpeg);base64,/g) ?? []).length).toBeGreaterThanOrEqual(16); // input (JPEG) and grid (PNG) per image
   expect(report).toMatch(/8 rendered, 0 failed, over 4 shards/);
 
   // Shard 1 re-run: the merged manifest is the same (but for its date).
