@@ -77,4 +77,24 @@ Napi::Int32Array int32ToJs(Napi::Env env, const at::Tensor& t) {
   return a;
 }
 
+Napi::Object captureToJs(Napi::Env env, TensorExporter& ex, const std::string& name, const std::string& layer, int call,
+                         const ReducedCapture& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("layer", layer);
+  o.Set("call", call);
+  o.Set("shape", shapeToJs(env, r.tensor.sizes()));
+  o.Set("data", ex.toFloat32Array(r.tensor));
+  if (r.channels.defined()) o.Set("channels", int32ToJs(env, r.channels));
+  if (r.statsMax.defined()) {
+    Napi::Object s = Napi::Object::New(env);
+    s.Set("max", ex.toFloat32Array(r.statsMax));
+    s.Set("mean", ex.toFloat32Array(r.statsMean));
+    s.Set("argmax", int32ToJs(env, r.statsArgmax));
+    s.Set("shape", shapeToJs(env, r.statsMax.sizes()));
+    o.Set("stats", s);
+  }
+  return o;
+}
+
 }  // namespace featscope

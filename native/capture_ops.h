@@ -26,4 +26,9 @@ ReducedCapture reduceCapture(const at::Tensor& x, const ReduceSpec& spec, bool* 
 ReduceSpec readReduceSpec(Napi::Env env, Napi::Value v);
 Napi::Int32Array int32ToJs(Napi::Env env, const at::Tensor& t);
 
+class TensorExporter;
+// One capture as JS sees it: { name, layer, call, shape, data, channels?, stats? } (both backends).
+Napi::Object captureToJs(Napi::Env env, TensorExporter& ex, const std::string& name, const std::string& layer, int call,
+                         const ReducedCapture& r);
+
 }  // namespace featscope

@@ -217,22 +217,7 @@ class ForwardWorker : public FsWorker {
     Napi::Array caps = Napi::Array::New(env, captures_.size());
     for (size_t i = 0; i < captures_.size(); ++i) {
       const auto& c = captures_[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", c.slot.name);
-      o.Set("layer", c.slot.layer);
-      o.Set("call", c.slot.call);
-      o.Set("shape", shapeToJs(env, c.r.tensor.sizes()));
-      o.Set("data", ex.toFloat32Array(c.r.tensor));
-      if (c.r.channels.defined()) o.Set("channels", int32ToJs(env, c.r.channels));
-      if (c.r.statsMax.defined()) {
-        Napi::Object s = Napi::Object::New(env);
-        s.Set("max", ex.toFloat32Array(c.r.statsMax));
-        s.Set("mean", ex.toFloat32Array(c.r.statsMean));
-        s.Set("argmax", int32ToJs(env, c.r.statsArgmax));
-        s.Set("shape", shapeToJs(env, c.r.statsMax.sizes()));
-        o.Set("stats", s);
-      }
-      caps.Set(i, o);
+      caps.Set(i, captureToJs(env, ex, c.slot.name, c.slot.layer, c.slot.call, c.r));
     }
     res.Set("captures", caps);
     res.Set("optimized", optimized_);

@@ -237,22 +237,7 @@ class Pt2ForwardWorker : public FsWorker {
     Napi::Array caps = Napi::Array::New(env, caps_.size());
     for (size_t i = 0; i < caps_.size(); ++i) {
       const auto& c = caps_[i];
-      Napi::Object co = Napi::Object::New(env);
-      co.Set("name", c.tap->name);
-      co.Set("layer", c.tap->layer);
-      co.Set("call", c.tap->call);
-      co.Set("shape", shapeToJs(env, c.r.tensor.sizes()));
-      co.Set("data", ex.toFloat32Array(c.r.tensor));
-      if (c.r.channels.defined()) co.Set("channels", int32ToJs(env, c.r.channels));
-      if (c.r.statsMax.defined()) {
-        Napi::Object s = Napi::Object::New(env);
-        s.Set("max", ex.toFloat32Array(c.r.statsMax));
-        s.Set("mean", ex.toFloat32Array(c.r.statsMean));
-        s.Set("argmax", int32ToJs(env, c.r.statsArgmax));
-        s.Set("shape", shapeToJs(env, c.r.statsMax.sizes()));
-        co.Set("stats", s);
-      }
-      caps.Set(i, co);
+      caps.Set(i, captureToJs(env, ex, c.tap->name, c.tap->layer, c.tap->call, c.r));
     }
     res.Set("captures", caps);
     return res;
