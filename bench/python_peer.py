@@ -155,9 +155,10 @@ def main():
         tf = transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor(),
                                  transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
-        def photo_png():
+        def blog_grid(img, dest):
+            # The blog's picture: the image through the transforms and the hooked model, then a
+            # matplotlib 4x4 grid of the first 16 channels saved as PNG to `dest` (file or buffer).
             f1.clear()
-            img = Image.open(io.BytesIO(photo)).convert("RGB")
             t = tf(img).unsqueeze(0).to(dev)
             with torch.inference_mode():
                 model(t)
@@ -169,9 +170,12 @@ def main():
                 plt.title(f"Channel {i}", fontsize=10)
                 plt.axis("off")
             plt.tight_layout()
-            out = io.BytesIO()
-            fig.savefig(out, format="png")
+            fig.savefig(dest, format="png")
             plt.close(fig)
+
+        def photo_png():
+            out = io.BytesIO()
+            blog_grid(Image.open(io.BytesIO(photo)).convert("RGB"), out)
             return out.getvalue()
         cases["photo_png"] = (photo_png, 2)
 
@@ -187,21 +191,8 @@ def main():
                 # The blog's loop in one process: each photo through PIL, the transforms, the hooked
                 # model and a matplotlib 4x4 grid written as a PNG file.
                 for name in names:
-                    f1.clear()
-                    img = Image.open(os.path.join(args.folder, name)).convert("RGB")
-                    t = tf(img).unsqueeze(0).to(dev)
-                    with torch.inference_mode():
-                        model(t)
-                    fm = f1[0]
-                    fig = plt.figure(figsize=(12, 12))
-                    for i in range(16):
-                        plt.subplot(4, 4, i + 1)
-                        plt.imshow(fm[0, i].detach().cpu().numpy(), cmap="viridis")
-                        plt.title(f"Channel {i}", fontsize=10)
-                        plt.axis("off")
-                    plt.tight_layout()
-                    fig.savefig(os.path.join(out_dir, os.path.splitext(name)[0] + ".png"), format="png")
-                    plt.close(fig)
+                    blog_grid(Image.open(os.path.join(args.folder, name)).convert("RGB"),
+                              os.path.join(out_dir, os.path.splitext(name)[0] + ".png"))
             cases["folder_png"] = (folder_png, 0)
     except Exception as e:  # matplotlib missing: report it, keep the other cases
         res["photo_png_error"] = repr(e)
