@@ -20,7 +20,6 @@ const os = require('os');
 const path = require('path');
 const readline = require('readline');
 const { spawn, spawnSync } = require('child_process');
-const { performance } = require('perf_hooks');
 
 const root = path.resolve(__dirname, '..');
 const LAYERS = ['layer1.0.conv1', 'layer2', 'layer3', 'layer4'];

@@ -36,6 +36,7 @@ fi
 if [ "${1:-}" = "--test" ]; then
   need=()
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v clang-format >/dev/null 2>&1 || need+=(clang-format)
   /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
   /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)

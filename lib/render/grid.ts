@@ -2,7 +2,6 @@
  * Channel grids: one colour-mapped cell per channel of a feature map, optionally labelled
  * ("ch 12 · max 3.41"), encoded as PNG by sharp. Also the channel ranking behind `{ top: k }`.
  */
-import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import { type ColorInput, type RGB, luminance, parseColor } from './color';
 import { type ColormapName, applyColormap, checkColormap } from './colormaps';

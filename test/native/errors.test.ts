@@ -1,8 +1,9 @@
 // Bad input: each case asserts class, code and message, and that the model stays usable.
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FeatscopeError, loadModel, Model } from '../../lib';
+import { cuda, FeatscopeError, loadModel, Model } from '../../lib';
 import { edgeModel, ensureTestModels, MODELS, PYTHON, syntheticInput } from '../support/models';
 
 let model: Model;
@@ -51,7 +52,7 @@ describe('model files', () => {
   });
   test('a state_dict saved with torch.save', async () => {
     const f = path.join(tmp, 'weights.pth');
-    require('child_process').execFileSync(PYTHON, ['-c',
+    execFileSync(PYTHON, ['-c',
       `import torch, torchvision; torch.save(torchvision.models.resnet18().state_dict(), ${JSON.stringify(f)})`]);
     await expectError(loadModel(f, { device: 'cpu' }), 'MODEL_INVALID', /saved with torch\.save .*export-model\.py --weights FILE\.pth/);
   });
@@ -71,7 +72,7 @@ describe('model files', () => {
     await expectError(loadModel(MODELS.scripted, { devcie: 'cpu' } as never), 'UNKNOWN_OPTION', /Unknown option "devcie" for loadModel options/);
   });
   test('CUDA asked for where there is none', async () => {
-    if (require('../../lib').cuda.available()) return; // the GPU suite covers this machine
+    if (cuda.available()) return; // the GPU suite covers this machine
     await expectError(loadModel(MODELS.scripted, { device: 'cuda:0' }), 'CUDA_UNAVAILABLE', /device cuda:0 asked for, but this libtorch sees no CUDA device/);
   });
 });
