@@ -18,7 +18,10 @@ module.exports = tseslint.config(
   {
     languageOptions: { ecmaVersion: 2023, sourceType: 'commonjs', globals: { ...require('globals').node } },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
     },
   },
 );

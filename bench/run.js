@@ -56,21 +56,33 @@ function parseArgs(argv) {
     else if (a === '--folder') o.folder = Number(next());
     else if (a === '--pt2') o.pt2 = path.resolve(next());
     else if (a === '--help' || a === '-h') {
-      console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+      console.log(
+        fs
+          .readFileSync(__filename, 'utf8')
+          .split('\n')
+          .slice(2, 13)
+          .map((l) => l.replace(/^\/\/ ?/, ''))
+          .join('\n'),
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (try --help)`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
-  if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
-  if (!Number.isInteger(o.folder) || o.folder < 0) throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
-  if (!Number.isInteger(o.threads) || o.threads < 0) throw new Error(`--threads must be a positive integer, got ${o.threads}`);
+  if (!Number.isInteger(o.rounds) || o.rounds < 1)
+    throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
+  if (!Number.isInteger(o.folder) || o.folder < 0)
+    throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
+  if (!Number.isInteger(o.threads) || o.threads < 0)
+    throw new Error(`--threads must be a positive integer, got ${o.threads}`);
   o.python = o.python || findPython();
   return o;
 }
 
 /** The first Python that imports torch and torchvision (python3 on PATH is the venv on the GPU machine). */
 function findPython() {
-  const candidates = [process.env.BENCH_PYTHON, process.env.FEATSCOPE_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean);
+  const candidates = [process.env.BENCH_PYTHON, process.env.FEATSCOPE_PYTHON, 'python3', '/usr/bin/python3'].filter(
+    Boolean,
+  );
   for (const py of [...new Set(candidates)]) {
     const r = spawnSync(py, ['-c', 'import torch, torchvision'], { stdio: 'ignore', timeout: 120000 });
     if (r.status === 0) return py;
@@ -86,8 +98,10 @@ function loadPackage() {
       renderChannelGrid: require(path.join(root, 'dist', 'render')).renderChannelGrid,
     };
   } catch (err) {
-    console.error(`bench: cannot load the compiled package from dist/ (${err.message.split('\n')[0]}).\n` +
-      'Build it first: npm run build:native && npx tsc -p tsconfig.json');
+    console.error(
+      `bench: cannot load the compiled package from dist/ (${err.message.split('\n')[0]}).\n` +
+        'Build it first: npm run build:native && npx tsc -p tsconfig.json',
+    );
     process.exit(1);
   }
 }
@@ -198,24 +212,44 @@ async function featscopeCases(o, pkg, x1) {
 async function startPeer(o, x1, batch, device, tmp, folder) {
   const inputPath = path.join(tmp, 'x1.f32');
   fs.writeFileSync(inputPath, Buffer.from(x1.buffer, x1.byteOffset, x1.byteLength));
-  const args = [path.join(__dirname, 'python_peer.py'), o.model, '--serve', '--photo', o.photo, '--input', inputPath,
-    '--batch', String(batch), '--runs', String(o.runs), '--device', device.startsWith('cuda') ? device : 'cpu', '--threads', String(o.threads)];
+  const args = [
+    path.join(__dirname, 'python_peer.py'),
+    o.model,
+    '--serve',
+    '--photo',
+    o.photo,
+    '--input',
+    inputPath,
+    '--batch',
+    String(batch),
+    '--runs',
+    String(o.runs),
+    '--device',
+    device.startsWith('cuda') ? device : 'cpu',
+    '--threads',
+    String(o.threads),
+  ];
   if (folder) args.push('--folder', folder);
   const child = spawn(o.python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
   const lines = readline.createInterface({ input: child.stdout });
   const waiting = [];
   const queued = [];
   lines.on('line', (l) => (waiting.length ? waiting.shift().resolve(l) : queued.push(l)));
-  const failed = (why) => new Error(`${o.python} bench/python_peer.py ${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const failed = (why) =>
+    new Error(`${o.python} bench/python_peer.py ${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
   child.on('error', (e) => waiting.splice(0).forEach((w) => w.reject(failed(e.message))));
   child.on('close', (code) => waiting.splice(0).forEach((w) => w.reject(failed(`exited (${code})`))));
-  const next = (prefix) => new Promise((resolve, reject) => {
-    const take = (l) => (l.startsWith(prefix) ? resolve(JSON.parse(l.slice(prefix.length))) : next(prefix).then(resolve, reject));
-    if (queued.length) take(queued.shift());
-    else waiting.push({ resolve: take, reject });
-  });
+  const next = (prefix) =>
+    new Promise((resolve, reject) => {
+      const take = (l) =>
+        l.startsWith(prefix) ? resolve(JSON.parse(l.slice(prefix.length))) : next(prefix).then(resolve, reject);
+      if (queued.length) take(queued.shift());
+      else waiting.push({ resolve: take, reject });
+    });
   const info = await next('PEER_READY ');
   return {
     info,
@@ -257,7 +291,13 @@ async function measure(name, fsFn, peer, n, warm, rounds) {
       pyTimes.push(...ts);
       pyCpu.push(...ts.cpu);
     };
-    if (r % 2 === 0) { await fsBlock(); await pyBlock(); } else { await pyBlock(); await fsBlock(); }
+    if (r % 2 === 0) {
+      await fsBlock();
+      await pyBlock();
+    } else {
+      await pyBlock();
+      await fsBlock();
+    }
   }
   return { fs: med(fsTimes), py: peer ? med(pyTimes) : null, fsCpu: med(fsCpu), pyCpu: peer ? med(pyCpu) : null };
 }
@@ -272,7 +312,10 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0
  */
 function makeFolder(n, tmp) {
   const src = path.join(root, 'test', 'fixtures', 'images');
-  const photos = fs.readdirSync(src).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
+  const photos = fs
+    .readdirSync(src)
+    .filter((f) => /\.(jpe?g|png)$/i.test(f))
+    .sort();
   const dir = path.join(tmp, 'photos');
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < n; i++) {
@@ -285,12 +328,28 @@ function makeFolder(n, tmp) {
 function runCliFolder(o, device, dir, tmp) {
   const out = path.join(tmp, 'cli-out');
   fs.rmSync(out, { recursive: true, force: true });
-  const args = [path.join(root, 'dist', 'cli', 'main.js'), 'render', dir, '--model', o.model, '--layers', 'layer1.0.conv1',
-    '--device', device, '--threads', String(o.threads), '--out', out];
+  const args = [
+    path.join(root, 'dist', 'cli', 'main.js'),
+    'render',
+    dir,
+    '--model',
+    o.model,
+    '--layers',
+    'layer1.0.conv1',
+    '--device',
+    device,
+    '--threads',
+    String(o.threads),
+    '--out',
+    out,
+  ];
   const t = performance.now();
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600000 });
   const ms = performance.now() - t;
-  if (r.status !== 0) throw new Error(`featscope render over the folder failed (${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `featscope render over the folder failed (${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return ms;
 }
 
@@ -298,26 +357,78 @@ function runCliFolder(o, device, dir, tmp) {
 function targets(fs_, py, cuda) {
   const t = [];
   // cpu: the same ratio on process CPU time (shown beside it; the wall clock decides).
-  const add = (name, value, ok, want, cpu = null) => t.push({ name, value: round(value, 3), want, met: value === null ? null : ok(value), cpu: round(cpu, 3) });
+  const add = (name, value, ok, want, cpu = null) =>
+    t.push({ name, value: round(value, 3), want, met: value === null ? null : ok(value), cpu: round(cpu, 3) });
   if (cuda) {
-    add('b1 x 4 layers vs scripted forward (python torch.jit.load)', ratio(fs_.b1_four_layers_ms, py.scripted_forward_ms), (v) => v <= 1.15, '<= 1.15x');
-    add('all leaves: python hooks / featscope', ratio(py.b1_all_leaves_ms, fs_.b1_all_leaves_ms), (v) => v >= 4, '>= 4x faster');
-    add(`b${fs_.batch} x layer1: python .cpu() / featscope`, ratio(py.batch_layer1_ms, fs_.batch_layer1_ms), (v) => v >= 5, '>= 5x faster');
-    add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 20, '>= 20x faster');
+    add(
+      'b1 x 4 layers vs scripted forward (python torch.jit.load)',
+      ratio(fs_.b1_four_layers_ms, py.scripted_forward_ms),
+      (v) => v <= 1.15,
+      '<= 1.15x',
+    );
+    add(
+      'all leaves: python hooks / featscope',
+      ratio(py.b1_all_leaves_ms, fs_.b1_all_leaves_ms),
+      (v) => v >= 4,
+      '>= 4x faster',
+    );
+    add(
+      `b${fs_.batch} x layer1: python .cpu() / featscope`,
+      ratio(py.batch_layer1_ms, fs_.batch_layer1_ms),
+      (v) => v >= 5,
+      '>= 5x faster',
+    );
+    add(
+      'photo -> PNG: blog script / featscope',
+      ratio(py.photo_png_ms, fs_.photo_png_ms),
+      (v) => v >= 20,
+      '>= 20x faster',
+    );
   } else {
     // Issue 12 (optimised capture graphs, same libtorch and thread count both sides).
-    add('b1 x 4 layers: featscope / python hooks', ratio(fs_.b1_four_layers_ms, py.b1_four_layers_ms), (v) => v <= 0.75, '<= 0.75x',
-      ratio(fs_.b1_four_layers_cpu_ms, py.b1_four_layers_cpu_ms));
-    add('all leaves: featscope / python hooks', ratio(fs_.b1_all_leaves_ms, py.b1_all_leaves_ms), (v) => v <= 0.40, '<= 0.40x',
-      ratio(fs_.b1_all_leaves_cpu_ms, py.b1_all_leaves_cpu_ms));
-    add(`b${fs_.batch} x layer1: featscope / python .cpu()`, ratio(fs_.batch_layer1_ms, py.batch_layer1_ms), (v) => v <= 0.40, '<= 0.40x',
-      ratio(fs_.batch_layer1_cpu_ms, py.batch_layer1_cpu_ms));
-    add('photo -> PNG: blog script / featscope', ratio(py.photo_png_ms, fs_.photo_png_ms), (v) => v >= 10, '>= 10x faster',
-      ratio(py.photo_png_cpu_ms, fs_.photo_png_cpu_ms));
+    add(
+      'b1 x 4 layers: featscope / python hooks',
+      ratio(fs_.b1_four_layers_ms, py.b1_four_layers_ms),
+      (v) => v <= 0.75,
+      '<= 0.75x',
+      ratio(fs_.b1_four_layers_cpu_ms, py.b1_four_layers_cpu_ms),
+    );
+    add(
+      'all leaves: featscope / python hooks',
+      ratio(fs_.b1_all_leaves_ms, py.b1_all_leaves_ms),
+      (v) => v <= 0.4,
+      '<= 0.40x',
+      ratio(fs_.b1_all_leaves_cpu_ms, py.b1_all_leaves_cpu_ms),
+    );
+    add(
+      `b${fs_.batch} x layer1: featscope / python .cpu()`,
+      ratio(fs_.batch_layer1_ms, py.batch_layer1_ms),
+      (v) => v <= 0.4,
+      '<= 0.40x',
+      ratio(fs_.batch_layer1_cpu_ms, py.batch_layer1_cpu_ms),
+    );
+    add(
+      'photo -> PNG: blog script / featscope',
+      ratio(py.photo_png_ms, fs_.photo_png_ms),
+      (v) => v >= 10,
+      '>= 10x faster',
+      ratio(py.photo_png_cpu_ms, fs_.photo_png_cpu_ms),
+    );
     if (fs_.folder_png_ms) {
-      add(`folder of ${fs_.folder_photos} photos: blog loop / featscope CLI`, ratio(py.folder_png_ms, fs_.folder_png_ms), (v) => v >= 6, '>= 6x faster');
+      add(
+        `folder of ${fs_.folder_photos} photos: blog loop / featscope CLI`,
+        ratio(py.folder_png_ms, fs_.folder_png_ms),
+        (v) => v >= 6,
+        '>= 6x faster',
+      );
     } else {
-      t.push({ name: 'folder of 44 photos: blog loop / featscope CLI', value: null, want: '>= 6x faster', met: null, note: 'skipped (--folder 0)' });
+      t.push({
+        name: 'folder of 44 photos: blog loop / featscope CLI',
+        value: null,
+        want: '>= 6x faster',
+        met: null,
+        note: 'skipped (--folder 0)',
+      });
     }
   }
   return t;
@@ -325,30 +436,94 @@ function targets(fs_, py, cuda) {
 
 function printTable(fs_, py) {
   const rows = [
-    ['floor: scripted forward, batch 1', fs_.scripted_forward_ms, py.scripted_forward_ms, fs_.scripted_forward_ms, null],
-    ['optimised forward, no captures, batch 1', fs_.optimized_forward_ms, null, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
-    ['batch 1 x 4 layers -> host', fs_.b1_four_layers_ms, py.b1_four_layers_ms, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
-    [`batch 1 x all ${fs_.n_leaf_modules} leaf modules -> host`, fs_.b1_all_leaves_ms, py.b1_all_leaves_ms, fs_.scripted_forward_ms, fs_.optimized_forward_ms],
-    [`batch ${fs_.batch} x layer1 -> host`, fs_.batch_layer1_ms, py.batch_layer1_ms, fs_.batch_forward_ms, fs_.batch_optimized_forward_ms],
+    [
+      'floor: scripted forward, batch 1',
+      fs_.scripted_forward_ms,
+      py.scripted_forward_ms,
+      fs_.scripted_forward_ms,
+      null,
+    ],
+    [
+      'optimised forward, no captures, batch 1',
+      fs_.optimized_forward_ms,
+      null,
+      fs_.scripted_forward_ms,
+      fs_.optimized_forward_ms,
+    ],
+    [
+      'batch 1 x 4 layers -> host',
+      fs_.b1_four_layers_ms,
+      py.b1_four_layers_ms,
+      fs_.scripted_forward_ms,
+      fs_.optimized_forward_ms,
+    ],
+    [
+      `batch 1 x all ${fs_.n_leaf_modules} leaf modules -> host`,
+      fs_.b1_all_leaves_ms,
+      py.b1_all_leaves_ms,
+      fs_.scripted_forward_ms,
+      fs_.optimized_forward_ms,
+    ],
+    [
+      `batch ${fs_.batch} x layer1 -> host`,
+      fs_.batch_layer1_ms,
+      py.batch_layer1_ms,
+      fs_.batch_forward_ms,
+      fs_.batch_optimized_forward_ms,
+    ],
     [`batch ${fs_.batch} forward (floor)`, fs_.batch_forward_ms, py.batch_forward_ms, fs_.batch_forward_ms, null],
-    [`batch ${fs_.batch} optimised forward, no captures`, fs_.batch_optimized_forward_ms, null, fs_.batch_forward_ms, fs_.batch_optimized_forward_ms],
+    [
+      `batch ${fs_.batch} optimised forward, no captures`,
+      fs_.batch_optimized_forward_ms,
+      null,
+      fs_.batch_forward_ms,
+      fs_.batch_optimized_forward_ms,
+    ],
     ['one photo -> 16-channel viridis PNG', fs_.photo_png_ms, py.photo_png_ms, null, null],
-    ...(fs_.folder_png_ms ? [[`folder of ${fs_.folder_photos} photos -> PNG grids`, fs_.folder_png_ms, py.folder_png_ms, null, null]] : []),
+    ...(fs_.folder_png_ms
+      ? [[`folder of ${fs_.folder_photos} photos -> PNG grids`, fs_.folder_png_ms, py.folder_png_ms, null, null]]
+      : []),
   ];
-  const head = ['case', 'featscope ms', 'python ms', 'fs/python', 'python/fs', 'fs/fs-floor', 'fs/fs-opt', 'fs/py-floor'];
+  const head = [
+    'case',
+    'featscope ms',
+    'python ms',
+    'fs/python',
+    'python/fs',
+    'fs/fs-floor',
+    'fs/fs-opt',
+    'fs/py-floor',
+  ];
   const body = rows.map(([name, f, p, floor, opt]) => {
-    const pyFloor = name.startsWith(`batch ${fs_.batch}`) ? py.batch_forward_ms : /^(one photo|folder)/.test(name) ? null : py.scripted_forward_ms;
-    return [name, round(f, 2), round(p, 2), round(ratio(f, p), 3), round(ratio(p, f), 2), round(ratio(f, floor), 3), round(ratio(f, opt), 3), round(ratio(f, pyFloor), 3)]
-      .map((v) => (v === null || v === undefined ? '-' : String(v)));
+    const pyFloor = name.startsWith(`batch ${fs_.batch}`)
+      ? py.batch_forward_ms
+      : /^(one photo|folder)/.test(name)
+        ? null
+        : py.scripted_forward_ms;
+    return [
+      name,
+      round(f, 2),
+      round(p, 2),
+      round(ratio(f, p), 3),
+      round(ratio(p, f), 2),
+      round(ratio(f, floor), 3),
+      round(ratio(f, opt), 3),
+      round(ratio(f, pyFloor), 3),
+    ].map((v) => (v === null || v === undefined ? '-' : String(v)));
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const fmt = (r) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
   console.log(fmt(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   body.forEach((r) => console.log(fmt(r)));
-  if (fs_.folder_png_ms) console.log('folder: featscope = the whole `featscope render DIR` process (start-up and model load included); python = the blog loop inside its process (imports and model load excluded).');
-  console.log('floors: fs-floor = featscope exact forward with no layers (optimize: false; batch rows: same batch); ' +
-    'fs-opt = featscope optimised forward with no layers; py-floor = Python torch.jit.load of the same file.');
+  if (fs_.folder_png_ms)
+    console.log(
+      'folder: featscope = the whole `featscope render DIR` process (start-up and model load included); python = the blog loop inside its process (imports and model load excluded).',
+    );
+  console.log(
+    'floors: fs-floor = featscope exact forward with no layers (optimize: false; batch rows: same batch); ' +
+      'fs-opt = featscope optimised forward with no layers; py-floor = Python torch.jit.load of the same file.',
+  );
 }
 
 async function main() {
@@ -360,8 +535,10 @@ async function main() {
   else o.threads = pkg.featscope.getNumThreads();
   const v = pkg.featscope.versions();
   const x1 = randomInput(3 * 224 * 224, 0);
-  console.log(`featscope ${v.featscope} on Node ${v.node}, libtorch ${v.libtorch}, ${v.threads} intra-op thread(s), ` +
-    `CUDA ${v.cuda.available ? `yes (${v.cuda.devices})` : 'no'}; ${os.cpus().length} CPUs; model ${path.relative(root, o.model) || o.model}`);
+  console.log(
+    `featscope ${v.featscope} on Node ${v.node}, libtorch ${v.libtorch}, ${v.threads} intra-op thread(s), ` +
+      `CUDA ${v.cuda.available ? `yes (${v.cuda.devices})` : 'no'}; ${os.cpus().length} CPUs; model ${path.relative(root, o.model) || o.model}`,
+  );
 
   const { model, info, cases } = await featscopeCases(o, pkg, x1);
   let pt2Model = null;
@@ -369,8 +546,14 @@ async function main() {
     // The same captures from the AOTInductor package: its taps are compiled graph outputs.
     pt2Model = await pkg.featscope.loadModel(o.pt2, { device: 'cpu' });
     const input1 = { data: x1, shape: [1, 3, 224, 224] };
-    const sums = (await pt2Model.forward(input1, { layers: LAYERS })).captures.map((c) => c.data.reduce((acc, v) => acc + v, 0));
-    info.pt2_max_rel_sum_diff = Math.max(...sums.map((v, i) => Math.abs(v - info.b1_four_layers_sums[i]) / Math.max(1, Math.abs(info.b1_four_layers_sums[i]))));
+    const sums = (await pt2Model.forward(input1, { layers: LAYERS })).captures.map((c) =>
+      c.data.reduce((acc, v) => acc + v, 0),
+    );
+    info.pt2_max_rel_sum_diff = Math.max(
+      ...sums.map(
+        (v, i) => Math.abs(v - info.b1_four_layers_sums[i]) / Math.max(1, Math.abs(info.b1_four_layers_sums[i])),
+      ),
+    );
     cases.pt2_b1_four_layers = () => pt2Model.forward(input1, { layers: LAYERS });
     cases.pt2_forward = () => pt2Model.forward(input1);
   }
@@ -388,21 +571,39 @@ async function main() {
   }
   const py = peer ? { ...peer.info } : {};
   if (peerError) console.log(`python side: ${peerError}`);
-  else console.log(`python ${py.python}, torch ${py.torch}, torchvision ${py.torchvision}, ${py.threads} thread(s), device ${py.device}${py.gpu ? ` (${py.gpu})` : ''}`);
+  else
+    console.log(
+      `python ${py.python}, torch ${py.torch}, torchvision ${py.torchvision}, ${py.threads} thread(s), device ${py.device}${py.gpu ? ` (${py.gpu})` : ''}`,
+    );
   fsRes.threads = pkg.featscope.getNumThreads();
-  console.log(`intra-op threads: featscope ${fsRes.threads}, python ${peer ? py.threads : '-'}` +
-    (peer && py.threads !== fsRes.threads ? '  <-- NOT EQUAL: the ratios compare different thread counts' : ' (equal)'));
+  console.log(
+    `intra-op threads: featscope ${fsRes.threads}, python ${peer ? py.threads : '-'}` +
+      (peer && py.threads !== fsRes.threads
+        ? '  <-- NOT EQUAL: the ratios compare different thread counts'
+        : ' (equal)'),
+  );
 
   const n1 = o.runs;
   const warm1 = Math.max(2, Math.floor(n1 / 5));
   const few = Math.max(o.rounds, Math.floor(n1 / 5));
   const plan = [
-    ['scripted_forward', n1, warm1], ['optimized_forward', n1, warm1], ['b1_four_layers', n1, warm1], ['b1_all_leaves', n1, warm1],
-    ['batch_layer1', few, 2], ['batch_forward', few, 2], ['batch_optimized_forward', few, 2], ['photo_png', few, 2],
+    ['scripted_forward', n1, warm1],
+    ['optimized_forward', n1, warm1],
+    ['b1_four_layers', n1, warm1],
+    ['b1_all_leaves', n1, warm1],
+    ['batch_layer1', few, 2],
+    ['batch_forward', few, 2],
+    ['batch_optimized_forward', few, 2],
+    ['photo_png', few, 2],
   ];
   // The .pt2 rows time Python hooks (b1_four_layers) again in their own alternating rounds, and
   // the TorchScript capture beside them, so all three come from the same stretch of time.
-  if (pt2Model) plan.push(['pt2_b1_four_layers', n1, warm1, 'b1_four_layers'], ['pt2_torchscript_b1_four_layers', n1, warm1, null], ['pt2_forward', n1, warm1, null]);
+  if (pt2Model)
+    plan.push(
+      ['pt2_b1_four_layers', n1, warm1, 'b1_four_layers'],
+      ['pt2_torchscript_b1_four_layers', n1, warm1, null],
+      ['pt2_forward', n1, warm1, null],
+    );
   if (pt2Model) cases.pt2_torchscript_b1_four_layers = cases.b1_four_layers;
   try {
     for (const [name, n, warm, peerCase = name] of plan) {
@@ -414,7 +615,9 @@ async function main() {
         py[`${name}_ms`] = m.py;
         py[`${name}_cpu_ms`] = m.pyCpu;
       }
-      process.stdout.write(`  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu})${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`);
+      process.stdout.write(
+        `  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu})${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`,
+      );
     }
     if (folder) {
       // One sample per side per round (a long case), alternating as the others.
@@ -423,54 +626,92 @@ async function main() {
       const usePeer = peer && (py.cases || []).includes('folder_png');
       for (let r = 0; r < Math.min(o.rounds, 2); r++) {
         const fsRun = () => fsT.push(runCliFolder(o, info.device, folder, tmp));
-        const pyRun = async () => { if (usePeer) pyT.push(...(await peer.run('folder_png', 1, 0))); };
-        if (r % 2 === 0) { fsRun(); await pyRun(); } else { await pyRun(); fsRun(); }
+        const pyRun = async () => {
+          if (usePeer) pyT.push(...(await peer.run('folder_png', 1, 0)));
+        };
+        if (r % 2 === 0) {
+          fsRun();
+          await pyRun();
+        } else {
+          await pyRun();
+          fsRun();
+        }
       }
       fsRes.folder_photos = o.folder;
       fsRes.folder_png_ms = med(fsT);
       if (usePeer) py.folder_png_ms = med(pyT);
-      process.stdout.write(`  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`);
+      process.stdout.write(
+        `  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`,
+      );
     }
   } finally {
     if (peer) peer.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   fsRes.photo_parts_ms = {};
-  for (const part of ['preprocess', 'capture', 'render']) fsRes.photo_parts_ms[part] = med(await samples(cases[`photo_${part}`], 5, 1));
+  for (const part of ['preprocess', 'capture', 'render'])
+    fsRes.photo_parts_ms[part] = med(await samples(cases[`photo_${part}`], 5, 1));
   model.dispose();
   if (pt2Model) {
     pt2Model.dispose();
     const r = (a, b) => (fsRes[a] && b ? round(fsRes[a] / b) : null);
-    console.log(`\n.pt2 (AOTInductor package ${path.relative(root, o.pt2)}), batch 1 x 4 layers: ${fsRes.pt2_b1_four_layers_ms} ms; ` +
-      `TorchScript path ${fsRes.pt2_torchscript_b1_four_layers_ms} ms (${r('pt2_b1_four_layers_ms', fsRes.pt2_torchscript_b1_four_layers_ms)}x); ` +
-      `Python hooks ${py.pt2_b1_four_layers_ms ?? '-'} ms (${r('pt2_b1_four_layers_ms', py.pt2_b1_four_layers_ms)}x); ` +
-      `package forward without taps asked ${fsRes.pt2_forward_ms} ms; same captures: max relative difference of the 4 layer sums = ${info.pt2_max_rel_sum_diff.toExponential(2)}`);
+    console.log(
+      `\n.pt2 (AOTInductor package ${path.relative(root, o.pt2)}), batch 1 x 4 layers: ${fsRes.pt2_b1_four_layers_ms} ms; ` +
+        `TorchScript path ${fsRes.pt2_torchscript_b1_four_layers_ms} ms (${r('pt2_b1_four_layers_ms', fsRes.pt2_torchscript_b1_four_layers_ms)}x); ` +
+        `Python hooks ${py.pt2_b1_four_layers_ms ?? '-'} ms (${r('pt2_b1_four_layers_ms', py.pt2_b1_four_layers_ms)}x); ` +
+        `package forward without taps asked ${fsRes.pt2_forward_ms} ms; same captures: max relative difference of the 4 layer sums = ${info.pt2_max_rel_sum_diff.toExponential(2)}`,
+    );
   }
-  console.log(`device ${fsRes.device}; medians of ${n1} runs (batch and photo cases: ${few}), in ${o.rounds} alternating rounds, after warm-up\n`);
+  console.log(
+    `device ${fsRes.device}; medians of ${n1} runs (batch and photo cases: ${few}), in ${o.rounds} alternating rounds, after warm-up\n`,
+  );
   printTable(fsRes, py);
 
   if (py.b1_four_layers_sums) {
-    const worst = Math.max(...fsRes.b1_four_layers_sums.map((s, i) => Math.abs(s - py.b1_four_layers_sums[i]) / Math.max(1, Math.abs(py.b1_four_layers_sums[i]))));
+    const worst = Math.max(
+      ...fsRes.b1_four_layers_sums.map(
+        (s, i) => Math.abs(s - py.b1_four_layers_sums[i]) / Math.max(1, Math.abs(py.b1_four_layers_sums[i])),
+      ),
+    );
     fsRes.max_rel_sum_diff = worst;
-    console.log(`\nsame captures both sides: max relative difference of the 4 layer sums = ${worst.toExponential(2)}` +
-      (worst > (fsRes.device.startsWith('cuda') ? 1e-2 : 1e-4) ? '  <-- MISMATCH: check the model file and input' : ''));
+    console.log(
+      `\nsame captures both sides: max relative difference of the 4 layer sums = ${worst.toExponential(2)}` +
+        (worst > (fsRes.device.startsWith('cuda') ? 1e-2 : 1e-4)
+          ? '  <-- MISMATCH: check the model file and input'
+          : ''),
+    );
   }
   if (py.b1_all_leaves_captures !== undefined && py.b1_all_leaves_captures !== fsRes.b1_all_leaves_captures) {
-    console.log(`note: all-leaves captures differ: featscope ${fsRes.b1_all_leaves_captures}, python hooks ${py.b1_all_leaves_captures}`);
+    console.log(
+      `note: all-leaves captures differ: featscope ${fsRes.b1_all_leaves_captures}, python hooks ${py.b1_all_leaves_captures}`,
+    );
   }
-  console.log(`photo parts (featscope): ${Object.entries(fsRes.photo_parts_ms).map(([k, ms]) => `${k} ${ms} ms`).join(', ')}`);
+  console.log(
+    `photo parts (featscope): ${Object.entries(fsRes.photo_parts_ms)
+      .map(([k, ms]) => `${k} ${ms} ms`)
+      .join(', ')}`,
+  );
 
   const cuda = fsRes.device.startsWith('cuda');
   const t = targets(fsRes, py, cuda);
   console.log(`\ntargets (${cuda ? 'GPU, from issue 5' : 'CPU, from issue 12'}; reported, never asserted):`);
   for (const x of t) {
-    console.log(`  ${x.met === null ? 'n/a    ' : x.met ? 'met    ' : 'NOT met'}  ${x.name}: ${x.value ?? '-'} (want ${x.want})` +
-      `${x.cpu !== null && x.cpu !== undefined ? `; on CPU time ${x.cpu}` : ''}${x.note ? ` [${x.note}]` : ''}`);
+    console.log(
+      `  ${x.met === null ? 'n/a    ' : x.met ? 'met    ' : 'NOT met'}  ${x.name}: ${x.value ?? '-'} (want ${x.want})` +
+        `${x.cpu !== null && x.cpu !== undefined ? `; on CPU time ${x.cpu}` : ''}${x.note ? ` [${x.note}]` : ''}`,
+    );
   }
-  console.log('BENCH_JSON ' + JSON.stringify({
-    date: new Date().toISOString(), host: { cpus: os.cpus().length, platform: `${process.platform}-${process.arch}` },
-    versions: v, featscope: fsRes, python: peerError ? { error: peerError } : py, targets: t,
-  }));
+  console.log(
+    'BENCH_JSON ' +
+      JSON.stringify({
+        date: new Date().toISOString(),
+        host: { cpus: os.cpus().length, platform: `${process.platform}-${process.arch}` },
+        versions: v,
+        featscope: fsRes,
+        python: peerError ? { error: peerError } : py,
+        targets: t,
+      }),
+  );
 }
 
 main().catch((err) => {

@@ -26,7 +26,8 @@ export function describe(value: unknown): string {
   }
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as { length?: number }).length ?? value.byteLength}`;
+  if (ArrayBuffer.isView(value))
+    return `a ${value.constructor.name} of length ${(value as unknown as { length?: number }).length ?? value.byteLength}`;
   if (Buffer.isBuffer(value)) return `a Buffer of ${(value as Buffer).length} bytes`;
   if (typeof value === 'function') return 'a function';
   const name = (value as object).constructor?.name;

@@ -16,7 +16,10 @@ export interface FramedChannelGridOptions extends ChannelGridOptions {
   frame?: boolean;
 }
 
-export async function renderChannelGrid(capture: FeatureMaps, options: FramedChannelGridOptions = {}): Promise<ChannelGrid> {
+export async function renderChannelGrid(
+  capture: FeatureMaps,
+  options: FramedChannelGridOptions = {},
+): Promise<ChannelGrid> {
   const { frame, ...gridOptions } = options ?? {};
   if (frame !== undefined && typeof frame !== 'boolean') throw invalidParameter('frame', 'a boolean', frame);
   const { canvas, layout } = await drawChannelGrid(capture, gridOptions);
@@ -24,9 +27,10 @@ export async function renderChannelGrid(capture: FeatureMaps, options: FramedCha
   if (!from) return { png: await encodePng(canvas), width: canvas.width, height: canvas.height, layout };
   const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
   // A capture reduced on the device: say the rule it was reduced by ("top 6 by mean, at capture").
-  const rule = from.selection && gridOptions.channels === undefined
-    ? `${from.selection}, at capture`
-    : `${selectionRule(gridOptions.channels ?? Math.min(16, channels), channels)}${from.selection ? ` (of ${from.selection}, at capture)` : ''}`;
+  const rule =
+    from.selection && gridOptions.channels === undefined
+      ? `${from.selection}, at capture`
+      : `${selectionRule(gridOptions.channels ?? Math.min(16, channels), channels)}${from.selection ? ` (of ${from.selection}, at capture)` : ''}`;
   const framed = await frameCanvas(canvas, from.metadata, `${capture.name ?? 'capture'} · ${rule}`, []);
   const dx = Math.floor((framed.width - canvas.width) / 2);
   const dy = framed.height - canvas.height - FRAME_CAPTION_HEIGHT;

@@ -10,11 +10,31 @@ export * from './render';
 export { renderChannelGrid } from './grid-api';
 export type { FramedChannelGridOptions } from './grid-api';
 export { loadModel, cuda, Model } from './model';
-export type { LoadOptions, LayerInfo, CaptureOptions, ForwardOptions, ForwardResult, GradCamResult, HookHandle, DeviceSpec, BackwardOptions, BackwardResult, Parameter } from './model';
+export type {
+  LoadOptions,
+  LayerInfo,
+  CaptureOptions,
+  ForwardOptions,
+  ForwardResult,
+  GradCamResult,
+  HookHandle,
+  DeviceSpec,
+  BackwardOptions,
+  BackwardResult,
+  Parameter,
+} from './model';
 export { versions } from './versions';
 export { setNumThreads, getNumThreads } from './threads';
 export { visualize, layerStatistics, renderImageLayers } from './visualize';
-export type { VisualizeOptions, VisualizeResult, VisualizedLayer, LayerStatistics, ChannelColumns, TopChannel, RenderedLayer } from './visualize';
+export type {
+  VisualizeOptions,
+  VisualizeResult,
+  VisualizedLayer,
+  LayerStatistics,
+  ChannelColumns,
+  TopChannel,
+  RenderedLayer,
+} from './visualize';
 export { showGrid, showOverlay, showPng } from './notebook';
 export { encodeNpy, writeNpy } from './npy';
 export type { NpyArray } from './npy';

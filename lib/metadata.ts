@@ -27,14 +27,22 @@ export function parseMetadata(raw: string): ModelMetadata {
 
 /** Whether the weights are known to be trained; unknown (no metadata) counts as not known. */
 export function weightsLabel(meta: ModelMetadata): { trained: boolean | undefined; text: string } {
-  if (!meta.weights) return { trained: undefined, text: 'weights of unknown origin (no featscope metadata in the model file)' };
+  if (!meta.weights)
+    return { trained: undefined, text: 'weights of unknown origin (no featscope metadata in the model file)' };
   return meta.weights.trained
     ? { trained: true, text: `trained weights: ${meta.weights.source}` }
-    : { trained: false, text: `UNTRAINED weights (${meta.weights.source}): pictures show a random network, not learned features` };
+    : {
+        trained: false,
+        text: `UNTRAINED weights (${meta.weights.source}): pictures show a random network, not learned features`,
+      };
 }
 
 /** The input a model expects: its stored size and mean/std, ImageNet's when it stores none. */
-export function inputNormalisation(meta: ModelMetadata): { size: number; mean: [number, number, number]; std: [number, number, number] } {
+export function inputNormalisation(meta: ModelMetadata): {
+  size: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+} {
   const input = meta.input;
   return {
     size: input?.size?.[0] ?? 224,

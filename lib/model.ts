@@ -133,26 +133,36 @@ const FORWARD_KEYS = ['layers', ...CAPTURE_KEYS] as const;
 
 /** Loads a TorchScript model file (scripted or traced), or an AOTInductor package (.pt2, libtorch >= 2.6; forward and captures only). Only load model files you trust: TorchScript can run arbitrary operations. */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('path', 'a path to a TorchScript .pt file', path);
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidParameter('path', 'a path to a TorchScript .pt file', path);
   checkOptionsObject('loadModel options', options, LOAD_KEYS);
   const device = options.device ?? 'auto';
   if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
     throw invalidParameter('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device);
   }
   const precision = options.precision ?? 'fast';
-  if (precision !== 'fast' && precision !== 'exact') throw invalidParameter('precision', "'fast' or 'exact'", precision);
+  if (precision !== 'fast' && precision !== 'exact')
+    throw invalidParameter('precision', "'fast' or 'exact'", precision);
   let stat: fs.Stats;
   try {
     stat = await fs.promises.stat(path);
   } catch {
-    throw new FeatscopeError('MODEL_NOT_FOUND', `model file ${JSON.stringify(path)} does not exist; export one with \`npm run model\` or scripts/export-model.py`);
+    throw new FeatscopeError(
+      'MODEL_NOT_FOUND',
+      `model file ${JSON.stringify(path)} does not exist; export one with \`npm run model\` or scripts/export-model.py`,
+    );
   }
   if (stat.isDirectory()) {
-    throw new FeatscopeError('MODEL_INVALID', `model path ${JSON.stringify(path)} is a directory; give the TorchScript .pt file inside it`);
+    throw new FeatscopeError(
+      'MODEL_INVALID',
+      `model path ${JSON.stringify(path)} is a directory; give the TorchScript .pt file inside it`,
+    );
   }
   // AOTInductor packages (scripts/export-model.py --format pt2) go to the second backend.
   const b = binding();
-  const native = await withStack(path.toLowerCase().endsWith('.pt2') ? b.loadPt2(path, device, precision) : b.load(path, device, precision));
+  const native = await withStack(
+    path.toLowerCase().endsWith('.pt2') ? b.loadPt2(path, device, precision) : b.load(path, device, precision),
+  );
   return new Model(native);
 }
 
@@ -218,8 +228,10 @@ export class Model {
     this.#alive();
     checkOptionsObject('layers options', options, ['inputSize']);
     if (options.inputSize === undefined) return this.#layers.map((l) => ({ ...l }));
-    const [h, w] = typeof options.inputSize === 'number' ? [options.inputSize, options.inputSize] : options.inputSize ?? [];
-    if (!isPositiveInt(h) || !isPositiveInt(w)) throw invalidParameter('inputSize', 'a positive integer or [height, width]', options.inputSize);
+    const [h, w] =
+      typeof options.inputSize === 'number' ? [options.inputSize, options.inputSize] : (options.inputSize ?? []);
+    if (!isPositiveInt(h) || !isPositiveInt(w))
+      throw invalidParameter('inputSize', 'a positive integer or [height, width]', options.inputSize);
     const key = `${h}x${w}`;
     let p = this.#shapeCache.get(key);
     if (!p) {
@@ -233,7 +245,9 @@ export class Model {
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
     const called = this.#layers.filter((l) => l.calls > 0).map((l) => l.name);
     // One forward of all layers: the exact graph (freezing it for a single run costs more than it saves).
-    const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, { optimize: false });
+    const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, {
+      optimize: false,
+    });
     const shapes = new Map<string, number[][]>();
     for (const c of res.captures) {
       const list = shapes.get(c.layer) ?? [];
@@ -267,7 +281,8 @@ export class Model {
     checkOptionsObject('forward options', options, FORWARD_KEYS);
     const names = new Set<string>();
     for (const h of this.#hooks) h.layers.forEach((n) => names.add(n));
-    if (options.layers !== undefined) this.#resolve(options.layers, 'forward layers', true).forEach((n) => names.add(n));
+    if (options.layers !== undefined)
+      this.#resolve(options.layers, 'forward layers', true).forEach((n) => names.add(n));
     return this.#run(input, [...names], options);
   }
 
@@ -286,7 +301,8 @@ export class Model {
    */
   async gradcam(input: TensorInput, options: { layer: string; classes?: number | number[] }): Promise<GradCamResult> {
     this.#alive();
-    if (!options || typeof options !== 'object') throw invalidParameter('gradcam options', 'an object with a layer', options);
+    if (!options || typeof options !== 'object')
+      throw invalidParameter('gradcam options', 'an object with a layer', options);
     checkOptionsObject('gradcam options', options, ['layer', 'classes']);
     const [layer] = this.#resolve([options.layer], 'gradcam layer');
     if (layer.includes('#')) throw invalidParameter('gradcam layer', 'a layer called once per forward (no #k)', layer);
@@ -295,7 +311,12 @@ export class Model {
     this.#running++;
     try {
       const r = await withStack(this.#native.gradcam(data, shape, layer, classes));
-      return { shape: r.shape, data: r.data, classes: Array.from(r.classes), probabilities: Array.from(r.probabilities) };
+      return {
+        shape: r.shape,
+        data: r.data,
+        classes: Array.from(r.classes),
+        probabilities: Array.from(r.probabilities),
+      };
     } finally {
       this.#running--;
     }
@@ -307,34 +328,65 @@ export class Model {
    */
   async backward(input: TensorInput, options: BackwardOptions = {}): Promise<BackwardResult> {
     this.#alive();
-    checkOptionsObject('backward options', options, ['layers', 'classes', 'loss', 'inputGrad', 'parameterGrads', 'objective']);
+    checkOptionsObject('backward options', options, [
+      'layers',
+      'classes',
+      'loss',
+      'inputGrad',
+      'parameterGrads',
+      'objective',
+    ]);
     const layers = options.layers === undefined ? [] : this.#resolve(options.layers, 'backward layers', true);
     const objective = options.objective;
     if (objective !== undefined) {
-      if (objective === null || typeof objective !== 'object') throw invalidParameter('objective', '{ layer, channel? }', objective);
+      if (objective === null || typeof objective !== 'object')
+        throw invalidParameter('objective', '{ layer, channel? }', objective);
       checkOptionsObject('objective', objective, ['layer', 'channel']);
       const [layer] = this.#resolve([objective.layer], 'objective layer');
-      if (layer.includes('#')) throw invalidParameter('objective layer', 'a layer called once per forward (no #k)', layer);
-      const chs = objective.channel === undefined ? [] : Array.isArray(objective.channel) ? objective.channel : [objective.channel];
+      if (layer.includes('#'))
+        throw invalidParameter('objective layer', 'a layer called once per forward (no #k)', layer);
+      const chs =
+        objective.channel === undefined
+          ? []
+          : Array.isArray(objective.channel)
+            ? objective.channel
+            : [objective.channel];
       if ((Array.isArray(objective.channel) && chs.length === 0) || !chs.every((c) => Number.isInteger(c) && c >= 0)) {
-        throw invalidParameter('objective channel', 'a channel index (an integer >= 0) or one per image', objective.channel);
+        throw invalidParameter(
+          'objective channel',
+          'a channel index (an integer >= 0) or one per image',
+          objective.channel,
+        );
       }
     }
     const nativeLayers = objective && !layers.includes(objective.layer) ? [...layers, objective.layer] : layers;
-    if (layers.some((l) => l.includes('#'))) throw invalidParameter('backward layers', 'layer names without #k (all calls are reported)', options.layers);
+    if (layers.some((l) => l.includes('#')))
+      throw invalidParameter('backward layers', 'layer names without #k (all calls are reported)', options.layers);
     const classes = checkClasses(options.classes, 'backward classes');
     const loss = options.loss ?? 'score';
-    if (loss !== 'score' && loss !== 'cross-entropy') throw invalidParameter('loss', "'score' or 'cross-entropy'", loss);
+    if (loss !== 'score' && loss !== 'cross-entropy')
+      throw invalidParameter('loss', "'score' or 'cross-entropy'", loss);
     for (const k of ['inputGrad', 'parameterGrads'] as const) {
-      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalidParameter(k, 'a boolean', options[k]);
+      if (options[k] !== undefined && typeof options[k] !== 'boolean')
+        throw invalidParameter(k, 'a boolean', options[k]);
     }
     const { data, shape } = checkInput(input);
     this.#running++;
     try {
-      const r = await withStack(this.#native.backward(data, shape, nativeLayers, {
-        classes, loss, inputGrad: options.inputGrad ?? false, parameterGrads: options.parameterGrads ?? false,
-        ...(objective ? { objectiveLayer: objective.layer, objectiveChannels: objective.channel === undefined ? [] : [objective.channel].flat() } : {}),
-      }));
+      const r = await withStack(
+        this.#native.backward(data, shape, nativeLayers, {
+          classes,
+          loss,
+          inputGrad: options.inputGrad ?? false,
+          parameterGrads: options.parameterGrads ?? false,
+          ...(objective
+            ? {
+                objectiveLayer: objective.layer,
+                objectiveChannels: objective.channel === undefined ? [] : [objective.channel].flat(),
+              }
+            : {}),
+        }),
+      );
       // The objective's layer is reported only when asked for in `layers`.
       const reported = nativeLayers === layers ? r.layers : r.layers.filter((l) => layers.includes(l.layer));
       return { ...r, layers: reported, classes: Array.from(r.classes) };
@@ -363,7 +415,8 @@ export class Model {
   async #run(input: TensorInput, names: string[], options: CaptureOptions): Promise<ForwardResult> {
     const { data, shape } = checkInput(input);
     const reduce = checkCaptureOptions(options);
-    if (options.optimize !== undefined && typeof options.optimize !== 'boolean') throw invalidParameter('optimize', 'a boolean', options.optimize);
+    if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
+      throw invalidParameter('optimize', 'a boolean', options.optimize);
     const optimize = options.optimize ?? true;
     // `layer#k` asks for one call: capture the module, keep that call.
     const base = [...new Set(names.map((n) => n.split('#')[0]))];
@@ -371,21 +424,28 @@ export class Model {
     this.#running++;
     let res;
     try {
-      res = await withStack(this.#native.forward(data, shape, base, reduce, optimize), (msg) =>
-        `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`);
+      res = await withStack(
+        this.#native.forward(data, shape, base, reduce, optimize),
+        (msg) => `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`,
+      );
     } finally {
       this.#running--;
     }
     if (res.fallback && !this.#fallbacksNoted.has(res.fallback)) {
       this.#fallbacksNoted.add(res.fallback);
-      debug(`model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`);
+      debug(
+        `model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`,
+      );
     }
     const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
     const selection = deviceSelection(options.channels);
     for (const c of captures) markCaptureOrigin(c.data, { metadata: this.metadata, selection });
     const missing = names.filter((n) => n.includes('#') && !captures.some((c) => c.name === n));
     if (missing.length) {
-      throw new FeatscopeError('LAYER_NOT_CALLED', `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`);
+      throw new FeatscopeError(
+        'LAYER_NOT_CALLED',
+        `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`,
+      );
     }
     return {
       output: res.output,
@@ -393,7 +453,11 @@ export class Model {
       optimized: res.optimized,
       get(name: string): Capture {
         const c = captures.find((x) => x.name === name);
-        if (!c) throw new FeatscopeError('CAPTURE_NOT_FOUND', `no capture named ${JSON.stringify(name)} in this result; it has: ${captures.map((x) => x.name).join(', ') || 'none'}`);
+        if (!c)
+          throw new FeatscopeError(
+            'CAPTURE_NOT_FOUND',
+            `no capture named ${JSON.stringify(name)} in this result; it has: ${captures.map((x) => x.name).join(', ') || 'none'}`,
+          );
         return c;
       },
     };
@@ -405,10 +469,16 @@ export class Model {
       throw invalidParameter(what, 'a layer name or an array of layer names', names);
     }
     if (names.length === 0 && !allowEmpty) {
-      throw new FeatscopeError('INVALID_ARGUMENT', `Expected at least one layer name for ${what}; \`featscope layers\` lists them`);
+      throw new FeatscopeError(
+        'INVALID_ARGUMENT',
+        `Expected at least one layer name for ${what}; \`featscope layers\` lists them`,
+      );
     }
     if (this.#layers.length === 0 && names.length > 0) {
-      throw new FeatscopeError('MODEL_FROZEN', `model ${this.path} has no submodules to hook: it was frozen (torch.jit.freeze or optimize_for_inference inline every module call) or defines none; export it without freezing (scripts/export-model.py)`);
+      throw new FeatscopeError(
+        'MODEL_FROZEN',
+        `model ${this.path} has no submodules to hook: it was frozen (torch.jit.freeze or optimize_for_inference inline every module call) or defines none; export it without freezing (scripts/export-model.py)`,
+      );
     }
     const seen = new Set<string>();
     for (const n of names as string[]) {
@@ -418,20 +488,28 @@ export class Model {
         const notExported = this.#native.explainLayer?.(layer);
         if (notExported) throw new FeatscopeError('LAYER_NOT_EXPORTED', notExported);
         const near = closest(layer, [...this.#layerNames], 5);
-        throw new FeatscopeError('UNKNOWN_LAYER', `unknown layer ${JSON.stringify(n)}; closest: ${near.join(', ')} (\`featscope layers\` or model.layers() lists all)`);
+        throw new FeatscopeError(
+          'UNKNOWN_LAYER',
+          `unknown layer ${JSON.stringify(n)}; closest: ${near.join(', ')} (\`featscope layers\` or model.layers() lists all)`,
+        );
       }
       const info = this.#layers.find((l) => l.name === layer)!;
       if (info.calls === 0) {
-        throw new FeatscopeError('LAYER_NOT_CALLED', `layer ${layer} exists but the model's forward never calls it, so it has no output to capture`);
+        throw new FeatscopeError(
+          'LAYER_NOT_CALLED',
+          `layer ${layer} exists but the model's forward never calls it, so it has no output to capture`,
+        );
       }
-      if (seen.has(n)) throw new FeatscopeError('DUPLICATE_LAYER', `layer ${JSON.stringify(n)} is listed twice for ${what}`);
+      if (seen.has(n))
+        throw new FeatscopeError('DUPLICATE_LAYER', `layer ${JSON.stringify(n)} is listed twice for ${what}`);
       seen.add(n);
     }
     return [...seen];
   }
 
   #alive(): void {
-    if (this.#disposed) throw new FeatscopeError('MODEL_DISPOSED', `model ${this.path} was disposed; load it again with loadModel()`);
+    if (this.#disposed)
+      throw new FeatscopeError('MODEL_DISPOSED', `model ${this.path} was disposed; load it again with loadModel()`);
   }
 }
 
@@ -448,26 +526,45 @@ function isPositiveInt(v: unknown): v is number {
 }
 
 function checkOptionsObject(where: string, options: unknown, known: readonly string[]): void {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidParameter(where, 'an object', options);
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw invalidParameter(where, 'an object', options);
   checkKnownKeys(where, options as object, known);
 }
 
 /** Validates `{ data: Float32Array, shape: [N, C, H, W] }`. */
 export function checkInput(input: unknown): { data: Float32Array; shape: number[] } {
-  if (!input || typeof input !== 'object') throw new FeatscopeError('INVALID_INPUT', `Expected { data: Float32Array, shape: [N, C, H, W] } for input but received ${describe(input)}`);
+  if (!input || typeof input !== 'object')
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `Expected { data: Float32Array, shape: [N, C, H, W] } for input but received ${describe(input)}`,
+    );
   const { data, shape } = input as TensorInput;
   if (!types.isFloat32Array(data)) {
     const fix = Array.isArray(data) || ArrayBuffer.isView(data) ? ' (wrap it: new Float32Array(values))' : '';
-    throw new FeatscopeError('INVALID_INPUT', `Expected a Float32Array for input.data but received ${describe(data)}${fix}`);
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `Expected a Float32Array for input.data but received ${describe(data)}${fix}`,
+    );
   }
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d))) {
-    throw new FeatscopeError('INVALID_INPUT', `Expected input.shape to be [N, C, H, W] (4 integers) but received ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `Expected input.shape to be [N, C, H, W] (4 integers) but received ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`,
+    );
   }
-  if (shape[0] < 1) throw new FeatscopeError('INVALID_INPUT', `input.shape [${shape.join(', ')}] has batch size ${shape[0]}; it must be at least 1`);
-  if (!shape.every((d) => d > 0)) throw new FeatscopeError('INVALID_INPUT', `input.shape [${shape.join(', ')}] has a dimension that is not positive`);
+  if (shape[0] < 1)
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `input.shape [${shape.join(', ')}] has batch size ${shape[0]}; it must be at least 1`,
+    );
+  if (!shape.every((d) => d > 0))
+    throw new FeatscopeError('INVALID_INPUT', `input.shape [${shape.join(', ')}] has a dimension that is not positive`);
   const n = shape.reduce((a, b) => a * b, 1);
   if (data.length !== n) {
-    throw new FeatscopeError('INVALID_INPUT', `input.data has ${data.length} values but input.shape [${shape.join(', ')}] needs ${n}`);
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `input.data has ${data.length} values but input.shape [${shape.join(', ')}] needs ${n}`,
+    );
   }
   return { data, shape: [...shape] };
 }

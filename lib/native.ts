@@ -31,18 +31,47 @@ export interface NativeReduceOptions {
 export interface NativeModel {
   layers(): { name: string; type: string; calls: number; inLoop?: true }[];
   info(): {
-    path: string; device: string; type: string; metadata: string; precision: 'fast' | 'exact'; cachedGraphs: number;
+    path: string;
+    device: string;
+    type: string;
+    metadata: string;
+    precision: 'fast' | 'exact';
+    cachedGraphs: number;
     /** Present on AOTInductor packages: 'pt2', and the --taps flag they were exported with. */
-    format?: 'pt2'; tapsFlag?: string;
+    format?: 'pt2';
+    tapsFlag?: string;
   };
-  forward(data: Float32Array, shape: number[], layers: string[], reduce: NativeReduceOptions, optimize: boolean): Promise<NativeForwardResult>;
-  gradcam(data: Float32Array, shape: number[], layer: string, classes: number[]): Promise<{
-    shape: number[]; data: Float32Array; classes: Float32Array; probabilities: Float32Array;
+  forward(
+    data: Float32Array,
+    shape: number[],
+    layers: string[],
+    reduce: NativeReduceOptions,
+    optimize: boolean,
+  ): Promise<NativeForwardResult>;
+  gradcam(
+    data: Float32Array,
+    shape: number[],
+    layer: string,
+    classes: number[],
+  ): Promise<{
+    shape: number[];
+    data: Float32Array;
+    classes: Float32Array;
+    probabilities: Float32Array;
   }>;
-  backward(data: Float32Array, shape: number[], layers: string[], spec: {
-    classes: number[]; loss: 'score' | 'cross-entropy'; inputGrad: boolean; parameterGrads: boolean;
-    objectiveLayer?: string; objectiveChannels?: number[];
-  }): Promise<NativeBackwardResult>;
+  backward(
+    data: Float32Array,
+    shape: number[],
+    layers: string[],
+    spec: {
+      classes: number[];
+      loss: 'score' | 'cross-entropy';
+      inputGrad: boolean;
+      parameterGrads: boolean;
+      objectiveLayer?: string;
+      objectiveChannels?: number[];
+    },
+  ): Promise<NativeBackwardResult>;
   parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
   dispose(): void;
   /** .pt2 only: null, or why a module of the model cannot be captured (not exported as a tap). */
@@ -55,7 +84,15 @@ export interface NativeBackwardResult {
   loss: number;
   inputGrad?: Float32Array;
   objective?: Float32Array;
-  layers: { name: string; layer: string; call: number; shape: number[]; activationNorm: number; gradNorm: number; gradMeanAbs: number }[];
+  layers: {
+    name: string;
+    layer: string;
+    call: number;
+    shape: number[];
+    activationNorm: number;
+    gradNorm: number;
+    gradMeanAbs: number;
+  }[];
   parameters: { name: string; shape: number[]; norm: number; gradNorm: number }[];
 }
 
@@ -96,7 +133,10 @@ export const MAX_THREADS = 1024;
 /** An intra-op thread count: an integer from 1 to MAX_THREADS, else INVALID_ARGUMENT naming `what`. */
 export function checkThreadCount(n: unknown, what: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
-    throw new FeatscopeError('INVALID_ARGUMENT', `Expected an integer from 1 to ${MAX_THREADS} for ${what} but received ${describe(n)}; libtorch's default is the number of cores (1 thread per core is the usual choice)`);
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `Expected an integer from 1 to ${MAX_THREADS} for ${what} but received ${describe(n)}; libtorch's default is the number of cores (1 thread per core is the usual choice)`,
+    );
   }
   return n;
 }
@@ -139,18 +179,27 @@ function loadFailure(err: unknown): FeatscopeError {
   const msg = err instanceof Error ? err.message : String(err);
   const causes: string[] = [];
   if (/No native build was found|Cannot find module/i.test(msg)) {
-    causes.push('the addon has not been built here: run `npm run build:native` (or `npm rebuild featscope`); it needs libtorch, see README "How libtorch is found"');
+    causes.push(
+      'the addon has not been built here: run `npm run build:native` (or `npm rebuild featscope`); it needs libtorch, see README "How libtorch is found"',
+    );
   }
   if (/lib(torch|c10|torch_cpu|torch_cuda)[^ ]*\.so/.test(msg)) {
-    causes.push('the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native` against the libtorch you have now');
+    causes.push(
+      'the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native` against the libtorch you have now',
+    );
   }
   if (/GLIBCXX|CXXABI|undefined symbol/.test(msg)) {
-    causes.push('a C++ ABI or version mismatch between the addon and the libtorch it finds (e.g. built against one PyTorch, run with another): rebuild with `npm run build:native`');
+    causes.push(
+      'a C++ ABI or version mismatch between the addon and the libtorch it finds (e.g. built against one PyTorch, run with another): rebuild with `npm run build:native`',
+    );
   }
   if (/cuda|cudart|cudnn|nvrtc/i.test(msg)) {
-    causes.push('a CUDA library mismatch: the addon was built against a CUDA libtorch whose CUDA runtime is not found; use the matching container or rebuild against this machine\'s libtorch');
+    causes.push(
+      "a CUDA library mismatch: the addon was built against a CUDA libtorch whose CUDA runtime is not found; use the matching container or rebuild against this machine's libtorch",
+    );
   }
-  if (causes.length === 0) causes.push('rebuild with `npm run build:native` and check its output for which libtorch it used');
+  if (causes.length === 0)
+    causes.push('rebuild with `npm run build:native` and check its output for which libtorch it used');
   return new FeatscopeError(
     'NATIVE_LOAD_FAILED',
     `featscope could not load its native addon (${msg.split('\n')[0]}).\nLikely cause:\n  - ${causes.join('\n  - ')}`,

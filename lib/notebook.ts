@@ -42,7 +42,11 @@ export function tslabDisplay(override?: TslabDisplay): TslabDisplay {
 }
 
 /** Show a channel grid of a capture inline (first 16 channels by default, framed like renderChannelGrid); returns the grid (png, layout). */
-export async function showGrid(capture: FeatureMaps, options: FramedChannelGridOptions = {}, out?: TslabDisplay): Promise<ChannelGrid> {
+export async function showGrid(
+  capture: FeatureMaps,
+  options: FramedChannelGridOptions = {},
+  out?: TslabDisplay,
+): Promise<ChannelGrid> {
   const grid = await renderChannelGrid(capture, options);
   tslabDisplay(out).png(grid.png);
   return grid;

@@ -5,7 +5,8 @@
 import { promises as fs } from 'fs';
 import { FeatscopeError, invalidParameter } from './errors';
 
-export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array;
+export type NpyArray =
+  Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array;
 
 const DESCR: Array<[new (...args: never[]) => NpyArray, string]> = [
   [Float32Array, '<f4'],
@@ -21,7 +22,11 @@ const DESCR: Array<[new (...args: never[]) => NpyArray, string]> = [
 function descrOf(data: unknown): string {
   for (const [ctor, descr] of DESCR) if (data instanceof ctor && !Buffer.isBuffer(data)) return descr;
   if (Buffer.isBuffer(data)) return '|u1';
-  throw invalidParameter('npy data', 'a Float32Array, Float64Array, Int32Array, Uint8Array or another numeric typed array', data);
+  throw invalidParameter(
+    'npy data',
+    'a Float32Array, Float64Array, Int32Array, Uint8Array or another numeric typed array',
+    data,
+  );
 }
 
 /** The .npy bytes for `data` viewed with `shape` (C order). Typed arrays are little-endian on every platform Node runs on. */
@@ -32,7 +37,10 @@ export function encodeNpy(data: NpyArray, shape: readonly number[]): Buffer {
   }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) {
-    throw new FeatscopeError('INVALID_ARGUMENT', `npy shape [${shape.join(', ')}] needs ${count} values but the data holds ${data.length}`);
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `npy shape [${shape.join(', ')}] needs ${count} values but the data holds ${data.length}`,
+    );
   }
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;

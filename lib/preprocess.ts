@@ -72,7 +72,11 @@ export async function preprocess(
   const opts = validateOptions(options);
   const items = Array.isArray(input) ? (input as readonly ImageSource[]) : [input as ImageSource];
   if (items.length === 0) {
-    throw invalidParameter('preprocess input', 'an image (path, Buffer or sharp instance) or a non-empty array of them', input);
+    throw invalidParameter(
+      'preprocess input',
+      'an image (path, Buffer or sharp instance) or a non-empty array of them',
+      input,
+    );
   }
   items.forEach((item, i) => checkSource(item, Array.isArray(input) ? `input[${i}]` : 'input'));
 
@@ -116,7 +120,11 @@ export async function preprocess(
 const PREPROCESS_CONCURRENCY = 4;
 
 /** `fn` over `items` with at most `limit` calls in flight; results in input order. */
-async function mapLimited<T, U>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<U>): Promise<U[]> {
+async function mapLimited<T, U>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<U>,
+): Promise<U[]> {
   const out = new Array<U>(items.length);
   let nextIndex = 0;
   const worker = async () => {
@@ -161,9 +169,16 @@ function validateOptions(options: PreprocessOptions): ValidOptions {
   checkKnownKeys('preprocess', options, KNOWN_OPTIONS);
   const resize = options.resize ?? 'squash';
   if (resize !== 'squash' && resize !== 'crop') {
-    throw invalidParameter('resize', "one of 'squash' (Resize((224, 224))) or 'crop' (Resize(256) + CenterCrop(224))", resize);
+    throw invalidParameter(
+      'resize',
+      "one of 'squash' (Resize((224, 224))) or 'crop' (Resize(256) + CenterCrop(224))",
+      resize,
+    );
   }
-  if (options.model !== undefined && (options.model === null || typeof options.model !== 'object' || typeof options.model.metadata !== 'object')) {
+  if (
+    options.model !== undefined &&
+    (options.model === null || typeof options.model !== 'object' || typeof options.model.metadata !== 'object')
+  ) {
     throw invalidParameter('model', 'a Model from loadModel() (an object with metadata)', options.model);
   }
   const fromModel = options.model ? inputNormalisation(options.model.metadata) : undefined;
@@ -184,9 +199,15 @@ function checkTriple(option: string, value: unknown, positive: boolean): number[
   const ok =
     (Array.isArray(value) || types.isFloat32Array(value) || types.isFloat64Array(value)) &&
     value.length === 3 &&
-    Array.from(value as ArrayLike<number>).every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0));
+    Array.from(value as ArrayLike<number>).every(
+      (v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0),
+    );
   if (!ok) {
-    throw invalidParameter(option, `an array of 3 finite${positive ? ' positive' : ''} numbers (one per RGB channel)`, value);
+    throw invalidParameter(
+      option,
+      `an array of 3 finite${positive ? ' positive' : ''} numbers (one per RGB channel)`,
+      value,
+    );
   }
   return Array.from(value as ArrayLike<number>);
 }
@@ -237,10 +258,16 @@ async function decodeRGB(item: ImageSource, label: string, maxInputPixels: numbe
       );
     }
     if (!stat.isFile()) {
-      throw new FeatscopeError('IMAGE_NOT_FOUND', `Expected an image file but ${JSON.stringify(item)} is not a regular file (a directory?)`);
+      throw new FeatscopeError(
+        'IMAGE_NOT_FOUND',
+        `Expected an image file but ${JSON.stringify(item)} is not a regular file (a directory?)`,
+      );
     }
     if (stat.size === 0) {
-      throw new FeatscopeError('IMAGE_DECODE', `Cannot decode image ${JSON.stringify(item)}: the file is empty (0 bytes)`);
+      throw new FeatscopeError(
+        'IMAGE_DECODE',
+        `Cannot decode image ${JSON.stringify(item)}: the file is empty (0 bytes)`,
+      );
     }
     pipeline = sharp(item, inputOptions);
   } else if (isSharp(item)) {
@@ -267,7 +294,10 @@ async function decodeRGB(item: ImageSource, label: string, maxInputPixels: numbe
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) {
-      throw new FeatscopeError('IMAGE_DECODE', `Cannot decode image ${name}: got ${info.channels} channels after conversion to RGB`);
+      throw new FeatscopeError(
+        'IMAGE_DECODE',
+        `Cannot decode image ${name}: got ${info.channels} channels after conversion to RGB`,
+      );
     }
     if (info.width * info.height > maxInputPixels) throw tooLarge(name, info.width, info.height, maxInputPixels);
     return { data, width: info.width, height: info.height };
@@ -276,7 +306,9 @@ async function decodeRGB(item: ImageSource, label: string, maxInputPixels: numbe
     const reason = sharpReason(err);
     if (/pixel limit/i.test(reason) && !isSharp(item)) {
       // sharp refused at the header; read the header again without the limit to name the size.
-      const meta = await sharp(item, { limitInputPixels: false }).metadata().catch(() => undefined);
+      const meta = await sharp(item, { limitInputPixels: false })
+        .metadata()
+        .catch(() => undefined);
       throw tooLarge(name, meta?.width ?? 0, meta?.pageHeight ?? meta?.height ?? 0, maxInputPixels, err);
     }
     throw new FeatscopeError(
@@ -290,7 +322,14 @@ async function decodeRGB(item: ImageSource, label: string, maxInputPixels: numbe
 /** sharp's message, with libvips' repeated warning lines folded into one line. */
 function sharpReason(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  const lines = [...new Set(text.split('\n').map((l) => l.trim()).filter(Boolean))];
+  const lines = [
+    ...new Set(
+      text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    ),
+  ];
   return lines.slice(0, 3).join('; ').replace(/\.$/, '');
 }
 

@@ -24,7 +24,8 @@ export function captureOrigin(capture: { data?: unknown } | null | undefined): C
 
 /** The device-side selection of CaptureOptions.channels, in words. */
 export function deviceSelection(channels: unknown): string | undefined {
-  if (Array.isArray(channels)) return `channels ${channels.length > 8 ? `${channels.slice(0, 8).join(', ')}, … (${channels.length})` : channels.join(', ')}`;
+  if (Array.isArray(channels))
+    return `channels ${channels.length > 8 ? `${channels.slice(0, 8).join(', ')}, … (${channels.length})` : channels.join(', ')}`;
   if (channels && typeof channels === 'object' && 'top' in channels) {
     const { top, by } = channels as { top: number; by?: string };
     return `top ${top} by ${by ?? 'max'}`;

@@ -76,7 +76,10 @@ export interface RenderLayersOptions {
 }
 
 /** Statistics of every channel of one image of a capture, in one pass over the data. */
-export function layerStatistics(capture: Pick<Capture, 'shape' | 'data'>, batchIndex = 0): { stats: LayerStatistics; channels: ChannelColumns } {
+export function layerStatistics(
+  capture: Pick<Capture, 'shape' | 'data'>,
+  batchIndex = 0,
+): { stats: LayerStatistics; channels: ChannelColumns } {
   const [, c, h, w] = capture.shape;
   const plane = h * w;
   const columns: ChannelColumns = { max: [], mean: [], zeroFraction: [] };
@@ -125,29 +128,47 @@ export async function renderImageLayers(
         `layer ${capture.name} outputs shape [${capture.shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
       );
     }
-    const drawn = await drawChannelGrid(capture, { channels: fitChannels(options.channels ?? 16, capture.shape[1]), colormap: options.colormap ?? 'viridis', batchIndex });
+    const drawn = await drawChannelGrid(capture, {
+      channels: fitChannels(options.channels ?? 16, capture.shape[1]),
+      colormap: options.colormap ?? 'viridis',
+      batchIndex,
+    });
     const { stats, channels } = layerStatistics(capture, batchIndex);
     const k = Math.min(options.top ?? 8, capture.shape[1]);
-    const top = rankChannels(capture, { by: 'max', k, batchIndex }).map((r) => ({ channel: r.channel, score: r.score, maxAt: r.maxAt }));
+    const top = rankChannels(capture, { by: 'max', k, batchIndex }).map((r) => ({
+      channel: r.channel,
+      score: r.score,
+      maxAt: r.maxAt,
+    }));
     let gridCanvas = drawn.canvas;
     let layout = drawn.layout;
     let overlayCanvas: RgbCanvas | undefined;
     if (options.overlay ?? true) {
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
-      overlayCanvas = await drawOverlay(overlayBase, channelMean(capture, batchIndex), { colormap: options.overlayColormap ?? 'turbo', alpha: 0.5 });
+      overlayCanvas = await drawOverlay(overlayBase, channelMean(capture, batchIndex), {
+        colormap: options.overlayColormap ?? 'turbo',
+        alpha: 0.5,
+      });
     }
     if (options.label) {
       // Framed before encoding: each picture is encoded once.
       const { metadata, source } = options.label;
       const what = `${source} · ${capture.name} · ${selectionRule(fitChannels(options.channels ?? 16, capture.shape[1]), capture.shape[1], capture)}`;
       const framed = await frameCanvas(gridCanvas, metadata, what, []);
-      const dx = Math.floor((framed.width - gridCanvas.width) / 2), dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
+      const dx = Math.floor((framed.width - gridCanvas.width) / 2),
+        dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
       gridCanvas = framed;
-      if (overlayCanvas) overlayCanvas = await frameCanvas(overlayCanvas, metadata, `${source} · ${capture.name} · channel mean`, []);
+      if (overlayCanvas)
+        overlayCanvas = await frameCanvas(overlayCanvas, metadata, `${source} · ${capture.name} · channel mean`, []);
     }
-    const grid: ChannelGrid = { png: await encodePng(gridCanvas), width: gridCanvas.width, height: gridCanvas.height, layout };
+    const grid: ChannelGrid = {
+      png: await encodePng(gridCanvas),
+      width: gridCanvas.width,
+      height: gridCanvas.height,
+      layout,
+    };
     const overlay: RenderedImage | undefined = overlayCanvas && {
       png: await encodePng(overlayCanvas),
       width: overlayCanvas.width,
@@ -163,11 +184,19 @@ export async function renderImageLayers(
  * "top 16 of 512 channels by mean", "channels 3, 7, 9 of 64". For a capture reduced on the device
  * the count is the capture's; the rule is then the selection made at capture time.
  */
-export function selectionRule(selection: ChannelSelection, channels: number, capture?: Pick<Capture, 'channels'>): string {
+export function selectionRule(
+  selection: ChannelSelection,
+  channels: number,
+  capture?: Pick<Capture, 'channels'>,
+): string {
   const reduced = capture?.channels !== undefined ? ' (as captured)' : '';
-  if (typeof selection === 'number') return selection >= channels ? `all ${channels} channels${reduced}` : `first ${selection} of ${channels} channels${reduced}`;
+  if (typeof selection === 'number')
+    return selection >= channels
+      ? `all ${channels} channels${reduced}`
+      : `first ${selection} of ${channels} channels${reduced}`;
   if (Array.isArray(selection)) {
-    const list = selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
+    const list =
+      selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
     return `channels ${list} of ${channels}${reduced}`;
   }
   const { top, by } = selection as { top: number; by?: string };
@@ -236,13 +265,15 @@ const VISUALIZE_KEYS = ['model', 'layers', 'channels', 'colormap', 'overlay', 'o
  * into `outDir`, and return the paths with per-channel statistics.
  */
 export async function visualize(image: ImageSource, options: VisualizeOptions): Promise<VisualizeResult> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('visualize options', 'an object with a model', options);
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('visualize options', 'an object with a model', options);
   checkKnownKeys('visualize', options, VISUALIZE_KEYS);
   if (!(options.model instanceof Model) && typeof options.model !== 'string') {
     throw invalidParameter('model', 'a Model from loadModel() or a TorchScript file path', options.model);
   }
   const layers = options.layers ?? ['layer1.0.conv1'];
-  if (!Array.isArray(layers) || layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', layers);
+  if (!Array.isArray(layers) || layers.length === 0)
+    throw invalidParameter('layers', 'a non-empty array of layer names', layers);
   const outDir = options.outDir ?? 'featscope-out';
   if (typeof outDir !== 'string' || outDir === '') throw invalidParameter('outDir', 'a folder path', outDir);
 
@@ -290,7 +321,12 @@ export async function visualize(image: ImageSource, options: VisualizeOptions): 
 }
 
 function safe(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'x';
+  return (
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 80) || 'x'
+  );
 }
 
 function stemOf(image: ImageSource): string {

@@ -15,7 +15,8 @@ at::Tensor resolveClasses(const at::Tensor& logits, const std::vector<int64_t>& 
   const int64_t n = logits.size(0);
   if (classes.empty()) return logits.argmax(1);
   if (static_cast<int64_t>(classes.size()) != n && classes.size() != 1)
-    throw FsError("INVALID_ARGUMENT", "give one target class or one per image (" + std::to_string(n) + "), not " + std::to_string(classes.size()));
+    throw FsError("INVALID_ARGUMENT",
+                  "give one target class or one per image (" + std::to_string(n) + "), not " + std::to_string(classes.size()));
   std::vector<int64_t> c(n, classes[0]);
   if (static_cast<int64_t>(classes.size()) == n) c = classes;
   for (auto v : c)
@@ -79,7 +80,9 @@ class BackwardWorker : public FsWorker {
     const auto& el = tuple->elements();
     for (size_t i = 0; i < hf->slots.size(); ++i)
       if (!hf->slots[i].looped && !el[i + 1].isTensor())
-        throw FsError("LAYER_NOT_CALLED", hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
+        throw FsError(
+            "LAYER_NOT_CALLED",
+            hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
     const auto captured = unpackCaptures(*hf, el);
     at::Tensor logits, cls, loss;
     if (spec_.objectiveLayer.empty()) {
@@ -130,10 +133,15 @@ class BackwardWorker : public FsWorker {
         ++calls;
       }
     if (calls != 1)
-      throw FsError(calls == 0 ? "LAYER_NOT_CALLED" : "INVALID_ARGUMENT",
-                    "objective layer " + spec_.objectiveLayer + (calls == 0 ? " was not called in this forward" : " is called " + std::to_string(calls) + " times; pick a layer called once (or one of its inner modules)"));
+      throw FsError(
+          calls == 0 ? "LAYER_NOT_CALLED" : "INVALID_ARGUMENT",
+          "objective layer " + spec_.objectiveLayer +
+              (calls == 0 ? " was not called in this forward"
+                          : " is called " + std::to_string(calls) + " times; pick a layer called once (or one of its inner modules)"));
     at::Tensor a = hit->tensor;
-    if (a.dim() < 2) throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " has no channel dimension (shape of rank " + std::to_string(a.dim()) + ")");
+    if (a.dim() < 2)
+      throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " has no channel dimension (shape of rank " +
+                                            std::to_string(a.dim()) + ")");
     const auto& chs = spec_.objectiveChannels;
     const int64_t n = a.size(0);
     if (chs.empty()) {
@@ -141,12 +149,15 @@ class BackwardWorker : public FsWorker {
       return objective_.sum();
     }
     if (chs.size() != 1 && static_cast<int64_t>(chs.size()) != n)
-      throw FsError("INVALID_ARGUMENT", "give one objective channel or one per image (" + std::to_string(n) + "), not " + std::to_string(chs.size()));
+      throw FsError("INVALID_ARGUMENT",
+                    "give one objective channel or one per image (" + std::to_string(n) + "), not " + std::to_string(chs.size()));
     for (auto ch : chs)
       if (ch < 0 || ch >= a.size(1))
-        throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(ch) + " does not exist: " + spec_.objectiveLayer + " has channels 0.." + std::to_string(a.size(1) - 1));
+        throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(ch) + " does not exist: " + spec_.objectiveLayer +
+                                              " has channels 0.." + std::to_string(a.size(1) - 1));
     // Image i's own channel: gather along the channel dimension.
-    at::Tensor idx = torch::tensor(chs.size() == 1 ? std::vector<int64_t>(n, chs[0]) : chs, at::TensorOptions().dtype(at::kLong)).to(a.device());
+    at::Tensor idx =
+        torch::tensor(chs.size() == 1 ? std::vector<int64_t>(n, chs[0]) : chs, at::TensorOptions().dtype(at::kLong)).to(a.device());
     std::vector<int64_t> view(a.dim(), 1);
     view[0] = n;
     std::vector<int64_t> full = a.sizes().vec();

@@ -12,7 +12,8 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
   at::Tensor x = in;
   const bool any = spec.stats || spec.topK > 0 || !spec.channels.empty() || spec.maxSize > 0;
   if (any && x.dim() < 2)
-    throw FsError("INVALID_ARGUMENT", "channel options need a capture with a channel dimension; this one has shape of rank " + std::to_string(x.dim()));
+    throw FsError("INVALID_ARGUMENT",
+                  "channel options need a capture with a channel dimension; this one has shape of rank " + std::to_string(x.dim()));
   if (any) x = x.to(at::kFloat);
   at::Tensor flat;  // [N, C, S]
   if (any) flat = x.dim() == 2 ? x.unsqueeze(-1) : x.flatten(2);
@@ -27,7 +28,8 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
   if (!spec.channels.empty()) {
     for (auto c : spec.channels)
       if (c < 0 || c >= C)
-        throw FsError("INVALID_ARGUMENT", "channel " + std::to_string(c) + " does not exist: the capture has channels 0.." + std::to_string(C - 1));
+        throw FsError("INVALID_ARGUMENT",
+                      "channel " + std::to_string(c) + " does not exist: the capture has channels 0.." + std::to_string(C - 1));
     at::Tensor sel = torch::tensor(spec.channels, at::TensorOptions().dtype(at::kLong)).to(x.device());
     x = x.index_select(1, sel);
     idx = sel.unsqueeze(0).expand({x.size(0), static_cast<int64_t>(spec.channels.size())});

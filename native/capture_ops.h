@@ -17,8 +17,8 @@ struct ReduceSpec {
 };
 
 struct ReducedCapture {
-  at::Tensor tensor;       // host float32
-  at::Tensor channels;     // host int32 [N, k] when channels were selected
+  at::Tensor tensor;                            // host float32
+  at::Tensor channels;                          // host int32 [N, k] when channels were selected
   at::Tensor statsMax, statsMean, statsArgmax;  // host [N, C]
 };
 

@@ -37,9 +37,11 @@ ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, con
   } catch (const c10::Error& e) {
     std::string msg = firstLines(e.what_without_backtrace());
     if (msg.find("out of memory") != std::string::npos && msg.find("CUDA") != std::string::npos) {
-      return {"CUDA_OOM", prefix + "CUDA out of memory. Use a smaller batch, capture fewer layers or reduce them on the GPU "
-                                   "(channels / maxSize options), or free GPU memory used by other processes. The model stays usable. "
-                                   "libtorch said: " + msg};
+      return {"CUDA_OOM", prefix +
+                              "CUDA out of memory. Use a smaller batch, capture fewer layers or reduce them on the GPU "
+                              "(channels / maxSize options), or free GPU memory used by other processes. The model stays usable. "
+                              "libtorch said: " +
+                              msg};
     }
     return {fallbackCode, prefix + msg};
   } catch (const std::bad_alloc&) {

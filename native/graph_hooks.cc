@@ -40,9 +40,7 @@ bool isForwardMethod(const std::string& m) {
   return true;
 }
 
-std::string joinPath(const std::string& parent, const std::string& child) {
-  return parent.empty() ? child : parent + "." + child;
-}
+std::string joinPath(const std::string& parent, const std::string& child) { return parent.empty() ? child : parent + "." + child; }
 
 // True if `ancestor` is a strict ancestor of `path` in the module tree ("" is the root).
 bool isStrictAncestor(const std::string& ancestor, const std::string& path) {
@@ -96,18 +94,22 @@ struct Walker {
             std::optional<c10::Symbol> unsupported;
             for (Block* b = block; b->owningNode() != nullptr; b = b->owningNode()->owningBlock()) {
               const auto kind = b->owningNode()->kind();
-              if (kind == prim::Loop) inLoop = true;
-              else if (kind != prim::If) unsupported = kind;
+              if (kind == prim::Loop)
+                inLoop = true;
+              else if (kind != prim::If)
+                unsupported = kind;
             }
             if (inLoop) looped.insert(path);
             if (recordCaptures && wanted.count(path)) {
               if (unsupported)
                 throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path + ": the model calls it inside a " +
-                                                       std::string(unsupported->toQualString()) + " block, which featscope does not hook; hook the module that holds it");
+                                                       std::string(unsupported->toQualString()) +
+                                                       " block, which featscope does not hook; hook the module that holds it");
               if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get()))
-                throw FsError("LAYER_OUTPUT_NOT_TENSOR", "cannot capture " + path + ": its forward returns " +
-                                                             (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
-                                                             ", not a Tensor; hook one of its submodules instead");
+                throw FsError("LAYER_OUTPUT_NOT_TENSOR",
+                              "cannot capture " + path + ": its forward returns " +
+                                  (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
+                                  ", not a Tensor; hook one of its submodules instead");
               torch::jit::WithInsertPoint ip(n->next());
               Value* c = graph->insert(c10::aten::clone, {n->output()});
               captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}, inLoop});
@@ -275,8 +277,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
       }
       Value* v = p.clone->input(0);
       bool written = false;
-      if (guardInPlace)
-        forEachNodeAfter(*graph, p.clone, [&](Node* n) { return written = db.writesToAlias(n, {v}); });
+      if (guardInPlace) forEachNodeAfter(*graph, p.clone, [&](Node* n) { return written = db.writesToAlias(n, {v}); });
       if (!written) drop.push_back(p.clone);
     }
   }
@@ -328,8 +329,7 @@ std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, cons
     optimized->module.get_method("forward").function().run(stack);
     auto el = stack.back().toTuple()->elements().vec();
     for (auto& v : el)
-      if (v.isTensor() && v.toTensor().has_storage() && optimized->constants.count(v.toTensor().storage().data()))
-        v = v.toTensor().clone();
+      if (v.isTensor() && v.toTensor().has_storage() && optimized->constants.count(v.toTensor().storage().data())) v = v.toTensor().clone();
     return el;
   } else {
     stack = {self._ivalue(), x};
@@ -459,8 +459,8 @@ std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
   std::vector<LayerInfo> out;
   for (auto& [name, type] : modules) {
     auto it = w.callCount.find(name);
-    out.push_back({name, type, it == w.callCount.end() ? 0 : it->second, w.firstCall.count(name) ? w.firstCall[name] : -1,
-                   w.looped.count(name) > 0});
+    out.push_back(
+        {name, type, it == w.callCount.end() ? 0 : it->second, w.firstCall.count(name) ? w.firstCall[name] : -1, w.looped.count(name) > 0});
   }
   // Call order: a module appears where it is first called. A container is "called" before its
   // children, which matches the order of Python's forward hooks firing on entry (pre-hooks);

@@ -61,8 +61,8 @@ static c10::Device parseDevice(const std::string& spec) {
     }
     if (!cuda)
       throw FsError("CUDA_UNAVAILABLE", "device " + spec +
-                                             " asked for, but this libtorch sees no CUDA device (CPU-only build or no GPU/driver); "
-                                             "use device 'cpu' or 'auto', or build featscope against a CUDA libtorch");
+                                            " asked for, but this libtorch sees no CUDA device (CPU-only build or no GPU/driver); "
+                                            "use device 'cpu' or 'auto', or build featscope against a CUDA libtorch");
     if (index >= count)
       throw FsError("CUDA_DEVICE_NOT_FOUND", "device " + spec + " does not exist: this machine has " + std::to_string(count) +
                                                  " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));
@@ -87,11 +87,14 @@ class LoadWorker : public FsWorker {
       st->module = torch::jit::load(path_, st->device, extra);
     } catch (const c10::Error& e) {
       std::string msg = e.what_without_backtrace();
-      std::string hint = "it is not a TorchScript file (export one with torch.jit.script or torch.jit.trace, then torch.jit.save; "
-                         "scripts/export-model.py does this)";
-      if (msg.find("constants.pkl") != std::string::npos || msg.find("code/") != std::string::npos || msg.find("data.pkl") != std::string::npos)
-        hint = "it looks like a checkpoint saved with torch.save (a state_dict or pickled model), not TorchScript; "
-               "load it into the model in Python and export TorchScript (scripts/export-model.py --weights FILE.pth)";
+      std::string hint =
+          "it is not a TorchScript file (export one with torch.jit.script or torch.jit.trace, then torch.jit.save; "
+          "scripts/export-model.py does this)";
+      if (msg.find("constants.pkl") != std::string::npos || msg.find("code/") != std::string::npos ||
+          msg.find("data.pkl") != std::string::npos)
+        hint =
+            "it looks like a checkpoint saved with torch.save (a state_dict or pickled model), not TorchScript; "
+            "load it into the model in Python and export TorchScript (scripts/export-model.py --weights FILE.pth)";
       else if (msg.find("central directory") != std::string::npos || msg.find("zip archive") != std::string::npos)
         hint = "it is not a TorchScript archive, or the file is truncated or corrupt; export it again (scripts/export-model.py)";
       auto nl = msg.find('\n');
@@ -99,8 +102,7 @@ class LoadWorker : public FsWorker {
     }
     st->module.eval();
     st->metadata = extra["featscope.json"];
-    if (!st->module.find_method("forward"))
-      throw FsError("MODEL_INVALID", "model " + path_ + " has no forward method");
+    if (!st->module.find_method("forward")) throw FsError("MODEL_INVALID", "model " + path_ + " has no forward method");
     st->layers = listLayers(st->module);
     for (const auto& l : st->layers) st->layerNames.insert(l.name);
     for (const auto& p : st->module.named_parameters(true)) st->storages.insert(p.value.storage().data());
@@ -141,7 +143,7 @@ struct CaptureOut {
 namespace {
 std::mutex precisionMutex;
 std::condition_variable precisionChanged;
-int precisionRunning = 0;          // CUDA runs in flight, all under precisionExact
+int precisionRunning = 0;  // CUDA runs in flight, all under precisionExact
 bool precisionExact = false;
 int precisionWaiting[2] = {0, 0};  // runs waiting, by policy (index: exact)
 }  // namespace
@@ -150,9 +152,7 @@ PrecisionScope::PrecisionScope(const ModelState& st) : cuda_(st.device.is_cuda()
   if (!cuda_) return;
   std::unique_lock<std::mutex> lock(precisionMutex);
   ++precisionWaiting[exact_];
-  precisionChanged.wait(lock, [&] {
-    return precisionRunning == 0 || (precisionExact == exact_ && precisionWaiting[!exact_] == 0);
-  });
+  precisionChanged.wait(lock, [&] { return precisionRunning == 0 || (precisionExact == exact_ && precisionWaiting[!exact_] == 0); });
   --precisionWaiting[exact_];
   if (precisionRunning == 0) {
     // TF32 is a process-wide switch in libtorch: set it while no other run is in flight.
@@ -171,8 +171,7 @@ PrecisionScope::~PrecisionScope() {
 
 class ForwardWorker : public FsWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce,
-                bool optimize)
+  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce, bool optimize)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
@@ -267,9 +266,13 @@ class GradCamWorker : public FsWorker {
     auto captured = unpackCaptures(*hf, tuple->elements());
     calledOnce(captured.size());
     if (captured.empty())
-      throw FsError("LAYER_NOT_CALLED", "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken, or a loop that ran no iteration)");
+      throw FsError(
+          "LAYER_NOT_CALLED",
+          "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken, or a loop that ran no iteration)");
     at::Tensor A = captured[0].tensor;
-    if (A.dim() != 4) throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
+    if (A.dim() != 4)
+      throw FsError("INVALID_ARGUMENT",
+                    "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);
     at::Tensor cls = resolveClasses(logits, classes_);
     at::Tensor score = logits.gather(1, cls.view({n, 1})).sum();
@@ -378,7 +381,8 @@ JsInput JsInput::read(const Napi::CallbackInfo& info) {
     throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
   Napi::Float32Array data = info[0].As<Napi::Float32Array>();
   if (static_cast<int64_t>(data.ElementLength()) != n)
-    throw makeJsError(env, "INVALID_INPUT", "input data has " + std::to_string(data.ElementLength()) + " values but its shape needs " + std::to_string(n));
+    throw makeJsError(env, "INVALID_INPUT",
+                      "input data has " + std::to_string(data.ElementLength()) + " values but its shape needs " + std::to_string(n));
   // Copy now: the worker thread must not read memory JS can take away while it runs (a transfer
   // plus GC, or a resizable buffer shrunk mid-forward). ElementLength() was read just above, in
   // this same synchronous call, so the copy stays inside the buffer.

@@ -28,7 +28,7 @@ struct ModelState {
 
   std::mutex cacheMutex;
   std::map<std::string, std::shared_ptr<HookedForward>> cache;  // key: sorted names + mode
-  std::deque<std::string> cacheOrder;                            // oldest first, for eviction
+  std::deque<std::string> cacheOrder;                           // oldest first, for eviction
   static constexpr size_t kCacheSize = 32;
 
   // optimize: also freeze and optimise the graph (forwards only; see optimizeHookedForward).

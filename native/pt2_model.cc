@@ -26,10 +26,11 @@ Napi::Value LoadPt2Model(const Napi::CallbackInfo& info) {
   std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("(no path)");
   auto d = Napi::Promise::Deferred::New(info.Env());
   d.Reject(makeJsError(info.Env(), "FORMAT_UNSUPPORTED",
-                       "cannot load " + path + ": AOTInductor packages (.pt2) need featscope built against libtorch 2.6 or newer "
-                       "(it has torch::inductor::AOTIModelPackageLoader); this build uses libtorch " TORCH_VERSION
-                       ". Rebuild against a newer libtorch (npm run build:native, README \"How libtorch is found\"), "
-                       "or export TorchScript instead (scripts/export-model.py OUT.pt)")
+                       "cannot load " + path +
+                           ": AOTInductor packages (.pt2) need featscope built against libtorch 2.6 or newer "
+                           "(it has torch::inductor::AOTIModelPackageLoader); this build uses libtorch " TORCH_VERSION
+                           ". Rebuild against a newer libtorch (npm run build:native, README \"How libtorch is found\"), "
+                           "or export TorchScript instead (scripts/export-model.py OUT.pt)")
                .Value());
   return d.Promise();
 }
@@ -49,11 +50,11 @@ struct Pt2State {
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
   std::string path, metadata, tapsFlag;
   std::vector<Tap> taps;
-  std::vector<std::string> layerOrder;     // tapped layers, first call order
-  std::map<std::string, int> layerCalls;   // tapped layer -> calls
+  std::vector<std::string> layerOrder;    // tapped layers, first call order
+  std::map<std::string, int> layerCalls;  // tapped layer -> calls
   std::map<std::string, std::string> layerType;
-  std::set<std::string> modules;           // every module of the exported model
-  std::vector<int64_t> inputChw;           // [C, H, W] fixed at export
+  std::set<std::string> modules;  // every module of the exported model
+  std::vector<int64_t> inputChw;  // [C, H, W] fixed at export
 };
 
 std::vector<std::string> splitLines(const std::string& s, char sep) {
@@ -132,7 +133,7 @@ class Pt2Wrap : public Napi::ObjectWrap<Pt2Wrap> {
   explicit Pt2Wrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pt2Wrap>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
       throw makeJsError(info.Env(), "INVALID_ARGUMENT", "NativePt2Model is created by loadPt2(), not with new");
-    st_ = *info[0].As<Napi::External<std::shared_ptr<Pt2State>>>().Data();
+    st_ = *info[0].As<Napi::External<std::shared_ptr<Pt2State> > >().Data();
   }
 
  private:
@@ -180,14 +181,16 @@ class Pt2Wrap : public Napi::ObjectWrap<Pt2Wrap> {
                                       " to --taps");
   }
   Napi::Value NoGrad(const Napi::CallbackInfo& info) {
-    throw makeJsError(info.Env(), "NOT_SUPPORTED_PT2",
-                      "gradients (Grad-CAM, backward, saliency, attacks) are not supported on AOTInductor packages (" + live(info.Env())->path +
-                          "): the compiled graph runs forward only. Use the TorchScript export of the model (scripts/export-model.py OUT.pt)");
+    throw makeJsError(
+        info.Env(), "NOT_SUPPORTED_PT2",
+        "gradients (Grad-CAM, backward, saliency, attacks) are not supported on AOTInductor packages (" + live(info.Env())->path +
+            "): the compiled graph runs forward only. Use the TorchScript export of the model (scripts/export-model.py OUT.pt)");
   }
   Napi::Value NoParameters(const Napi::CallbackInfo& info) {
-    throw makeJsError(info.Env(), "NOT_SUPPORTED_PT2",
-                      "parameters() is not supported on AOTInductor packages (" + live(info.Env())->path +
-                          "): their weights are compiled constants. Use the TorchScript export of the model (scripts/export-model.py OUT.pt)");
+    throw makeJsError(
+        info.Env(), "NOT_SUPPORTED_PT2",
+        "parameters() is not supported on AOTInductor packages (" + live(info.Env())->path +
+            "): their weights are compiled constants. Use the TorchScript export of the model (scripts/export-model.py OUT.pt)");
   }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     st_.reset();
@@ -197,9 +200,7 @@ class Pt2Wrap : public Napi::ObjectWrap<Pt2Wrap> {
 };
 Napi::FunctionReference* Pt2Wrap::ctor = nullptr;
 
-Napi::Value Pt2LoadWorker::Result() {
-  return Pt2Wrap::ctor->New({Napi::External<std::shared_ptr<Pt2State>>::New(Env(), &state_)});
-}
+Napi::Value Pt2LoadWorker::Result() { return Pt2Wrap::ctor->New({Napi::External<std::shared_ptr<Pt2State> >::New(Env(), &state_)}); }
 
 struct TapOut {
   const Tap* tap;
@@ -209,7 +210,11 @@ struct TapOut {
 class Pt2ForwardWorker : public FsWorker {
  public:
   Pt2ForwardWorker(Napi::Env env, std::shared_ptr<Pt2State> st, JsInput in, std::set<std::string> names, ReduceSpec reduce)
-      : FsWorker(env, "featscope.forward", "FORWARD_FAILED"), st_(std::move(st)), in_(std::move(in)), names_(std::move(names)), reduce_(std::move(reduce)) {}
+      : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
+        st_(std::move(st)),
+        in_(std::move(in)),
+        names_(std::move(names)),
+        reduce_(std::move(reduce)) {}
 
  protected:
   void Run() override {
@@ -219,8 +224,8 @@ class Pt2ForwardWorker : public FsWorker {
     at::Tensor x = in_.host;
     auto outs = st_->loader->run({x});
     if (outs.size() != st_->taps.size() + 1)
-      throw FsError("FORWARD_FAILED", "AOTInductor package " + st_->path + " returned " + std::to_string(outs.size()) + " outputs; its metadata lists " +
-                                          std::to_string(st_->taps.size()) + " taps (export it again)");
+      throw FsError("FORWARD_FAILED", "AOTInductor package " + st_->path + " returned " + std::to_string(outs.size()) +
+                                          " outputs; its metadata lists " + std::to_string(st_->taps.size()) + " taps (export it again)");
     bool used = false;
     output_ = toHostFloat(outs[0], &used);
     for (size_t i = 0; i < st_->taps.size(); ++i)
@@ -260,9 +265,10 @@ Napi::Value Pt2Wrap::Forward(const Napi::CallbackInfo& info) {
   if (s.size() != 4 || s[1] != st->inputChw[0] || s[2] != st->inputChw[1] || s[3] != st->inputChw[2] || s[0] > 4096) {
     std::string got;
     for (auto d : s) got += (got.empty() ? "" : ",") + std::to_string(d);
-    throw makeJsError(env, "INVALID_INPUT", "input shape [" + got + "] does not fit AOTInductor package " + st->path + ", compiled for [N," +
-                                                std::to_string(st->inputChw[0]) + "," + std::to_string(st->inputChw[1]) + "," +
-                                                std::to_string(st->inputChw[2]) + "] with 1 <= N <= 4096; resize the input, or export again with --size");
+    throw makeJsError(env, "INVALID_INPUT",
+                      "input shape [" + got + "] does not fit AOTInductor package " + st->path + ", compiled for [N," +
+                          std::to_string(st->inputChw[0]) + "," + std::to_string(st->inputChw[1]) + "," + std::to_string(st->inputChw[2]) +
+                          "] with 1 <= N <= 4096; resize the input, or export again with --size");
   }
   std::set<std::string> names;
   if (info[2].IsArray()) {
@@ -271,8 +277,9 @@ Napi::Value Pt2Wrap::Forward(const Napi::CallbackInfo& info) {
       std::string n = a.Get(i).As<Napi::String>();
       if (!st->layerCalls.count(n)) {
         if (st->modules.count(n))
-          throw makeJsError(env, "LAYER_NOT_EXPORTED", "layer " + n + " was not exported as a tap (exported with --taps " + st->tapsFlag +
-                                                           "); export again with scripts/export-model.py --format pt2 --taps all, or add it to --taps");
+          throw makeJsError(env, "LAYER_NOT_EXPORTED",
+                            "layer " + n + " was not exported as a tap (exported with --taps " + st->tapsFlag +
+                                "); export again with scripts/export-model.py --format pt2 --taps all, or add it to --taps");
         throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
       }
       names.insert(n);
@@ -295,8 +302,10 @@ Napi::Value LoadPt2Model(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>();
   if (device != "cpu" && device != "auto") {
     auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeJsError(env, "INVALID_ARGUMENT", "device " + device + " for " + path +
-                                                      ": featscope runs AOTInductor packages on the CPU only (they are compiled for one device); use device 'cpu' or 'auto'")
+    d.Reject(makeJsError(
+                 env, "INVALID_ARGUMENT",
+                 "device " + device + " for " + path +
+                     ": featscope runs AOTInductor packages on the CPU only (they are compiled for one device); use device 'cpu' or 'auto'")
                  .Value());
     return d.Promise();
   }

@@ -17,7 +17,7 @@ class FsWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() final;
-  virtual void Run() = 0;          // worker thread: no N-API calls
+  virtual void Run() = 0;            // worker thread: no N-API calls
   virtual Napi::Value Result() = 0;  // main thread
   void OnOK() final;
   void OnError(const Napi::Error& e) final;

@@ -17,15 +17,20 @@ if (found.error) {
   process.exit(1);
 }
 const version = libtorchVersion(found.configDir) ?? 'unknown version';
-console.log(`featscope: building against libtorch ${version}, ${found.source}\nfeatscope: TorchConfig.cmake in ${found.configDir}`);
+console.log(
+  `featscope: building against libtorch ${version}, ${found.source}\nfeatscope: TorchConfig.cmake in ${found.configDir}`,
+);
 
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const debug = process.env.FEATSCOPE_DEBUG === '1' || process.argv.includes('--debug');
 const sanitize = process.env.FEATSCOPE_SANITIZE || '';
 const args = [
-  cmakeJs, 'build',
-  '--directory', root,
-  '--out', path.join(buildDir, 'cmake'),
+  cmakeJs,
+  'build',
+  '--directory',
+  root,
+  '--out',
+  path.join(buildDir, 'cmake'),
   `--CDTorch_DIR=${found.configDir}`,
   `--CDFEATSCOPE_TORCH_SOURCE=${found.source}`,
   `--CDFEATSCOPE_OUTPUT_DIR=${outDir}`,
@@ -33,12 +38,17 @@ const args = [
 if (debug) args.push('--debug');
 if (sanitize) args.push(`--CDFEATSCOPE_SANITIZE=${sanitize}`);
 if (process.env.CMAKE_GENERATOR === 'Ninja' || process.argv.includes('--ninja')) args.push('--generator', 'Ninja');
-const parallel = process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(Math.max(1, require('os').availableParallelism?.() ?? 2));
+const parallel =
+  process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(Math.max(1, require('os').availableParallelism?.() ?? 2));
 const r = spawnSync(process.execPath, args, {
-  cwd: root, stdio: 'inherit', env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: parallel },
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: parallel },
 });
 if (r.status !== 0) {
-  console.error('featscope: native build failed (see above). Check that a C++17 compiler and cmake are installed, and that the libtorch found above matches this machine.');
+  console.error(
+    'featscope: native build failed (see above). Check that a C++17 compiler and cmake are installed, and that the libtorch found above matches this machine.',
+  );
   process.exit(r.status || 1);
 }
 // The stamp scripts/setup.sh compares with what it finds, to rebuild when the libtorch changed.

@@ -12,7 +12,7 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 
 const OPTIONS_HELP = [
-  'featscope needs libtorch (PyTorch\'s C++ library) to build its native addon. Any one of these works:',
+  "featscope needs libtorch (PyTorch's C++ library) to build its native addon. Any one of these works:",
   '  - Debian/Ubuntu: apt-get install libtorch-dev   (scripts/setup.sh does this for you, saying so)',
   '  - a Python with PyTorch: set FEATSCOPE_PYTHON=/path/to/python (or have torch in /usr/bin/python3)',
   '  - an unpacked libtorch zip from pytorch.org: set LIBTORCH=/path/to/libtorch',
@@ -33,9 +33,15 @@ function torchConfigDir(prefix) {
 
 function pythonPrefix(python) {
   try {
-    const out = execFileSync(python, ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path); print(torch.__version__)'], {
-      encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000,
-    });
+    const out = execFileSync(
+      python,
+      ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path); print(torch.__version__)'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        timeout: 60000,
+      },
+    );
     const [prefix, version] = out.trim().split('\n');
     return { prefix, version };
   } catch {
@@ -65,7 +71,9 @@ function findLibtorch(env = process.env, options = {}) {
   if (env.LIBTORCH) {
     const d = torchConfigDir(env.LIBTORCH);
     if (d) return { source: `LIBTORCH=${env.LIBTORCH}`, configDir: d };
-    return { error: `LIBTORCH=${env.LIBTORCH} holds no share/cmake/Torch/TorchConfig.cmake; point it at an unpacked libtorch folder.\n${OPTIONS_HELP}` };
+    return {
+      error: `LIBTORCH=${env.LIBTORCH} holds no share/cmake/Torch/TorchConfig.cmake; point it at an unpacked libtorch folder.\n${OPTIONS_HELP}`,
+    };
   }
   for (const v of ['TORCH_CMAKE_PREFIX', 'CMAKE_PREFIX_PATH']) {
     if (!env[v]) continue;
@@ -95,16 +103,22 @@ function findLibtorch(env = process.env, options = {}) {
  */
 function libtorchVersion(configDir) {
   try {
-    const m = /set\(PACKAGE_VERSION "([^"]+)"\)/.exec(fs.readFileSync(path.join(configDir, 'TorchConfigVersion.cmake'), 'utf8'));
+    const m = /set\(PACKAGE_VERSION "([^"]+)"\)/.exec(
+      fs.readFileSync(path.join(configDir, 'TorchConfigVersion.cmake'), 'utf8'),
+    );
     if (m) return m[1];
-  } catch { /* no version file: try the header */ }
+  } catch {
+    /* no version file: try the header */
+  }
   for (let d = configDir, i = 0; i < 5; i++, d = path.dirname(d)) {
     for (const h of ['include/torch/csrc/api/include/torch/version.h', 'include/torch/version.h']) {
       try {
         const t = fs.readFileSync(path.join(d, h), 'utf8');
         const v = ['MAJOR', 'MINOR', 'PATCH'].map((k) => new RegExp(`#define TORCH_VERSION_${k} (\\d+)`).exec(t)?.[1]);
         if (v.every(Boolean)) return v.join('.');
-      } catch { /* not here */ }
+      } catch {
+        /* not here */
+      }
     }
   }
   return null;

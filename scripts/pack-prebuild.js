@@ -26,12 +26,16 @@ function main(argv) {
     if (argv[i] === '--from' && argv[i + 1]) from = path.resolve(argv[++i]);
     else if (argv[i] === '--out' && argv[i + 1]) out = path.resolve(argv[++i]);
     else {
-      console.error(`pack-prebuild: unknown argument ${argv[i]}\nusage: node scripts/pack-prebuild.js [--from FILE.node] [--out DIR]`);
+      console.error(
+        `pack-prebuild: unknown argument ${argv[i]}\nusage: node scripts/pack-prebuild.js [--from FILE.node] [--out DIR]`,
+      );
       return 2;
     }
   }
   if (!fs.existsSync(from)) {
-    console.error(`pack-prebuild: ${path.relative(process.cwd(), from) || from} does not exist; build it first with \`node scripts/build-native.js\``);
+    console.error(
+      `pack-prebuild: ${path.relative(process.cwd(), from) || from} does not exist; build it first with \`node scripts/build-native.js\``,
+    );
     return 1;
   }
   const tuple = `${process.platform}-${process.arch}`;
@@ -42,8 +46,16 @@ function main(argv) {
   console.log(`pack-prebuild: ${from} -> ${dest}`);
 
   // The same resolution the package does at run time, minus build/Release.
-  const resolved = execFileSync(process.execPath, ['-e', 'process.stdout.write(require(process.argv[1]).path(process.argv[2]))',
-    require.resolve('node-gyp-build', { paths: [root] }), out], { env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' });
+  const resolved = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      'process.stdout.write(require(process.argv[1]).path(process.argv[2]))',
+      require.resolve('node-gyp-build', { paths: [root] }),
+      out,
+    ],
+    { env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' },
+  );
   if (path.resolve(resolved) !== dest) {
     console.error(`pack-prebuild: node-gyp-build would load ${resolved}, not ${dest}`);
     return 1;

@@ -20,8 +20,27 @@ import { checkInput } from '../model';
 import { type ColormapName } from '../render/colormaps';
 import { renderChannelGrid } from '../render/grid';
 import type { Capture, TensorInput } from '../types';
-import { type Prediction, className, normalisationOf, softmaxRow, sumSquares, topPredictions, weightsOf } from './common';
-import { BANNER_HEIGHT, type Bar, MUTED, barChart, fitText, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
+import {
+  type Prediction,
+  className,
+  normalisationOf,
+  softmaxRow,
+  sumSquares,
+  topPredictions,
+  weightsOf,
+} from './common';
+import {
+  BANNER_HEIGHT,
+  type Bar,
+  MUTED,
+  barChart,
+  fitText,
+  labelSpace,
+  svgDocument,
+  svgToPng,
+  text,
+  weightsBanner,
+} from './draw';
 import { weightLayers } from './flow';
 import sharp from 'sharp';
 
@@ -117,7 +136,8 @@ function spaceOf(model: Model, shape: number[], o: AttackOptions): Space {
 }
 
 function checkPixelAmount(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw invalidParameter(name, 'a number from 0 to 1 (pixel units; 8/255 ≈ 0.031)', v);
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+    throw invalidParameter(name, 'a number from 0 to 1 (pixel units; 8/255 ≈ 0.031)', v);
   return v;
 }
 
@@ -126,7 +146,13 @@ function checkPixelAmount(name: string, v: unknown): number {
  * ε-ball around x0, then the clamp to valid pixels. Float32 arithmetic in the same order as
  * `x + eps_c * sign(g)` in torch.
  */
-function signedStep(x: Float32Array, g: Float32Array, amount: number, s: Space, ball?: { x0: Float32Array; epsilon: number }): void {
+function signedStep(
+  x: Float32Array,
+  g: Float32Array,
+  amount: number,
+  s: Space,
+  ball?: { x0: Float32Array; epsilon: number },
+): void {
   const perImage = s.channels * s.plane;
   for (let i = 0; i < x.length; i++) {
     const c = Math.floor((i % perImage) / s.plane);
@@ -135,10 +161,12 @@ function signedStep(x: Float32Array, g: Float32Array, amount: number, s: Space, 
     let v = Math.fround(x[i] + step);
     if (ball) {
       const r = Math.fround(ball.epsilon * s.invStd[c]);
-      const lo = Math.fround(ball.x0[i] - r), hi = Math.fround(ball.x0[i] + r);
+      const lo = Math.fround(ball.x0[i] - r),
+        hi = Math.fround(ball.x0[i] + r);
       v = v < lo ? lo : v > hi ? hi : v;
     }
-    const lo = Math.fround(s.lo[c]), hi = Math.fround(s.hi[c]);
+    const lo = Math.fround(s.lo[c]),
+      hi = Math.fround(s.hi[c]);
     x[i] = v < lo ? lo : v > hi ? hi : v;
   }
 }
@@ -147,7 +175,8 @@ const ATTACK_KEYS = ['epsilon', 'classes', 'layers', 'mean', 'std'] as const;
 
 /** Fast gradient sign method: one step of size ε. */
 export async function fgsm(model: Model, input: TensorInput, options: AttackOptions): Promise<AttackResult> {
-  if (!options || typeof options !== 'object') throw invalidParameter('fgsm options', 'an object with epsilon', options);
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('fgsm options', 'an object with epsilon', options);
   checkKnownKeys('fgsm', options, ATTACK_KEYS);
   const epsilon = checkPixelAmount('epsilon', options.epsilon);
   const x0 = checkInput(input);
@@ -165,7 +194,8 @@ export async function pgd(model: Model, input: TensorInput, options: PgdOptions)
   const epsilon = checkPixelAmount('epsilon', options.epsilon);
   const stepSize = checkPixelAmount('stepSize', options.stepSize ?? epsilon / 4);
   const steps = options.steps ?? 10;
-  if (!Number.isInteger(steps) || steps < 1 || steps > 10000) throw invalidParameter('steps', 'an integer from 1 to 10000', steps);
+  if (!Number.isInteger(steps) || steps < 1 || steps > 10000)
+    throw invalidParameter('steps', 'an integer from 1 to 10000', steps);
   const x0 = checkInput(input);
   const s = spaceOf(model, x0.shape, options);
   const first = await model.backward(x0, { classes: options.classes, loss: 'cross-entropy', inputGrad: true });
@@ -174,7 +204,8 @@ export async function pgd(model: Model, input: TensorInput, options: PgdOptions)
   const path: PathStep[] = [];
   let r = first;
   for (let k = 0; k < steps; k++) {
-    if (k > 0) r = await model.backward({ data: adv, shape: x0.shape }, { classes, loss: 'cross-entropy', inputGrad: true });
+    if (k > 0)
+      r = await model.backward({ data: adv, shape: x0.shape }, { classes, loss: 'cross-entropy', inputGrad: true });
     path.push({ step: k, loss: r.loss, targetProbability: targetProbabilities(r.output, classes) });
     signedStep(adv, r.inputGrad!, stepSize, s, { x0: x0.data, epsilon });
   }
@@ -246,7 +277,8 @@ async function finish(
 export function divergence(clean: Capture, attacked: Capture): LayerDivergence {
   const n = clean.shape[0];
   const per = clean.data.length / n;
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   const perImage: number[] = [];
   for (let i = 0; i < n; i++) {
     let d = 0;
@@ -259,35 +291,63 @@ export function divergence(clean: Capture, attacked: Capture): LayerDivergence {
     num += d;
     den += c;
   }
-  return { name: clean.name, shape: clean.shape, divergence: den > 0 ? Math.sqrt(num / den) : num > 0 ? Infinity : 0, perImage };
+  return {
+    name: clean.name,
+    shape: clean.shape,
+    divergence: den > 0 ? Math.sqrt(num / den) : num > 0 ? Infinity : 0,
+    perImage,
+  };
 }
 
 /** Bar chart of per-layer relative L2 divergence (the most divergent feature-map layer highlighted), plus the PGD path. */
-export async function renderDivergenceChart(model: Model, result: AttackResult, options: { subject?: string; image?: number } = {}): Promise<{ png: Buffer; width: number; height: number }> {
+export async function renderDivergenceChart(
+  model: Model,
+  result: AttackResult,
+  options: { subject?: string; image?: number } = {},
+): Promise<{ png: Buffer; width: number; height: number }> {
   checkKnownKeys('renderDivergenceChart', options, ['subject', 'image']);
   const img = options.image;
-  const bars: Bar[] = result.layers.map((l) => ({ label: l.name, value: img === undefined ? l.divergence : l.perImage[img], highlight: l.name === result.mostDivergent }));
+  const bars: Bar[] = result.layers.map((l) => ({
+    label: l.name,
+    value: img === undefined ? l.divergence : l.perImage[img],
+    highlight: l.name === result.mostDivergent,
+  }));
   const width = Math.max(900, 40 + bars.length * 34);
   const chartH = 40 + 280 + labelSpace(bars, bars.length > 24 ? 10 : 11);
   const head = BANNER_HEIGHT + 80;
   const pathH = result.path ? 250 : 0;
   const height = head + chartH + pathH + 10;
-  const method = result.method === 'fgsm'
-    ? `FGSM, ε = ${pixels(result.epsilon)}`
-    : `PGD, ε = ${pixels(result.epsilon)}, step ${pixels(result.stepSize!)}, ${result.steps} steps`;
+  const method =
+    result.method === 'fgsm'
+      ? `FGSM, ε = ${pixels(result.epsilon)}`
+      : `PGD, ε = ${pixels(result.epsilon)}, step ${pixels(result.stepSize!)}, ${result.steps} steps`;
   const shown = img === undefined ? result.images : [result.images[img]];
-  const outcome = shown.slice(0, 1).flatMap((im) => [
-    `prediction: ${im.before.top.name} ${(im.before.top.probability * 100).toFixed(1)}% → ${im.after.top.name} ${(im.after.top.probability * 100).toFixed(1)}%${im.flipped ? ' (flipped)' : ' (unchanged)'}`,
-    `target ${im.target.name} (class ${im.target.class}): ${(im.before.targetProbability * 100).toFixed(2)}% → ${(im.after.targetProbability * 100).toFixed(2)}%${shown.length > 1 ? ` · first of ${shown.length} images` : ''}`,
-  ]);
+  const outcome = shown
+    .slice(0, 1)
+    .flatMap((im) => [
+      `prediction: ${im.before.top.name} ${(im.before.top.probability * 100).toFixed(1)}% → ${im.after.top.name} ${(im.after.top.probability * 100).toFixed(1)}%${im.flipped ? ' (flipped)' : ' (unchanged)'}`,
+      `target ${im.target.name} (class ${im.target.class}): ${(im.before.targetProbability * 100).toFixed(2)}% → ${(im.after.targetProbability * 100).toFixed(2)}%${shown.length > 1 ? ` · first of ${shown.length} images` : ''}`,
+    ]);
   const parts = [
     weightsBanner(model.metadata, width),
-    text(12, BANNER_HEIGHT + 22, fitText(`Adversarial divergence · ${method}${options.subject ? ` · ${options.subject}` : ''}`, 16, width - 24), { size: 16, weight: 'bold' }),
-    ...outcome.map((l, i) => text(12, BANNER_HEIGHT + 43 + i * 17, fitText(l, 12, width - 24), { size: 12, fill: MUTED })),
+    text(
+      12,
+      BANNER_HEIGHT + 22,
+      fitText(`Adversarial divergence · ${method}${options.subject ? ` · ${options.subject}` : ''}`, 16, width - 24),
+      { size: 16, weight: 'bold' },
+    ),
+    ...outcome.map((l, i) =>
+      text(12, BANNER_HEIGHT + 43 + i * 17, fitText(l, 12, width - 24), { size: 12, fill: MUTED }),
+    ),
     barChart({
-      x: 0, y: head, width, height: chartH,
+      x: 0,
+      y: head,
+      width,
+      height: chartH,
       title: 'Relative L2 change of each layer’s output: ||A(x′) − A(x)|| / ||A(x)||',
-      yLabel: 'relative L2 change', bars, log: false,
+      yLabel: 'relative L2 change',
+      bars,
+      log: false,
       legend: result.mostDivergent ? [['#e07b39', `most divergent feature map: ${result.mostDivergent}`]] : undefined,
     }),
   ];
@@ -303,24 +363,43 @@ function pixels(v: number): string {
 /** PGD: target-class probability at each iterate (a line), linear axis from 0 to its maximum. */
 function pathChart(result: AttackResult, x: number, y: number, width: number, height: number, image: number): string {
   const pts = result.path!.map((p) => p.targetProbability[image]);
-  const left = x + 64, right = x + width - 16, top = y + 34, bottom = y + height - 34;
+  const left = x + 64,
+    right = x + width - 16,
+    top = y + 34,
+    bottom = y + height - 34;
   const hi = Math.max(...pts) * 1.1 || 1;
   const toX = (k: number) => left + (k / Math.max(1, pts.length - 1)) * (right - left);
   const toY = (v: number) => bottom - (v / hi) * (bottom - top);
-  const parts = [text(x + 4, y + 18, `PGD path: probability of the target class (${result.images[image].target.name}) at each step`, { size: 15, weight: 'bold' })];
+  const parts = [
+    text(
+      x + 4,
+      y + 18,
+      `PGD path: probability of the target class (${result.images[image].target.name}) at each step`,
+      { size: 15, weight: 'bold' },
+    ),
+  ];
   for (let t = 0; t <= 4; t++) {
     const v = (hi * t) / 4;
-    parts.push(`<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`);
+    parts.push(
+      `<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`,
+    );
     parts.push(text(left - 6, toY(v) + 4, `${(v * 100).toPrecision(2)}%`, { size: 11, anchor: 'end', fill: MUTED }));
   }
   const stride = Math.max(1, Math.ceil(pts.length / 20));
   pts.forEach((_, k) => {
-    if (k % stride === 0 || k === pts.length - 1) parts.push(text(toX(k), bottom + 15, String(k), { size: 11, anchor: 'middle', fill: MUTED }));
+    if (k % stride === 0 || k === pts.length - 1)
+      parts.push(text(toX(k), bottom + 15, String(k), { size: 11, anchor: 'middle', fill: MUTED }));
   });
   parts.push(text((left + right) / 2, bottom + 30, 'step', { size: 11, anchor: 'middle', fill: MUTED }));
-  parts.push(`<polyline points="${pts.map((v, k) => `${toX(k).toFixed(1)},${toY(v).toFixed(1)}`).join(' ')}" fill="none" stroke="#c62828" stroke-width="2"/>`);
-  pts.forEach((v, k) => parts.push(`<circle cx="${toX(k).toFixed(1)}" cy="${toY(v).toFixed(1)}" r="3" fill="#c62828"/>`));
-  parts.push(`<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`);
+  parts.push(
+    `<polyline points="${pts.map((v, k) => `${toX(k).toFixed(1)},${toY(v).toFixed(1)}`).join(' ')}" fill="none" stroke="#c62828" stroke-width="2"/>`,
+  );
+  pts.forEach((v, k) =>
+    parts.push(`<circle cx="${toX(k).toFixed(1)}" cy="${toY(v).toFixed(1)}" r="3" fill="#c62828"/>`),
+  );
+  parts.push(
+    `<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`,
+  );
   return parts.join('');
 }
 
@@ -336,11 +415,16 @@ export async function renderAttackGrids(
 ): Promise<{ png: Buffer; width: number; height: number; layer: string }> {
   checkKnownKeys('renderAttackGrids', options, ['layer', 'image', 'channels', 'colormap']);
   const layer = options.layer ?? result.mostDivergent;
-  if (!layer) throw new FeatscopeError('NOT_FEATURE_MAPS', 'no compared layer has [N, C, H, W] output to draw as grids');
+  if (!layer)
+    throw new FeatscopeError('NOT_FEATURE_MAPS', 'no compared layer has [N, C, H, W] output to draw as grids');
   const image = options.image ?? 0;
   const [clean] = await model.capture(input, layer, { optimize: false });
   const [attacked] = await model.capture(result.adversarial, layer, { optimize: false });
-  if (clean.shape.length !== 4) throw new FeatscopeError('NOT_FEATURE_MAPS', `layer ${layer} outputs [${clean.shape.join(', ')}], not feature maps`);
+  if (clean.shape.length !== 4)
+    throw new FeatscopeError(
+      'NOT_FEATURE_MAPS',
+      `layer ${layer} outputs [${clean.shape.join(', ')}], not feature maps`,
+    );
   const [, c, h, w] = clean.shape;
   const plane = h * w;
   // Pick the channels once (top by max on the clean input) and draw both with one range.
@@ -351,42 +435,86 @@ export async function renderAttackGrids(
     score.push(m);
   }
   const count = Math.min(options.channels ?? 16, c);
-  const channels = Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b).slice(0, count);
+  const channels = Array.from(score.keys())
+    .sort((a, b) => score[b] - score[a] || a - b)
+    .slice(0, count);
   const pick = (cap: Capture) => {
     const data = new Float32Array(count * plane);
-    channels.forEach((ch, k) => data.set(cap.data.subarray((image * c + ch) * plane, (image * c + ch + 1) * plane), k * plane));
+    channels.forEach((ch, k) =>
+      data.set(cap.data.subarray((image * c + ch) * plane, (image * c + ch + 1) * plane), k * plane),
+    );
     return data;
   };
-  const a = pick(clean), b = pick(attacked);
+  const a = pick(clean),
+    b = pick(attacked);
   // One grid of 2·count cells normalised together, then split: both halves share the colour range.
   const both = new Float32Array(2 * count * plane);
   both.set(a, 0);
   both.set(b, count * plane);
   const columns = Math.ceil(Math.sqrt(count));
-  const grid = await renderChannelGrid({ name: layer, shape: [1, 2 * count, h, w], data: both }, {
-    channels: Array.from({ length: 2 * count }, (_, k) => k), normalize: 'shared', labels: false, columns, colormap: options.colormap ?? 'viridis',
-  });
+  const grid = await renderChannelGrid(
+    { name: layer, shape: [1, 2 * count, h, w], data: both },
+    {
+      channels: Array.from({ length: 2 * count }, (_, k) => k),
+      normalize: 'shared',
+      labels: false,
+      columns,
+      colormap: options.colormap ?? 'viridis',
+    },
+  );
   const rowsPer = Math.ceil(count / columns);
-  const cellH = grid.layout[0].height, gap = 4;
+  const cellH = grid.layout[0].height,
+    gap = 4;
   const half = rowsPer * (cellH + gap) + gap;
   const gw = grid.width;
-  const top = await sharp(grid.png).extract({ left: 0, top: 0, width: gw, height: Math.min(half, grid.height) }).png().toBuffer();
-  const bottom = await sharp(grid.png).extract({ left: 0, top: half - gap, width: gw, height: Math.min(half, grid.height - (half - gap)) }).png().toBuffer();
+  const top = await sharp(grid.png)
+    .extract({ left: 0, top: 0, width: gw, height: Math.min(half, grid.height) })
+    .png()
+    .toBuffer();
+  const bottom = await sharp(grid.png)
+    .extract({ left: 0, top: half - gap, width: gw, height: Math.min(half, grid.height - (half - gap)) })
+    .png()
+    .toBuffer();
   const sep = 24;
   const head = BANNER_HEIGHT + 70;
   const width = Math.max(2 * gw + sep + 24, 520);
   const height = head + half + 30;
   const div = result.layers.find((l) => l.name === layer);
-  const svg = svgDocument(width, height, [
-    weightsBanner(model.metadata, width),
-    text(12, BANNER_HEIGHT + 22, fitText(`${layer}: clean vs attacked (${result.method.toUpperCase()})`, 16, width - 24), { size: 16, weight: 'bold' }),
-    text(12, BANNER_HEIGHT + 42, fitText(`top ${count} channels by clean max · one shared colour range · relative L2 change ${div ? (div.perImage[image] ?? div.divergence).toFixed(3) : '?'}`, 12, width - 24), { size: 12, fill: MUTED }),
-    text(12 + gw / 2, head - 6, 'clean', { size: 13, anchor: 'middle', weight: 'bold' }),
-    text(12 + gw + sep + gw / 2, head - 6, 'attacked', { size: 13, anchor: 'middle', weight: 'bold' }),
-    text(width / 2, height - 10, `channels: ${channels.join(', ')}`.slice(0, Math.floor(width / 7)), { size: 11, anchor: 'middle', fill: MUTED }),
-  ].join(''));
+  const svg = svgDocument(
+    width,
+    height,
+    [
+      weightsBanner(model.metadata, width),
+      text(
+        12,
+        BANNER_HEIGHT + 22,
+        fitText(`${layer}: clean vs attacked (${result.method.toUpperCase()})`, 16, width - 24),
+        { size: 16, weight: 'bold' },
+      ),
+      text(
+        12,
+        BANNER_HEIGHT + 42,
+        fitText(
+          `top ${count} channels by clean max · one shared colour range · relative L2 change ${div ? (div.perImage[image] ?? div.divergence).toFixed(3) : '?'}`,
+          12,
+          width - 24,
+        ),
+        { size: 12, fill: MUTED },
+      ),
+      text(12 + gw / 2, head - 6, 'clean', { size: 13, anchor: 'middle', weight: 'bold' }),
+      text(12 + gw + sep + gw / 2, head - 6, 'attacked', { size: 13, anchor: 'middle', weight: 'bold' }),
+      text(width / 2, height - 10, `channels: ${channels.join(', ')}`.slice(0, Math.floor(width / 7)), {
+        size: 11,
+        anchor: 'middle',
+        fill: MUTED,
+      }),
+    ].join(''),
+  );
   const png = await sharp(Buffer.from(svg))
-    .composite([{ input: top, top: head, left: 12 }, { input: bottom, top: head, left: 12 + gw + sep }])
+    .composite([
+      { input: top, top: head, left: 12 },
+      { input: bottom, top: head, left: 12 + gw + sep },
+    ])
     .removeAlpha()
     .png({ compressionLevel: 6 })
     .toBuffer();

@@ -37,7 +37,12 @@ export function softmaxRow(logits: Float32Array, k: number, n: number): Float64A
 }
 
 /** The top `count` classes of image `n` with their softmax probabilities. */
-export function topPredictions(model: Model, output: { shape: number[]; data: Float32Array }, n: number, count = 5): Prediction[] {
+export function topPredictions(
+  model: Model,
+  output: { shape: number[]; data: Float32Array },
+  n: number,
+  count = 5,
+): Prediction[] {
   const k = output.shape[1];
   const p = softmaxRow(output.data, k, n);
   return Array.from(p.keys())
@@ -80,7 +85,11 @@ export interface ImageBatch {
  * `files` preprocessed in batches (each image on its own, so a bad file fails alone), the next
  * batch read while the caller runs this one through the model.
  */
-export async function* imageBatches(files: readonly ImageSource[], batch: number, options: PreprocessOptions): AsyncGenerator<ImageBatch> {
+export async function* imageBatches(
+  files: readonly ImageSource[],
+  batch: number,
+  options: PreprocessOptions,
+): AsyncGenerator<ImageBatch> {
   const read = (start: number) => preprocessEach(files.slice(start, start + batch), options);
   let next = read(0);
   for (let start = 0; start < files.length; start += batch) {
@@ -92,7 +101,11 @@ export async function* imageBatches(files: readonly ImageSource[], batch: number
     results.forEach((r, j) => {
       if ('error' in r) {
         const f = files[start + j];
-        failed.push({ source: typeof f === 'string' ? f : `input ${start + j}`, code: (r.error as FeatscopeError).code, message: (r.error as Error).message });
+        failed.push({
+          source: typeof f === 'string' ? f : `input ${start + j}`,
+          code: (r.error as FeatscopeError).code,
+          message: (r.error as Error).message,
+        });
       } else {
         tensors.push(r.data);
         good.push(start + j);

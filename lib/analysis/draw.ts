@@ -42,13 +42,17 @@ export interface TextOptions {
 
 export function text(x: number, y: number, content: string, o: TextOptions = {}): string {
   const rotate = o.rotate ? ` transform="rotate(${o.rotate} ${x} ${y})"` : '';
-  return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-size="${o.size ?? 13}" text-anchor="${o.anchor ?? 'start'}"` +
-    ` font-weight="${o.weight ?? 'normal'}" fill="${o.fill ?? INK}"${rotate}>${escapeXml(content)}</text>`;
+  return (
+    `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-size="${o.size ?? 13}" text-anchor="${o.anchor ?? 'start'}"` +
+    ` font-weight="${o.weight ?? 'normal'}" fill="${o.fill ?? INK}"${rotate}>${escapeXml(content)}</text>`
+  );
 }
 
 export function svgDocument(width: number, height: number, body: string, background = '#ffffff'): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT}">` +
-    `<rect width="${width}" height="${height}" fill="${background}"/>${body}</svg>`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT}">` +
+    `<rect width="${width}" height="${height}" fill="${background}"/>${body}</svg>`
+  );
 }
 
 export async function svgToPng(svg: string): Promise<Buffer> {
@@ -86,7 +90,13 @@ export function bannerSpec(meta: ModelMetadata, width: number): BannerSpec {
     return { fill: '#c62828', text: detail, size, bold: true, colour: '#ffffff' };
   }
   if (label.trained === undefined) {
-    return { fill: '#f9a825', text: fitText('WEIGHTS OF UNKNOWN ORIGIN · no featscope metadata in the model file', size, width - 16), size, bold: true, colour: INK };
+    return {
+      fill: '#f9a825',
+      text: fitText('WEIGHTS OF UNKNOWN ORIGIN · no featscope metadata in the model file', size, width - 16),
+      size,
+      bold: true,
+      colour: INK,
+    };
   }
   return { fill: '#eef3f8', text: fitText(label.text, size, width - 16), size, bold: false, colour: MUTED };
 }
@@ -94,8 +104,15 @@ export function bannerSpec(meta: ModelMetadata, width: number): BannerSpec {
 /** The weights banner as SVG, for pictures drawn in SVG. */
 export function weightsBanner(meta: ModelMetadata, width: number, y = 0): string {
   const b = bannerSpec(meta, width);
-  return `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="${b.fill}"/>` +
-    text(width / 2, y + 20, b.text, { size: b.size, anchor: 'middle', weight: b.bold ? 'bold' : 'normal', fill: b.colour });
+  return (
+    `<rect x="0" y="${y}" width="${width}" height="${BANNER_HEIGHT}" fill="${b.fill}"/>` +
+    text(width / 2, y + 20, b.text, {
+      size: b.size,
+      anchor: 'middle',
+      weight: b.bold ? 'bold' : 'normal',
+      fill: b.colour,
+    })
+  );
 }
 
 /** Numbers on axes and in captions: 3 significant digits, exponent only when needed. */
@@ -170,9 +187,11 @@ export function barChart(s: BarChartSpec): string {
       lx -= w;
       parts.push(text(lx, s.y + 38, label, { size: 11, fill: MUTED }));
       lx -= 16;
-      parts.push(colour.startsWith('dot:')
-        ? `<circle cx="${lx + 5.5}" cy="${s.y + 34.5}" r="4" fill="${colour.slice(4)}"/>`
-        : `<rect x="${lx}" y="${s.y + 29}" width="11" height="11" fill="${colour}"/>`);
+      parts.push(
+        colour.startsWith('dot:')
+          ? `<circle cx="${lx + 5.5}" cy="${s.y + 34.5}" r="4" fill="${colour.slice(4)}"/>`
+          : `<rect x="${lx}" y="${s.y + 29}" width="11" height="11" fill="${colour}"/>`,
+      );
       lx -= 14;
     }
   }
@@ -194,7 +213,9 @@ export function barChart(s: BarChartSpec): string {
   }
   for (const t of ticks) {
     const ty = toY(t);
-    parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="${GRID}"/>`);
+    parts.push(
+      `<line x1="${left}" x2="${left + plotW}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="${GRID}"/>`,
+    );
     parts.push(text(left - 6, ty + 4, formatNumber(t), { size: tickSize, anchor: 'end', fill: MUTED }));
   }
   parts.push(text(s.x + 14, top + plotH / 2, s.yLabel, { size: 12, anchor: 'middle', fill: MUTED, rotate: -90 }));
@@ -205,35 +226,58 @@ export function barChart(s: BarChartSpec): string {
     const cx = left + slot * (i + 0.5);
     if (Number.isFinite(b.value) && (!s.log || b.value > 0)) {
       const by = toY(b.value);
-      const colour = b.highlight ? BAR_ALT : s.color ?? BAR;
-      parts.push(`<rect x="${(cx - barW / 2).toFixed(1)}" y="${by.toFixed(1)}" width="${barW.toFixed(1)}" height="${Math.max(0.5, base - by).toFixed(1)}" fill="${colour}"/>`);
+      const colour = b.highlight ? BAR_ALT : (s.color ?? BAR);
+      parts.push(
+        `<rect x="${(cx - barW / 2).toFixed(1)}" y="${by.toFixed(1)}" width="${barW.toFixed(1)}" height="${Math.max(0.5, base - by).toFixed(1)}" fill="${colour}"/>`,
+      );
     }
     if (b.second !== undefined && Number.isFinite(b.second) && (!s.log || b.second > 0)) {
       parts.push(`<circle cx="${cx.toFixed(1)}" cy="${toY(b.second).toFixed(1)}" r="3.5" fill="${INK}"/>`);
     }
-    parts.push(text(cx + 3, base + 10, b.label, { size: labelSize, anchor: 'end', fill: b.highlight ? BAR_ALT : INK, rotate: -60, weight: b.highlight ? 'bold' : 'normal' }));
+    parts.push(
+      text(cx + 3, base + 10, b.label, {
+        size: labelSize,
+        anchor: 'end',
+        fill: b.highlight ? BAR_ALT : INK,
+        rotate: -60,
+        weight: b.highlight ? 'bold' : 'normal',
+      }),
+    );
   });
   if (s.bars.some((b) => b.second !== undefined)) {
     const pts = s.bars
-      .map((b, i) => (b.second !== undefined && Number.isFinite(b.second) && (!s.log || b.second > 0) ? `${(left + slot * (i + 0.5)).toFixed(1)},${toY(b.second).toFixed(1)}` : ''))
+      .map((b, i) =>
+        b.second !== undefined && Number.isFinite(b.second) && (!s.log || b.second > 0)
+          ? `${(left + slot * (i + 0.5)).toFixed(1)},${toY(b.second).toFixed(1)}`
+          : '',
+      )
       .filter(Boolean);
-    if (pts.length > 1) parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${INK}" stroke-width="1.2"/>`);
+    if (pts.length > 1)
+      parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${INK}" stroke-width="1.2"/>`);
   }
   parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${base}" y2="${base}" stroke="${INK}"/>`);
   parts.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${base}" stroke="${INK}"/>`);
   return parts.join('');
 }
 
-
 /** The weights banner across the top of an RGB canvas, BANNER_HEIGHT tall. */
 export async function drawBanner(canvas: RgbCanvas, meta: ModelMetadata): Promise<void> {
   const banner = bannerSpec(meta, canvas.width);
   fillRect(canvas, 0, 0, canvas.width, BANNER_HEIGHT, parseColor(banner.fill, 'banner'));
-  await drawText(canvas, [{ text: banner.text, x: canvas.width / 2, y: 20 }], { size: banner.size, colour: parseColor(banner.colour, 'banner'), bold: banner.bold });
+  await drawText(canvas, [{ text: banner.text, x: canvas.width / 2, y: 20 }], {
+    size: banner.size,
+    colour: parseColor(banner.colour, 'banner'),
+    bold: banner.bold,
+  });
 }
 
 /** Put the weights banner and a title above an RGB picture, and caption lines under it. */
-export async function frameCanvas(image: RgbCanvas, meta: ModelMetadata, title: string, lines: string[]): Promise<RgbCanvas> {
+export async function frameCanvas(
+  image: RgbCanvas,
+  meta: ModelMetadata,
+  title: string,
+  lines: string[],
+): Promise<RgbCanvas> {
   const frameW = Math.max(image.width, 360);
   const titleH = 28;
   const lineH = 18;
@@ -241,10 +285,19 @@ export async function frameCanvas(image: RgbCanvas, meta: ModelMetadata, title: 
   const totalH = BANNER_HEIGHT + titleH + image.height + captionH;
   const canvas: RgbCanvas = { data: Buffer.alloc(frameW * totalH * 3, 255), width: frameW, height: totalH };
   await drawBanner(canvas, meta);
-  await drawText(canvas, [{ text: fitText(title, 14, frameW - 16), x: 8, y: BANNER_HEIGHT + 19 }], { size: 14, colour: parseColor(INK, 'ink'), bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(title, 14, frameW - 16), x: 8, y: BANNER_HEIGHT + 19 }], {
+    size: 14,
+    colour: parseColor(INK, 'ink'),
+    bold: true,
+    anchor: 'start',
+  });
   await drawText(
     canvas,
-    lines.map((l, i) => ({ text: fitText(l, 12, frameW - 16), x: 8, y: BANNER_HEIGHT + titleH + image.height + 16 + i * lineH })),
+    lines.map((l, i) => ({
+      text: fitText(l, 12, frameW - 16),
+      x: 8,
+      y: BANNER_HEIGHT + titleH + image.height + 16 + i * lineH,
+    })),
     { size: 12, colour: parseColor(INK, 'ink'), anchor: 'start' },
   );
   blit(canvas, image, Math.floor((frameW - image.width) / 2), BANNER_HEIGHT + titleH);

@@ -55,7 +55,14 @@ export interface FeatureVisResult {
 
 const KEYS = ['layer', 'channel', 'steps', 'size', 'lr', 'jitter', 'blurEvery', 'decay', 'seed', 'onStep'] as const;
 
-function checkNumber(option: string, value: unknown, fallback: number, min: number, max: number, integer: boolean): number {
+function checkNumber(
+  option: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max: number,
+  integer: boolean,
+): number {
   const v = value ?? fallback;
   if (typeof v !== 'number' || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
     throw invalidParameter(option, `${integer ? 'an integer' : 'a number'} from ${min} to ${max}`, value);
@@ -84,18 +91,24 @@ function blur(img: Float32Array, s: number): void {
   for (let c = 0; c < 3; c++) {
     const p = img.subarray(c * s * s, (c + 1) * s * s);
     for (let y = 0; y < s; y++)
-      for (let x = 0; x < s; x++) tmp[y * s + x] = wa * p[y * s + Math.max(0, x - 1)] + wb * p[y * s + x] + wa * p[y * s + Math.min(s - 1, x + 1)];
+      for (let x = 0; x < s; x++)
+        tmp[y * s + x] =
+          wa * p[y * s + Math.max(0, x - 1)] + wb * p[y * s + x] + wa * p[y * s + Math.min(s - 1, x + 1)];
     for (let y = 0; y < s; y++)
-      for (let x = 0; x < s; x++) p[y * s + x] = wa * tmp[Math.max(0, y - 1) * s + x] + wb * tmp[y * s + x] + wa * tmp[Math.min(s - 1, y + 1) * s + x];
+      for (let x = 0; x < s; x++)
+        p[y * s + x] =
+          wa * tmp[Math.max(0, y - 1) * s + x] + wb * tmp[y * s + x] + wa * tmp[Math.min(s - 1, y + 1) * s + x];
   }
 }
 
 /** Optimise an input picture that raises a layer's (or one channel's) mean activation. */
 export async function featureVisualization(model: Model, options: FeatureVisOptions): Promise<FeatureVisResult> {
-  if (!options || typeof options !== 'object') throw invalidParameter('featureVisualization options', 'an object with a layer', options);
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('featureVisualization options', 'an object with a layer', options);
   checkKnownKeys('featureVisualization', options, KEYS);
   const { channel, ...rest } = options;
-  if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0)) throw invalidParameter('channel', 'a channel index (an integer >= 0)', channel);
+  if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0))
+    throw invalidParameter('channel', 'a channel index (an integer >= 0)', channel);
   return (await optimise(model, rest, channel === undefined ? [undefined] : [channel]))[0];
 }
 
@@ -104,8 +117,12 @@ export async function featureVisualization(model: Model, options: FeatureVisOpti
  * for all of them (on a GPU about the cost of one). Each channel's picture is the one it would get
  * alone (same start noise and shifts; every row climbs its own channel).
  */
-export async function featureVisualizations(model: Model, options: Omit<FeatureVisOptions, 'channel'> & { channels: number[] }): Promise<FeatureVisResult[]> {
-  if (!options || typeof options !== 'object') throw invalidParameter('featureVisualizations options', 'an object with a layer and channels', options);
+export async function featureVisualizations(
+  model: Model,
+  options: Omit<FeatureVisOptions, 'channel'> & { channels: number[] },
+): Promise<FeatureVisResult[]> {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('featureVisualizations options', 'an object with a layer and channels', options);
   checkKnownKeys('featureVisualizations', options, [...KEYS.filter((k) => k !== 'channel'), 'channels']);
   const { channels, ...rest } = options;
   if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c >= 0)) {
@@ -114,7 +131,11 @@ export async function featureVisualizations(model: Model, options: Omit<FeatureV
   return optimise(model, rest, channels);
 }
 
-async function optimise(model: Model, options: Omit<FeatureVisOptions, 'channel'>, channels: (number | undefined)[]): Promise<FeatureVisResult[]> {
+async function optimise(
+  model: Model,
+  options: Omit<FeatureVisOptions, 'channel'>,
+  channels: (number | undefined)[],
+): Promise<FeatureVisResult[]> {
   const norm = normalisationOf(model);
   const steps = checkNumber('steps', options.steps, 128, 1, 100000, true);
   const size = checkNumber('size', options.size, norm.size, 16, 2048, true);
@@ -123,7 +144,8 @@ async function optimise(model: Model, options: Omit<FeatureVisOptions, 'channel'
   const blurEvery = checkNumber('blurEvery', options.blurEvery, 4, 0, 100000, true);
   const decay = checkNumber('decay', options.decay, 0.001, 0, 1, false);
   const seed = checkNumber('seed', options.seed, 0, 0, 2 ** 32 - 1, true);
-  if (options.onStep !== undefined && typeof options.onStep !== 'function') throw invalidParameter('onStep', 'a function', options.onStep);
+  if (options.onStep !== undefined && typeof options.onStep !== 'function')
+    throw invalidParameter('onStep', 'a function', options.onStep);
   const n = channels.length;
   const objective = { layer: options.layer, ...(channels[0] === undefined ? {} : { channel: channels as number[] }) };
 
@@ -162,7 +184,10 @@ async function optimise(model: Model, options: Omit<FeatureVisOptions, 'channel'
       for (let i = k * per; i < (k + 1) * per; i++) meanAbs += Math.abs(g[i]);
       meanAbs /= per;
       if (!(meanAbs > 0)) {
-        throw new FeatscopeError('ZERO_GRADIENT', `the objective (${options.layer}${channels[k] === undefined ? '' : ` channel ${channels[k]}`}) has no gradient with respect to the input here (a dead channel?); pick another channel or layer`);
+        throw new FeatscopeError(
+          'ZERO_GRADIENT',
+          `the objective (${options.layer}${channels[k] === undefined ? '' : ` channel ${channels[k]}`}) has no gradient with respect to the input here (a dead channel?); pick another channel or layer`,
+        );
       }
       const scale = lr / meanAbs;
       for (let c = 0; c < 3; c++) {
@@ -195,8 +220,13 @@ async function optimise(model: Model, options: Omit<FeatureVisOptions, 'channel'
 }
 
 /** The optimised picture, enlarged `scale` times (nearest), under the weights banner and a caption. */
-export async function renderFeatureVisualization(model: Model, result: FeatureVisResult, options: { scale?: number } = {}): Promise<{ png: Buffer; width: number; height: number }> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('renderFeatureVisualization options', 'an object', options);
+export async function renderFeatureVisualization(
+  model: Model,
+  result: FeatureVisResult,
+  options: { scale?: number } = {},
+): Promise<{ png: Buffer; width: number; height: number }> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderFeatureVisualization options', 'an object', options);
   checkKnownKeys('renderFeatureVisualization', options, ['scale']);
   const scale = checkNumber('scale', options.scale, 2, 1, 8, true);
   const { rgb, width: w, height: h } = result.image;
@@ -213,10 +243,28 @@ export async function renderFeatureVisualization(model: Model, result: FeatureVi
   const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
   await drawBanner(canvas, model.metadata);
   const what = `${result.layer}${result.channel === undefined ? ' (all channels)' : ` · channel ${result.channel}`}`;
-  await drawText(canvas, [{ text: fitText(`Feature visualisation · ${what}`, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: parseColor(INK, 'ink'), bold: true, anchor: 'start' });
+  await drawText(
+    canvas,
+    [{ text: fitText(`Feature visualisation · ${what}`, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }],
+    { size: 15, colour: parseColor(INK, 'ink'), bold: true, anchor: 'start' },
+  );
   const first = result.objective[0];
   const last = result.objective[result.objective.length - 1];
-  await drawText(canvas, [{ text: fitText(`mean activation ${formatNumber(first)} -> ${formatNumber(last)} in ${result.objective.length - 1} steps`, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], { size: 12, colour: parseColor(MUTED, 'muted'), anchor: 'start' });
+  await drawText(
+    canvas,
+    [
+      {
+        text: fitText(
+          `mean activation ${formatNumber(first)} -> ${formatNumber(last)} in ${result.objective.length - 1} steps`,
+          12,
+          width - 20,
+        ),
+        x: 10,
+        y: BANNER_HEIGHT + 40,
+      },
+    ],
+    { size: 12, colour: parseColor(MUTED, 'muted'), anchor: 'start' },
+  );
   blit(canvas, big, Math.floor((width - big.width) / 2), head);
   return { png: await encodePng(canvas), width, height };
 }

@@ -8,7 +8,17 @@ import { checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import type { TensorInput } from '../types';
 import { className, weightsOf } from './common';
-import { BANNER_HEIGHT, type Bar, barChart, labelSpace, svgDocument, svgToPng, text, weightsBanner, MUTED } from './draw';
+import {
+  BANNER_HEIGHT,
+  type Bar,
+  barChart,
+  labelSpace,
+  svgDocument,
+  svgToPng,
+  text,
+  weightsBanner,
+  MUTED,
+} from './draw';
 
 export interface GradientFlowOptions {
   /** Layers to report; default every Conv2d and Linear layer the forward calls, in call order. */
@@ -55,8 +65,13 @@ export async function weightLayers(model: Model): Promise<string[]> {
   return (await model.layers()).filter((l) => l.calls > 0 && /^(Conv[123]d|Linear)$/.test(l.type)).map((l) => l.name);
 }
 
-export async function gradientFlow(model: Model, input: TensorInput, options: GradientFlowOptions = {}): Promise<GradientFlow> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('gradientFlow options', 'an object', options);
+export async function gradientFlow(
+  model: Model,
+  input: TensorInput,
+  options: GradientFlowOptions = {},
+): Promise<GradientFlow> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('gradientFlow options', 'an object', options);
   checkKnownKeys('gradientFlow', options, ['layers', 'classes', 'loss']);
   const loss = options.loss ?? 'score';
   const layers = options.layers ?? (await weightLayers(model));
@@ -91,36 +106,70 @@ export interface FlowChartOptions {
  * Two log-scale bar charts: the gradient norm at each layer's output (bars) with the activation
  * norm (dots), and the gradient norm of each weight tensor. Log axes, since norms span decades.
  */
-export async function renderFlowChart(model: Model, flow: GradientFlow, options: FlowChartOptions = {}): Promise<{ png: Buffer; width: number; height: number }> {
+export async function renderFlowChart(
+  model: Model,
+  flow: GradientFlow,
+  options: FlowChartOptions = {},
+): Promise<{ png: Buffer; width: number; height: number }> {
   checkKnownKeys('renderFlowChart', options, ['parameters', 'width', 'subject']);
   const width = options.width ?? Math.max(900, 40 + flow.layers.length * 34);
   const layerBars: Bar[] = flow.layers.map((l) => ({ label: l.name, value: l.gradNorm, second: l.activationNorm }));
   const paramRows = (options.parameters ?? true) ? flow.parameters.filter((p) => p.shape.length >= 2) : [];
-  const paramBars: Bar[] = paramRows.map((p) => ({ label: p.name.replace(/\.weight$/, ''), value: p.gradNorm, second: p.norm }));
+  const paramBars: Bar[] = paramRows.map((p) => ({
+    label: p.name.replace(/\.weight$/, ''),
+    value: p.gradNorm,
+    second: p.norm,
+  }));
   const chartH = (bars: Bar[]) => 40 + 260 + labelSpace(bars, bars.length > 24 ? 10 : 11);
   const head = BANNER_HEIGHT + 58;
   const h1 = chartH(layerBars);
   const h2 = paramBars.length ? chartH(paramBars) + 16 : 0;
   const height = head + h1 + h2 + 8;
   const targets = [...new Set(flow.classes.map((c) => `${c.name} (${c.class})`))];
-  const lossText = flow.loss === 'score' ? 'loss = sum of the target logits' : 'loss = cross-entropy summed over the batch';
+  const lossText =
+    flow.loss === 'score' ? 'loss = sum of the target logits' : 'loss = cross-entropy summed over the batch';
   const body = [
     weightsBanner(model.metadata, width),
-    text(12, BANNER_HEIGHT + 22, `Gradient flow${options.subject ? ` · ${options.subject}` : ''}`, { size: 16, weight: 'bold' }),
-    text(12, BANNER_HEIGHT + 44, `target: ${targets.slice(0, 3).join(', ')}${targets.length > 3 ? `, … (${targets.length})` : ''} · ${lossText} = ${flow.lossValue.toPrecision(4)} · L2 norms over the batch, log scale`, { size: 12, fill: MUTED }),
+    text(12, BANNER_HEIGHT + 22, `Gradient flow${options.subject ? ` · ${options.subject}` : ''}`, {
+      size: 16,
+      weight: 'bold',
+    }),
+    text(
+      12,
+      BANNER_HEIGHT + 44,
+      `target: ${targets.slice(0, 3).join(', ')}${targets.length > 3 ? `, … (${targets.length})` : ''} · ${lossText} = ${flow.lossValue.toPrecision(4)} · L2 norms over the batch, log scale`,
+      { size: 12, fill: MUTED },
+    ),
     barChart({
-      x: 0, y: head, width, height: h1,
+      x: 0,
+      y: head,
+      width,
+      height: h1,
       title: 'Layer outputs: gradient norm ||dL/dA|| (bars) and activation norm ||A|| (dots)',
-      yLabel: 'L2 norm (log)', bars: layerBars, log: true,
-      legend: [['#3b6fb6', '||dL/dA||'], ['dot:#1a1a1a', '||A||']],
+      yLabel: 'L2 norm (log)',
+      bars: layerBars,
+      log: true,
+      legend: [
+        ['#3b6fb6', '||dL/dA||'],
+        ['dot:#1a1a1a', '||A||'],
+      ],
     }),
     paramBars.length
       ? barChart({
-        x: 0, y: head + h1 + 16, width, height: h2 - 16,
-        title: 'Weight tensors: gradient norm ||dL/dW|| (bars) and weight norm ||W|| (dots)',
-        yLabel: 'L2 norm (log)', bars: paramBars, log: true, color: '#5a9e6f',
-        legend: [['#5a9e6f', '||dL/dW||'], ['dot:#1a1a1a', '||W||']],
-      })
+          x: 0,
+          y: head + h1 + 16,
+          width,
+          height: h2 - 16,
+          title: 'Weight tensors: gradient norm ||dL/dW|| (bars) and weight norm ||W|| (dots)',
+          yLabel: 'L2 norm (log)',
+          bars: paramBars,
+          log: true,
+          color: '#5a9e6f',
+          legend: [
+            ['#5a9e6f', '||dL/dW||'],
+            ['dot:#1a1a1a', '||W||'],
+          ],
+        })
       : '',
   ].join('');
   return { png: await svgToPng(svgDocument(width, height, body)), width, height };

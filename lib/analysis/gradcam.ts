@@ -53,22 +53,34 @@ export interface GradCamOverlay {
 const KEYS = ['layer', 'classes', 'resize', 'colormap', 'alpha', 'displaySize', 'top'] as const;
 
 /** Grad-CAM of one image (a path or an encoded Buffer). */
-export async function gradCamOverlay(model: Model, image: ImageSource, options: GradCamOverlayOptions): Promise<GradCamOverlay> {
+export async function gradCamOverlay(
+  model: Model,
+  image: ImageSource,
+  options: GradCamOverlayOptions,
+): Promise<GradCamOverlay> {
   return (await gradCamOverlays(model, [image], options))[0];
 }
 
 /** Grad-CAM of several images in one batched forward and backward. */
-export async function gradCamOverlays(model: Model, images: readonly ImageSource[], options: GradCamOverlayOptions): Promise<GradCamOverlay[]> {
-  if (!options || typeof options !== 'object') throw invalidParameter('gradCamOverlay options', 'an object with a layer', options);
+export async function gradCamOverlays(
+  model: Model,
+  images: readonly ImageSource[],
+  options: GradCamOverlayOptions,
+): Promise<GradCamOverlay[]> {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('gradCamOverlay options', 'an object with a layer', options);
   checkKnownKeys('gradCamOverlay', options, KEYS);
-  if (!Array.isArray(images) || images.length === 0) throw invalidParameter('images', 'a non-empty array of images', images);
+  if (!Array.isArray(images) || images.length === 0)
+    throw invalidParameter('images', 'a non-empty array of images', images);
   const resize = options.resize ?? 'squash';
   if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
   const colormap = checkColormap(options.colormap ?? 'turbo');
   const alpha = options.alpha ?? 0.45;
-  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1))
+    throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
   const displaySize = options.displaySize ?? 448;
-  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096) throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
+  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096)
+    throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
   const top = options.top ?? 3;
   if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
 
@@ -76,7 +88,10 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
   const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
   const logits = (await model.forward(input, { optimize: false })).output; // the numerics of the gradients
   if (!logits || logits.shape.length !== 2) {
-    throw new FeatscopeError('NOT_A_CLASSIFIER', `Grad-CAM needs a model whose output is [N, classes] logits; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'no tensor'}`);
+    throw new FeatscopeError(
+      'NOT_A_CLASSIFIER',
+      `Grad-CAM needs a model whose output is [N, classes] logits; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'no tensor'}`,
+    );
   }
   const cam = await model.gradcam(input, { layer: options.layer, classes: options.classes });
   const [n, h, w] = cam.shape;
@@ -88,9 +103,18 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
     for (const v of plane) if (v > max) max = v;
     const heat = new Float32Array(plane.length);
     if (max > 0) for (let j = 0; j < plane.length; j++) heat[j] = plane[j] / max;
-    const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : upscale(input.images[i], displaySize);
-    const overlay = await drawOverlay(await photo, { data: heat, width: w, height: h }, { colormap, alpha, range: [0, 1] });
-    const target: Prediction = { class: cam.classes[i], name: className(model, cam.classes[i]), probability: cam.probabilities[i] };
+    const photo =
+      resize === 'squash' ? await displayPhoto(images[i], displaySize) : upscale(input.images[i], displaySize);
+    const overlay = await drawOverlay(
+      await photo,
+      { data: heat, width: w, height: h },
+      { colormap, alpha, range: [0, 1] },
+    );
+    const target: Prediction = {
+      class: cam.classes[i],
+      name: className(model, cam.classes[i]),
+      probability: cam.probabilities[i],
+    };
     const predictions = topPredictions(model, logits, i, top);
     const framed = await frameHeatmap(model, overlay, {
       title: `Grad-CAM · ${options.layer}`,
@@ -115,8 +139,16 @@ export async function gradCamOverlays(model: Model, images: readonly ImageSource
 }
 
 /** The original photo (EXIF-oriented), scaled so its longer side is `size`: squash covers all of it. */
-export async function displayPhoto(image: ImageSource, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
-  const src = typeof image === 'string' || Buffer.isBuffer(image) ? image : image instanceof Uint8Array ? Buffer.from(image) : await image.clone().png().toBuffer();
+export async function displayPhoto(
+  image: ImageSource,
+  size: number,
+): Promise<{ rgb: Buffer; width: number; height: number }> {
+  const src =
+    typeof image === 'string' || Buffer.isBuffer(image)
+      ? image
+      : image instanceof Uint8Array
+        ? Buffer.from(image)
+        : await image.clone().png().toBuffer();
   const { data, info } = await sharp(src, { autoOrient: true })
     .removeAlpha()
     .toColourspace('srgb')
@@ -126,7 +158,10 @@ export async function displayPhoto(image: ImageSource, size: number): Promise<{ 
   return { rgb: data, width: info.width, height: info.height };
 }
 
-export async function upscale(img: { rgb: Buffer; width: number; height: number }, size: number): Promise<{ rgb: Buffer; width: number; height: number }> {
+export async function upscale(
+  img: { rgb: Buffer; width: number; height: number },
+  size: number,
+): Promise<{ rgb: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } })
     .resize({ width: size, height: size, fit: 'inside', kernel: 'cubic' })
     .raw()
@@ -149,7 +184,11 @@ export interface HeatmapFrame {
 }
 
 /** Frame a heatmap overlay: weights banner, title, the overlay, a colour bar and the top predictions. */
-export async function frameHeatmap(model: Model, overlay: RgbCanvas, o: HeatmapFrame): Promise<{ png: Buffer; width: number; height: number }> {
+export async function frameHeatmap(
+  model: Model,
+  overlay: RgbCanvas,
+  o: HeatmapFrame,
+): Promise<{ png: Buffer; width: number; height: number }> {
   const width = Math.max(overlay.width, 420);
   const titleH = 48;
   const barH = 34;
@@ -165,21 +204,43 @@ export async function frameHeatmap(model: Model, overlay: RgbCanvas, o: HeatmapF
   const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
-  await drawText(canvas, [{ text: fitText(o.title, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(o.title, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], {
+    size: 15,
+    colour: ink,
+    bold: true,
+    anchor: 'start',
+  });
   const subtitle = `target: ${o.target.name} (class ${o.target.class}), p = ${pct(o.target.probability)}`;
-  await drawText(canvas, [{ text: fitText(subtitle, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], { size: 12, colour: ink, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(subtitle, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], {
+    size: 12,
+    colour: ink,
+    anchor: 'start',
+  });
   blit(canvas, overlay, Math.floor((width - overlay.width) / 2), photoTop);
   // Colour bar: the colour map from its first colour (left) to its last (right), in a grey frame.
   const barY = photoTop + overlay.height + 8;
   const barX = 60;
   const barW = width - 120;
   fillRect(canvas, barX - 1, barY - 1, barW + 2, 12, [153, 153, 153]);
-  for (let x = 0; x < barW; x++) fillRect(canvas, barX + x, barY, 1, 10, colormapRGB(o.colormap, x / Math.max(1, barW - 1)));
+  for (let x = 0; x < barW; x++)
+    fillRect(canvas, barX + x, barY, 1, 10, colormapRGB(o.colormap, x / Math.max(1, barW - 1)));
   await drawText(canvas, [{ text: o.scale[0], x: barX - 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'end' });
-  await drawText(canvas, [{ text: o.scale[1], x: barX + barW + 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'start' });
-  await drawText(canvas, [{ text: o.scale[2], x: width / 2, y: barY + 23 }], { size: 10, colour: parseColor(MUTED, 'muted') });
+  await drawText(canvas, [{ text: o.scale[1], x: barX + barW + 6, y: barY + 10 }], {
+    size: 11,
+    colour: ink,
+    anchor: 'start',
+  });
+  await drawText(canvas, [{ text: o.scale[2], x: width / 2, y: barY + 23 }], {
+    size: 10,
+    colour: parseColor(MUTED, 'muted'),
+  });
   const captionTop = photoTop + overlay.height + barH + 16;
-  await drawText(canvas, [{ text: fitText(lines[0], 12, width - 20), x: 10, y: captionTop }], { size: 12, colour: ink, bold: true, anchor: 'start' });
+  await drawText(canvas, [{ text: fitText(lines[0], 12, width - 20), x: 10, y: captionTop }], {
+    size: 12,
+    colour: ink,
+    bold: true,
+    anchor: 'start',
+  });
   await drawText(
     canvas,
     lines.slice(1).map((l, k) => ({ text: fitText(l, 12, width - 20), x: 10, y: captionTop + (k + 1) * lineH })),

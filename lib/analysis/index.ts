@@ -7,15 +7,49 @@ export { ckaMatrix, layerSimilarity, linearCka, pooledFeatures, renderSimilarity
 export type { LayerSimilarity, LayerSimilarityOptions, PooledFeatures } from './similarity';
 export { featureVisualization, featureVisualizations, renderFeatureVisualization } from './featurevis';
 export type { FeatureVisOptions, FeatureVisResult } from './featurevis';
-export type { SaliencyMethod, SaliencyOptions, SaliencyOverlay, SaliencyOverlayOptions, SaliencyResult } from './saliency';
+export type {
+  SaliencyMethod,
+  SaliencyOptions,
+  SaliencyOverlay,
+  SaliencyOverlayOptions,
+  SaliencyResult,
+} from './saliency';
 export { gradientFlow, renderFlowChart, weightLayers } from './flow';
 export type { FlowChartOptions, GradientFlow, GradientFlowOptions, LayerFlow, ParameterFlow } from './flow';
-export { firstConvWeight, histogram, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from './weights';
-export type { FirstConvFilterOptions, WeightDistributionOptions, WeightDistributions, WeightHistogram, WeightHistogramChartOptions } from './weights';
+export {
+  firstConvWeight,
+  histogram,
+  renderFirstConvFilters,
+  renderWeightHistograms,
+  weightDistributions,
+} from './weights';
+export type {
+  FirstConvFilterOptions,
+  WeightDistributionOptions,
+  WeightDistributions,
+  WeightHistogram,
+  WeightHistogramChartOptions,
+} from './weights';
 export { divergence, fgsm, pgd, renderAttackGrids, renderDivergenceChart } from './attack';
 export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathStep, PgdOptions } from './attack';
-export { P2Quantile, folderStats, mergeStatsStates, percentileSorted, renderChannelExamples, renderStatsChart } from './stats';
-export type { ChannelExample, ChannelExamplesOptions, ChannelExamplesPicture, ChannelStatistics, FolderStats, FolderStatsOptions, LayerStatisticsOverFolder, LayerStatsState } from './stats';
+export {
+  P2Quantile,
+  folderStats,
+  mergeStatsStates,
+  percentileSorted,
+  renderChannelExamples,
+  renderStatsChart,
+} from './stats';
+export type {
+  ChannelExample,
+  ChannelExamplesOptions,
+  ChannelExamplesPicture,
+  ChannelStatistics,
+  FolderStats,
+  FolderStatsOptions,
+  LayerStatisticsOverFolder,
+  LayerStatsState,
+} from './stats';
 export type { Prediction } from './common';
 export { analysisReport } from './report';
 export type { AnalysisSection } from './report';

@@ -63,12 +63,17 @@ const METHODS: readonly SaliencyMethod[] = ['gradient', 'smoothgrad', 'integrate
 
 function checkCount(option: string, value: unknown, fallback: number, max: number): number {
   const v = value ?? fallback;
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max) throw invalidParameter(option, `an integer from 1 to ${max}`, value);
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
+    throw invalidParameter(option, `an integer from 1 to ${max}`, value);
   return v as number;
 }
 
 /** Attributions of the target class score with respect to the input pixels. */
-export async function saliency(model: Model, input: TensorInput, options: SaliencyOptions = {}): Promise<SaliencyResult> {
+export async function saliency(
+  model: Model,
+  input: TensorInput,
+  options: SaliencyOptions = {},
+): Promise<SaliencyResult> {
   if (options === null || typeof options !== 'object') throw invalidParameter('saliency options', 'an object', options);
   checkKnownKeys('saliency', options, KEYS);
   const method = options.method ?? 'gradient';
@@ -76,7 +81,8 @@ export async function saliency(model: Model, input: TensorInput, options: Salien
   const samples = checkCount('samples', options.samples, method === 'smoothgrad' ? 16 : 32, 1024);
   const batch = checkCount('batch', options.batch, 16, 4096);
   const noise = options.noise ?? 0.15;
-  if (typeof noise !== 'number' || !(noise >= 0 && noise <= 10)) throw invalidParameter('noise', 'a number from 0 to 10', noise);
+  if (typeof noise !== 'number' || !(noise >= 0 && noise <= 10))
+    throw invalidParameter('noise', 'a number from 0 to 10', noise);
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) throw invalidParameter('seed', 'a non-negative integer', seed);
   if (!input || typeof input !== 'object' || !Array.isArray(input.shape) || input.shape.length !== 4) {
@@ -89,7 +95,10 @@ export async function saliency(model: Model, input: TensorInput, options: Salien
   // The clean input: the target classes (top-1 when not given), their scores, the plain gradient.
   const clean = await model.backward(input, { classes: options.classes, inputGrad: true });
   if (clean.output.shape.length !== 2) {
-    throw new FeatscopeError('NOT_A_CLASSIFIER', `saliency needs a model whose output is [N, classes] logits; ${model.path} gives [${clean.output.shape.join(', ')}]`);
+    throw new FeatscopeError(
+      'NOT_A_CLASSIFIER',
+      `saliency needs a model whose output is [N, classes] logits; ${model.path} gives [${clean.output.shape.join(', ')}]`,
+    );
   }
   const classes = clean.classes;
   const k = clean.output.shape[1];
@@ -224,16 +233,25 @@ const METHOD_TITLES: Record<SaliencyMethod, string> = {
 };
 
 /** Saliency maps of images (paths or encoded Buffers) drawn over the photos, framed with the target and predictions. */
-export async function saliencyOverlays(model: Model, images: readonly ImageSource[], options: SaliencyOverlayOptions = {}): Promise<SaliencyOverlay[]> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('saliencyOverlays options', 'an object', options);
+export async function saliencyOverlays(
+  model: Model,
+  images: readonly ImageSource[],
+  options: SaliencyOverlayOptions = {},
+): Promise<SaliencyOverlay[]> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('saliencyOverlays options', 'an object', options);
   checkKnownKeys('saliencyOverlays', options, OVERLAY_KEYS);
-  if (!Array.isArray(images) || images.length === 0) throw invalidParameter('images', 'a non-empty array of images', images);
+  if (!Array.isArray(images) || images.length === 0)
+    throw invalidParameter('images', 'a non-empty array of images', images);
   const { resize = 'squash', colormap: cm, alpha = 0.6, clip = 99, displaySize = 448, top = 3, ...analysis } = options;
   if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
   const colormap = checkColormap(cm ?? 'inferno');
-  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
-  if (typeof clip !== 'number' || !(clip > 0 && clip <= 100)) throw invalidParameter('clip', 'a percentile above 0, at most 100', clip);
-  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096) throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1))
+    throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  if (typeof clip !== 'number' || !(clip > 0 && clip <= 100))
+    throw invalidParameter('clip', 'a percentile above 0, at most 100', clip);
+  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096)
+    throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
   if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
 
   const norm = normalisationOf(model);
@@ -248,21 +266,37 @@ export async function saliencyOverlays(model: Model, images: readonly ImageSourc
     const clipValue = percentile(plane, clip);
     const scaled = new Float32Array(plane.length);
     if (clipValue > 0) for (let j = 0; j < plane.length; j++) scaled[j] = Math.min(1, plane[j] / clipValue);
-    const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
+    const photo =
+      resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
     const overlay = await drawOverlay(photo, { data: scaled, width: w, height: h }, { colormap, alpha, range: [0, 1] });
     const predictions = topPredictions(model, logits, i, top);
     const cls = result.classes[i];
-    const target: Prediction = { class: cls, name: className(model, cls), probability: softmaxRow(logits.data, logits.shape[1], i)[cls] };
-    const completeness = result.completeness && { attributionSum: result.completeness.attributionSum[i], scoreDelta: result.completeness.scoreDelta[i] };
+    const target: Prediction = {
+      class: cls,
+      name: className(model, cls),
+      probability: softmaxRow(logits.data, logits.shape[1], i)[cls],
+    };
+    const completeness = result.completeness && {
+      attributionSum: result.completeness.attributionSum[i],
+      scoreDelta: result.completeness.scoreDelta[i],
+    };
     const framed = await frameHeatmap(model, overlay, {
       title: METHOD_TITLES[result.method],
       target,
       colormap,
-      scale: ['0', `p${clip}`, result.method === 'integrated-gradients' ? '|attribution summed over colour channels|' : 'max over colour channels of |d score / d pixel|'],
+      scale: [
+        '0',
+        `p${clip}`,
+        result.method === 'integrated-gradients'
+          ? '|attribution summed over colour channels|'
+          : 'max over colour channels of |d score / d pixel|',
+      ],
       predictions,
       note: completeness
         ? `Σ attributions ${completeness.attributionSum.toPrecision(4)} vs score − baseline score ${completeness.scoreDelta.toPrecision(4)}`
-        : clipValue > 0 ? undefined : 'The map is zero everywhere: the score does not depend on these pixels.',
+        : clipValue > 0
+          ? undefined
+          : 'The map is zero everywhere: the score does not depend on these pixels.',
     });
     out.push({
       source: input.images[i].source,

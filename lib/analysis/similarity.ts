@@ -96,28 +96,54 @@ export interface PooledFeatures {
   sides: Array<Map<string, { x: Float32Array; c: number }>>;
 }
 
-function checkSimilarityOptions(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions, minImages: number) {
-  if (!options || typeof options !== 'object') throw invalidParameter('layerSimilarity options', 'an object with layers', options);
+function checkSimilarityOptions(
+  model: Model,
+  files: readonly ImageSource[],
+  options: LayerSimilarityOptions,
+  minImages: number,
+) {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('layerSimilarity options', 'an object with layers', options);
   checkKnownKeys('layerSimilarity', options, ['layers', 'other', 'batch', 'resize', 'onProgress']);
   if (!Array.isArray(files) || files.length < minImages) {
-    throw invalidParameter('files', minImages > 1 ? 'at least two images (CKA compares images with each other)' : 'a non-empty array of images', files);
+    throw invalidParameter(
+      'files',
+      minImages > 1 ? 'at least two images (CKA compares images with each other)' : 'a non-empty array of images',
+      files,
+    );
   }
-  if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
+  if (!Array.isArray(options.layers) || options.layers.length === 0)
+    throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
   const other = options.other;
-  if (other !== undefined && (typeof other !== 'object' || !other || !Array.isArray(other.layers) || other.layers.length === 0 || typeof other.model?.capture !== 'function')) {
+  if (
+    other !== undefined &&
+    (typeof other !== 'object' ||
+      !other ||
+      !Array.isArray(other.layers) ||
+      other.layers.length === 0 ||
+      typeof other.model?.capture !== 'function')
+  ) {
     throw invalidParameter('other', '{ model, layers } with a loaded model and a non-empty array of its layers', other);
   }
   const batch = options.batch ?? 16;
-  if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1024)
+    throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
   const norm = normalisationOf(model);
   if (other && normalisationOf(other.model).size !== norm.size) {
-    throw new FeatscopeError('INVALID_ARGUMENT', `the two models expect different input sizes (${norm.size} and ${normalisationOf(other.model).size}); compare models with the same input`);
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `the two models expect different input sizes (${norm.size} and ${normalisationOf(other.model).size}); compare models with the same input`,
+    );
   }
   return { batch, resize: options.resize ?? 'squash', norm, other };
 }
 
 /** The channel means per image of the layers of one model (or two), the input of CKA; mergeable over disjoint image sets by concatenation. */
-export async function pooledFeatures(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<PooledFeatures> {
+export async function pooledFeatures(
+  model: Model,
+  files: readonly ImageSource[],
+  options: LayerSimilarityOptions,
+): Promise<PooledFeatures> {
   const { batch, resize, norm, other } = checkSimilarityOptions(model, files, options, 1);
   const sides = [{ model, layers: options.layers }, ...(other ? [{ model: other.model, layers: other.layers }] : [])];
   // Pooled features per side and layer: one Float32Array of channel means per image.
@@ -129,11 +155,17 @@ export async function pooledFeatures(model: Model, files: readonly ImageSource[]
     if (b.files.length > 0) {
       read.push(...b.files);
       for (const [k, side] of sides.entries()) {
-        const caps = await side.model.capture({ data: b.data, shape: b.shape }, side.layers, { stats: true, maxSize: 1 });
+        const caps = await side.model.capture({ data: b.data, shape: b.shape }, side.layers, {
+          stats: true,
+          maxSize: 1,
+        });
         for (const layer of side.layers) {
           const cap = caps.find((c) => c.name === layer);
           if (!cap?.stats) {
-            throw new FeatscopeError('LAYER_NOT_CALLED', `layer ${layer} gave no capture for these images (a call in an \`if\` branch not taken, or a loop); pick a layer called once per forward`);
+            throw new FeatscopeError(
+              'LAYER_NOT_CALLED',
+              `layer ${layer} gave no capture for these images (a call in an \`if\` branch not taken, or a loop); pick a layer called once per forward`,
+            );
           }
           const [n, c] = cap.stats.shape;
           for (let i = 0; i < n; i++) features[k].get(layer)!.push(cap.stats.mean.slice(i * c, (i + 1) * c));
@@ -142,31 +174,50 @@ export async function pooledFeatures(model: Model, files: readonly ImageSource[]
     }
     options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
-  const stacked = features.map((m) => new Map([...m].map(([layer, rows]) => {
-    const c = rows[0]?.length ?? 0;
-    const x = new Float32Array(rows.length * c);
-    rows.forEach((r, i) => x.set(r, i * c));
-    return [layer, { x, c }] as const;
-  })));
+  const stacked = features.map(
+    (m) =>
+      new Map(
+        [...m].map(([layer, rows]) => {
+          const c = rows[0]?.length ?? 0;
+          const x = new Float32Array(rows.length * c);
+          rows.forEach((r, i) => x.set(r, i * c));
+          return [layer, { x, c }] as const;
+        }),
+      ),
+  );
   return { images: files.length - failed.length, failed, files: read, sides: stacked };
 }
 
 /** The CKA matrix of pooled features: rows are the first side's layers, columns the second's (or the first's). */
-export function ckaMatrix(pooled: Pick<PooledFeatures, 'images' | 'sides'>, rows: string[], columns: string[]): number[][] {
+export function ckaMatrix(
+  pooled: Pick<PooledFeatures, 'images' | 'sides'>,
+  rows: string[],
+  columns: string[],
+): number[][] {
   const a = pooled.sides[0];
   const b = pooled.sides[pooled.sides.length > 1 ? 1 : 0];
-  return rows.map((rl) => columns.map((cl) => {
-    const [x, y] = [a.get(rl)!, b.get(cl)!];
-    return linearCka(x.x, x.c, y.x, y.c, pooled.images);
-  }));
+  return rows.map((rl) =>
+    columns.map((cl) => {
+      const [x, y] = [a.get(rl)!, b.get(cl)!];
+      return linearCka(x.x, x.c, y.x, y.c, pooled.images);
+    }),
+  );
 }
 
 /** Linear CKA between layers over a set of images. */
-export async function layerSimilarity(model: Model, files: readonly ImageSource[], options: LayerSimilarityOptions): Promise<LayerSimilarity> {
+export async function layerSimilarity(
+  model: Model,
+  files: readonly ImageSource[],
+  options: LayerSimilarityOptions,
+): Promise<LayerSimilarity> {
   const { other } = checkSimilarityOptions(model, files, options, 2);
   const pooled = await pooledFeatures(model, files, options);
   const { images, failed } = pooled;
-  if (images < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`);
+  if (images < 2)
+    throw new FeatscopeError(
+      'NO_INPUTS',
+      `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`,
+    );
   const columns = other ? other.layers : options.layers;
   return {
     images,
@@ -180,8 +231,13 @@ export async function layerSimilarity(model: Model, files: readonly ImageSource[
 }
 
 /** The CKA matrix as a heatmap with the values written in the cells, under the weights banner. */
-export async function renderSimilarity(model: Model, sim: LayerSimilarity, options: { title?: string } = {}): Promise<{ png: Buffer; width: number; height: number }> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('renderSimilarity options', 'an object', options);
+export async function renderSimilarity(
+  model: Model,
+  sim: LayerSimilarity,
+  options: { title?: string } = {},
+): Promise<{ png: Buffer; width: number; height: number }> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderSimilarity options', 'an object', options);
   checkKnownKeys('renderSimilarity', options, ['title']);
   const cell = 56;
   const longest = (names: string[]) => Math.max(...names.map((s) => s.length));
@@ -194,12 +250,38 @@ export async function renderSimilarity(model: Model, sim: LayerSimilarity, optio
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
   const muted = parseColor(MUTED, 'muted');
-  await drawText(canvas, [{ text: fitText(options.title ?? 'Layer similarity (linear CKA)', 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
-  await drawText(canvas, [{ text: fitText(`channel means over ${sim.images} images · 1: same up to rotation and scale · 0: unrelated`, 11, width - 20), x: 10, y: BANNER_HEIGHT + 38 }], { size: 11, colour: muted, anchor: 'start' });
+  await drawText(
+    canvas,
+    [{ text: fitText(options.title ?? 'Layer similarity (linear CKA)', 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }],
+    { size: 15, colour: ink, bold: true, anchor: 'start' },
+  );
+  await drawText(
+    canvas,
+    [
+      {
+        text: fitText(
+          `channel means over ${sim.images} images · 1: same up to rotation and scale · 0: unrelated`,
+          11,
+          width - 20,
+        ),
+        x: 10,
+        y: BANNER_HEIGHT + 38,
+      },
+    ],
+    { size: 11, colour: muted, anchor: 'start' },
+  );
   const top = head + colLabelH;
   // Column labels, shortened to the cell; the row labels on the left.
-  await drawText(canvas, sim.columns.map((c, j) => ({ text: fitText(c, 10, cell - 2), x: labelW + j * cell + cell / 2, y: top - 6 })), { size: 10, colour: ink });
-  await drawText(canvas, sim.rows.map((r, i) => ({ text: fitText(r, 12, labelW - 12), x: labelW - 8, y: top + i * cell + cell / 2 + 4 })), { size: 12, colour: ink, anchor: 'end' });
+  await drawText(
+    canvas,
+    sim.columns.map((c, j) => ({ text: fitText(c, 10, cell - 2), x: labelW + j * cell + cell / 2, y: top - 6 })),
+    { size: 10, colour: ink },
+  );
+  await drawText(
+    canvas,
+    sim.rows.map((r, i) => ({ text: fitText(r, 12, labelW - 12), x: labelW - 8, y: top + i * cell + cell / 2 + 4 })),
+    { size: 12, colour: ink, anchor: 'end' },
+  );
   for (let i = 0; i < sim.rows.length; i++) {
     for (let j = 0; j < sim.columns.length; j++) {
       const v = sim.cka[i][j];
@@ -208,7 +290,11 @@ export async function renderSimilarity(model: Model, sim: LayerSimilarity, optio
       const y0 = top + i * cell;
       fillRect(canvas, x0 + 1, y0 + 1, cell - 2, cell - 2, colour);
       const textColour: [number, number, number] = luminance(colour) > 0.5 ? [20, 20, 20] : [245, 245, 245];
-      await drawText(canvas, [{ text: Number.isFinite(v) ? v.toFixed(2) : '—', x: x0 + cell / 2, y: y0 + cell / 2 + 4 }], { size: 12, colour: textColour });
+      await drawText(
+        canvas,
+        [{ text: Number.isFinite(v) ? v.toFixed(2) : '—', x: x0 + cell / 2, y: y0 + cell / 2 + 4 }],
+        { size: 12, colour: textColour },
+      );
     }
   }
   return { png: await encodePng(canvas), width, height };

@@ -27,7 +27,21 @@ import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
-import { BANNER_HEIGHT, type Bar, INK, MUTED, barChart, drawBanner, fitText, formatNumber, labelSpace, svgDocument, svgToPng, text, weightsBanner } from './draw';
+import {
+  BANNER_HEIGHT,
+  type Bar,
+  INK,
+  MUTED,
+  barChart,
+  drawBanner,
+  fitText,
+  formatNumber,
+  labelSpace,
+  svgDocument,
+  svgToPng,
+  text,
+  weightsBanner,
+} from './draw';
 
 export interface FolderStatsOptions {
   /** Layers with [N, C, H, W] output (or [N, C]); `layer#k` picks one call. */
@@ -112,7 +126,8 @@ export function percentileSorted(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
   const pos = (n - 1) * q;
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  const lo = Math.floor(pos),
+    hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
@@ -131,12 +146,15 @@ export class P2Quantile {
     this.#dn = [0, p / 2, p, (1 + p) / 2, 1];
     // Markers at the sample's quantiles 0, p/2, p, (1+p)/2, 1; positions 1-based.
     this.#np = this.#dn.map((d) => 1 + (count - 1) * d);
-    this.#n = this.#np.map((x, i) => (i === 0 ? 1 : i === 4 ? count : Math.max(i + 1, Math.min(count - 4 + i, Math.round(x)))));
+    this.#n = this.#np.map((x, i) =>
+      i === 0 ? 1 : i === 4 ? count : Math.max(i + 1, Math.min(count - 4 + i, Math.round(x))),
+    );
     this.#q = this.#n.map((pos) => sortedSample[pos - 1]);
   }
 
   add(x: number): void {
-    const q = this.#q, n = this.#n;
+    const q = this.#q,
+      n = this.#n;
     let k: number;
     if (x < q[0]) {
       q[0] = x;
@@ -154,8 +172,13 @@ export class P2Quantile {
       const d = this.#np[i] - n[i];
       if ((d >= 1 && n[i + 1] - n[i] > 1) || (d <= -1 && n[i - 1] - n[i] < -1)) {
         const s = Math.sign(d);
-        const parabolic = q[i] + (s / (n[i + 1] - n[i - 1])) * ((n[i] - n[i - 1] + s) * (q[i + 1] - q[i]) / (n[i + 1] - n[i]) + (n[i + 1] - n[i] - s) * (q[i] - q[i - 1]) / (n[i] - n[i - 1]));
-        q[i] = q[i - 1] < parabolic && parabolic < q[i + 1] ? parabolic : q[i] + (s * (q[i + s] - q[i])) / (n[i + s] - n[i]);
+        const parabolic =
+          q[i] +
+          (s / (n[i + 1] - n[i - 1])) *
+            (((n[i] - n[i - 1] + s) * (q[i + 1] - q[i])) / (n[i + 1] - n[i]) +
+              ((n[i + 1] - n[i] - s) * (q[i] - q[i - 1])) / (n[i] - n[i - 1]));
+        q[i] =
+          q[i - 1] < parabolic && parabolic < q[i + 1] ? parabolic : q[i] + (s * (q[i + s] - q[i])) / (n[i + s] - n[i]);
         n[i] += s;
       }
     }
@@ -188,7 +211,12 @@ class LayerAccumulator {
   topFile!: Int32Array;
   topAt!: Int32Array;
 
-  constructor(name: string, readonly exactLimit: number, readonly k: number, readonly mapWidth: number) {
+  constructor(
+    name: string,
+    readonly exactLimit: number,
+    readonly k: number,
+    readonly mapWidth: number,
+  ) {
     this.name = name;
   }
 
@@ -203,7 +231,10 @@ class LayerAccumulator {
       this.topFile = new Int32Array(c * this.k).fill(-1);
       this.topAt = new Int32Array(c * this.k);
     } else if (c !== this.channels) {
-      throw new FeatscopeError('SHAPE_MISMATCH', `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`);
+      throw new FeatscopeError(
+        'SHAPE_MISMATCH',
+        `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`,
+      );
     }
     for (let i = 0; i < n; i++) {
       const row = mean.subarray(i * c, (i + 1) * c);
@@ -212,7 +243,8 @@ class LayerAccumulator {
         const m = max[i * c + ch];
         if (m > this.max[ch]) this.max[ch] = m;
         if (m <= 0) this.silent[ch]++;
-        if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1]) this.#insert(ch, m, files[i], argmax[i * c + ch]);
+        if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1])
+          this.#insert(ch, m, files[i], argmax[i * c + ch]);
       }
       this.images++;
       if (!this.p2) {
@@ -256,13 +288,21 @@ class LayerAccumulator {
     const top: LayerStatsState['top'] = [];
     for (let ch = 0; ch < c; ch++) {
       const list: Array<[number, number, number]> = [];
-      for (let j = ch * this.k; j < (ch + 1) * this.k && this.topFile[j] >= 0; j++) list.push([this.topFile[j], this.topScore[j], this.topAt[j]]);
+      for (let j = ch * this.k; j < (ch + 1) * this.k && this.topFile[j] >= 0; j++)
+        list.push([this.topFile[j], this.topScore[j], this.topAt[j]]);
       top.push(list);
     }
     return {
-      name: this.name, channels: c, mapWidth: this.mapWidth, k: this.k, images: this.images,
-      sum: Array.from(this.sum ?? []), max: Array.from(this.max ?? []), silent: Array.from(this.silent ?? []),
-      means: this.p2 ? null : this.exact.map((r) => Array.from(r)), top,
+      name: this.name,
+      channels: c,
+      mapWidth: this.mapWidth,
+      k: this.k,
+      images: this.images,
+      sum: Array.from(this.sum ?? []),
+      max: Array.from(this.max ?? []),
+      silent: Array.from(this.silent ?? []),
+      means: this.p2 ? null : this.exact.map((r) => Array.from(r)),
+      top,
     };
   }
 
@@ -273,7 +313,10 @@ class LayerAccumulator {
     const c = first.channels;
     for (const s of states) {
       if (s.channels !== c || s.k !== first.k || s.mapWidth !== first.mapWidth) {
-        throw new FeatscopeError('SHAPE_MISMATCH', `layer ${first.name}: the runs to merge differ in channels (${s.channels} vs ${c}), top images kept or map width`);
+        throw new FeatscopeError(
+          'SHAPE_MISMATCH',
+          `layer ${first.name}: the runs to merge differ in channels (${s.channels} vs ${c}), top images kept or map width`,
+        );
       }
     }
     a.channels = c;
@@ -293,7 +336,10 @@ class LayerAccumulator {
     }
     for (let ch = 0; ch < c; ch++) {
       // Best score first; equal scores: the earlier file, as one run over all files keeps them.
-      const all = states.flatMap((s) => s.top[ch]).sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, a.k);
+      const all = states
+        .flatMap((s) => s.top[ch])
+        .sort((x, y) => y[1] - x[1] || x[0] - y[0])
+        .slice(0, a.k);
       all.forEach(([file, score, at], j) => {
         a.topScore[ch * a.k + j] = score;
         a.topFile[ch * a.k + j] = file;
@@ -315,8 +361,12 @@ class LayerAccumulator {
   result(): LayerStatisticsOverFolder {
     const c = this.channels;
     const stat: ChannelStatistics = {
-      mean: new Float64Array(c), p50: new Float64Array(c), p90: new Float64Array(c), p99: new Float64Array(c),
-      max: Float64Array.from(this.max ?? []), silentShare: new Float64Array(c),
+      mean: new Float64Array(c),
+      p50: new Float64Array(c),
+      p90: new Float64Array(c),
+      p99: new Float64Array(c),
+      max: Float64Array.from(this.max ?? []),
+      silentShare: new Float64Array(c),
     };
     const column = new Float64Array(this.exact.length);
     for (let ch = 0; ch < c; ch++) {
@@ -339,24 +389,46 @@ class LayerAccumulator {
       const list: ChannelExample[] = [];
       for (let j = ch * this.k; j < (ch + 1) * this.k && this.topFile[j] >= 0; j++) {
         const at = this.topAt[j];
-        list.push({ file: this.topFile[j], score: this.topScore[j], y: Math.floor(at / this.mapWidth), x: at % this.mapWidth });
+        list.push({
+          file: this.topFile[j],
+          score: this.topScore[j],
+          y: Math.floor(at / this.mapWidth),
+          x: at % this.mapWidth,
+        });
       }
       examples.push(list);
     }
-    return { name: this.name, channels: c, channel: stat, deadChannels, deadShare: c ? deadChannels.length / c : 0, percentiles: this.partial ? 'unknown' : this.p2 ? 'p2' : 'exact', examples };
+    return {
+      name: this.name,
+      channels: c,
+      channel: stat,
+      deadChannels,
+      deadShare: c ? deadChannels.length / c : 0,
+      percentiles: this.partial ? 'unknown' : this.p2 ? 'p2' : 'exact',
+      examples,
+    };
   }
 }
 
 /** Statistics of the given layers over many images, one batch in memory at a time. */
-export async function folderStats(model: Model, files: readonly ImageSource[], options: FolderStatsOptions): Promise<FolderStats> {
-  if (!options || typeof options !== 'object') throw invalidParameter('folderStats options', 'an object with layers', options);
+export async function folderStats(
+  model: Model,
+  files: readonly ImageSource[],
+  options: FolderStatsOptions,
+): Promise<FolderStats> {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('folderStats options', 'an object with layers', options);
   checkKnownKeys('folderStats', options, ['layers', 'batch', 'resize', 'exactLimit', 'onProgress', 'examples']);
-  if (!Array.isArray(files) || files.length === 0) throw invalidParameter('files', 'a non-empty array of image paths or Buffers', files);
-  if (!Array.isArray(options.layers) || options.layers.length === 0) throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
+  if (!Array.isArray(files) || files.length === 0)
+    throw invalidParameter('files', 'a non-empty array of image paths or Buffers', files);
+  if (!Array.isArray(options.layers) || options.layers.length === 0)
+    throw invalidParameter('layers', 'a non-empty array of layer names', options.layers);
   const batch = options.batch ?? 16;
-  if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1024)
+    throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
   const exactLimit = options.exactLimit ?? 1000;
-  if (!Number.isInteger(exactLimit) || exactLimit < 5) throw invalidParameter('exactLimit', 'an integer of at least 5', exactLimit);
+  if (!Number.isInteger(exactLimit) || exactLimit < 5)
+    throw invalidParameter('exactLimit', 'an integer of at least 5', exactLimit);
   const k = options.examples ?? 5;
   if (!Number.isInteger(k) || k < 0 || k > 100) throw invalidParameter('examples', 'an integer from 0 to 100', k);
   const resize = options.resize ?? 'squash';
@@ -364,7 +436,9 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
   // Map widths (for the argmax positions), from one forward on zeros at the input size.
   const widths = new Map<string, number>();
   for (const l of await model.layers({ inputSize: norm.size })) {
-    (l.outputShapes ?? []).forEach((shape, call) => widths.set(call === 0 ? l.name : `${l.name}#${call}`, shape.length === 4 ? shape[3] : 1));
+    (l.outputShapes ?? []).forEach((shape, call) =>
+      widths.set(call === 0 ? l.name : `${l.name}#${call}`, shape.length === 4 ? shape[3] : 1),
+    );
   }
   const acc = new Map<string, LayerAccumulator>();
   const accumulator = (name: string) => {
@@ -388,8 +462,18 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
     options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
   const images = files.length - failed.length;
-  if (images === 0) throw new FeatscopeError('NO_INPUTS', `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`);
-  return { images, failed, layers: [...acc.values()].map((a) => a.result()), weights: weightsOf(model), state: [...acc.values()].map((a) => a.state()) };
+  if (images === 0)
+    throw new FeatscopeError(
+      'NO_INPUTS',
+      `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`,
+    );
+  return {
+    images,
+    failed,
+    layers: [...acc.values()].map((a) => a.result()),
+    weights: weightsOf(model),
+    state: [...acc.values()].map((a) => a.state()),
+  };
 }
 
 /**
@@ -399,20 +483,38 @@ export async function folderStats(model: Model, files: readonly ImageSource[], o
  * while the images together are at most exactLimit (default 1000); beyond, P² goes on from the
  * first exactLimit in the order given.
  */
-export function mergeStatsStates(runs: LayerStatsState[][], options: { exactLimit?: number } = {}): { images: number; layers: LayerStatisticsOverFolder[]; state: LayerStatsState[] } {
-  if (runs.length === 0) throw invalidParameter('runs', 'at least one run\'s state', runs);
+export function mergeStatsStates(
+  runs: LayerStatsState[][],
+  options: { exactLimit?: number } = {},
+): { images: number; layers: LayerStatisticsOverFolder[]; state: LayerStatsState[] } {
+  if (runs.length === 0) throw invalidParameter('runs', "at least one run's state", runs);
   const names = runs[0].map((l) => l.name);
   for (const r of runs) {
     const other = r.map((l) => l.name);
-    if (other.join('\n') !== names.join('\n')) throw new FeatscopeError('MERGE_MISMATCH', `the runs to merge have different layers: ${names.join(',')} vs ${other.join(',')}`);
+    if (other.join('\n') !== names.join('\n'))
+      throw new FeatscopeError(
+        'MERGE_MISMATCH',
+        `the runs to merge have different layers: ${names.join(',')} vs ${other.join(',')}`,
+      );
   }
-  const merged = names.map((_, i) => LayerAccumulator.merge(runs.map((r) => r[i]), options.exactLimit ?? 1000));
+  const merged = names.map((_, i) =>
+    LayerAccumulator.merge(
+      runs.map((r) => r[i]),
+      options.exactLimit ?? 1000,
+    ),
+  );
   return { images: merged[0]?.images ?? 0, layers: merged.map((a) => a.result()), state: merged.map((a) => a.state()) };
 }
 
 /** Two charts: the share of dead channels per layer (bars), and each layer's channel means sorted high to low (lines). */
-export async function renderStatsChart(model: Model, stats: FolderStats): Promise<{ png: Buffer; width: number; height: number }> {
-  const bars: Bar[] = stats.layers.map((l) => ({ label: `${l.name} (${l.deadChannels.length}/${l.channels})`, value: l.deadShare * 100 }));
+export async function renderStatsChart(
+  model: Model,
+  stats: FolderStats,
+): Promise<{ png: Buffer; width: number; height: number }> {
+  const bars: Bar[] = stats.layers.map((l) => ({
+    label: `${l.name} (${l.deadChannels.length}/${l.channels})`,
+    value: l.deadShare * 100,
+  }));
   const width = Math.max(760, 40 + bars.length * 60);
   const chartH = 40 + 220 + labelSpace(bars, 11);
   const head = BANNER_HEIGHT + 58;
@@ -420,9 +522,27 @@ export async function renderStatsChart(model: Model, stats: FolderStats): Promis
   const height = head + chartH + panelH + 10;
   const parts = [
     weightsBanner(model.metadata, width),
-    text(12, BANNER_HEIGHT + 22, `Activation statistics over ${stats.images} image${stats.images === 1 ? '' : 's'}`, { size: 16, weight: 'bold' }),
-    text(12, BANNER_HEIGHT + 43, fitText('dead: never fires (max ≤ 0) on any image · mean: spatial mean, averaged over images', 12, width - 24), { size: 12, fill: MUTED }),
-    barChart({ x: 0, y: head, width, height: chartH, title: 'Dead channels per layer (% of the layer’s channels)', yLabel: '% dead', bars, log: false, color: '#8e44ad' }),
+    text(12, BANNER_HEIGHT + 22, `Activation statistics over ${stats.images} image${stats.images === 1 ? '' : 's'}`, {
+      size: 16,
+      weight: 'bold',
+    }),
+    text(
+      12,
+      BANNER_HEIGHT + 43,
+      fitText('dead: never fires (max ≤ 0) on any image · mean: spatial mean, averaged over images', 12, width - 24),
+      { size: 12, fill: MUTED },
+    ),
+    barChart({
+      x: 0,
+      y: head,
+      width,
+      height: chartH,
+      title: 'Dead channels per layer (% of the layer’s channels)',
+      yLabel: '% dead',
+      bars,
+      log: false,
+      color: '#8e44ad',
+    }),
     profiles(stats, 0, head + chartH + 6, width, panelH),
   ];
   return { png: await svgToPng(svgDocument(width, height, parts.join(''))), width, height };
@@ -432,33 +552,60 @@ const PROFILE_COLOURS = ['#3b6fb6', '#e07b39', '#5a9e6f', '#c62828', '#8e44ad', 
 
 /** Channel means of each layer sorted high to low, on a shared x axis of channel rank (0..1). */
 function profiles(stats: FolderStats, x: number, y: number, width: number, height: number): string {
-  const left = x + 64, right = x + width - 200, top = y + 34, bottom = y + height - 40;
-  let lo = 0, hi = 0;
+  const left = x + 64,
+    right = x + width - 200,
+    top = y + 34,
+    bottom = y + height - 40;
+  let lo = 0,
+    hi = 0;
   const sorted = stats.layers.map((l) => Array.from(l.channel.mean).sort((a, b) => b - a));
-  for (const s of sorted) for (const v of s) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  for (const s of sorted)
+    for (const v of s) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   if (hi === lo) hi = lo + 1;
   const toY = (v: number) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
-  const parts = [text(x + 4, y + 18, 'Channel means, sorted high to low (x: channel rank as a share of the layer’s channels)', { size: 15, weight: 'bold' })];
+  const parts = [
+    text(x + 4, y + 18, 'Channel means, sorted high to low (x: channel rank as a share of the layer’s channels)', {
+      size: 15,
+      weight: 'bold',
+    }),
+  ];
   for (let t = 0; t <= 4; t++) {
     const v = lo + ((hi - lo) * t) / 4;
-    parts.push(`<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`);
-    parts.push(text(left - 6, toY(v) + 4, Number(v.toPrecision(3)).toString(), { size: 11, anchor: 'end', fill: MUTED }));
+    parts.push(
+      `<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`,
+    );
+    parts.push(
+      text(left - 6, toY(v) + 4, Number(v.toPrecision(3)).toString(), { size: 11, anchor: 'end', fill: MUTED }),
+    );
   }
-  if (lo < 0) parts.push(`<line x1="${left}" x2="${right}" y1="${toY(0).toFixed(1)}" y2="${toY(0).toFixed(1)}" stroke="#999" stroke-dasharray="4,3"/>`);
-  for (let t = 0; t <= 4; t++) parts.push(text(left + ((right - left) * t) / 4, bottom + 15, `${t * 25}%`, { size: 11, anchor: 'middle', fill: MUTED }));
+  if (lo < 0)
+    parts.push(
+      `<line x1="${left}" x2="${right}" y1="${toY(0).toFixed(1)}" y2="${toY(0).toFixed(1)}" stroke="#999" stroke-dasharray="4,3"/>`,
+    );
+  for (let t = 0; t <= 4; t++)
+    parts.push(
+      text(left + ((right - left) * t) / 4, bottom + 15, `${t * 25}%`, { size: 11, anchor: 'middle', fill: MUTED }),
+    );
   parts.push(text((left + right) / 2, bottom + 31, 'channel rank', { size: 11, anchor: 'middle', fill: MUTED }));
-  parts.push(text(x + 14, (top + bottom) / 2, 'mean activation', { size: 12, anchor: 'middle', fill: MUTED, rotate: -90 }));
+  parts.push(
+    text(x + 14, (top + bottom) / 2, 'mean activation', { size: 12, anchor: 'middle', fill: MUTED, rotate: -90 }),
+  );
   sorted.forEach((s, k) => {
     const colour = PROFILE_COLOURS[k % PROFILE_COLOURS.length];
-    const pts = s.map((v, i) => `${(left + (s.length > 1 ? i / (s.length - 1) : 0.5) * (right - left)).toFixed(1)},${toY(v).toFixed(1)}`);
+    const pts = s.map(
+      (v, i) =>
+        `${(left + (s.length > 1 ? i / (s.length - 1) : 0.5) * (right - left)).toFixed(1)},${toY(v).toFixed(1)}`,
+    );
     parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
     parts.push(`<rect x="${right + 16}" y="${top + k * 20}" width="12" height="12" fill="${colour}"/>`);
     parts.push(text(right + 34, top + k * 20 + 11, fitText(stats.layers[k].name, 12, 160), { size: 12 }));
   });
-  parts.push(`<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`);
+  parts.push(
+    `<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="#1a1a1a"/><line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="#1a1a1a"/>`,
+  );
   return parts.join('');
 }
 
@@ -487,29 +634,47 @@ export interface ChannelExamplesPicture {
  * with that channel's map drawn over it (one colour range per row: 0 to the channel's top score)
  * and a cross at its maximum. `files` must be the list given to folderStats().
  */
-export async function renderChannelExamples(model: Model, stats: FolderStats, files: readonly ImageSource[], options: ChannelExamplesOptions): Promise<ChannelExamplesPicture> {
-  if (!options || typeof options !== 'object') throw invalidParameter('renderChannelExamples options', 'an object with a layer', options);
+export async function renderChannelExamples(
+  model: Model,
+  stats: FolderStats,
+  files: readonly ImageSource[],
+  options: ChannelExamplesOptions,
+): Promise<ChannelExamplesPicture> {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('renderChannelExamples options', 'an object with a layer', options);
   checkKnownKeys('renderChannelExamples', options, ['layer', 'channels', 'tile', 'colormap', 'resize']);
   const layer = stats.layers.find((l) => l.name === options.layer);
-  if (!layer) throw invalidParameter('layer', `one of the layers of these statistics (${stats.layers.map((l) => l.name).join(', ')})`, options.layer);
+  if (!layer)
+    throw invalidParameter(
+      'layer',
+      `one of the layers of these statistics (${stats.layers.map((l) => l.name).join(', ')})`,
+      options.layer,
+    );
   const tile = options.tile ?? 112;
-  if (!Number.isInteger(tile) || tile < 32 || tile > 512) throw invalidParameter('tile', 'an integer from 32 to 512', tile);
+  if (!Number.isInteger(tile) || tile < 32 || tile > 512)
+    throw invalidParameter('tile', 'an integer from 32 to 512', tile);
   const colormap = checkColormap(options.colormap ?? 'turbo');
   const resize = options.resize ?? 'squash';
   let channels: number[];
   if (Array.isArray(options.channels)) {
     channels = options.channels;
-    for (const ch of channels) if (!Number.isInteger(ch) || ch < 0 || ch >= layer.channels) throw invalidParameter('channels', `channel indices from 0 to ${layer.channels - 1}`, ch);
+    for (const ch of channels)
+      if (!Number.isInteger(ch) || ch < 0 || ch >= layer.channels)
+        throw invalidParameter('channels', `channel indices from 0 to ${layer.channels - 1}`, ch);
   } else {
     const count = options.channels ?? 8;
-    if (!Number.isInteger(count) || count < 1) throw invalidParameter('channels', 'a count or a list of channel indices', count);
+    if (!Number.isInteger(count) || count < 1)
+      throw invalidParameter('channels', 'a count or a list of channel indices', count);
     channels = Array.from({ length: layer.channels }, (_, ch) => ch)
       .filter((ch) => layer.examples[ch].length > 0)
       .sort((a, b) => layer.channel.max[b] - layer.channel.max[a] || a - b)
       .slice(0, count);
   }
   if (channels.length === 0 || channels.every((ch) => layer.examples[ch].length === 0)) {
-    throw new FeatscopeError('INVALID_ARGUMENT', `no examples to draw for ${layer.name}: run folderStats with examples > 0`);
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `no examples to draw for ${layer.name}: run folderStats with examples > 0`,
+    );
   }
   const k = Math.max(...channels.map((ch) => layer.examples[ch].length));
 
@@ -522,14 +687,20 @@ export async function renderChannelExamples(model: Model, stats: FolderStats, fi
   let mapH = 1;
   for (let start = 0; start < needed.length; start += 16) {
     const chunk = needed.slice(start, start + 16);
-    const x = await preprocess(chunk.map((f) => files[f]), { resize, size: norm.size, mean: norm.mean, std: norm.std });
+    const x = await preprocess(
+      chunk.map((f) => files[f]),
+      { resize, size: norm.size, mean: norm.mean, std: norm.std },
+    );
     const [cap] = await model.capture(x, [layer.name], { channels });
     const [, c, h, w] = cap.shape.length === 4 ? cap.shape : [cap.shape[0], cap.shape[1], 1, 1];
     [mapH, mapW] = [h, w];
     for (const [i, f] of chunk.entries()) {
       maps.set(f, cap.data.slice(i * c * h * w, (i + 1) * c * h * w));
       const img = x.images[i];
-      const { data } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } }).resize(tile, tile).raw().toBuffer({ resolveWithObject: true });
+      const { data } = await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } })
+        .resize(tile, tile)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       photos.set(f, { rgb: data, width: tile, height: tile });
     }
   }
@@ -545,19 +716,50 @@ export async function renderChannelExamples(model: Model, stats: FolderStats, fi
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
   const muted = parseColor(MUTED, 'muted');
-  await drawText(canvas, [{ text: fitText(`Top images per channel · ${layer.name}`, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], { size: 15, colour: ink, bold: true, anchor: 'start' });
-  await drawText(canvas, [{ text: fitText(`by spatial max over ${stats.images} images; the channel's map over each, + at its max`, 11, width - 20), x: 10, y: BANNER_HEIGHT + 38 }], { size: 11, colour: muted, anchor: 'start' });
+  await drawText(
+    canvas,
+    [{ text: fitText(`Top images per channel · ${layer.name}`, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }],
+    { size: 15, colour: ink, bold: true, anchor: 'start' },
+  );
+  await drawText(
+    canvas,
+    [
+      {
+        text: fitText(
+          `by spatial max over ${stats.images} images; the channel's map over each, + at its max`,
+          11,
+          width - 20,
+        ),
+        x: 10,
+        y: BANNER_HEIGHT + 38,
+      },
+    ],
+    { size: 11, colour: muted, anchor: 'start' },
+  );
   const layout: ChannelExamplesPicture['layout'] = [];
   for (const [row, ch] of channels.entries()) {
     const y0 = head + row * rowH;
     const mapIndex = channels.indexOf(ch);
     const top = layer.examples[ch][0]?.score ?? 0;
-    await drawText(canvas, [{ text: `ch ${ch}`, x: 10, y: y0 + tile / 2 }], { size: 13, colour: ink, bold: true, anchor: 'start' });
-    await drawText(canvas, [{ text: `max ${formatNumber(layer.channel.max[ch])}`, x: 10, y: y0 + tile / 2 + 16 }], { size: 10, colour: muted, anchor: 'start' });
+    await drawText(canvas, [{ text: `ch ${ch}`, x: 10, y: y0 + tile / 2 }], {
+      size: 13,
+      colour: ink,
+      bold: true,
+      anchor: 'start',
+    });
+    await drawText(canvas, [{ text: `max ${formatNumber(layer.channel.max[ch])}`, x: 10, y: y0 + tile / 2 + 16 }], {
+      size: 10,
+      colour: muted,
+      anchor: 'start',
+    });
     for (const [col, e] of layer.examples[ch].entries()) {
       const x0 = labelW + col * (tile + gap);
       const plane = maps.get(e.file)!.subarray(mapIndex * mapH * mapW, (mapIndex + 1) * mapH * mapW);
-      const overlay = await drawOverlay(photos.get(e.file)!, { data: Float32Array.from(plane), width: mapW, height: mapH }, { colormap, alpha: 0.55, range: [0, Math.max(top, 1e-12)] });
+      const overlay = await drawOverlay(
+        photos.get(e.file)!,
+        { data: Float32Array.from(plane), width: mapW, height: mapH },
+        { colormap, alpha: 0.55, range: [0, Math.max(top, 1e-12)] },
+      );
       blit(canvas, overlay, x0, y0);
       // A white cross with a dark outline at the maximum.
       const cx = Math.round(x0 + ((e.x + 0.5) * tile) / mapW);
@@ -567,7 +769,11 @@ export async function renderChannelExamples(model: Model, stats: FolderStats, fi
       fillRect(canvas, cx - 4, cy, 9, 1, [255, 255, 255]);
       fillRect(canvas, cx, cy - 4, 1, 9, [255, 255, 255]);
       const name = typeof files[e.file] === 'string' ? path.basename(files[e.file] as string) : `input ${e.file}`;
-      await drawText(canvas, [{ text: fitText(`${formatNumber(e.score)} ${name}`, 10, tile), x: x0, y: y0 + tile + 12 }], { size: 10, colour: ink, anchor: 'start' });
+      await drawText(
+        canvas,
+        [{ text: fitText(`${formatNumber(e.score)} ${name}`, 10, tile), x: x0, y: y0 + tile + 12 }],
+        { size: 10, colour: ink, anchor: 'start' },
+      );
       layout.push({ channel: ch, file: e.file, score: e.score, x: x0, y: y0, width: tile, height: tile });
     }
   }

@@ -7,7 +7,19 @@ import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model, Parameter } from '../model';
 import { weightsOf } from './common';
-import { BANNER_HEIGHT, BAR, GRID, INK, MUTED, fitText, formatNumber, svgDocument, svgToPng, text, weightsBanner } from './draw';
+import {
+  BANNER_HEIGHT,
+  BAR,
+  GRID,
+  INK,
+  MUTED,
+  fitText,
+  formatNumber,
+  svgDocument,
+  svgToPng,
+  text,
+  weightsBanner,
+} from './draw';
 
 export interface WeightHistogram {
   /** Parameter name, e.g. `layer1.0.conv1.weight`. */
@@ -49,7 +61,9 @@ const NEAR_ZERO = 1e-3;
 
 /** A histogram and statistics of one tensor's values. */
 export function histogram(name: string, shape: number[], data: Float32Array, bins: number): WeightHistogram {
-  let min = Infinity, max = -Infinity, sum = 0;
+  let min = Infinity,
+    max = -Infinity,
+    sum = 0;
   for (const v of data) {
     if (v < min) min = v;
     if (v > max) max = v;
@@ -95,20 +109,29 @@ export function histogram(name: string, shape: number[], data: Float32Array, bin
 }
 
 export function weightDistributions(model: Model, options: WeightDistributionOptions = {}): WeightDistributions {
-  if (options === null || typeof options !== 'object') throw invalidParameter('weightDistributions options', 'an object', options);
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('weightDistributions options', 'an object', options);
   checkKnownKeys('weightDistributions', options, ['bins', 'layers', 'buffers']);
   const bins = options.bins ?? 50;
-  if (!Number.isInteger(bins) || bins < 1 || bins > 10000) throw invalidParameter('bins', 'an integer from 1 to 10000', bins);
-  if (options.layers !== undefined && (!Array.isArray(options.layers) || !options.layers.every((l) => typeof l === 'string'))) {
+  if (!Number.isInteger(bins) || bins < 1 || bins > 10000)
+    throw invalidParameter('bins', 'an integer from 1 to 10000', bins);
+  if (
+    options.layers !== undefined &&
+    (!Array.isArray(options.layers) || !options.layers.every((l) => typeof l === 'string'))
+  ) {
     throw invalidParameter('layers', 'an array of module names', options.layers);
   }
   const wanted = options.layers;
   const params = model.parameters().filter((p) => (options.buffers || p.kind === 'parameter') && p.data.length > 0);
-  const chosen = wanted
-    ? params.filter((p) => wanted.some((l) => p.name.startsWith(`${l}.`) || p.name === l))
-    : params;
+  const chosen = wanted ? params.filter((p) => wanted.some((l) => p.name.startsWith(`${l}.`) || p.name === l)) : params;
   if (wanted && chosen.length === 0) {
-    throw new FeatscopeError('UNKNOWN_LAYER', `no parameters under ${wanted.join(', ')}; parameter names look like ${params.slice(0, 3).map((p) => p.name).join(', ')}`);
+    throw new FeatscopeError(
+      'UNKNOWN_LAYER',
+      `no parameters under ${wanted.join(', ')}; parameter names look like ${params
+        .slice(0, 3)
+        .map((p) => p.name)
+        .join(', ')}`,
+    );
   }
   return { tensors: chosen.map((p) => histogram(p.name, p.shape, p.data, bins)), weights: weightsOf(model) };
 }
@@ -120,13 +143,25 @@ export interface WeightHistogramChartOptions {
 }
 
 /** Small histogram panels (counts on a linear axis, value range under each), one per tensor. */
-export async function renderWeightHistograms(model: Model, dist: WeightDistributions, options: WeightHistogramChartOptions = {}): Promise<{ png: Buffer; width: number; height: number }> {
+export async function renderWeightHistograms(
+  model: Model,
+  dist: WeightDistributions,
+  options: WeightHistogramChartOptions = {},
+): Promise<{ png: Buffer; width: number; height: number }> {
   checkKnownKeys('renderWeightHistograms', options, ['tensors', 'columns']);
   const sel = options.tensors ?? 'weights';
-  const tensors = sel === 'all' ? dist.tensors : sel === 'weights' ? dist.tensors.filter((t) => t.shape.length >= 2) : dist.tensors.filter((t) => sel.includes(t.name));
-  if (tensors.length === 0) throw new FeatscopeError('INVALID_ARGUMENT', 'no tensors to draw: the selection matched none');
+  const tensors =
+    sel === 'all'
+      ? dist.tensors
+      : sel === 'weights'
+        ? dist.tensors.filter((t) => t.shape.length >= 2)
+        : dist.tensors.filter((t) => sel.includes(t.name));
+  if (tensors.length === 0)
+    throw new FeatscopeError('INVALID_ARGUMENT', 'no tensors to draw: the selection matched none');
   const columns = options.columns ?? Math.min(4, tensors.length);
-  const panelW = 300, panelH = 200, gap = 14;
+  const panelW = 300,
+    panelH = 200,
+    gap = 14;
   const rows = Math.ceil(tensors.length / columns);
   const width = columns * panelW + (columns + 1) * gap;
   const head = BANNER_HEIGHT + 56;
@@ -134,7 +169,12 @@ export async function renderWeightHistograms(model: Model, dist: WeightDistribut
   const parts = [
     weightsBanner(model.metadata, width),
     text(gap, BANNER_HEIGHT + 22, 'Weight distributions', { size: 16, weight: 'bold' }),
-    text(gap, BANNER_HEIGHT + 43, `${tensors.length} tensors · ${tensors[0].counts.length} bins over each tensor's own [min, max] · count axis linear · "near 0": |w| < 0.001 · max|w|`, { size: 12, fill: MUTED }),
+    text(
+      gap,
+      BANNER_HEIGHT + 43,
+      `${tensors.length} tensors · ${tensors[0].counts.length} bins over each tensor's own [min, max] · count axis linear · "near 0": |w| < 0.001 · max|w|`,
+      { size: 12, fill: MUTED },
+    ),
   ];
   tensors.forEach((t, i) => {
     const x0 = gap + (i % columns) * (panelW + gap);
@@ -145,24 +185,42 @@ export async function renderWeightHistograms(model: Model, dist: WeightDistribut
 }
 
 function histogramPanel(t: WeightHistogram, x0: number, y0: number, w: number, h: number): string {
-  const left = x0 + 44, right = x0 + w - 8, top = y0 + 40, bottom = y0 + h - 34;
-  const plotW = right - left, plotH = bottom - top;
+  const left = x0 + 44,
+    right = x0 + w - 8,
+    top = y0 + 40,
+    bottom = y0 + h - 34;
+  const plotW = right - left,
+    plotH = bottom - top;
   let peak = 0;
   for (const c of t.counts) if (c > peak) peak = c;
   const parts = [
     `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="#fafafa" stroke="${GRID}"/>`,
     text(x0 + 6, y0 + 15, fitText(`${t.name} [${t.shape.join('×')}]`, 12, w - 12), { size: 12, weight: 'bold' }),
-    text(x0 + 6, y0 + 31, fitText(`mean ${formatNumber(t.mean)} · std ${formatNumber(t.std)} · near 0 ${(t.nearZero * 100).toFixed(1)}%`, 11, w - 12), { size: 11, fill: MUTED }),
+    text(
+      x0 + 6,
+      y0 + 31,
+      fitText(
+        `mean ${formatNumber(t.mean)} · std ${formatNumber(t.std)} · near 0 ${(t.nearZero * 100).toFixed(1)}%`,
+        11,
+        w - 12,
+      ),
+      { size: 11, fill: MUTED },
+    ),
   ];
   const bw = plotW / t.counts.length;
   t.counts.forEach((c, i) => {
     const bh = peak > 0 ? (c / peak) * plotH : 0;
-    if (bh > 0) parts.push(`<rect x="${(left + i * bw).toFixed(2)}" y="${(bottom - bh).toFixed(2)}" width="${Math.max(0.6, bw - 0.4).toFixed(2)}" height="${bh.toFixed(2)}" fill="${BAR}"/>`);
+    if (bh > 0)
+      parts.push(
+        `<rect x="${(left + i * bw).toFixed(2)}" y="${(bottom - bh).toFixed(2)}" width="${Math.max(0.6, bw - 0.4).toFixed(2)}" height="${bh.toFixed(2)}" fill="${BAR}"/>`,
+      );
   });
   // Zero marker, when zero lies inside the range.
   if (t.min < 0 && t.max > 0) {
     const zx = left + ((0 - t.min) / (t.max - t.min)) * plotW;
-    parts.push(`<line x1="${zx.toFixed(1)}" x2="${zx.toFixed(1)}" y1="${top}" y2="${bottom}" stroke="#c62828" stroke-dasharray="3,2" stroke-width="1"/>`);
+    parts.push(
+      `<line x1="${zx.toFixed(1)}" x2="${zx.toFixed(1)}" y1="${top}" y2="${bottom}" stroke="#c62828" stroke-dasharray="3,2" stroke-width="1"/>`,
+    );
   }
   parts.push(`<line x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="${INK}"/>`);
   parts.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${bottom}" stroke="${INK}"/>`);
@@ -171,7 +229,14 @@ function histogramPanel(t: WeightHistogram, x0: number, y0: number, w: number, h
   parts.push(text(x0 + 10, top + plotH / 2, 'count', { size: 10, anchor: 'middle', fill: MUTED, rotate: -90 }));
   parts.push(text(left, bottom + 14, formatNumber(t.min), { size: 10, fill: MUTED }));
   parts.push(text(right, bottom + 14, formatNumber(t.max), { size: 10, anchor: 'end', fill: MUTED }));
-  if (t.min < 0 && t.max > 0) parts.push(text(left + ((0 - t.min) / (t.max - t.min)) * plotW, bottom + 14, '0', { size: 10, anchor: 'middle', fill: '#c62828' }));
+  if (t.min < 0 && t.max > 0)
+    parts.push(
+      text(left + ((0 - t.min) / (t.max - t.min)) * plotW, bottom + 14, '0', {
+        size: 10,
+        anchor: 'middle',
+        fill: '#c62828',
+      }),
+    );
   parts.push(text((left + right) / 2, bottom + 28, 'value', { size: 10, anchor: 'middle', fill: MUTED }));
   return parts.join('');
 }
@@ -179,7 +244,11 @@ function histogramPanel(t: WeightHistogram, x0: number, y0: number, w: number, h
 /** The first convolution with 3 input channels (RGB): the tensor its filters are drawn from. */
 export function firstConvWeight(params: Parameter[]): Parameter {
   const p = params.find((q) => q.kind === 'parameter' && q.shape.length === 4 && q.shape[1] === 3);
-  if (!p) throw new FeatscopeError('NO_RGB_CONV', 'the model has no convolution with 3 input channels (RGB) whose filters could be drawn as colour tiles');
+  if (!p)
+    throw new FeatscopeError(
+      'NO_RGB_CONV',
+      'the model has no convolution with 3 input channels (RGB) whose filters could be drawn as colour tiles',
+    );
   return p;
 }
 
@@ -193,15 +262,22 @@ export interface FirstConvFilterOptions {
  * The first convolution's filters as RGB tiles: each filter min-max normalised on its own over
  * its three channels (so its colours, not its scale, are shown), nearest-neighbour enlarged.
  */
-export async function renderFirstConvFilters(model: Model, options: FirstConvFilterOptions = {}): Promise<{ png: Buffer; width: number; height: number; layer: string }> {
+export async function renderFirstConvFilters(
+  model: Model,
+  options: FirstConvFilterOptions = {},
+): Promise<{ png: Buffer; width: number; height: number; layer: string }> {
   checkKnownKeys('renderFirstConvFilters', options, ['scale', 'columns']);
   const p = firstConvWeight(model.parameters());
   const [count, , kh, kw] = p.shape;
   const scale = options.scale ?? Math.max(2, Math.round(56 / Math.max(kh, kw)));
-  if (!Number.isInteger(scale) || scale < 1 || scale > 64) throw invalidParameter('scale', 'an integer from 1 to 64', scale);
+  if (!Number.isInteger(scale) || scale < 1 || scale > 64)
+    throw invalidParameter('scale', 'an integer from 1 to 64', scale);
   const columns = options.columns ?? Math.ceil(Math.sqrt(count));
   const rows = Math.ceil(count / columns);
-  const tileW = kw * scale, tileH = kh * scale, gap = 4, margin = 12;
+  const tileW = kw * scale,
+    tileH = kh * scale,
+    gap = 4,
+    margin = 12;
   const gridW = columns * tileW + (columns - 1) * gap;
   const width = Math.max(gridW + 2 * margin, 420);
   const head = BANNER_HEIGHT + 56;
@@ -211,7 +287,8 @@ export async function renderFirstConvFilters(model: Model, options: FirstConvFil
   const plane = kh * kw;
   for (let f = 0; f < count; f++) {
     const base = f * 3 * plane;
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (let i = 0; i < 3 * plane; i++) {
       const v = p.data[base + i];
       if (v < lo) lo = v;
@@ -232,12 +309,31 @@ export async function renderFirstConvFilters(model: Model, options: FirstConvFil
     }
   }
   const layer = p.name.replace(/\.weight$/, '');
-  const overlay = svgDocument(width, height, [
-    weightsBanner(model.metadata, width),
-    text(margin, BANNER_HEIGHT + 22, fitText(`First convolution filters · ${layer} [${p.shape.join('×')}]`, 16, width - 2 * margin), { size: 16, weight: 'bold' }),
-    text(margin, BANNER_HEIGHT + 43, fitText(`${count} filters, ${kh}×${kw} taps, RGB · each filter min-max scaled alone`, 12, width - 2 * margin), { size: 12, fill: MUTED }),
-    text(margin, height - 10, fitText(`filters in index order, left to right, ${columns} per row`, 11, width - 2 * margin), { size: 11, fill: MUTED }),
-  ].join('')).replace(/<rect width="\d+" height="\d+" fill="#ffffff"\/>/, '');
+  const overlay = svgDocument(
+    width,
+    height,
+    [
+      weightsBanner(model.metadata, width),
+      text(
+        margin,
+        BANNER_HEIGHT + 22,
+        fitText(`First convolution filters · ${layer} [${p.shape.join('×')}]`, 16, width - 2 * margin),
+        { size: 16, weight: 'bold' },
+      ),
+      text(
+        margin,
+        BANNER_HEIGHT + 43,
+        fitText(`${count} filters, ${kh}×${kw} taps, RGB · each filter min-max scaled alone`, 12, width - 2 * margin),
+        { size: 12, fill: MUTED },
+      ),
+      text(
+        margin,
+        height - 10,
+        fitText(`filters in index order, left to right, ${columns} per row`, 11, width - 2 * margin),
+        { size: 11, fill: MUTED },
+      ),
+    ].join(''),
+  ).replace(/<rect width="\d+" height="\d+" fill="#ffffff"\/>/, '');
   const png = await sharp(canvas, { raw: { width, height, channels: 3 } })
     .composite([{ input: Buffer.from(overlay), top: 0, left: 0 }])
     .removeAlpha()

@@ -46,13 +46,19 @@ export interface Parsed {
 export function parse(command: string, argv: string[], options: Options, allowPositionals: boolean): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, threads: { type: 'string' }, ...options }, allowPositionals, strict: true }) as Parsed;
+    parsed = parseArgs({
+      args: argv,
+      options: { help: { type: 'boolean', short: 'h' }, threads: { type: 'string' }, ...options },
+      allowPositionals,
+      strict: true,
+    }) as Parsed;
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
     throw usage(msg, command);
   }
   const threads = parsed.values.threads as string | undefined;
-  if (threads !== undefined && !parsed.values.help) setNumThreads(parsePositiveInt(threads, '--threads', 1, MAX_THREADS, command));
+  if (threads !== undefined && !parsed.values.help)
+    setNumThreads(parsePositiveInt(threads, '--threads', 1, MAX_THREADS, command));
   return parsed;
 }
 
@@ -84,13 +90,18 @@ export function resolveModel(value: string | undefined): string {
 
 export function parseDevice(value: string | undefined, command: string): 'auto' | 'cpu' | 'cuda' | `cuda:${number}` {
   const v = value ?? 'auto';
-  if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(v)) throw usage(`--device must be auto, cpu, cuda or cuda:N, not ${JSON.stringify(v)}`, command);
+  if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(v))
+    throw usage(`--device must be auto, cpu, cuda or cuda:N, not ${JSON.stringify(v)}`, command);
   return v as 'auto';
 }
 
 export function parseLayers(value: string | undefined, command: string): string[] {
-  const layers = (value ?? 'layer1.0.conv1').split(',').map((s) => s.trim()).filter(Boolean);
-  if (layers.length === 0) throw usage('--layers needs at least one layer name (`featscope layers` lists them)', command);
+  const layers = (value ?? 'layer1.0.conv1')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (layers.length === 0)
+    throw usage('--layers needs at least one layer name (`featscope layers` lists them)', command);
   return layers;
 }
 
@@ -109,16 +120,31 @@ export function parseChannels(value: string | undefined, command: string): Chann
     return { top: k, by: (m[2] as 'max' | 'mean' | undefined) ?? 'max' };
   }
   if (/^\d+(,\d+)+,?$/.test(v)) return v.split(',').filter(Boolean).map(Number);
-  throw usage(`--channels takes a count (16), top:k[:max|mean] (top:16) or a list (3,7,9), not ${JSON.stringify(v)}`, command);
+  throw usage(
+    `--channels takes a count (16), top:k[:max|mean] (top:16) or a list (3,7,9), not ${JSON.stringify(v)}`,
+    command,
+  );
 }
 
-export function parseColormap(value: string | undefined, command: string, option = '--colormap', fallback: ColormapName = 'viridis'): ColormapName {
+export function parseColormap(
+  value: string | undefined,
+  command: string,
+  option = '--colormap',
+  fallback: ColormapName = 'viridis',
+): ColormapName {
   const v = value ?? fallback;
-  if (!(COLORMAP_NAMES as readonly string[]).includes(v)) throw usage(`${option} must be one of ${COLORMAP_NAMES.join(', ')}, not ${JSON.stringify(v)}`, command);
+  if (!(COLORMAP_NAMES as readonly string[]).includes(v))
+    throw usage(`${option} must be one of ${COLORMAP_NAMES.join(', ')}, not ${JSON.stringify(v)}`, command);
   return v as ColormapName;
 }
 
-export function parsePositiveInt(value: string | undefined, option: string, fallback: number, max: number, command: string): number {
+export function parsePositiveInt(
+  value: string | undefined,
+  option: string,
+  fallback: number,
+  max: number,
+  command: string,
+): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
     throw usage(`${option} must be an integer from 1 to ${max}, not ${JSON.stringify(value)}`, command);
@@ -128,7 +154,11 @@ export function parsePositiveInt(value: string | undefined, option: string, fall
 
 export function parseResize(value: string | undefined, command: string): 'squash' | 'crop' {
   const v = value ?? 'squash';
-  if (v !== 'squash' && v !== 'crop') throw usage(`--resize must be squash (Resize((224, 224))) or crop (Resize(256) + CenterCrop(224)), not ${JSON.stringify(v)}`, command);
+  if (v !== 'squash' && v !== 'crop')
+    throw usage(
+      `--resize must be squash (Resize((224, 224))) or crop (Resize(256) + CenterCrop(224)), not ${JSON.stringify(v)}`,
+      command,
+    );
   return v;
 }
 
@@ -144,7 +174,11 @@ export function describeChannels(sel: ChannelSelection): string {
  * Layer names checked before any work (typos get suggestions), with their types and output shapes
  * for one image; `#k` beyond the module's calls is refused here too.
  */
-export async function checkLayers(model: Model, layers: string[], size: number): Promise<Array<{ name: string; type?: string; shape?: number[] }>> {
+export async function checkLayers(
+  model: Model,
+  layers: string[],
+  size: number,
+): Promise<Array<{ name: string; type?: string; shape?: number[] }>> {
   model.hook(layers).remove(); // validates the names: UNKNOWN_LAYER with suggestions, DUPLICATE_LAYER, ...
   const info = await model.layers({ inputSize: size });
   return layers.map((name) => {
@@ -152,7 +186,10 @@ export async function checkLayers(model: Model, layers: string[], size: number):
     const l = info.find((x) => x.name === base)!;
     const shape = l.outputShapes?.[Number(call ?? 0)];
     if (!shape) {
-      throw new FeatscopeError('LAYER_NOT_CALLED', `layer call ${name} does not exist: ${base} is called ${l.calls} time(s) per forward (calls are numbered from #0)`);
+      throw new FeatscopeError(
+        'LAYER_NOT_CALLED',
+        `layer call ${name} does not exist: ${base} is called ${l.calls} time(s) per forward (calls are numbered from #0)`,
+      );
     }
     return { name, type: l.type, shape };
   });

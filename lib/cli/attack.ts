@@ -2,7 +2,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { analysisReport, fgsm, pgd, renderAttackGrids, renderDivergenceChart, type AnalysisSection, type AttackResult } from '../analysis';
+import {
+  analysisReport,
+  fgsm,
+  pgd,
+  renderAttackGrids,
+  renderDivergenceChart,
+  type AnalysisSection,
+  type AttackResult,
+} from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
@@ -44,37 +52,63 @@ Example:
   featscope attack photo.jpg --method pgd --epsilon 4/255 --steps 10 --report --out out/
 `;
 
-export function parseAmount(value: string | undefined, option: string, fallback: number | undefined, command: string): number | undefined {
+export function parseAmount(
+  value: string | undefined,
+  option: string,
+  fallback: number | undefined,
+  command: string,
+): number | undefined {
   if (value === undefined) return fallback;
   const m = /^\s*(\d*\.?\d+(?:e-?\d+)?)\s*(?:\/\s*(\d*\.?\d+)\s*)?$/i.exec(value);
   const v = m ? Number(m[1]) / (m[2] ? Number(m[2]) : 1) : NaN;
-  if (!(v >= 0 && v <= 1)) throw usage(`${option} takes a pixel amount from 0 to 1, as 8/255 or 0.03, not ${JSON.stringify(value)}`, command);
+  if (!(v >= 0 && v <= 1))
+    throw usage(`${option} takes a pixel amount from 0 to 1, as 8/255 or 0.03, not ${JSON.stringify(value)}`, command);
   return v;
 }
 
 export async function attack(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('attack', argv, {
-    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
-    method: { type: 'string' }, epsilon: { type: 'string' }, step: { type: 'string' }, steps: { type: 'string' }, class: { type: 'string' },
-    layers: { type: 'string', short: 'l' }, report: { type: 'boolean' }, resize: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  }, true);
+  const { values, positionals } = parse(
+    'attack',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION,
+      method: { type: 'string' },
+      epsilon: { type: 'string' },
+      step: { type: 'string' },
+      steps: { type: 'string' },
+      class: { type: 'string' },
+      layers: { type: 'string', short: 'l' },
+      report: { type: 'boolean' },
+      resize: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(ATTACK_HELP);
     return 0;
   }
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
   const method = (values.method as string | undefined) ?? 'pgd';
-  if (method !== 'fgsm' && method !== 'pgd') throw usage(`--method must be fgsm or pgd, not ${JSON.stringify(method)}`, 'attack');
+  if (method !== 'fgsm' && method !== 'pgd')
+    throw usage(`--method must be fgsm or pgd, not ${JSON.stringify(method)}`, 'attack');
   const epsilon = parseAmount(values.epsilon as string | undefined, '--epsilon', 8 / 255, 'attack')!;
   const stepSize = parseAmount(values.step as string | undefined, '--step', undefined, 'attack');
   const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 10, 10000, 'attack');
   const classes = parseClasses(values.class as string | undefined, 'attack');
-  const layers = (values.layers as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
+  const layers = (values.layers as string | undefined)
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const resize = parseResize(values.resize as string | undefined, 'attack');
   const device = parseDevice(values.device as string | undefined, 'attack');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
-  if (classes && classes.length > 1 && classes.length !== inputs.length) throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');
+  if (classes && classes.length > 1 && classes.length !== inputs.length)
+    throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');
   const model = await loadCliModel(values, 'attack', { device });
   try {
     fs.mkdirSync(out, { recursive: true });
@@ -91,9 +125,10 @@ export async function attack(argv: string[]): Promise<number> {
         continue;
       }
       const target = classes ? (classes.length > 1 ? classes[i] : classes[0]) : undefined;
-      const r = method === 'fgsm'
-        ? await fgsm(model, x, { epsilon, classes: target, layers })
-        : await pgd(model, x, { epsilon, stepSize, steps, classes: target, layers });
+      const r =
+        method === 'fgsm'
+          ? await fgsm(model, x, { epsilon, classes: target, layers })
+          : await pgd(model, x, { epsilon, stepSize, steps, classes: target, layers });
       const subject = path.basename(input.source);
       const chart = await renderDivergenceChart(model, r, { subject });
       const files: Record<string, string> = {};
@@ -105,16 +140,21 @@ export async function attack(argv: string[]): Promise<number> {
       await write('divergence', 'divergence.png', chart.png);
       const adversarial = await toPng(r, norm);
       await write('adversarial', 'adversarial.png', adversarial);
-      const images = [
-        { png: chart.png, caption: 'Relative L2 change per layer' },
-      ];
+      const images = [{ png: chart.png, caption: 'Relative L2 change per layer' }];
       if (r.mostDivergent) {
         const grids = await renderAttackGrids(model, x, r);
         await write('grids', 'grids.png', grids.png);
         images.push({ png: grids.png, caption: `${grids.layer}: clean vs attacked feature maps` });
       }
-      const before = await sharp(x.images[0].rgb, { raw: { width: x.images[0].width, height: x.images[0].height, channels: 3 } }).png().toBuffer();
-      images.unshift({ png: await sideBySide(before, adversarial), caption: 'Model input: clean (left) and attacked (right)' });
+      const before = await sharp(x.images[0].rgb, {
+        raw: { width: x.images[0].width, height: x.images[0].height, channels: 3 },
+      })
+        .png()
+        .toBuffer();
+      images.unshift({
+        png: await sideBySide(before, adversarial),
+        caption: 'Model input: clean (left) and attacked (right)',
+      });
       records.push({ source: input.source, files, ...summarise(r) });
       const im = r.images[0];
       sections.push({
@@ -125,12 +165,33 @@ export async function attack(argv: string[]): Promise<number> {
       });
       process.stderr.write(`attack: ${i + 1}/${inputs.length} ${subject}: ${im.flipped ? 'flipped' : 'unchanged'}\n`);
     }
-    const summary = { command: 'attack', model: modelSummary(model), options: { method, epsilon, stepSize: method === 'pgd' ? stepSize ?? epsilon / 4 : undefined, steps: method === 'pgd' ? steps : undefined, classes, layers }, images: records, failed };
+    const summary = {
+      command: 'attack',
+      model: modelSummary(model),
+      options: {
+        method,
+        epsilon,
+        stepSize: method === 'pgd' ? (stepSize ?? epsilon / 4) : undefined,
+        steps: method === 'pgd' ? steps : undefined,
+        classes,
+        layers,
+      },
+      images: records,
+      failed,
+    };
     await writeAtomic(insideOut(out, 'attack.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(report, analysisReport(model, 'featscope adversarial paths', { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined }, sections));
+      await writeAtomic(
+        report,
+        analysisReport(
+          model,
+          'featscope adversarial paths',
+          { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined },
+          sections,
+        ),
+      );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
     for (const f of failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
@@ -142,8 +203,12 @@ export async function attack(argv: string[]): Promise<number> {
 
 function summarise(r: AttackResult) {
   return {
-    method: r.method, epsilon: r.epsilon, stepSize: r.stepSize, steps: r.steps,
-    outcome: r.images[0], mostDivergent: r.mostDivergent,
+    method: r.method,
+    epsilon: r.epsilon,
+    stepSize: r.stepSize,
+    steps: r.steps,
+    outcome: r.images[0],
+    mostDivergent: r.mostDivergent,
     layers: r.layers.map((l) => ({ name: l.name, shape: l.shape, divergence: l.divergence })),
     path: r.path?.map((p) => ({ step: p.step, loss: p.loss, targetProbability: p.targetProbability[0] })),
   };
@@ -154,18 +219,26 @@ async function toPng(r: AttackResult, norm: { mean: number[]; std: number[] }): 
   const [, , h, w] = r.adversarial.shape;
   const plane = h * w;
   const rgb = Buffer.alloc(plane * 3);
-  for (let c = 0; c < 3; c++) for (let j = 0; j < plane; j++) {
-    rgb[j * 3 + c] = Math.max(0, Math.min(255, Math.round((r.adversarial.data[c * plane + j] * norm.std[c] + norm.mean[c]) * 255)));
-  }
-  return sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  for (let c = 0; c < 3; c++)
+    for (let j = 0; j < plane; j++) {
+      rgb[j * 3 + c] = Math.max(
+        0,
+        Math.min(255, Math.round((r.adversarial.data[c * plane + j] * norm.std[c] + norm.mean[c]) * 255)),
+      );
+    }
+  return sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 async function sideBySide(a: Buffer, b: Buffer): Promise<Buffer> {
   const ma = await sharp(a).metadata();
   const gap = 8;
   return sharp({ create: { width: ma.width! * 2 + gap, height: ma.height!, channels: 3, background: '#ffffff' } })
-    .composite([{ input: a, left: 0, top: 0 }, { input: b, left: ma.width! + gap, top: 0 }])
+    .composite([
+      { input: a, left: 0, top: 0 },
+      { input: b, left: ma.width! + gap, top: 0 },
+    ])
     .png()
     .toBuffer();
 }
-

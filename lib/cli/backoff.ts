@@ -24,20 +24,31 @@ export function newBackoff(batch: number): Backoff {
 function injectedOom(n: number): void {
   const above = process.env.FEATSCOPE_TEST_OOM_ABOVE;
   if (above !== undefined && /^\d+$/.test(above) && n > Number(above)) {
-    throw new FeatscopeError('CUDA_OOM', `CUDA out of memory (injected by FEATSCOPE_TEST_OOM_ABOVE=${above} for a batch of ${n})`);
+    throw new FeatscopeError(
+      'CUDA_OOM',
+      `CUDA out of memory (injected by FEATSCOPE_TEST_OOM_ABOVE=${above} for a batch of ${n})`,
+    );
   }
 }
 
 /** Captures of `n` images (NCHW in `data`), in chunks of at most `state.limit`, halving on CUDA_OOM. */
-export async function captureWithBackoff(model: Model, data: Float32Array, shape: [number, number, number, number], layers: string[], state: Backoff): Promise<Capture[]> {
+export async function captureWithBackoff(
+  model: Model,
+  data: Float32Array,
+  shape: [number, number, number, number],
+  layers: string[],
+  state: Backoff,
+): Promise<Capture[]> {
   const [n, c, h, w] = shape;
   const per = c * h * w;
   const parts: Capture[][] = [];
-  for (let start = 0; start < n; ) {
+  for (let start = 0; start < n;) {
     const size = Math.min(state.limit, n - start);
     try {
       injectedOom(size);
-      parts.push(await model.capture({ data: data.subarray(start * per, (start + size) * per), shape: [size, c, h, w] }, layers));
+      parts.push(
+        await model.capture({ data: data.subarray(start * per, (start + size) * per), shape: [size, c, h, w] }, layers),
+      );
       start += size;
     } catch (err) {
       if ((err as { code?: string }).code !== 'CUDA_OOM' || size === 1) throw err;
@@ -55,11 +66,17 @@ export function concatCaptures(parts: Capture[][]): Capture[] {
   return parts[0].map((first, k) => {
     const pieces = parts.map((p) => p[k]);
     if (pieces.some((p) => p.channels || p.stats)) {
-      throw new FeatscopeError('INTERNAL', `capture ${first.name}: joining parts of a batch with channel selections or statistics is not supported`);
+      throw new FeatscopeError(
+        'INTERNAL',
+        `capture ${first.name}: joining parts of a batch with channel selections or statistics is not supported`,
+      );
     }
     for (const p of pieces) {
       if (p.name !== first.name || p.shape.slice(1).join() !== first.shape.slice(1).join()) {
-        throw new FeatscopeError('SHAPE_MISMATCH', `capture ${first.name} changed shape between parts of one batch ([${first.shape}] vs [${p.shape}])`);
+        throw new FeatscopeError(
+          'SHAPE_MISMATCH',
+          `capture ${first.name} changed shape between parts of one batch ([${first.shape}] vs [${p.shape}])`,
+        );
       }
     }
     const data = new Float32Array(pieces.reduce((s, p) => s + p.data.length, 0));

@@ -61,7 +61,11 @@ export function recordPath(out: string, input: InputImage): string {
 }
 
 /** The record of a finished image, or undefined when it is missing, unreadable or from other options. */
-export async function readRecord<R extends ImageRecordBase>(out: string, input: InputImage, signature?: string): Promise<R | undefined> {
+export async function readRecord<R extends ImageRecordBase>(
+  out: string,
+  input: InputImage,
+  signature?: string,
+): Promise<R | undefined> {
   try {
     const r = JSON.parse(await fs.promises.readFile(recordPath(out, input), 'utf8')) as R;
     if (r.source !== input.source) return undefined;
@@ -91,7 +95,14 @@ interface Captured {
 export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
   const { progress } = job;
   const models = job.models?.length ? job.models : [job.model];
-  const outcome: BatchOutcome = { done: 0, skipped: 0, failed: [], interrupted: false, backoff: [], devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })) };
+  const outcome: BatchOutcome = {
+    done: 0,
+    skipped: 0,
+    failed: [],
+    interrupted: false,
+    backoff: [],
+    devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })),
+  };
   const backoff = newBackoff(job.batch);
   let stopping = false;
   // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
@@ -127,7 +138,8 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       progress.tick(source, `${f.message} [${f.code}]`);
     };
     const slices: InputImage[][] = [];
-    for (let start = 0; start < pending.length; start += job.batch) slices.push(pending.slice(start, start + job.batch));
+    for (let start = 0; start < pending.length; start += job.batch)
+      slices.push(pending.slice(start, start + job.batch));
     // One batch ahead per model: while batch k is rendered and written (JS on this thread, PNG
     // encoding on sharp's threads), batch k+1 is decoded and its forward runs on the addon's
     // worker thread; with several models (--devices), batch k+j runs on model (k+j) mod M.
@@ -136,17 +148,30 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
       await Promise.all(slice.map((input) => fs.promises.rm(recordPath(job.out, input), { force: true })));
-      const results = await preprocessEach(slice.map((input) => input.source), job.preprocess);
+      const results = await preprocessEach(
+        slice.map((input) => input.source),
+        job.preprocess,
+      );
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
       if (stopping) return undefined;
-      results.forEach((r, i) => ('error' in r ? fail(slice[i].source, r.error) : ready.push({ input: slice[i], data: r.data, image: r.images[0] })));
+      results.forEach((r, i) =>
+        'error' in r
+          ? fail(slice[i].source, r.error)
+          : ready.push({ input: slice[i], data: r.data, image: r.images[0] }),
+      );
       if (ready.length === 0) return undefined;
       const per = ready[0].data.length;
       const data = new Float32Array(per * ready.length);
       ready.forEach((r, i) => data.set(r.data, i * per));
       const { height, width } = ready[0].image;
       try {
-        const captures = await captureWithBackoff(models[m], data, [ready.length, 3, height, width], job.layers, backoff);
+        const captures = await captureWithBackoff(
+          models[m],
+          data,
+          [ready.length, 3, height, width],
+          job.layers,
+          backoff,
+        );
         outcome.devices[m].batches++;
         outcome.devices[m].images += ready.length;
         return { ready, captures };
@@ -156,7 +181,8 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       }
     };
     // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
-    if (slices.length > 0) progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
+    if (slices.length > 0)
+      progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
     const inflight: Array<Promise<Captured | undefined>> = [];
     let launched = 0;
     const launch = () => {
@@ -201,7 +227,11 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
 }
 
 /** Finished records of `inputs`, read back one at a time (for the manifest and the report). */
-export async function* finishedRecords<R extends ImageRecordBase>(out: string, inputs: InputImage[], signature: string): AsyncGenerator<R> {
+export async function* finishedRecords<R extends ImageRecordBase>(
+  out: string,
+  inputs: InputImage[],
+  signature: string,
+): AsyncGenerator<R> {
   for (const input of inputs) {
     const r = await readRecord<R>(out, input, signature);
     if (r) yield r;

@@ -78,57 +78,114 @@ interface Inner {
 /** The featscope command line the shards run: render, export or stats with an --out. */
 function innerCommand(positionals: string[], writer: string): Inner {
   const [command, ...argv] = positionals;
-  if (!command) throw usage(`${writer} needs the featscope command after --, e.g. -- stats /data/photos --out /out/stats`, writer);
-  if (!SHARDED.includes(command)) throw usage(`${writer} runs ${SHARDED.join(', ')} in shards, not ${JSON.stringify(command)}`, writer);
-  if (argv.some((a) => a === '--shard' || a === '--shards' || a.startsWith('--shard='))) throw usage(`leave --shard/--shards out of the command: ${writer} adds them`, writer);
+  if (!command)
+    throw usage(`${writer} needs the featscope command after --, e.g. -- stats /data/photos --out /out/stats`, writer);
+  if (!SHARDED.includes(command))
+    throw usage(`${writer} runs ${SHARDED.join(', ')} in shards, not ${JSON.stringify(command)}`, writer);
+  if (argv.some((a) => a === '--shard' || a === '--shards' || a.startsWith('--shard=')))
+    throw usage(`leave --shard/--shards out of the command: ${writer} adds them`, writer);
   const i = argv.findIndex((a) => a === '--out' || a === '-o');
   const out = i >= 0 ? argv[i + 1] : undefined;
-  if (!out) throw usage(`the ${command} command needs --out DIR (on the shared output volume): every shard writes DIR/shard-I-of-N and the merge writes DIR`, writer);
+  if (!out)
+    throw usage(
+      `the ${command} command needs --out DIR (on the shared output volume): every shard writes DIR/shard-I-of-N and the merge writes DIR`,
+      writer,
+    );
   return { command, argv, out };
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export async function k8sJob(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('k8s-job', argv, {
-    shards: { type: 'string' }, parallelism: { type: 'string' }, image: { type: 'string' }, gpus: { type: 'string' }, memory: { type: 'string' },
-    'data-claim': { type: 'string' }, 'data-path': { type: 'string' }, 'out-claim': { type: 'string' }, 'out-path': { type: 'string' },
-    name: { type: 'string' }, namespace: { type: 'string' }, retries: { type: 'string' }, out: { type: 'string', short: 'o' },
-  }, true);
+  const { values, positionals } = parse(
+    'k8s-job',
+    argv,
+    {
+      shards: { type: 'string' },
+      parallelism: { type: 'string' },
+      image: { type: 'string' },
+      gpus: { type: 'string' },
+      memory: { type: 'string' },
+      'data-claim': { type: 'string' },
+      'data-path': { type: 'string' },
+      'out-claim': { type: 'string' },
+      'out-path': { type: 'string' },
+      name: { type: 'string' },
+      namespace: { type: 'string' },
+      retries: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(K8S_HELP);
     return 0;
   }
-  if (values.shards === undefined) throw usage('--shards N is required (the number of pods, each one shard)', 'k8s-job');
+  if (values.shards === undefined)
+    throw usage('--shards N is required (the number of pods, each one shard)', 'k8s-job');
   const shards = parsePositiveInt(values.shards as string, '--shards', 1, 100000, 'k8s-job');
-  const parallelism = parsePositiveInt(values.parallelism as string | undefined, '--parallelism', shards, 100000, 'k8s-job');
-  const gpus = values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'k8s-job');
-  const retries = values.retries === '0' ? 0 : parsePositiveInt(values.retries as string | undefined, '--retries', 3, 100, 'k8s-job');
+  const parallelism = parsePositiveInt(
+    values.parallelism as string | undefined,
+    '--parallelism',
+    shards,
+    100000,
+    'k8s-job',
+  );
+  const gpus =
+    values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'k8s-job');
+  const retries =
+    values.retries === '0' ? 0 : parsePositiveInt(values.retries as string | undefined, '--retries', 3, 100, 'k8s-job');
   for (const k of ['data-claim', 'out-claim'] as const) {
-    if (!values[k]) throw usage(`--${k} PVC is required: the PersistentVolumeClaim ${k === 'data-claim' ? 'holding the images' : 'the shards and the merge write to'}`, 'k8s-job');
+    if (!values[k])
+      throw usage(
+        `--${k} PVC is required: the PersistentVolumeClaim ${k === 'data-claim' ? 'holding the images' : 'the shards and the merge write to'}`,
+        'k8s-job',
+      );
   }
   const inner = innerCommand(positionals, 'k8s-job');
   const name = (values.name as string | undefined) ?? `featscope-${inner.command}`;
-  if (!DNS_LABEL.test(name) || name.length > 57) throw usage(`--name must be a DNS label of at most 57 characters (lower-case letters, digits, '-'), not ${JSON.stringify(name)}`, 'k8s-job');
+  if (!DNS_LABEL.test(name) || name.length > 57)
+    throw usage(
+      `--name must be a DNS label of at most 57 characters (lower-case letters, digits, '-'), not ${JSON.stringify(name)}`,
+      'k8s-job',
+    );
   const memory = values.memory as string | undefined;
-  if (memory !== undefined && !/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/.test(memory)) throw usage(`--memory takes a Kubernetes quantity such as 16Gi, not ${JSON.stringify(memory)}`, 'k8s-job');
+  if (memory !== undefined && !/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/.test(memory))
+    throw usage(`--memory takes a Kubernetes quantity such as 16Gi, not ${JSON.stringify(memory)}`, 'k8s-job');
   const dataPath = (values['data-path'] as string | undefined) ?? '/data';
   const outPath = (values['out-path'] as string | undefined) ?? '/out';
-  for (const [o, p] of [['--data-path', dataPath], ['--out-path', outPath]]) if (!path.posix.isAbsolute(p)) throw usage(`${o} must be an absolute path in the pod, not ${JSON.stringify(p)}`, 'k8s-job');
+  for (const [o, p] of [
+    ['--data-path', dataPath],
+    ['--out-path', outPath],
+  ])
+    if (!path.posix.isAbsolute(p))
+      throw usage(`${o} must be an absolute path in the pod, not ${JSON.stringify(p)}`, 'k8s-job');
   if (!path.posix.resolve(inner.out).startsWith(`${outPath.replace(/\/$/, '')}/`)) {
-    throw usage(`the command's --out ${inner.out} is not under --out-path ${outPath}: the shards' outputs would be lost with their pods`, 'k8s-job');
+    throw usage(
+      `the command's --out ${inner.out} is not under --out-path ${outPath}: the shards' outputs would be lost with their pods`,
+      'k8s-job',
+    );
   }
   const image = (values.image as string | undefined) ?? 'featscope:cuda';
   const resources = {
-    ...(gpus > 0 || memory ? { limits: { ...(gpus > 0 ? { 'nvidia.com/gpu': gpus } : {}), ...(memory ? { memory } : {}) } } : {}),
+    ...(gpus > 0 || memory
+      ? { limits: { ...(gpus > 0 ? { 'nvidia.com/gpu': gpus } : {}), ...(memory ? { memory } : {}) } }
+      : {}),
     ...(memory ? { requests: { memory } } : {}),
   };
   const volumes = [
     { name: 'data', persistentVolumeClaim: { claimName: values['data-claim'] as string, readOnly: true } },
     { name: 'out', persistentVolumeClaim: { claimName: values['out-claim'] as string } },
   ];
-  const mounts = [{ name: 'data', mountPath: dataPath, readOnly: true }, { name: 'out', mountPath: outPath }];
-  const metadata = (n: string) => ({ name: n, ...(values.namespace ? { namespace: values.namespace as string } : {}), labels: { 'app.kubernetes.io/name': 'featscope', 'featscope/run': name } });
+  const mounts = [
+    { name: 'data', mountPath: dataPath, readOnly: true },
+    { name: 'out', mountPath: outPath },
+  ];
+  const metadata = (n: string) => ({
+    name: n,
+    ...(values.namespace ? { namespace: values.namespace as string } : {}),
+    labels: { 'app.kubernetes.io/name': 'featscope', 'featscope/run': name },
+  });
   const job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -144,13 +201,15 @@ export async function k8sJob(argv: string[]): Promise<number> {
         metadata: { labels: { 'app.kubernetes.io/name': 'featscope', 'featscope/run': name } },
         spec: {
           restartPolicy: 'Never',
-          containers: [{
-            name: 'featscope',
-            image,
-            args: ['featscope', inner.command, ...inner.argv, '--shards', String(shards)],
-            ...(Object.keys(resources).length ? { resources } : {}),
-            volumeMounts: mounts,
-          }],
+          containers: [
+            {
+              name: 'featscope',
+              image,
+              args: ['featscope', inner.command, ...inner.argv, '--shards', String(shards)],
+              ...(Object.keys(resources).length ? { resources } : {}),
+              volumeMounts: mounts,
+            },
+          ],
           volumes,
         },
       },
@@ -167,7 +226,14 @@ export async function k8sJob(argv: string[]): Promise<number> {
         metadata: { labels: { 'app.kubernetes.io/name': 'featscope', 'featscope/run': name } },
         spec: {
           restartPolicy: 'Never',
-          containers: [{ name: 'merge', image, args: ['featscope', 'merge', inner.out, '--out', inner.out], volumeMounts: [{ name: 'out', mountPath: outPath }] }],
+          containers: [
+            {
+              name: 'merge',
+              image,
+              args: ['featscope', 'merge', inner.out, '--out', inner.out],
+              volumeMounts: [{ name: 'out', mountPath: outPath }],
+            },
+          ],
           volumes: [volumes[1]],
         },
       },
@@ -175,43 +241,78 @@ export async function k8sJob(argv: string[]): Promise<number> {
   };
   const file = path.resolve((values.out as string | undefined) ?? `${name}.yaml`);
   const mergeFile = file.replace(/(\.ya?ml)?$/, '-merge$1');
-  const head = (what: string) => `# featscope ${what}, written by \`featscope k8s-job\`.\n# Run: kubectl apply -f ${path.basename(file)} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${path.basename(mergeFile)}\n`;
+  const head = (what: string) =>
+    `# featscope ${what}, written by \`featscope k8s-job\`.\n# Run: kubectl apply -f ${path.basename(file)} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${path.basename(mergeFile)}\n`;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeAtomic(file, head(`${inner.command} over ${shards} shards (Indexed Job)`) + YAML.stringify(job));
   await writeAtomic(mergeFile, head(`merge of the ${shards} shards of ${name}`) + YAML.stringify(mergeJob));
-  process.stderr.write(`k8s-job: wrote ${file} (${shards} shards, ${Math.min(parallelism, shards)} at a time${gpus ? `, ${gpus} GPU each` : ''}) and ${mergeFile}\n`);
-  process.stderr.write(`k8s-job: kubectl apply -f ${file} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${mergeFile}\n`);
+  process.stderr.write(
+    `k8s-job: wrote ${file} (${shards} shards, ${Math.min(parallelism, shards)} at a time${gpus ? `, ${gpus} GPU each` : ''}) and ${mergeFile}\n`,
+  );
+  process.stderr.write(
+    `k8s-job: kubectl apply -f ${file} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${mergeFile}\n`,
+  );
   return 0;
 }
 
 const shq = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 export async function slurmJob(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('slurm-job', argv, {
-    shards: { type: 'string' }, parallelism: { type: 'string' }, gpus: { type: 'string' }, cpus: { type: 'string' }, memory: { type: 'string' },
-    time: { type: 'string' }, partition: { type: 'string' }, sif: { type: 'string' }, 'bind-paths': { type: 'string' }, name: { type: 'string' },
-    out: { type: 'string', short: 'o' },
-  }, true);
+  const { values, positionals } = parse(
+    'slurm-job',
+    argv,
+    {
+      shards: { type: 'string' },
+      parallelism: { type: 'string' },
+      gpus: { type: 'string' },
+      cpus: { type: 'string' },
+      memory: { type: 'string' },
+      time: { type: 'string' },
+      partition: { type: 'string' },
+      sif: { type: 'string' },
+      'bind-paths': { type: 'string' },
+      name: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(SLURM_HELP);
     return 0;
   }
-  if (values.shards === undefined) throw usage('--shards N is required (the number of array tasks, each one shard)', 'slurm-job');
+  if (values.shards === undefined)
+    throw usage('--shards N is required (the number of array tasks, each one shard)', 'slurm-job');
   const shards = parsePositiveInt(values.shards as string, '--shards', 1, 100000, 'slurm-job');
-  const parallelism = values.parallelism === undefined ? undefined : parsePositiveInt(values.parallelism as string, '--parallelism', shards, 100000, 'slurm-job');
-  const gpus = values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'slurm-job');
+  const parallelism =
+    values.parallelism === undefined
+      ? undefined
+      : parsePositiveInt(values.parallelism as string, '--parallelism', shards, 100000, 'slurm-job');
+  const gpus =
+    values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'slurm-job');
   const cpus = parsePositiveInt(values.cpus as string | undefined, '--cpus', 4, 512, 'slurm-job');
   const time = (values.time as string | undefined) ?? '24:00:00';
-  if (!/^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$/.test(time)) throw usage(`--time takes [D-]HH:MM[:SS], e.g. 04:00:00, not ${JSON.stringify(time)}`, 'slurm-job');
+  if (!/^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$/.test(time))
+    throw usage(`--time takes [D-]HH:MM[:SS], e.g. 04:00:00, not ${JSON.stringify(time)}`, 'slurm-job');
   const memory = values.memory as string | undefined;
-  if (memory !== undefined && !/^\d+[KMGT]?$/.test(memory)) throw usage(`--memory takes a Slurm size such as 16G, not ${JSON.stringify(memory)}`, 'slurm-job');
+  if (memory !== undefined && !/^\d+[KMGT]?$/.test(memory))
+    throw usage(`--memory takes a Slurm size such as 16G, not ${JSON.stringify(memory)}`, 'slurm-job');
   const inner = innerCommand(positionals, 'slurm-job');
   const name = (values.name as string | undefined) ?? `featscope-${inner.command}`;
-  if (!/^[\w.-]+$/.test(name)) throw usage(`--name takes letters, digits, '.', '_' and '-', not ${JSON.stringify(name)}`, 'slurm-job');
+  if (!/^[\w.-]+$/.test(name))
+    throw usage(`--name takes letters, digits, '.', '_' and '-', not ${JSON.stringify(name)}`, 'slurm-job');
   const sif = values.sif as string | undefined;
-  const inputs = inner.argv.filter((a, i) => !a.startsWith('-') && !(i > 0 && inner.argv[i - 1].startsWith('-') && !/^--(overlay|report|resume|json)$/.test(inner.argv[i - 1])));
-  const binds = ((values['bind-paths'] as string | undefined)?.split(',').filter(Boolean) ?? [...new Set([...inputs.map((p) => path.dirname(path.resolve(p))), path.dirname(path.resolve(inner.out))])]);
-  const run = (args: string[], gpu = gpus > 0) => (sif ? `apptainer exec ${gpu ? '--nv ' : ''}${binds.map((b) => `--bind ${shq(b)}`).join(' ')} ${shq(path.resolve(sif))} ` : '') + args.map(shq).join(' ');
+  const inputs = inner.argv.filter(
+    (a, i) =>
+      !a.startsWith('-') &&
+      !(i > 0 && inner.argv[i - 1].startsWith('-') && !/^--(overlay|report|resume|json)$/.test(inner.argv[i - 1])),
+  );
+  const binds = (values['bind-paths'] as string | undefined)?.split(',').filter(Boolean) ?? [
+    ...new Set([...inputs.map((p) => path.dirname(path.resolve(p))), path.dirname(path.resolve(inner.out))]),
+  ];
+  const run = (args: string[], gpu = gpus > 0) =>
+    (sif
+      ? `apptainer exec ${gpu ? '--nv ' : ''}${binds.map((b) => `--bind ${shq(b)}`).join(' ')} ${shq(path.resolve(sif))} `
+      : '') + args.map(shq).join(' ');
   const header = (job: string, extra: string[]) => [
     '#!/bin/bash',
     `#SBATCH --job-name=${job}`,
@@ -226,7 +327,10 @@ export async function slurmJob(argv: string[]): Promise<number> {
   const mergeFile = file.replace(/(\.sbatch|\.sh)?$/, '-merge$1');
   const submit = `jid=$(sbatch --parsable ${shq(path.basename(file))}) && sbatch --dependency=afterok:$jid ${shq(path.basename(mergeFile))}`;
   const array = [
-    ...header(name, [`#SBATCH --array=0-${shards - 1}${parallelism ? `%${parallelism}` : ''}`, ...(gpus ? [`#SBATCH --gres=gpu:${gpus}`] : [])]),
+    ...header(name, [
+      `#SBATCH --array=0-${shards - 1}${parallelism ? `%${parallelism}` : ''}`,
+      ...(gpus ? [`#SBATCH --gres=gpu:${gpus}`] : []),
+    ]),
     `# featscope ${inner.command} over ${shards} shards, written by \`featscope slurm-job\`. Submit with the merge after it:`,
     `#   ${submit}`,
     '# Each task takes shard SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT and writes',
@@ -247,6 +351,8 @@ export async function slurmJob(argv: string[]): Promise<number> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeAtomic(file, array);
   await writeAtomic(mergeFile, mergeScript);
-  process.stderr.write(`slurm-job: wrote ${file} (${shards} array tasks${gpus ? `, ${gpus} GPU each` : ''}) and ${mergeFile}\nslurm-job: ${submit}\n`);
+  process.stderr.write(
+    `slurm-job: wrote ${file} (${shards} array tasks${gpus ? `, ${gpus} GPU each` : ''}) and ${mergeFile}\nslurm-job: ${submit}\n`,
+  );
   return 0;
 }

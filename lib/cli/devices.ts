@@ -9,27 +9,39 @@ import { loadCliModel } from './model-options';
 export const DEVICES_OPTION: Options = { devices: { type: 'string' } };
 
 export function devicesHelp(column: number): string {
-  return `      --devices A,B`.padEnd(column - 1) + ' one model per device, batches spread over them: cuda:0,cuda:1 (or cpu,cpu)\n';
+  return (
+    `      --devices A,B`.padEnd(column - 1) +
+    ' one model per device, batches spread over them: cuda:0,cuda:1 (or cpu,cpu)\n'
+  );
 }
 
 /** The device list of --devices, or [--device]. */
 export function parseDevices(values: Record<string, unknown>, command: string): Array<ReturnType<typeof parseDevice>> {
   if (values.devices === undefined) return [parseDevice(values.device as string | undefined, command)];
   if (values.device !== undefined) throw usage('give --device or --devices, not both', command);
-  const list = String(values.devices).split(',').map((s) => s.trim()).filter(Boolean);
+  const list = String(values.devices)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.length === 0) throw usage('--devices needs at least one device, e.g. cuda:0,cuda:1', command);
   if (list.length > 16) throw usage(`--devices lists ${list.length} devices; at most 16`, command);
   return list.map((d) => {
-    if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(d)) throw usage(`--devices takes a list of cpu, cuda or cuda:N, not ${JSON.stringify(d)}`, command);
+    if (!/^(auto|cpu|cuda|cuda:\d+)$/.test(d))
+      throw usage(`--devices takes a list of cpu, cuda or cuda:N, not ${JSON.stringify(d)}`, command);
     return d as ReturnType<typeof parseDevice>;
   });
 }
 
 /** The models of the other devices (the first device's model is loaded by the command). */
-export async function loadMoreModels(values: Record<string, string | boolean | undefined>, command: string, devices: string[]): Promise<Model[]> {
+export async function loadMoreModels(
+  values: Record<string, string | boolean | undefined>,
+  command: string,
+  devices: string[],
+): Promise<Model[]> {
   const more: Model[] = [];
   try {
-    for (const device of devices.slice(1)) more.push(await loadCliModel(values, command, { device: device as ReturnType<typeof parseDevice> }));
+    for (const device of devices.slice(1))
+      more.push(await loadCliModel(values, command, { device: device as ReturnType<typeof parseDevice> }));
   } catch (err) {
     for (const m of more) m.dispose();
     throw err;

@@ -59,9 +59,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
     'export',
     argv,
     {
-      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION, ...DEVICES_OPTION,
-      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
+      ...MODEL_OPTION,
+      ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION,
+      ...DEVICES_OPTION,
+      ...BATCH_RUN_OPTIONS,
+      ...SHARD_OPTIONS,
     },
     true,
   );
@@ -90,7 +93,15 @@ export async function exportCommand(argv: string[]): Promise<number> {
     const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
-    const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), layers, resize, size, export: 1, input: inputSignature(model) });
+    const signature = JSON.stringify({
+      model: model.path,
+      modelFile: await modelFingerprint(model.path),
+      layers,
+      resize,
+      size,
+      export: 1,
+      input: inputSignature(model),
+    });
     const progress = new Progress({ total: inputs.length });
     const outcome = await runBatches<ExportRecord>({
       inputs,
@@ -111,21 +122,39 @@ export async function exportCommand(argv: string[]): Promise<number> {
           const shape = [1, ...c.shape.slice(1)];
           const file = insideOut(dir, `${fileBase.get(c.name)!}.npy`);
           await writeAtomic(file, encodeNpy(c.data.subarray(b * per, (b + 1) * per), shape));
-          saved.push({ name: c.name, layer: c.layer, call: c.call, file: path.relative(out, file).split(path.sep).join('/'), shape, dtype: 'float32' });
+          saved.push({
+            name: c.name,
+            layer: c.layer,
+            call: c.call,
+            file: path.relative(out, file).split(path.sep).join('/'),
+            shape,
+            dtype: 'float32',
+          });
         }
         return { source: input.source, name: input.name, signature, captures: saved };
       },
     });
     progress.finish();
     const manifest = path.join(out, 'manifest.json');
-    const finished = await writeManifest(manifest, { command: 'export', model, options: { ...options, ...shardInfo }, layers: layerInfo }, finishedRecords<ExportRecord>(out, inputs, signature), {
-      failed: outcome.failed,
-      interrupted: outcome.interrupted,
-      total: inputs.length,
-      backoff: outcome.backoff,
-      devices: more.length ? outcome.devices : undefined,
-    });
-    return endBatchRun('exported', { json: Boolean(values.json), out, total: inputs.length }, outcome, finished, manifest);
+    const finished = await writeManifest(
+      manifest,
+      { command: 'export', model, options: { ...options, ...shardInfo }, layers: layerInfo },
+      finishedRecords<ExportRecord>(out, inputs, signature),
+      {
+        failed: outcome.failed,
+        interrupted: outcome.interrupted,
+        total: inputs.length,
+        backoff: outcome.backoff,
+        devices: more.length ? outcome.devices : undefined,
+      },
+    );
+    return endBatchRun(
+      'exported',
+      { json: Boolean(values.json), out, total: inputs.length },
+      outcome,
+      finished,
+      manifest,
+    );
   } finally {
     model.dispose();
     for (const m of more) m.dispose();

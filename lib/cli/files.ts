@@ -12,7 +12,11 @@ const TEMP_MARK = '.featscope-tmp-';
 
 /** A file-name-safe form of `name`: [A-Za-z0-9._-] only, no leading dot, at most 80 characters. */
 export function safeName(name: string, fallback = 'item'): string {
-  let s = name.normalize('NFKD').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').replace(/_+$/, '');
+  let s = name
+    .normalize('NFKD')
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[._]+/, '')
+    .replace(/_+$/, '');
   if (s.length > 80) s = s.slice(0, 80);
   return s || fallback;
 }
@@ -43,7 +47,8 @@ export function layerFileNames(layers: readonly string[]): Map<string, string> {
     const b = bases[i];
     const lower = b.toLowerCase();
     const clean = b === name.replace(/#(\d+)$/, '_call$1');
-    const ambiguous = !clean || count.get(lower)! > 1 || TAKEN.has(lower) || KIND_SUFFIXES.some((k) => lower.endsWith(k));
+    const ambiguous =
+      !clean || count.get(lower)! > 1 || TAKEN.has(lower) || KIND_SUFFIXES.some((k) => lower.endsWith(k));
     out.set(name, ambiguous ? `${b.slice(0, 70)}-${shortHash(name)}` : b);
   });
   return out;
@@ -74,7 +79,10 @@ export function insideOut(out: string, ...parts: string[]): string {
   const root = path.resolve(out);
   const full = path.resolve(root, ...parts);
   if (full !== root && !full.startsWith(root + path.sep)) {
-    throw new FeatscopeError('UNSAFE_PATH', `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`);
+    throw new FeatscopeError(
+      'UNSAFE_PATH',
+      `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`,
+    );
   }
   return full;
 }
@@ -92,7 +100,11 @@ export async function writeAtomic(file: string, data: Buffer | string): Promise<
 }
 
 /** A write stream to a temporary name; `commit()` renames it into place, `abort()` removes it. */
-export function atomicStream(file: string): { stream: fs.WriteStream; commit(): Promise<void>; abort(): Promise<void> } {
+export function atomicStream(file: string): {
+  stream: fs.WriteStream;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+} {
   const tmp = path.join(path.dirname(file), `${TEMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
   const stream = fs.createWriteStream(tmp);
   const closed = new Promise<void>((resolve, reject) => {
@@ -122,7 +134,9 @@ export async function removeStaleTemps(dir: string): Promise<void> {
   } catch {
     return;
   }
-  await Promise.all(names.filter((n) => n.startsWith(TEMP_MARK)).map((n) => fs.promises.rm(path.join(dir, n), { force: true })));
+  await Promise.all(
+    names.filter((n) => n.startsWith(TEMP_MARK)).map((n) => fs.promises.rm(path.join(dir, n), { force: true })),
+  );
 }
 
 export function isTempName(name: string): boolean {

@@ -1,10 +1,27 @@
 /** `featscope gradcam`: Grad-CAM overlays per image (and, with --flow, gradient-flow charts), JSON and report. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, gradCamOverlays, gradientFlow, renderFlowChart, saliencyOverlays, type AnalysisSection, type SaliencyMethod } from '../analysis';
+import {
+  analysisReport,
+  gradCamOverlays,
+  gradientFlow,
+  renderFlowChart,
+  saliencyOverlays,
+  type AnalysisSection,
+  type SaliencyMethod,
+} from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseColormap, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseColormap,
+  parseDevice,
+  parsePositiveInt,
+  parseResize,
+  usage,
+} from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -44,11 +61,19 @@ Example:
 
 export function parseClasses(value: string | undefined, command: string): number[] | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+(,\d+)*$/.test(value.trim())) throw usage(`--class takes a class index or a comma-separated list (207 or 207,281), not ${JSON.stringify(value)}`, command);
+  if (!/^\d+(,\d+)*$/.test(value.trim()))
+    throw usage(
+      `--class takes a class index or a comma-separated list (207 or 207,281), not ${JSON.stringify(value)}`,
+      command,
+    );
   return value.trim().split(',').map(Number);
 }
 
-const SALIENCY: Record<string, SaliencyMethod> = { gradient: 'gradient', smoothgrad: 'smoothgrad', ig: 'integrated-gradients' };
+const SALIENCY: Record<string, SaliencyMethod> = {
+  gradient: 'gradient',
+  smoothgrad: 'smoothgrad',
+  ig: 'integrated-gradients',
+};
 
 function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
   if (value === undefined) return undefined;
@@ -58,12 +83,28 @@ function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
 }
 
 export async function gradcam(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('gradcam', argv, {
-    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION,
-    layer: { type: 'string', short: 'l' }, class: { type: 'string' }, top: { type: 'string' }, colormap: { type: 'string' },
-    flow: { type: 'boolean' }, saliency: { type: 'string' }, samples: { type: 'string' }, report: { type: 'boolean' }, resize: { type: 'string' }, batch: { type: 'string' },
-    out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  }, true);
+  const { values, positionals } = parse(
+    'gradcam',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION,
+      layer: { type: 'string', short: 'l' },
+      class: { type: 'string' },
+      top: { type: 'string' },
+      colormap: { type: 'string' },
+      flow: { type: 'boolean' },
+      saliency: { type: 'string' },
+      samples: { type: 'string' },
+      report: { type: 'boolean' },
+      resize: { type: 'string' },
+      batch: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(GRADCAM_HELP);
     return 0;
@@ -76,12 +117,18 @@ export async function gradcam(argv: string[]): Promise<number> {
   const resize = parseResize(values.resize as string | undefined, 'gradcam');
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 8, 256, 'gradcam');
   const saliencyMethod = parseSaliency(values.saliency as string | undefined);
-  const samples = values.samples === undefined ? undefined : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
+  const samples =
+    values.samples === undefined
+      ? undefined
+      : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
   const device = parseDevice(values.device as string | undefined, 'gradcam');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
-    throw usage(`--class lists ${classes.length} classes for ${inputs.length} images; give one for all or one per image`, 'gradcam');
+    throw usage(
+      `--class lists ${classes.length} classes for ${inputs.length} images; give one for all or one per image`,
+      'gradcam',
+    );
   }
   const model = await loadCliModel(values, 'gradcam', { device });
   try {
@@ -95,9 +142,17 @@ export async function gradcam(argv: string[]): Promise<number> {
       let results;
       let saliencies;
       try {
-        results = await gradCamOverlays(model, chunk.map((c) => c.source), { layer, classes: chunkClasses, resize, colormap, top });
+        results = await gradCamOverlays(
+          model,
+          chunk.map((c) => c.source),
+          { layer, classes: chunkClasses, resize, colormap, top },
+        );
         if (saliencyMethod) {
-          saliencies = await saliencyOverlays(model, chunk.map((c) => c.source), { method: saliencyMethod, samples, classes: chunkClasses, resize, top });
+          saliencies = await saliencyOverlays(
+            model,
+            chunk.map((c) => c.source),
+            { method: saliencyMethod, samples, classes: chunkClasses, resize, top },
+          );
         }
       } catch (err) {
         // Layer and class errors are the command line's fault: stop. Image errors fail the batch's images.
@@ -111,14 +166,29 @@ export async function gradcam(argv: string[]): Promise<number> {
         const r = results[i];
         const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileNames([layer]).get(layer)!}.png`);
         await writeAtomic(file, r.png);
-        const record: Record<string, unknown> = { source: chunk[i].source, layer, file: path.basename(file), target: r.target, predictions: r.predictions, camMax: r.rawMax };
+        const record: Record<string, unknown> = {
+          source: chunk[i].source,
+          layer,
+          file: path.basename(file),
+          target: r.target,
+          predictions: r.predictions,
+          camMax: r.rawMax,
+        };
         const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];
         if (saliencies) {
           const sal = saliencies[i];
           const salFile = insideOut(out, `${chunk[i].name}.saliency-${values.saliency as string}.png`);
           await writeAtomic(salFile, sal.png);
-          record.saliency = { file: path.basename(salFile), method: sal.method, clipValue: sal.clipValue, completeness: sal.completeness };
-          images.push({ png: sal.png, caption: `Input saliency (${sal.method}) for ${sal.target.name} (class ${sal.target.class})` });
+          record.saliency = {
+            file: path.basename(salFile),
+            method: sal.method,
+            clipValue: sal.clipValue,
+            completeness: sal.completeness,
+          };
+          images.push({
+            png: sal.png,
+            caption: `Input saliency (${sal.method}) for ${sal.target.name} (class ${sal.target.class})`,
+          });
         }
         if (values.flow) {
           const norm = normalisationOf(model);
@@ -127,29 +197,51 @@ export async function gradcam(argv: string[]): Promise<number> {
           const chart = await renderFlowChart(model, flow, { subject: path.basename(chunk[i].source) });
           const flowFile = insideOut(out, `${chunk[i].name}.flow.png`);
           await writeAtomic(flowFile, chart.png);
-          record.flow = { file: path.basename(flowFile), loss: flow.lossValue, layers: flow.layers, parameters: flow.parameters };
-          images.push({ png: chart.png, caption: 'Gradient flow: per-layer and per-weight gradient norms (log scale)' });
+          record.flow = {
+            file: path.basename(flowFile),
+            loss: flow.lossValue,
+            layers: flow.layers,
+            parameters: flow.parameters,
+          };
+          images.push({
+            png: chart.png,
+            caption: 'Gradient flow: per-layer and per-weight gradient norms (log scale)',
+          });
         }
         records.push(record);
         sections.push({
           heading: path.basename(chunk[i].source),
           note: chunk[i].source,
           images,
-          table: { head: ['class', 'probability'], rows: r.predictions.map((p) => [`${p.name} (${p.class})`, p.probability]) },
+          table: {
+            head: ['class', 'probability'],
+            rows: r.predictions.map((p) => [`${p.name} (${p.class})`, p.probability]),
+          },
         });
       }
       process.stderr.write(`gradcam: ${Math.min(start + batch, inputs.length)}/${inputs.length} images\n`);
     }
-    const summary = { command: 'gradcam', model: modelSummary(model), options: { layer, classes, resize, colormap, saliency: saliencyMethod, samples }, images: records, failed };
+    const summary = {
+      command: 'gradcam',
+      model: modelSummary(model),
+      options: { layer, classes, resize, colormap, saliency: saliencyMethod, samples },
+      images: records,
+      failed,
+    };
     await writeAtomic(insideOut(out, 'gradcam.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(report, analysisReport(model, 'featscope Grad-CAM', { layer, images: inputs.length, resize }, sections));
+      await writeAtomic(
+        report,
+        analysisReport(model, 'featscope Grad-CAM', { layer, images: inputs.length, resize }, sections),
+      );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
     for (const f of failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(`gradcam: wrote ${records.length} overlay(s) to ${out}${report ? `, report ${report}` : ''}\n`);
+    process.stderr.write(
+      `gradcam: wrote ${records.length} overlay(s) to ${out}${report ? `, report ${report}` : ''}\n`,
+    );
     return failed.length ? 1 : 0;
   } finally {
     model.dispose();

@@ -20,9 +20,21 @@ Options:
 /** GPU names from nvidia-smi when it is there; libtorch only gives a count. */
 function gpuNames(): Promise<string[]> {
   return new Promise((resolve) => {
-    execFile('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], { timeout: 5000 }, (err, stdout) => {
-      resolve(err ? [] : stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-    });
+    execFile(
+      'nvidia-smi',
+      ['--query-gpu=name,memory.total', '--format=csv,noheader'],
+      { timeout: 5000 },
+      (err, stdout) => {
+        resolve(
+          err
+            ? []
+            : stdout
+                .split('\n')
+                .map((l) => l.trim())
+                .filter(Boolean),
+        );
+      },
+    );
   });
 }
 
@@ -36,17 +48,29 @@ export async function info(argv: string[]): Promise<number> {
   const gpus = v.cuda.available ? await gpuNames() : [];
   const model = await describeModel(values.model as string | undefined);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ ...v, platform: `${process.platform}-${process.arch}`, gpus, model }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...v, platform: `${process.platform}-${process.arch}`, gpus, model }, null, 2)}\n`,
+    );
     return 0;
   }
   const rows: Array<[string, string]> = [
     ['featscope', v.featscope],
     ['node', `${v.node} (${process.platform}-${process.arch})`],
     ['libtorch', `${v.libtorch}${v.cxx11Abi ? ' (CXX11 ABI)' : ' (pre-CXX11 ABI)'}, ${v.threads} CPU threads`],
-    ['cuda', v.cuda.available ? `available, ${v.cuda.devices} GPU${v.cuda.devices === 1 ? '' : 's'}` : 'not available (CPU only)'],
+    [
+      'cuda',
+      v.cuda.available
+        ? `available, ${v.cuda.devices} GPU${v.cuda.devices === 1 ? '' : 's'}`
+        : 'not available (CPU only)',
+    ],
   ];
   gpus.forEach((g, i) => rows.push([`gpu ${i}`, g]));
-  rows.push(['model', model.error ? model.error : `${model.path}: ${model.architecture ?? model.type}, ${model.layers} layers; ${model.weights}`]);
+  rows.push([
+    'model',
+    model.error
+      ? model.error
+      : `${model.path}: ${model.architecture ?? model.type}, ${model.layers} layers; ${model.weights}`,
+  ]);
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(rows.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join('\n') + '\n');
   return 0;
@@ -68,11 +92,20 @@ async function describeModel(given: string | undefined): Promise<ModelSummary> {
     const m = await loadModel(resolveModel(given), { device: 'cpu' });
     try {
       const label = weightsLabel(m.metadata);
-      return { path: m.path, type: m.type, architecture: m.metadata.architecture, layers: (await m.layers()).length, trained: label.trained, weights: label.text };
+      return {
+        path: m.path,
+        type: m.type,
+        architecture: m.metadata.architecture,
+        layers: (await m.layers()).length,
+        trained: label.trained,
+        weights: label.text,
+      };
     } finally {
       m.dispose();
     }
   } catch (err) {
-    return { error: `${(err as Error).message}${(err as { code?: string }).code ? ` [${(err as { code?: string }).code}]` : ''}` };
+    return {
+      error: `${(err as Error).message}${(err as { code?: string }).code ? ` [${(err as { code?: string }).code}]` : ''}`,
+    };
   }
 }

@@ -169,11 +169,18 @@ export async function expandInputs(args: string[], options: { skip?: string } = 
       const before = paths.length;
       await walk(arg, paths, skip);
       if (paths.length === before) {
-        const own = skip !== undefined && path.resolve(arg) === skip ? ' (it is the output folder, which is never read as input)' : '';
-        throw new FeatscopeError('NO_INPUTS', `folder ${JSON.stringify(arg)} holds no images${own} (looked for ${IMAGE_EXTENSIONS.join(' ')})`);
+        const own =
+          skip !== undefined && path.resolve(arg) === skip
+            ? ' (it is the output folder, which is never read as input)'
+            : '';
+        throw new FeatscopeError(
+          'NO_INPUTS',
+          `folder ${JSON.stringify(arg)} holds no images${own} (looked for ${IMAGE_EXTENSIONS.join(' ')})`,
+        );
       }
     } else if (!stat && hasMagic(arg)) {
-      if ((await expandGlob(arg, paths, skip)) === 0) throw new FeatscopeError('NO_INPUTS', `no images match ${JSON.stringify(arg)}`);
+      if ((await expandGlob(arg, paths, skip)) === 0)
+        throw new FeatscopeError('NO_INPUTS', `no images match ${JSON.stringify(arg)}`);
     } else {
       paths.push(arg);
     }

@@ -18,7 +18,12 @@ Options:
 `;
 
 export async function layers(argv: string[]): Promise<number> {
-  const { values } = parse('layers', argv, { ...MODEL_OPTION, ...DEVICE_OPTION, size: { type: 'string' }, json: { type: 'boolean' } }, false);
+  const { values } = parse(
+    'layers',
+    argv,
+    { ...MODEL_OPTION, ...DEVICE_OPTION, size: { type: 'string' }, json: { type: 'boolean' } },
+    false,
+  );
   if (values.help) {
     process.stdout.write(LAYERS_HELP);
     return 0;
@@ -30,16 +35,20 @@ export async function layers(argv: string[]): Promise<number> {
     const size = parsePositiveInt(sizeArg, '--size', model.metadata.input?.size?.[0] ?? 224, 8192, 'layers');
     const list = await model.layers({ inputSize: size });
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ model: model.path, inputSize: [size, size], layers: list }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ model: model.path, inputSize: [size, size], layers: list }, null, 2)}\n`,
+      );
       return 0;
     }
     const shape = (s: number[]) => `[${s.join(', ')}]`;
     // A module called in a loop: the calls one forward of this input made, marked.
-    const calls = (l: (typeof list)[number]) => (l.inLoop ? `${l.outputShapes?.length ?? l.calls} (loop)` : String(l.calls));
+    const calls = (l: (typeof list)[number]) =>
+      l.inLoop ? `${l.outputShapes?.length ?? l.calls} (loop)` : String(l.calls);
     const rows = list.map((l) => [l.name, l.type, calls(l), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
     const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const line = (r: string[]) => r.map((c, i) => (i === 2 ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+    const line = (r: string[]) =>
+      r.map((c, i) => (i === 2 ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
     process.stdout.write(`${model.path}: ${list.length} layers\n${line(header)}\n${rows.map(line).join('\n')}\n`);
     return 0;
   } finally {

@@ -84,7 +84,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = COMMANDS[command];
   if (!run) {
-    process.stderr.write(`featscope: unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMANDS).join(', ')} (see \`featscope --help\`) [USAGE]\n`);
+    process.stderr.write(
+      `featscope: unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMANDS).join(', ')} (see \`featscope --help\`) [USAGE]\n`,
+    );
     return 2;
   }
   return run(rest);
@@ -96,7 +98,9 @@ function report(err: unknown): number {
     if (process.env.FEATSCOPE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return USAGE_CODES.has(err.code) ? 2 : 1;
   }
-  process.stderr.write(`featscope: unexpected error: ${err instanceof Error ? (process.env.FEATSCOPE_DEBUG ? err.stack : err.message) : String(err)}\n`);
+  process.stderr.write(
+    `featscope: unexpected error: ${err instanceof Error ? (process.env.FEATSCOPE_DEBUG ? err.stack : err.message) : String(err)}\n`,
+  );
   return 1;
 }
 

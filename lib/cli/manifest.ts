@@ -44,7 +44,13 @@ export async function writeManifest<R extends ImageRecordBase>(
   file: string,
   header: ManifestHeader,
   records: AsyncIterable<R>,
-  outcome: { failed: Failure[]; interrupted: boolean; total: number; backoff?: Array<Record<string, unknown>>; devices?: Array<Record<string, unknown>> },
+  outcome: {
+    failed: Failure[];
+    interrupted: boolean;
+    total: number;
+    backoff?: Array<Record<string, unknown>>;
+    devices?: Array<Record<string, unknown>>;
+  },
 ): Promise<number> {
   const out = atomicStream(file);
   const write = async (text: string) => {

@@ -1,7 +1,14 @@
 /** `featscope maximize`: feature visualisation by optimisation, one picture per channel. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, featureVisualization, featureVisualizations, renderFeatureVisualization, type AnalysisSection, type FeatureVisResult } from '../analysis';
+import {
+  analysisReport,
+  featureVisualization,
+  featureVisualizations,
+  renderFeatureVisualization,
+  type AnalysisSection,
+  type FeatureVisResult,
+} from '../analysis';
 import { loadModel } from '../model';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
@@ -38,11 +45,25 @@ Example:
 `;
 
 export async function maximize(argv: string[]): Promise<number> {
-  const { values } = parse('maximize', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
-    layer: { type: 'string', short: 'l' }, channels: { type: 'string', short: 'c' }, steps: { type: 'string' }, size: { type: 'string' },
-    lr: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  }, false);
+  const { values } = parse(
+    'maximize',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...DEVICE_OPTION,
+      layer: { type: 'string', short: 'l' },
+      channels: { type: 'string', short: 'c' },
+      steps: { type: 'string' },
+      size: { type: 'string' },
+      lr: { type: 'string' },
+      seed: { type: 'string' },
+      batch: { type: 'string' },
+      report: { type: 'boolean' },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   if (values.help) {
     process.stdout.write(MAXIMIZE_HELP);
     return 0;
@@ -51,16 +72,22 @@ export async function maximize(argv: string[]): Promise<number> {
   if (!layer) throw usage('maximize needs --layer NAME (`featscope layers` lists them)', 'maximize');
   const channelsArg = values.channels as string | undefined;
   if (channelsArg !== undefined && !/^\d+(,\d+)*$/.test(channelsArg.trim())) {
-    throw usage(`--channels takes channel indices separated by commas (12 or 12,40), not ${JSON.stringify(channelsArg)}`, 'maximize');
+    throw usage(
+      `--channels takes channel indices separated by commas (12 or 12,40), not ${JSON.stringify(channelsArg)}`,
+      'maximize',
+    );
   }
   const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
   const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 256, 'maximize');
   const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 128, 100000, 'maximize');
-  const size = values.size === undefined ? undefined : parsePositiveInt(values.size as string, '--size', 224, 2048, 'maximize');
+  const size =
+    values.size === undefined ? undefined : parsePositiveInt(values.size as string, '--size', 224, 2048, 'maximize');
   const lr = values.lr === undefined ? undefined : Number(values.lr);
-  if (lr !== undefined && !(lr > 0 && lr <= 10)) throw usage(`--lr takes a number above 0, at most 10, not ${JSON.stringify(values.lr)}`, 'maximize');
+  if (lr !== undefined && !(lr > 0 && lr <= 10))
+    throw usage(`--lr takes a number above 0, at most 10, not ${JSON.stringify(values.lr)}`, 'maximize');
   const seed = values.seed === undefined ? 0 : Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw usage(`--seed takes a non-negative integer, not ${JSON.stringify(values.seed)}`, 'maximize');
+  if (!Number.isInteger(seed) || seed < 0)
+    throw usage(`--seed takes a non-negative integer, not ${JSON.stringify(values.seed)}`, 'maximize');
   const device = parseDevice(values.device as string | undefined, 'maximize');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
@@ -78,18 +105,43 @@ export async function maximize(argv: string[]): Promise<number> {
         if ((step + 1) % 32 === 0) process.stderr.write(`maximize: ${what}: step ${step + 1}/${steps}\n`);
       };
       const common = { layer, steps, size, lr, seed, onStep };
-      results.push(...(group === undefined ? [await featureVisualization(model, common)] : await featureVisualizations(model, { ...common, channels: group })));
+      results.push(
+        ...(group === undefined
+          ? [await featureVisualization(model, common)]
+          : await featureVisualizations(model, { ...common, channels: group })),
+      );
     }
     for (const r of results) {
       const channel = r.channel;
       const what = channel === undefined ? layer : `${layer} channel ${channel}`;
       const pic = await renderFeatureVisualization(model, r);
-      const file = insideOut(out, `maximize-${layerFileNames([layer]).get(layer)!}${channel === undefined ? '' : `-c${channel}`}.png`);
+      const file = insideOut(
+        out,
+        `maximize-${layerFileNames([layer]).get(layer)!}${channel === undefined ? '' : `-c${channel}`}.png`,
+      );
       await writeAtomic(file, pic.png);
-      records.push({ layer, channel, file: path.basename(file), objective: r.objective.map((v) => Number(v.toPrecision(6))) });
-      sections.push({ heading: what, images: [{ png: pic.png, caption: `mean activation ${r.objective[0].toPrecision(3)} → ${r.objective[r.objective.length - 1].toPrecision(3)} in ${steps} steps` }] });
+      records.push({
+        layer,
+        channel,
+        file: path.basename(file),
+        objective: r.objective.map((v) => Number(v.toPrecision(6))),
+      });
+      sections.push({
+        heading: what,
+        images: [
+          {
+            png: pic.png,
+            caption: `mean activation ${r.objective[0].toPrecision(3)} → ${r.objective[r.objective.length - 1].toPrecision(3)} in ${steps} steps`,
+          },
+        ],
+      });
     }
-    const summary = { command: 'maximize', model: modelSummary(model), options: { layer, steps, size, lr, seed, batch }, results: records };
+    const summary = {
+      command: 'maximize',
+      model: modelSummary(model),
+      options: { layer, steps, size, lr, seed, batch },
+      results: records,
+    };
     await writeAtomic(insideOut(out, 'maximize.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {
@@ -97,7 +149,9 @@ export async function maximize(argv: string[]): Promise<number> {
       await writeAtomic(report, analysisReport(model, 'featscope feature visualisation', { layer, steps }, sections));
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    process.stderr.write(`maximize: wrote ${records.length} picture(s) to ${out}${report ? `, report ${report}` : ''}\n`);
+    process.stderr.write(
+      `maximize: wrote ${records.length} picture(s) to ${out}${report ? `, report ${report}` : ''}\n`,
+    );
     return 0;
   } finally {
     model.dispose();

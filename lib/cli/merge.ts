@@ -49,7 +49,10 @@ function readJson(file: string): Record<string, unknown> {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new FeatscopeError('MERGE_INVALID', `${file} cannot be read as JSON (${(err as Error).message}); rerun that shard`);
+    throw new FeatscopeError(
+      'MERGE_INVALID',
+      `${file} cannot be read as JSON (${(err as Error).message}); rerun that shard`,
+    );
   }
 }
 
@@ -57,42 +60,74 @@ function readJson(file: string): Record<string, unknown> {
 function findShards(args: string[]): ShardDir[] {
   const found: ShardDir[] = [];
   const add = (dir: string): boolean => {
-    const state = ['stats-state.json', 'similarity-state.json'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+    const state = ['stats-state.json', 'similarity-state.json']
+      .map((f) => path.join(dir, f))
+      .find((f) => fs.existsSync(f));
     const manifest = path.join(dir, 'manifest.json');
     const file = state ?? (fs.existsSync(manifest) ? manifest : undefined);
     if (!file) return false;
     const j = readJson(file);
-    const shard = (file === state ? j.shard : (j.options as Record<string, unknown> | undefined)?.shard) as { index?: number; count?: number } | undefined;
+    const shard = (file === state ? j.shard : (j.options as Record<string, unknown> | undefined)?.shard) as
+      { index?: number; count?: number } | undefined;
     if (!shard || !Number.isInteger(shard.index) || !Number.isInteger(shard.count)) return false;
     found.push({ dir, index: shard.index!, count: shard.count!, command: String(j.command) });
     return true;
   };
   for (const arg of args) {
     const dir = path.resolve(arg);
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw usage(`${JSON.stringify(arg)} is not a folder; give shard folders (shard-I-of-N) or the folder that holds them`, 'merge');
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+      throw usage(
+        `${JSON.stringify(arg)} is not a folder; give shard folders (shard-I-of-N) or the folder that holds them`,
+        'merge',
+      );
     if (add(dir)) continue;
-    const subs = fs.readdirSync(dir).filter((n) => /^shard-\d+-of-\d+$/.test(n)).sort();
+    const subs = fs
+      .readdirSync(dir)
+      .filter((n) => /^shard-\d+-of-\d+$/.test(n))
+      .sort();
     let any = false;
     for (const s of subs) any = add(path.join(dir, s)) || any;
-    if (!any) throw usage(`${JSON.stringify(arg)} holds no shard output (a shard-I-of-N folder with stats-state.json or manifest.json); run the shards with --shard I/N first`, 'merge');
+    if (!any)
+      throw usage(
+        `${JSON.stringify(arg)} holds no shard output (a shard-I-of-N folder with stats-state.json or manifest.json); run the shards with --shard I/N first`,
+        'merge',
+      );
   }
   const counts = new Set(found.map((s) => s.count));
-  if (counts.size > 1) throw usage(`the shards are of different splits (${[...counts].map((c) => `of ${c}`).join(', ')}); merge the shards of one run`, 'merge');
+  if (counts.size > 1)
+    throw usage(
+      `the shards are of different splits (${[...counts].map((c) => `of ${c}`).join(', ')}); merge the shards of one run`,
+      'merge',
+    );
   const commands = new Set(found.map((s) => s.command));
-  if (commands.size > 1) throw usage(`the shards come from different commands (${[...commands].join(', ')}); merge one command's shards at a time`, 'merge');
+  if (commands.size > 1)
+    throw usage(
+      `the shards come from different commands (${[...commands].join(', ')}); merge one command's shards at a time`,
+      'merge',
+    );
   const count = found[0].count;
   const seen = new Map<number, string>();
   for (const s of found) {
-    if (seen.has(s.index)) throw usage(`shard ${s.index}/${count} is given twice (${seen.get(s.index)} and ${s.dir})`, 'merge');
+    if (seen.has(s.index))
+      throw usage(`shard ${s.index}/${count} is given twice (${seen.get(s.index)} and ${s.dir})`, 'merge');
     seen.set(s.index, s.dir);
   }
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length) throw usage(`shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} missing (not run, or still running); run them, then merge again`, 'merge');
+  if (missing.length)
+    throw usage(
+      `shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} missing (not run, or still running); run them, then merge again`,
+      'merge',
+    );
   return found.sort((a, b) => a.index - b.index);
 }
 
 export async function merge(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('merge', argv, { out: { type: 'string', short: 'o' }, json: { type: 'boolean' } }, true);
+  const { values, positionals } = parse(
+    'merge',
+    argv,
+    { out: { type: 'string', short: 'o' }, json: { type: 'boolean' } },
+    true,
+  );
   if (values.help) {
     process.stdout.write(MERGE_HELP);
     return 0;
@@ -102,9 +137,19 @@ export async function merge(argv: string[]): Promise<number> {
   const out = path.resolve((values.out as string | undefined) ?? path.dirname(shards[0].dir));
   fs.mkdirSync(out, { recursive: true });
   const command = shards[0].command;
-  const result = command === 'stats' ? await mergeStats(shards, out) : command === 'similarity' ? await mergeSimilarity(shards, out) : await mergeBatch(shards, out);
-  if (values.json) process.stdout.write(`${JSON.stringify({ out, command: shards[0].command, shards: shards.length, ...result }, null, 2)}\n`);
-  process.stderr.write(`merge: ${shards.length} ${shards[0].command} shards, ${result.images} images; wrote ${result.files.map((f) => path.join(out, f)).join(', ')}\n`);
+  const result =
+    command === 'stats'
+      ? await mergeStats(shards, out)
+      : command === 'similarity'
+        ? await mergeSimilarity(shards, out)
+        : await mergeBatch(shards, out);
+  if (values.json)
+    process.stdout.write(
+      `${JSON.stringify({ out, command: shards[0].command, shards: shards.length, ...result }, null, 2)}\n`,
+    );
+  process.stderr.write(
+    `merge: ${shards.length} ${shards[0].command} shards, ${result.images} images; wrote ${result.files.map((f) => path.join(out, f)).join(', ')}\n`,
+  );
   return 0;
 }
 
@@ -117,12 +162,20 @@ function modelFromSummary(summary: Record<string, unknown>): Model {
 async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: number; files: string[] }> {
   const states = shards.map((s) => ({ shard: s, state: readJson(path.join(s.dir, 'stats-state.json')) }));
   for (const { shard, state } of states) {
-    if (state.format !== STATE_FORMAT) throw new FeatscopeError('MERGE_INVALID', `${shard.dir}/stats-state.json is not ${STATE_FORMAT}; rerun that shard with this featscope`);
+    if (state.format !== STATE_FORMAT)
+      throw new FeatscopeError(
+        'MERGE_INVALID',
+        `${shard.dir}/stats-state.json is not ${STATE_FORMAT}; rerun that shard with this featscope`,
+      );
   }
   const key = (s: Record<string, unknown>) => JSON.stringify(s.options);
   const first = states[0].state;
   for (const { shard, state } of states) {
-    if (key(state) !== key(first)) throw usage(`shard ${shard.index} ran with other options (${key(state)} vs ${key(first)}); rerun it with the same`, 'merge');
+    if (key(state) !== key(first))
+      throw usage(
+        `shard ${shard.index} ran with other options (${key(state)} vs ${key(first)}); rerun it with the same`,
+        'merge',
+      );
   }
   const ran = states.filter((s) => s.state.layers !== null);
   if (ran.length === 0) throw new FeatscopeError('NO_INPUTS', 'every shard was empty: no images to merge');
@@ -145,7 +198,13 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
   };
   await writeAtomic(insideOut(out, 'stats.json'), `${JSON.stringify(summary)}\n`);
   const model = modelFromSummary(modelSummary);
-  const chart = await renderStatsChart(model, { images: merged.images, failed: failed as never[], layers: merged.layers, weights: { trained: undefined, text: '' }, state: merged.state });
+  const chart = await renderStatsChart(model, {
+    images: merged.images,
+    failed: failed as never[],
+    layers: merged.layers,
+    weights: { trained: undefined, text: '' },
+    state: merged.state,
+  });
   await writeAtomic(insideOut(out, 'stats.png'), chart.png);
   return { images: merged.images, files: ['stats.json', 'stats.png'] };
 }
@@ -165,7 +224,11 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
     return JSON.stringify({ model: (m.model as Record<string, unknown>).path, options: rest, layers: m.layers });
   };
   for (const { shard, m } of manifests) {
-    if (signatureOf(m) !== signatureOf(manifests[0].m)) throw usage(`shard ${shard.index} ran with another model or options than shard 0; rerun it with the same`, 'merge');
+    if (signatureOf(m) !== signatureOf(manifests[0].m))
+      throw usage(
+        `shard ${shard.index} ran with another model or options than shard 0; rerun it with the same`,
+        'merge',
+      );
   }
   const rel = (dir: string, file: string) => path.relative(out, path.join(dir, file)).split(path.sep).join('/');
   const images: BatchRecord[] = [];
@@ -174,7 +237,15 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
       images.push({
         ...r,
         ...(r.input ? { input: rel(shard.dir, r.input) } : {}),
-        ...(r.layers ? { layers: r.layers.map((l) => ({ ...l, grid: rel(shard.dir, l.grid), ...(l.overlay ? { overlay: rel(shard.dir, l.overlay) } : {}) })) } : {}),
+        ...(r.layers
+          ? {
+              layers: r.layers.map((l) => ({
+                ...l,
+                grid: rel(shard.dir, l.grid),
+                ...(l.overlay ? { overlay: rel(shard.dir, l.overlay) } : {}),
+              })),
+            }
+          : {}),
         ...(r.captures ? { captures: r.captures.map((c) => ({ ...c, file: rel(shard.dir, c.file) })) } : {}),
       });
     }
@@ -194,12 +265,21 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
     model: first.model,
     options,
     layers: first.layers,
-    merged: { shards: shards.length, from: shards.map((s) => path.relative(out, s.dir).split(path.sep).join('/') || '.') },
+    merged: {
+      shards: shards.length,
+      from: shards.map((s) => path.relative(out, s.dir).split(path.sep).join('/') || '.'),
+    },
     images,
     failed,
     counts: { inputs, done: images.length, failed: failed.length },
     interrupted,
-    ...(manifests.some(({ m }) => Array.isArray(m.backoff)) ? { backoff: manifests.flatMap(({ shard, m }) => ((m.backoff ?? []) as object[]).map((e) => ({ shard: shard.index, ...e }))) } : {}),
+    ...(manifests.some(({ m }) => Array.isArray(m.backoff))
+      ? {
+          backoff: manifests.flatMap(({ shard, m }) =>
+            ((m.backoff ?? []) as object[]).map((e) => ({ shard: shard.index, ...e })),
+          ),
+        }
+      : {}),
   };
   await writeAtomic(insideOut(out, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
   const files = ['manifest.json'];
@@ -211,7 +291,11 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
         yield {
           source: r.source,
           input: path.join(out, r.input!),
-          layers: r.layers!.map((l) => ({ ...l, grid: path.join(out, l.grid), overlay: l.overlay && path.join(out, l.overlay) })) as unknown as ReportImage['layers'],
+          layers: r.layers!.map((l) => ({
+            ...l,
+            grid: path.join(out, l.grid),
+            overlay: l.overlay && path.join(out, l.overlay),
+          })) as unknown as ReportImage['layers'],
         };
       }
     }
@@ -219,8 +303,19 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
     await writeReport(insideOut(out, 'report.html'), {
       title: 'featscope report',
       featscopeVersion: String(first.featscope),
-      model: { path: String(modelSummary.path), device: String(modelSummary.device), type: String(modelSummary.type), metadata: model.metadata },
-      options: { layers: o.layers, channels: o.channels, colormap: o.colormap, resize: o.resize, images: `${images.length} rendered, ${failed.length} failed, over ${shards.length} shards` },
+      model: {
+        path: String(modelSummary.path),
+        device: String(modelSummary.device),
+        type: String(modelSummary.type),
+        metadata: model.metadata,
+      },
+      options: {
+        layers: o.layers,
+        channels: o.channels,
+        colormap: o.colormap,
+        resize: o.resize,
+        images: `${images.length} rendered, ${failed.length} failed, over ${shards.length} shards`,
+      },
       images: reportImages(),
       totalImages: images.length,
       failed,
@@ -232,49 +327,94 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
 }
 
 function compareSegments(a: string, b: string): number {
-  const x = a.split(/[\\/]/), y = b.split(/[\\/]/);
+  const x = a.split(/[\\/]/),
+    y = b.split(/[\\/]/);
   for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
   return x.length - y.length;
 }
 
 async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ images: number; files: string[] }> {
   const states = shards.map((s) => ({ shard: s, state: readJson(path.join(s.dir, 'similarity-state.json')) }));
-  const key = (s: Record<string, unknown>) => JSON.stringify([s.options, (s.model as Record<string, unknown>).path, (s.otherModel as Record<string, unknown> | undefined)?.path]);
+  const key = (s: Record<string, unknown>) =>
+    JSON.stringify([
+      s.options,
+      (s.model as Record<string, unknown>).path,
+      (s.otherModel as Record<string, unknown> | undefined)?.path,
+    ]);
   for (const { shard, state } of states) {
-    if (state.format !== SIMILARITY_STATE_FORMAT) throw new FeatscopeError('MERGE_INVALID', `${shard.dir}/similarity-state.json is not ${SIMILARITY_STATE_FORMAT}; rerun that shard with this featscope`);
-    if (key(state) !== key(states[0].state)) throw usage(`shard ${shard.index} ran with another model or options than shard 0; rerun it with the same`, 'merge');
+    if (state.format !== SIMILARITY_STATE_FORMAT)
+      throw new FeatscopeError(
+        'MERGE_INVALID',
+        `${shard.dir}/similarity-state.json is not ${SIMILARITY_STATE_FORMAT}; rerun that shard with this featscope`,
+      );
+    if (key(state) !== key(states[0].state))
+      throw usage(
+        `shard ${shard.index} ran with another model or options than shard 0; rerun it with the same`,
+        'merge',
+      );
   }
   type Side = Array<{ layer: string; channels: number; file: string }>;
   // Rows in the order of the whole input list, as one run reads them.
   const rows: Array<{ global: number; source: string; state: number; row: number }> = [];
-  states.forEach(({ state }, k) => (state.files as Array<[number, string]>).forEach(([global, source], row) => rows.push({ global, source, state: k, row })));
+  states.forEach(({ state }, k) =>
+    (state.files as Array<[number, string]>).forEach(([global, source], row) =>
+      rows.push({ global, source, state: k, row }),
+    ),
+  );
   rows.sort((a, b) => a.global - b.global);
   const n = rows.length;
   if (n < 2) throw new FeatscopeError('NO_INPUTS', `CKA needs at least two readable images; the shards read ${n}`);
-  const layout = (states.find(({ state }) => (state.sides as Side[]).length > 0)!.state.sides as Side[]);
-  const features = states.map(({ shard, state }) => (state.sides as Side[]).map((side) => new Map(side.map((l) => {
-    const b = fs.readFileSync(path.join(shard.dir, l.file));
-    return [l.layer, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))] as const;
-  }))));
-  const sides = layout.map((side, s) => new Map(side.map(({ layer, channels: c }) => {
-    const x = new Float32Array(n * c);
-    rows.forEach((r, i) => x.set(features[r.state][s].get(layer)!.subarray(r.row * c, (r.row + 1) * c), i * c));
-    return [layer, { x, c }] as const;
-  })));
+  const layout = states.find(({ state }) => (state.sides as Side[]).length > 0)!.state.sides as Side[];
+  const features = states.map(({ shard, state }) =>
+    (state.sides as Side[]).map(
+      (side) =>
+        new Map(
+          side.map((l) => {
+            const b = fs.readFileSync(path.join(shard.dir, l.file));
+            return [l.layer, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))] as const;
+          }),
+        ),
+    ),
+  );
+  const sides = layout.map(
+    (side, s) =>
+      new Map(
+        side.map(({ layer, channels: c }) => {
+          const x = new Float32Array(n * c);
+          rows.forEach((r, i) => x.set(features[r.state][s].get(layer)!.subarray(r.row * c, (r.row + 1) * c), i * c));
+          return [layer, { x, c }] as const;
+        }),
+      ),
+  );
   const first = states[0].state;
   const options = first.options as { layers: string[]; otherLayers: string[]; resize: string; other: boolean };
   const cka = ckaMatrix({ images: n, sides }, options.layers, options.otherLayers);
   const failed = states.flatMap(({ state }) => state.failed as Array<{ source: string; message: string }>);
   const model = modelFromSummary(first.model as Record<string, unknown>);
   const other = first.otherModel as Record<string, unknown> | undefined;
-  const title = other ? `Layer similarity (linear CKA): ${path.basename(String(model.path))} vs ${path.basename(String(other.path))}` : undefined;
-  const sim = { images: n, failed, rows: options.layers, columns: options.otherLayers, cka, weights: { trained: undefined, text: '' } };
+  const title = other
+    ? `Layer similarity (linear CKA): ${path.basename(String(model.path))} vs ${path.basename(String(other.path))}`
+    : undefined;
+  const sim = {
+    images: n,
+    failed,
+    rows: options.layers,
+    columns: options.otherLayers,
+    cka,
+    weights: { trained: undefined, text: '' },
+  };
   const pic = await renderSimilarity(model, sim, title ? { title } : {});
   await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
   const summary = {
-    command: 'similarity', model: first.model, ...(other ? { otherModel: other } : {}),
-    options: { layers: options.layers, otherLayers: options.otherLayers, batch: first.batch, resize: options.resize }, images: n, failed,
-    rows: options.layers, columns: options.otherLayers, cka: cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
+    command: 'similarity',
+    model: first.model,
+    ...(other ? { otherModel: other } : {}),
+    options: { layers: options.layers, otherLayers: options.otherLayers, batch: first.batch, resize: options.resize },
+    images: n,
+    failed,
+    rows: options.layers,
+    columns: options.otherLayers,
+    cka: cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
     merged: { shards: shards.length, from: shards.map((s) => s.dir) },
   };
   await writeAtomic(insideOut(out, 'similarity.json'), `${JSON.stringify(summary, null, 2)}\n`);

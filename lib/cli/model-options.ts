@@ -37,7 +37,12 @@ export function resetMetadataWarning(): void {
 type Values = Record<string, string | boolean | undefined>;
 
 /** loadModel(--model) with --mean/--std/--size/--labels applied. */
-export async function loadCliModel(values: Values, command: string, options: LoadOptions, file?: string): Promise<Model> {
+export async function loadCliModel(
+  values: Values,
+  command: string,
+  options: LoadOptions,
+  file?: string,
+): Promise<Model> {
   const input = parseInputOptions(values, command);
   const model = await loadModel(file ?? resolveModel(values.model as string | undefined), options);
   try {
@@ -62,10 +67,15 @@ export function parseInputOptions(values: Values, command: string): InputOptions
   if (values.std !== undefined) o.std = parseTriple(values.std as string, '--std', IMAGENET_STD, true, command);
   if (values.size !== undefined) {
     const v = values.size as string;
-    if (!/^\d+$/.test(v) || Number(v) < 8 || Number(v) > 8192) throw usage(`--size must be the input side in pixels, an integer from 8 to 8192, not ${JSON.stringify(v)}`, command);
+    if (!/^\d+$/.test(v) || Number(v) < 8 || Number(v) > 8192)
+      throw usage(
+        `--size must be the input side in pixels, an integer from 8 to 8192, not ${JSON.stringify(v)}`,
+        command,
+      );
     o.size = Number(v);
   }
-  if (values.labels !== undefined) o.labels = { file: values.labels as string, names: readLabels(values.labels as string, command) };
+  if (values.labels !== undefined)
+    o.labels = { file: values.labels as string, names: readLabels(values.labels as string, command) };
   return o;
 }
 
@@ -112,11 +122,20 @@ export async function applyInputOptions(model: Model, o: InputOptions, command: 
   }
 }
 
-function parseTriple(text: string, option: string, example: readonly number[], positive: boolean, command: string): [number, number, number] {
+function parseTriple(
+  text: string,
+  option: string,
+  example: readonly number[],
+  positive: boolean,
+  command: string,
+): [number, number, number] {
   const parts = text.split(',').map((s) => s.trim());
   const values = parts.map((s) => (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(s) ? Number(s) : NaN));
   if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || (positive && v <= 0))) {
-    throw usage(`${option} takes three ${positive ? 'positive ' : ''}numbers for R,G,B (e.g. ${example.join(',')}), not ${JSON.stringify(text)}`, command);
+    throw usage(
+      `${option} takes three ${positive ? 'positive ' : ''}numbers for R,G,B (e.g. ${example.join(',')}), not ${JSON.stringify(text)}`,
+      command,
+    );
   }
   return values as [number, number, number];
 }
@@ -128,13 +147,23 @@ export function readLabels(file: string, command: string): string[] {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FeatscopeError('USAGE', `--labels ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}; give a text file with one class name per line (see \`featscope ${command} --help\`)`);
+    throw new FeatscopeError(
+      'USAGE',
+      `--labels ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}; give a text file with one class name per line (see \`featscope ${command} --help\`)`,
+    );
   }
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/).map((l) => l.trim());
+  const lines = text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .map((l) => l.trim());
   while (lines.length && !lines[lines.length - 1]) lines.pop();
   if (!lines.length) throw usage(`--labels ${JSON.stringify(file)} is empty; give one class name per line`, command);
   const blank = lines.findIndex((l) => !l);
-  if (blank >= 0) throw usage(`--labels ${JSON.stringify(file)}: line ${blank + 1} is blank; give one class name per line, in class-index order`, command);
+  if (blank >= 0)
+    throw usage(
+      `--labels ${JSON.stringify(file)}: line ${blank + 1} is blank; give one class name per line, in class-index order`,
+      command,
+    );
   return lines;
 }
 

@@ -79,9 +79,12 @@ export async function render(argv: string[]): Promise<number> {
     'render',
     argv,
     {
-      ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION, ...DEVICES_OPTION,
-      ...BATCH_RUN_OPTIONS, ...SHARD_OPTIONS,
+      ...MODEL_OPTION,
+      ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION,
+      ...DEVICES_OPTION,
+      ...BATCH_RUN_OPTIONS,
+      ...SHARD_OPTIONS,
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
       overlay: { type: 'boolean' },
@@ -166,7 +169,10 @@ async function renderWith(
     }
     const channels = l.shape![1];
     if (Array.isArray(o.channels) && o.channels.some((c) => c >= channels)) {
-      throw usage(`--channels ${o.channels.join(',')} asks for channel ${Math.max(...o.channels)} but layer ${l.name} has ${channels} channels (0 to ${channels - 1})`, 'render');
+      throw usage(
+        `--channels ${o.channels.join(',')} asks for channel ${Math.max(...o.channels)} but layer ${l.name} has ${channels} channels (0 to ${channels - 1})`,
+        'render',
+      );
     }
     return { ...l, shape: l.shape!.slice(1) };
   });
@@ -182,7 +188,12 @@ async function renderWith(
     batch: o.batch,
   };
   const { batch: _batch, ...outputOptions } = options;
-  const signature = JSON.stringify({ model: model.path, modelFile: await modelFingerprint(model.path), ...outputOptions, input: inputSignature(model) });
+  const signature = JSON.stringify({
+    model: model.path,
+    modelFile: await modelFingerprint(model.path),
+    ...outputOptions,
+    input: inputSignature(model),
+  });
 
   const progress = new Progress({ total: o.inputs.length });
   const outcome = await runBatches<RenderRecord>({
@@ -198,11 +209,19 @@ async function renderWith(
     progress,
     async handle(input, dir, image, captures, b) {
       const rendered = await renderImageLayers(image, captures, b, {
-        channels: o.channels, colormap: o.colormap, overlay: o.overlay, label: { metadata: model.metadata, source: input.name },
+        channels: o.channels,
+        colormap: o.colormap,
+        overlay: o.overlay,
+        label: { metadata: model.metadata, source: input.name },
       });
       const rel = (file: string) => path.relative(o.out, file).split(path.sep).join('/');
       const inputPng = insideOut(o.out, input.name, 'input.png');
-      await writeAtomic(inputPng, await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer());
+      await writeAtomic(
+        inputPng,
+        await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+          .png()
+          .toBuffer(),
+      );
       const layers: LayerRecord[] = [];
       const fileBase = layerFileNames(rendered.map((r) => r.name));
       for (const r of rendered) {
@@ -243,13 +262,18 @@ async function renderWith(
 
   const manifest = path.join(o.out, 'manifest.json');
   const records = () => finishedRecords<RenderRecord>(o.out, o.inputs, signature);
-  const finished = await writeManifest(manifest, { command: 'render', model, options: { ...options, ...o.extra }, layers: layerInfo }, records(), {
-    failed: outcome.failed,
-    interrupted: outcome.interrupted,
-    total: o.inputs.length,
-    backoff: outcome.backoff,
-    devices: o.more?.length ? outcome.devices : undefined,
-  });
+  const finished = await writeManifest(
+    manifest,
+    { command: 'render', model, options: { ...options, ...o.extra }, layers: layerInfo },
+    records(),
+    {
+      failed: outcome.failed,
+      interrupted: outcome.interrupted,
+      total: o.inputs.length,
+      backoff: outcome.backoff,
+      devices: o.more?.length ? outcome.devices : undefined,
+    },
+  );
   let report: string | undefined;
   if (o.report) {
     report = path.join(o.out, 'report.html');
@@ -257,14 +281,27 @@ async function renderWith(
       title: 'featscope report',
       featscopeVersion: featscopeVersion(),
       model: { path: model.path, device: model.device, type: model.type, metadata: model.metadata },
-      options: { layers: o.layers, channels: options.channels, colormap: o.colormap, resize: o.resize, images: `${finished} rendered, ${outcome.failed.length} failed` },
+      options: {
+        layers: o.layers,
+        channels: options.channels,
+        colormap: o.colormap,
+        resize: o.resize,
+        images: `${finished} rendered, ${outcome.failed.length} failed`,
+      },
       images: toReportImages(o.out, records()),
       totalImages: finished,
       failed: outcome.failed,
       interrupted: outcome.interrupted,
     });
   }
-  return endBatchRun('rendered', { json: o.json, out: o.out, total: o.inputs.length }, outcome, finished, manifest, report);
+  return endBatchRun(
+    'rendered',
+    { json: o.json, out: o.out, total: o.inputs.length },
+    outcome,
+    finished,
+    manifest,
+    report,
+  );
 }
 
 async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {
@@ -272,8 +309,11 @@ async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>
     yield {
       source: r.source,
       input: path.join(out, r.input),
-      layers: r.layers.map((l) => ({ ...l, grid: path.join(out, l.grid), overlay: l.overlay && path.join(out, l.overlay) })),
+      layers: r.layers.map((l) => ({
+        ...l,
+        grid: path.join(out, l.grid),
+        overlay: l.overlay && path.join(out, l.overlay),
+      })),
     };
   }
 }
-

@@ -130,7 +130,9 @@ function refuse(message: string): FeatscopeError {
 
 function unknownKey(key: string, where: string, known: string[]): FeatscopeError {
   const near = closest(key, known, 3).filter((k) => editDistance(key, k) <= Math.max(2, Math.floor(key.length / 3)));
-  return refuse(`${where}: unknown key ${JSON.stringify(key)}${near.length ? `; did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?` : ''} (known: ${known.join(', ')})`);
+  return refuse(
+    `${where}: unknown key ${JSON.stringify(key)}${near.length ? `; did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?` : ''} (known: ${known.join(', ')})`,
+  );
 }
 
 /** Parses and checks a job file: every job's command line, ready to run. */
@@ -140,15 +142,20 @@ export function readJobFile(file: string): Job[] {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw refuse(`job file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}`);
+    throw refuse(
+      `job file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}`,
+    );
   }
   const ext = path.extname(file).toLowerCase();
-  if (!['.yaml', '.yml', '.json'].includes(ext)) throw refuse(`job file ${JSON.stringify(file)} must end in .yaml, .yml or .json`);
+  if (!['.yaml', '.yml', '.json'].includes(ext))
+    throw refuse(`job file ${JSON.stringify(file)} must end in .yaml, .yml or .json`);
   let doc: unknown;
   try {
     doc = ext === '.json' ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
   } catch (err) {
-    const first = String((err as Error).message).split('\n')[0].replace(/:\s*$/, '');
+    const first = String((err as Error).message)
+      .split('\n')[0]
+      .replace(/:\s*$/, '');
     throw refuse(`job file ${JSON.stringify(file)} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${first}`);
   }
   const dir = path.dirname(path.resolve(file));
@@ -157,13 +164,18 @@ export function readJobFile(file: string): Job[] {
   if (Array.isArray(doc)) list = doc;
   else if (isObject(doc) && 'command' in doc) list = [doc];
   else if (isObject(doc)) {
-    for (const k of Object.keys(doc)) if (!FILE_KEYS.includes(k)) throw unknownKey(k, `job file ${JSON.stringify(file)}`, FILE_KEYS);
-    if (doc.defaults !== undefined && !isObject(doc.defaults)) throw refuse(`job file ${JSON.stringify(file)}: defaults must be a mapping of options (model: ..., device: ...)`);
+    for (const k of Object.keys(doc))
+      if (!FILE_KEYS.includes(k)) throw unknownKey(k, `job file ${JSON.stringify(file)}`, FILE_KEYS);
+    if (doc.defaults !== undefined && !isObject(doc.defaults))
+      throw refuse(`job file ${JSON.stringify(file)}: defaults must be a mapping of options (model: ..., device: ...)`);
     defaults = (doc.defaults as Plain | undefined) ?? {};
-    if (!Array.isArray(doc.jobs)) throw refuse(`job file ${JSON.stringify(file)}: jobs must be a list of jobs (- command: render ...)`);
+    if (!Array.isArray(doc.jobs))
+      throw refuse(`job file ${JSON.stringify(file)}: jobs must be a list of jobs (- command: render ...)`);
     list = doc.jobs;
   } else {
-    throw refuse(`job file ${JSON.stringify(file)} must hold a list of jobs or a mapping with jobs:, not ${doc === null ? 'nothing' : typeof doc}`);
+    throw refuse(
+      `job file ${JSON.stringify(file)} must hold a list of jobs or a mapping with jobs:, not ${doc === null ? 'nothing' : typeof doc}`,
+    );
   }
   if (list.length === 0) throw refuse(`job file ${JSON.stringify(file)} has no jobs`);
   return list.map((entry, i) => toJob(entry, i, list.length, defaults, dir));
@@ -177,7 +189,9 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   if (typeof command !== 'string') throw refuse(`${where} needs command: one of ${commands.join(', ')}`);
   if (!HELPS[command]) {
     const near = closest(command, commands, 2);
-    throw refuse(`${where}: unknown command ${JSON.stringify(command)}; did you mean ${near.join(' or ')}? (commands: ${commands.join(', ')})`);
+    throw refuse(
+      `${where}: unknown command ${JSON.stringify(command)}; did you mean ${near.join(' or ')}? (commands: ${commands.join(', ')})`,
+    );
   }
   const name = entry.name === undefined ? command : String(entry.name);
   where = `job ${i + 1} of ${total} (${name})`;
@@ -200,14 +214,20 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
     const spec = options.get(key);
     if (!spec) throw unknownKey(key, where, known);
     if (!spec.value) {
-      if (typeof value !== 'boolean') throw refuse(`${where}: ${key} is a switch: give true or false, not ${JSON.stringify(value)}`);
+      if (typeof value !== 'boolean')
+        throw refuse(`${where}: ${key} is a switch: give true or false, not ${JSON.stringify(value)}`);
       if (value) argv.push(`--${key}`);
       continue;
     }
     let text: string;
     if (typeof value === 'string') text = value;
     else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
-    else if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' || typeof v === 'number')) text = value.join(',');
+    else if (
+      Array.isArray(value) &&
+      value.length > 0 &&
+      value.every((v) => typeof v === 'string' || typeof v === 'number')
+    )
+      text = value.join(',');
     else throw refuse(`${where}: ${key} needs a value (a string, a number or a list), not ${JSON.stringify(value)}`);
     if (spec.isPath && text !== '') text = path.resolve(dir, text);
     argv.push(`--${key}`, text);
@@ -224,13 +244,21 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   }
   const full = [...argv, ...(positionals.length ? ['--', ...positionals] : [])];
   // The command's own parser checks the option values' form (a switch given a value, ...) up front.
-  parse(command, full, Object.fromEntries([...options].map(([k, s]) => [k, { type: s.value ? 'string' : 'boolean' }])), true);
+  parse(
+    command,
+    full,
+    Object.fromEntries([...options].map(([k, s]) => [k, { type: s.value ? 'string' : 'boolean' }])),
+    true,
+  );
   return {
     index: i,
     name,
     command,
     argv: full,
-    key: createHash('sha256').update(JSON.stringify([command, full])).digest('hex').slice(0, 16),
+    key: createHash('sha256')
+      .update(JSON.stringify([command, full]))
+      .digest('hex')
+      .slice(0, 16),
     resumable: options.has('resume'),
   };
 }
@@ -262,13 +290,22 @@ function worse(a: number, b: number): number {
   return rank(b) > rank(a) ? b : a;
 }
 
-export async function runJobs(argv: string[], commands: Record<string, (argv: string[]) => Promise<number>>): Promise<number> {
-  const { values, positionals } = parse('run', argv, { resume: { type: 'boolean' }, 'dry-run': { type: 'boolean' } }, true);
+export async function runJobs(
+  argv: string[],
+  commands: Record<string, (argv: string[]) => Promise<number>>,
+): Promise<number> {
+  const { values, positionals } = parse(
+    'run',
+    argv,
+    { resume: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
+    true,
+  );
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw refuse(`run takes one job file (job.yaml or job.json), not ${positionals.length}`);
+  if (positionals.length !== 1)
+    throw refuse(`run takes one job file (job.yaml or job.json), not ${positionals.length}`);
   const file = positionals[0];
   const jobs = readJobFile(file);
   if (values['dry-run']) {
@@ -284,7 +321,9 @@ export async function runJobs(argv: string[], commands: Record<string, (argv: st
   const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    process.stderr.write('featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume\n');
+    process.stderr.write(
+      'featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume\n',
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -312,7 +351,9 @@ export async function runJobs(argv: string[], commands: Record<string, (argv: st
         jobCode = await commands[j.command](args);
       } catch (err) {
         const fe = err instanceof FeatscopeError ? err : undefined;
-        process.stderr.write(`featscope: ${label}: ${fe ? `${err instanceof Error ? err.message : String(err)} [${fe.code}]` : `unexpected error: ${err instanceof Error ? err.message : String(err)}`}\n`);
+        process.stderr.write(
+          `featscope: ${label}: ${fe ? `${err instanceof Error ? err.message : String(err)} [${fe.code}]` : `unexpected error: ${err instanceof Error ? err.message : String(err)}`}\n`,
+        );
         if (process.env.FEATSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
         jobCode = fe && USAGE_CODES.has(fe.code) ? 2 : 1;
       }
@@ -323,7 +364,8 @@ export async function runJobs(argv: string[], commands: Record<string, (argv: st
       if (jobCode === 130 || jobCode === 2) {
         interrupted ||= jobCode === 130;
         if (jobCode === 2) {
-          for (const rest of jobs.slice(j.index + 1)) summary.push(`job ${rest.index + 1}/${jobs.length} (${rest.name}): not started`);
+          for (const rest of jobs.slice(j.index + 1))
+            summary.push(`job ${rest.index + 1}/${jobs.length} (${rest.name}): not started`);
           break;
         }
       }
@@ -333,6 +375,9 @@ export async function runJobs(argv: string[], commands: Record<string, (argv: st
     process.off('SIGTERM', onSignal);
   }
   process.stderr.write(`featscope run: ${summary.join('; ')}\n`);
-  if (code === 130) process.stderr.write(`featscope run: interrupted; rerun \`featscope run ${quote(file)} --resume\` to skip the finished jobs and resume the rest\n`);
+  if (code === 130)
+    process.stderr.write(
+      `featscope run: interrupted; rerun \`featscope run ${quote(file)} --resume\` to skip the finished jobs and resume the rest\n`,
+    );
   return code;
 }

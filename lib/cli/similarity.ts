@@ -8,7 +8,16 @@ import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-optio
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
-import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord, type Shard } from './shard';
+import {
+  announceShard,
+  parseShard,
+  selectShard,
+  SHARD_OPTIONS,
+  shardHelp,
+  shardOut,
+  shardRecord,
+  type Shard,
+} from './shard';
 import type { InputImage } from './inputs';
 
 export const SIMILARITY_HELP = `Usage: featscope similarity <image|folder|glob>... [options]
@@ -38,19 +47,38 @@ Example:
   featscope similarity photos/ --other-model finetuned.pt --out out/
 `;
 
-const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string | undefined) =>
+  v
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export async function similarity(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('similarity', argv, {
-    ...MODEL_OPTION, ...MODEL_INPUT_OPTIONS, ...DEVICE_OPTION, ...SHARD_OPTIONS,
-    layers: { type: 'string', short: 'l' }, 'other-model': { type: 'string' }, 'other-layers': { type: 'string' },
-    batch: { type: 'string' }, resize: { type: 'string' }, report: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  }, true);
+  const { values, positionals } = parse(
+    'similarity',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...MODEL_INPUT_OPTIONS,
+      ...DEVICE_OPTION,
+      ...SHARD_OPTIONS,
+      layers: { type: 'string', short: 'l' },
+      'other-model': { type: 'string' },
+      'other-layers': { type: 'string' },
+      batch: { type: 'string' },
+      resize: { type: 'string' },
+      report: { type: 'boolean' },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(SIMILARITY_HELP);
     return 0;
   }
-  if (positionals.length === 0) throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
+  if (positionals.length === 0)
+    throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
   const layers = list(values.layers as string | undefined) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
   const otherPath = values['other-model'] as string | undefined;
   const otherLayers = list(values['other-layers'] as string | undefined);
@@ -71,33 +99,58 @@ export async function similarity(argv: string[]): Promise<number> {
     fs.mkdirSync(out, { recursive: true });
     if (shard) {
       return await writeSimilarityShard(out, shard, all.length, inputs, indices, model, other, {
-        layers, otherLayers: otherLayers ?? layers, batch, resize,
+        layers,
+        otherLayers: otherLayers ?? layers,
+        batch,
+        resize,
       });
     }
-    const sim = await layerSimilarity(model, inputs.map((i) => i.source), {
-      layers, batch, resize,
-      ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
-      onProgress: (done, total) => process.stderr.write(`similarity: ${done}/${total} images\n`),
-    });
-    const title = other ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}` : undefined;
+    const sim = await layerSimilarity(
+      model,
+      inputs.map((i) => i.source),
+      {
+        layers,
+        batch,
+        resize,
+        ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
+        onProgress: (done, total) => process.stderr.write(`similarity: ${done}/${total} images\n`),
+      },
+    );
+    const title = other
+      ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}`
+      : undefined;
     const pic = await renderSimilarity(model, sim, title ? { title } : {});
     await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
     const summary = {
-      command: 'similarity', model: modelSummary(model), ...(other ? { otherModel: modelSummary(other) } : {}),
-      options: { layers, otherLayers: sim.columns, batch, resize }, images: sim.images, failed: sim.failed,
-      rows: sim.rows, columns: sim.columns, cka: sim.cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
+      command: 'similarity',
+      model: modelSummary(model),
+      ...(other ? { otherModel: modelSummary(other) } : {}),
+      options: { layers, otherLayers: sim.columns, batch, resize },
+      images: sim.images,
+      failed: sim.failed,
+      rows: sim.rows,
+      columns: sim.columns,
+      cka: sim.cka.map((r) => r.map((v) => Number(v.toPrecision(6)))),
     };
     await writeAtomic(insideOut(out, 'similarity.json'), `${JSON.stringify(summary, null, 2)}\n`);
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(report, analysisReport(model, 'featscope layer similarity', { images: sim.images, layers: layers.join(', ') }, [
-        { heading: 'Linear CKA', images: [{ png: pic.png, caption: 'Channel means per image and layer; CKA between each pair of layers' }] },
-      ]));
+      await writeAtomic(
+        report,
+        analysisReport(model, 'featscope layer similarity', { images: sim.images, layers: layers.join(', ') }, [
+          {
+            heading: 'Linear CKA',
+            images: [{ png: pic.png, caption: 'Channel means per image and layer; CKA between each pair of layers' }],
+          },
+        ]),
+      );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
     for (const f of sim.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(`similarity: ${sim.images} images, ${sim.rows.length} x ${sim.columns.length} layers; wrote ${out}/similarity.json\n`);
+    process.stderr.write(
+      `similarity: ${sim.images} images, ${sim.rows.length} x ${sim.columns.length} layers; wrote ${out}/similarity.json\n`,
+    );
     return sim.failed.length ? 1 : 0;
   } finally {
     model.dispose();
@@ -113,14 +166,27 @@ export const SIMILARITY_STATE_FORMAT = 'featscope-similarity-state/1';
  * whole input list. `featscope merge` stacks the shards' rows in that order and computes CKA.
  */
 async function writeSimilarityShard(
-  out: string, shard: Shard, total: number, inputs: InputImage[], indices: number[], model: Model, other: Model | undefined,
+  out: string,
+  shard: Shard,
+  total: number,
+  inputs: InputImage[],
+  indices: number[],
+  model: Model,
+  other: Model | undefined,
   o: { layers: string[]; otherLayers: string[]; batch: number; resize: 'squash' | 'crop' },
 ): Promise<number> {
   const pooled = inputs.length
-    ? await pooledFeatures(model, inputs.map((i) => i.source), {
-      layers: o.layers, batch: o.batch, resize: o.resize, ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
-      onProgress: (done, n) => process.stderr.write(`similarity: ${done}/${n} images\n`),
-    })
+    ? await pooledFeatures(
+        model,
+        inputs.map((i) => i.source),
+        {
+          layers: o.layers,
+          batch: o.batch,
+          resize: o.resize,
+          ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
+          onProgress: (done, n) => process.stderr.write(`similarity: ${done}/${n} images\n`),
+        },
+      )
     : undefined;
   const sides: Array<Array<{ layer: string; channels: number; file: string }>> = [];
   for (const [k, side] of (pooled?.sides ?? []).entries()) {
@@ -133,13 +199,26 @@ async function writeSimilarityShard(
     sides.push(list);
   }
   const state = {
-    format: SIMILARITY_STATE_FORMAT, command: 'similarity', shard: shardRecord(shard, total, inputs.length),
-    model: modelSummary(model), ...(other ? { otherModel: modelSummary(other) } : {}),
-    options: { layers: o.layers, otherLayers: other ? o.otherLayers : o.layers, resize: o.resize, other: Boolean(other) }, batch: o.batch,
-    files: (pooled?.files ?? []).map((f) => [indices[f], inputs[f].source]), failed: pooled?.failed ?? [], sides,
+    format: SIMILARITY_STATE_FORMAT,
+    command: 'similarity',
+    shard: shardRecord(shard, total, inputs.length),
+    model: modelSummary(model),
+    ...(other ? { otherModel: modelSummary(other) } : {}),
+    options: {
+      layers: o.layers,
+      otherLayers: other ? o.otherLayers : o.layers,
+      resize: o.resize,
+      other: Boolean(other),
+    },
+    batch: o.batch,
+    files: (pooled?.files ?? []).map((f) => [indices[f], inputs[f].source]),
+    failed: pooled?.failed ?? [],
+    sides,
   };
   await writeAtomic(insideOut(out, 'similarity-state.json'), `${JSON.stringify(state)}\n`);
   for (const f of pooled?.failed ?? []) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-  process.stderr.write(`similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images; wrote ${out}/similarity-state.json (merge the shards with \`featscope merge\`)\n`);
+  process.stderr.write(
+    `similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images; wrote ${out}/similarity-state.json (merge the shards with \`featscope merge\`)\n`,
+  );
   return pooled?.failed.length ? 1 : 0;
 }

@@ -7,12 +7,20 @@ function printFailures(failed: Failure[]): void {
   for (const f of failed) process.stderr.write(`  ${f.source}: ${f.message} [${f.code}]\n`);
 }
 
-function finishMessage(verb: string, outcome: BatchOutcome, finished: number, total: number, out: string, report?: string): string {
+function finishMessage(
+  verb: string,
+  outcome: BatchOutcome,
+  finished: number,
+  total: number,
+  out: string,
+  report?: string,
+): string {
   const parts = [`${verb} ${outcome.done} image${outcome.done === 1 ? '' : 's'}`];
   if (outcome.skipped) parts.push(`skipped ${outcome.skipped} already finished`);
   if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
   let text = `featscope: ${parts.join(', ')}; ${finished} of ${total} in ${out}/manifest.json${report ? ` and ${report}` : ''}\n`;
-  if (outcome.interrupted) text += `featscope: interrupted; finished files are complete. Rerun the same command with --resume to do the remaining ${total - finished - outcome.failed.length}.\n`;
+  if (outcome.interrupted)
+    text += `featscope: interrupted; finished files are complete. Rerun the same command with --resume to do the remaining ${total - finished - outcome.failed.length}.\n`;
   return text;
 }
 

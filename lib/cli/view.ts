@@ -31,24 +31,32 @@ Example:
 `;
 
 export async function view(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('view', argv, {
-    model: { type: 'string', short: 'm', multiple: true },
-    ...DEVICE_OPTION,
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'upload-limit': { type: 'string' },
-  }, true);
+  const { values, positionals } = parse(
+    'view',
+    argv,
+    {
+      model: { type: 'string', short: 'm', multiple: true },
+      ...DEVICE_OPTION,
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'upload-limit': { type: 'string' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(VIEW_HELP);
     return 0;
   }
   const given = (values.model as unknown as string[] | undefined) ?? [];
-  if (given.length > 2) throw usage(`view takes at most two models (--model a.pt --model b.pt), not ${given.length}`, 'view');
+  if (given.length > 2)
+    throw usage(`view takes at most two models (--model a.pt --model b.pt), not ${given.length}`, 'view');
   const models = given.length ? given : [resolveModel(undefined)];
   const portText = values.port as string | undefined;
-  if (portText !== undefined && (!/^\d+$/.test(portText) || Number(portText) > 65535)) throw usage(`--port must be an integer from 0 to 65535, not ${JSON.stringify(portText)}`, 'view');
+  if (portText !== undefined && (!/^\d+$/.test(portText) || Number(portText) > 65535))
+    throw usage(`--port must be an integer from 0 to 65535, not ${JSON.stringify(portText)}`, 'view');
   const host = ((values.host as string | undefined) ?? '127.0.0.1').trim();
-  if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw usage(`--host must be an address such as 127.0.0.1 or ::1, not ${JSON.stringify(host)}`, 'view');
+  if (!/^[A-Za-z0-9.:-]+$/.test(host))
+    throw usage(`--host must be an address such as 127.0.0.1 or ::1, not ${JSON.stringify(host)}`, 'view');
   const uploadMiB = parsePositiveInt(values['upload-limit'] as string | undefined, '--upload-limit', 20, 1024, 'view');
   const images = positionals.length ? (await expandInputs(positionals)).map((i) => i.source) : [];
   const viewer = await startViewer({
@@ -63,8 +71,13 @@ export async function view(argv: string[]): Promise<number> {
   const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
   process.stdout.write(`featscope view: ${images.length} image(s), model ${models.join(' and ')}\n`);
   process.stdout.write(`  open ${viewer.url}\n`);
-  process.stdout.write(`  from a laptop: ssh -L ${viewer.port}:${host.includes(':') ? `[${host}]` : host}:${viewer.port} <user>@<this machine>, then open http://127.0.0.1:${viewer.port}/?token=${viewer.token}\n`);
-  if (!loopback) process.stdout.write(`  warning: listening on ${host}, reachable from other machines (the token still guards every request)\n`);
+  process.stdout.write(
+    `  from a laptop: ssh -L ${viewer.port}:${host.includes(':') ? `[${host}]` : host}:${viewer.port} <user>@<this machine>, then open http://127.0.0.1:${viewer.port}/?token=${viewer.token}\n`,
+  );
+  if (!loopback)
+    process.stdout.write(
+      `  warning: listening on ${host}, reachable from other machines (the token still guards every request)\n`,
+    );
   process.stdout.write('  Ctrl-C to stop\n');
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -31,24 +31,39 @@ Example:
 `;
 
 export async function weights(argv: string[]): Promise<number> {
-  const { values } = parse('weights', argv, {
-    ...MODEL_OPTION, ...DEVICE_OPTION,
-    layers: { type: 'string', short: 'l' }, bins: { type: 'string' }, all: { type: 'boolean' }, report: { type: 'boolean' },
-    out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  }, false);
+  const { values } = parse(
+    'weights',
+    argv,
+    {
+      ...MODEL_OPTION,
+      ...DEVICE_OPTION,
+      layers: { type: 'string', short: 'l' },
+      bins: { type: 'string' },
+      all: { type: 'boolean' },
+      report: { type: 'boolean' },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   if (values.help) {
     process.stdout.write(WEIGHTS_HELP);
     return 0;
   }
   const bins = parsePositiveInt(values.bins as string | undefined, '--bins', 50, 10000, 'weights');
-  const layers = (values.layers as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
+  const layers = (values.layers as string | undefined)
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const device = parseDevice(values.device as string | undefined, 'weights');
   const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
   const model = await loadModel(resolveModel(values.model as string | undefined), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const dist = weightDistributions(model, { bins, layers });
-    const chart = await renderWeightHistograms(model, dist, { tensors: values.all ? 'all' : dist.tensors.some((t) => t.shape.length >= 2) ? 'weights' : 'all' });
+    const chart = await renderWeightHistograms(model, dist, {
+      tensors: values.all ? 'all' : dist.tensors.some((t) => t.shape.length >= 2) ? 'weights' : 'all',
+    });
     await writeAtomic(insideOut(out, 'weights.png'), chart.png);
     let filters: Awaited<ReturnType<typeof renderFirstConvFilters>> | undefined;
     try {
@@ -59,22 +74,73 @@ export async function weights(argv: string[]): Promise<number> {
       process.stderr.write(`weights: ${(err as Error).message}; no filter picture\n`);
     }
     const tensors = dist.tensors.map((t) => ({
-      name: t.name, layer: t.layer, role: t.role, shape: t.shape, count: t.count, mean: t.mean, std: t.std, min: t.min, max: t.max,
-      nearZero: t.nearZero, histogram: { edges: Array.from(t.edges), counts: Array.from(t.counts) },
+      name: t.name,
+      layer: t.layer,
+      role: t.role,
+      shape: t.shape,
+      count: t.count,
+      mean: t.mean,
+      std: t.std,
+      min: t.min,
+      max: t.max,
+      nearZero: t.nearZero,
+      histogram: { edges: Array.from(t.edges), counts: Array.from(t.counts) },
     }));
-    const summary = { command: 'weights', model: modelSummary(model), options: { bins, layers }, files: { histograms: 'weights.png', filters: filters ? 'first-conv-filters.png' : undefined }, tensors };
+    const summary = {
+      command: 'weights',
+      model: modelSummary(model),
+      options: { bins, layers },
+      files: { histograms: 'weights.png', filters: filters ? 'first-conv-filters.png' : undefined },
+      tensors,
+    };
     await writeAtomic(insideOut(out, 'weights.json'), `${JSON.stringify(summary)}\n`);
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(report, analysisReport(model, 'featscope weight distributions', { bins, layers: layers ?? 'all', tensors: dist.tensors.length }, [
-        { heading: 'Histograms', images: [{ png: chart.png, caption: 'One panel per tensor; each spans its own [min, max]' }] },
-        ...(filters ? [{ heading: `First convolution filters (${filters.layer})`, images: [{ png: filters.png, caption: 'Each filter min-max normalised on its own', width: filters.width }] }] : []),
-        { heading: 'Statistics', table: { head: ['tensor', 'shape', 'mean', 'std', 'min', 'max', 'near 0'], rows: dist.tensors.map((t) => [t.name, t.shape.join('×'), t.mean, t.std, t.min, t.max, `${(t.nearZero * 100).toFixed(2)}%`]) } },
-      ]));
+      await writeAtomic(
+        report,
+        analysisReport(
+          model,
+          'featscope weight distributions',
+          { bins, layers: layers ?? 'all', tensors: dist.tensors.length },
+          [
+            {
+              heading: 'Histograms',
+              images: [{ png: chart.png, caption: 'One panel per tensor; each spans its own [min, max]' }],
+            },
+            ...(filters
+              ? [
+                  {
+                    heading: `First convolution filters (${filters.layer})`,
+                    images: [
+                      { png: filters.png, caption: 'Each filter min-max normalised on its own', width: filters.width },
+                    ],
+                  },
+                ]
+              : []),
+            {
+              heading: 'Statistics',
+              table: {
+                head: ['tensor', 'shape', 'mean', 'std', 'min', 'max', 'near 0'],
+                rows: dist.tensors.map((t) => [
+                  t.name,
+                  t.shape.join('×'),
+                  t.mean,
+                  t.std,
+                  t.min,
+                  t.max,
+                  `${(t.nearZero * 100).toFixed(2)}%`,
+                ]),
+              },
+            },
+          ],
+        ),
+      );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    process.stderr.write(`weights: ${dist.tensors.length} tensors; wrote ${out}/weights.png${filters ? ', first-conv-filters.png' : ''}, weights.json${report ? ', report.html' : ''}\n`);
+    process.stderr.write(
+      `weights: ${dist.tensors.length} tensors; wrote ${out}/weights.png${filters ? ', first-conv-filters.png' : ''}, weights.json${report ? ', report.html' : ''}\n`,
+    );
     return 0;
   } finally {
     model.dispose();

@@ -24,7 +24,9 @@ export function fillRect(canvas: RgbCanvas, x: number, y: number, w: number, h: 
 /** Copy an RGB image into the canvas with its top-left corner at (x, y); must fit. */
 export function blit(canvas: RgbCanvas, image: RgbCanvas, x: number, y: number): void {
   if (x < 0 || y < 0 || x + image.width > canvas.width || y + image.height > canvas.height) {
-    throw new RangeError(`a ${image.width}x${image.height} image at (${x}, ${y}) does not fit a ${canvas.width}x${canvas.height} canvas`);
+    throw new RangeError(
+      `a ${image.width}x${image.height} image at (${x}, ${y}) does not fit a ${canvas.width}x${canvas.height} canvas`,
+    );
   }
   const rowBytes = image.width * 3;
   for (let yy = 0; yy < image.height; yy++) {
@@ -34,5 +36,7 @@ export function blit(canvas: RgbCanvas, image: RgbCanvas, x: number, y: number):
 
 /** zlib level 3: about 3% larger than level 6 on colour-mapped pictures, and 40% faster to encode. */
 export function encodePng(canvas: RgbCanvas): Promise<Buffer> {
-  return sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } }).png({ compressionLevel: 3 }).toBuffer();
+  return sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
+    .png({ compressionLevel: 3 })
+    .toBuffer();
 }

@@ -112,7 +112,8 @@ function compareScores(a: RankedChannel, b: RankedChannel): number {
 /** Channels ordered by their maximum (or mean) activation, highest first; ties by channel index. */
 export function rankChannels(capture: FeatureMaps, options: RankOptions = {}): RankedChannel[] {
   const dims = checkCapture(capture);
-  if (options === null || typeof options !== 'object') throw invalidParameter('rankChannels options', 'an object', options);
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('rankChannels options', 'an object', options);
   checkKnownKeys('rankChannels', options, ['by', 'k', 'batchIndex']);
   const by = options.by ?? 'max';
   if (by !== 'max' && by !== 'mean') throw invalidParameter('by', "'max' or 'mean'", by);
@@ -159,7 +160,11 @@ function selectChannels(capture: FeatureMaps, dims: CaptureDims, selection: unkn
     const ranked = rankChannels(capture, { k: top, by, batchIndex });
     return { channels: ranked.map((r) => r.channel), metric: by ?? 'max' };
   }
-  throw invalidParameter('channels', 'a count, { top: k, by: "max" | "mean" }, or a list of channel indices', selection);
+  throw invalidParameter(
+    'channels',
+    'a count, { top: k, by: "max" | "mean" }, or a list of channel indices',
+    selection,
+  );
 }
 
 function range(n: number): number[] {
@@ -194,7 +199,12 @@ interface LabelPlan {
 }
 
 /** Pick the most informative label form that fits the cell width at a readable size (>= 9 px). */
-function planLabels(cells: GridCell[], metric: RankBy, metricOf: (c: GridCell) => number, cellWidth: number): LabelPlan | null {
+function planLabels(
+  cells: GridCell[],
+  metric: RankBy,
+  metricOf: (c: GridCell) => number,
+  cellWidth: number,
+): LabelPlan | null {
   const forms: Array<(c: GridCell, v: number) => string[]> = [
     (c, v) => [`ch ${c.channel} · ${metric} ${formatValue(v)}`],
     (c, v) => [`ch ${c.channel}`, `${metric} ${formatValue(v)}`],
@@ -225,28 +235,45 @@ export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGr
 }
 
 /** renderChannelGrid before PNG encoding: the RGB canvas and the layout. */
-export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGridOptions = {}): Promise<{ canvas: RgbCanvas; layout: GridCell[] }> {
+export async function drawChannelGrid(
+  capture: FeatureMaps,
+  options: ChannelGridOptions = {},
+): Promise<{ canvas: RgbCanvas; layout: GridCell[] }> {
   const dims = checkCapture(capture);
-  if (options === null || typeof options !== 'object') throw invalidParameter('renderChannelGrid options', 'an object', options);
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderChannelGrid options', 'an object', options);
   checkKnownKeys('renderChannelGrid', options, GRID_OPTIONS);
   const batchIndex = checkBatchIndex(options.batchIndex, dims);
   const colormap = checkColormap(options.colormap ?? 'viridis');
   const upsample = options.upsample ?? 'nearest';
-  if (upsample !== 'nearest' && upsample !== 'bilinear') throw invalidParameter('upsample', "'nearest' or 'bilinear'", upsample);
+  if (upsample !== 'nearest' && upsample !== 'bilinear')
+    throw invalidParameter('upsample', "'nearest' or 'bilinear'", upsample);
   const normalize = options.normalize ?? 'channel';
-  if (normalize !== 'channel' && normalize !== 'shared') throw invalidParameter('normalize', "'channel' or 'shared'", normalize);
+  if (normalize !== 'channel' && normalize !== 'shared')
+    throw invalidParameter('normalize', "'channel' or 'shared'", normalize);
   const labels = options.labels ?? true;
   if (typeof labels !== 'boolean') throw invalidParameter('labels', 'a boolean', labels);
   const gap = checkInt('gap', options.gap, 0, 256, 4);
   const background = parseColor(options.background ?? '#ffffff', 'background');
   const { channels, metric } = selectChannels(capture, dims, options.channels, batchIndex);
-  const columns = Math.min(checkInt('columns', options.columns, 1, 1024, channels.length <= 3 ? channels.length : Math.ceil(Math.sqrt(channels.length))), channels.length);
+  const columns = Math.min(
+    checkInt(
+      'columns',
+      options.columns,
+      1,
+      1024,
+      channels.length <= 3 ? channels.length : Math.ceil(Math.sqrt(channels.length)),
+    ),
+    channels.length,
+  );
   const longer = Math.max(dims.h, dims.w);
   const cellSize = checkInt('cellSize', options.cellSize, 1, 4096, longer * Math.max(1, Math.ceil(128 / longer)));
   const cellW = dims.w >= dims.h ? cellSize : Math.max(1, Math.round((cellSize * dims.w) / dims.h));
   const cellH = dims.h >= dims.w ? cellSize : Math.max(1, Math.round((cellSize * dims.h) / dims.w));
 
-  const stats: ChannelStats[] = channels.map((ch) => planeStats(channelPlane(capture.data, dims, batchIndex, ch), dims.w, ch));
+  const stats: ChannelStats[] = channels.map((ch) =>
+    planeStats(channelPlane(capture.data, dims, batchIndex, ch), dims.w, ch),
+  );
   let sharedMin = Infinity;
   let sharedMax = -Infinity;
   for (const s of stats) {
@@ -318,7 +345,12 @@ export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGrid
       }
       return;
     }
-    const rgb = applyColormap(resampleMap(plane, dims.w, dims.h, cellW, cellH, upsample), cell.vmin, cell.vmax, colormap);
+    const rgb = applyColormap(
+      resampleMap(plane, dims.w, dims.h, cellW, cellH, upsample),
+      cell.vmin,
+      cell.vmax,
+      colormap,
+    );
     for (let y = 0; y < cellH; y++) {
       canvas.set(rgb.subarray(y * cellW * 3, (y + 1) * cellW * 3), ((cell.y + y) * width + cell.x) * 3);
     }
@@ -327,7 +359,9 @@ export async function drawChannelGrid(capture: FeatureMaps, options: ChannelGrid
   if (plan) {
     const textColour: RGB = luminance(background) > 0.5 ? [26, 26, 26] : [240, 240, 240];
     const texts = cells.flatMap((cell) =>
-      plan.lines(cell, metricOf(cell)).map((line, l) => ({ text: line, x: cell.x + cellW / 2, y: cell.y + cellH + (l + 1) * plan.lineHeight })),
+      plan
+        .lines(cell, metricOf(cell))
+        .map((line, l) => ({ text: line, x: cell.x + cellW / 2, y: cell.y + cellH + (l + 1) * plan.lineHeight })),
     );
     await drawText({ data: canvas, width, height }, texts, { size: plan.fontSize, colour: textColour });
   }

@@ -4,7 +4,15 @@ export type { ColormapName } from './colormaps';
 export { channelStats } from './capture';
 export type { ChannelStats, FeatureMaps } from './capture';
 export { rankChannels, renderChannelGrid } from './grid';
-export type { ChannelGrid, ChannelGridOptions, ChannelSelection, GridCell, RankBy, RankOptions, RankedChannel } from './grid';
+export type {
+  ChannelGrid,
+  ChannelGridOptions,
+  ChannelSelection,
+  GridCell,
+  RankBy,
+  RankOptions,
+  RankedChannel,
+} from './grid';
 export { channelMean, renderLayerSummary, renderOverlay } from './overlay';
 export type { LayerSummary, LayerSummaryOptions, Map2D, OverlayImage, OverlayOptions, RenderedImage } from './overlay';
 export type { ColorInput } from './color';

@@ -103,7 +103,11 @@ async function loadRGB(image: OverlayImage): Promise<{ rgb: Uint8Array; width: n
     !Number.isInteger(img.height) ||
     img.rgb.length !== (img.width as number) * (img.height as number) * 3
   ) {
-    throw invalidParameter('image', "preprocess()'s image { rgb, width, height } (rgb: width x height x 3 bytes), a path or a Buffer", image);
+    throw invalidParameter(
+      'image',
+      "preprocess()'s image { rgb, width, height } (rgb: width x height x 3 bytes), a path or a Buffer",
+      image,
+    );
   }
   return { rgb: img.rgb, width: img.width as number, height: img.height as number };
 }
@@ -119,19 +123,25 @@ function finiteRange(data: Float32Array): [number, number] {
 }
 
 /** Draw `map` over `image`: bilinear upsampling to the image size, colour map, alpha blend, PNG. */
-export async function renderOverlay(image: OverlayImage, map: Map2D, options: OverlayOptions = {}): Promise<RenderedImage> {
+export async function renderOverlay(
+  image: OverlayImage,
+  map: Map2D,
+  options: OverlayOptions = {},
+): Promise<RenderedImage> {
   const canvas = await drawOverlay(image, map, options);
   return { png: await encodePng(canvas), width: canvas.width, height: canvas.height };
 }
 
 /** renderOverlay before PNG encoding. */
 export async function drawOverlay(image: OverlayImage, map: Map2D, options: OverlayOptions = {}): Promise<RgbCanvas> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('renderOverlay options', 'an object', options);
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderOverlay options', 'an object', options);
   checkKnownKeys('renderOverlay', options, ['colormap', 'alpha', 'range']);
   checkMap(map);
   const colormap = checkColormap(options.colormap ?? 'turbo');
   const alpha = options.alpha ?? 0.5;
-  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1))
+    throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
   let range: [number, number];
   if (options.range === undefined) {
     range = finiteRange(map.data);
@@ -167,20 +177,31 @@ export function channelMean(capture: FeatureMaps, batchIndex = 0): Map2D {
 }
 
 /** The layer's mean activation over channels, colour-mapped and upsampled: a picture for reports. */
-export async function renderLayerSummary(capture: FeatureMaps, options: LayerSummaryOptions = {}): Promise<LayerSummary> {
-  if (options === null || typeof options !== 'object') throw invalidParameter('renderLayerSummary options', 'an object', options);
+export async function renderLayerSummary(
+  capture: FeatureMaps,
+  options: LayerSummaryOptions = {},
+): Promise<LayerSummary> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderLayerSummary options', 'an object', options);
   checkKnownKeys('renderLayerSummary', options, ['batchIndex', 'colormap', 'size', 'upsample']);
   const dims = checkCapture(capture);
   const colormap = checkColormap(options.colormap ?? 'viridis');
   const size = options.size ?? 224;
-  if (!Number.isInteger(size) || size < 1 || size > 8192) throw invalidParameter('size', 'an integer from 1 to 8192', size);
+  if (!Number.isInteger(size) || size < 1 || size > 8192)
+    throw invalidParameter('size', 'an integer from 1 to 8192', size);
   const upsample = options.upsample ?? 'bilinear';
-  if (upsample !== 'nearest' && upsample !== 'bilinear') throw invalidParameter('upsample', "'nearest' or 'bilinear'", upsample);
+  if (upsample !== 'nearest' && upsample !== 'bilinear')
+    throw invalidParameter('upsample', "'nearest' or 'bilinear'", upsample);
   const mean = channelMean(capture, checkBatchIndex(options.batchIndex, dims));
   const width = dims.w >= dims.h ? size : Math.max(1, Math.round((size * dims.w) / dims.h));
   const height = dims.h >= dims.w ? size : Math.max(1, Math.round((size * dims.h) / dims.w));
   const [min, max] = finiteRange(mean.data);
-  const rgb = applyColormap(resampleMap(mean.data, mean.width, mean.height, width, height, upsample), min, max, colormap);
+  const rgb = applyColormap(
+    resampleMap(mean.data, mean.width, mean.height, width, height, upsample),
+    min,
+    max,
+    colormap,
+  );
   const png = await encodePng({ data: rgb, width, height });
   return { png, width, height, min, max };
 }

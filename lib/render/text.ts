@@ -41,11 +41,17 @@ function escapeXml(s: string): string {
 async function rasterise(face: Face, chars: readonly string[]): Promise<void> {
   const { boxW, boxH, originX, baseline } = face;
   const width = boxW * chars.length;
-  const texts = chars.map((c, i) => `<text x="${i * boxW + originX}" y="${baseline}" xml:space="preserve">${escapeXml(c)}</text>`).join('');
+  const texts = chars
+    .map((c, i) => `<text x="${i * boxW + originX}" y="${baseline}" xml:space="preserve">${escapeXml(c)}</text>`)
+    .join('');
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${boxH}">` +
     `<g font-family="${MONO_FAMILY}" font-size="${face.size}" font-weight="${face.bold ? 'bold' : 'normal'}" fill="#000">${texts}</g></svg>`;
-  const { data } = await sharp(Buffer.from(svg)).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(Buffer.from(svg))
+    .ensureAlpha()
+    .extractChannel(3)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   chars.forEach((c, k) => {
     const glyph = new Uint8Array(boxW * boxH);
     for (let y = 0; y < boxH; y++) glyph.set(data.subarray(y * width + k * boxW, y * width + (k + 1) * boxW), y * boxW);
@@ -58,7 +64,16 @@ async function buildFace(size: number, bold: boolean): Promise<Face> {
   // Generous margins: glyph ink may overhang its advance box a little ('·', 'W', accents).
   const originX = Math.ceil(size * 0.25) + 1;
   const baseline = Math.ceil(size * 1.0) + 1;
-  const face: Face = { advance, boxW: Math.ceil(advance) + 2 * originX, boxH: baseline + Math.ceil(size * 0.3) + 1, originX, baseline, glyphs: new Map(), size, bold };
+  const face: Face = {
+    advance,
+    boxW: Math.ceil(advance) + 2 * originX,
+    boxH: baseline + Math.ceil(size * 0.3) + 1,
+    originX,
+    baseline,
+    glyphs: new Map(),
+    size,
+    bold,
+  };
   await rasterise(face, COMMON);
   return face;
 }

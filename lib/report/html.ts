@@ -1,5 +1,12 @@
 /** HTML escaping: everything that comes from a model, a file name or an option goes through esc(). */
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+  '`': '&#96;',
+};
 
 /** Escape for HTML text and double- or single-quoted attribute values. */
 export function esc(value: unknown): string {

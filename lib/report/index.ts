@@ -89,7 +89,9 @@ export async function writeReport(file: string, data: ReportData): Promise<{ ima
     const total = data.totalImages ?? index;
     if (shown === 0) await write('<section class="card"><p>No image was rendered.</p></section>');
     if (total > shown) {
-      await write(`<p class="muted">Showing ${shown} of ${total} images; <code>manifest.json</code> lists all of them.</p>`);
+      await write(
+        `<p class="muted">Showing ${shown} of ${total} images; <code>manifest.json</code> lists all of them.</p>`,
+      );
     }
     await write(failures(data.failed ?? []));
     await write(modelSection(data));
@@ -106,7 +108,10 @@ function head(data: ReportData): string {
   const meta = data.model.metadata;
   const label = weightsLabel(meta);
   const title = data.title ?? 'featscope report';
-  const created = (data.created ?? new Date()).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const created = (data.created ?? new Date())
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
   let banner = '';
   if (label.trained === false) {
     banner =
@@ -121,7 +126,10 @@ function head(data: ReportData): string {
   }
   const options = Object.entries(data.options ?? {})
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `<div><span class="muted">${esc(k)}</span> <code>${esc(Array.isArray(v) ? v.join(', ') : v)}</code></div>`)
+    .map(
+      ([k, v]) =>
+        `<div><span class="muted">${esc(k)}</span> <code>${esc(Array.isArray(v) ? v.join(', ') : v)}</code></div>`,
+    )
     .join('');
   return (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
@@ -139,7 +147,14 @@ function head(data: ReportData): string {
 /** JPEG quality of photo-like pictures (inputs, overlays); channel grids stay PNG (sharp edges, small colour tables). */
 export const REPORT_JPEG_QUALITY = 85;
 
-async function inline(file: string, alt: string, cls: string, width?: number, height?: number, photo = false): Promise<string> {
+async function inline(
+  file: string,
+  alt: string,
+  cls: string,
+  width?: number,
+  height?: number,
+  photo = false,
+): Promise<string> {
   const png = await fs.readFile(file);
   const size = width && height ? ` width="${width}" height="${height}"` : '';
   const uri = photo ? jpegDataUri(await sharp(png).jpeg({ quality: REPORT_JPEG_QUALITY }).toBuffer()) : pngDataUri(png);
@@ -161,7 +176,14 @@ async function pngSize(file: string): Promise<[number, number] | undefined> {
 
 async function imageSection(image: ReportImage, index: number): Promise<string> {
   const inputSize = await pngSize(image.input);
-  const input = await inline(image.input, `model input for ${image.source}`, 'input', inputSize?.[0], inputSize?.[1], true);
+  const input = await inline(
+    image.input,
+    `model input for ${image.source}`,
+    'input',
+    inputSize?.[0],
+    inputSize?.[1],
+    true,
+  );
   const layers: string[] = [];
   for (const layer of image.layers) layers.push(await layerSection(image, layer));
   const size = inputSize ? `${inputSize[0]}×${inputSize[1]}` : '';
@@ -183,14 +205,21 @@ async function layerSection(image: ReportImage, layer: ReportLayer): Promise<str
   const gridSize = await pngSize(layer.grid);
   const [c, h, w] = layer.shape;
   const shown = layer.gridChannels?.length;
-  const grid = await inline(layer.grid, `channel grid of ${layer.name} for ${image.source}`, 'grid-img', gridSize?.[0], gridSize?.[1]);
+  const grid = await inline(
+    layer.grid,
+    `channel grid of ${layer.name} for ${image.source}`,
+    'grid-img',
+    gridSize?.[0],
+    gridSize?.[1],
+  );
   const overlay = layer.overlay
     ? `<figure>${await inline(layer.overlay, `mean activation of ${layer.name} over ${image.source}`, 'overlay-img', undefined, undefined, true)}` +
       `<figcaption>Mean over all ${c} channels, over the input (turbo: blue low, red high)</figcaption></figure>`
     : '';
   const s = layer.stats;
   const dead = s.deadChannels;
-  const deadText = dead.length === 0 ? 'none' : `${dead.length} of ${c}${dead.length <= 12 ? ` (${dead.join(', ')})` : ''}`;
+  const deadText =
+    dead.length === 0 ? 'none' : `${dead.length} of ${c}${dead.length <= 12 ? ` (${dead.join(', ')})` : ''}`;
   const statsTable =
     '<table class="data"><tbody>' +
     `<tr><th>mean</th><td class="n">${esc(num(s.mean))}</td></tr>` +
@@ -202,7 +231,10 @@ async function layerSection(image: ReportImage, layer: ReportLayer): Promise<str
   const top =
     '<table class="data"><thead><tr><th class="n">#</th><th class="n">channel</th><th class="n">max</th><th>at (y, x)</th></tr></thead><tbody>' +
     layer.top
-      .map((t, i) => `<tr><td class="n">${i + 1}</td><td class="n">${t.channel}</td><td class="n">${esc(num(t.score))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td></tr>`)
+      .map(
+        (t, i) =>
+          `<tr><td class="n">${i + 1}</td><td class="n">${t.channel}</td><td class="n">${esc(num(t.score))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td></tr>`,
+      )
       .join('') +
     '</tbody></table>';
   return (
@@ -218,7 +250,10 @@ function failures(failed: ReportFailure[]): string {
   if (failed.length === 0) return '';
   const items = failed
     .slice(0, 500)
-    .map((f) => `<li><code>${esc(f.source)}</code>: ${esc(f.message)}${f.code ? ` <span class="muted">[${esc(f.code)}]</span>` : ''}</li>`)
+    .map(
+      (f) =>
+        `<li><code>${esc(f.source)}</code>: ${esc(f.message)}${f.code ? ` <span class="muted">[${esc(f.code)}]</span>` : ''}</li>`,
+    )
     .join('');
   const more = failed.length > 500 ? `<p class="muted">and ${failed.length - 500} more (see manifest.json)</p>` : '';
   return `<section class="card failed"><h2>${failed.length} input${failed.length === 1 ? '' : 's'} failed</h2><ul>${items}</ul>${more}</section>`;

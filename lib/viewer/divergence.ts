@@ -17,9 +17,13 @@ export function compareCaptures(a: readonly Capture[], b: readonly Capture[]): L
   for (const ca of a) {
     const cb = byName.get(ca.name);
     if (!cb || cb.shape.join(',') !== ca.shape.join(',')) continue;
-    let dot = 0, na = 0, nb = 0, diff = 0;
+    let dot = 0,
+      na = 0,
+      nb = 0,
+      diff = 0;
     for (let i = 0; i < ca.data.length; i++) {
-      const x = ca.data[i], y = cb.data[i];
+      const x = ca.data[i],
+        y = cb.data[i];
       dot += x * y;
       na += x * x;
       nb += y * y;

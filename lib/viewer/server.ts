@@ -83,7 +83,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 const MAX_UPLOADS = 200;
 const MAX_UPLOADED_BYTES = 512 * 1024 * 1024;
 
-export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const STATUS: Record<string, number> = {
   UNAUTHORIZED: 401,
@@ -107,10 +108,15 @@ function bad(code: ErrorCode, message: string): FeatscopeError {
 function intParam(q: URLSearchParams, name: string, fallback: number | undefined, min: number, max: number): number {
   const v = q.get(name);
   if (v === null || v === '') {
-    if (fallback === undefined) throw bad('INVALID_ARGUMENT', `missing query parameter ${name} (an integer from ${min} to ${max})`);
+    if (fallback === undefined)
+      throw bad('INVALID_ARGUMENT', `missing query parameter ${name} (an integer from ${min} to ${max})`);
     return fallback;
   }
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw bad('INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(v.slice(0, 40))}`);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw bad(
+      'INVALID_ARGUMENT',
+      `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(v.slice(0, 40))}`,
+    );
   return Number(v);
 }
 
@@ -127,10 +133,14 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
   const token = options.token ?? randomBytes(24).toString('base64url');
   const tokenBuf = Buffer.from(token);
-  if (options.models.length < 1 || options.models.length > 2) throw bad('USAGE', `view takes one model or two (--model a.pt --model b.pt), not ${options.models.length}`);
+  if (options.models.length < 1 || options.models.length > 2)
+    throw bad('USAGE', `view takes one model or two (--model a.pt --model b.pt), not ${options.models.length}`);
   for (const file of options.images) {
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
-      throw bad('IMAGE_NOT_FOUND', `image ${JSON.stringify(file)} does not exist or is not a file; give image files, folders or globs`);
+      throw bad(
+        'IMAGE_NOT_FOUND',
+        `image ${JSON.stringify(file)} does not exist or is not a file; give image files, folders or globs`,
+      );
     }
   }
   const models: Model[] = [];
@@ -141,7 +151,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     throw err;
   }
   const images = new Map<string, ViewerImage>();
-  options.images.forEach((file, i) => images.set(`i${i}`, { id: `i${i}`, name: path.basename(file), source: file, uploaded: false }));
+  options.images.forEach((file, i) =>
+    images.set(`i${i}`, { id: `i${i}`, name: path.basename(file), source: file, uploaded: false }),
+  );
   let uploads = 0;
   let uploadedBytes = 0;
   let forwardCount = 0;
@@ -156,7 +168,11 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const imageAt = (q: URLSearchParams, name = 'image'): ViewerImage => {
     const id = strParam(q, name);
     const img = images.get(id);
-    if (!img) throw bad('IMAGE_NOT_FOUND', `no image with id ${JSON.stringify(id.slice(0, 40))}; the session's images are listed by /api/session`);
+    if (!img)
+      throw bad(
+        'IMAGE_NOT_FOUND',
+        `no image with id ${JSON.stringify(id.slice(0, 40))}; the session's images are listed by /api/session`,
+      );
     return img;
   };
   const layersOf = (index: number): Promise<LayerInfo[]> => {
@@ -183,7 +199,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const r = await models[index].forward(x, { layers: [layer], stats: true });
       const capture = r.get(layer);
       if (capture.shape.length !== 4) {
-        throw bad('NOT_FEATURE_MAPS', `layer ${layer} gives [${capture.shape.join(', ')}], not [N, C, H, W] feature maps; choose a layer with spatial output`);
+        throw bad(
+          'NOT_FEATURE_MAPS',
+          `layer ${layer} gives [${capture.shape.join(', ')}], not [N, C, H, W] feature maps; choose a layer with spatial output`,
+        );
       }
       const [, c, h, w] = capture.shape;
       const min = new Float32Array(c);
@@ -197,15 +216,27 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         if (m < layerMin) layerMin = m;
         if (capture.stats!.max[ch] > layerMax) layerMax = capture.stats!.max[ch];
       }
-      const value = { capture, max: capture.stats!.max.slice(0, c), mean: capture.stats!.mean.slice(0, c), min, layerMin, layerMax };
+      const value = {
+        capture,
+        max: capture.stats!.max.slice(0, c),
+        mean: capture.stats!.mean.slice(0, c),
+        min,
+        layerMin,
+        layerMax,
+      };
       return { value, bytes: capture.data.byteLength + c * 12 };
     });
 
   /** One forward per (model, image) over every feature-map layer, for compare mode. */
-  const allForward = (index: number, img: ViewerImage): Promise<{ captures: Capture[]; logits: { shape: number[]; data: Float32Array } | null }> =>
+  const allForward = (
+    index: number,
+    img: ViewerImage,
+  ): Promise<{ captures: Capture[]; logits: { shape: number[]; data: Float32Array } | null }> =>
     cache.get(`all|${index}|${img.id}`, async () => {
       const info = await layersOf(index);
-      const names = info.filter((l) => l.calls > 0 && !l.inLoop && l.outputShapes?.[0]?.length === 4).map((l) => l.name);
+      const names = info
+        .filter((l) => l.calls > 0 && !l.inLoop && l.outputShapes?.[0]?.length === 4)
+        .map((l) => l.name);
       const x = await input(index, img);
       forwardCount++;
       const r = await models[index].forward(x, { layers: names });
@@ -230,7 +261,13 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
 
   /** The mean overlay (channelMean + drawOverlay, framed), Grad-CAM or saliency picture of one image. */
-  const overlay = async (kind: string, index: number, img: ViewerImage, layer: string, classes: number | undefined): Promise<{ png: Buffer; info: Record<string, unknown> }> => {
+  const overlay = async (
+    kind: string,
+    index: number,
+    img: ViewerImage,
+    layer: string,
+    classes: number | undefined,
+  ): Promise<{ png: Buffer; info: Record<string, unknown> }> => {
     const model = models[index];
     if (kind === 'mean') {
       // The library's channelMean and drawOverlay on the photo, with a colour bar in real values and the weights banner.
@@ -244,9 +281,14 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       }
       const photo = await displayPhoto(img.source, 448);
       const drawn = await drawOverlay(photo, mean, { alpha: 0.5, range: [lo, hi], colormap: 'turbo' });
-      const withBar: RgbCanvas = { data: Buffer.alloc(drawn.width * (drawn.height + 18) * 3, 255), width: drawn.width, height: drawn.height + 18 };
+      const withBar: RgbCanvas = {
+        data: Buffer.alloc(drawn.width * (drawn.height + 18) * 3, 255),
+        width: drawn.width,
+        height: drawn.height + 18,
+      };
       blit(withBar, drawn, 0, 0);
-      for (let x = 0; x < drawn.width; x++) fillRect(withBar, x, drawn.height + 6, 1, 12, colormapRGB('turbo', x / Math.max(1, drawn.width - 1)));
+      for (let x = 0; x < drawn.width; x++)
+        fillRect(withBar, x, drawn.height + 6, 1, 12, colormapRGB('turbo', x / Math.max(1, drawn.width - 1)));
       const framed = await frameCanvas(withBar, model.metadata, `Layer mean · ${layer}`, [
         `colour bar: ${formatNumber(lo)} (left) to ${formatNumber(hi)} (right)`,
         `mean over the ${f.capture.shape[1]} channels, bilinear onto the photo`,
@@ -261,7 +303,13 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     return { png: r.png, info: { target: r.target } };
   };
 
-  const send = (res: http.ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
+  const send = (
+    res: http.ServerResponse,
+    status: number,
+    type: string,
+    body: Buffer | string,
+    extra: Record<string, string> = {},
+  ) => {
     res.writeHead(status, {
       'Content-Type': type,
       'Content-Length': Buffer.byteLength(body),
@@ -274,7 +322,8 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     });
     res.end(body);
   };
-  const json = (res: http.ServerResponse, value: unknown, status = 200) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value));
+  const json = (res: http.ServerResponse, value: unknown, status = 200) =>
+    send(res, status, 'application/json; charset=utf-8', JSON.stringify(value));
   const fail = (res: http.ServerResponse, err: unknown) => {
     const code = err instanceof FeatscopeError ? err.code : 'INTERNAL';
     const message = err instanceof Error ? err.message : String(err);
@@ -293,7 +342,8 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
     new Promise((resolve, reject) => {
       const declared = Number(req.headers['content-length'] ?? NaN);
-      const tooLarge = () => bad('UPLOAD_TOO_LARGE', `the upload is larger than the limit of ${uploadLimit} bytes; send a smaller image`);
+      const tooLarge = () =>
+        bad('UPLOAD_TOO_LARGE', `the upload is larger than the limit of ${uploadLimit} bytes; send a smaller image`);
       if (declared > uploadLimit) {
         req.resume(); // discard the body; the answer is 413
         return reject(tooLarge());
@@ -312,7 +362,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       req.on('error', reject);
     });
 
-  const routes: Record<string, (req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams) => Promise<void>> = {
+  const routes: Record<
+    string,
+    (req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams) => Promise<void>
+  > = {
     'GET /api/session': async (_req, res) => {
       json(res, {
         models: models.map((m, i) => ({
@@ -331,14 +384,27 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     'GET /api/layers': async (_req, res, q) => {
       const { index } = modelAt(q);
       const info = await layersOf(index);
-      json(res, info.map((l) => ({ name: l.name, type: l.type, calls: l.calls, inLoop: l.inLoop === true, shape: l.outputShapes?.[0] ?? null })));
+      json(
+        res,
+        info.map((l) => ({
+          name: l.name,
+          type: l.type,
+          calls: l.calls,
+          inLoop: l.inLoop === true,
+          shape: l.outputShapes?.[0] ?? null,
+        })),
+      );
     },
     'GET /api/classes': async (_req, res, q) => {
       json(res, modelAt(q).model.metadata.classes ?? []);
     },
     'GET /api/colormap': async (_req, res, q) => {
       const name = strParam(q, 'name');
-      if (!(COLORMAP_NAMES as readonly string[]).includes(name)) throw bad('INVALID_ARGUMENT', `colormap must be one of ${COLORMAP_NAMES.join(', ')}, not ${JSON.stringify(name.slice(0, 40))}`);
+      if (!(COLORMAP_NAMES as readonly string[]).includes(name))
+        throw bad(
+          'INVALID_ARGUMENT',
+          `colormap must be one of ${COLORMAP_NAMES.join(', ')}, not ${JSON.stringify(name.slice(0, 40))}`,
+        );
       json(res, Array.from(getColormap(name as ColormapName)));
     },
     'GET /api/image': async (_req, res, q) => {
@@ -346,7 +412,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const size = intParam(q, 'size', 160, 16, 1024);
       const out = await cache.get(`thumb|${img.id}|${size}`, async () => {
         try {
-          const jpeg = await sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true }).resize(size, size, { fit: 'inside' }).jpeg({ quality: 85 }).toBuffer();
+          const jpeg = await sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true })
+            .resize(size, size, { fit: 'inside' })
+            .jpeg({ quality: 85 })
+            .toBuffer();
           return { value: jpeg, bytes: jpeg.length };
         } catch (err) {
           throw bad('IMAGE_DECODE', `cannot decode image ${JSON.stringify(img.name)}: ${(err as Error).message}`);
@@ -361,7 +430,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       // The CLI's decoding limits: preprocess refuses what is not an image, or too large, before it is kept.
       await preprocess(body, { model: models[0], maxInputPixels });
       if (uploads >= MAX_UPLOADS || uploadedBytes + body.length > MAX_UPLOADED_BYTES) {
-        throw bad('UPLOAD_LIMIT', `this session holds ${uploads} uploads (${uploadedBytes} bytes), its limit is ${MAX_UPLOADS} uploads or ${MAX_UPLOADED_BYTES} bytes; restart \`featscope view\` with the images as arguments instead`);
+        throw bad(
+          'UPLOAD_LIMIT',
+          `this session holds ${uploads} uploads (${uploadedBytes} bytes), its limit is ${MAX_UPLOADS} uploads or ${MAX_UPLOADED_BYTES} bytes; restart \`featscope view\` with the images as arguments instead`,
+        );
       }
       uploadedBytes += body.length;
       const id = `u${uploads++}`;
@@ -377,7 +449,8 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const img = imageAt(q);
       const layer = strParam(q, 'layer');
       const sort = q.get('sort') ?? 'index';
-      if (!['index', 'max', 'mean'].includes(sort)) throw bad('INVALID_ARGUMENT', `sort must be index, max or mean, not ${JSON.stringify(sort.slice(0, 40))}`);
+      if (!['index', 'max', 'mean'].includes(sort))
+        throw bad('INVALID_ARGUMENT', `sort must be index, max or mean, not ${JSON.stringify(sort.slice(0, 40))}`);
       const f = await layerForward(index, img, layer);
       const [, c, h, w] = f.capture.shape;
       const per = intParam(q, 'per', 32, 1, 256);
@@ -388,8 +461,20 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         const key = sort === 'max' ? f.max : f.mean;
         order.sort((a, b) => key[b] - key[a] || a - b);
       }
-      const list = order.slice(page * per, (page + 1) * per).map((ch) => ({ channel: ch, max: f.max[ch], mean: f.mean[ch], min: f.min[ch] }));
-      json(res, { layer, shape: [c, h, w], sort, page, pages, per, channels: list, layerMin: f.layerMin, layerMax: f.layerMax });
+      const list = order
+        .slice(page * per, (page + 1) * per)
+        .map((ch) => ({ channel: ch, max: f.max[ch], mean: f.mean[ch], min: f.min[ch] }));
+      json(res, {
+        layer,
+        shape: [c, h, w],
+        sort,
+        page,
+        pages,
+        per,
+        channels: list,
+        layerMin: f.layerMin,
+        layerMax: f.layerMax,
+      });
     },
     'GET /api/maps': async (_req, res, q) => {
       const { index } = modelAt(q);
@@ -398,13 +483,20 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const f = await layerForward(index, img, layer);
       const [, c, h, w] = f.capture.shape;
       const list = strParam(q, 'channels');
-      if (!/^\d+(,\d+){0,255}$/.test(list)) throw bad('INVALID_ARGUMENT', `channels must be a comma-separated list of up to 256 channel indices, not ${JSON.stringify(list.slice(0, 40))}`);
+      if (!/^\d+(,\d+){0,255}$/.test(list))
+        throw bad(
+          'INVALID_ARGUMENT',
+          `channels must be a comma-separated list of up to 256 channel indices, not ${JSON.stringify(list.slice(0, 40))}`,
+        );
       const chans = list.split(',').map(Number);
       const badCh = chans.find((ch) => ch >= c);
-      if (badCh !== undefined) throw bad('INVALID_ARGUMENT', `channel ${badCh} does not exist: ${layer} has channels 0 to ${c - 1}`);
+      if (badCh !== undefined)
+        throw bad('INVALID_ARGUMENT', `channel ${badCh} does not exist: ${layer} has channels 0 to ${c - 1}`);
       const out = new Float32Array(chans.length * h * w);
       chans.forEach((ch, i) => out.set(f.capture.data.subarray(ch * h * w, (ch + 1) * h * w), i * h * w));
-      send(res, 200, 'application/octet-stream', Buffer.from(out.buffer, out.byteOffset, out.byteLength), { 'X-Featscope-Shape': `${chans.length},${h},${w}` });
+      send(res, 200, 'application/octet-stream', Buffer.from(out.buffer, out.byteOffset, out.byteLength), {
+        'X-Featscope-Shape': `${chans.length},${h},${w}`,
+      });
     },
     'GET /api/overlay': async (_req, res, q) => {
       const { model, index } = modelAt(q);
@@ -414,11 +506,18 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const cls = q.get('class');
       const nClasses = model.metadata.classes?.length ?? 1000;
       const classes = cls === null || cls === '' ? undefined : intParam(q, 'class', undefined, 0, nClasses - 1);
-      if (!['mean', 'gradcam', 'saliency'].includes(kind)) throw bad('INVALID_ARGUMENT', `kind must be mean, gradcam or saliency, not ${JSON.stringify(kind.slice(0, 40))}`);
-      const { png, info } = await cache.get(`overlay|${index}|${img.id}|${kind}|${kind === 'saliency' ? '' : layer}|${classes ?? ''}`, async () => {
-        const r = await overlay(kind, index, img, layer, classes);
-        return { value: r, bytes: r.png.length };
-      });
+      if (!['mean', 'gradcam', 'saliency'].includes(kind))
+        throw bad(
+          'INVALID_ARGUMENT',
+          `kind must be mean, gradcam or saliency, not ${JSON.stringify(kind.slice(0, 40))}`,
+        );
+      const { png, info } = await cache.get(
+        `overlay|${index}|${img.id}|${kind}|${kind === 'saliency' ? '' : layer}|${classes ?? ''}`,
+        async () => {
+          const r = await overlay(kind, index, img, layer, classes);
+          return { value: r, bytes: r.png.length };
+        },
+      );
       send(res, 200, 'image/png', png, { 'X-Featscope-Info': encodeURIComponent(JSON.stringify(info)) });
     },
     'GET /api/compare': async (_req, res, q) => {
@@ -435,7 +534,16 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     const q = url.searchParams;
     if (!authorised(req, q)) {
       req.resume();
-      json(res, { error: { code: 'UNAUTHORIZED', message: 'this featscope view session needs its token: open the URL the command printed (with ?token=...)' } }, 401);
+      json(
+        res,
+        {
+          error: {
+            code: 'UNAUTHORIZED',
+            message: 'this featscope view session needs its token: open the URL the command printed (with ?token=...)',
+          },
+        },
+        401,
+      );
       return;
     }
     if (url.pathname === '/favicon.ico') {
@@ -445,7 +553,8 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     }
     const asset = ASSETS[url.pathname];
     if (asset) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, bad('METHOD_NOT_ALLOWED', `${req.method} ${url.pathname}: only GET`));
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return fail(res, bad('METHOD_NOT_ALLOWED', `${req.method} ${url.pathname}: only GET`));
       fs.promises.readFile(path.join(dir, asset.file)).then(
         (body) => {
           const extra: Record<string, string> = {};
@@ -459,7 +568,13 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     const route = routes[`${req.method} ${url.pathname}`];
     if (!route) {
       req.resume();
-      return fail(res, bad('NOT_FOUND', `nothing at ${req.method} ${url.pathname.slice(0, 100)}; the viewer serves only its page, its assets and /api/*`));
+      return fail(
+        res,
+        bad(
+          'NOT_FOUND',
+          `nothing at ${req.method} ${url.pathname.slice(0, 100)}; the viewer serves only its page, its assets and /api/*`,
+        ),
+      );
     }
     route(req, res, q).catch((err) => fail(res, err));
   });
@@ -473,8 +588,15 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   } catch (err) {
     for (const m of models) m.dispose();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw bad('PORT_IN_USE', `port ${options.port} on ${host} is in use; choose another with --port, or --port 0 for a free one`);
-    throw bad('LISTEN_FAILED', `cannot listen on ${host}:${options.port ?? 0} (${(err as Error).message}); check --host and --port`);
+    if (code === 'EADDRINUSE')
+      throw bad(
+        'PORT_IN_USE',
+        `port ${options.port} on ${host} is in use; choose another with --port, or --port 0 for a free one`,
+      );
+    throw bad(
+      'LISTEN_FAILED',
+      `cannot listen on ${host}:${options.port ?? 0} (${(err as Error).message}); check --host and --port`,
+    );
   }
   const port = (server.address() as { port: number }).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;

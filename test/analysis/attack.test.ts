@@ -23,7 +23,14 @@ const scripted = cpuModelForTests();
 function pythonFgsm(x: { data: Float32Array; shape: number[] }, eps: number, classes: number[]) {
   return withTempDir('fgsm-', (dir) => {
     writeF32(path.join(dir, 'in.f32'), x.data);
-    runOracle('fgsm_oracle.py', [MODELS.scripted, path.join(dir, 'in.f32'), x.shape.join(','), String(eps), path.join(dir, 'out.f32'), ...classes.map(String)]);
+    runOracle('fgsm_oracle.py', [
+      MODELS.scripted,
+      path.join(dir, 'in.f32'),
+      x.shape.join(','),
+      String(eps),
+      path.join(dir, 'out.f32'),
+      ...classes.map(String),
+    ]);
     const out = readF32(path.join(dir, 'out.f32'));
     return { adv: out.subarray(0, x.data.length), gradAbs: out.subarray(x.data.length) };
   });
@@ -34,7 +41,11 @@ test.each([
   ['given classes, batch 2, eps 2/255', 2, 2 / 255, [207, 3]],
 ])('FGSM equals Python (%s) on >= 99.9%% of elements', async (_t, n, eps, classes) => {
   const x = validInput(n, 224, 224, 5);
-  const r = await fgsm(scripted(), x, { epsilon: eps, classes: classes.length ? classes : undefined, layers: ['layer4'] });
+  const r = await fgsm(scripted(), x, {
+    epsilon: eps,
+    classes: classes.length ? classes : undefined,
+    layers: ['layer4'],
+  });
   const py = pythonFgsm(x, eps, classes);
   let equal = 0;
   let unequalWithClearSign = 0;
@@ -83,7 +94,8 @@ test('relative L2 divergence matches a direct computation', async () => {
   const r = await fgsm(scripted(), x, { epsilon: 0.02, layers: ['layer2', 'fc'] });
   const [c] = await scripted().capture(x, 'layer2');
   const [a] = await scripted().capture(r.adversarial, 'layer2');
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < c.data.length; i++) {
     num += (a.data[i] - c.data[i]) ** 2;
     den += c.data[i] ** 2;
@@ -104,7 +116,10 @@ test('charts: PNGs with the untrained banner area', async () => {
 
 test('bad attack options', async () => {
   const x = syntheticInput(1, 32, 32);
-  await expect(fgsm(scripted(), x, { epsilon: 8 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/epsilon/) });
+  await expect(fgsm(scripted(), x, { epsilon: 8 })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/epsilon/),
+  });
   await expect(pgd(scripted(), x, { epsilon: 0.03, steps: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   await expect(fgsm(scripted(), x, { epsilon: 0.03, std: [1, 2] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });

@@ -11,11 +11,25 @@ import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
 
 const scripted = cpuModelForTests();
 
-function pythonObjective(x: { data: Float32Array; shape: number[] }, layer: string, channel: number): { grad: Float32Array; objective: number } {
+function pythonObjective(
+  x: { data: Float32Array; shape: number[] },
+  layer: string,
+  channel: number,
+): { grad: Float32Array; objective: number } {
   return withTempDir('objective-', (dir) => {
     writeF32(path.join(dir, 'in.f32'), x.data);
-    runOracle('objective_oracle.py', [MODELS.scripted, path.join(dir, 'in.f32'), x.shape.join(','), dir, layer, String(channel)]);
-    return { grad: readF32(path.join(dir, 'grad.f32')), objective: JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')).objective };
+    runOracle('objective_oracle.py', [
+      MODELS.scripted,
+      path.join(dir, 'in.f32'),
+      x.shape.join(','),
+      dir,
+      layer,
+      String(channel),
+    ]);
+    return {
+      grad: readF32(path.join(dir, 'grad.f32')),
+      objective: JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')).objective,
+    };
   });
 }
 
@@ -23,33 +37,55 @@ test.each([
   ['layer3', 7, 2],
   ['layer2', -1, 1],
   ['layer1.0.conv1', 0, 1],
-] as const)('backward with objective %s channel %d (batch %d): the input gradient equals Python autograd', async (layer, channel, n) => {
-  const x = syntheticInput(n, 96, 96, 12);
-  const r = await scripted().backward(x, { objective: { layer, ...(channel >= 0 ? { channel } : {}) }, inputGrad: true, layers: ['layer1'] });
-  const py = pythonObjective(x, layer, channel);
-  expect(Math.abs(r.loss - py.objective)).toBeLessThan(1e-4 * Math.max(1, Math.abs(py.objective)));
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < py.grad.length; i++) {
-    d = Math.max(d, Math.abs(r.inputGrad![i] - py.grad[i]));
-    s = Math.max(s, Math.abs(py.grad[i]));
-  }
-  expect(d / s).toBeLessThan(1e-4);
-  // Only the layers asked for are reported, not the objective's.
-  expect(r.layers.map((l) => l.name)).toEqual(['layer1']);
-});
+] as const)(
+  'backward with objective %s channel %d (batch %d): the input gradient equals Python autograd',
+  async (layer, channel, n) => {
+    const x = syntheticInput(n, 96, 96, 12);
+    const r = await scripted().backward(x, {
+      objective: { layer, ...(channel >= 0 ? { channel } : {}) },
+      inputGrad: true,
+      layers: ['layer1'],
+    });
+    const py = pythonObjective(x, layer, channel);
+    expect(Math.abs(r.loss - py.objective)).toBeLessThan(1e-4 * Math.max(1, Math.abs(py.objective)));
+    let d = 0;
+    let s = 0;
+    for (let i = 0; i < py.grad.length; i++) {
+      d = Math.max(d, Math.abs(r.inputGrad![i] - py.grad[i]));
+      s = Math.max(s, Math.abs(py.grad[i]));
+    }
+    expect(d / s).toBeLessThan(1e-4);
+    // Only the layers asked for are reported, not the objective's.
+    expect(r.layers.map((l) => l.name)).toEqual(['layer1']);
+  },
+);
 
 test('objective errors, and a model that is not a classifier', async () => {
   const x = syntheticInput(1, 64, 64, 3);
-  await expect(scripted().backward(x, { objective: { layer: 'layer1.0.relu' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/called 2 times/) });
-  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: 256 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/channel 256 does not exist: layer3 has channels 0..255/) });
-  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: -1 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-  await expect(scripted().backward(x, { objective: { layer: 'layer9' } })).rejects.toMatchObject({ code: 'UNKNOWN_LAYER' });
-  await expect(scripted().backward(x, { objective: { layer: 'layer3', chanel: 1 } as never })).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
+  await expect(scripted().backward(x, { objective: { layer: 'layer1.0.relu' } })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/called 2 times/),
+  });
+  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: 256 } })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/channel 256 does not exist: layer3 has channels 0..255/),
+  });
+  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: -1 } })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
+  await expect(scripted().backward(x, { objective: { layer: 'layer9' } })).rejects.toMatchObject({
+    code: 'UNKNOWN_LAYER',
+  });
+  await expect(scripted().backward(x, { objective: { layer: 'layer3', chanel: 1 } as never })).rejects.toMatchObject({
+    code: 'UNKNOWN_OPTION',
+  });
   // tuple_out returns a tuple: no logits, but a layer objective still has a gradient.
   const m = await loadModel(edgeModel('tuple_out'), { device: 'cpu' });
   try {
-    const r = await m.backward(syntheticInput(1, 16, 16, 1), { objective: { layer: 'conv', channel: 1 }, inputGrad: true });
+    const r = await m.backward(syntheticInput(1, 16, 16, 1), {
+      objective: { layer: 'conv', channel: 1 },
+      inputGrad: true,
+    });
     expect(Number.isFinite(r.loss)).toBe(true);
     expect(r.inputGrad).toHaveLength(3 * 16 * 16);
     expect(r.classes).toEqual([]);
@@ -83,7 +119,10 @@ test('a dead channel has no gradient: ZERO_GRADIENT, not a picture of noise', as
   if (!fs.existsSync(file)) execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'dead_channels_model.py'), file]);
   const m = await loadModel(file, { device: 'cpu' });
   try {
-    await expect(featureVisualization(m, { layer: 'relu', channel: 2, steps: 3, size: 32 })).rejects.toMatchObject({ code: 'ZERO_GRADIENT', message: expect.stringMatching(/objective \(relu channel 2\) has no gradient/) });
+    await expect(featureVisualization(m, { layer: 'relu', channel: 2, steps: 3, size: 32 })).rejects.toMatchObject({
+      code: 'ZERO_GRADIENT',
+      message: expect.stringMatching(/objective \(relu channel 2\) has no gradient/),
+    });
     const ok = await featureVisualization(m, { layer: 'relu', channel: 0, steps: 3, size: 32 });
     expect(ok.objective[3]).toBeGreaterThan(ok.objective[0]);
   } finally {
@@ -91,13 +130,16 @@ test('a dead channel has no gradient: ZERO_GRADIENT, not a picture of noise', as
   }
 });
 
-test('one objective channel per image: each row gets its own channel\'s value and gradient', async () => {
+test("one objective channel per image: each row gets its own channel's value and gradient", async () => {
   const x = syntheticInput(2, 64, 64, 21);
   const per = 3 * 64 * 64;
   const r = await scripted().backward(x, { objective: { layer: 'layer3', channel: [3, 9] }, inputGrad: true });
   expect(r.objective).toHaveLength(2);
   expect(r.loss).toBeCloseTo(r.objective![0] + r.objective![1], 4);
-  for (const [k, ch] of [[0, 3], [1, 9]]) {
+  for (const [k, ch] of [
+    [0, 3],
+    [1, 9],
+  ]) {
     const one = { data: x.data.slice(k * per, (k + 1) * per), shape: [1, 3, 64, 64] };
     const s = await scripted().backward(one, { objective: { layer: 'layer3', channel: ch }, inputGrad: true });
     expect(Math.abs(r.objective![k] - s.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(s.loss)));
@@ -109,7 +151,10 @@ test('one objective channel per image: each row gets its own channel\'s value an
     }
     expect(d / m).toBeLessThan(1e-4);
   }
-  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: [1, 2, 3] } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/one objective channel or one per image \(2\), not 3/) });
+  await expect(scripted().backward(x, { objective: { layer: 'layer3', channel: [1, 2, 3] } })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/one objective channel or one per image \(2\), not 3/),
+  });
 });
 
 test('featureVisualizations runs several channels in one batch, each as it would run alone', async () => {
@@ -118,10 +163,14 @@ test('featureVisualizations runs several channels in one batch, each as it would
   expect(both.map((r) => r.channel)).toEqual([3, 9]);
   for (const r of both) {
     const alone = await featureVisualization(scripted(), { ...o, channel: r.channel });
-    r.objective.forEach((v, i) => expect(Math.abs(v - alone.objective[i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(alone.objective[i]))));
+    r.objective.forEach((v, i) =>
+      expect(Math.abs(v - alone.objective[i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(alone.objective[i]))),
+    );
     let d = 0;
     for (let i = 0; i < r.image.rgb.length; i++) d = Math.max(d, Math.abs(r.image.rgb[i] - alone.image.rgb[i]));
     expect(d).toBeLessThanOrEqual(2);
   }
-  await expect(featureVisualizations(scripted(), { ...o, channels: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(featureVisualizations(scripted(), { ...o, channels: [] })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
 });

@@ -15,7 +15,14 @@ interface OracleFlow {
 function pythonFlow(x: { data: Float32Array; shape: number[] }, layers: string[], classes: number[]): OracleFlow {
   return withTempDir('flow-', (dir) => {
     writeF32(path.join(dir, 'in.f32'), x.data);
-    runOracle('flow_oracle.py', [MODELS.scripted, path.join(dir, 'in.f32'), x.shape.join(','), path.join(dir, 'out.json'), layers.join(','), ...classes.map(String)]);
+    runOracle('flow_oracle.py', [
+      MODELS.scripted,
+      path.join(dir, 'in.f32'),
+      x.shape.join(','),
+      path.join(dir, 'out.json'),
+      layers.join(','),
+      ...classes.map(String),
+    ]);
     return JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')) as OracleFlow;
   });
 }
@@ -28,7 +35,15 @@ test.each([
   ['top-1 targets', [] as number[]],
   ['given classes', [17, 402]],
 ])('layer and parameter norms equal Python to 1e-3 relative (%s)', async (_t, classes) => {
-  const layers = ['conv1', 'layer1.0.conv1', 'layer1.0.relu', 'layer2.0.downsample.0', 'layer3', 'layer4.1.conv2', 'fc'];
+  const layers = [
+    'conv1',
+    'layer1.0.conv1',
+    'layer1.0.relu',
+    'layer2.0.downsample.0',
+    'layer3',
+    'layer4.1.conv2',
+    'fc',
+  ];
   const x = syntheticInput(2, 128, 128, 21);
   const flow = await gradientFlow(scripted(), x, { layers, classes: classes.length ? classes : undefined });
   const py = pythonFlow(x, layers, classes);

@@ -26,18 +26,28 @@ test('heatmap = native Grad-CAM / its max; target defaults to the top-1 predicti
   const meta = await sharp(r.png).metadata();
   expect([meta.width, meta.height]).toEqual([r.width, r.height]);
   // The banner: the top rows are the untrained red.
-  const { data } = await sharp(r.png).extract({ left: 2, top: 2, width: 1, height: 1 }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(r.png)
+    .extract({ left: 2, top: 2, width: 1, height: 1 })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   expect(Array.from(data.subarray(0, 3))).toEqual([0xc6, 0x28, 0x28]);
 });
 
 test('batched with given classes; crop mode', async () => {
-  const rs = await gradCamOverlays(scripted(), [DOG, CAT], { layer: 'layer3', classes: [207, 281], resize: 'crop', top: 5 });
+  const rs = await gradCamOverlays(scripted(), [DOG, CAT], {
+    layer: 'layer3',
+    classes: [207, 281],
+    resize: 'crop',
+    top: 5,
+  });
   expect(rs.map((r) => r.target.class)).toEqual([207, 281]);
   expect(rs[1].predictions).toHaveLength(5);
   expect(rs[0].heatmap.width).toBe(14);
 });
 
 test('bad options', async () => {
-  await expect(gradCamOverlay(scripted(), DOG, { layer: 'layer4', alpha: 2 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(gradCamOverlay(scripted(), DOG, { layer: 'layer4', alpha: 2 })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
   await expect(gradCamOverlay(scripted(), DOG, { layer: 'layr4' })).rejects.toMatchObject({ code: 'UNKNOWN_LAYER' });
 });

@@ -23,5 +23,7 @@ export function readF32(file: string): Float32Array {
 }
 
 export function runOracle(script: string, args: string[]): void {
-  execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', script), ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', script), ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
 }

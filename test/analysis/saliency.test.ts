@@ -15,16 +15,35 @@ interface OracleResult {
   scoreDelta?: number[];
 }
 
-function python(x: { data: Float32Array; shape: number[] }, method: string, samples: number, noise: number, classes: number[]): OracleResult {
+function python(
+  x: { data: Float32Array; shape: number[] },
+  method: string,
+  samples: number,
+  noise: number,
+  classes: number[],
+): OracleResult {
   return withTempDir('saliency-', (dir) => {
     writeF32(path.join(dir, 'in.f32'), x.data);
     let noisePath = '-';
     if (method === 'smoothgrad') {
       noisePath = path.join(dir, 'noise.f32');
-      writeF32(noisePath, gaussianNoise(0, x.shape[0] * samples * x.data.length / x.shape[0]));
+      writeF32(noisePath, gaussianNoise(0, (x.shape[0] * samples * x.data.length) / x.shape[0]));
     }
-    runOracle('saliency_oracle.py', [MODELS.scripted, path.join(dir, 'in.f32'), x.shape.join(','), dir, method, String(samples), String(noise), noisePath, ...classes.map(String)]);
-    return { ...JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')), attributions: readF32(path.join(dir, 'attributions.f32')) };
+    runOracle('saliency_oracle.py', [
+      MODELS.scripted,
+      path.join(dir, 'in.f32'),
+      x.shape.join(','),
+      dir,
+      method,
+      String(samples),
+      String(noise),
+      noisePath,
+      ...classes.map(String),
+    ]);
+    return {
+      ...JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')),
+      attributions: readF32(path.join(dir, 'attributions.f32')),
+    };
   });
 }
 
@@ -47,14 +66,23 @@ test.each([
   ['integrated-gradients', 8, [] as number[]],
 ] as const)('%s equals Python to 1e-4 (relative to the largest attribution)', async (method, samples, classes) => {
   const x = syntheticInput(2, 64, 64, 31);
-  const ours = await saliency(scripted(), x, { method, samples, classes: classes.length ? [...classes] : undefined, batch: 5 });
+  const ours = await saliency(scripted(), x, {
+    method,
+    samples,
+    classes: classes.length ? [...classes] : undefined,
+    batch: 5,
+  });
   const py = python(x, method, samples, 0.15, [...classes]);
   expect(ours.classes).toEqual(py.classes);
-  ours.scores.forEach((s, i) => expect(Math.abs(s - py.scores[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(py.scores[i]))));
+  ours.scores.forEach((s, i) =>
+    expect(Math.abs(s - py.scores[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(py.scores[i]))),
+  );
   expect(ours.attributions.shape).toEqual([2, 3, 64, 64]);
   // The clean input's logits come with the result (no second forward needed for predictions); they
   // come from the gradient pass, which runs the exact graph: bit-equal to an exact forward.
-  expect(Array.from(ours.logits.data)).toEqual(Array.from((await scripted().forward(x, { optimize: false })).output!.data));
+  expect(Array.from(ours.logits.data)).toEqual(
+    Array.from((await scripted().forward(x, { optimize: false })).output!.data),
+  );
   expect(relMax(ours.attributions.data, py.attributions)).toBeLessThan(1e-4);
   // The display map: per pixel, max |a| over channels (|sum| for integrated gradients).
   const [n, h, w] = ours.map.shape;
@@ -63,12 +91,17 @@ test.each([
     const i = Math.floor(p / (h * w));
     const q = p % (h * w);
     const vals = [0, 1, 2].map((ch) => py.attributions[i * 3 * h * w + ch * h * w + q]);
-    const expected = method === 'integrated-gradients' ? Math.abs(vals.reduce((a, b) => a + b, 0)) : Math.max(...vals.map(Math.abs));
+    const expected =
+      method === 'integrated-gradients' ? Math.abs(vals.reduce((a, b) => a + b, 0)) : Math.max(...vals.map(Math.abs));
     expect(ours.map.data[p]).toBeCloseTo(expected, 4);
   }
   if (method === 'integrated-gradients') {
-    ours.completeness!.attributionSum.forEach((s, i) => expect(Math.abs(s - py.attributionSum![i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(py.attributionSum![i]))));
-    ours.completeness!.scoreDelta.forEach((s, i) => expect(Math.abs(s - py.scoreDelta![i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(py.scoreDelta![i]))));
+    ours.completeness!.attributionSum.forEach((s, i) =>
+      expect(Math.abs(s - py.attributionSum![i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(py.attributionSum![i]))),
+    );
+    ours.completeness!.scoreDelta.forEach((s, i) =>
+      expect(Math.abs(s - py.scoreDelta![i])).toBeLessThan(1e-3 * Math.max(1, Math.abs(py.scoreDelta![i]))),
+    );
   }
 });
 
@@ -76,7 +109,10 @@ test('integrated gradients approach completeness as the steps grow', async () =>
   const x = syntheticInput(1, 48, 48, 8);
   const gap = async (samples: number) => {
     const r = await saliency(scripted(), x, { method: 'integrated-gradients', samples, batch: 32 });
-    return Math.abs(r.completeness!.attributionSum[0] - r.completeness!.scoreDelta[0]) / Math.abs(r.completeness!.scoreDelta[0]);
+    return (
+      Math.abs(r.completeness!.attributionSum[0] - r.completeness!.scoreDelta[0]) /
+      Math.abs(r.completeness!.scoreDelta[0])
+    );
   };
   const coarse = await gap(4);
   const fine = await gap(64);
@@ -95,10 +131,15 @@ test('the same seed gives the same smoothgrad map; another seed a different one'
 
 test('bad options are clear errors', async () => {
   const x = syntheticInput(1, 32, 32, 2);
-  await expect(saliency(scripted(), x, { method: 'lime' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/'gradient', 'smoothgrad', 'integrated-gradients' for method but received "lime"/) });
+  await expect(saliency(scripted(), x, { method: 'lime' as never })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/'gradient', 'smoothgrad', 'integrated-gradients' for method but received "lime"/),
+  });
   await expect(saliency(scripted(), x, { samples: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   await expect(saliency(scripted(), x, { steps: 3 } as never)).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
-  await expect(saliency(scripted(), { data: x.data, shape: [3, 32, 32] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(saliency(scripted(), { data: x.data, shape: [3, 32, 32] })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
 });
 
 test('gaussianNoise is standard normal', () => {

@@ -9,7 +9,10 @@ import { MODELS, ROOT, cpuModelForTests } from '../support/models';
 import { runOracle, withTempDir, writeF32 } from './oracle-support';
 
 const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
-const files = fs.readdirSync(IMAGES).sort().map((f) => path.join(IMAGES, f));
+const files = fs
+  .readdirSync(IMAGES)
+  .sort()
+  .map((f) => path.join(IMAGES, f));
 const resnet = cpuModelForTests();
 const traced = cpuModelForTests(() => MODELS.traced);
 const mobilenet = cpuModelForTests(() => MODELS.mobilenet);
@@ -40,7 +43,10 @@ test('one model against itself equals numpy CKA; the diagonal is 1', async () =>
 });
 
 test('two models: the traced twin matches layer for layer; MobileNet against ResNet equals numpy', async () => {
-  const same = await layerSimilarity(resnet(), files, { layers: ['layer2', 'layer4'], other: { model: traced(), layers: ['layer2', 'layer4'] } });
+  const same = await layerSimilarity(resnet(), files, {
+    layers: ['layer2', 'layer4'],
+    other: { model: traced(), layers: ['layer2', 'layer4'] },
+  });
   expect(same.cka[0][0]).toBeCloseTo(1, 5);
   expect(same.cka[1][1]).toBeCloseTo(1, 5);
   const rows = ['layer2', 'layer4'];
@@ -78,14 +84,20 @@ test('the heatmap: a cell per pair, coloured by its value, under the weights ban
   const { data, info } = await sharp(pic.png).raw().toBuffer({ resolveWithObject: true });
   expect([info.width, info.height]).toEqual([pic.width, pic.height]);
   expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
-  await expect(layerSimilarity(resnet(), files.slice(0, 1), { layers: ['layer1'] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/at least two images/) });
-  await expect(layerSimilarity(resnet(), files, { layers: ['layer1'], other: { layers: ['x'] } as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(layerSimilarity(resnet(), files.slice(0, 1), { layers: ['layer1'] })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/at least two images/),
+  });
+  await expect(
+    layerSimilarity(resnet(), files, { layers: ['layer1'], other: { layers: ['x'] } as never }),
+  ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   // Cell (0, 1) (layer1 against layer4): its top-left corner area has the viridis colour of its value.
   const expected = colormapRGB('viridis', sim.cka[0][1]);
   const hits = [];
-  for (let y = 0; y < info.height; y++) for (let x = 0; x < info.width; x++) {
-    const o = (y * info.width + x) * 3;
-    if (data[o] === expected[0] && data[o + 1] === expected[1] && data[o + 2] === expected[2]) hits.push(1);
-  }
+  for (let y = 0; y < info.height; y++)
+    for (let x = 0; x < info.width; x++) {
+      const o = (y * info.width + x) * 3;
+      if (data[o] === expected[0] && data[o + 1] === expected[1] && data[o + 2] === expected[2]) hits.push(1);
+    }
   expect(hits.length).toBeGreaterThan(1500); // most of a 54 x 54 cell
 });

@@ -9,14 +9,18 @@ import { preprocess } from '../../lib/preprocess';
 import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT, pythonHooks } from '../support/models';
 
 const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
-const files = fs.readdirSync(IMAGES).sort().map((f) => path.join(IMAGES, f));
+const files = fs
+  .readdirSync(IMAGES)
+  .sort()
+  .map((f) => path.join(IMAGES, f));
 const DEAD_MODEL = path.join(CACHE, 'dead-channels.pt');
 
 let dead: Model;
 let resnet: Model;
 beforeAll(async () => {
   ensureTestModels();
-  if (!fs.existsSync(DEAD_MODEL)) execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'dead_channels_model.py'), DEAD_MODEL]);
+  if (!fs.existsSync(DEAD_MODEL))
+    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'dead_channels_model.py'), DEAD_MODEL]);
   dead = await loadModel(DEAD_MODEL, { device: 'cpu' });
   resnet = await loadModel(MODELS.scripted, { device: 'cpu' });
 });
@@ -87,12 +91,18 @@ test('past exactLimit, percentiles switch to P² and stay close', async () => {
 
 test('P² estimator against exact percentiles on a long stream', () => {
   let seed = 7;
-  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const values = Array.from({ length: 20000 }, () => -Math.log(1 - rand())); // exponential(1)
   for (const q of [0.5, 0.9, 0.99]) {
-    const est = new P2Quantile(q, values.slice(0, 100).sort((a, b) => a - b));
+    const est = new P2Quantile(
+      q,
+      values.slice(0, 100).sort((a, b) => a - b),
+    );
     for (const v of values.slice(100)) est.add(v);
-    const exact = percentileSorted([...values].sort((a, b) => a - b), q);
+    const exact = percentileSorted(
+      [...values].sort((a, b) => a - b),
+      q,
+    );
     expect(Math.abs(est.value - exact) / exact).toBeLessThan(0.03);
   }
 });
@@ -119,8 +129,13 @@ test('top images per channel: the files with the highest spatial max and where i
     const layer = s.layers.find((l) => l.name === name)!;
     expect(layer.examples).toHaveLength(c);
     for (const ch of [0, 5, 17, c - 1]) {
-      const maxes = Array.from({ length: n }, (_, i) => Math.max(...cap.data.subarray((i * c + ch) * h * w, (i * c + ch + 1) * h * w)));
-      const expected = maxes.map((m, i) => ({ m, i })).sort((a, b) => b.m - a.m || a.i - b.i).slice(0, 3);
+      const maxes = Array.from({ length: n }, (_, i) =>
+        Math.max(...cap.data.subarray((i * c + ch) * h * w, (i * c + ch + 1) * h * w)),
+      );
+      const expected = maxes
+        .map((m, i) => ({ m, i }))
+        .sort((a, b) => b.m - a.m || a.i - b.i)
+        .slice(0, 3);
       const got = layer.examples[ch];
       // File indices refer to withBad: files after the corrupt one moved up by one.
       expect(got.map((e) => (e.file > 2 ? e.file - 1 : e.file))).toEqual(expected.map((e) => e.i));
@@ -130,7 +145,9 @@ test('top images per channel: the files with the highest spatial max and where i
         const i = expected[j].i;
         expect(e.y).toBeLessThan(h);
         expect(e.x).toBeLessThan(w);
-        expect(Math.abs(cap.data[(i * c + ch) * h * w + e.y * w + e.x] - expected[j].m)).toBeLessThan(1e-4 * Math.max(1, Math.abs(expected[j].m)));
+        expect(Math.abs(cap.data[(i * c + ch) * h * w + e.y * w + e.x] - expected[j].m)).toBeLessThan(
+          1e-4 * Math.max(1, Math.abs(expected[j].m)),
+        );
       });
     }
   }
@@ -142,7 +159,9 @@ test('renderChannelExamples: a row per channel (the strongest by default), its t
   const s = await folderStats(resnet, files, { layers: ['layer3'], examples: 3 });
   const layer = s.layers[0];
   const pic = await renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: 4, tile: 96 });
-  const strongest = Array.from({ length: layer.channels }, (_, ch) => ch).sort((a, b) => layer.channel.max[b] - layer.channel.max[a] || a - b).slice(0, 4);
+  const strongest = Array.from({ length: layer.channels }, (_, ch) => ch)
+    .sort((a, b) => layer.channel.max[b] - layer.channel.max[a] || a - b)
+    .slice(0, 4);
   expect([...new Set(pic.layout.map((t) => t.channel))]).toEqual(strongest);
   for (const ch of strongest) {
     const tiles = pic.layout.filter((t) => t.channel === ch);
@@ -164,6 +183,11 @@ test('renderChannelExamples: a row per channel (the strongest by default), its t
   }
   const listed = await renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: [5, 2] });
   expect([...new Set(listed.layout.map((t) => t.channel))]).toEqual([5, 2]);
-  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer4' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/one of the layers of these statistics \(layer3\)/) });
-  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: [256] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer4' })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/one of the layers of these statistics \(layer3\)/),
+  });
+  await expect(renderChannelExamples(resnet, s, files, { layer: 'layer3', channels: [256] })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
 });

@@ -33,7 +33,10 @@ test('every parameter histogram equals a brute-force count over its edges', () =
     const p = params.get(t.name)!;
     expect(Array.from(t.counts)).toEqual(bruteCounts(p.data, t.edges));
     expect(t.counts.reduce((a, b) => a + b, 0)).toBe(p.data.length);
-    let s = 0, mn = Infinity, mx = -Infinity, near = 0;
+    let s = 0,
+      mn = Infinity,
+      mx = -Infinity,
+      near = 0;
     for (const v of p.data) {
       s += v;
       mn = Math.min(mn, v);
@@ -77,16 +80,21 @@ test('first-conv filters: each tile min-max normalised, so every tile spans 0..2
   expect(r.layer).toBe('conv1');
   const { data, info } = await sharp(r.png).raw().toBuffer({ resolveWithObject: true });
   // Tile 0 sits at the top-left of the grid: find its extent from the layout used (8 columns, 7x7 taps x 4).
-  const tileW = 28, gap = 4, columns = 8;
+  const tileW = 28,
+    gap = 4,
+    columns = 8;
   const gridW = columns * tileW + (columns - 1) * gap;
   const left = Math.floor((info.width - gridW) / 2);
   const top = 30 + 56;
-  let lo = 255, hi = 0;
-  for (let y = 0; y < tileW; y++) for (let x = 0; x < tileW; x++) for (let c = 0; c < 3; c++) {
-    const v = data[((top + y) * info.width + left + x) * info.channels + c];
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  }
+  let lo = 255,
+    hi = 0;
+  for (let y = 0; y < tileW; y++)
+    for (let x = 0; x < tileW; x++)
+      for (let c = 0; c < 3; c++) {
+        const v = data[((top + y) * info.width + left + x) * info.channels + c];
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
   expect(lo).toBe(0);
   expect(hi).toBe(255);
   const hist = await renderWeightHistograms(model, weightDistributions(model));

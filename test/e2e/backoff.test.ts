@@ -15,11 +15,28 @@ beforeAll(() => {
   ensureBuilt();
   photos = tempDir('backoff-photos');
   const fixtures = path.dirname(DOG);
-  for (const f of fs.readdirSync(fixtures)) if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(fixtures, f), path.join(photos, f));
+  for (const f of fs.readdirSync(fixtures))
+    if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(fixtures, f), path.join(photos, f));
 });
 
 const run = (out: string, env: NodeJS.ProcessEnv = {}) =>
-  runCli(['export', photos, '--model', MODELS.scripted, '--device', 'cpu', '--layers', 'layer2,fc', '--batch', '4', '--out', out], { env });
+  runCli(
+    [
+      'export',
+      photos,
+      '--model',
+      MODELS.scripted,
+      '--device',
+      'cpu',
+      '--layers',
+      'layer2,fc',
+      '--batch',
+      '4',
+      '--out',
+      out,
+    ],
+    { env },
+  );
 
 test('a CUDA_OOM halves the batch and retries it; the files equal an uninterrupted run and the manifest says so', () => {
   const plain = tempDir('backoff-plain');
@@ -31,7 +48,10 @@ test('a CUDA_OOM halves the batch and retries it; the files equal an uninterrupt
   expect(r.stderr).toMatch(/CUDA out of memory at a batch of 2; retrying it in batches of 1/);
   expect(r.stderr.match(/CUDA out of memory at a batch/g)).toHaveLength(2); // later batches stay at 1
   const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
-  expect(manifest.backoff.map((e: { from: number; to: number }) => [e.from, e.to])).toEqual([[4, 2], [2, 1]]);
+  expect(manifest.backoff.map((e: { from: number; to: number }) => [e.from, e.to])).toEqual([
+    [4, 2],
+    [2, 1],
+  ]);
   expect(manifest.counts).toEqual({ inputs: 6, done: 6, failed: 0 });
   expect(JSON.parse(fs.readFileSync(path.join(plain, 'manifest.json'), 'utf8')).backoff).toBeUndefined();
   // Batches of 1 against batches of 4: equal up to the rounding of batched convolutions.
@@ -59,15 +79,30 @@ test('out of memory at one image: the images fail with CUDA_OOM, exit 1', () => 
 
 test('--devices cpu,cpu loads a model per device and spreads the batches; the files equal a one-device run', () => {
   const one = tempDir('devices-one');
-  const args = (out: string) => ['export', photos, '--model', MODELS.scripted, '--layers', 'layer2,fc', '--batch', '2', '--out', out];
+  const args = (out: string) => [
+    'export',
+    photos,
+    '--model',
+    MODELS.scripted,
+    '--layers',
+    'layer2,fc',
+    '--batch',
+    '2',
+    '--out',
+    out,
+  ];
   expect(runCli([...args(one), '--device', 'cpu']).code).toBe(0);
   const out = tempDir('devices');
   const r = runCli([...args(out), '--devices', 'cpu,cpu']);
   expect(r.code).toBe(0);
   const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
-  expect(manifest.devices).toEqual([{ device: 'cpu', batches: 2, images: 4 }, { device: 'cpu', batches: 1, images: 2 }]);
+  expect(manifest.devices).toEqual([
+    { device: 'cpu', batches: 2, images: 4 },
+    { device: 'cpu', batches: 1, images: 2 },
+  ]);
   for (const img of manifest.images as Array<{ captures: Array<{ file: string }> }>) {
-    for (const c of img.captures) expect(fs.readFileSync(path.join(out, c.file)).equals(fs.readFileSync(path.join(one, c.file)))).toBe(true);
+    for (const c of img.captures)
+      expect(fs.readFileSync(path.join(out, c.file)).equals(fs.readFileSync(path.join(one, c.file)))).toBe(true);
   }
   const both = runCli([...args(tempDir('devices-bad')), '--device', 'cpu', '--devices', 'cpu,cpu']);
   expect(both.code).toBe(2);

@@ -58,7 +58,17 @@ const manifestOf = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'm
 
 test('layers named a/b, a_b, input, x and x.overlay each get their own grid and overlay', async () => {
   const out = tempDir('names-out');
-  const r = runCli(['render', DOG, '--model', path.join(models, 'one.pt'), '--layers', LAYERS.join(','), '--overlay', '--out', out]);
+  const r = runCli([
+    'render',
+    DOG,
+    '--model',
+    path.join(models, 'one.pt'),
+    '--layers',
+    LAYERS.join(','),
+    '--overlay',
+    '--out',
+    out,
+  ]);
   expect(r.code).toBe(0);
   const [image] = manifestOf(out).images;
   expect(image.layers.map((l) => l.name).sort()).toEqual([...LAYERS].sort());
@@ -109,7 +119,17 @@ test('--resume after the model file was replaced under the same name redoes ever
 test('rendering a folder into an output folder inside it never reads its own pictures back', () => {
   const dir = tempDir('self');
   fs.copyFileSync(DOG, path.join(dir, 'a.jpg'));
-  const args = ['render', dir, '--model', path.join(models, 'one.pt'), '--layers', 'x', '--out', path.join(dir, 'out'), '--json'];
+  const args = [
+    'render',
+    dir,
+    '--model',
+    path.join(models, 'one.pt'),
+    '--layers',
+    'x',
+    '--out',
+    path.join(dir, 'out'),
+    '--json',
+  ];
   for (let run = 0; run < 3; run++) {
     const r = runCli(args);
     expect(r.code).toBe(0);

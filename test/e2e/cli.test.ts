@@ -45,7 +45,12 @@ describe('info and layers', () => {
     const out = JSON.parse(r.stdout);
     expect(out.inputSize).toEqual([224, 224]);
     const byName = new Map(out.layers.map((l: { name: string }) => [l.name, l]));
-    expect(byName.get('layer1.0.conv1')).toEqual({ name: 'layer1.0.conv1', type: 'Conv2d', calls: 1, outputShapes: [[1, 64, 56, 56]] });
+    expect(byName.get('layer1.0.conv1')).toEqual({
+      name: 'layer1.0.conv1',
+      type: 'Conv2d',
+      calls: 1,
+      outputShapes: [[1, 64, 56, 56]],
+    });
     expect(byName.get('layer1.0.relu')).toMatchObject({ type: 'ReLU', calls: 2 });
     expect(byName.get('fc')).toMatchObject({ type: 'Linear', outputShapes: [[1, 1000]] });
   });
@@ -118,7 +123,18 @@ describe('usage', () => {
 describe('render', () => {
   test('one photo: a grid per layer, overlays, the input, a manifest with stats and untrained weights', async () => {
     const out = tempDir('render');
-    const r = runCli(['render', DOG, '--model', MODEL, '--layers', 'layer1.0.conv1,layer4', '--overlay', '--out', out, '--json']);
+    const r = runCli([
+      'render',
+      DOG,
+      '--model',
+      MODEL,
+      '--layers',
+      'layer1.0.conv1,layer4',
+      '--overlay',
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.stderr).not.toMatch(/failed/);
     expect(r.code).toBe(0);
     expect(listFiles(out)).toEqual([
@@ -140,7 +156,12 @@ describe('render', () => {
     expect(manifest.model.weightsLabel).toMatch(/^UNTRAINED/);
     expect(manifest.model.classes).toBe(1000); // the count, not the 1000 names
     expect(manifest.model.architecture).toBe('resnet18');
-    expect(manifest.options).toMatchObject({ layers: ['layer1.0.conv1', 'layer4'], channels: '16', colormap: 'viridis', overlay: true });
+    expect(manifest.options).toMatchObject({
+      layers: ['layer1.0.conv1', 'layer4'],
+      channels: '16',
+      colormap: 'viridis',
+      overlay: true,
+    });
     expect(manifest.layers).toEqual([
       { name: 'layer1.0.conv1', type: 'Conv2d', shape: [64, 56, 56] },
       { name: 'layer4', type: 'Sequential', shape: [512, 7, 7] },
@@ -149,7 +170,12 @@ describe('render', () => {
     const image = manifest.images[0];
     expect(image.source).toBe(DOG);
     const [conv, l4] = image.layers;
-    expect(conv).toMatchObject({ name: 'layer1.0.conv1', shape: [64, 56, 56], grid: 'dog/layer1.0.conv1.png', overlay: 'dog/layer1.0.conv1.overlay.png' });
+    expect(conv).toMatchObject({
+      name: 'layer1.0.conv1',
+      shape: [64, 56, 56],
+      grid: 'dog/layer1.0.conv1.png',
+      overlay: 'dog/layer1.0.conv1.overlay.png',
+    });
     expect(conv.gridChannels).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(conv.channels.max).toHaveLength(64);
     expect(conv.channels.mean).toHaveLength(64);
@@ -164,20 +190,32 @@ describe('render', () => {
     // 448 px of heatmap under the weights banner (30 px) and a title (28 px), 10 px below.
     expect([overlay.width, overlay.height]).toEqual([448, 448 + 30 + 28 + 10]);
     // Every picture says the weights are untrained: the banner's red.
-    const { data } = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png')).raw().toBuffer({ resolveWithObject: true });
+    const { data } = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png'))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
   });
 
   test('--channels top:k ranks by max, and a list picks those channels', () => {
     const out = tempDir('channels');
-    expect(runCli(['render', DOG, '--model', MODEL, '--layers', 'layer4', '--channels', 'top:4', '--out', out]).code).toBe(0);
+    expect(
+      runCli(['render', DOG, '--model', MODEL, '--layers', 'layer4', '--channels', 'top:4', '--out', out]).code,
+    ).toBe(0);
     const rec = JSON.parse(fs.readFileSync(path.join(out, 'dog', 'record.json'), 'utf8'));
     const max: number[] = rec.layers[0].channels.max;
-    const ranked = max.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 4).map((x) => x[1]);
+    const ranked = max
+      .map((v, i) => [v, i])
+      .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+      .slice(0, 4)
+      .map((x) => x[1]);
     expect(rec.layers[0].gridChannels).toEqual(ranked);
     const out2 = tempDir('channels-list');
-    expect(runCli(['render', DOG, '--model', MODEL, '--layers', 'layer4', '--channels', '3,7,9', '--out', out2]).code).toBe(0);
-    expect(JSON.parse(fs.readFileSync(path.join(out2, 'dog', 'record.json'), 'utf8')).layers[0].gridChannels).toEqual([3, 7, 9]);
+    expect(
+      runCli(['render', DOG, '--model', MODEL, '--layers', 'layer4', '--channels', '3,7,9', '--out', out2]).code,
+    ).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out2, 'dog', 'record.json'), 'utf8')).layers[0].gridChannels).toEqual([
+      3, 7, 9,
+    ]);
   });
 
   test('a folder with one corrupt image: exit 1, the rest done, the failure listed at the end', async () => {
@@ -187,7 +225,10 @@ describe('render', () => {
     fs.copyFileSync(DOG, path.join(dir, 'c.jpg'));
     fs.mkdirSync(path.join(dir, 'sub'));
     fs.copyFileSync(DOG, path.join(dir, 'sub', 'd.jpg'));
-    fs.writeFileSync(path.join(dir, 'b.jpg'), Buffer.concat([fs.readFileSync(DOG).subarray(0, 2), Buffer.from('this is not a jpeg')]));
+    fs.writeFileSync(
+      path.join(dir, 'b.jpg'),
+      Buffer.concat([fs.readFileSync(DOG).subarray(0, 2), Buffer.from('this is not a jpeg')]),
+    );
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'not an image, skipped by extension');
     const r = runCli(['render', dir, '--model', MODEL, '--batch', '2', '--out', out]);
     expect(r.code).toBe(1);
@@ -196,12 +237,22 @@ describe('render', () => {
     expect(lines.filter((l) => /^featscope: \[\d\/4\]/.test(l))).toHaveLength(4);
     const failedAt = lines.indexOf('featscope: 1 input failed:');
     expect(failedAt).toBe(lines.length - 3);
-    expect(lines[failedAt + 1]).toMatch(new RegExp(`^  ${path.join(dir, 'b.jpg').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: Cannot decode image .*\\[IMAGE_DECODE\\]$`));
+    expect(lines[failedAt + 1]).toMatch(
+      new RegExp(
+        `^  ${path.join(dir, 'b.jpg').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: Cannot decode image .*\\[IMAGE_DECODE\\]$`,
+      ),
+    );
     expect(lines[failedAt + 2]).toMatch(/^featscope: rendered 3 images, 1 failed; 3 of 4 in /);
-    expect(listFiles(out).filter((f) => f.endsWith('record.json'))).toEqual(['a/record.json', 'c/record.json', 'd/record.json']);
+    expect(listFiles(out).filter((f) => f.endsWith('record.json'))).toEqual([
+      'a/record.json',
+      'c/record.json',
+      'd/record.json',
+    ]);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     expect(manifest.counts).toEqual({ inputs: 4, done: 3, failed: 1 });
-    expect(manifest.failed).toEqual([expect.objectContaining({ source: path.join(dir, 'b.jpg'), code: 'IMAGE_DECODE' })]);
+    expect(manifest.failed).toEqual([
+      expect.objectContaining({ source: path.join(dir, 'b.jpg'), code: 'IMAGE_DECODE' }),
+    ]);
   });
 
   test('--resume skips finished images and redoes those rendered with other options', () => {
@@ -224,7 +275,19 @@ describe('render', () => {
     const dir = tempDir('sigint');
     const out = tempDir('sigint-out');
     for (let i = 0; i < 20; i++) fs.copyFileSync(DOG, path.join(dir, `photo${String(i).padStart(2, '0')}.jpg`));
-    const args = ['render', dir, '--model', MODEL, '--layers', 'layer1.0.conv1,layer4', '--overlay', '--batch', '4', '--out', out];
+    const args = [
+      'render',
+      dir,
+      '--model',
+      MODEL,
+      '--layers',
+      'layer1.0.conv1,layer4',
+      '--overlay',
+      '--batch',
+      '4',
+      '--out',
+      out,
+    ];
     const run = startCli(args, (err) => /\[3\/20\]/.test(err));
     await run.started;
     run.child.kill('SIGINT');
@@ -239,7 +302,13 @@ describe('render', () => {
     expect(finished.length).toBeGreaterThanOrEqual(3);
     expect(finished.length).toBeLessThan(20);
     for (const name of finished) {
-      for (const f of ['input.png', 'layer1.0.conv1.png', 'layer1.0.conv1.overlay.png', 'layer4.png', 'layer4.overlay.png']) {
+      for (const f of [
+        'input.png',
+        'layer1.0.conv1.png',
+        'layer1.0.conv1.overlay.png',
+        'layer4.png',
+        'layer4.overlay.png',
+      ]) {
         await expectValidPng(path.join(out, name, f));
       }
     }
@@ -249,7 +318,11 @@ describe('render', () => {
 
     const resumed = runCli([...args, '--resume', '--json']);
     expect(resumed.code).toBe(0);
-    expect(JSON.parse(resumed.stdout)).toMatchObject({ skipped: finished.length, done: 20 - finished.length, finished: 20 });
+    expect(JSON.parse(resumed.stdout)).toMatchObject({
+      skipped: finished.length,
+      done: 20 - finished.length,
+      finished: 20,
+    });
   });
 
   test('globs and folders expand to images; a glob or folder with no images is a usage error', () => {
@@ -266,7 +339,9 @@ describe('render', () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no images match .*\[NO_INPUTS\]/);
     fs.mkdirSync(path.join(dir, 'empty'));
-    expect(runCli(['render', path.join(dir, 'empty'), '--model', MODEL, '--out', out]).stderr).toMatch(/holds no images/);
+    expect(runCli(['render', path.join(dir, 'empty'), '--model', MODEL, '--out', out]).stderr).toMatch(
+      /holds no images/,
+    );
     const ch = runCli(['render', DOG, '--model', MODEL, '--channels', '1,99', '--out', out]);
     expect(ch.code).toBe(2);
     expect(ch.stderr).toMatch(/asks for channel 99 but layer layer1.0.conv1 has 64 channels/);
@@ -286,7 +361,13 @@ describe('render', () => {
     expect(r.code).toBe(0);
     const all = listFiles(root);
     expect(all.filter((f) => !f.startsWith('in/') && !f.startsWith('out/'))).toEqual([]);
-    const dirs = [...new Set(listFiles(out).filter((f) => f.includes('/')).map((f) => f.split('/')[0]))].sort();
+    const dirs = [
+      ...new Set(
+        listFiles(out)
+          .filter((f) => f.includes('/'))
+          .map((f) => f.split('/')[0]),
+      ),
+    ].sort();
     expect(dirs).toHaveLength(3);
     for (const d of dirs) expect(d).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
     expect(dirs).toContain('img_src_x_onerror_alert_1');

@@ -22,17 +22,57 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const ALLOWED: Record<string, string[]> = {
   job: ['apiVersion', 'kind', 'metadata', 'spec', 'status'],
   metadata: ['name', 'generateName', 'namespace', 'labels', 'annotations'],
-  jobSpec: ['activeDeadlineSeconds', 'backoffLimit', 'backoffLimitPerIndex', 'completionMode', 'completions', 'managedBy', 'manualSelector', 'maxFailedIndexes', 'parallelism', 'podFailurePolicy', 'podReplacementPolicy', 'selector', 'successPolicy', 'suspend', 'template', 'ttlSecondsAfterFinished'],
+  jobSpec: [
+    'activeDeadlineSeconds',
+    'backoffLimit',
+    'backoffLimitPerIndex',
+    'completionMode',
+    'completions',
+    'managedBy',
+    'manualSelector',
+    'maxFailedIndexes',
+    'parallelism',
+    'podFailurePolicy',
+    'podReplacementPolicy',
+    'selector',
+    'successPolicy',
+    'suspend',
+    'template',
+    'ttlSecondsAfterFinished',
+  ],
   template: ['metadata', 'spec'],
-  podSpec: ['containers', 'initContainers', 'restartPolicy', 'volumes', 'nodeSelector', 'tolerations', 'affinity', 'serviceAccountName', 'securityContext', 'imagePullSecrets'],
-  container: ['name', 'image', 'command', 'args', 'env', 'resources', 'volumeMounts', 'workingDir', 'imagePullPolicy', 'securityContext'],
+  podSpec: [
+    'containers',
+    'initContainers',
+    'restartPolicy',
+    'volumes',
+    'nodeSelector',
+    'tolerations',
+    'affinity',
+    'serviceAccountName',
+    'securityContext',
+    'imagePullSecrets',
+  ],
+  container: [
+    'name',
+    'image',
+    'command',
+    'args',
+    'env',
+    'resources',
+    'volumeMounts',
+    'workingDir',
+    'imagePullPolicy',
+    'securityContext',
+  ],
   resources: ['limits', 'requests', 'claims'],
   volumeMount: ['name', 'mountPath', 'readOnly', 'subPath'],
   volume: ['name', 'persistentVolumeClaim', 'emptyDir', 'hostPath', 'configMap', 'secret', 'nfs'],
 };
 
 function onlyKeys(o: Obj, kind: string, where: string): void {
-  for (const k of Object.keys(o)) if (!ALLOWED[kind].includes(k)) throw new Error(`${where}: unknown field ${k} for ${kind}`);
+  for (const k of Object.keys(o))
+    if (!ALLOWED[kind].includes(k)) throw new Error(`${where}: unknown field ${k} for ${kind}`);
 }
 
 const QUANTITY = /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/;
@@ -47,7 +87,8 @@ function checkJob(doc: Obj, where: string): void {
   expect(typeof meta.name).toBe('string');
   expect(meta.name).toMatch(DNS_LABEL);
   expect((meta.name as string).length).toBeLessThanOrEqual(63);
-  for (const v of Object.values(meta.labels as Obj)) expect(String(v)).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+  for (const v of Object.values(meta.labels as Obj))
+    expect(String(v)).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
   const spec = doc.spec as Obj;
   onlyKeys(spec, 'jobSpec', `${where}.spec`);
   for (const k of ['completions', 'parallelism', 'backoffLimit', 'backoffLimitPerIndex', 'maxFailedIndexes']) {
@@ -60,7 +101,8 @@ function checkJob(doc: Obj, where: string): void {
     expect(spec.backoffLimitPerIndex).toBeDefined();
     expect(spec.maxFailedIndexes as number).toBeLessThanOrEqual(spec.completions as number);
   }
-  if (spec.parallelism !== undefined && spec.completions !== undefined) expect(spec.parallelism as number).toBeLessThanOrEqual(spec.completions as number);
+  if (spec.parallelism !== undefined && spec.completions !== undefined)
+    expect(spec.parallelism as number).toBeLessThanOrEqual(spec.completions as number);
   const template = spec.template as Obj;
   onlyKeys(template, 'template', `${where}.spec.template`);
   const pod = template.spec as Obj;
@@ -92,7 +134,8 @@ function checkJob(doc: Obj, where: string): void {
     if (c.resources) {
       const r = c.resources as Obj;
       onlyKeys(r, 'resources', `${where} resources`);
-      for (const group of [r.limits, r.requests]) for (const q of Object.values((group ?? {}) as Obj)) expect(String(q)).toMatch(QUANTITY);
+      for (const group of [r.limits, r.requests])
+        for (const q of Object.values((group ?? {}) as Obj)) expect(String(q)).toMatch(QUANTITY);
     }
   }
 }
@@ -100,8 +143,30 @@ function checkJob(doc: Obj, where: string): void {
 test('k8s-job writes an Indexed Job and its merge Job that pass the Job schema checks', () => {
   const dir = tempDir('k8s');
   const file = path.join(dir, 'job.yaml');
-  const r = runCli(['k8s-job', '--shards', '8', '--parallelism', '3', '--data-claim', 'photos', '--out-claim', 'results', '--memory', '16Gi', '--namespace', 'vision', '--out', file, '--',
-    'stats', '/data/photos', '--layers', 'layer3,layer4', '--out', '/out/stats']);
+  const r = runCli([
+    'k8s-job',
+    '--shards',
+    '8',
+    '--parallelism',
+    '3',
+    '--data-claim',
+    'photos',
+    '--out-claim',
+    'results',
+    '--memory',
+    '16Gi',
+    '--namespace',
+    'vision',
+    '--out',
+    file,
+    '--',
+    'stats',
+    '/data/photos',
+    '--layers',
+    'layer3,layer4',
+    '--out',
+    '/out/stats',
+  ]);
   expect(r.stderr).toMatch(/k8s-job: wrote .*job\.yaml \(8 shards, 3 at a time, 1 GPU each\) and .*job-merge\.yaml/);
   expect(r.code).toBe(0);
   const job = YAML.parse(fs.readFileSync(file, 'utf8')) as Obj;
@@ -110,12 +175,28 @@ test('k8s-job writes an Indexed Job and its merge Job that pass the Job schema c
   checkJob(merge, 'merge');
 
   const spec = job.spec as Obj;
-  expect(spec).toMatchObject({ completionMode: 'Indexed', completions: 8, parallelism: 3, backoffLimitPerIndex: 3, maxFailedIndexes: 0 });
+  expect(spec).toMatchObject({
+    completionMode: 'Indexed',
+    completions: 8,
+    parallelism: 3,
+    backoffLimitPerIndex: 3,
+    maxFailedIndexes: 0,
+  });
   expect((job.metadata as Obj).namespace).toBe('vision');
   const pod = (spec.template as Obj).spec as Obj;
   const [c] = pod.containers as Obj[];
   expect(c.image).toBe('featscope:cuda');
-  expect(c.args).toEqual(['featscope', 'stats', '/data/photos', '--layers', 'layer3,layer4', '--out', '/out/stats', '--shards', '8']);
+  expect(c.args).toEqual([
+    'featscope',
+    'stats',
+    '/data/photos',
+    '--layers',
+    'layer3,layer4',
+    '--out',
+    '/out/stats',
+    '--shards',
+    '8',
+  ]);
   expect(c.resources).toEqual({ limits: { 'nvidia.com/gpu': 1, memory: '16Gi' }, requests: { memory: '16Gi' } });
   expect(pod.volumes).toEqual([
     { name: 'data', persistentVolumeClaim: { claimName: 'photos', readOnly: true } },
@@ -127,11 +208,37 @@ test('k8s-job writes an Indexed Job and its merge Job that pass the Job schema c
 
   // Refused with the fix named, and no file written.
   const cases: Array<[string[], RegExp]> = [
-    [['--shards', '4', '--out-claim', 'r', '--', 'stats', '/data/p', '--out', '/out/s'], /--data-claim PVC is required/],
-    [['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--', 'stats', '/data/p', '--out', '/tmp/s'], /--out \/tmp\/s is not under --out-path \/out: the shards' outputs would be lost/],
-    [['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--', 'gradcam', '/data/p', '--out', '/out/s'], /runs render, export, stats in shards, not "gradcam"/],
+    [
+      ['--shards', '4', '--out-claim', 'r', '--', 'stats', '/data/p', '--out', '/out/s'],
+      /--data-claim PVC is required/,
+    ],
+    [
+      ['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--', 'stats', '/data/p', '--out', '/tmp/s'],
+      /--out \/tmp\/s is not under --out-path \/out: the shards' outputs would be lost/,
+    ],
+    [
+      ['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--', 'gradcam', '/data/p', '--out', '/out/s'],
+      /runs render, export, stats in shards, not "gradcam"/,
+    ],
     [['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--', 'stats', '/data/p'], /needs --out DIR/],
-    [['--shards', '4', '--data-claim', 'p', '--out-claim', 'r', '--name', 'Bad_Name', '--', 'stats', '/data/p', '--out', '/out/s'], /--name must be a DNS label/],
+    [
+      [
+        '--shards',
+        '4',
+        '--data-claim',
+        'p',
+        '--out-claim',
+        'r',
+        '--name',
+        'Bad_Name',
+        '--',
+        'stats',
+        '/data/p',
+        '--out',
+        '/out/s',
+      ],
+      /--name must be a DNS label/,
+    ],
   ];
   for (const [args, message] of cases) {
     const bad = runCli(['k8s-job', '--out', path.join(dir, 'bad.yaml'), ...args]);
@@ -146,26 +253,69 @@ test('slurm-job scripts, run as Slurm runs them (4 array tasks, then the merge),
   const photos = path.join(dir, 'photos');
   fs.mkdirSync(photos);
   const fixtures = path.dirname(DOG);
-  for (const f of fs.readdirSync(fixtures)) if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(fixtures, f), path.join(photos, f));
+  for (const f of fs.readdirSync(fixtures))
+    if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(fixtures, f), path.join(photos, f));
   const out = path.join(dir, 'out');
   const file = path.join(dir, 'stats.sbatch');
-  const command = ['stats', photos, '--model', MODELS.scripted, '--device', 'cpu', '--layers', 'layer2,layer4', '--examples', '0', '--out', out];
-  const r = runCli(['slurm-job', '--shards', '4', '--parallelism', '2', '--gpus', '0', '--time', '01:00:00', '--out', file, '--', ...command]);
+  const command = [
+    'stats',
+    photos,
+    '--model',
+    MODELS.scripted,
+    '--device',
+    'cpu',
+    '--layers',
+    'layer2,layer4',
+    '--examples',
+    '0',
+    '--out',
+    out,
+  ];
+  const r = runCli([
+    'slurm-job',
+    '--shards',
+    '4',
+    '--parallelism',
+    '2',
+    '--gpus',
+    '0',
+    '--time',
+    '01:00:00',
+    '--out',
+    file,
+    '--',
+    ...command,
+  ]);
   expect(r.code).toBe(0);
   const script = fs.readFileSync(file, 'utf8');
   expect(script).toMatch(/^#!\/bin\/bash\n#SBATCH --job-name=featscope-stats\n#SBATCH --array=0-3%2\n/);
   expect(script).toMatch(/#SBATCH --time=01:00:00/);
   expect(script).not.toMatch(/--gres/);
-  expect(script).toMatch(/jid=\$\(sbatch --parsable stats\.sbatch\) && sbatch --dependency=afterok:\$jid stats-merge\.sbatch/);
+  expect(script).toMatch(
+    /jid=\$\(sbatch --parsable stats\.sbatch\) && sbatch --dependency=afterok:\$jid stats-merge\.sbatch/,
+  );
   const mergeScript = path.join(dir, 'stats-merge.sbatch');
 
   // `featscope` on PATH, as in the image; the array's tasks with Slurm's variables (ids 10..13).
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  fs.writeFileSync(path.join(bin, 'featscope'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(bin, 'featscope'),
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`,
+    { mode: 0o755 },
+  );
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FEATSCOPE_DEBUG: '' };
   for (let i = 0; i < 4; i++) {
-    const task = spawnSync('bash', [file], { env: { ...env, SLURM_ARRAY_TASK_ID: String(10 + i), SLURM_ARRAY_TASK_MIN: '10', SLURM_ARRAY_TASK_COUNT: '4', SLURM_CPUS_PER_TASK: '1' }, encoding: 'utf8' });
+    const task = spawnSync('bash', [file], {
+      env: {
+        ...env,
+        SLURM_ARRAY_TASK_ID: String(10 + i),
+        SLURM_ARRAY_TASK_MIN: '10',
+        SLURM_ARRAY_TASK_COUNT: '4',
+        SLURM_CPUS_PER_TASK: '1',
+      },
+      encoding: 'utf8',
+    });
     expect(task.stderr).toMatch(new RegExp(`shard ${i}/4 \\(SLURM_ARRAY_TASK_ID=${10 + i}`));
     expect(task.status).toBe(0);
   }
@@ -175,8 +325,13 @@ test('slurm-job scripts, run as Slurm runs them (4 array tasks, then the merge),
   const a = JSON.parse(fs.readFileSync(path.join(one, 'stats.json'), 'utf8'));
   const b = JSON.parse(fs.readFileSync(path.join(out, 'stats.json'), 'utf8'));
   expect(b.images).toBe(a.images);
-  expect(b.layers.map((l: Obj) => [l.deadChannels, l.topImages])).toEqual(a.layers.map((l: Obj) => [l.deadChannels, l.topImages]));
+  expect(b.layers.map((l: Obj) => [l.deadChannels, l.topImages])).toEqual(
+    a.layers.map((l: Obj) => [l.deadChannels, l.topImages]),
+  );
   a.layers.forEach((l: { channel: Record<string, number[]> }, i: number) => {
-    for (const k of Object.keys(l.channel)) l.channel[k].forEach((v, j) => expect(Math.abs(v - b.layers[i].channel[k][j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))));
+    for (const k of Object.keys(l.channel))
+      l.channel[k].forEach((v, j) =>
+        expect(Math.abs(v - b.layers[i].channel[k][j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))),
+      );
   });
 });

@@ -60,14 +60,18 @@ test('process.exit while a forward never ends: the process ends with its code af
   expect(r.signal).toBeNull();
   expect(r.code).toBe(7);
   expect(r.stderr).toMatch(/forward started/);
-  expect(r.stderr).toMatch(/featscope: 1 native run\(s\) still busy 1000 ms after exit was asked for; ending the process without waiting/);
+  expect(r.stderr).toMatch(
+    /featscope: 1 native run\(s\) still busy 1000 ms after exit was asked for; ending the process without waiting/,
+  );
 });
 
 const renderArgs = () => [CLI, 'render', DOG, '--model', SPIN, '--layers', 'conv', '--out', tempDir('spin-out')];
 
 test('SIGTERM during a forward that never ends: the CLI quits at once, exit 130', async () => {
   // The handlers are in place once the batch runner says it is running the model.
-  const r = await run(renderArgs(), /running the model on 1 image/, (child) => setTimeout(() => child.kill('SIGTERM'), 300));
+  const r = await run(renderArgs(), /running the model on 1 image/, (child) =>
+    setTimeout(() => child.kill('SIGTERM'), 300),
+  );
   expect(r.signal).toBeNull();
   expect(r.code).toBe(130);
   expect(r.stderr).toMatch(/stopped at once; finished files are complete/);

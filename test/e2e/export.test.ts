@@ -29,21 +29,48 @@ for i, f in enumerate(sys.argv[2:]):
     out.append({"shape": list(a.shape), "dtype": str(a.dtype), "fortran": bool(np.isfortran(a))})
 print(json.dumps(out))
 `;
-  const meta = JSON.parse(execFileSync(PYTHON, ['-c', script, dir, ...files], { encoding: 'utf8' })) as Array<{ shape: number[]; dtype: string; fortran: boolean }>;
+  const meta = JSON.parse(execFileSync(PYTHON, ['-c', script, dir, ...files], { encoding: 'utf8' })) as Array<{
+    shape: number[];
+    dtype: string;
+    fortran: boolean;
+  }>;
   return meta.map((m, i) => {
     expect(m.fortran).toBe(false);
     const b = fs.readFileSync(path.join(dir, `${i}.f32`));
-    return { shape: m.shape, dtype: m.dtype, values: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) };
+    return {
+      shape: m.shape,
+      dtype: m.dtype,
+      values: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+    };
   });
 }
 
 test('export writes one .npy per layer that numpy.load reads with the capture shape and values', async () => {
   const out = tempDir('export');
   const layers = ['layer1.0.conv1', 'layer1.0.relu#1', 'layer4', 'fc'];
-  const r = runCli(['export', DOG, '--model', MODELS.scripted, '--layers', layers.join(','), '--device', 'cpu', '--out', out, '--json']);
+  const r = runCli([
+    'export',
+    DOG,
+    '--model',
+    MODELS.scripted,
+    '--layers',
+    layers.join(','),
+    '--device',
+    'cpu',
+    '--out',
+    out,
+    '--json',
+  ]);
   expect(r.stderr).not.toMatch(/failed/);
   expect(r.code).toBe(0);
-  expect(listFiles(out)).toEqual(['dog/fc.npy', 'dog/layer1.0.conv1.npy', 'dog/layer1.0.relu_call1.npy', 'dog/layer4.npy', 'dog/record.json', 'manifest.json']);
+  expect(listFiles(out)).toEqual([
+    'dog/fc.npy',
+    'dog/layer1.0.conv1.npy',
+    'dog/layer1.0.relu_call1.npy',
+    'dog/layer4.npy',
+    'dog/record.json',
+    'manifest.json',
+  ]);
 
   const pre = await preprocess(DOG, { size: 224 });
   const captures = await model.capture(pre, layers);
@@ -52,7 +79,10 @@ test('export writes one .npy per layer that numpy.load reads with the capture sh
   expect(manifest.trained).toBe(false);
   const saved = manifest.images[0].captures as Array<{ name: string; file: string; shape: number[]; dtype: string }>;
   expect(saved.map((s) => s.name)).toEqual(layers);
-  const loaded = numpyLoad(saved.map((s) => path.join(out, s.file)), tempDir('numpy'));
+  const loaded = numpyLoad(
+    saved.map((s) => path.join(out, s.file)),
+    tempDir('numpy'),
+  );
   saved.forEach((s, i) => {
     const c = captures.find((x) => x.name === s.name)!;
     expect(loaded[i].shape).toEqual(c.shape);
@@ -67,7 +97,20 @@ test('a batch export slices each image out of the batch capture', async () => {
   const out = tempDir('export-batch-out');
   const photos = ['chelsea.png', 'coffee.png', 'dog.jpg'];
   for (const p of photos) fs.copyFileSync(path.join(path.dirname(DOG), p), path.join(dir, p));
-  const r = runCli(['export', dir, '--model', MODELS.scripted, '--layers', 'layer2', '--batch', '3', '--device', 'cpu', '--out', out]);
+  const r = runCli([
+    'export',
+    dir,
+    '--model',
+    MODELS.scripted,
+    '--layers',
+    'layer2',
+    '--batch',
+    '3',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+  ]);
   expect(r.code).toBe(0);
   const files = photos.map((p) => path.join(out, path.basename(p, path.extname(p)), 'layer2.npy'));
   const loaded = numpyLoad(files, tempDir('numpy-batch'));
@@ -82,6 +125,8 @@ test('encodeNpy: header padded to 64 bytes, 1-D shapes get a trailing comma, bad
   const b = encodeNpy(new Int32Array([1, 2, 3]), [3]);
   const headerLen = b.readUInt16LE(8);
   expect((10 + headerLen) % 64).toBe(0);
-  expect(b.toString('latin1', 10, 10 + headerLen)).toMatch(/^\{'descr': '<i4', 'fortran_order': False, 'shape': \(3,\), \} *\n$/);
+  expect(b.toString('latin1', 10, 10 + headerLen)).toMatch(
+    /^\{'descr': '<i4', 'fortran_order': False, 'shape': \(3,\), \} *\n$/,
+  );
   expect(() => encodeNpy(new Float32Array(4), [3])).toThrow(/needs 3 values but the data holds 4/);
 });

@@ -24,7 +24,11 @@ beforeAll(() => {
 });
 
 function exportModel(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(PYTHON, [EXPORTER, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, FEATSCOPE_DEBUG: '', ...env } });
+  const r = spawnSync(PYTHON, [EXPORTER, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, FEATSCOPE_DEBUG: '', ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -32,7 +36,11 @@ function exportModel(args: string[], env: NodeJS.ProcessEnv = {}) {
  * The eager torchvision model, loaded from the checkpoint by the test's own code (not the
  * exporter's), run on `input`: its logits.
  */
-function eagerLogits(checkpoint: string, key: string | null, input: { data: Float32Array; shape: number[] }): Float32Array {
+function eagerLogits(
+  checkpoint: string,
+  key: string | null,
+  input: { data: Float32Array; shape: number[] },
+): Float32Array {
   const inFile = path.join(dir, `input-${Math.random().toString(36).slice(2)}.f32`);
   fs.writeFileSync(inFile, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
   const script = `
@@ -56,7 +64,12 @@ const argmax = (a: Float32Array) => a.reduce((best, v, i) => (v > a[best] ? i : 
 
 describe.each([
   { name: 'wrapped', checkpoint: 'wrapped.pth', key: 'model', source: /checkpoint wrapped\.pth \['model'\], epoch 7/ },
-  { name: 'dataparallel', checkpoint: 'dataparallel.pth', key: 'state_dict', source: /checkpoint dataparallel\.pth \['state_dict'\], epoch 3, DataParallel 'module\.' prefix stripped/ },
+  {
+    name: 'dataparallel',
+    checkpoint: 'dataparallel.pth',
+    key: 'state_dict',
+    source: /checkpoint dataparallel\.pth \['state_dict'\], epoch 3, DataParallel 'module\.' prefix stripped/,
+  },
 ])('a $name checkpoint of a 10-class fine-tuned ResNet-18', ({ name, checkpoint, key, source }) => {
   const model = () => path.join(dir, `${name}.pt`);
   /** The eager model's logits for the dog photo, from the first test. */
@@ -84,7 +97,19 @@ describe.each([
     }
 
     const out = tempDir(`own-${name}-render`);
-    const r = runCli(['render', DOG, '--model', model(), '--layers', 'layer1.0.conv1,layer4', '--report', '--device', 'cpu', '--out', out]);
+    const r = runCli([
+      'render',
+      DOG,
+      '--model',
+      model(),
+      '--layers',
+      'layer1.0.conv1,layer4',
+      '--report',
+      '--device',
+      'cpu',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).not.toMatch(/warning/);
     expect(r.code).toBe(0);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
@@ -92,10 +117,11 @@ describe.each([
     expect(manifest.model.classes).toBe(10);
     expect(manifest.model.weights.source).toMatch(source);
     expect(manifest.images).toHaveLength(1);
-    for (const f of ['dog/layer1.0.conv1.png', 'dog/layer4.png', 'report.html']) expect(fs.statSync(path.join(out, f)).size).toBeGreaterThan(1000);
+    for (const f of ['dog/layer1.0.conv1.png', 'dog/layer4.png', 'report.html'])
+      expect(fs.statSync(path.join(out, f)).size).toBeGreaterThan(1000);
   });
 
-  test('gradcam names its predictions with the labels, in the eager model\'s order', async () => {
+  test("gradcam names its predictions with the labels, in the eager model's order", async () => {
     const want = dogLogits; // gradcam preprocesses as preprocess(DOG, { model }) did
     const order = Array.from(want.keys()).sort((a, b) => want[b] - want[a]);
     const out = tempDir(`own-${name}-gradcam`);
@@ -110,12 +136,36 @@ describe.each([
 
 describe('export-model.py failures are one line naming the fix', () => {
   test.each([
-    { args: ['x.pt', '--weights', 'wrapped.pth', '--arch', 'resnet34'], message: /does not fit --arch resnet34: \d+ parameters missing .*pass the --arch the weights were trained with/, code: 2 },
-    { args: ['x.pt', '--weights', 'wrapped.pth', '--arch', 'resnt18'], message: /unknown --arch 'resnt18'.*did you mean resnet18/, code: 2 },
-    { args: ['x.pt', '--weights', 'wrapped.pth', '--num-classes', '5'], message: /--num-classes 5 does not match .*fc\.weight has 10 outputs/, code: 2 },
-    { args: ['x.pt', '--weights', 'wrapped.pth', '--labels', 'short.txt'], message: /--labels short\.txt has 3 names but the model has 10 classes/, code: 2 },
-    { args: ['x.pt', '--weights', 'labels.txt'], message: /torch\.load cannot read it .*torch\.save\(model\.state_dict\(\), FILE\)/, code: 1 },
-    { args: ['x.pt', '--weights', 'nokey.pth'], message: /checkpoint dict with keys epoch, optimizer but none of model, state_dict, model_state_dict/, code: 2 },
+    {
+      args: ['x.pt', '--weights', 'wrapped.pth', '--arch', 'resnet34'],
+      message: /does not fit --arch resnet34: \d+ parameters missing .*pass the --arch the weights were trained with/,
+      code: 2,
+    },
+    {
+      args: ['x.pt', '--weights', 'wrapped.pth', '--arch', 'resnt18'],
+      message: /unknown --arch 'resnt18'.*did you mean resnet18/,
+      code: 2,
+    },
+    {
+      args: ['x.pt', '--weights', 'wrapped.pth', '--num-classes', '5'],
+      message: /--num-classes 5 does not match .*fc\.weight has 10 outputs/,
+      code: 2,
+    },
+    {
+      args: ['x.pt', '--weights', 'wrapped.pth', '--labels', 'short.txt'],
+      message: /--labels short\.txt has 3 names but the model has 10 classes/,
+      code: 2,
+    },
+    {
+      args: ['x.pt', '--weights', 'labels.txt'],
+      message: /torch\.load cannot read it .*torch\.save\(model\.state_dict\(\), FILE\)/,
+      code: 1,
+    },
+    {
+      args: ['x.pt', '--weights', 'nokey.pth'],
+      message: /checkpoint dict with keys epoch, optimizer but none of model, state_dict, model_state_dict/,
+      code: 2,
+    },
     { args: ['x.pt', '--weights', 'missing.pth'], message: /--weights 'missing\.pth': no such file/, code: 2 },
     { args: ['x.pt', '--mean', '0.5,0.5'], message: /--mean takes three numbers for R,G,B/, code: 2 },
     { args: ['x.pt', '--script', '--trace'], message: /not allowed with argument/, code: 2 },
@@ -135,7 +185,18 @@ describe('export-model.py failures are one line naming the fix', () => {
   });
 
   test('a 10-class state_dict exports without --num-classes, and with --trace', async () => {
-    const r = exportModel(['plain-trace.pt', '--weights', 'plain.pth', '--trace', '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '--size', '160']);
+    const r = exportModel([
+      'plain-trace.pt',
+      '--weights',
+      'plain.pth',
+      '--trace',
+      '--mean',
+      '0.5,0.5,0.5',
+      '--std',
+      '0.25,0.25,0.25',
+      '--size',
+      '160',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/no --labels, so featscope will name the 10 classes 'class 0' to 'class 9'/);
     const m = await loadModel(path.join(dir, 'plain-trace.pt'), { device: 'cpu' });
@@ -166,9 +227,27 @@ describe('a model without featscope metadata', () => {
   });
 
   test('--mean/--std/--labels supply the normalisation and class names: no warning, and the values reach the forward', async () => {
-    const mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3];
+    const mean = [0.5, 0.4, 0.3],
+      std = [0.2, 0.25, 0.3];
     const out = tempDir('own-nometa-export');
-    const r = runCli(['export', DOG, '--model', nometa(), '--layers', 'fc', '--mean', mean.join(','), '--std', std.join(','), '--labels', path.join(dir, 'labels.txt'), '--device', 'cpu', '--out', out]);
+    const r = runCli([
+      'export',
+      DOG,
+      '--model',
+      nometa(),
+      '--layers',
+      'fc',
+      '--mean',
+      mean.join(','),
+      '--std',
+      std.join(','),
+      '--labels',
+      path.join(dir, 'labels.txt'),
+      '--device',
+      'cpu',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).not.toMatch(/warning/);
     expect(r.code).toBe(0);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
@@ -186,13 +265,48 @@ describe('a model without featscope metadata', () => {
     expect(maxAbsDiff(fc, imagenet)).toBeGreaterThan(1e-2);
 
     // --resume with other values redoes the image instead of keeping the old file.
-    const r2 = runCli(['export', DOG, '--model', nometa(), '--layers', 'fc', '--device', 'cpu', '--out', out, '--resume', '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225']);
+    const r2 = runCli([
+      'export',
+      DOG,
+      '--model',
+      nometa(),
+      '--layers',
+      'fc',
+      '--device',
+      'cpu',
+      '--out',
+      out,
+      '--resume',
+      '--mean',
+      '0.485,0.456,0.406',
+      '--std',
+      '0.229,0.224,0.225',
+    ]);
     expect(r2.code).toBe(0);
     expect(maxAbsDiff(npy(path.join(out, 'dog', 'fc.npy')), imagenet)).toBeLessThanOrEqual(1e-4);
 
-    const g = runCli(['gradcam', DOG, '--model', nometa(), '--labels', path.join(dir, 'labels.txt'), '--mean', mean.join(','), '--std', std.join(','), '--device', 'cpu', '--out', tempDir('own-nometa-gc'), '--json']);
+    const g = runCli([
+      'gradcam',
+      DOG,
+      '--model',
+      nometa(),
+      '--labels',
+      path.join(dir, 'labels.txt'),
+      '--mean',
+      mean.join(','),
+      '--std',
+      std.join(','),
+      '--device',
+      'cpu',
+      '--out',
+      tempDir('own-nometa-gc'),
+      '--json',
+    ]);
     expect(g.code).toBe(0);
-    expect(JSON.parse(g.stdout).images[0].predictions[0]).toMatchObject({ class: argmax(want), name: LABELS[argmax(want)] });
+    expect(JSON.parse(g.stdout).images[0].predictions[0]).toMatchObject({
+      class: argmax(want),
+      name: LABELS[argmax(want)],
+    });
   });
 
   test('bad --labels, --mean and --size are usage errors naming the value', () => {

@@ -16,7 +16,10 @@ const { chromium } = require('playwright-core') as typeof import('playwright-cor
 
 const haveChromium = fs.existsSync(CHROMIUM);
 const maybe = haveChromium ? describe : describe.skip;
-if (!haveChromium) console.warn(`report tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`);
+if (!haveChromium)
+  console.warn(
+    `report tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`,
+  );
 
 interface PageReport {
   consoleErrors: string[];
@@ -35,11 +38,29 @@ async function openReport(file: string): Promise<PageReport> {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1366, height: 768 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
-    const r: PageReport = { consoleErrors: [], pageErrors: [], dialogs: [], requests: [], images: { total: 0, broken: [] }, injected: 0, text: '', screenshot: Buffer.alloc(0) };
+    const r: PageReport = {
+      consoleErrors: [],
+      pageErrors: [],
+      dialogs: [],
+      requests: [],
+      images: { total: 0, broken: [] },
+      injected: 0,
+      text: '',
+      screenshot: Buffer.alloc(0),
+    };
     page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') r.consoleErrors.push(m.text());
     });
@@ -57,7 +78,9 @@ async function openReport(file: string): Promise<PageReport> {
     r.images = (await page.evaluate(
       `(() => { const imgs = Array.from(document.images); return { total: imgs.length, broken: imgs.filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.alt) }; })()`,
     )) as PageReport['images'];
-    r.injected = (await page.evaluate(`document.querySelectorAll('img[src="x"], img[src="y"], script').length`)) as number;
+    r.injected = (await page.evaluate(
+      `document.querySelectorAll('img[src="x"], img[src="y"], script').length`,
+    )) as number;
     r.text = (await page.evaluate('document.body.innerText')) as string;
     r.screenshot = await page.screenshot({ fullPage: true });
     r.requests = r.requests.filter((u) => u !== url);
@@ -91,7 +114,18 @@ maybe('report.html in Chromium', () => {
     fs.copyFileSync(DOG, path.join(dir, 'dog.jpg'));
     fs.copyFileSync(DOG, path.join(dir, `${HOSTILE}.jpg`));
     fs.writeFileSync(path.join(dir, 'broken.png'), 'not a png');
-    const r = runCli(['render', dir, '--model', MODELS.scripted, '--layers', 'layer1.0.conv1,layer4', '--overlay', '--report', '--out', out]);
+    const r = runCli([
+      'render',
+      dir,
+      '--model',
+      MODELS.scripted,
+      '--layers',
+      'layer1.0.conv1,layer4',
+      '--overlay',
+      '--report',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(1); // broken.png
     const file = path.join(out, 'report.html');
     const html = fs.readFileSync(file, 'utf8');
@@ -120,7 +154,18 @@ maybe('report.html in Chromium', () => {
     const model = path.join(tempDir('hostile-model'), 'hostile.pt');
     makeHostileModel(model);
     const out = tempDir('report-hostile');
-    const r = runCli(['render', DOG, '--model', model, '--layers', `stem,${HOSTILE}`, '--overlay', '--report', '--out', out]);
+    const r = runCli([
+      'render',
+      DOG,
+      '--model',
+      model,
+      '--layers',
+      `stem,${HOSTILE}`,
+      '--overlay',
+      '--report',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).not.toMatch(/failed/);
     expect(r.code).toBe(0);
     // the layer's files got a sanitised name inside --out
@@ -129,7 +174,12 @@ maybe('report.html in Chromium', () => {
     const files = fs.readdirSync(path.join(out, 'dog')).sort();
     expect(files).toHaveLength(6);
     expect(files.filter((f) => /^img_src_x_onerror_alert_1-[0-9a-f]{8}(\.overlay)?\.png$/.test(f))).toHaveLength(2);
-    expect(files.filter((f) => !f.startsWith('img_'))).toEqual(['input.png', 'record.json', 'stem.overlay.png', 'stem.png']);
+    expect(files.filter((f) => !f.startsWith('img_'))).toEqual([
+      'input.png',
+      'record.json',
+      'stem.overlay.png',
+      'stem.png',
+    ]);
     const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
     expect(html).not.toContain(HOSTILE);
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');

@@ -19,7 +19,9 @@ beforeAll(() => {
 function workspace(prefix: string, photos = [DOG, CHELSEA]): string {
   const dir = tempDir(prefix);
   fs.mkdirSync(path.join(dir, 'photos'));
-  photos.forEach((p, i) => fs.copyFileSync(p, path.join(dir, 'photos', `${String(i).padStart(2, '0')}-${path.basename(p)}`)));
+  photos.forEach((p, i) =>
+    fs.copyFileSync(p, path.join(dir, 'photos', `${String(i).padStart(2, '0')}-${path.basename(p)}`)),
+  );
   fs.symlinkSync(MODELS.scripted, path.join(dir, 'model.pt'));
   return dir;
 }
@@ -57,7 +59,9 @@ jobs:
   const r = runCli(['run', path.join(dir, 'job.yaml')], { cwd: os.tmpdir() });
   expect(r.stderr).not.toMatch(/warning|error/i);
   expect(r.code).toBe(0);
-  expect(r.stderr).toMatch(/featscope run: job 1\/3 \(features\): featscope export --model \S+model\.pt --device cpu --layers layer1\.0\.conv1,layer4 --out \S+out\/features -- \S+photos/);
+  expect(r.stderr).toMatch(
+    /featscope run: job 1\/3 \(features\): featscope export --model \S+model\.pt --device cpu --layers layer1\.0\.conv1,layer4 --out \S+out\/features -- \S+photos/,
+  );
   expect(r.stderr.indexOf('job 1/3')).toBeLessThan(r.stderr.indexOf('job 2/3'));
   expect(r.stderr).toMatch(/job 3\/3 \(weights\): exit 0/);
 
@@ -69,18 +73,47 @@ jobs:
 
   // The same export on the command line writes the same values.
   const direct = tempDir('run-direct');
-  expect(runCli(['export', path.join(dir, 'photos'), '--model', MODELS.scripted, '--device', 'cpu', '--layers', 'layer1.0.conv1,layer4', '--out', direct]).code).toBe(0);
-  expect(f32(path.join(dir, 'out', 'features', '00-dog', 'layer4.npy')).equals(f32(path.join(direct, '00-dog', 'layer4.npy')))).toBe(true);
+  expect(
+    runCli([
+      'export',
+      path.join(dir, 'photos'),
+      '--model',
+      MODELS.scripted,
+      '--device',
+      'cpu',
+      '--layers',
+      'layer1.0.conv1,layer4',
+      '--out',
+      direct,
+    ]).code,
+  ).toBe(0);
+  expect(
+    f32(path.join(dir, 'out', 'features', '00-dog', 'layer4.npy')).equals(
+      f32(path.join(direct, '00-dog', 'layer4.npy')),
+    ),
+  ).toBe(true);
 });
 
 test('unknown keys, commands and values are refused with did-you-mean before any job runs', () => {
   const dir = workspace('run-bad');
   const cases: Array<[string, string, RegExp]> = [
-    ['typo.yaml', 'jobs:\n  - command: export\n    inputs: photos\n    out: out/a\n  - command: render\n    inputs: photos\n    overlya: true\n', /job 2 of 2 \(render\): unknown key "overlya"; did you mean "overlay"\?/],
+    [
+      'typo.yaml',
+      'jobs:\n  - command: export\n    inputs: photos\n    out: out/a\n  - command: render\n    inputs: photos\n    overlya: true\n',
+      /job 2 of 2 \(render\): unknown key "overlya"; did you mean "overlay"\?/,
+    ],
     ['top.yaml', 'job:\n  - command: export\n', /unknown key "job"; did you mean "jobs"\?/],
     ['cmd.json', '[{"command": "stat", "inputs": "photos"}]', /job 1 of 1: unknown command "stat"; did you mean stats/],
-    ['switch.yaml', '- command: render\n  inputs: photos\n  report: 3\n', /report is a switch: give true or false, not 3/],
-    ['defaults.yaml', 'defaults:\n  devce: cpu\njobs:\n  - command: export\n    inputs: photos\n', /defaults: unknown key "devce"; did you mean "device"/],
+    [
+      'switch.yaml',
+      '- command: render\n  inputs: photos\n  report: 3\n',
+      /report is a switch: give true or false, not 3/,
+    ],
+    [
+      'defaults.yaml',
+      'defaults:\n  devce: cpu\njobs:\n  - command: export\n    inputs: photos\n',
+      /defaults: unknown key "devce"; did you mean "device"/,
+    ],
     ['noinputs.yaml', '- command: weights\n  inputs: photos\n', /weights takes no inputs; remove inputs/],
     ['broken.yaml', 'jobs:\n  - command: render\n    inputs: [a\n', /is not valid YAML: .*line 4/],
     ['broken.json', '{"jobs": [', /is not valid JSON/],
@@ -100,14 +133,15 @@ test('unknown keys, commands and values are refused with did-you-mean before any
 test('exit codes: failed inputs give 1 and later jobs still run; a usage error stops the run with 2; --resume skips finished jobs', () => {
   const dir = workspace('run-codes');
   fs.writeFileSync(path.join(dir, 'photos', 'broken.jpg'), 'not an image');
-  const job = (layer: string) => JSON.stringify({
-    defaults: { model: 'model.pt', device: 'cpu' },
-    jobs: [
-      { command: 'export', name: 'one', inputs: 'photos', layers: 'layer1', out: 'out/one' },
-      { command: 'export', name: 'two', inputs: 'photos/00-dog.jpg', layers: layer, out: 'out/two' },
-      { command: 'export', name: 'three', inputs: 'photos/00-dog.jpg', layers: 'fc', out: 'out/three' },
-    ],
-  });
+  const job = (layer: string) =>
+    JSON.stringify({
+      defaults: { model: 'model.pt', device: 'cpu' },
+      jobs: [
+        { command: 'export', name: 'one', inputs: 'photos', layers: 'layer1', out: 'out/one' },
+        { command: 'export', name: 'two', inputs: 'photos/00-dog.jpg', layers: layer, out: 'out/two' },
+        { command: 'export', name: 'three', inputs: 'photos/00-dog.jpg', layers: 'fc', out: 'out/three' },
+      ],
+    });
   fs.writeFileSync(path.join(dir, 'job.json'), job('layer9'));
   const r = runCli(['run', path.join(dir, 'job.json')]);
   expect(r.code).toBe(2);
@@ -133,7 +167,10 @@ test('exit codes: failed inputs give 1 and later jobs still run; a usage error s
 });
 
 test('Ctrl-C stops the run after the current image with 130; --resume finishes that job and runs the rest', async () => {
-  const dir = workspace('run-sigint', Array.from({ length: 12 }, () => DOG));
+  const dir = workspace(
+    'run-sigint',
+    Array.from({ length: 12 }, () => DOG),
+  );
   fs.writeFileSync(
     path.join(dir, 'job.yaml'),
     'defaults: {model: model.pt, device: cpu}\njobs:\n  - {command: render, inputs: photos, layers: layer1.0.conv1, batch: 1, out: out/render}\n  - {command: export, inputs: photos/00-dog.jpg, layers: fc, out: out/fc}\n',
@@ -147,7 +184,9 @@ test('Ctrl-C stops the run after the current image with 130; --resume finishes t
   expect(r.stderr).toMatch(/job 2\/2 \(export\): not started/);
   expect(r.stderr).toMatch(/rerun `featscope run .*job\.yaml --resume`/);
   expect(fs.existsSync(path.join(dir, 'out', 'fc'))).toBe(false);
-  const finished = fs.readdirSync(path.join(dir, 'out', 'render')).filter((d) => fs.existsSync(path.join(dir, 'out', 'render', d, 'record.json'))).length;
+  const finished = fs
+    .readdirSync(path.join(dir, 'out', 'render'))
+    .filter((d) => fs.existsSync(path.join(dir, 'out', 'render', d, 'record.json'))).length;
   expect(finished).toBeGreaterThanOrEqual(2);
   expect(finished).toBeLessThan(12);
 

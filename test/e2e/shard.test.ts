@@ -20,23 +20,28 @@ beforeAll(() => {
   dir = tempDir('shard');
   photos = path.join(dir, 'photos');
   fs.mkdirSync(path.join(photos, 'sub'), { recursive: true });
-  for (const f of fs.readdirSync(FIXTURES)) if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(FIXTURES, f), path.join(photos, f));
+  for (const f of fs.readdirSync(FIXTURES))
+    if (/\.(jpg|png)$/.test(f)) fs.copyFileSync(path.join(FIXTURES, f), path.join(photos, f));
   // Copies: equal scores, so the top images' tie-break (earlier file first) is tested too.
   fs.copyFileSync(DOG, path.join(photos, 'sub', 'dog2.jpg'));
   fs.copyFileSync(path.join(FIXTURES, 'chelsea.png'), path.join(photos, 'sub', 'zz.png'));
 });
 
-const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli([...args, '--model', MODELS.scripted, '--device', 'cpu'], { env });
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runCli([...args, '--model', MODELS.scripted, '--device', 'cpu'], { env });
 
 test('the split: each image in one shard, the same from any working directory, stable when images are added', () => {
-  const files = ['a.jpg', 'b.jpg', 'sub/c.jpg', 'sub/d.png', 'e.png', 'f.jpg', 'g.jpg', 'h.jpg'].map((f) => path.join(photos, f));
+  const files = ['a.jpg', 'b.jpg', 'sub/c.jpg', 'sub/d.png', 'e.png', 'f.jpg', 'g.jpg', 'h.jpg'].map((f) =>
+    path.join(photos, f),
+  );
   const shardsOf = (list: string[], root: string) => {
     const inputs = nameInputs(list);
     const owner = new Map<string, number>();
-    for (let i = 0; i < 4; i++) for (const inp of selectShard([root], inputs, { index: i, count: 4, from: 'test' }).inputs) {
-      expect(owner.has(inp.source)).toBe(false);
-      owner.set(path.relative(root, inp.source), i);
-    }
+    for (let i = 0; i < 4; i++)
+      for (const inp of selectShard([root], inputs, { index: i, count: 4, from: 'test' }).inputs) {
+        expect(owner.has(inp.source)).toBe(false);
+        owner.set(path.relative(root, inp.source), i);
+      }
     return owner;
   };
   const before = shardsOf(files, photos);
@@ -45,18 +50,27 @@ test('the split: each image in one shard, the same from any working directory, s
   // The same folder mounted elsewhere: the same split.
   const elsewhere = path.join(tempDir('shard-mounted'), 'data', 'photos');
   fs.mkdirSync(elsewhere, { recursive: true });
-  const moved = shardsOf(files.map((f) => f.replace(photos, elsewhere)), elsewhere);
+  const moved = shardsOf(
+    files.map((f) => f.replace(photos, elsewhere)),
+    elsewhere,
+  );
   expect(moved).toEqual(before);
   // Added images do not move the others.
   const after = shardsOf([...files, path.join(photos, 'new1.jpg'), path.join(photos, 'sub', 'new2.jpg')], photos);
   for (const [f, s] of before) expect(after.get(f)).toBe(s);
 
-  expect(parseShard({}, 'stats', { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '4' })).toMatchObject({ index: 1, count: 4 });
+  expect(
+    parseShard({}, 'stats', { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '4' }),
+  ).toMatchObject({ index: 1, count: 4 });
   expect(parseShard({ shards: '8' }, 'stats', { JOB_COMPLETION_INDEX: '7' })).toMatchObject({ index: 7, count: 8 });
   expect(parseShard({}, 'stats', {})).toBeUndefined();
-  expect(() => parseShard({ shard: '4/4' }, 'stats', {})).toThrow(/shard index must be an integer from 0 to 3, not "4\/4"/);
+  expect(() => parseShard({ shard: '4/4' }, 'stats', {})).toThrow(
+    /shard index must be an integer from 0 to 3, not "4\/4"/,
+  );
   expect(() => parseShard({ shard: 'x' }, 'stats', {})).toThrow(/--shard takes I\/N/);
-  expect(() => parseShard({ shards: '4' }, 'stats', {})).toThrow(/JOB_COMPLETION_INDEX.*not set; outside Kubernetes give --shard I\/N/);
+  expect(() => parseShard({ shards: '4' }, 'stats', {})).toThrow(
+    /JOB_COMPLETION_INDEX.*not set; outside Kubernetes give --shard I\/N/,
+  );
 });
 
 test('stats: 4 shards merged equal one run over the folder; a re-run shard changes nothing', () => {
@@ -78,17 +92,25 @@ test('stats: 4 shards merged equal one run over the folder; a re-run shard chang
   expect(b.images).toBe(8);
   expect(b.layers.map((l: { name: string }) => l.name)).toEqual(['layer1', 'layer4']);
   for (let i = 0; i < a.layers.length; i++) {
-    const x = a.layers[i], y = b.layers[i];
+    const x = a.layers[i],
+      y = b.layers[i];
     expect(y.percentiles).toBe('exact');
     expect(y.deadChannels).toEqual(x.deadChannels);
     expect(y.topImages).toEqual(x.topImages);
     for (const k of Object.keys(x.channel)) {
-      (x.channel[k] as number[]).forEach((v, j) => expect(Math.abs(v - y.channel[k][j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))));
+      (x.channel[k] as number[]).forEach((v, j) =>
+        expect(Math.abs(v - y.channel[k][j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))),
+      );
     }
   }
   // The copies tie; the earlier file comes first, as in one run.
-  const dogTop = (a.layers[1].topImages as Array<Array<[string, number]>>).find((list) => list.some(([s]) => s.endsWith('sub/dog2.jpg')));
-  if (dogTop) expect(dogTop.findIndex(([s]) => s.endsWith('/dog.jpg'))).toBeLessThan(dogTop.findIndex(([s]) => s.endsWith('sub/dog2.jpg')));
+  const dogTop = (a.layers[1].topImages as Array<Array<[string, number]>>).find((list) =>
+    list.some(([s]) => s.endsWith('sub/dog2.jpg')),
+  );
+  if (dogTop)
+    expect(dogTop.findIndex(([s]) => s.endsWith('/dog.jpg'))).toBeLessThan(
+      dogTop.findIndex(([s]) => s.endsWith('sub/dog2.jpg')),
+    );
   expect(fs.statSync(path.join(out, 'merged', 'stats.png')).size).toBeGreaterThan(1000);
 
   // A retried pod: shard 2 again, then merge again — the same bytes.
@@ -120,11 +142,19 @@ test('render via JOB_COMPLETION_INDEX: 4 shards merge into one manifest and repo
   expect(b.merged.shards).toBe(4);
   expect(b.counts).toEqual(a.counts);
   expect(b.options).toEqual(a.options);
-  const strip = (r: { input: string; layers: Array<{ grid: string }> }) => ({ ...r, input: path.basename(r.input), layers: r.layers.map((l) => ({ ...l, grid: path.basename(l.grid) })) });
+  const strip = (r: { input: string; layers: Array<{ grid: string }> }) => ({
+    ...r,
+    input: path.basename(r.input),
+    layers: r.layers.map((l) => ({ ...l, grid: path.basename(l.grid) })),
+  });
   expect(b.images.map(strip)).toEqual(a.images.map(strip));
   for (const r of b.images) {
     expect(r.input).toMatch(/^shard-\d-of-4\//);
-    expect(fs.readFileSync(path.join(out, r.layers[0].grid)).equals(fs.readFileSync(path.join(one, r.name, 'layer1.0.conv1.png')))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(out, r.layers[0].grid))
+        .equals(fs.readFileSync(path.join(one, r.name, 'layer1.0.conv1.png'))),
+    ).toBe(true);
   }
   const report = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
   for (const r of b.images) expect(report).toContain(path.basename(r.source));
@@ -143,7 +173,10 @@ test('similarity: 4 shards merged give the CKA of one run over the folder', () =
   const one = tempDir('shard-sim-one');
   expect(cli(['similarity', photos, '--layers', 'layer1,layer3,layer4', '--out', one]).code).toBe(0);
   const out = tempDir('shard-sim');
-  for (let i = 0; i < 4; i++) expect(cli(['similarity', photos, '--layers', 'layer1,layer3,layer4', '--out', out, '--shard', `${i}/4`]).code).toBe(0);
+  for (let i = 0; i < 4; i++)
+    expect(
+      cli(['similarity', photos, '--layers', 'layer1,layer3,layer4', '--out', out, '--shard', `${i}/4`]).code,
+    ).toBe(0);
   const m = runCli(['merge', out]);
   expect(m.code).toBe(0);
   expect(m.stderr).toMatch(/merge: 4 similarity shards, 8 images/);
@@ -151,6 +184,8 @@ test('similarity: 4 shards merged give the CKA of one run over the folder', () =
   const b = JSON.parse(fs.readFileSync(path.join(out, 'similarity.json'), 'utf8'));
   expect(b.images).toBe(8);
   expect([b.rows, b.columns, b.options]).toEqual([a.rows, a.columns, a.options]);
-  (a.cka as number[][]).forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - b.cka[i][j])).toBeLessThanOrEqual(1e-6 * Math.abs(v))));
+  (a.cka as number[][]).forEach((row, i) =>
+    row.forEach((v, j) => expect(Math.abs(v - b.cka[i][j])).toBeLessThanOrEqual(1e-6 * Math.abs(v))),
+  );
   expect(fs.statSync(path.join(out, 'similarity.png')).size).toBeGreaterThan(1000);
 });

@@ -23,7 +23,11 @@ function newestMtime(dir: string): number {
 export function ensureBuilt(): void {
   const built = fs.existsSync(CLI) ? fs.statSync(CLI).mtimeMs : 0;
   if (newestMtime(path.join(ROOT, 'lib')) > built) {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.json')],
+      { stdio: 'inherit' },
+    );
   }
 }
 
@@ -46,11 +50,17 @@ export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.Pro
 
 /** Start the CLI and resolve once `ready(stderr)` holds; the caller signals it and awaits `done`. */
 export function startCli(args: string[], ready: (stderr: string) => boolean) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
-  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
   const started = new Promise<void>((resolve, reject) => {
     child.stderr.on('data', (d) => {
       stderr += d;

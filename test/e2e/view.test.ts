@@ -22,16 +22,24 @@ const CHELSEA = path.join(ROOT, 'test', 'fixtures', 'images', 'chelsea.png');
 const LAYER = 'layer1.0.conv1';
 const haveChromium = fs.existsSync(CHROMIUM);
 const maybe = haveChromium ? describe : describe.skip;
-if (!haveChromium) console.warn(`view tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`);
+if (!haveChromium)
+  console.warn(`view tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`);
 
 /** A raw GET/POST (no URL normalisation, so `..` reaches the server as sent). */
-function raw(port: number, pathAndQuery: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function raw(
+  port: number,
+  pathAndQuery: string,
+  init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: pathAndQuery, method: init.method ?? 'GET', headers: init.headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: pathAndQuery, method: init.method ?? 'GET', headers: init.headers },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+      },
+    );
     req.on('error', reject);
     req.end(init.body);
   });
@@ -80,7 +88,9 @@ function planes(data: Float32Array, shape: number[]) {
   const [, c, h, w] = shape;
   return Array.from({ length: c }, (_, ch) => {
     const p = data.subarray(ch * h * w, (ch + 1) * h * w);
-    let min = Infinity, max = -Infinity, sum = 0;
+    let min = Infinity,
+      max = -Infinity,
+      sum = 0;
     for (const v of p) {
       min = Math.min(min, v);
       max = Math.max(max, v);
@@ -109,7 +119,12 @@ maybe('featscope view in Chromium', () => {
     fs.copyFileSync(DOG, hostileImage);
     const hostileModel = path.join(dir, 'hostile.pt');
     makeHostileModel(hostileModel);
-    viewer = await startViewer({ images: [CHELSEA, DOG, hostileImage], models: [MODELS.scripted, MODELS.traced], device: 'cpu', uploadLimit: 2 * 1024 * 1024 });
+    viewer = await startViewer({
+      images: [CHELSEA, DOG, hostileImage],
+      models: [MODELS.scripted, MODELS.traced],
+      device: 'cpu',
+      uploadLimit: 2 * 1024 * 1024,
+    });
     hostileViewer = await startViewer({ images: [hostileImage], models: [hostileModel], device: 'cpu' });
     model = await loadModel(MODELS.scripted, { device: 'cpu' });
     origin = `http://127.0.0.1:${viewer.port}`;
@@ -118,7 +133,16 @@ maybe('featscope view in Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1366, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('request', (r) => requests.push(r.url()));
@@ -146,7 +170,10 @@ maybe('featscope view in Chromium', () => {
     expect(page.url()).not.toContain('token='); // dropped from the address bar; the cookie carries it
     expect(await page.locator('.thumb').count()).toBe(3);
     // thumbnails really decoded
-    await until(page, `Array.from(document.querySelectorAll('.thumb img')).every((i) => i.complete && i.naturalWidth > 0)`);
+    await until(
+      page,
+      `Array.from(document.querySelectorAll('.thumb img')).every((i) => i.complete && i.naturalWidth > 0)`,
+    );
 
     // layer tree: type, shape, calls; the shared ReLU is called twice
     const reluNode = page.locator('.node[data-layer="layer1.0.relu"]');
@@ -162,7 +189,10 @@ maybe('featscope view in Chromium', () => {
     const ps = planes(cap.data, cap.shape);
     const layerMin = Math.min(...ps.map((p) => p.min));
     const layerMax = Math.max(...ps.map((p) => p.max));
-    const tileChannels = async () => (await page.locator('.tile').evaluateAll((ts) => ts.map((t) => Number((t as unknown as { dataset: { channel: string } }).dataset.channel))));
+    const tileChannels = async () =>
+      await page
+        .locator('.tile')
+        .evaluateAll((ts) => ts.map((t) => Number((t as unknown as { dataset: { channel: string } }).dataset.channel)));
     expect(await tileChannels()).toEqual(Array.from({ length: 32 }, (_, i) => i));
     expect(await page.textContent('#page-info')).toBe(`page 1 / ${C / 32}`);
 
@@ -182,10 +212,16 @@ maybe('featscope view in Chromium', () => {
     // sort by max: the page is the 32 channels of highest max, in order
     await page.selectOption('#sort', 'max');
     await until(page, `document.querySelector('#grid').dataset.state === 'max:0:shared'`);
-    const byMax = ps.map((p, ch) => ({ ch, v: p.max })).sort((a, b) => b.v - a.v || a.ch - b.ch).map((p) => p.ch);
+    const byMax = ps
+      .map((p, ch) => ({ ch, v: p.max }))
+      .sort((a, b) => b.v - a.v || a.ch - b.ch)
+      .map((p) => p.ch);
     expect(await tileChannels()).toEqual(byMax.slice(0, 32));
     await page.selectOption('#sort', 'mean');
-    const byMean = ps.map((p, ch) => ({ ch, v: p.mean })).sort((a, b) => b.v - a.v || a.ch - b.ch).map((p) => p.ch);
+    const byMean = ps
+      .map((p, ch) => ({ ch, v: p.mean }))
+      .sort((a, b) => b.v - a.v || a.ch - b.ch)
+      .map((p) => p.ch);
     await until(page, `document.querySelector('#grid').dataset.state === 'mean:0:shared'`);
     expect((await tileChannels()).slice(0, 8)).toEqual(byMean.slice(0, 8)); // float32 sums may swap near-ties further down
 
@@ -214,7 +250,10 @@ maybe('featscope view in Chromium', () => {
 
     // Grad-CAM toggle: the picture is the library's Grad-CAM overlay, pixel for pixel
     await page.check('input[name="ov"][value="gradcam"]');
-    await until(page, `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === 'gradcam' && i.complete && i.naturalWidth > 0; })()`);
+    await until(
+      page,
+      `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === 'gradcam' && i.complete && i.naturalWidth > 0; })()`,
+    );
     const [gc] = await gradCamOverlays(model, [CHELSEA], { layer: LAYER, top: 3 });
     const drawn = await pixels(page, '#overlay-img');
     const want = await sharp(gc.png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -238,7 +277,10 @@ maybe('featscope view in Chromium', () => {
     expect(bannerRow[1]).toBeLessThan(90);
     for (const kind of ['mean', 'saliency']) {
       await page.check(`input[name="ov"][value="${kind}"]`);
-      await until(page, `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === '${kind}' && i.complete && i.naturalWidth > 0; })()`);
+      await until(
+        page,
+        `(() => { const i = document.querySelector('#overlay-img'); return !i.hidden && i.dataset.kind === '${kind}' && i.complete && i.naturalWidth > 0; })()`,
+      );
       const pic = await pixels(page, '#overlay-img');
       expect(Array.from(pic.rgb.subarray(0, 3))).toEqual(bannerRow);
       expect(pic.width).toBeGreaterThanOrEqual(448); // the photo drawn 448 wide, in a frame
@@ -272,7 +314,8 @@ maybe('featscope view in Chromium', () => {
     const capDog = (await model.forward(await preprocess(DOG, { model }), { layers: [LAYER] })).get(LAYER);
     const psDog = planes(capDog.data, capDog.shape);
     const ch = top;
-    const a = ps[ch].plane, b = psDog[ch].plane;
+    const a = ps[ch].plane,
+      b = psDog[ch].plane;
     let dmax = 0;
     for (let i = 0; i < a.length; i++) dmax = Math.max(dmax, Math.abs(b[i] - a[i]));
     const diff = await canvasRGB(page, '#cmp-map-diff');
@@ -287,7 +330,8 @@ maybe('featscope view in Chromium', () => {
     }
     expect(checked).toBeGreaterThan(10);
     const mapA = await canvasRGB(page, '#cmp-map-a');
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (let i = 0; i < a.length; i++) {
       lo = Math.min(lo, a[i], b[i]);
       hi = Math.max(hi, a[i], b[i]);
@@ -299,11 +343,17 @@ maybe('featscope view in Chromium', () => {
     expect(await page.textContent('#cmp-preds')).toMatch(/A predicts .* · B predicts /);
     fs.writeFileSync(path.join(ROOT, 'docs', 'images', 'view-compare.png'), await page.screenshot());
     // a click on the chart opens that layer: layer4's bar, whose maps are 7 x 7
-    const layersCompared = (JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&a=i0&b=i1`)).body.toString()) as { layers: { name: string }[] }).layers;
+    const layersCompared = (
+      JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&a=i0&b=i1`)).body.toString()) as {
+        layers: { name: string }[];
+      }
+    ).layers;
     const i4 = layersCompared.findIndex((l) => l.name === 'layer4');
     const box = (await page.locator('#div-chart').boundingBox())!;
     const slot = (960 - 44) / layersCompared.length;
-    await page.click('#div-chart', { position: { x: ((44 + (i4 + 0.5) * slot) * box.width) / 960, y: box.height / 2 } });
+    await page.click('#div-chart', {
+      position: { x: ((44 + (i4 + 0.5) * slot) * box.width) / 960, y: box.height / 2 },
+    });
     await until(page, `document.querySelector('#cmp-layer').textContent.startsWith('layer: layer4 ·')`);
     await until(page, `document.querySelector('#cmp-map-diff').width === 7`);
     expect((await canvasRGB(page, '#cmp-map-a')).width).toBe(7);
@@ -316,7 +366,8 @@ maybe('featscope view in Chromium', () => {
   });
 
   test('divergences: one image through the scripted and the traced model (same weights) is ~0; two images match sums done here', async () => {
-    const get = async (q: string) => JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&${q}`)).body.toString());
+    const get = async (q: string) =>
+      JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&${q}`)).body.toString());
     const same = await get('a=i0&modelA=0&b=i0&modelB=1');
     expect(same.layers.length).toBeGreaterThan(40);
     for (const l of same.layers) {
@@ -325,11 +376,15 @@ maybe('featscope view in Chromium', () => {
     }
     const two = await get('a=i0&b=i1');
     const names = ['conv1', LAYER, 'layer4'];
-    const caps = async (f: string) => (await model.forward(await preprocess(f, { model }), { layers: names }));
+    const caps = async (f: string) => await model.forward(await preprocess(f, { model }), { layers: names });
     const [ra, rb] = [await caps(CHELSEA), await caps(DOG)];
     for (const n of names) {
-      const A = ra.get(n).data, B = rb.get(n).data;
-      let dot = 0, na = 0, nb = 0, dd = 0;
+      const A = ra.get(n).data,
+        B = rb.get(n).data;
+      let dot = 0,
+        na = 0,
+        nb = 0,
+        dd = 0;
       for (let i = 0; i < A.length; i++) {
         dot += A[i] * B[i];
         na += A[i] * A[i];
@@ -347,19 +402,27 @@ maybe('featscope view in Chromium', () => {
   });
 
   test('upload from the browser; hostile file and module names are shown as text, never run', async () => {
-    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+      .png()
+      .toBuffer();
     await page.click('#tab-channels');
     await page.setInputFiles('#upload', { name: `${HOSTILE}.png`, mimeType: 'image/png', buffer: png });
     await until(page, `document.querySelectorAll('.thumb').length === 4`);
     const names = await page.locator('.thumb span').allTextContents();
     expect(names).toContain(`${HOSTILE}.jpg`);
     expect(names).toContain(`${HOSTILE}.png`);
-    expect(await page.evaluate(`document.querySelectorAll('img[src="x"], img[src="y"], script:not([src="/assets/viewer.js"])').length`)).toBe(0);
+    expect(
+      await page.evaluate(
+        `document.querySelectorAll('img[src="x"], img[src="y"], script:not([src="/assets/viewer.js"])').length`,
+      ),
+    ).toBe(0);
 
     // a model whose module and metadata are hostile
     await page.goto(hostileViewer.url, { waitUntil: 'load' });
     await page.waitForSelector(`.node`);
-    expect(await page.locator('.node').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining(HOSTILE)]));
+    expect(await page.locator('.node').allTextContents()).toEqual(
+      expect.arrayContaining([expect.stringContaining(HOSTILE)]),
+    );
     expect(await page.textContent('#banner')).toContain('<img src=y onerror=alert(3)>');
     expect(await page.textContent('#model-name')).toContain('<script>alert(2)</script>');
     await page.click(`.node[data-layer="${HOSTILE}"]`);
@@ -371,7 +434,15 @@ maybe('featscope view in Chromium', () => {
 
   test('security: token on every request, no traversal, strict CSP, 4xx JSON with codes, the server goes on', async () => {
     const t = viewer.token;
-    for (const p of ['/', '/assets/viewer.js', '/assets/viewer.css', '/api/session', '/api/image?image=i0', `/?token=${'x'.repeat(t.length)}`, '/?token=']) {
+    for (const p of [
+      '/',
+      '/assets/viewer.js',
+      '/assets/viewer.css',
+      '/api/session',
+      '/api/image?image=i0',
+      `/?token=${'x'.repeat(t.length)}`,
+      '/?token=',
+    ]) {
       const r = await raw(viewer.port, p);
       expect(r.status).toBe(401);
       expect(errorCode(r.body)).toBe('UNAUTHORIZED');
@@ -391,7 +462,16 @@ maybe('featscope view in Chromium', () => {
 
     // nothing outside the images and the assets
     const secret = fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8');
-    for (const p of ['/assets/../package.json', '/assets/..%2f..%2fpackage.json', '/%2e%2e/package.json', '/assets/viewer.js/../../../package.json', '/assets/index.html', '/lib/viewer/server.ts', '/api/image?image=..%2F..%2Fpackage.json', `/api/image?image=${encodeURIComponent(DOG)}`]) {
+    for (const p of [
+      '/assets/../package.json',
+      '/assets/..%2f..%2fpackage.json',
+      '/%2e%2e/package.json',
+      '/assets/viewer.js/../../../package.json',
+      '/assets/index.html',
+      '/lib/viewer/server.ts',
+      '/api/image?image=..%2F..%2Fpackage.json',
+      `/api/image?image=${encodeURIComponent(DOG)}`,
+    ]) {
       const r = await raw(viewer.port, `${p}${p.includes('?') ? '&' : '?'}token=${t}`);
       expect(r.status).toBeGreaterThanOrEqual(400);
       expect(r.status).toBeLessThan(500);
@@ -420,20 +500,32 @@ maybe('featscope view in Chromium', () => {
     expect(post.status).toBe(405);
 
     // uploads: the size limit, and the CLI's decoding limits
-    const big = await raw(viewer.port, `/api/upload?token=${t}&name=big.png`, { method: 'POST', body: Buffer.alloc(3 * 1024 * 1024) });
+    const big = await raw(viewer.port, `/api/upload?token=${t}&name=big.png`, {
+      method: 'POST',
+      body: Buffer.alloc(3 * 1024 * 1024),
+    });
     expect([big.status, errorCode(big.body)]).toEqual([413, 'UPLOAD_TOO_LARGE']);
-    const junk = await raw(viewer.port, `/api/upload?token=${t}&name=junk.png`, { method: 'POST', body: Buffer.from('not an image') });
+    const junk = await raw(viewer.port, `/api/upload?token=${t}&name=junk.png`, {
+      method: 'POST',
+      body: Buffer.from('not an image'),
+    });
     expect([junk.status, errorCode(junk.body)]).toEqual([400, 'IMAGE_DECODE']);
     // a PNG that claims 30000 x 30000 pixels: refused by the decoding limit, not decoded
-    const bomb = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#000' } }).png().toBuffer();
+    const bomb = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer();
     bomb.writeUInt32BE(30000, 16);
     bomb.writeUInt32BE(30000, 20);
     bomb.writeUInt32BE(zlib.crc32(bomb.subarray(12, 29)), 29); // a valid IHDR
     const r = await raw(viewer.port, `/api/upload?token=${t}&name=bomb.png`, { method: 'POST', body: bomb });
     expect([r.status, errorCode(r.body)]).toEqual([413, 'IMAGE_TOO_LARGE']);
     // start-up refusals: a missing image, a port in use
-    await expect(startViewer({ images: ['/nonexistent/photo.jpg'], models: [MODELS.scripted] })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
-    await expect(startViewer({ images: [], models: [MODELS.scripted], device: 'cpu', port: viewer.port })).rejects.toMatchObject({ code: 'PORT_IN_USE' });
+    await expect(startViewer({ images: ['/nonexistent/photo.jpg'], models: [MODELS.scripted] })).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+    });
+    await expect(
+      startViewer({ images: [], models: [MODELS.scripted], device: 'cpu', port: viewer.port }),
+    ).rejects.toMatchObject({ code: 'PORT_IN_USE' });
     // and it goes on
     const after = await raw(viewer.port, `/api/session?token=${t}`);
     expect(after.status).toBe(200);

@@ -36,7 +36,13 @@ test('visualize writes a grid and an overlay per layer and returns paths and per
 test('visualize with top-k channels and a loaded model (left open for the caller)', async () => {
   const model = await loadModel(MODELS.scripted, { device: 'cpu' });
   try {
-    const r = await visualize(DOG, { model, layers: ['layer4'], channels: { top: 4 }, overlay: false, outDir: tempDir('visualize-top') });
+    const r = await visualize(DOG, {
+      model,
+      layers: ['layer4'],
+      channels: { top: 4 },
+      overlay: false,
+      outDir: tempDir('visualize-top'),
+    });
     expect(r.files).toHaveLength(1);
     expect(r.layers[0].gridChannels).toEqual(r.layers[0].top.slice(0, 4).map((t) => t.channel));
     expect(model.disposed).toBe(false);
@@ -46,7 +52,9 @@ test('visualize with top-k channels and a loaded model (left open for the caller
 });
 
 test('visualize refuses unknown options and bad models with FeatscopeErrors', async () => {
-  await expect(visualize(DOG, { model: MODELS.scripted, colour: 'red' } as never)).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
+  await expect(visualize(DOG, { model: MODELS.scripted, colour: 'red' } as never)).rejects.toMatchObject({
+    code: 'UNKNOWN_OPTION',
+  });
   await expect(visualize(DOG, { model: 42 } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   await expect(visualize(DOG, { model: '/nonexistent.pt' })).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
 });

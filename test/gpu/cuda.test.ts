@@ -81,7 +81,8 @@ describeGpu('CUDA', () => {
     const results = await Promise.all(runs);
     results.forEach(([c], i) => {
       const d = relDiff(c.data, (i % 2 === 0 ? exactAlone : fastAlone).data);
-      if (!(d < gap / 10)) throw new Error(`run ${i} (${i % 2 === 0 ? 'exact' : 'fast'}) drifted by ${d} (the policies differ by ${gap})`);
+      if (!(d < gap / 10))
+        throw new Error(`run ${i} (${i % 2 === 0 ? 'exact' : 'fast'}) drifted by ${d} (the policies differ by ${gap})`);
     });
   });
 
@@ -92,12 +93,23 @@ describeGpu('CUDA', () => {
     const [C, H, W] = full.shape.slice(1);
     expect(top.shape).toEqual([2, 16, H, W]);
     for (let n = 0; n < 2; n++) {
-      const maxes = Array.from({ length: C }, (_, c) => Math.max(...full.data.subarray((n * C + c) * H * W, (n * C + c + 1) * H * W)));
-      const expected = maxes.map((v, c) => [v, c]).sort((p, q) => q[0] - p[0]).slice(0, 16).map((p) => p[1]);
+      const maxes = Array.from({ length: C }, (_, c) =>
+        Math.max(...full.data.subarray((n * C + c) * H * W, (n * C + c + 1) * H * W)),
+      );
+      const expected = maxes
+        .map((v, c) => [v, c])
+        .sort((p, q) => q[0] - p[0])
+        .slice(0, 16)
+        .map((p) => p[1]);
       expect(Array.from(top.channels!.subarray(n * 16, n * 16 + 16))).toEqual(expected);
       for (let k = 0; k < 16; k++) {
         const c = expected[k];
-        expect(maxAbsDiff(top.data.subarray((n * 16 + k) * H * W, (n * 16 + k + 1) * H * W), full.data.subarray((n * C + c) * H * W, (n * C + c + 1) * H * W))).toBe(0);
+        expect(
+          maxAbsDiff(
+            top.data.subarray((n * 16 + k) * H * W, (n * 16 + k + 1) * H * W),
+            full.data.subarray((n * C + c) * H * W, (n * C + c + 1) * H * W),
+          ),
+        ).toBe(0);
         expect(top.stats!.max[n * C + c]).toBeCloseTo(maxes[c], 5);
       }
     }
@@ -159,9 +171,12 @@ describeGpu('CUDA', () => {
 
   test('CUDA out of memory becomes CUDA_OOM and the model stays usable', async () => {
     // 32 images of 4096x4096 with every leaf captured needs far more than any GPU has.
-    const n = 32, s = 4096;
+    const n = 32,
+      s = 4096;
     const x = { data: new Float32Array(n * 3 * s * s).fill(0.1), shape: [n, 3, s, s] };
-    const leaves = (await exact.layers()).filter((l) => ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d'].includes(l.type)).map((l) => l.name);
+    const leaves = (await exact.layers())
+      .filter((l) => ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d'].includes(l.type))
+      .map((l) => l.name);
     let err: unknown;
     try {
       await exact.capture(x, leaves);

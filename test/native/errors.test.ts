@@ -37,7 +37,8 @@ afterEach(async () => {
 });
 
 describe('model files', () => {
-  test('missing file', () => expectError(loadModel('/nonexistent/resnet.pt'), 'MODEL_NOT_FOUND', /"\/nonexistent\/resnet.pt" does not exist/));
+  test('missing file', () =>
+    expectError(loadModel('/nonexistent/resnet.pt'), 'MODEL_NOT_FOUND', /"\/nonexistent\/resnet.pt" does not exist/));
   test('a directory', () => expectError(loadModel(tmp), 'MODEL_INVALID', /is a directory/));
   test('a file that is not TorchScript', async () => {
     const f = path.join(tmp, 'notes.pt');
@@ -52,15 +53,25 @@ describe('model files', () => {
   });
   test('a state_dict saved with torch.save', async () => {
     const f = path.join(tmp, 'weights.pth');
-    execFileSync(PYTHON, ['-c',
-      `import torch, torchvision; torch.save(torchvision.models.resnet18().state_dict(), ${JSON.stringify(f)})`]);
-    await expectError(loadModel(f, { device: 'cpu' }), 'MODEL_INVALID', /saved with torch\.save .*export-model\.py --weights FILE\.pth/);
+    execFileSync(PYTHON, [
+      '-c',
+      `import torch, torchvision; torch.save(torchvision.models.resnet18().state_dict(), ${JSON.stringify(f)})`,
+    ]);
+    await expectError(
+      loadModel(f, { device: 'cpu' }),
+      'MODEL_INVALID',
+      /saved with torch\.save .*export-model\.py --weights FILE\.pth/,
+    );
   });
   test('a frozen model has no module calls left', async () => {
     const m = await loadModel(edgeModel('frozen'), { device: 'cpu' });
     try {
       expect(await m.layers()).toEqual([]);
-      await expectError(m.capture(syntheticInput(1, 32, 32), 'conv1'), 'MODEL_FROZEN', /has no submodules to hook: it was frozen \(torch\.jit\.freeze/);
+      await expectError(
+        m.capture(syntheticInput(1, 32, 32), 'conv1'),
+        'MODEL_FROZEN',
+        /has no submodules to hook: it was frozen \(torch\.jit\.freeze/,
+      );
       const r = await m.forward(syntheticInput(1, 32, 32));
       expect(r.output!.shape).toEqual([1, 1000]);
     } finally {
@@ -68,26 +79,58 @@ describe('model files', () => {
     }
   });
   test('bad device and options', async () => {
-    await expectError(loadModel(MODELS.scripted, { device: 'gpu' as never }), 'INVALID_ARGUMENT', /'auto', 'cpu', 'cuda' or 'cuda:N' for device but received "gpu"/);
-    await expectError(loadModel(MODELS.scripted, { devcie: 'cpu' } as never), 'UNKNOWN_OPTION', /Unknown option "devcie" for loadModel options/);
+    await expectError(
+      loadModel(MODELS.scripted, { device: 'gpu' as never }),
+      'INVALID_ARGUMENT',
+      /'auto', 'cpu', 'cuda' or 'cuda:N' for device but received "gpu"/,
+    );
+    await expectError(
+      loadModel(MODELS.scripted, { devcie: 'cpu' } as never),
+      'UNKNOWN_OPTION',
+      /Unknown option "devcie" for loadModel options/,
+    );
   });
   test('CUDA asked for where there is none', async () => {
     if (cuda.available()) return; // the GPU suite covers this machine
-    await expectError(loadModel(MODELS.scripted, { device: 'cuda:0' }), 'CUDA_UNAVAILABLE', /device cuda:0 asked for, but this libtorch sees no CUDA device/);
+    await expectError(
+      loadModel(MODELS.scripted, { device: 'cuda:0' }),
+      'CUDA_UNAVAILABLE',
+      /device cuda:0 asked for, but this libtorch sees no CUDA device/,
+    );
   });
 });
 
 describe('inputs', () => {
   test('a plain array instead of a Float32Array', () =>
-    expectError(model.capture({ data: [1, 2, 3] as never, shape: [1, 3, 1, 1] }, 'conv1'), 'INVALID_INPUT', /Float32Array for input\.data but received an array of length 3 \(wrap it/));
+    expectError(
+      model.capture({ data: [1, 2, 3] as never, shape: [1, 3, 1, 1] }, 'conv1'),
+      'INVALID_INPUT',
+      /Float32Array for input\.data but received an array of length 3 \(wrap it/,
+    ));
   test('wrong rank', () =>
-    expectError(model.capture({ data: new Float32Array(3 * 4), shape: [3, 2, 2] }, 'conv1'), 'INVALID_INPUT', /\[N, C, H, W\] .* received \[3, 2, 2\]/));
+    expectError(
+      model.capture({ data: new Float32Array(3 * 4), shape: [3, 2, 2] }, 'conv1'),
+      'INVALID_INPUT',
+      /\[N, C, H, W\] .* received \[3, 2, 2\]/,
+    ));
   test('data length not matching the shape', () =>
-    expectError(model.capture({ data: new Float32Array(10), shape: [1, 3, 32, 32] }, 'conv1'), 'INVALID_INPUT', /has 10 values but input\.shape \[1, 3, 32, 32\] needs 3072/));
+    expectError(
+      model.capture({ data: new Float32Array(10), shape: [1, 3, 32, 32] }, 'conv1'),
+      'INVALID_INPUT',
+      /has 10 values but input\.shape \[1, 3, 32, 32\] needs 3072/,
+    ));
   test('batch 0', () =>
-    expectError(model.capture({ data: new Float32Array(0), shape: [0, 3, 32, 32] }, 'conv1'), 'INVALID_INPUT', /batch size 0/));
+    expectError(
+      model.capture({ data: new Float32Array(0), shape: [0, 3, 32, 32] }, 'conv1'),
+      'INVALID_INPUT',
+      /batch size 0/,
+    ));
   test('wrong channel count', () =>
-    expectError(model.capture({ data: new Float32Array(4 * 32 * 32), shape: [1, 4, 32, 32] }, 'conv1'), 'FORWARD_FAILED', /input of shape \[1, 4, 32, 32\] does not fit model .*resnet18-script\.pt: Given groups=1, weight of size \[64, 3, 7, 7\], expected input\[1, 4, 32, 32\] to have 3 channels, but got 4 channels instead$/));
+    expectError(
+      model.capture({ data: new Float32Array(4 * 32 * 32), shape: [1, 4, 32, 32] }, 'conv1'),
+      'FORWARD_FAILED',
+      /input of shape \[1, 4, 32, 32\] does not fit model .*resnet18-script\.pt: Given groups=1, weight of size \[64, 3, 7, 7\], expected input\[1, 4, 32, 32\] to have 3 channels, but got 4 channels instead$/,
+    ));
   test('NaN and Inf propagate as in PyTorch (documented)', async () => {
     const x = syntheticInput(1, 32, 32);
     x.data[0] = NaN;
@@ -99,15 +142,33 @@ describe('inputs', () => {
 
 describe('layers', () => {
   test('unknown layer suggests the closest names', () =>
-    expectError(model.capture(syntheticInput(1, 32, 32), 'layer1.0.conv'), 'UNKNOWN_LAYER', /unknown layer "layer1\.0\.conv"; closest: layer1\.0\.conv1, layer1\.0\.conv2/));
-  test('empty list', () => expectError(model.capture(syntheticInput(1, 32, 32), []), 'INVALID_ARGUMENT', /at least one layer name/));
-  test('duplicates', () => expectError(model.capture(syntheticInput(1, 32, 32), ['conv1', 'conv1']), 'DUPLICATE_LAYER', /"conv1" is listed twice/));
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), 'layer1.0.conv'),
+      'UNKNOWN_LAYER',
+      /unknown layer "layer1\.0\.conv"; closest: layer1\.0\.conv1, layer1\.0\.conv2/,
+    ));
+  test('empty list', () =>
+    expectError(model.capture(syntheticInput(1, 32, 32), []), 'INVALID_ARGUMENT', /at least one layer name/));
+  test('duplicates', () =>
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), ['conv1', 'conv1']),
+      'DUPLICATE_LAYER',
+      /"conv1" is listed twice/,
+    ));
   test('a call that does not exist', () =>
-    expectError(model.capture(syntheticInput(1, 32, 32), ['layer1.0.relu#2']), 'LAYER_NOT_CALLED', /layer1\.0\.relu is called 2 time\(s\)/));
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), ['layer1.0.relu#2']),
+      'LAYER_NOT_CALLED',
+      /layer1\.0\.relu is called 2 time\(s\)/,
+    ));
   test('a layer whose output is a tuple', async () => {
     const m = await loadModel(edgeModel('tuple_layer'), { device: 'cpu' });
     try {
-      await expectError(m.capture(syntheticInput(1, 8, 8), 'pair'), 'LAYER_OUTPUT_NOT_TENSOR', /cannot capture pair: its forward returns Tuple\[Tensor, Tensor\], not a Tensor/);
+      await expectError(
+        m.capture(syntheticInput(1, 8, 8), 'pair'),
+        'LAYER_OUTPUT_NOT_TENSOR',
+        /cannot capture pair: its forward returns Tuple\[Tensor, Tensor\], not a Tensor/,
+      );
       const [c] = await m.capture(syntheticInput(1, 8, 8), 'conv');
       expect(c.shape).toEqual([1, 4, 8, 8]);
     } finally {
@@ -117,16 +178,26 @@ describe('layers', () => {
   test('a module that forward never calls', async () => {
     const m = await loadModel(edgeModel('unused'), { device: 'cpu' });
     try {
-      expect((await m.layers()).map((l) => [l.name, l.calls])).toEqual([['conv', 1], ['spare', 0]]);
-      await expectError(m.capture(syntheticInput(1, 8, 8), 'spare'), 'LAYER_NOT_CALLED', /spare exists but the model's forward never calls it/);
+      expect((await m.layers()).map((l) => [l.name, l.calls])).toEqual([
+        ['conv', 1],
+        ['spare', 0],
+      ]);
+      await expectError(
+        m.capture(syntheticInput(1, 8, 8), 'spare'),
+        'LAYER_NOT_CALLED',
+        /spare exists but the model's forward never calls it/,
+      );
     } finally {
       m.dispose();
     }
   });
-  test('a module with an overloaded forward (forward__0, as DenseNet\'s layers) is hooked', async () => {
+  test("a module with an overloaded forward (forward__0, as DenseNet's layers) is hooked", async () => {
     const m = await loadModel(edgeModel('overloaded'), { device: 'cpu' });
     try {
-      expect((await m.layers()).map((l) => [l.name, l.type, l.calls])).toEqual([['layer', 'Overloaded', 1], ['layer.conv', 'Conv2d', 1]]);
+      expect((await m.layers()).map((l) => [l.name, l.type, l.calls])).toEqual([
+        ['layer', 'Overloaded', 1],
+        ['layer.conv', 'Conv2d', 1],
+      ]);
       const r = await m.forward(syntheticInput(1, 8, 8), { layers: ['layer', 'layer.conv'] });
       expect(r.captures.map((c) => c.name)).toEqual(['layer.conv', 'layer']);
       expect(r.get('layer').data).toEqual(r.output!.data);
@@ -139,7 +210,11 @@ describe('layers', () => {
     try {
       // One capture per iteration (test/native/loops.test.ts checks the values against Python).
       expect((await m.capture(syntheticInput(1, 8, 8), 'step')).map((c) => c.name)).toEqual(['step']);
-      expect((await m.capture(syntheticInput(3, 8, 8), 'step')).map((c) => c.name)).toEqual(['step', 'step#1', 'step#2']);
+      expect((await m.capture(syntheticInput(3, 8, 8), 'step')).map((c) => c.name)).toEqual([
+        'step',
+        'step#1',
+        'step#2',
+      ]);
       const r = await m.forward(syntheticInput(2, 8, 8));
       expect(r.output!.shape).toEqual([2, 3, 8, 8]);
     } finally {
@@ -187,7 +262,7 @@ describe('layers', () => {
       m.dispose();
     }
   });
-  test('a model that writes to its input does not change the caller\'s array', async () => {
+  test("a model that writes to its input does not change the caller's array", async () => {
     const m = await loadModel(edgeModel('inplace_input'), { device: 'cpu' });
     try {
       const x = syntheticInput(1, 8, 8);
@@ -202,22 +277,46 @@ describe('layers', () => {
 
 describe('options', () => {
   test('unknown key', () =>
-    expectError(model.capture(syntheticInput(1, 32, 32), 'conv1', { chanels: [1] } as never), 'UNKNOWN_OPTION', /Unknown option "chanels" for capture options; known options: channels, maxSize, stats/));
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), 'conv1', { chanels: [1] } as never),
+      'UNKNOWN_OPTION',
+      /Unknown option "chanels" for capture options; known options: channels, maxSize, stats/,
+    ));
   test('wrong types', () =>
-    expectError(model.capture(syntheticInput(1, 32, 32), 'conv1', { stats: 'yes' } as never), 'INVALID_ARGUMENT', /Expected a boolean for stats but received "yes"/));
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), 'conv1', { stats: 'yes' } as never),
+      'INVALID_ARGUMENT',
+      /Expected a boolean for stats but received "yes"/,
+    ));
   test('zero or negative k', async () => {
-    await expectError(model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: { top: 0 } }), 'INVALID_ARGUMENT', /positive integer for channels\.top but received 0/);
-    await expectError(model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: { top: -3 } }), 'INVALID_ARGUMENT', /received -3/);
+    await expectError(
+      model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: { top: 0 } }),
+      'INVALID_ARGUMENT',
+      /positive integer for channels\.top but received 0/,
+    );
+    await expectError(
+      model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: { top: -3 } }),
+      'INVALID_ARGUMENT',
+      /received -3/,
+    );
   });
   test('a channel that does not exist', () =>
-    expectError(model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: [64] }), 'INVALID_ARGUMENT', /channel 64 does not exist: the capture has channels 0\.\.63/));
+    expectError(
+      model.capture(syntheticInput(1, 32, 32), 'conv1', { channels: [64] }),
+      'INVALID_ARGUMENT',
+      /channel 64 does not exist: the capture has channels 0\.\.63/,
+    ));
 });
 
 test('use after dispose', async () => {
   const m = await loadModel(MODELS.scripted, { device: 'cpu' });
   m.dispose();
   expect(m.disposed).toBe(true);
-  await expectError(m.capture(syntheticInput(1, 32, 32), 'conv1'), 'MODEL_DISPOSED', /was disposed; load it again with loadModel\(\)/);
+  await expectError(
+    m.capture(syntheticInput(1, 32, 32), 'conv1'),
+    'MODEL_DISPOSED',
+    /was disposed; load it again with loadModel\(\)/,
+  );
   await expectError(() => m.hook('conv1'), 'MODEL_DISPOSED', /was disposed/);
   m.dispose(); // twice is fine
 });

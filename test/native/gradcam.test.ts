@@ -4,13 +4,26 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CACHE, MODELS, PYTHON, ROOT, cpuModelForTests, syntheticInput } from '../support/models';
 
-function pythonGradCam(model: string, input: { data: Float32Array; shape: number[] }, layer: string, classes: number[]) {
+function pythonGradCam(
+  model: string,
+  input: { data: Float32Array; shape: number[] },
+  layer: string,
+  classes: number[],
+) {
   const dir = fs.mkdtempSync(path.join(CACHE, 'gradcam-'));
   try {
     const inPath = path.join(dir, 'in.f32');
     const outPath = path.join(dir, 'out.f32');
     fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'gradcam_oracle.py'), model, inPath, input.shape.join(','), layer, outPath, ...classes.map(String)]);
+    execFileSync(PYTHON, [
+      path.join(ROOT, 'test', 'support', 'gradcam_oracle.py'),
+      model,
+      inPath,
+      input.shape.join(','),
+      layer,
+      outPath,
+      ...classes.map(String),
+    ]);
     const b = fs.readFileSync(outPath);
     return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   } finally {
@@ -44,7 +57,8 @@ test.each([
   expect(py.length).toBe(camLen + n);
   const pyClasses = Array.from(py.subarray(camLen));
   expect(res.classes).toEqual(pyClasses);
-  const a = normalise(res.data, n), b = normalise(py.subarray(0, camLen), n);
+  const a = normalise(res.data, n),
+    b = normalise(py.subarray(0, camLen), n);
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   expect(d).toBeLessThanOrEqual(1e-4);
@@ -59,14 +73,30 @@ test('Grad-CAM leaves forward() unaffected (no gradient state leaks)', async () 
   const before = await scripted().capture(x, 'layer4');
   await scripted().gradcam(x, { layer: 'layer4' });
   const after = await scripted().capture(x, 'layer4');
-  expect(Buffer.compare(Buffer.from(before[0].data.buffer, before[0].data.byteOffset, before[0].data.byteLength),
-    Buffer.from(after[0].data.buffer, after[0].data.byteOffset, after[0].data.byteLength))).toBe(0);
+  expect(
+    Buffer.compare(
+      Buffer.from(before[0].data.buffer, before[0].data.byteOffset, before[0].data.byteLength),
+      Buffer.from(after[0].data.buffer, after[0].data.byteOffset, after[0].data.byteLength),
+    ),
+  ).toBe(0);
 });
 
 test('bad Grad-CAM requests', async () => {
   const x = syntheticInput(1, 64, 64);
-  await expect(scripted().gradcam(x, { layer: 'layer1.0.relu' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/called 2 times/) });
-  await expect(scripted().gradcam(x, { layer: 'fc' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/\[N, C, H, W\] output; fc gives 2-D/) });
-  await expect(scripted().gradcam(x, { layer: 'layer4', classes: [5000] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/class 5000 is out of range 0\.\.999/) });
-  await expect(scripted().gradcam(x, { layer: 'layr4' })).rejects.toMatchObject({ code: 'UNKNOWN_LAYER', message: expect.stringMatching(/closest: layer4/) });
+  await expect(scripted().gradcam(x, { layer: 'layer1.0.relu' })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/called 2 times/),
+  });
+  await expect(scripted().gradcam(x, { layer: 'fc' })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/\[N, C, H, W\] output; fc gives 2-D/),
+  });
+  await expect(scripted().gradcam(x, { layer: 'layer4', classes: [5000] })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/class 5000 is out of range 0\.\.999/),
+  });
+  await expect(scripted().gradcam(x, { layer: 'layr4' })).rejects.toMatchObject({
+    code: 'UNKNOWN_LAYER',
+    message: expect.stringMatching(/closest: layer4/),
+  });
 });

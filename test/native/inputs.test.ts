@@ -19,7 +19,8 @@ function scenario(name: string): { detachedLength: number; maxDiff: number; main
     encoding: 'utf8',
     timeout: 240_000,
   });
-  if (r.status !== 0 || r.signal) throw new Error(`scenario ${name}: exit ${r.status} signal ${r.signal}\n${r.stderr.slice(-3000)}`);
+  if (r.status !== 0 || r.signal)
+    throw new Error(`scenario ${name}: exit ${r.status} signal ${r.signal}\n${r.stderr.slice(-3000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
@@ -40,11 +41,16 @@ test('a shape whose product overflows is refused with INVALID_INPUT, naming the 
   const b = binding();
   const m = await b.load(MODELS.scripted, 'cpu', 'fast');
   try {
-    for (const shape of [[2 ** 32, 2 ** 32], [1, 3, 2 ** 40, 2 ** 40]]) {
-      expect(() => m.forward(new Float32Array(0), shape, [], {}, false)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', message: expect.stringMatching(/2\^53/) }));
+    for (const shape of [
+      [2 ** 32, 2 ** 32],
+      [1, 3, 2 ** 40, 2 ** 40],
+    ]) {
+      expect(() => m.forward(new Float32Array(0), shape, [], {}, false)).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT', message: expect.stringMatching(/2\^53/) }),
+      );
     }
     // The model still answers.
-    const r = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5), [1, 3, 32, 32], ["fc"], {}, false);
+    const r = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5), [1, 3, 32, 32], ['fc'], {}, false);
     expect(r.captures[0].shape).toEqual([1, 1000]);
   } finally {
     m.dispose();

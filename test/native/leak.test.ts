@@ -33,7 +33,9 @@ test('10,000 captures with results dropped keep RSS bounded', async () => {
   const after = rss();
   peak = Math.max(peak, after);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-  console.log(`leak run: ${rounds} captures after 1,000 warm-up calls; RSS ${mib(before)} before, ${mib(atTwoThousand)} at 2,000, ${mib(after)} after, peak ${mib(peak)}`);
+  console.log(
+    `leak run: ${rounds} captures after 1,000 warm-up calls; RSS ${mib(before)} before, ${mib(atTwoThousand)} at 2,000, ${mib(after)} after, peak ${mib(peak)}`,
+  );
   // The run hands about 5 GB of features to JS; keeping even one capture per call would grow RSS
   // by gigabytes. No slope over the last 8,000 calls, and a bounded total.
   expect(after - atTwoThousand).toBeLessThan(64 * 1024 * 1024);

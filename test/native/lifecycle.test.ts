@@ -120,7 +120,10 @@ test('the hooked graph is built once per set of layers and cached (32 most recen
     await m.capture(x, ['layer2', 'layer1']); // same set, other order
     await m.capture(x, ['layer1.0.relu#1', 'layer2']); // a new set: layer1.0.relu (call #1 kept) and layer2
     expect(m.cachedGraphs).toBe(2);
-    const names = (await m.layers()).filter((l) => l.calls > 0).map((l) => l.name).slice(0, 40);
+    const names = (await m.layers())
+      .filter((l) => l.calls > 0)
+      .map((l) => l.name)
+      .slice(0, 40);
     for (const n of names) await m.capture(x, [n]);
     expect(m.cachedGraphs).toBe(32);
   } finally {

@@ -15,7 +15,10 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 function loadIn(packageDir: string, env: Record<string, string> = {}): { code: string; message: string } {
   const script = `try { require(${JSON.stringify(path.join(packageDir, 'dist'))}).versions(); console.log(JSON.stringify({ code: 'LOADED', message: '' })); }
     catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, FEATSCOPE_ADDON: '', ...env } });
+  const r = spawnSync(process.execPath, ['-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, FEATSCOPE_ADDON: '', ...env },
+  });
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
@@ -38,12 +41,23 @@ test('the libtorch it was built against is gone: says so', () => {
   fs.writeFileSync(path.join(tmp, 'stub.c'), 'int torch_stub(void) { return 1; }\n');
   fs.writeFileSync(path.join(tmp, 'addon.c'), 'extern int torch_stub(void); int use(void) { return torch_stub(); }\n');
   execFileSync('gcc', ['-shared', '-fPIC', '-o', lib, path.join(tmp, 'stub.c')]);
-  execFileSync('gcc', ['-shared', '-fPIC', '-o', path.join(tmp, 'featscope.node'), path.join(tmp, 'addon.c'), `-L${tmp}`, '-ltorch_gone', `-Wl,-rpath,${tmp}`]);
+  execFileSync('gcc', [
+    '-shared',
+    '-fPIC',
+    '-o',
+    path.join(tmp, 'featscope.node'),
+    path.join(tmp, 'addon.c'),
+    `-L${tmp}`,
+    '-ltorch_gone',
+    `-Wl,-rpath,${tmp}`,
+  ]);
   fs.rmSync(lib);
   const r = loadIn(ROOT, { FEATSCOPE_ADDON: path.join(tmp, 'featscope.node') });
   expect(r.code).toBe('NATIVE_LOAD_FAILED');
   expect(r.message).toMatch(/libtorch_gone\.so: cannot open shared object file/);
-  expect(r.message).toMatch(/the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native`/);
+  expect(r.message).toMatch(
+    /the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native`/,
+  );
 });
 
 test('the real addon loads and reports its libtorch', () => {

@@ -59,7 +59,10 @@ test('one call of a looped module by name; a call past the last one is a clear e
   const all = await model.capture(x, 'block');
   expect(third.name).toBe('block#3');
   expect(Array.from(third.data)).toEqual(Array.from(all[3].data));
-  await expect(model.capture(x, 'block#4')).rejects.toMatchObject({ code: 'LAYER_NOT_CALLED', message: expect.stringMatching(/block#4 does not exist: block is called 4 time\(s\)/) });
+  await expect(model.capture(x, 'block#4')).rejects.toMatchObject({
+    code: 'LAYER_NOT_CALLED',
+    message: expect.stringMatching(/block#4 does not exist: block is called 4 time\(s\)/),
+  });
   // On-device reductions apply to each call.
   const top = await model.capture(x, 'block.bn', { channels: { top: 2 }, stats: true });
   expect(top).toHaveLength(4);
@@ -72,8 +75,16 @@ test('gradients: backward reports every call and matches Python autograd; Grad-C
   const r = await model.backward(x, { layers });
   const py = withTempDir('loop-flow-', (dir) => {
     writeF32(path.join(dir, 'in.f32'), x.data);
-    runOracle('flow_oracle.py', [file, path.join(dir, 'in.f32'), x.shape.join(','), path.join(dir, 'out.json'), layers.join(',')]);
-    return JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')) as { layers: Record<string, { activationNorm: number; gradNorm: number }> };
+    runOracle('flow_oracle.py', [
+      file,
+      path.join(dir, 'in.f32'),
+      x.shape.join(','),
+      path.join(dir, 'out.json'),
+      layers.join(','),
+    ]);
+    return JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')) as {
+      layers: Record<string, { activationNorm: number; gradNorm: number }>;
+    };
   });
   expect(r.layers.map((l) => l.name).sort()).toEqual(Object.keys(py.layers).sort());
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-9);
@@ -85,7 +96,10 @@ test('gradients: backward reports every call and matches Python autograd; Grad-C
   expect(cam.shape).toEqual([2, 12, 10]);
   // gate runs once here (iterations 0..2, the odd ones): a single call is fine; block runs 4 times.
   expect((await model.gradcam(x, { layer: 'gate' })).shape).toEqual([2, 12, 10]);
-  await expect(model.gradcam(x, { layer: 'block' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/called 4 times/) });
+  await expect(model.gradcam(x, { layer: 'block' })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/called 4 times/),
+  });
 });
 
 // libtorch builds with LLVM (Debian's 2.6) fuse CPU graphs into NNC kernels once the profiling

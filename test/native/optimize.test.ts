@@ -8,7 +8,15 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { loadModel, Model } from '../../lib';
 import { ensureBuilt } from '../e2e/support';
-import { edgeModel, ensureTestModels, MODELS, OracleResult, pythonHooks, ROOT, syntheticInput } from '../support/models';
+import {
+  edgeModel,
+  ensureTestModels,
+  MODELS,
+  OracleResult,
+  pythonHooks,
+  ROOT,
+  syntheticInput,
+} from '../support/models';
 
 beforeAll(() => ensureTestModels());
 
@@ -24,7 +32,10 @@ function expectClose(name: string, got: Float32Array, ref: Float32Array): void {
   if (!(d <= tol)) throw new Error(`${name}: max abs diff ${d} > ${tol} (max |ref| ${maxRef})`);
 }
 
-function expectMatchesOracle(res: { output: { data: Float32Array } | null; captures: { name: string; shape: number[]; data: Float32Array }[] }, oracle: OracleResult): void {
+function expectMatchesOracle(
+  res: { output: { data: Float32Array } | null; captures: { name: string; shape: number[]; data: Float32Array }[] },
+  oracle: OracleResult,
+): void {
   expect(res.captures.map((c) => c.name)).toEqual([...oracle.captures.keys()]);
   for (const c of res.captures) {
     const o = oracle.captures.get(c.name)!;
@@ -36,7 +47,17 @@ function expectMatchesOracle(res: { output: { data: Float32Array } | null; captu
 
 // conv1 is followed by bn1 (conv-BN folding must not absorb it), bn1 and layer1.0.bn2 by in-place
 // ops (relu_, +=), layer1.0.relu is shared (two calls).
-const RESNET_LAYERS = ['conv1', 'bn1', 'layer1.0.conv1', 'layer1.0.bn2', 'layer1.0.relu', 'layer2', 'layer4', 'avgpool', 'fc'];
+const RESNET_LAYERS = [
+  'conv1',
+  'bn1',
+  'layer1.0.conv1',
+  'layer1.0.bn2',
+  'layer1.0.relu',
+  'layer2',
+  'layer4',
+  'avgpool',
+  'fc',
+];
 
 describe.each([
   ['scripted', MODELS.scripted],
@@ -74,7 +95,14 @@ describe.each([
 test('MobileNetV2 (captures inside `if` branches): optimised captures match Python hooks', async () => {
   const m = await loadModel(MODELS.mobilenet, { device: 'cpu' });
   try {
-    const layers = ['features.0.0', 'features.2.conv.0', 'features.3.conv.1.2', 'features.3', 'features.16.conv.2', 'classifier.1'];
+    const layers = [
+      'features.0.0',
+      'features.2.conv.0',
+      'features.3.conv.1.2',
+      'features.3',
+      'features.16.conv.2',
+      'classifier.1',
+    ];
     const x = syntheticInput(2, 96, 96, 5);
     const res = await m.forward(x, { layers });
     expect(res.optimized).toBe(true);
@@ -160,8 +188,13 @@ test('optimize must be a boolean', async () => {
   const m = await loadModel(edgeModel('counter'), { device: 'cpu' });
   try {
     const x = syntheticInput(1, 8, 8, 2);
-    await expect(m.forward(x, { optimize: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/a boolean for optimize but received "yes"/) });
-    await expect(m.capture(x, 'conv', { optimize: 1 as unknown as boolean })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(m.forward(x, { optimize: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/a boolean for optimize but received "yes"/),
+    });
+    await expect(m.capture(x, 'conv', { optimize: 1 as unknown as boolean })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   } finally {
     m.dispose();
   }
@@ -171,7 +204,10 @@ test('more layer sets than the cache holds: evicted optimised graphs are freed, 
   const m = await loadModel(MODELS.scripted, { device: 'cpu' });
   try {
     const x = syntheticInput(1, 32, 32, 8);
-    const names = (await m.layers()).filter((l) => l.calls > 0).map((l) => l.name).slice(0, 34);
+    const names = (await m.layers())
+      .filter((l) => l.calls > 0)
+      .map((l) => l.name)
+      .slice(0, 34);
     const first = await m.capture(x, names[0], { optimize: false });
     for (const n of names) expect((await m.forward(x, { layers: [n] })).optimized).toBe(true);
     expect(m.cachedGraphs).toBe(32);
@@ -195,12 +231,15 @@ test('each fallback reason is said once on the debug channel (FEATSCOPE_DEBUG=1)
       for (let i = 0; i < 2; i++) await c.capture(x, 'conv');
       process.stdout.write('done');
     })().catch((e) => { console.error(e); process.exit(1); });`;
-  const run = (debug: string) => spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, FEATSCOPE_DEBUG: debug } });
+  const run = (debug: string) =>
+    spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, FEATSCOPE_DEBUG: debug } });
   const on = run('1');
   expect(on.stdout).toBe('done');
   const lines = on.stderr.split('\n').filter((l) => l.startsWith('featscope: debug:'));
   expect(lines).toHaveLength(2);
-  expect(lines[0]).toMatch(/loopnet\.pt: the exact graph runs instead of the optimised one for layers \[block, head\]: captures of block, a module called inside a loop/);
+  expect(lines[0]).toMatch(
+    /loopnet\.pt: the exact graph runs instead of the optimised one for layers \[block, head\]: captures of block, a module called inside a loop/,
+  );
   expect(lines[1]).toMatch(/counter\.pt: .*layers \[conv\]: the model's forward writes the module attribute calls/);
   const off = run('');
   expect(off.stdout).toBe('done');

@@ -4,7 +4,17 @@ import { loadModel, Model } from '../../lib';
 import { ensureTestModels, MODELS, maxAbsDiff, pythonHooks, syntheticInput } from '../support/models';
 
 const LAYERS = ['conv1', 'bn1', 'layer1.0.conv1', 'layer1.0.relu', 'layer2', 'layer4', 'avgpool', 'fc'];
-const EXPECTED_NAMES = ['conv1', 'bn1', 'layer1.0.conv1', 'layer1.0.relu', 'layer1.0.relu#1', 'layer2', 'layer4', 'avgpool', 'fc'];
+const EXPECTED_NAMES = [
+  'conv1',
+  'bn1',
+  'layer1.0.conv1',
+  'layer1.0.relu',
+  'layer1.0.relu#1',
+  'layer2',
+  'layer4',
+  'avgpool',
+  'fc',
+];
 
 beforeAll(() => ensureTestModels());
 
@@ -44,14 +54,21 @@ describe.each([
     expect(bn1.data.some((v) => v < 0)).toBe(true);
     expect(relu.data.every((v) => v >= 0)).toBe(true);
     let same = true;
-    for (let i = 0; i < bn1.data.length; i++) if (Math.max(bn1.data[i], 0) !== relu.data[i]) { same = false; break; }
+    for (let i = 0; i < bn1.data.length; i++)
+      if (Math.max(bn1.data[i], 0) !== relu.data[i]) {
+        same = false;
+        break;
+      }
     expect(same).toBe(true);
   });
 
   test('a shared module gives one capture per call, each selectable with #k', async () => {
     const input = syntheticInput(1);
     const all = await model.capture(input, ['layer1.0.relu']);
-    expect(all.map((c) => [c.name, c.call])).toEqual([['layer1.0.relu', 0], ['layer1.0.relu#1', 1]]);
+    expect(all.map((c) => [c.name, c.call])).toEqual([
+      ['layer1.0.relu', 0],
+      ['layer1.0.relu#1', 1],
+    ]);
     const second = await model.capture(input, ['layer1.0.relu#1']);
     expect(second.map((c) => c.name)).toEqual(['layer1.0.relu#1']);
     expect(maxAbsDiff(second[0].data, all[1].data)).toBe(0);
@@ -74,7 +91,11 @@ test('layers() lists every submodule in call order with types and call counts', 
       { name: 'layer1.0', type: 'BasicBlock', calls: 1 },
     ]);
     expect(ls.find((l) => l.name === 'layer1.0.relu')).toEqual({ name: 'layer1.0.relu', type: 'ReLU', calls: 2 });
-    expect(ls.find((l) => l.name === 'layer2.0.downsample.0')).toEqual({ name: 'layer2.0.downsample.0', type: 'Conv2d', calls: 1 });
+    expect(ls.find((l) => l.name === 'layer2.0.downsample.0')).toEqual({
+      name: 'layer2.0.downsample.0',
+      type: 'Conv2d',
+      calls: 1,
+    });
     expect(ls.slice(-2).map((l) => l.name)).toEqual(['avgpool', 'fc']);
     // Traced and scripted agree on names, types, counts and order.
     expect(lt).toEqual(ls);
@@ -82,7 +103,10 @@ test('layers() lists every submodule in call order with types and call counts', 
     const withShapes = await scripted.layers({ inputSize: 224 });
     const shape = (n: string) => withShapes.find((l) => l.name === n)!.outputShapes;
     expect(shape('conv1')).toEqual([[1, 64, 112, 112]]);
-    expect(shape('layer1.0.relu')).toEqual([[1, 64, 56, 56], [1, 64, 56, 56]]);
+    expect(shape('layer1.0.relu')).toEqual([
+      [1, 64, 56, 56],
+      [1, 64, 56, 56],
+    ]);
     expect(shape('layer4')).toEqual([[1, 512, 7, 7]]);
     expect(shape('fc')).toEqual([[1, 1000]]);
   } finally {
@@ -122,7 +146,9 @@ test('hook() adds captures to every forward until remove(); the README example',
       ['layer4', [1, 512, 2, 2]],
     ]);
     expect(r.get('layer4').data.length).toBe(512 * 4);
-    expect(() => r.get('fc')).toThrow(/no capture named "fc" in this result; it has: layer1\.0\.conv1, layer1\.0\.relu#1, layer4/);
+    expect(() => r.get('fc')).toThrow(
+      /no capture named "fc" in this result; it has: layer1\.0\.conv1, layer1\.0\.relu#1, layer4/,
+    );
     h1.remove();
     r = await m.forward(x, { layers: ['fc'] });
     expect(r.captures.map((c) => c.name)).toEqual(['layer1.0.relu#1', 'fc']);
@@ -140,7 +166,14 @@ test('scripted MobileNetV2: layers inside `if self.use_res_connect` match Python
   try {
     // features.2 has no residual (stride 2 path), features.3 and features.16 do: their inner
     // layers are called inside the `if` branches of InvertedResidual.forward.
-    const layers = ['features.0.0', 'features.2.conv.0', 'features.3.conv.1.2', 'features.3', 'features.16.conv.2', 'classifier.1'];
+    const layers = [
+      'features.0.0',
+      'features.2.conv.0',
+      'features.3.conv.1.2',
+      'features.3',
+      'features.16.conv.2',
+      'classifier.1',
+    ];
     const x = syntheticInput(2, 96, 96, 5);
     const oracle = pythonHooks(MODELS.mobilenet, x, layers);
     const res = await m.forward(x, { layers, optimize: false });

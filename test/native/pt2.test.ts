@@ -8,7 +8,14 @@ import * as path from 'path';
 import { loadModel, Model } from '../../lib';
 import { binding } from '../../lib/native';
 import {
-  ensurePt2Models, ensureTestModels, maxAbsDiff, MOBILENET_PT2_TAPS, MODELS, PT2_MODELS, pythonHooks, syntheticInput,
+  ensurePt2Models,
+  ensureTestModels,
+  maxAbsDiff,
+  MOBILENET_PT2_TAPS,
+  MODELS,
+  PT2_MODELS,
+  pythonHooks,
+  syntheticInput,
 } from '../support/models';
 
 const supported = binding().pt2Supported;
@@ -31,7 +38,9 @@ function expectClose(name: string, got: Float32Array, ref: Float32Array): void {
     try {
       await expect(loadModel(file, { device: 'cpu' })).rejects.toMatchObject({
         code: 'FORMAT_UNSUPPORTED',
-        message: expect.stringMatching(new RegExp(`libtorch 2\\.6 or newer.*this build uses libtorch ${versions.libtorch.replace(/\./g, '\\.')}`)),
+        message: expect.stringMatching(
+          new RegExp(`libtorch 2\\.6 or newer.*this build uses libtorch ${versions.libtorch.replace(/\./g, '\\.')}`),
+        ),
       });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -58,7 +67,7 @@ if (!supported) {
     scripted?.dispose();
   });
 
-  test('format, metadata and layers: the taps, with the TorchScript path\'s names and call counts', async () => {
+  test("format, metadata and layers: the taps, with the TorchScript path's names and call counts", async () => {
     expect(model.format).toBe('pt2');
     expect(scripted.format).toBe('torchscript');
     expect(model.metadata.architecture).toBe('resnet18');
@@ -67,36 +76,48 @@ if (!supported) {
     const tsLayers = new Map((await scripted.layers()).map((l) => [l.name, l]));
     // Every module of ResNet-18 returns a tensor: all are tapped, with the same types and calls.
     expect(layers.map((l) => l.name).sort()).toEqual([...tsLayers.keys()].sort());
-    for (const l of layers) expect({ name: l.name, type: l.type, calls: l.calls }).toEqual({ name: l.name, type: tsLayers.get(l.name)!.type, calls: tsLayers.get(l.name)!.calls });
+    for (const l of layers)
+      expect({ name: l.name, type: l.type, calls: l.calls }).toEqual({
+        name: l.name,
+        type: tsLayers.get(l.name)!.type,
+        calls: tsLayers.get(l.name)!.calls,
+      });
     expect(layers.find((l) => l.name === 'layer1.0.relu')!.calls).toBe(2);
   });
 
-  test.each([1, 4])('batch %i: every tap equals Python forward hooks, named as TorchScript captures', async (n) => {
-    const input = syntheticInput(n, 224, 224, 30 + n);
-    const names = (await model.layers()).map((l) => l.name);
-    const res = await model.forward(input, { layers: names });
-    const oracle = pythonHooks(PT2_MODELS.resnet18, input, names);
-    // Hook-firing order, with #k numbering, exactly as Python and the TorchScript path give them.
-    expect(res.captures.map((c) => c.name)).toEqual([...oracle.captures.keys()]);
-    if (n === 1) {
-      const ts = await scripted.forward(input, { layers: names });
-      expect(res.captures.map((c) => c.name)).toEqual(ts.captures.map((c) => c.name));
-    }
-    expect(res.captures.map((c) => c.name)).toContain('layer1.0.relu#1');
-    for (const c of res.captures) {
-      const o = oracle.captures.get(c.name)!;
-      expect({ name: c.name, shape: c.shape }).toEqual({ name: c.name, shape: o.shape });
-      expect(c.layer).toBe(c.name.split('#')[0]);
-      expectClose(c.name, c.data, o.data);
-    }
-    expect(res.output!.shape).toEqual([n, 1000]);
-    expectClose('output', res.output!.data, oracle.output.data);
-  }, 300_000);
+  test.each([1, 4])(
+    'batch %i: every tap equals Python forward hooks, named as TorchScript captures',
+    async (n) => {
+      const input = syntheticInput(n, 224, 224, 30 + n);
+      const names = (await model.layers()).map((l) => l.name);
+      const res = await model.forward(input, { layers: names });
+      const oracle = pythonHooks(PT2_MODELS.resnet18, input, names);
+      // Hook-firing order, with #k numbering, exactly as Python and the TorchScript path give them.
+      expect(res.captures.map((c) => c.name)).toEqual([...oracle.captures.keys()]);
+      if (n === 1) {
+        const ts = await scripted.forward(input, { layers: names });
+        expect(res.captures.map((c) => c.name)).toEqual(ts.captures.map((c) => c.name));
+      }
+      expect(res.captures.map((c) => c.name)).toContain('layer1.0.relu#1');
+      for (const c of res.captures) {
+        const o = oracle.captures.get(c.name)!;
+        expect({ name: c.name, shape: c.shape }).toEqual({ name: c.name, shape: o.shape });
+        expect(c.layer).toBe(c.name.split('#')[0]);
+        expectClose(c.name, c.data, o.data);
+      }
+      expect(res.output!.shape).toEqual([n, 1000]);
+      expectClose('output', res.output!.data, oracle.output.data);
+    },
+    300_000,
+  );
 
   test('a module called twice: each call is its own tap, selectable with #k', async () => {
     const input = syntheticInput(1, 224, 224, 5);
     const both = await model.capture(input, ['layer2.1.relu']);
-    expect(both.map((c) => [c.name, c.call])).toEqual([['layer2.1.relu', 0], ['layer2.1.relu#1', 1]]);
+    expect(both.map((c) => [c.name, c.call])).toEqual([
+      ['layer2.1.relu', 0],
+      ['layer2.1.relu#1', 1],
+    ]);
     const second = await model.capture(input, ['layer2.1.relu#1']);
     expect(second.map((c) => c.name)).toEqual(['layer2.1.relu#1']);
     expect(maxAbsDiff(second[0].data, both[1].data)).toBe(0);
@@ -119,7 +140,7 @@ if (!supported) {
     }
   });
 
-  test('captures are handed over without a copy; the caller\'s input is read, not written', async () => {
+  test("captures are handed over without a copy; the caller's input is read, not written", async () => {
     const input = syntheticInput(1, 224, 224, 3);
     const before = Float32Array.from(input.data);
     const c0 = binding().exportCounters();
@@ -134,13 +155,16 @@ if (!supported) {
     const input = syntheticInput(1, 224, 224, 3);
     await expect(model.capture(input, ['layer9'])).rejects.toMatchObject({ code: 'UNKNOWN_LAYER' });
     await expect(model.capture(syntheticInput(1, 160, 160), ['layer4'])).rejects.toMatchObject({
-      code: 'INVALID_INPUT', message: expect.stringContaining('[N,3,224,224]'),
+      code: 'INVALID_INPUT',
+      message: expect.stringContaining('[N,3,224,224]'),
     });
     await expect(loadModel(PT2_MODELS.resnet18, { device: 'cuda' })).rejects.toMatchObject({
-      code: 'INVALID_ARGUMENT', message: expect.stringContaining("use device 'cpu'"),
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining("use device 'cpu'"),
     });
     await expect(model.gradcam(input, { layer: 'layer4' })).rejects.toMatchObject({
-      code: 'NOT_SUPPORTED_PT2', message: expect.stringContaining('TorchScript export'),
+      code: 'NOT_SUPPORTED_PT2',
+      message: expect.stringContaining('TorchScript export'),
     });
     await expect(model.backward(input, {})).rejects.toMatchObject({ code: 'NOT_SUPPORTED_PT2' });
     expect(() => model.parameters()).toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED_PT2' }));
@@ -190,10 +214,27 @@ if (!supported) {
 
   test('render draws the grid the TorchScript model gives (same channel statistics), with the banner', async () => {
     const outs: Record<string, string> = {};
-    const manifests: Record<string, { layers: unknown; images: { layers: { name: string; channels: { max: number[] } }[] }[] }> = {};
-    for (const [kind, file] of [['pt2', PT2_MODELS.resnet18], ['pt', MODELS.scripted]] as const) {
+    const manifests: Record<
+      string,
+      { layers: unknown; images: { layers: { name: string; channels: { max: number[] } }[] }[] }
+    > = {};
+    for (const [kind, file] of [
+      ['pt2', PT2_MODELS.resnet18],
+      ['pt', MODELS.scripted],
+    ] as const) {
       outs[kind] = e2e.tempDir(`pt2-render-${kind}`);
-      const r = e2e.runCli(['render', e2e.DOG, '--model', file, '--device', 'cpu', '--layers', 'layer1.0.conv1,layer4', '--out', outs[kind]]);
+      const r = e2e.runCli([
+        'render',
+        e2e.DOG,
+        '--model',
+        file,
+        '--device',
+        'cpu',
+        '--layers',
+        'layer1.0.conv1,layer4',
+        '--out',
+        outs[kind],
+      ]);
       expect({ kind, code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ kind, code: 0, stderr: '' });
       manifests[kind] = JSON.parse(fs.readFileSync(path.join(outs[kind], 'manifest.json'), 'utf8'));
     }
@@ -203,11 +244,17 @@ if (!supported) {
     const [a, b] = [manifests.pt2.images[0].layers, manifests.pt.images[0].layers];
     for (let i = 0; i < 2; i++) {
       expect(a[i].name).toBe(b[i].name);
-      expectClose(`${a[i].name} channel max`, Float32Array.from(a[i].channels.max), Float32Array.from(b[i].channels.max));
+      expectClose(
+        `${a[i].name} channel max`,
+        Float32Array.from(a[i].channels.max),
+        Float32Array.from(b[i].channels.max),
+      );
     }
     // The weights banner (UNTRAINED, red) on the picture.
     const sharp = (await import('sharp')).default;
-    const { data, info } = await sharp(path.join(outs.pt2, 'dog', 'layer4.png')).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(path.join(outs.pt2, 'dog', 'layer4.png'))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     const ref = await sharp(path.join(outs.pt, 'dog', 'layer4.png')).metadata();
     expect([info.width, info.height]).toEqual([ref.width, ref.height]);
     expect([data[0], data[1], data[2]]).toEqual([0xc6, 0x28, 0x28]);
@@ -216,9 +263,23 @@ if (!supported) {
 
   test('export writes the .npy files the TorchScript model gives, with close values; info describes the package', () => {
     const outs: Record<string, string> = {};
-    for (const [kind, file] of [['pt2', PT2_MODELS.resnet18], ['pt', MODELS.scripted]] as const) {
+    for (const [kind, file] of [
+      ['pt2', PT2_MODELS.resnet18],
+      ['pt', MODELS.scripted],
+    ] as const) {
       outs[kind] = e2e.tempDir(`pt2-export-${kind}`);
-      const r = e2e.runCli(['export', e2e.DOG, '--model', file, '--device', 'cpu', '--layers', 'layer3,fc', '--out', outs[kind]]);
+      const r = e2e.runCli([
+        'export',
+        e2e.DOG,
+        '--model',
+        file,
+        '--device',
+        'cpu',
+        '--layers',
+        'layer3,fc',
+        '--out',
+        outs[kind],
+      ]);
       expect({ kind, code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ kind, code: 0, stderr: '' });
     }
     const files = e2e.listFiles(outs.pt2).filter((f) => f.endsWith('.npy'));
@@ -229,7 +290,8 @@ if (!supported) {
       expect(a.length).toBe(b.length);
       const headerLen = 10 + a.readUInt16LE(8);
       expect(a.subarray(0, headerLen).toString('latin1')).toBe(b.subarray(0, headerLen).toString('latin1'));
-      const view = (buf: Buffer) => new Float32Array(buf.buffer.slice(buf.byteOffset + headerLen, buf.byteOffset + buf.length));
+      const view = (buf: Buffer) =>
+        new Float32Array(buf.buffer.slice(buf.byteOffset + headerLen, buf.byteOffset + buf.length));
       expectClose(f, view(a), view(b));
     }
     for (const dir of Object.values(outs)) fs.rmSync(dir, { recursive: true, force: true });

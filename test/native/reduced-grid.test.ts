@@ -31,7 +31,9 @@ test('renderChannelGrid on a top-k capture labels each cell with its real channe
     expect(grid.layout.map((c) => c.channel)).toEqual(real);
     expect(real.some((c, i) => c !== i)).toBe(true); // not simply 0..3
     const fromFull = await renderChannelGrid(full, { batchIndex, channels: real });
-    expect(grid.layout.map((c) => [c.channel, c.min, c.max])).toEqual(fromFull.layout.map((c) => [c.channel, c.min, c.max]));
+    expect(grid.layout.map((c) => [c.channel, c.min, c.max])).toEqual(
+      fromFull.layout.map((c) => [c.channel, c.min, c.max]),
+    );
   }
 });
 
@@ -49,15 +51,20 @@ test('the public renderChannelGrid frames a model capture with the weights banne
   const { data: fd, info: fi } = await sharp(framed.png).raw().toBuffer({ resolveWithObject: true });
   const { data: bd, info: bi } = await sharp(bare.png).raw().toBuffer({ resolveWithObject: true });
   for (let i = 0; i < 3; i++) {
-    const f = framed.layout[i], b = bare.layout[i];
-    for (const [ox, oy] of [[0, 0], [f.width - 1, f.height - 1], [f.width >> 1, f.height >> 1]]) {
+    const f = framed.layout[i],
+      b = bare.layout[i];
+    for (const [ox, oy] of [
+      [0, 0],
+      [f.width - 1, f.height - 1],
+      [f.width >> 1, f.height >> 1],
+    ]) {
       const fp = ((f.y + oy) * fi.width + f.x + ox) * fi.channels;
       const bp = ((b.y + oy) * bi.width + b.x + ox) * bi.channels;
       expect([...fd.subarray(fp, fp + 3)]).toEqual([...bd.subarray(bp, bp + 3)]);
     }
   }
   // The banner is red for untrained weights (as on every CLI picture).
-  const [r, g, b] = fd.subarray(((4 * fi.width) + 2) * fi.channels, ((4 * fi.width) + 2) * fi.channels + 3);
+  const [r, g, b] = fd.subarray((4 * fi.width + 2) * fi.channels, (4 * fi.width + 2) * fi.channels + 3);
   expect(r).toBeGreaterThan(150);
   expect(g).toBeLessThan(100);
   expect(b).toBeLessThan(100);

@@ -16,7 +16,11 @@ beforeAll(() => {
 });
 
 function node(script: string, env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, FEATSCOPE_THREADS: '', ...env }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, FEATSCOPE_THREADS: '', ...env },
+    timeout: 120_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -61,7 +65,15 @@ test('bad counts are INVALID_ARGUMENT errors naming the value', () => {
     out.push(getNumThreads());
     process.stdout.write(JSON.stringify(out));`);
   const out = JSON.parse(r.stdout) as (string | number)[];
-  expect(out.slice(0, 7).every((s) => typeof s === 'string' && s.startsWith('INVALID_ARGUMENT: Expected an integer from 1 to 1024 for setNumThreads(n)'))).toBe(true);
+  expect(
+    out
+      .slice(0, 7)
+      .every(
+        (s) =>
+          typeof s === 'string' &&
+          s.startsWith('INVALID_ARGUMENT: Expected an integer from 1 to 1024 for setNumThreads(n)'),
+      ),
+  ).toBe(true);
   expect(out[0]).toMatch(/received 0/);
   expect(out[3]).toMatch(/received "2"/);
   expect(out[5]).toMatch(/received 1025/);
@@ -75,7 +87,10 @@ test('FEATSCOPE_THREADS sets the count when the addon loads; a bad value is a co
     catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }`;
   expect(JSON.parse(node(script, { FEATSCOPE_THREADS: '3' }).stdout)).toEqual({ n: 3, v: 3 });
   const bad = JSON.parse(node(script, { FEATSCOPE_THREADS: 'four' }).stdout);
-  expect(bad).toEqual({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/for FEATSCOPE_THREADS but received "four"/) });
+  expect(bad).toEqual({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/for FEATSCOPE_THREADS but received "four"/),
+  });
 });
 
 test('CLI: --threads N on any command; a bad N is a usage error', () => {
@@ -83,14 +98,29 @@ test('CLI: --threads N on any command; a bad N is a usage error', () => {
   expect(info.code).toBe(0);
   expect(JSON.parse(info.stdout).threads).toBe(3);
   // --threads wins over FEATSCOPE_THREADS.
-  expect(JSON.parse(runCli(['info', '--json', '--threads', '2'], { env: { FEATSCOPE_THREADS: '3' } }).stdout).threads).toBe(2);
+  expect(
+    JSON.parse(runCli(['info', '--json', '--threads', '2'], { env: { FEATSCOPE_THREADS: '3' } }).stdout).threads,
+  ).toBe(2);
   const bad = runCli(['layers', '--threads', '0', '--model', MODELS.scripted]);
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toMatch(/--threads must be an integer from 1 to 1024, not "0" \(see `featscope layers --help`\) \[USAGE\]/);
+  expect(bad.stderr).toMatch(
+    /--threads must be an integer from 1 to 1024, not "0" \(see `featscope layers --help`\) \[USAGE\]/,
+  );
   const layers = runCli(['layers', '--threads', '2', '--model', MODELS.scripted, '--json', '--size', '32']);
   expect(layers.code).toBe(0);
   expect(JSON.parse(layers.stdout).layers).toHaveLength(67);
-  for (const cmd of ['info', 'layers', 'render', 'export', 'gradcam', 'weights', 'attack', 'stats', 'maximize', 'similarity']) {
+  for (const cmd of [
+    'info',
+    'layers',
+    'render',
+    'export',
+    'gradcam',
+    'weights',
+    'attack',
+    'stats',
+    'maximize',
+    'similarity',
+  ]) {
     expect(runCli([cmd, '--help']).stdout).toMatch(/--threads N/);
   }
 });

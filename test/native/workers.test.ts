@@ -24,7 +24,8 @@ function scenario(name: string): Seen {
     encoding: 'utf8',
     timeout: 240_000,
   });
-  if (r.status !== 0 || r.signal) throw new Error(`scenario ${name}: exit ${r.status} signal ${r.signal}\n${r.stderr.slice(-3000)}`);
+  if (r.status !== 0 || r.signal)
+    throw new Error(`scenario ${name}: exit ${r.status} signal ${r.signal}\n${r.stderr.slice(-3000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Seen;
 }
 

@@ -137,7 +137,10 @@ async function main() {
     await blocker;
     const got = await running;
     const diff = (a, b) => a.reduce((d, v, i) => Math.max(d, Math.abs(v - b[i])), 0);
-    result.maxDiff = Math.max(diff(got.output.data, reference.output.data), diff(got.captures[0].data, reference.captures[0].data));
+    result.maxDiff = Math.max(
+      diff(got.output.data, reference.output.data),
+      diff(got.captures[0].data, reference.captures[0].data),
+    );
     result.junk = junk.length;
   } else {
     throw new Error(`unknown scenario ${scenario}`);

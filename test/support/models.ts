@@ -33,7 +33,10 @@ export function ensurePt2Models(): void {
   fs.mkdirSync(CACHE, { recursive: true });
   const exporter = path.join(ROOT, 'scripts', 'export-model.py');
   const make = (file: string, args: string[]) => {
-    if (!fs.existsSync(file)) execFileSync(PYTHON, [exporter, file, '--format', 'pt2', '--state-dict-out', `${file}.pth`, ...args], { stdio: 'inherit' });
+    if (!fs.existsSync(file))
+      execFileSync(PYTHON, [exporter, file, '--format', 'pt2', '--state-dict-out', `${file}.pth`, ...args], {
+        stdio: 'inherit',
+      });
   };
   make(PT2_MODELS.resnet18, ['--taps', 'all']);
   make(PT2_MODELS.mobilenet, ['--arch', 'mobilenet_v2', '--taps', MOBILENET_PT2_TAPS.join(',')]);
@@ -44,9 +47,12 @@ export function ensureTestModels(): void {
   const exporter = path.join(ROOT, 'scripts', 'export-model.py');
   if (!fs.existsSync(MODELS.scripted)) execFileSync(PYTHON, [exporter, MODELS.scripted], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
-  if (!fs.existsSync(MODELS.mobilenet)) execFileSync(PYTHON, [exporter, MODELS.mobilenet, '--arch', 'mobilenet_v2'], { stdio: 'inherit' });
+  if (!fs.existsSync(MODELS.mobilenet))
+    execFileSync(PYTHON, [exporter, MODELS.mobilenet, '--arch', 'mobilenet_v2'], { stdio: 'inherit' });
   if (!fs.existsSync(path.join(MODELS.edge, 'loopnet.pt')) || !fs.existsSync(path.join(MODELS.edge, 'constcap.pt'))) {
-    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], { stdio: 'inherit' });
+    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], {
+      stdio: 'inherit',
+    });
   }
 }
 
@@ -69,14 +75,20 @@ export function edgeModel(name: string): string {
 }
 
 /** A deterministic, image-like NCHW input (values in roughly the normalised range). */
-export function syntheticInput(n: number, h = 224, w = 224, seed = 1): { data: Float32Array; shape: [number, number, number, number] } {
+export function syntheticInput(
+  n: number,
+  h = 224,
+  w = 224,
+  seed = 1,
+): { data: Float32Array; shape: [number, number, number, number] } {
   const data = new Float32Array(n * 3 * h * w);
   let s = seed >>> 0;
   for (let i = 0; i < data.length; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const noise = s / 2 ** 32 - 0.5;
     const hw = i % (h * w);
-    const y = Math.floor(hw / w), x = hw % w;
+    const y = Math.floor(hw / w),
+      x = hw % w;
     data[i] = Math.sin(x / 9 + y / 13 + Math.floor(i / (h * w))) * 1.5 + noise;
   }
   return { data, shape: [n, 3, h, w] };
@@ -88,13 +100,25 @@ export interface OracleResult {
 }
 
 /** Python register_forward_hook on the eager twin (test/support/hook_oracle.py). */
-export function pythonHooks(model: string, input: { data: Float32Array; shape: number[] }, layers: string[], device = "cpu"): OracleResult {
+export function pythonHooks(
+  model: string,
+  input: { data: Float32Array; shape: number[] },
+  layers: string[],
+  device = 'cpu',
+): OracleResult {
   const dir = fs.mkdtempSync(path.join(CACHE, 'oracle-'));
   try {
     const inPath = path.join(dir, 'input.f32');
     fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(PYTHON, [path.join(ROOT, "test", "support", "hook_oracle.py"), model, inPath, input.shape.join(","), dir, ...layers], { stdio: "inherit", env: { ...process.env, FEATSCOPE_ORACLE_DEVICE: device } });
-    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as { output: number[]; captures: Record<string, number[]> };
+    execFileSync(
+      PYTHON,
+      [path.join(ROOT, 'test', 'support', 'hook_oracle.py'), model, inPath, input.shape.join(','), dir, ...layers],
+      { stdio: 'inherit', env: { ...process.env, FEATSCOPE_ORACLE_DEVICE: device } },
+    );
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
+      output: number[];
+      captures: Record<string, number[]>;
+    };
     const read = (f: string) => {
       const b = fs.readFileSync(path.join(dir, f));
       return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));

@@ -8,11 +8,25 @@ import { expandInputs, matchGlob, matchSegment } from '../../lib/cli/inputs';
 
 describe('layerFileNames', () => {
   test('every layer and picture kind gets its own file, whatever the module names', () => {
-    const layers = ['a/b', 'a_b', 'input', 'x', 'x.overlay', 'Conv', 'conv', 'layer1.0.relu#1', 'layer1.0.relu_call1', 'conv1', 'layer4'];
+    const layers = [
+      'a/b',
+      'a_b',
+      'input',
+      'x',
+      'x.overlay',
+      'Conv',
+      'conv',
+      'layer1.0.relu#1',
+      'layer1.0.relu_call1',
+      'conv1',
+      'layer4',
+    ];
     const base = layerFileNames(layers);
     expect(base.size).toBe(layers.length);
     // Files of one image's folder: input.png, and per layer a grid and an overlay.
-    const files = ['input.png', ...layers.flatMap((l) => [`${base.get(l)}.png`, `${base.get(l)}.overlay.png`])].map((f) => f.toLowerCase());
+    const files = ['input.png', ...layers.flatMap((l) => [`${base.get(l)}.png`, `${base.get(l)}.overlay.png`])].map(
+      (f) => f.toLowerCase(),
+    );
     expect(new Set(files).size).toBe(files.length);
     // Clean, unambiguous names keep their plain file names.
     expect(base.get('conv1')).toBe('conv1');
@@ -68,13 +82,20 @@ describe('expandInputs', () => {
     fs.writeFileSync(path.join(out, 'a', 'input.png'), 'x');
     fs.writeFileSync(path.join(out, 'a', 'conv1.png'), 'x');
     const all = await expandInputs([dir]);
-    expect(all.map((i) => path.relative(dir, i.source)).sort()).toEqual(['a.png', 'out/a/conv1.png', 'out/a/input.png']);
+    expect(all.map((i) => path.relative(dir, i.source)).sort()).toEqual([
+      'a.png',
+      'out/a/conv1.png',
+      'out/a/input.png',
+    ]);
     const scanned = await expandInputs([dir], { skip: out });
     expect(scanned.map((i) => path.relative(dir, i.source))).toEqual(['a.png']);
     const globbed = await expandInputs([path.join(dir, '**', '*.png')], { skip: out });
     expect(globbed.map((i) => path.relative(dir, i.source))).toEqual(['a.png']);
     // The output folder given as the input folder: a usage error that says why.
-    await expect(expandInputs([out], { skip: out })).rejects.toMatchObject({ code: 'NO_INPUTS', message: expect.stringMatching(/it is the output folder/) });
+    await expect(expandInputs([out], { skip: out })).rejects.toMatchObject({
+      code: 'NO_INPUTS',
+      message: expect.stringMatching(/it is the output folder/),
+    });
     // A file named explicitly is taken even inside it.
     expect((await expandInputs([path.join(out, 'a', 'conv1.png')], { skip: out })).length).toBe(1);
   });

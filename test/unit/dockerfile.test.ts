@@ -67,15 +67,20 @@ describe('Dockerfile.cuda structure', () => {
   });
 
   it('takes Node.js from the official image, never from a piped download', () => {
-    expect(all.filter((i) => i.keyword === 'COPY' && i.args.startsWith('--from=node ')).length).toBeGreaterThanOrEqual(2);
+    expect(all.filter((i) => i.keyword === 'COPY' && i.args.startsWith('--from=node ')).length).toBeGreaterThanOrEqual(
+      2,
+    );
     const runs = all.filter((i) => i.keyword === 'RUN').map((i) => i.args);
     expect(runs.filter((r) => /(curl|wget)[^|]*\|\s*(sudo\s+)?(ba)?sh/.test(r))).toEqual([]);
   });
 
   it('builds the addon against the image torch, compiles TypeScript and packs the prebuild', () => {
-    const runs = all.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+    const runs = all
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(runs).toMatch(/npm ci\b/);
-    expect(runs).toContain("CMAKE_PREFIX_PATH=\"$(python -c 'import torch;print(torch.utils.cmake_prefix_path)')\"");
+    expect(runs).toContain('CMAKE_PREFIX_PATH="$(python -c \'import torch;print(torch.utils.cmake_prefix_path)\')"');
     expect(runs).toMatch(/node scripts\/build-native\.js/);
     expect(runs).toMatch(/npx tsc -p tsconfig\.json/);
     expect(runs).toMatch(/node scripts\/pack-prebuild\.js/);
@@ -97,14 +102,22 @@ describe('Dockerfile.cuda structure', () => {
   });
 
   it('sets no password, token or key in the image', () => {
-    for (const [name, text] of [['Dockerfile.cuda', dockerfile], ['docker-entrypoint.sh', entrypoint]]) {
+    for (const [name, text] of [
+      ['Dockerfile.cuda', dockerfile],
+      ['docker-entrypoint.sh', entrypoint],
+    ]) {
       // A literal value: a letter or digit right after `=`/`:` (an optional quote between).
       const assigns = text.match(/\b\w*(passw(or)?d|secret|token)\w*\s*[=:]\s*['"]?[A-Za-z0-9_][^\s'"]*/gi) ?? [];
-      expect({ name, assigns: assigns.filter((a) => !/^allow_password_change=False$/i.test(a)) })
-        .toEqual({ name, assigns: [] });
+      expect({ name, assigns: assigns.filter((a) => !/^allow_password_change=False$/i.test(a)) }).toEqual({
+        name,
+        assigns: [],
+      });
       expect(text).not.toMatch(/chpasswd|passwd\s+\w|--(NotebookApp|ServerApp|IdentityProvider)\.token/i);
     }
-    const envArgs = all.filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG').map((i) => i.args).join(' ');
+    const envArgs = all
+      .filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')
+      .map((i) => i.args)
+      .join(' ');
     expect(envArgs).not.toMatch(/TOKEN|PASSWORD|SSH_AUTHORIZED_KEYS/i);
   });
 
@@ -127,9 +140,13 @@ describe('scripts/docker-entrypoint.sh', () => {
     fs.mkdirSync(home);
     fs.mkdirSync(bin);
     // Stand-ins: a non-root id (the tests may run as root), and jupyter/sshd that record how they were started.
-    const stub = (name: string, body: string) => fs.writeFileSync(path.join(bin, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
+    const stub = (name: string, body: string) =>
+      fs.writeFileSync(path.join(bin, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
     stub('id', 'case "$1" in -u) echo 1000 ;; -un) echo featscope ;; *) echo "uid=1000(featscope)" ;; esac');
-    stub('jupyter', `printf '%s\\n' "$@" > "${dir}/jupyter.args"; printf '%s' "\${JUPYTER_TOKEN:-}" > "${dir}/jupyter.token"`);
+    stub(
+      'jupyter',
+      `printf '%s\\n' "$@" > "${dir}/jupyter.args"; printf '%s' "\${JUPYTER_TOKEN:-}" > "${dir}/jupyter.token"`,
+    );
     stub('sshd', `printf '%s\\n' "$@" > "${dir}/sshd.args"; cat "\${@: -1}" > "${dir}/sshd.config"`);
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -15,7 +15,10 @@ function headerCodes(): string[] {
 }
 
 function filesUnder(dir: string, ext: RegExp): string[] {
-  return fs.readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => ext.test(f)).map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => ext.test(f))
+    .map((f) => path.join(dir, f));
 }
 
 test('native/error_codes.h lists exactly the TypeScript union', () => {
@@ -27,7 +30,10 @@ test('every code the native sources raise is listed', () => {
   const raised = new Set<string>();
   for (const f of filesUnder('native', /\.(cc|h)$/)) {
     const src = read(f);
-    for (const m of src.matchAll(/(?:FsError|makeJsError|makeListedJsError)\(\s*(?:env,\s*|info\.Env\(\),\s*)?"([A-Z][A-Z0-9_]*)"/g)) raised.add(m[1]);
+    for (const m of src.matchAll(
+      /(?:FsError|makeJsError|makeListedJsError)\(\s*(?:env,\s*|info\.Env\(\),\s*)?"([A-Z][A-Z0-9_]*)"/g,
+    ))
+      raised.add(m[1]);
     for (const m of src.matchAll(/FsWorker\(env, "[^"]+", "([A-Z][A-Z0-9_]*)"\)/g)) raised.add(m[1]);
     for (const m of src.matchAll(/return \{"([A-Z][A-Z0-9_]*)"/g)) raised.add(m[1]);
   }

@@ -5,7 +5,10 @@ import * as path from 'path';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findLibtorch } = require('../../scripts/find-libtorch') as {
-  findLibtorch(env: Record<string, string | undefined>, options?: { systemDirs?: string[] }): { source: string; configDir: string } | { error: string };
+  findLibtorch(
+    env: Record<string, string | undefined>,
+    options?: { systemDirs?: string[] },
+  ): { source: string; configDir: string } | { error: string };
 };
 
 let fake: string;
@@ -31,7 +34,9 @@ test('a LIBTORCH without CMake files is an error that lists the options', () => 
 });
 
 test('then TORCH_CMAKE_PREFIX, then CMAKE_PREFIX_PATH (any entry)', () => {
-  expect(findLibtorch({ TORCH_CMAKE_PREFIX: path.join(fake, 'share', 'cmake') })).toMatchObject({ source: expect.stringMatching(/^TORCH_CMAKE_PREFIX/) });
+  expect(findLibtorch({ TORCH_CMAKE_PREFIX: path.join(fake, 'share', 'cmake') })).toMatchObject({
+    source: expect.stringMatching(/^TORCH_CMAKE_PREFIX/),
+  });
   expect(findLibtorch({ CMAKE_PREFIX_PATH: `/nope:${fake}` })).toMatchObject({ source: `CMAKE_PREFIX_PATH (${fake})` });
 });
 
@@ -42,10 +47,20 @@ test('then the torch of a Python, then the system; a Python without torch is pas
 });
 
 test('none anywhere: one message saying what was tried and listing every option', () => {
-  const r = findLibtorch({ FEATSCOPE_PYTHON: '/nonexistent/python', CMAKE_PREFIX_PATH: '/nope', PATH: '/nonexistent' }, { systemDirs: ['/nonexistent/cmake/Torch'] }) as { error: string };
-  expect(r.error).toMatch(/^featscope: no libtorch found \(tried: CMAKE_PREFIX_PATH=\/nope: no TorchConfig\.cmake; \/nonexistent\/python: no torch; /);
+  const r = findLibtorch(
+    { FEATSCOPE_PYTHON: '/nonexistent/python', CMAKE_PREFIX_PATH: '/nope', PATH: '/nonexistent' },
+    { systemDirs: ['/nonexistent/cmake/Torch'] },
+  ) as { error: string };
+  expect(r.error).toMatch(
+    /^featscope: no libtorch found \(tried: CMAKE_PREFIX_PATH=\/nope: no TorchConfig\.cmake; \/nonexistent\/python: no torch; /,
+  );
   expect(r.error).toMatch(/system: no libtorch-dev\)/);
-  for (const option of ['apt-get install libtorch-dev', 'FEATSCOPE_PYTHON=', 'LIBTORCH=', 'TORCH_CMAKE_PREFIX or CMAKE_PREFIX_PATH']) {
+  for (const option of [
+    'apt-get install libtorch-dev',
+    'FEATSCOPE_PYTHON=',
+    'LIBTORCH=',
+    'TORCH_CMAKE_PREFIX or CMAKE_PREFIX_PATH',
+  ]) {
     expect(r.error).toContain(option);
   }
 });

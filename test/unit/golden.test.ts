@@ -18,8 +18,8 @@ function syntheticCapture(): Capture {
   for (let c = 0; c < C; c++) {
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
-        const cx = 2 + (c * 3.7) % 10;
-        const cy = 1 + (c * 2.3) % 8;
+        const cx = 2 + ((c * 3.7) % 10);
+        const cy = 1 + ((c * 2.3) % 8);
         const bump = Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 + c));
         const stripes = c % 3 === 1 ? 0.5 * Math.max(0, Math.sin((x + y * (c % 2 ? 1 : -1)) * 0.9)) : 0;
         const ramp = c % 3 === 2 ? (x / W) * 0.6 : 0;
@@ -44,7 +44,11 @@ test('channel grid matches the golden PNG within tolerance', async () => {
   if (process.env.UPDATE_GOLDEN) fs.writeFileSync(GOLDEN, grid.png);
   const ours = await sharp(grid.png).raw().toBuffer({ resolveWithObject: true });
   const golden = await sharp(GOLDEN).raw().toBuffer({ resolveWithObject: true });
-  expect([ours.info.width, ours.info.height, ours.info.channels]).toEqual([golden.info.width, golden.info.height, golden.info.channels]);
+  expect([ours.info.width, ours.info.height, ours.info.channels]).toEqual([
+    golden.info.width,
+    golden.info.height,
+    golden.info.channels,
+  ]);
   let sum = 0;
   let max = 0;
   let off = 0;

@@ -52,7 +52,14 @@ describe('renderChannelGrid geometry', () => {
       expect([cell.width, cell.height, cell.vmin, cell.vmax]).toEqual([30, 30, 0, 15]);
       const expected = colormapRGB('viridis', cell.channel / 15);
       // Every corner of the cell, and the gap around it stays background.
-      for (const [dx, dy] of [[0, 0], [29, 0], [0, 29], [29, 29], [15, 15]]) expect(at(img, cell.x + dx, cell.y + dy)).toEqual(expected);
+      for (const [dx, dy] of [
+        [0, 0],
+        [29, 0],
+        [0, 29],
+        [29, 29],
+        [15, 15],
+      ])
+        expect(at(img, cell.x + dx, cell.y + dy)).toEqual(expected);
       expect(at(img, cell.x - 1, cell.y - 1)).toEqual([255, 255, 255]);
       expect(at(img, cell.x + 30, cell.y + 30)).toEqual([255, 255, 255]);
     }
@@ -70,19 +77,37 @@ describe('renderChannelGrid geometry', () => {
       background: '#ff00ff',
     });
     expect([grid.width, grid.height]).toEqual([20, 30]);
-    expect(grid.layout.map((c) => [c.channel, c.x, c.y])).toEqual([[19, 0, 0], [3, 10, 0], [7, 0, 10], [0, 10, 10], [11, 0, 20]]);
+    expect(grid.layout.map((c) => [c.channel, c.x, c.y])).toEqual([
+      [19, 0, 0],
+      [3, 10, 0],
+      [7, 0, 10],
+      [0, 10, 10],
+      [11, 0, 20],
+    ]);
     const img = await decode(grid.png);
-    for (const cell of grid.layout) expect(at(img, cell.x + 5, cell.y + 5)).toEqual(colormapRGB('gray', cell.channel / 19));
+    for (const cell of grid.layout)
+      expect(at(img, cell.x + 5, cell.y + 5)).toEqual(colormapRGB('gray', cell.channel / 19));
     expect(at(img, 15, 25)).toEqual([255, 0, 255]); // empty slot: background
   });
 
   test('the colour of a known value: nearest upsampling by 8, per-channel range', async () => {
     // 4 x 4 ramp 0..15 (plus 100 * channel, which per-channel normalisation removes).
     const ramp = capture([2, 3, 4, 4], (n, c, y, x) => (n === 1 ? 100 * c + y * 4 + x : -1));
-    const grid = await renderChannelGrid(ramp, { channels: 3, batchIndex: 1, cellSize: 32, labels: false, colormap: 'magma' });
+    const grid = await renderChannelGrid(ramp, {
+      channels: 3,
+      batchIndex: 1,
+      cellSize: 32,
+      labels: false,
+      colormap: 'magma',
+    });
     const img = await decode(grid.png);
     for (const cell of grid.layout) {
-      expect([cell.min, cell.max, cell.vmin, cell.vmax]).toEqual([100 * cell.channel, 100 * cell.channel + 15, 100 * cell.channel, 100 * cell.channel + 15]);
+      expect([cell.min, cell.max, cell.vmin, cell.vmax]).toEqual([
+        100 * cell.channel,
+        100 * cell.channel + 15,
+        100 * cell.channel,
+        100 * cell.channel + 15,
+      ]);
       for (let v = 0; v < 16; v++) {
         const [y, x] = [Math.floor(v / 4), v % 4];
         expect(at(img, cell.x + x * 8 + 3, cell.y + y * 8 + 4)).toEqual(colormapRGB('magma', v / 15));
@@ -100,10 +125,12 @@ describe('renderChannelGrid geometry', () => {
     // Label pixels: light text on black in the strip under each cell.
     for (const c of grid.layout) {
       let lit = 0;
-      for (let y = c.y + c.height + 1; y < c.y + c.height + 20; y++) for (let x = c.x; x < c.x + c.width; x++) lit += at(img, x, y)[0] > 128 ? 1 : 0;
+      for (let y = c.y + c.height + 1; y < c.y + c.height + 20; y++)
+        for (let x = c.x; x < c.x + c.width; x++) lit += at(img, x, y)[0] > 128 ? 1 : 0;
       expect(lit).toBeGreaterThan(30);
       // The text leaves the cell itself alone: its bottom row still shows the map.
-      for (const x of [5, 75, 135]) expect(at(img, c.x + x, c.y + c.height - 1)).toEqual(colormapRGB('viridis', Math.floor(x / 10) / 13));
+      for (const x of [5, 75, 135])
+        expect(at(img, c.x + x, c.y + c.height - 1)).toEqual(colormapRGB('viridis', Math.floor(x / 10) / 13));
     }
   });
 });
@@ -142,29 +169,54 @@ describe('rankChannels', () => {
 
   test('the grid draws the top-k channels in rank order, labelled with the ranking metric', async () => {
     const grid = await renderChannelGrid(cap, { channels: { top: 5, by: 'mean' }, batchIndex: 1 });
-    expect(grid.layout.map((c) => c.channel)).toEqual(bruteForce('mean', 1).slice(0, 5).map((r) => r.channel));
+    expect(grid.layout.map((c) => c.channel)).toEqual(
+      bruteForce('mean', 1)
+        .slice(0, 5)
+        .map((r) => r.channel),
+    );
   });
 });
 
 describe('bad inputs', () => {
   const cap = capture([1, 8, 4, 4], () => 1);
   test('rankChannels', () => {
-    expectError(() => rankChannels(cap, { by: 'median' as never }), 'INVALID_ARGUMENT', /Expected 'max' or 'mean' for by but received "median"/);
+    expectError(
+      () => rankChannels(cap, { by: 'median' as never }),
+      'INVALID_ARGUMENT',
+      /Expected 'max' or 'mean' for by but received "median"/,
+    );
     expectError(() => rankChannels(cap, { k: 9 }), 'INVALID_ARGUMENT', /integer from 1 to 8 .* for k but received 9/);
-    expectError(() => rankChannels(cap, { top: 3 } as never), 'UNKNOWN_OPTION', /Unknown option "top" for rankChannels/);
+    expectError(
+      () => rankChannels(cap, { top: 3 } as never),
+      'UNKNOWN_OPTION',
+      /Unknown option "top" for rankChannels/,
+    );
   });
 
   test('renderChannelGrid options and captures', async () => {
     const grid = (o: object, c: unknown = cap) => renderChannelGrid(c as Capture, o);
     await expect(grid({ channels: 9 })).rejects.toThrow(/Expected a count from 1 to 8 .* for channels but received 9/);
-    await expect(grid({ channels: [0, 8] })).rejects.toThrow(/Expected channel indices from 0 to 7 for channels but received 8/);
+    await expect(grid({ channels: [0, 8] })).rejects.toThrow(
+      /Expected channel indices from 0 to 7 for channels but received 8/,
+    );
     await expect(grid({ channels: { top: 3, by: 'max', extra: 1 } })).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
     await expect(grid({ colormap: 'jet' })).rejects.toMatchObject({ name: 'FeatscopeError', code: 'INVALID_ARGUMENT' });
-    await expect(grid({ background: 'red' })).rejects.toThrow(/Expected a colour as '#rrggbb'.* for background but received "red"/);
-    await expect(grid({ batchIndex: 1 })).rejects.toThrow(/integer from 0 to 0 \(the batch holds 1\) for batchIndex but received 1/);
-    await expect(grid({ cellsize: 3 })).rejects.toMatchObject({ code: 'UNKNOWN_OPTION', message: expect.stringMatching(/"cellsize".*cellSize/) });
-    await expect(grid({}, { ...cap, shape: [1, 8, 4, 5] })).rejects.toThrow(/Expected 160 values .* shape \[1, 8, 4, 5\] but its data holds 128/);
-    await expect(grid({}, { shape: [1, 1000], data: new Float32Array(1000) })).rejects.toThrow(/linear layer output, pick a convolutional layer/);
+    await expect(grid({ background: 'red' })).rejects.toThrow(
+      /Expected a colour as '#rrggbb'.* for background but received "red"/,
+    );
+    await expect(grid({ batchIndex: 1 })).rejects.toThrow(
+      /integer from 0 to 0 \(the batch holds 1\) for batchIndex but received 1/,
+    );
+    await expect(grid({ cellsize: 3 })).rejects.toMatchObject({
+      code: 'UNKNOWN_OPTION',
+      message: expect.stringMatching(/"cellsize".*cellSize/),
+    });
+    await expect(grid({}, { ...cap, shape: [1, 8, 4, 5] })).rejects.toThrow(
+      /Expected 160 values .* shape \[1, 8, 4, 5\] but its data holds 128/,
+    );
+    await expect(grid({}, { shape: [1, 1000], data: new Float32Array(1000) })).rejects.toThrow(
+      /linear layer output, pick a convolutional layer/,
+    );
     await expect(grid({}, { shape: [1, 8, 4, 4], data: [1, 2] })).rejects.toBeInstanceOf(FeatscopeError);
   });
 });

@@ -39,7 +39,9 @@ describe('renderOverlay', () => {
     // alpha 0.5: halfway.
     const half = await decode((await renderOverlay(images[0], map, { alpha: 0.5, colormap: 'viridis' })).png);
     const heat = colormapRGB('viridis', 0);
-    [0, 1, 2].forEach((c) => expect(Math.abs(half.data[c] - (images[0].rgb[c] + heat[c]) / 2)).toBeLessThanOrEqual(0.5));
+    [0, 1, 2].forEach((c) =>
+      expect(Math.abs(half.data[c] - (images[0].rgb[c] + heat[c]) / 2)).toBeLessThanOrEqual(0.5),
+    );
   });
 
   test('on a photo path keeps the photo size', async () => {
@@ -54,11 +56,20 @@ describe('renderOverlay', () => {
     await expect(renderOverlay(images[0], { data: new Float32Array(5), width: 3, height: 2 })).rejects.toThrow(
       'Expected 6 values for a 3x2 map but its data holds 5',
     );
-    await expect(renderOverlay(images[0], map, { alpha: 2 })).rejects.toThrow('Expected a number from 0 to 1 for alpha but received 2');
+    await expect(renderOverlay(images[0], map, { alpha: 2 })).rejects.toThrow(
+      'Expected a number from 0 to 1 for alpha but received 2',
+    );
     await expect(renderOverlay(images[0], map, { range: [3, 1] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(renderOverlay(images[0], map, { opacity: 1 } as never)).rejects.toMatchObject({ code: 'UNKNOWN_OPTION' });
-    await expect(renderOverlay({ rgb: Buffer.alloc(3), width: 2, height: 2 }, map)).rejects.toBeInstanceOf(FeatscopeError);
-    await expect(renderOverlay('missing.png', map)).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND', message: expect.stringContaining('"missing.png"') });
+    await expect(renderOverlay(images[0], map, { opacity: 1 } as never)).rejects.toMatchObject({
+      code: 'UNKNOWN_OPTION',
+    });
+    await expect(renderOverlay({ rgb: Buffer.alloc(3), width: 2, height: 2 }, map)).rejects.toBeInstanceOf(
+      FeatscopeError,
+    );
+    await expect(renderOverlay('missing.png', map)).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+      message: expect.stringContaining('"missing.png"'),
+    });
     await expect(renderOverlay(Buffer.from('nope'), map)).rejects.toMatchObject({ code: 'IMAGE_DECODE' });
   });
 });
@@ -72,6 +83,8 @@ describe('renderLayerSummary', () => {
     expect([img.width, img.height]).toEqual([112, 56]);
     expect([...img.data.subarray(0, 3)]).toEqual([0, 0, 0]);
     expect([...img.data.subarray(111 * 3, 112 * 3)]).toEqual([255, 255, 255]);
-    await expect(renderLayerSummary(cap, { size: 0 })).rejects.toThrow('Expected an integer from 1 to 8192 for size but received 0');
+    await expect(renderLayerSummary(cap, { size: 0 })).rejects.toThrow(
+      'Expected an integer from 1 to 8192 for size but received 0',
+    );
   });
 });

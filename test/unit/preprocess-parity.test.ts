@@ -10,7 +10,10 @@ import { preprocess } from '../../lib/preprocess';
 import { PYTHON, diffStats, pythonHas, torchvisionPreprocess } from './helpers/python';
 
 const IMAGES = path.join(__dirname, '..', 'fixtures', 'images');
-const photos = fs.readdirSync(IMAGES).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
+const photos = fs
+  .readdirSync(IMAGES)
+  .filter((f) => /\.(png|jpe?g)$/i.test(f))
+  .sort();
 const available = pythonHas('torchvision', 'PIL', 'numpy');
 
 if (!available) {
@@ -20,7 +23,10 @@ if (!available) {
     let reference: Float32Array;
     const plane = 3 * 224 * 224;
     beforeAll(() => {
-      reference = torchvisionPreprocess(photos.map((f) => path.join(IMAGES, f)), mode);
+      reference = torchvisionPreprocess(
+        photos.map((f) => path.join(IMAGES, f)),
+        mode,
+      );
     });
 
     test('all six shared photos are present', () => {

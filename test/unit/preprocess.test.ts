@@ -17,8 +17,8 @@ afterAll(() => fs.rmSync(odd.dir, { recursive: true, force: true }));
 /** Un-normalise one pixel of image n back to 0-255 RGB. */
 function pixel(result: Awaited<ReturnType<typeof preprocess>>, n: number, y: number, x: number): number[] {
   const [, , h, w] = result.shape;
-  return [0, 1, 2].map((c) =>
-    Math.round((result.data[((n * 3 + c) * h + y) * w + x] * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255) + 0,
+  return [0, 1, 2].map(
+    (c) => Math.round((result.data[((n * 3 + c) * h + y) * w + x] * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255) + 0,
   );
 }
 
@@ -42,7 +42,11 @@ describe('preprocess: inputs and output', () => {
     const img = r.images[0];
     expect([img.width, img.height, img.rgb.length, img.source]).toEqual([224, 224, 224 * 224 * 3, DOG]);
     // The tensor is the normalised image.
-    for (const [y, x] of [[0, 0], [100, 37], [223, 223]]) {
+    for (const [y, x] of [
+      [0, 0],
+      [100, 37],
+      [223, 223],
+    ]) {
       expect(pixel(r, 0, y, x)).toEqual([...img.rgb.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3)]);
     }
   });
@@ -115,7 +119,10 @@ describe('preprocess: real-world image kinds', () => {
       const ref = torchvisionPreprocess(files, mode, ['--size', '12']);
       const plane = 3 * 12 * 12;
       files.forEach((file, n) => {
-        const stats = diffStats(ours.data.subarray(n * plane, (n + 1) * plane), ref.subarray(n * plane, (n + 1) * plane));
+        const stats = diffStats(
+          ours.data.subarray(n * plane, (n + 1) * plane),
+          ref.subarray(n * plane, (n + 1) * plane),
+        );
         expect({ file, mode, ...stats }).toEqual({ file, mode, mean: 0, p99: 0, max: 0 });
       });
     }
@@ -124,7 +131,9 @@ describe('preprocess: real-world image kinds', () => {
 
 describe('bilinearResize', () => {
   test('a 1x1 image is enlarged to a constant 224x224 input', async () => {
-    const px = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 200, g: 100, b: 50 } } }).png().toBuffer();
+    const px = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+      .png()
+      .toBuffer();
     const r = await preprocess(px);
     expect(r.shape).toEqual([1, 3, 224, 224]);
     const plane = 224 * 224;
@@ -147,7 +156,11 @@ describe('bilinearResize', () => {
 
 describe('preprocess: bad inputs', () => {
   test('a missing file or a directory is IMAGE_NOT_FOUND, naming the path', async () => {
-    await expectError(preprocess('no/such/photo.jpg'), 'IMAGE_NOT_FOUND', /Image file not found: "no\/such\/photo\.jpg".*check the path/);
+    await expectError(
+      preprocess('no/such/photo.jpg'),
+      'IMAGE_NOT_FOUND',
+      /Image file not found: "no\/such\/photo\.jpg".*check the path/,
+    );
     await expectError(preprocess(odd.dir), 'IMAGE_NOT_FOUND', /is not a regular file/);
   });
 
@@ -171,24 +184,55 @@ describe('preprocess: bad inputs', () => {
   });
 
   test('bad arguments are INVALID_ARGUMENT or UNKNOWN_OPTION with what was expected and received', async () => {
-    await expectError(preprocess(42 as never), 'INVALID_ARGUMENT', /Expected an image file path, a Buffer .* for input but received 42/);
+    await expectError(
+      preprocess(42 as never),
+      'INVALID_ARGUMENT',
+      /Expected an image file path, a Buffer .* for input but received 42/,
+    );
     await expectError(preprocess([]), 'INVALID_ARGUMENT', /non-empty array .* received an array of length 0/);
-    await expectError(preprocess(DOG, { resize: 'stretch' as never }), 'INVALID_ARGUMENT', /'squash'.*'crop'.*for resize but received "stretch"/);
-    await expectError(preprocess(DOG, { size: 0 }), 'INVALID_ARGUMENT', /integer between 1 and 8192 for size but received 0/);
-    await expectError(preprocess(DOG, { mean: [0.5, 0.5] }), 'INVALID_ARGUMENT', /3 finite numbers.* for mean but received an array of length 2/);
+    await expectError(
+      preprocess(DOG, { resize: 'stretch' as never }),
+      'INVALID_ARGUMENT',
+      /'squash'.*'crop'.*for resize but received "stretch"/,
+    );
+    await expectError(
+      preprocess(DOG, { size: 0 }),
+      'INVALID_ARGUMENT',
+      /integer between 1 and 8192 for size but received 0/,
+    );
+    await expectError(
+      preprocess(DOG, { mean: [0.5, 0.5] }),
+      'INVALID_ARGUMENT',
+      /3 finite numbers.* for mean but received an array of length 2/,
+    );
     await expectError(preprocess(DOG, { std: [1, 0, 1] }), 'INVALID_ARGUMENT', /3 finite positive numbers.* for std/);
-    await expectError(preprocess(DOG, { resise: 'crop' } as never), 'UNKNOWN_OPTION', /Unknown option "resise" for preprocess; known options: resize, size/);
+    await expectError(
+      preprocess(DOG, { resise: 'crop' } as never),
+      'UNKNOWN_OPTION',
+      /Unknown option "resise" for preprocess; known options: resize, size/,
+    );
   });
 });
 
 test("a model's stored mean, std and size are the defaults; explicit options win", async () => {
   const file = path.join(__dirname, '..', 'fixtures', 'images', 'dog.jpg');
-  const model = { metadata: { input: { size: [64, 64] as [number, number], mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.25, 0.25, 0.25] as [number, number, number] } } };
+  const model = {
+    metadata: {
+      input: {
+        size: [64, 64] as [number, number],
+        mean: [0.5, 0.5, 0.5] as [number, number, number],
+        std: [0.25, 0.25, 0.25] as [number, number, number],
+      },
+    },
+  };
   const viaModel = await preprocess(file, { model });
   const explicit = await preprocess(file, { size: 64, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
   expect(viaModel.shape).toEqual([1, 3, 64, 64]);
   expect(Buffer.compare(Buffer.from(viaModel.data.buffer), Buffer.from(explicit.data.buffer))).toBe(0);
   const overridden = await preprocess(file, { model, size: 32 });
   expect(overridden.shape).toEqual([1, 3, 32, 32]);
-  await expect(preprocess(file, { model: 'resnet' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/a Model from loadModel\(\) .* for model but received "resnet"/) });
+  await expect(preprocess(file, { model: 'resnet' as never })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+    message: expect.stringMatching(/a Model from loadModel\(\) .* for model but received "resnet"/),
+  });
 });

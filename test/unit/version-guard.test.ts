@@ -20,8 +20,15 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 function standIn(version: string | null): string {
   const dir = path.join(tmp, `torch-${version ?? 'none'}`, 'share', 'cmake', 'Torch');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'TorchConfig.cmake'), 'set(TORCH_FOUND TRUE)\nset(TORCH_INSTALL_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../..")\nadd_library(torch INTERFACE IMPORTED)\n');
-  if (version) fs.writeFileSync(path.join(dir, 'TorchConfigVersion.cmake'), `set(PACKAGE_VERSION "${version}")\nset(PACKAGE_VERSION_COMPATIBLE TRUE)\n`);
+  fs.writeFileSync(
+    path.join(dir, 'TorchConfig.cmake'),
+    'set(TORCH_FOUND TRUE)\nset(TORCH_INSTALL_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../..")\nadd_library(torch INTERFACE IMPORTED)\n',
+  );
+  if (version)
+    fs.writeFileSync(
+      path.join(dir, 'TorchConfigVersion.cmake'),
+      `set(PACKAGE_VERSION "${version}")\nset(PACKAGE_VERSION_COMPATIBLE TRUE)\n`,
+    );
   return dir;
 }
 
@@ -35,13 +42,16 @@ function configure(version: string | null, env: Record<string, string> = {}) {
   return { status: r.status, out: `${r.stdout}\n${r.stderr}`.replace(/\s+/g, ' ') };
 }
 
-test.each(['2.12.0', '3.0.1', '1.12.1'])('libtorch %s outside the tested range stops the build and names the override', (v) => {
-  const r = configure(v);
-  expect(r.status).not.toBe(0);
-  expect(r.out).toContain(`featscope: libtorch ${v} (from a stand-in`);
-  expect(r.out).toContain('outside the tested range 1.13 to 2.11');
-  expect(r.out).toContain('FEATSCOPE_BYPASS_VERSION_CHECK=1');
-});
+test.each(['2.12.0', '3.0.1', '1.12.1'])(
+  'libtorch %s outside the tested range stops the build and names the override',
+  (v) => {
+    const r = configure(v);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toContain(`featscope: libtorch ${v} (from a stand-in`);
+    expect(r.out).toContain('outside the tested range 1.13 to 2.11');
+    expect(r.out).toContain('FEATSCOPE_BYPASS_VERSION_CHECK=1');
+  },
+);
 
 test('FEATSCOPE_BYPASS_VERSION_CHECK=1 builds anyway, with a warning', () => {
   const r = configure('2.12.0', { FEATSCOPE_BYPASS_VERSION_CHECK: '1' });

@@ -9,10 +9,30 @@
     return e;
   };
   const state = {
-    session: null, model: 0, image: null, layer: null, layers: [], sort: 'index', scale: 'shared', colormap: 'viridis',
-    page: 0, pages: 0, info: null, channel: null, lut: null, classes: [], overlay: 'none', compare: null, cmpLayer: null,
+    session: null,
+    model: 0,
+    image: null,
+    layer: null,
+    layers: [],
+    sort: 'index',
+    scale: 'shared',
+    colormap: 'viridis',
+    page: 0,
+    pages: 0,
+    info: null,
+    channel: null,
+    lut: null,
+    classes: [],
+    overlay: 'none',
+    compare: null,
+    cmpLayer: null,
   };
-  const fmt = (v) => (v === null || v === undefined ? '–' : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : Number(v.toPrecision(4)).toString());
+  const fmt = (v) =>
+    v === null || v === undefined
+      ? '–'
+      : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0)
+        ? v.toExponential(3)
+        : Number(v.toPrecision(4)).toString();
 
   function status(text, ok) {
     const s = $('status');
@@ -28,7 +48,9 @@
       try {
         const j = await res.json();
         msg = `${j.error.message} [${j.error.code}]`;
-      } catch (e) { /* not JSON */ }
+      } catch (e) {
+        /* not JSON */
+      }
       throw new Error(msg);
     }
     return res;
@@ -49,7 +71,9 @@
   }
   function divergingLut() {
     const t = new Uint8Array(768);
-    const lo = [59, 76, 192], mid = [247, 247, 247], hi = [180, 4, 38];
+    const lo = [59, 76, 192],
+      mid = [247, 247, 247],
+      hi = [180, 4, 38];
     for (let i = 0; i < 256; i++) {
       const f = i / 255;
       const [a, b, u] = f < 0.5 ? [lo, mid, f * 2] : [mid, hi, (f - 0.5) * 2];
@@ -92,7 +116,11 @@
       img.data.set([table[k * 3], table[k * 3 + 1], table[k * 3 + 2], 255], i * 4);
     }
     ctx.putImageData(img, 0, 0);
-    labels.replaceChildren(el('span', '', fmt(vmax)), el('span', '', fmt((vmin + vmax) / 2)), el('span', '', fmt(vmin)));
+    labels.replaceChildren(
+      el('span', '', fmt(vmax)),
+      el('span', '', fmt((vmin + vmax) / 2)),
+      el('span', '', fmt(vmin)),
+    );
   }
 
   // ---- session, images, layers ----
@@ -180,7 +208,10 @@
       b.style.paddingLeft = `${4 + depth * 12}px`;
       const spatial = l.shape && l.shape.length === 4;
       if (!spatial) b.classList.add('flat');
-      b.append(el('span', '', l.name.split('.').pop() + ' '), el('span', 't', `${l.type} ${l.shape ? `[${l.shape.join('×')}]` : ''} ×${l.calls}`));
+      b.append(
+        el('span', '', l.name.split('.').pop() + ' '),
+        el('span', 't', `${l.type} ${l.shape ? `[${l.shape.join('×')}]` : ''} ×${l.calls}`),
+      );
       if (l.inLoop) b.append(el('span', 'loop', ' loop'));
       b.title = `${l.name} — ${l.type}, output ${l.shape ? l.shape.join('×') : 'not a tensor'}, called ${l.calls}×${l.inLoop ? ' (inside a loop)' : ''}`;
       if (l.name === state.layer) b.classList.add('active');
@@ -203,7 +234,8 @@
     ol.replaceChildren();
     try {
       const preds = await getJSON('/api/predict', { model: state.model, image: state.image });
-      for (const p of preds) ol.append(el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`));
+      for (const p of preds)
+        ol.append(el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`));
     } catch (e) {
       status(e.message);
     }
@@ -228,10 +260,22 @@
     const seq = ++loadSeq;
     try {
       state.lut = await lut(state.colormap);
-      const info = await getJSON('/api/channels', { model: state.model, image: state.image, layer: state.layer, sort: state.sort, page: state.page, per: 32 });
+      const info = await getJSON('/api/channels', {
+        model: state.model,
+        image: state.image,
+        layer: state.layer,
+        sort: state.sort,
+        page: state.page,
+        per: 32,
+      });
       state.info = info;
       state.pages = info.pages;
-      const maps = await getMaps(state.model, state.image, state.layer, info.channels.map((c) => c.channel));
+      const maps = await getMaps(
+        state.model,
+        state.image,
+        state.layer,
+        info.channels.map((c) => c.channel),
+      );
       if (seq !== loadSeq) return; // a newer request (sort, page, scale) superseded this one
       $('layer-title').textContent = `${info.layer} [${info.shape.join('×')}]`;
       $('page-info').textContent = `page ${info.page + 1} / ${info.pages}`;
@@ -265,7 +309,9 @@
     for (const t of document.querySelectorAll('.tile')) t.classList.toggle('active', t.dataset.channel === String(ch));
     const info = state.info;
     const maps = await getMaps(state.model, state.image, state.layer, [ch]);
-    let min = Infinity, max = -Infinity, sum = 0;
+    let min = Infinity,
+      max = -Infinity,
+      sum = 0;
     for (const v of maps.data) {
       if (v < min) min = v;
       if (v > max) max = v;
@@ -277,7 +323,8 @@
     $('detail').hidden = false;
     $('detail-canvas').dataset.range = `${lo},${hi}`;
     $('detail-title').textContent = `${state.layer} · channel ${ch} (${maps.h}×${maps.w})`;
-    $('detail-stats').textContent = `min ${fmt(min)} · max ${fmt(max)} · mean ${fmt(sum / maps.data.length)} · colours: ${state.scale === 'shared' ? 'shared layer scale' : 'this channel’s scale'} [${fmt(lo)}, ${fmt(hi)}]`;
+    $('detail-stats').textContent =
+      `min ${fmt(min)} · max ${fmt(max)} · mean ${fmt(sum / maps.data.length)} · colours: ${state.scale === 'shared' ? 'shared layer scale' : 'this channel’s scale'} [${fmt(lo)}, ${fmt(hi)}]`;
     $('cmp-channel').value = String(ch);
   }
 
@@ -309,8 +356,16 @@
       });
       img.hidden = false;
       img.dataset.kind = state.overlay;
-      const label = { mean: `mean over channels of ${state.layer}`, gradcam: `Grad-CAM at ${state.layer}`, saliency: 'input saliency (gradient)' }[state.overlay];
-      info.textContent = meta.target ? `${label} for ${meta.target.name} (class ${meta.target.class})` : meta.max !== undefined ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}` : label;
+      const label = {
+        mean: `mean over channels of ${state.layer}`,
+        gradcam: `Grad-CAM at ${state.layer}`,
+        saliency: 'input saliency (gradient)',
+      }[state.overlay];
+      info.textContent = meta.target
+        ? `${label} for ${meta.target.name} (class ${meta.target.class})`
+        : meta.max !== undefined
+          ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
+          : label;
     } catch (e) {
       img.hidden = true;
       info.textContent = e.message;
@@ -341,7 +396,11 @@
     const cv = $('div-chart');
     const ctx = cv.getContext('2d');
     const L = state.compare.layers;
-    const W = cv.width, H = cv.height, left = 44, bottom = 26, top = 10;
+    const W = cv.width,
+      H = cv.height,
+      left = 44,
+      bottom = 26,
+      top = 10;
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, W, H);
     const vals = L.flatMap((l) => [l.cosine, l.relativeL2]).filter(Number.isFinite);
@@ -376,7 +435,11 @@
       }
     });
     ctx.fillStyle = '#333';
-    ctx.fillText(`${L.length} layers, first ${L.length ? L[0].name : ''} … last ${L.length ? L[L.length - 1].name : ''}`, left, H - 8);
+    ctx.fillText(
+      `${L.length} layers, first ${L.length ? L[0].name : ''} … last ${L.length ? L[L.length - 1].name : ''}`,
+      left,
+      H - 8,
+    );
   }
 
   async function showCompareChannel() {
@@ -384,7 +447,8 @@
     if (!c || !state.cmpLayer) return;
     const ch = Math.max(0, Number($('cmp-channel').value) || 0);
     const sel = c.layers.find((l) => l.name === state.cmpLayer);
-    $('cmp-layer').textContent = `layer: ${state.cmpLayer}${sel ? ` · cosine distance ${fmt(sel.cosine)} · relative L2 ${fmt(sel.relativeL2)}` : ''}`;
+    $('cmp-layer').textContent =
+      `layer: ${state.cmpLayer}${sel ? ` · cosine distance ${fmt(sel.cosine)} · relative L2 ${fmt(sel.relativeL2)}` : ''}`;
     try {
       const table = await lut(state.colormap);
       const [a, b] = await Promise.all([
@@ -392,7 +456,9 @@
         getMaps(c.modelB, c.b, state.cmpLayer, [ch]),
       ]);
       if (a.h !== b.h || a.w !== b.w) throw new Error(`the two maps differ in size (${a.h}×${a.w} and ${b.h}×${b.w})`);
-      let lo = Infinity, hi = -Infinity, dmax = 0;
+      let lo = Infinity,
+        hi = -Infinity,
+        dmax = 0;
       const diff = new Float32Array(a.data.length);
       for (let i = 0; i < a.data.length; i++) {
         lo = Math.min(lo, a.data[i], b.data[i]);
@@ -421,13 +487,36 @@
       await loadPredictions();
     });
     $('layer-filter').addEventListener('input', renderTree);
-    $('sort').addEventListener('change', (e) => { state.sort = e.target.value; state.page = 0; loadChannels(); });
-    $('scale').addEventListener('change', (e) => { state.scale = e.target.value; loadChannels(); });
-    $('colormap').addEventListener('change', (e) => { state.colormap = e.target.value; loadChannels(); });
-    $('prev').addEventListener('click', () => { if (state.page > 0) { state.page--; loadChannels(); } });
-    $('next').addEventListener('click', () => { if (state.page + 1 < state.pages) { state.page++; loadChannels(); } });
+    $('sort').addEventListener('change', (e) => {
+      state.sort = e.target.value;
+      state.page = 0;
+      loadChannels();
+    });
+    $('scale').addEventListener('change', (e) => {
+      state.scale = e.target.value;
+      loadChannels();
+    });
+    $('colormap').addEventListener('change', (e) => {
+      state.colormap = e.target.value;
+      loadChannels();
+    });
+    $('prev').addEventListener('click', () => {
+      if (state.page > 0) {
+        state.page--;
+        loadChannels();
+      }
+    });
+    $('next').addEventListener('click', () => {
+      if (state.page + 1 < state.pages) {
+        state.page++;
+        loadChannels();
+      }
+    });
     for (const r of document.querySelectorAll('input[name="ov"]')) {
-      r.addEventListener('change', (e) => { state.overlay = e.target.value; loadOverlay(); });
+      r.addEventListener('change', (e) => {
+        state.overlay = e.target.value;
+        loadOverlay();
+      });
     }
     $('class-select').addEventListener('change', loadOverlay);
     $('tab-channels').addEventListener('click', () => tab(false));
@@ -436,7 +525,9 @@
     $('cmp-show').addEventListener('click', showCompareChannel);
     $('div-chart').addEventListener('mousemove', (e) => {
       const l = chartLayerAt(e);
-      e.target.title = l ? `${l.name} [${l.shape.slice(1).join('×')}]: cosine distance ${fmt(l.cosine)}, relative L2 ${fmt(l.relativeL2)}` : '';
+      e.target.title = l
+        ? `${l.name} [${l.shape.slice(1).join('×')}]: cosine distance ${fmt(l.cosine)}, relative L2 ${fmt(l.relativeL2)}`
+        : '';
     });
     $('div-chart').addEventListener('click', (e) => {
       const l = chartLayerAt(e);
@@ -451,7 +542,13 @@
       const st = $('upload-status');
       st.textContent = `uploading ${file.name}…`;
       try {
-        const r = await (await api('/api/upload', { name: file.name }, { method: 'POST', body: file, headers: { 'Content-Type': 'application/octet-stream' } })).json();
+        const r = await (
+          await api(
+            '/api/upload',
+            { name: file.name },
+            { method: 'POST', body: file, headers: { 'Content-Type': 'application/octet-stream' } },
+          )
+        ).json();
         state.session.images.push(r);
         renderThumbs();
         st.textContent = `added ${r.name}`;

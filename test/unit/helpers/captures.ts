@@ -2,7 +2,11 @@
 import type { Capture } from '../../../lib/types';
 
 /** An NCHW capture whose value at (n, c, y, x) is `value(n, c, y, x)`. */
-export function makeCapture(shape: number[], value: (n: number, c: number, y: number, x: number) => number, name = 'test.layer'): Capture {
+export function makeCapture(
+  shape: number[],
+  value: (n: number, c: number, y: number, x: number) => number,
+  name = 'test.layer',
+): Capture {
   const [N, C, H, W] = shape;
   const data = new Float32Array(N * C * H * W);
   for (let n = 0; n < N; n++)

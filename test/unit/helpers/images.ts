@@ -64,7 +64,10 @@ export async function makeOddImages(): Promise<OddImages> {
     .jpeg({ quality: 95 })
     .withMetadata({ orientation: 6 })
     .toFile(files.oriented);
-  await raw(16, 16, (x) => [x * 16]).toColourspace('b-w').png().toFile(files.grey);
+  await raw(16, 16, (x) => [x * 16])
+    .toColourspace('b-w')
+    .png()
+    .toFile(files.grey);
   // A Uint16Array input makes sharp read 16-bit samples.
   const rgb16 = new Uint16Array(16 * 12 * 3).map((_, i) => [0x8080, 0x4040, 0xffff][i % 3]);
   await sharp(rgb16, { raw: { width: 16, height: 12, channels: 3 } })
@@ -76,20 +79,32 @@ export async function makeOddImages(): Promise<OddImages> {
     .toColourspace('grey16')
     .png()
     .toFile(files.grey16);
-  await raw(16, 16, (x) => (x < 8 ? [0, 255, 0, 255] : [255, 0, 0, 0])).png().toFile(files.rgba);
+  await raw(16, 16, (x) => (x < 8 ? [0, 255, 0, 255] : [255, 0, 0, 0]))
+    .png()
+    .toFile(files.rgba);
   await raw(16, 16, (x, y) => (x < 8 ? [0, 0, 255, 255] : [255 * (y % 2), 128, 0, y < 8 ? 0 : 255]))
     .png({ palette: true, colours: 8, dither: 0 })
     .toFile(files.paletteAlpha);
-  await raw(16, 16, () => [240, 130, 20]).toColourspace('cmyk').jpeg({ quality: 95 }).toFile(files.cmyk);
-  await sharp(rawRGB(8, 16, (_x, y) => (y < 8 ? [255, 0, 0] : [0, 0, 255])), {
-    raw: { width: 8, height: 16, channels: 3, pageHeight: 8 },
-  })
+  await raw(16, 16, () => [240, 130, 20])
+    .toColourspace('cmyk')
+    .jpeg({ quality: 95 })
+    .toFile(files.cmyk);
+  await sharp(
+    rawRGB(8, 16, (_x, y) => (y < 8 ? [255, 0, 0] : [0, 0, 255])),
+    {
+      raw: { width: 8, height: 16, channels: 3, pageHeight: 8 },
+    },
+  )
     .gif({ delay: [100, 100] })
     .toFile(files.animated);
-  const jpeg = await raw(64, 64, (x, y) => [x * 4, y * 4, 128]).jpeg().toBuffer();
+  const jpeg = await raw(64, 64, (x, y) => [x * 4, y * 4, 128])
+    .jpeg()
+    .toBuffer();
   fs.writeFileSync(files.truncated, jpeg.subarray(0, Math.floor(jpeg.length / 2)));
   fs.writeFileSync(files.empty, Buffer.alloc(0));
   fs.writeFileSync(files.textAsPng, 'this is not a PNG\n');
-  await raw(64, 48, (x, y) => [x * 4, y * 5, 100]).png().toFile(files.plain);
+  await raw(64, 48, (x, y) => [x * 4, y * 5, 100])
+    .png()
+    .toFile(files.plain);
   return files;
 }

@@ -24,7 +24,15 @@ export function runPython(args: string[], input?: string): string {
 export function torchvisionPreprocess(files: string[], mode: 'squash' | 'crop', extra: string[] = []): Float32Array {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-tv-')), 'batch.f32');
   try {
-    runPython([path.join(REPO_ROOT, 'scripts', 'torchvision_preprocess.py'), '--mode', mode, '--out', out, ...extra, ...files]);
+    runPython([
+      path.join(REPO_ROOT, 'scripts', 'torchvision_preprocess.py'),
+      '--mode',
+      mode,
+      '--out',
+      out,
+      ...extra,
+      ...files,
+    ]);
     const buf = fs.readFileSync(out);
     return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   } finally {
