@@ -94,7 +94,8 @@ class LoadWorker : public FsWorker {
           msg.find("data.pkl") != std::string::npos)
         hint =
             "it looks like a checkpoint saved with torch.save (a state_dict or pickled model), not TorchScript; "
-            "load it into the model in Python and export TorchScript (scripts/export-model.py --weights FILE.pth)";
+            "export TorchScript from it with scripts/export-model.py --arch ARCH --weights FILE.pth (add --num-classes N "
+            "and --labels FILE for a fine-tuned head; docs/cli.md, section Your own fine-tuned model)";
       else if (msg.find("central directory") != std::string::npos || msg.find("zip archive") != std::string::npos)
         hint = "it is not a TorchScript archive, or the file is truncated or corrupt; export it again (scripts/export-model.py)";
       auto nl = msg.find('\n');

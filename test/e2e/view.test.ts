@@ -20,6 +20,10 @@ type BrowserContext = import('playwright-core').BrowserContext;
 
 const CHELSEA = path.join(ROOT, 'test', 'fixtures', 'images', 'chelsea.png');
 const LAYER = 'layer1.0.conv1';
+// The screenshots in README/docs are made here. They are written into docs/images only when asked
+// (FEATSCOPE_UPDATE_SCREENSHOTS=1), so that a test run leaves the checkout unmodified.
+const SHOTS =
+  process.env.FEATSCOPE_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'images') : tempDir('view-shots');
 const haveChromium = fs.existsSync(CHROMIUM);
 const maybe = haveChromium ? describe : describe.skip;
 if (!haveChromium)
@@ -262,10 +266,10 @@ maybe('featscope view in Chromium', () => {
     for (let i = 0; i < want.data.length; i++) off = Math.max(off, Math.abs(want.data[i] - drawn.rgb[i]));
     expect(off).toBeLessThanOrEqual(2);
     expect(await page.textContent('#overlay-info')).toContain(`for ${gc.target.name} (class ${gc.target.class})`);
-    fs.mkdirSync(path.join(ROOT, 'docs', 'images'), { recursive: true });
+    fs.mkdirSync(SHOTS, { recursive: true });
     await page.evaluate('window.scrollTo(0, 0)');
     await page.evaluate(`document.querySelector('.tile[data-channel="${top}"]').scrollIntoView({ block: 'nearest' })`);
-    fs.writeFileSync(path.join(ROOT, 'docs', 'images', 'view.png'), await page.screenshot());
+    fs.writeFileSync(path.join(SHOTS, 'view.png'), await page.screenshot());
     // a chosen class, by name from the model's metadata
     await page.selectOption('#class-select', '281');
     await until(page, `document.querySelector('#overlay-info').textContent.includes('(class 281)')`);
@@ -341,7 +345,7 @@ maybe('featscope view in Chromium', () => {
     for (let i = 0; i < wantA.length; i++) off = Math.max(off, Math.abs(wantA[i] - mapA.rgb[i]));
     expect(off).toBeLessThanOrEqual(1);
     expect(await page.textContent('#cmp-preds')).toMatch(/A predicts .* · B predicts /);
-    fs.writeFileSync(path.join(ROOT, 'docs', 'images', 'view-compare.png'), await page.screenshot());
+    fs.writeFileSync(path.join(SHOTS, 'view-compare.png'), await page.screenshot());
     // a click on the chart opens that layer: layer4's bar, whose maps are 7 x 7
     const layersCompared = (
       JSON.parse((await raw(viewer.port, `/api/compare?token=${viewer.token}&a=i0&b=i1`)).body.toString()) as {

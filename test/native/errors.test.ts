@@ -60,7 +60,7 @@ describe('model files', () => {
     await expectError(
       loadModel(f, { device: 'cpu' }),
       'MODEL_INVALID',
-      /saved with torch\.save .*export-model\.py --weights FILE\.pth/,
+      /saved with torch\.save .*export-model\.py --arch ARCH --weights FILE\.pth \(add --num-classes N and --labels FILE/,
     );
   });
   test('a frozen model has no module calls left', async () => {
