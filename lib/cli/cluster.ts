@@ -231,10 +231,11 @@ export async function k8sJob(argv: string[]): Promise<number> {
               name: 'merge',
               image,
               args: ['featscope', 'merge', inner.out, '--out', inner.out],
-              volumeMounts: [{ name: 'out', mountPath: outPath }],
+              // A stats merge draws the example pictures from the top images: the data too, read-only.
+              volumeMounts: inner.command === 'stats' ? mounts : [mounts[1]],
             },
           ],
-          volumes: [volumes[1]],
+          volumes: inner.command === 'stats' ? volumes : [volumes[1]],
         },
       },
     },
