@@ -161,6 +161,33 @@ test('stats: 4 shards merged equal one run over the folder, percentiles, picture
   expect(runCli(['merge', out, '--out', path.join(out, 'merged')]).code).toBe(0);
   expect(fs.readFileSync(path.join(out, 'merged', 'stats.json'), 'utf8')).toBe(merged);
 
+  // The merge draws the example pictures: a top image or the model missing where it runs is named, with the fix.
+  const copyShards = (edit: (state: { model?: { path: string }; files: Array<[number, string]> }) => void) => {
+    const to = tempDir('shard-stats-moved');
+    for (let i = 0; i < 4; i++) {
+      const dirI = path.join(to, `shard-${i}-of-4`);
+      fs.mkdirSync(dirI);
+      const st = JSON.parse(fs.readFileSync(path.join(out, `shard-${i}-of-4`, 'stats-state.json'), 'utf8'));
+      edit(st);
+      fs.writeFileSync(path.join(dirI, 'stats-state.json'), JSON.stringify(st));
+    }
+    return runCli(['merge', to, '--out', path.join(to, 'merged')]);
+  };
+  const noImage = copyShards((st) => {
+    st.files = st.files.map(([i, src]) => [i, src.replace(photos, '/nowhere/photos')]);
+  });
+  expect(noImage.code).not.toBe(0);
+  expect(noImage.stderr).toMatch(
+    /the merge draws the example pictures from the top images, but \/nowhere\/photos\/\S+ is not here; run the merge where the images are at the paths the shards saw/,
+  );
+  const noModel = copyShards((st) => {
+    if (st.model) st.model.path = '/nowhere/model.pt';
+  });
+  expect(noModel.code).not.toBe(0);
+  expect(noModel.stderr).toMatch(
+    /the shards' model \/nowhere\/model\.pt, which cannot be loaded here .*; run the merge where the model and the images are/,
+  );
+
   // States of the previous format (no sketches; per-image means up to 1,000 images) still merge.
   const old = tempDir('shard-stats-v1');
   for (let i = 0; i < 4; i++) {
