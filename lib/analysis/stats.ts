@@ -193,15 +193,6 @@ class BucketStore {
   addJSON(list: number[]): void {
     for (let j = 1; j < list.length; j++) if (list[j] !== 0) this.add(list[0] + j - 1, list[j]);
   }
-
-  /** Bucket indices with their counts, lowest index first (or highest first). */
-  *entries(descending = false): Generator<[number, number]> {
-    const len = this.counts.length;
-    for (let j = 0; j < len; j++) {
-      const at = descending ? len - 1 - j : j;
-      if (this.counts[at] > 0) yield [this.offset + at, this.counts[at]];
-    }
-  }
 }
 
 /**
@@ -274,16 +265,19 @@ export class PercentileSketch {
     if (r <= 0) return this.min;
     if (r >= count - 1) return this.max;
     const clamp = (v: number) => Math.min(this.max, Math.max(this.min, v));
+    // Negative values from the most negative (largest |x|, highest bucket) up, then zeros, then positive ones.
     let seen = 0;
-    for (const [i, c] of this.neg.entries(true)) {
-      seen += c;
-      if (r < seen) return clamp(-PercentileSketch.representative(i));
+    const neg = this.neg.counts;
+    for (let j = neg.length - 1; j >= 0; j--) {
+      seen += neg[j];
+      if (r < seen) return clamp(-PercentileSketch.representative(this.neg.offset + j));
     }
     seen += this.zero;
     if (r < seen) return 0;
-    for (const [i, c] of this.pos.entries()) {
-      seen += c;
-      if (r < seen) return clamp(PercentileSketch.representative(i));
+    const pos = this.pos.counts;
+    for (let j = 0; j < pos.length; j++) {
+      seen += pos[j];
+      if (r < seen) return clamp(PercentileSketch.representative(this.pos.offset + j));
     }
     return this.max;
   }
