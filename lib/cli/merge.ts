@@ -1,7 +1,9 @@
 /**
  * `featscope merge SHARD... --out DIR`: joins the folders that sharded runs wrote
  * (OUT/shard-i-of-N/). For `stats`, exactly: the shards keep their statistics in mergeable form
- * (stats-state.json), so the merged stats.json equals one run over all images. For `render` and
+ * (stats-state.json), so the merged stats.json equals one run over all images, percentiles
+ * included, and the merge draws what that run draws (stats.png, the example pictures with the
+ * shards' model, report.html). For `render` and
  * `export`: one manifest.json (and report.html) over the shards' files, which stay where they are.
  */
 import * as fs from 'fs';
