@@ -33,7 +33,8 @@ export type {
 export { divergence, fgsm, pgd, renderAttackGrids, renderDivergenceChart } from './attack';
 export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathStep, PgdOptions } from './attack';
 export {
-  P2Quantile,
+  PercentileSketch,
+  SKETCH_ACCURACY,
   folderStats,
   mergeStatsStates,
   percentileSorted,
@@ -49,6 +50,7 @@ export type {
   FolderStatsOptions,
   LayerStatisticsOverFolder,
   LayerStatsState,
+  SketchState,
 } from './stats';
 export type { Prediction } from './common';
 export { analysisReport } from './report';

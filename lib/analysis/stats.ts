@@ -8,13 +8,16 @@
  *   mean         the mean over images of the per-image channel means (exact)
  *   p50/p90/p99  percentiles over images of the per-image channel means: exact (numpy's default
  *                linear interpolation) for up to `exactLimit` images (default 1000); beyond that
- *                the P² algorithm (Jain & Chlamtac, 1985) carries on from the exact values with five
- *                markers per percentile, an approximation in constant memory
+ *                from a log-bucket sketch (DDSketch's layout, Masson et al. 2019) that gives each
+ *                order statistic within SKETCH_ACCURACY (1%) relative, zeros exactly. The sketch's
+ *                buckets are fixed (they do not depend on the data), so sketches of disjoint runs
+ *                add up to the sketch of one run over all their images: merged == unsharded.
  *   max          the largest activation seen anywhere
  *   silentShare  the share of images in which the channel never fires (its max <= 0)
  *   dead         the channel never fires on any image (max <= 0 everywhere): the pruning hint
  *
- * Memory: one batch of images, plus exactLimit x channels floats per layer, plus constants.
+ * Memory: one batch of images, plus exactLimit x channels floats per layer, plus per channel one
+ * count per occupied bucket (about 115 buckets per decade of values).
  */
 import * as path from 'path';
 import sharp from 'sharp';
@@ -49,7 +52,7 @@ export interface FolderStatsOptions {
   /** Images per forward; default 16. */
   batch?: number;
   resize?: 'squash' | 'crop';
-  /** Percentiles are exact up to this many images; default 1000. */
+  /** Percentiles are exact up to this many images (default 1000), then from the sketch; 0: always the sketch. */
   exactLimit?: number;
   /** Called after each batch with the number of images done and the total. */
   onProgress?: (done: number, total: number) => void;
@@ -84,10 +87,10 @@ export interface LayerStatisticsOverFolder {
   deadChannels: number[];
   deadShare: number;
   /**
-   * Whether the percentiles are exact (images <= exactLimit) or P² estimates; 'unknown' (NaN) for
-   * merged runs of which one went past exactLimit.
+   * Whether the percentiles are exact (images <= exactLimit) or from the sketch (each order
+   * statistic within SKETCH_ACCURACY relative); the same for a merged run as for one run.
    */
-  percentiles: 'exact' | 'p2' | 'unknown';
+  percentiles: 'exact' | 'sketch';
   /** Per channel, its top images by spatial max, best first (ties: earlier file first). */
   examples: ChannelExample[][];
 }
@@ -102,9 +105,26 @@ export interface FolderStats {
 }
 
 /**
+ * One channel's sketch in JSON form: value counts per bucket. `pos` and `neg` are
+ * [first bucket index, count, count, ...] for |x| of the positive and negative values (bucket i
+ * holds GAMMA^(i-1) < |x| <= GAMMA^i), `zero` counts exact zeros, `nan` NaNs; min and max are
+ * exact (null in JSON when infinite).
+ */
+export interface SketchState {
+  n: number;
+  zero: number;
+  nan: number;
+  min: number | null;
+  max: number | null;
+  pos: number[];
+  neg: number[];
+}
+
+/**
  * One layer's statistics in mergeable form: counts, sums, maxima, the top images (file indices
- * into the files given) and, while at most exactLimit images were seen, each image's channel
- * means (float32 values, image-major), from which percentiles are exact.
+ * into the files given), per channel a sketch of the per-image means and, while at most
+ * exactLimit images were seen, each image's channel means (float32 values, image-major), from
+ * which percentiles are exact.
  */
 export interface LayerStatsState {
   name: string;
@@ -115,8 +135,10 @@ export interface LayerStatsState {
   sum: number[];
   max: number[];
   silent: number[];
-  /** [images][channels], or null once the run went past exactLimit (P² estimates). */
+  /** [images][channels], or null once the run went past exactLimit. */
   means: number[][] | null;
+  /** Per channel, the sketch of its per-image means. */
+  sketch: SketchState[];
   /** Per channel, best first: [file, score, flat argmax]. */
   top: Array<Array<[number, number, number]>>;
 }
@@ -131,65 +153,144 @@ export function percentileSorted(sorted: ArrayLike<number>, q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-/** The P² estimator of one quantile, started from a sorted sample (at least 5 values). */
-export class P2Quantile {
-  readonly #p: number;
-  readonly #q: number[];
-  readonly #n: number[];
-  readonly #np: number[];
-  readonly #dn: number[];
+/** The sketch's relative accuracy: each order statistic it gives is within 1% of the true one. */
+export const SKETCH_ACCURACY = 0.01;
+const GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY);
+const LOG_GAMMA = Math.log(GAMMA);
 
-  constructor(p: number, sortedSample: ArrayLike<number>) {
-    this.#p = p;
-    const count = sortedSample.length;
-    if (count < 5) throw new Error('P2Quantile needs at least 5 starting values');
-    this.#dn = [0, p / 2, p, (1 + p) / 2, 1];
-    // Markers at the sample's quantiles 0, p/2, p, (1+p)/2, 1; positions 1-based.
-    this.#np = this.#dn.map((d) => 1 + (count - 1) * d);
-    this.#n = this.#np.map((x, i) =>
-      i === 0 ? 1 : i === 4 ? count : Math.max(i + 1, Math.min(count - 4 + i, Math.round(x))),
-    );
-    this.#q = this.#n.map((pos) => sortedSample[pos - 1]);
+/** Counts over consecutive bucket indices, growing at either end as needed. */
+class BucketStore {
+  offset = 0;
+  counts = new Float64Array(0);
+
+  add(index: number, count: number): void {
+    if (this.counts.length === 0) {
+      this.offset = index;
+      this.counts = new Float64Array(16);
+    } else if (index < this.offset || index >= this.offset + this.counts.length) {
+      const lo = Math.min(index, this.offset);
+      const hi = Math.max(index + 1, this.offset + this.counts.length);
+      // Grow by half again, so that a value stream widening the range costs amortised O(1).
+      const size = Math.max(hi - lo, Math.ceil(this.counts.length * 1.5));
+      const start = index < this.offset ? hi - size : lo;
+      const grown = new Float64Array(size);
+      grown.set(this.counts, this.offset - start);
+      this.counts = grown;
+      this.offset = start;
+    }
+    this.counts[index - this.offset] += count;
   }
+
+  /** [first occupied index, its count, ...up to the last occupied]; [] when empty. */
+  toJSON(): number[] {
+    let a = 0,
+      b = this.counts.length;
+    while (a < b && this.counts[a] === 0) a++;
+    while (b > a && this.counts[b - 1] === 0) b--;
+    return a === b ? [] : [this.offset + a, ...this.counts.subarray(a, b)];
+  }
+
+  addJSON(list: number[]): void {
+    for (let j = 1; j < list.length; j++) if (list[j] !== 0) this.add(list[0] + j - 1, list[j]);
+  }
+}
+
+/**
+ * A mergeable, fixed-layout sketch of a stream of values for percentiles (DDSketch's log
+ * buckets): |x| goes to bucket ceil(log(|x|) / log(GAMMA)), whose representative
+ * 2 GAMMA^i / (GAMMA + 1) is within SKETCH_ACCURACY of every value in it; zeros and NaNs are
+ * counted apart, min and max kept exactly. Adding the same values in any order or split over
+ * sketches that are then merged gives the same counts, so the same percentiles.
+ */
+export class PercentileSketch {
+  n = 0;
+  zero = 0;
+  nan = 0;
+  min = Infinity;
+  max = -Infinity;
+  readonly pos = new BucketStore();
+  readonly neg = new BucketStore();
 
   add(x: number): void {
-    const q = this.#q,
-      n = this.#n;
-    let k: number;
-    if (x < q[0]) {
-      q[0] = x;
-      k = 0;
-    } else if (x >= q[4]) {
-      q[4] = x;
-      k = 3;
-    } else {
-      k = 0;
-      while (k < 3 && x >= q[k + 1]) k++;
+    this.n++;
+    if (Number.isNaN(x)) {
+      this.nan++;
+      return;
     }
-    for (let i = k + 1; i < 5; i++) n[i]++;
-    for (let i = 0; i < 5; i++) this.#np[i] += this.#dn[i];
-    for (let i = 1; i <= 3; i++) {
-      const d = this.#np[i] - n[i];
-      if ((d >= 1 && n[i + 1] - n[i] > 1) || (d <= -1 && n[i - 1] - n[i] < -1)) {
-        const s = Math.sign(d);
-        const parabolic =
-          q[i] +
-          (s / (n[i + 1] - n[i - 1])) *
-            (((n[i] - n[i - 1] + s) * (q[i + 1] - q[i])) / (n[i + 1] - n[i]) +
-              ((n[i + 1] - n[i] - s) * (q[i] - q[i - 1])) / (n[i] - n[i - 1]));
-        q[i] =
-          q[i - 1] < parabolic && parabolic < q[i + 1] ? parabolic : q[i] + (s * (q[i + s] - q[i])) / (n[i + s] - n[i]);
-        n[i] += s;
-      }
-    }
+    if (x < this.min) this.min = x;
+    if (x > this.max) this.max = x;
+    if (x === 0) this.zero++;
+    else if (x > 0) this.pos.add(PercentileSketch.bucket(x), 1);
+    else this.neg.add(PercentileSketch.bucket(-x), 1);
   }
 
-  get value(): number {
-    return this.#q[2];
+  /** The bucket of a magnitude v > 0; infinities go to the bucket of the largest double. */
+  static bucket(v: number): number {
+    return Math.ceil(Math.log(Math.min(v, Number.MAX_VALUE)) / LOG_GAMMA);
   }
 
-  get p(): number {
-    return this.#p;
+  /** The value that stands for bucket i's magnitudes. */
+  static representative(i: number): number {
+    return (2 * Math.exp(i * LOG_GAMMA)) / (GAMMA + 1);
+  }
+
+  merge(s: SketchState): void {
+    this.n += s.n;
+    this.zero += s.zero;
+    this.nan += s.nan;
+    const min = s.min ?? (s.n > s.nan ? -Infinity : Infinity);
+    const max = s.max ?? (s.n > s.nan ? Infinity : -Infinity);
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    this.pos.addJSON(s.pos);
+    this.neg.addJSON(s.neg);
+  }
+
+  toJSON(): SketchState {
+    const finite = (v: number) => (Number.isFinite(v) ? v : null);
+    return {
+      n: this.n,
+      zero: this.zero,
+      nan: this.nan,
+      min: finite(this.min),
+      max: finite(this.max),
+      pos: this.pos.toJSON(),
+      neg: this.neg.toJSON(),
+    };
+  }
+
+  /** The r-th smallest value (0-based), within SKETCH_ACCURACY relative; exact for the ends and zeros. */
+  orderStatistic(r: number): number {
+    const count = this.n - this.nan;
+    if (r <= 0) return this.min;
+    if (r >= count - 1) return this.max;
+    const clamp = (v: number) => Math.min(this.max, Math.max(this.min, v));
+    // Negative values from the most negative (largest |x|, highest bucket) up, then zeros, then positive ones.
+    let seen = 0;
+    const neg = this.neg.counts;
+    for (let j = neg.length - 1; j >= 0; j--) {
+      seen += neg[j];
+      if (r < seen) return clamp(-PercentileSketch.representative(this.neg.offset + j));
+    }
+    seen += this.zero;
+    if (r < seen) return 0;
+    const pos = this.pos.counts;
+    for (let j = 0; j < pos.length; j++) {
+      seen += pos[j];
+      if (r < seen) return clamp(PercentileSketch.representative(this.pos.offset + j));
+    }
+    return this.max;
+  }
+
+  /** Percentile q (0..1) as numpy's linear interpolation takes it, from the sketch's order statistics; NaN if any value was NaN. */
+  quantile(q: number): number {
+    const count = this.n - this.nan;
+    if (count === 0 || this.nan > 0) return NaN;
+    const at = (count - 1) * q;
+    const lo = Math.floor(at),
+      hi = Math.ceil(at);
+    const a = this.orderStatistic(lo);
+    return lo === hi ? a : a + (this.orderStatistic(hi) - a) * (at - lo);
   }
 }
 
@@ -202,10 +303,11 @@ class LayerAccumulator {
   images = 0;
   sum!: Float64Array;
   max!: Float64Array;
-  silent!: Uint32Array;
-  /** Exact phase: per-image means, image-major [images, C]. */
-  exact: Float32Array[] = [];
-  p2: P2Quantile[][] | null = null;
+  silent!: Float64Array;
+  /** Per channel, the sketch of its per-image means. */
+  sketch: PercentileSketch[] = [];
+  /** Per-image means, image-major [images, C], while images <= exactLimit; then null. */
+  exact: Float32Array[] | null = [];
   /** Top examples per channel: k slots each, best first (score -Infinity: empty). */
   topScore!: Float64Array;
   topFile!: Int32Array;
@@ -220,17 +322,28 @@ class LayerAccumulator {
     this.name = name;
   }
 
+  #allocate(c: number): void {
+    this.channels = c;
+    this.sum = new Float64Array(c);
+    this.max = new Float64Array(c).fill(-Infinity);
+    this.silent = new Float64Array(c);
+    this.sketch = Array.from({ length: c }, () => new PercentileSketch());
+    this.topScore = new Float64Array(c * this.k).fill(-Infinity);
+    this.topFile = new Int32Array(c * this.k).fill(-1);
+    this.topAt = new Int32Array(c * this.k);
+  }
+
+  /** Fold into channel ch a sum of means, a max and a count of silent images: one image's, or a whole run's. */
+  #fold(ch: number, sum: number, max: number, silent: number): void {
+    this.sum[ch] += sum;
+    if (max > this.max[ch]) this.max[ch] = max;
+    this.silent[ch] += silent;
+  }
+
   /** One batch: per image (files[i]) and channel, the spatial mean, max and argmax (flat index). */
   add(mean: Float32Array, max: Float32Array, argmax: Int32Array, n: number, c: number, files: readonly number[]): void {
-    if (this.channels === 0) {
-      this.channels = c;
-      this.sum = new Float64Array(c);
-      this.max = new Float64Array(c).fill(-Infinity);
-      this.silent = new Uint32Array(c);
-      this.topScore = new Float64Array(c * this.k).fill(-Infinity);
-      this.topFile = new Int32Array(c * this.k).fill(-1);
-      this.topAt = new Int32Array(c * this.k);
-    } else if (c !== this.channels) {
+    if (this.channels === 0) this.#allocate(c);
+    else if (c !== this.channels) {
       throw new FeatscopeError(
         'SHAPE_MISMATCH',
         `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`,
@@ -239,20 +352,15 @@ class LayerAccumulator {
     for (let i = 0; i < n; i++) {
       const row = mean.subarray(i * c, (i + 1) * c);
       for (let ch = 0; ch < c; ch++) {
-        this.sum[ch] += row[ch];
         const m = max[i * c + ch];
-        if (m > this.max[ch]) this.max[ch] = m;
-        if (m <= 0) this.silent[ch]++;
+        this.#fold(ch, row[ch], m, m <= 0 ? 1 : 0);
+        this.sketch[ch].add(row[ch]);
         if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1])
           this.#insert(ch, m, files[i], argmax[i * c + ch]);
       }
       this.images++;
-      if (!this.p2) {
-        this.exact.push(Float32Array.from(row));
-        if (this.exact.length > this.exactLimit) this.#startP2();
-      } else {
-        for (let ch = 0; ch < c; ch++) for (const est of this.p2[ch]) est.add(row[ch]);
-      }
+      this.exact?.push(Float32Array.from(row));
+      if (this.images > this.exactLimit) this.exact = null;
     }
   }
 
@@ -269,18 +377,6 @@ class LayerAccumulator {
     this.topScore[base + pos] = m;
     this.topFile[base + pos] = file;
     this.topAt[base + pos] = at;
-  }
-
-  #startP2(): void {
-    const c = this.channels;
-    const column = new Float64Array(this.exact.length);
-    this.p2 = [];
-    for (let ch = 0; ch < c; ch++) {
-      for (let i = 0; i < this.exact.length; i++) column[i] = this.exact[i][ch];
-      column.sort();
-      this.p2.push(QUANTILES.map((q) => new P2Quantile(q, column)));
-    }
-    this.exact = [];
   }
 
   state(): LayerStatsState {
@@ -301,7 +397,8 @@ class LayerAccumulator {
       sum: Array.from(this.sum ?? []),
       max: Array.from(this.max ?? []),
       silent: Array.from(this.silent ?? []),
-      means: this.p2 ? null : this.exact.map((r) => Array.from(r)),
+      means: this.exact ? this.exact.map((r) => Array.from(r)) : null,
+      sketch: this.sketch.map((s) => s.toJSON()),
       top,
     };
   }
@@ -309,7 +406,7 @@ class LayerAccumulator {
   /** The accumulator of several runs' states over disjoint images (file indices already global). */
   static merge(states: LayerStatsState[], exactLimit: number): LayerAccumulator {
     const first = states[0];
-    const a = new LayerAccumulator(first.name, Math.max(exactLimit, 5), first.k, first.mapWidth);
+    const a = new LayerAccumulator(first.name, exactLimit, first.k, first.mapWidth);
     const c = first.channels;
     for (const s of states) {
       if (s.channels !== c || s.k !== first.k || s.mapWidth !== first.mapWidth) {
@@ -318,20 +415,18 @@ class LayerAccumulator {
           `layer ${first.name}: the runs to merge differ in channels (${s.channels} vs ${c}), top images kept or map width`,
         );
       }
+      if (!Array.isArray(s.sketch) || s.sketch.length !== c)
+        throw new FeatscopeError(
+          'MERGE_INVALID',
+          `layer ${first.name}: a run's state has no percentile sketch (written by an older featscope); rerun it`,
+        );
     }
-    a.channels = c;
-    a.sum = new Float64Array(c);
-    a.max = new Float64Array(c).fill(-Infinity);
-    a.silent = new Uint32Array(c);
-    a.topScore = new Float64Array(c * a.k).fill(-Infinity);
-    a.topFile = new Int32Array(c * a.k).fill(-1);
-    a.topAt = new Int32Array(c * a.k);
+    a.#allocate(c);
     for (const s of states) {
       a.images += s.images;
       for (let ch = 0; ch < c; ch++) {
-        a.sum[ch] += s.sum[ch];
-        if (s.max[ch] > a.max[ch]) a.max[ch] = s.max[ch];
-        a.silent[ch] += s.silent[ch];
+        a.#fold(ch, s.sum[ch], s.max[ch] ?? NaN, s.silent[ch]);
+        a.sketch[ch].merge(s.sketch[ch]);
       }
     }
     for (let ch = 0; ch < c; ch++) {
@@ -346,17 +441,13 @@ class LayerAccumulator {
         a.topAt[ch * a.k + j] = at;
       });
     }
-    if (states.every((s) => s.means)) {
-      a.exact = states.flatMap((s) => s.means!.map((r) => Float32Array.from(r)));
-      if (a.exact.length > a.exactLimit) a.#startP2();
-    } else {
-      a.partial = true;
-    }
+    // Exact while the images together are within the limit (then every run kept its means).
+    a.exact =
+      a.images <= exactLimit && states.every((s) => s.means)
+        ? states.flatMap((s) => s.means!.map((r) => Float32Array.from(r)))
+        : null;
     return a;
   }
-
-  /** Set when a merged run lacks some per-image means: its percentiles are not known. */
-  partial = false;
 
   result(): LayerStatisticsOverFolder {
     const c = this.channels;
@@ -368,18 +459,16 @@ class LayerAccumulator {
       max: Float64Array.from(this.max ?? []),
       silentShare: new Float64Array(c),
     };
-    const column = new Float64Array(this.exact.length);
+    const column = new Float64Array(this.exact?.length ?? 0);
     for (let ch = 0; ch < c; ch++) {
       stat.mean[ch] = this.sum[ch] / this.images;
       stat.silentShare[ch] = this.silent[ch] / this.images;
-      if (this.partial) {
-        stat.p50[ch] = stat.p90[ch] = stat.p99[ch] = NaN;
-      } else if (this.p2) {
-        [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = this.p2[ch].map((e) => e.value);
-      } else {
+      if (this.exact) {
         for (let i = 0; i < this.exact.length; i++) column[i] = this.exact[i][ch];
         column.sort();
         [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = QUANTILES.map((q) => percentileSorted(column, q));
+      } else {
+        [stat.p50[ch], stat.p90[ch], stat.p99[ch]] = QUANTILES.map((q) => this.sketch[ch].quantile(q));
       }
     }
     const deadChannels: number[] = [];
@@ -404,12 +493,11 @@ class LayerAccumulator {
       channel: stat,
       deadChannels,
       deadShare: c ? deadChannels.length / c : 0,
-      percentiles: this.partial ? 'unknown' : this.p2 ? 'p2' : 'exact',
+      percentiles: this.exact ? 'exact' : 'sketch',
       examples,
     };
   }
 }
-
 /** Statistics of the given layers over many images, one batch in memory at a time. */
 export async function folderStats(
   model: Model,
@@ -427,8 +515,8 @@ export async function folderStats(
   if (!Number.isInteger(batch) || batch < 1 || batch > 1024)
     throw invalidParameter('batch', 'an integer from 1 to 1024', batch);
   const exactLimit = options.exactLimit ?? 1000;
-  if (!Number.isInteger(exactLimit) || exactLimit < 5)
-    throw invalidParameter('exactLimit', 'an integer of at least 5', exactLimit);
+  if (!Number.isInteger(exactLimit) || exactLimit < 0)
+    throw invalidParameter('exactLimit', 'an integer of at least 0', exactLimit);
   const k = options.examples ?? 5;
   if (!Number.isInteger(k) || k < 0 || k > 100) throw invalidParameter('examples', 'an integer from 0 to 100', k);
   const resize = options.resize ?? 'squash';
@@ -479,9 +567,9 @@ export async function folderStats(
 /**
  * Statistics of several runs over disjoint images (shards), from their states, with file indices
  * already mapped into one list: equal to one run over all the images (sums up to float64
- * rounding; counts, maxima, top images and exact percentiles exactly). Percentiles stay exact
- * while the images together are at most exactLimit (default 1000); beyond, P² goes on from the
- * first exactLimit in the order given.
+ * rounding; counts, maxima, top images and percentiles exactly). Percentiles are exact while the
+ * images together are at most exactLimit (default 1000, as the runs'); beyond, they come from the
+ * merged sketches, which are the sketch one run over all the images would have built.
  */
 export function mergeStatsStates(
   runs: LayerStatsState[][],

@@ -15,7 +15,8 @@ const SHARDED = ['render', 'export', 'stats'];
 export const K8S_HELP = `Usage: featscope k8s-job --shards N --data-claim PVC --out-claim PVC [options] -- <render|export|stats> <inputs>... [its options]
 
 Write a Kubernetes Indexed Job (N pods, each one shard of the inputs) and the Job that merges
-their outputs, for the image built from Dockerfile.cuda. Paths in the featscope command are the
+their outputs (for stats with the data mounted too: it draws the example pictures), for the
+image built from Dockerfile.cuda. Paths in the featscope command are the
 pods' paths: the inputs under --data-path, --out under --out-path.
 
 Options:
@@ -231,10 +232,11 @@ export async function k8sJob(argv: string[]): Promise<number> {
               name: 'merge',
               image,
               args: ['featscope', 'merge', inner.out, '--out', inner.out],
-              volumeMounts: [{ name: 'out', mountPath: outPath }],
+              // A stats merge draws the example pictures from the top images: the data too, read-only.
+              volumeMounts: inner.command === 'stats' ? mounts : [mounts[1]],
             },
           ],
-          volumes: [volumes[1]],
+          volumes: inner.command === 'stats' ? volumes : [volumes[1]],
         },
       },
     },

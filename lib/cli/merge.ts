@@ -1,29 +1,34 @@
 /**
  * `featscope merge SHARD... --out DIR`: joins the folders that sharded runs wrote
  * (OUT/shard-i-of-N/). For `stats`, exactly: the shards keep their statistics in mergeable form
- * (stats-state.json), so the merged stats.json equals one run over all images. For `render` and
+ * (stats-state.json), so the merged stats.json equals one run over all images, percentiles
+ * included, and the merge draws what that run draws (stats.png, the example pictures with the
+ * shards' model, report.html). For `render` and
  * `export`: one manifest.json (and report.html) over the shards' files, which stay where they are.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ckaMatrix, mergeStatsStates, renderSimilarity, renderStatsChart, type LayerStatsState } from '../analysis';
+import { PercentileSketch, ckaMatrix, mergeStatsStates, renderSimilarity, type LayerStatsState } from '../analysis';
 import { FeatscopeError } from '../errors';
 import type { ModelMetadata } from '../metadata';
-import type { Model } from '../model';
+import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { parse, usage } from './args';
 import { insideOut, writeAtomic } from './files';
 import { SIMILARITY_STATE_FORMAT } from './similarity';
-import { STATE_FORMAT, summaryLayers } from './stats';
+import { STATE_FORMAT } from './stats';
+import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
 
 export const MERGE_HELP = `Usage: featscope merge <shard folder | folder of shard-*-of-*>... --out DIR [options]
 
 Join the outputs of a sharded run (render, export, stats or similarity with --shard I/N, --shards N or a
 Slurm array) into one. Every shard 0..N-1 must be there, each once.
 
-  stats           stats.json and stats.png over all images, equal to one run over the folder:
-                  counts, maxima, dead channels and top images exactly, means to float64
-                  rounding, percentiles exactly while the images number at most 1,000
+  stats           stats.json, stats.png, the example pictures and (if the shards were run with
+                  --report) report.html over all images, equal to one run over the folder:
+                  counts, maxima, dead channels, top images and p50/p90/p99 exactly, means to
+                  float64 rounding. The pictures need the shards' model and the top images at
+                  the paths the shards saw them
   similarity      similarity.json and similarity.png: CKA over all images' pooled features,
                   stacked in the run's image order, as one run computes it
   render, export  one manifest.json over all shards (file paths relative to DIR) and, for
@@ -159,9 +164,58 @@ function modelFromSummary(summary: Record<string, unknown>): Model {
   return { path: p, device, type, metadata: metadata as ModelMetadata } as unknown as Model;
 }
 
+const STATE_V1 = 'featscope-stats-state/1';
+
+/**
+ * A version-1 state (before percentile sketches) in version 2's form: its per-image means, kept
+ * while a shard had at most 1,000 images, give the sketch the shard would have built.
+ */
+function upgradeStatsState(state: Record<string, unknown>, dir: string): void {
+  const layers = state.layers as LayerStatsState[] | null;
+  for (const l of layers ?? []) {
+    const means = l.means;
+    if (!means)
+      throw new FeatscopeError(
+        'MERGE_INVALID',
+        `${dir}/stats-state.json (${STATE_V1}) has more than 1,000 images and no percentile sketch; rerun that shard with this featscope`,
+      );
+    l.sketch = Array.from({ length: l.channels }, (_, ch) => {
+      const sketch = new PercentileSketch();
+      for (const row of means) sketch.add(row[ch]);
+      return sketch.toJSON();
+    });
+  }
+  state.options = { ...(state.options as object), exactLimit: 1000 };
+  if (layers) {
+    const o = readJson(path.join(dir, 'stats.json')).options as Omit<StatsDrawOptions, 'exactLimit' | 'report'>;
+    state.draw = { ...o, exactLimit: 1000, report: false };
+  }
+  state.format = STATE_FORMAT;
+}
+
+/** The shards' model, for the example pictures: loaded from where the shards had it, with their --mean/--std/--size. */
+async function shardModel(summary: Record<string, unknown>): Promise<Model> {
+  const file = String(summary.path);
+  let model: Model;
+  try {
+    model = await loadModel(file, { device: 'auto' });
+  } catch (err) {
+    const e = err as FeatscopeError;
+    throw new FeatscopeError(
+      e.code ?? 'MODEL_INVALID',
+      `the merge draws the example pictures with the shards' model ${file}, which cannot be loaded here (${e.message}); run the merge where the model and the images are at the paths the shards saw, or run the shards with --examples 0 and without --report`,
+    );
+  }
+  const given = (summary.commandLine as string[] | undefined) ?? [];
+  if (given.some((k) => k !== 'labels')) model.metadata.input = summary.input as ModelMetadata['input'];
+  if (given.length) model.metadata.commandLine = given as ModelMetadata['commandLine'];
+  return model;
+}
+
 async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: number; files: string[] }> {
   const states = shards.map((s) => ({ shard: s, state: readJson(path.join(s.dir, 'stats-state.json')) }));
   for (const { shard, state } of states) {
+    if (state.format === STATE_V1) upgradeStatsState(state, shard.dir);
     if (state.format !== STATE_FORMAT)
       throw new FeatscopeError(
         'MERGE_INVALID',
@@ -181,32 +235,51 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
   if (ran.length === 0) throw new FeatscopeError('NO_INPUTS', 'every shard was empty: no images to merge');
   const models = new Set(ran.map((s) => JSON.stringify((s.state.model as Record<string, unknown>).path)));
   if (models.size > 1) throw usage(`the shards ran different models (${[...models].join(', ')})`, 'merge');
-  const sources = new Map<number, string>();
-  for (const { state } of states) for (const [i, src] of state.files as Array<[number, string]>) sources.set(i, src);
-  const merged = mergeStatsStates(ran.map((s) => s.state.layers as LayerStatsState[]));
-  const failed = states.flatMap((s) => s.state.failed as unknown[]);
-  const summaryOf = readJson(path.join(ran[0].shard.dir, 'stats.json'));
-  const modelSummary = ran[0].state.model as Record<string, unknown>;
-  const summary = {
-    command: 'stats',
-    model: modelSummary,
-    options: summaryOf.options,
-    images: merged.images,
-    failed,
-    merged: { shards: shards.length, from: shards.map((s) => s.dir) },
-    layers: summaryLayers(merged.layers, (f) => sources.get(f) ?? `#${f}`),
-  };
-  await writeAtomic(insideOut(out, 'stats.json'), `${JSON.stringify(summary)}\n`);
-  const model = modelFromSummary(modelSummary);
-  const chart = await renderStatsChart(model, {
-    images: merged.images,
-    failed: failed as never[],
-    layers: merged.layers,
-    weights: { trained: undefined, text: '' },
-    state: merged.state,
-  });
-  await writeAtomic(insideOut(out, 'stats.png'), chart.png);
-  return { images: merged.images, files: ['stats.json', 'stats.png'] };
+  // The sources by their index in the whole input list (a sparse list).
+  const sources: string[] = [];
+  for (const { state } of states) for (const [i, src] of state.files as Array<[number, string]>) sources[i] = src;
+  const exactLimit = (first.options as { exactLimit: number }).exactLimit;
+  const merged = mergeStatsStates(
+    ran.map((s) => s.state.layers as LayerStatsState[]),
+    { exactLimit },
+  );
+  const failed = states.flatMap((s) => s.state.failed as Array<{ source: string; code: string; message: string }>);
+  const modelRecord = ran[0].state.model as Record<string, unknown>;
+  const draw = ran[0].state.draw as StatsDrawOptions;
+  // The example pictures need the model and the top images, as one run draws them.
+  const pictures = draw.report || (draw.examples > 0 && merged.layers.some((l) => l.examples.some((e) => e.length)));
+  if (pictures) {
+    const missing = merged.layers
+      .flatMap((l) => l.examples.flat())
+      .map((e) => sources[e.file])
+      .find((f) => !fs.existsSync(f));
+    if (missing !== undefined)
+      throw new FeatscopeError(
+        'MERGE_INVALID',
+        `the merge draws the example pictures from the top images, but ${missing} is not here; run the merge where the images are at the paths the shards saw, or run the shards with --examples 0 and without --report`,
+      );
+  }
+  const model = pictures ? await shardModel(modelRecord) : modelFromSummary(modelRecord);
+  try {
+    const written = await writeStatsOutputs(
+      model,
+      {
+        images: merged.images,
+        failed,
+        layers: merged.layers,
+        weights: { trained: undefined, text: '' },
+        state: merged.state,
+      },
+      sources,
+      out,
+      draw,
+      { merged: { shards: shards.length, from: shards.map((s) => s.dir) } },
+      modelRecord,
+    );
+    return { images: merged.images, files: written.files };
+  } finally {
+    if (pictures) model.dispose();
+  }
 }
 
 interface BatchRecord {

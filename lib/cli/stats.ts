@@ -1,23 +1,22 @@
 /** `featscope stats`: per-layer, per-channel activation statistics over many images, streamed in batches. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
-import type { LayerStatisticsOverFolder } from '../analysis/stats';
+import { folderStats } from '../analysis';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
-import { insideOut, layerFileNames, writeAtomic } from './files';
+import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
-import { modelSummary } from './manifest';
+import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const STATS_HELP = `Usage: featscope stats <image|folder|glob>... [options]
 
 Activation statistics over many images: for every channel of the given layers, the mean over
 images of its spatial mean, the p50/p90/p99 of those per-image means (exact up to 1,000 images,
-then P² estimates), its largest activation, the share of images where it never fires, and the
-dead channels that never fire on any image (candidates for pruning), and each channel's top
-images ("dataset examples": the images where it fires most, and where). Images are read in
-batches; memory does not grow with the folder.
+then from a mergeable sketch, within 1%), its largest activation, the share of images where it
+never fires, and the dead channels that never fire on any image (candidates for pruning), and
+each channel's top images ("dataset examples": the images where it fires most, and where).
+Images are read in batches; memory does not grow with the folder.
 
 Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
@@ -25,6 +24,8 @@ ${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,
       --batch N        images per forward (default 16)
       --examples N     per layer, draw the top images of its N strongest channels (default 8, 0: none)
       --top-images K   top images kept per channel (default 5)
+      --exact-limit N  percentiles exact up to N images (default 1000), then from the sketch
+                       (each order statistic within 1%); 0: always the sketch
       --report         also write report.html
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
@@ -53,6 +54,7 @@ export async function stats(argv: string[]): Promise<number> {
       batch: { type: 'string' },
       examples: { type: 'string' },
       'top-images': { type: 'string' },
+      'exact-limit': { type: 'string' },
       report: { type: 'boolean' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
@@ -76,6 +78,21 @@ export async function stats(argv: string[]): Promise<number> {
       ? 0
       : parsePositiveInt(values.examples as string | undefined, '--examples', 8, 256, 'stats');
   const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
+  const exactLimit =
+    values['exact-limit'] === '0'
+      ? 0
+      : parsePositiveInt(values['exact-limit'] as string | undefined, '--exact-limit', 1000, 1e9, 'stats');
+  const drawOptions: StatsDrawOptions = {
+    layers,
+    batch,
+    resize,
+    examples: drawChannels,
+    topImages,
+    exactLimit,
+    report: values.report === true,
+  };
+  // What shards must share to be merged.
+  const stateOptions = { layers, resize, topImages, exactLimit };
   const device = parseDevice(values.device as string | undefined, 'stats');
   const shard = parseShard(values, 'stats');
   const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
@@ -88,7 +105,7 @@ export async function stats(argv: string[]): Promise<number> {
     fs.mkdirSync(out, { recursive: true });
     await writeAtomic(
       insideOut(out, 'stats-state.json'),
-      `${JSON.stringify({ format: STATE_FORMAT, command: 'stats', shard: shardRecord(shard, all.length, 0), options: { layers, resize, topImages }, files: [], failed: [], layers: null })}\n`,
+      `${JSON.stringify({ format: STATE_FORMAT, command: 'stats', shard: shardRecord(shard, all.length, 0), options: stateOptions, draw: drawOptions, files: [], failed: [], layers: null })}\n`,
     );
     process.stderr.write(
       `stats: shard ${shard!.index}/${shard!.count} holds none of the ${all.length} inputs; wrote an empty ${out}/stats-state.json\n`,
@@ -106,37 +123,19 @@ export async function stats(argv: string[]): Promise<number> {
         batch,
         resize,
         examples: topImages,
+        exactLimit,
         onProgress: (done, total) => process.stderr.write(`stats: ${done}/${total} images\n`),
       },
     );
-    const chart = await renderStatsChart(model, s);
-    await writeAtomic(insideOut(out, 'stats.png'), chart.png);
-    const examplePictures: { layer: string; file: string; png: Buffer }[] = [];
-    if (drawChannels > 0) {
-      const fileBase = layerFileNames(s.layers.map((l) => l.name));
-      for (const l of s.layers) {
-        if (l.examples.every((e) => e.length === 0)) continue;
-        const pic = await renderChannelExamples(
-          model,
-          s,
-          inputs.map((i) => i.source),
-          { layer: l.name, channels: drawChannels, resize },
-        );
-        const file = insideOut(out, `examples-${fileBase.get(l.name)!}.png`);
-        await writeAtomic(file, pic.png);
-        examplePictures.push({ layer: l.name, file: path.basename(file), png: pic.png });
-      }
-    }
-    const summary = {
-      command: 'stats',
-      model: modelSummary(model),
-      options: { layers, batch, resize, examples: drawChannels, topImages },
-      images: s.images,
-      failed: s.failed,
-      ...(shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {}),
-      layers: summaryLayers(s.layers, (file) => inputs[file].source, examplePictures),
-    };
-    await writeAtomic(insideOut(out, 'stats.json'), `${JSON.stringify(summary)}\n`);
+    const drawn = await writeStatsOutputs(
+      model,
+      s,
+      inputs.map((i) => i.source),
+      out,
+      drawOptions,
+      shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {},
+    );
+    const { summary, report } = drawn;
     if (shard) {
       // The mergeable form for `featscope merge`: file indices into the whole input list, whose sources it names.
       const state = s.state.map((l) => ({
@@ -150,55 +149,12 @@ export async function stats(argv: string[]): Promise<number> {
           command: 'stats',
           shard: shardRecord(shard, all.length, inputs.length),
           model: summary.model,
-          options: { layers, resize, topImages },
+          options: stateOptions,
+          draw: drawOptions,
           files: inputs.map((inp, i) => [indices[i], inp.source]),
           failed: s.failed,
           layers: state,
         })}\n`,
-      );
-    }
-    let report: string | undefined;
-    if (values.report) {
-      report = insideOut(out, 'report.html');
-      await writeAtomic(
-        report,
-        analysisReport(
-          model,
-          'featscope activation statistics',
-          { images: s.images, failed: s.failed.length, layers, batch },
-          [
-            {
-              heading: 'Dead channels and channel means',
-              images: [{ png: chart.png, caption: 'Dead: never fires (max ≤ 0) on any image' }],
-            },
-            ...examplePictures.map((p) => ({
-              heading: `Top images per channel · ${p.layer}`,
-              images: [
-                {
-                  png: p.png,
-                  caption: `The ${drawChannels} channels of ${p.layer} with the highest max: their top images, the channel's map over each, + at its max`,
-                },
-              ],
-            })),
-            {
-              heading: 'Per layer',
-              note: "mean / p50 / p90 / p99: over channels, of each channel's mean over images (its statistics per channel are in stats.json)",
-              table: {
-                head: ['layer', 'channels', 'dead', 'dead share', 'mean', 'median p50', 'median p99', 'percentiles'],
-                rows: s.layers.map((l) => [
-                  l.name,
-                  l.channels,
-                  l.deadChannels.length,
-                  `${(l.deadShare * 100).toFixed(1)}%`,
-                  avg(l.channel.mean),
-                  median(l.channel.p50),
-                  median(l.channel.p99),
-                  l.percentiles,
-                ]),
-              },
-            },
-          ],
-        ),
       );
     }
     if (values.json)
@@ -215,42 +171,5 @@ export async function stats(argv: string[]): Promise<number> {
   }
 }
 
-export const STATE_FORMAT = 'featscope-stats-state/1';
-
-/** stats.json's per-layer entries; `source(file)` names a file index of the examples. */
-export function summaryLayers(
-  layers: LayerStatisticsOverFolder[],
-  source: (file: number) => string,
-  pictures: { layer: string; file: string }[] = [],
-): Record<string, unknown>[] {
-  const round = (a: Float64Array) => Array.from(a, (v) => (Number.isFinite(v) ? Number(v.toPrecision(6)) : null));
-  return layers.map((l) => ({
-    name: l.name,
-    channels: l.channels,
-    percentiles: l.percentiles,
-    deadChannels: l.deadChannels,
-    deadShare: l.deadShare,
-    channel: {
-      mean: round(l.channel.mean),
-      p50: round(l.channel.p50),
-      p90: round(l.channel.p90),
-      p99: round(l.channel.p99),
-      max: round(l.channel.max),
-      silentShare: round(l.channel.silentShare),
-    },
-    // Per channel, its top images: [source, spatial max, row, column] of the layer's map.
-    topImages: l.examples.map((list) => list.map((e) => [source(e.file), Number(e.score.toPrecision(6)), e.y, e.x])),
-    examplesPicture: pictures.find((p) => p.layer === l.name)?.file,
-  }));
-}
-
-function avg(a: Float64Array): number {
-  let s = 0;
-  for (const v of a) s += v;
-  return a.length ? s / a.length : NaN;
-}
-
-function median(a: Float64Array): number {
-  const s = Float64Array.from(a).sort();
-  return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : NaN;
-}
+/** Version 2 adds per-channel percentile sketches and the drawing options; merge reads version 1 states that kept their means. */
+export const STATE_FORMAT = 'featscope-stats-state/2';

@@ -1,14 +1,16 @@
 /**
- * `featscope k8s-job` and `featscope slurm-job`: the Kubernetes manifests parse and carry the
- * fields the batch/v1 Job schema requires (no npm package with the Kubernetes schema is available
- * here, so the required fields and allowed keys are checked as the API reference gives them); the
- * sbatch scripts are run with bash as Slurm would run them, 4 array tasks then the merge.
+ * `featscope k8s-job` and `featscope slurm-job`: the Kubernetes manifests parse and pass the
+ * batch/v1 Job schema (the Kubernetes OpenAPI schema of the kubernetes-models package, run in a
+ * child process as that package is ESM only; mutations that break it must fail), plus the checks
+ * the schema leaves to the API server's validation (known fields, Indexed needs completions, a
+ * Job's restartPolicy, volume names); the sbatch scripts are run with bash as Slurm would run
+ * them, 4 array tasks then the merge.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
-import { MODELS, ensureTestModels } from '../support/models';
+import { MODELS, ROOT, ensureTestModels } from '../support/models';
 import { CLI, DOG, ensureBuilt, runCli, tempDir } from './support';
 
 beforeAll(() => {
@@ -73,6 +75,16 @@ const ALLOWED: Record<string, string[]> = {
 function onlyKeys(o: Obj, kind: string, where: string): void {
   for (const k of Object.keys(o))
     if (!ALLOWED[kind].includes(k)) throw new Error(`${where}: unknown field ${k} for ${kind}`);
+}
+
+/** Per object, null if it passes the Kubernetes schema, else the schema's message. */
+function schemaErrors(docs: Obj[]): Array<string | null> {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'test', 'support', 'k8s_validate.mjs')], {
+    input: JSON.stringify(docs),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`k8s_validate.mjs failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 const QUANTITY = /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/;
@@ -173,6 +185,27 @@ test('k8s-job writes an Indexed Job and its merge Job that pass the Job schema c
   const merge = YAML.parse(fs.readFileSync(path.join(dir, 'job-merge.yaml'), 'utf8')) as Obj;
   checkJob(job, 'job');
   checkJob(merge, 'merge');
+  expect(schemaErrors([job, merge])).toEqual([null, null]);
+  // The schema check can fail: each mutation breaks one rule of the Job schema.
+  const mutate = (
+    f: (j: Obj & { spec: Obj & { template: { spec: { containers: Obj[]; volumes: Obj[] } } } }) => void,
+  ) => {
+    const copy = structuredClone(job) as Parameters<typeof f>[0];
+    f(copy);
+    return copy;
+  };
+  const broken = schemaErrors([
+    mutate((j) => (j.spec.completions = '8')),
+    mutate((j) => delete j.spec.template.spec.containers[0].name),
+    mutate((j) => (j.spec.completionMode = 'Sharded')),
+    mutate((j) => ((j.spec.template.spec.containers[0].resources as Obj).requests = { memory: 'lots' })),
+    mutate((j) => (j.spec.template.spec.volumes[0].persistentVolumeClaim = { claimName: 7 })),
+  ]);
+  expect(broken[0]).toMatch(/spec\/completions must be integer/);
+  expect(broken[1]).toMatch(/containers\/0 must have required property name/);
+  expect(broken[2]).toMatch(/spec\/completionMode must be equal to one of the allowed values/);
+  expect(broken[3]).toMatch(/requests\/memory must match format "quantity"/);
+  expect(broken[4]).toMatch(/claimName must be string/);
 
   const spec = job.spec as Obj;
   expect(spec).toMatchObject({
@@ -204,6 +237,9 @@ test('k8s-job writes an Indexed Job and its merge Job that pass the Job schema c
   ]);
   const mergePod = ((merge.spec as Obj).template as Obj).spec as Obj;
   expect((mergePod.containers as Obj[])[0].args).toEqual(['featscope', 'merge', '/out/stats', '--out', '/out/stats']);
+  // The stats merge draws the example pictures from the top images: the data is mounted read-only there too.
+  expect(mergePod.volumes).toEqual(pod.volumes);
+  expect((mergePod.containers as Obj[])[0].volumeMounts).toEqual(c.volumeMounts);
   expect((merge.spec as Obj).completions).toBe(1);
 
   // Refused with the fix named, and no file written.

@@ -73,8 +73,20 @@ test('the split: each image in one shard, the same from any working directory, s
   );
 });
 
-test('stats: 4 shards merged equal one run over the folder; a re-run shard changes nothing', () => {
-  const common = ['--layers', 'layer1,layer4', '--examples', '0', '--top-images', '3'];
+test('stats: 4 shards merged equal one run over the folder, percentiles, pictures and report included; a re-run shard changes nothing', () => {
+  // --exact-limit 4: each shard (about 2 images) keeps its means, but the 8 together take the sketch,
+  // in one run and in the merge alike.
+  const common = [
+    '--layers',
+    'layer1,layer4',
+    '--examples',
+    '2',
+    '--top-images',
+    '3',
+    '--exact-limit',
+    '4',
+    '--report',
+  ];
   const one = tempDir('shard-stats-one');
   expect(cli(['stats', photos, ...common, '--out', one]).code).toBe(0);
   const out = tempDir('shard-stats');
@@ -94,15 +106,27 @@ test('stats: 4 shards merged equal one run over the folder; a re-run shard chang
   for (let i = 0; i < a.layers.length; i++) {
     const x = a.layers[i],
       y = b.layers[i];
-    expect(y.percentiles).toBe('exact');
+    expect(x.percentiles).toBe('sketch');
+    expect(y.percentiles).toBe('sketch');
+    expect(y.percentileAccuracy).toBe(0.01);
     expect(y.deadChannels).toEqual(x.deadChannels);
     expect(y.topImages).toEqual(x.topImages);
-    for (const k of Object.keys(x.channel)) {
-      (x.channel[k] as number[]).forEach((v, j) =>
-        expect(Math.abs(v - y.channel[k][j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))),
-      );
-    }
+    expect(y.examplesPicture).toBe(x.examplesPicture);
+    // Counts, maxima and the sketched percentiles: the same numbers; means to float64 rounding.
+    for (const k of ['p50', 'p90', 'p99', 'max', 'silentShare']) expect(y.channel[k]).toEqual(x.channel[k]);
+    (x.channel.mean as number[]).forEach((v, j) =>
+      expect(Math.abs(v - y.channel.mean[j])).toBeLessThanOrEqual(1e-6 * Math.max(1e-6, Math.abs(v))),
+    );
   }
+  const { merged: from, ...rest } = b;
+  expect(from.shards).toBe(4);
+  expect(rest).toEqual({
+    ...a,
+    layers: rest.layers.map((l: object, i: number) => ({
+      ...l,
+      channel: { ...a.layers[i].channel, mean: (l as { channel: { mean: number[] } }).channel.mean },
+    })),
+  });
   // The copies tie; the earlier file comes first, as in one run.
   const dogTop = (a.layers[1].topImages as Array<Array<[string, number]>>).find((list) =>
     list.some(([s]) => s.endsWith('sub/dog2.jpg')),
@@ -111,12 +135,88 @@ test('stats: 4 shards merged equal one run over the folder; a re-run shard chang
     expect(dogTop.findIndex(([s]) => s.endsWith('/dog.jpg'))).toBeLessThan(
       dogTop.findIndex(([s]) => s.endsWith('sub/dog2.jpg')),
     );
-  expect(fs.statSync(path.join(out, 'merged', 'stats.png')).size).toBeGreaterThan(1000);
+  // The merge draws what one run draws: the same files, the example pictures the same images.
+  const listing = (d: string) =>
+    fs
+      .readdirSync(d)
+      .filter((f) => !f.startsWith('shard-') && f !== 'merged')
+      .sort();
+  expect(listing(path.join(out, 'merged'))).toEqual(listing(one));
+  expect(listing(one)).toEqual([
+    'examples-layer1.png',
+    'examples-layer4.png',
+    'report.html',
+    'stats.json',
+    'stats.png',
+  ]);
+  for (const f of ['examples-layer1.png', 'examples-layer4.png'])
+    expect(fs.readFileSync(path.join(out, 'merged', f)).equals(fs.readFileSync(path.join(one, f)))).toBe(true);
+  const report = fs.readFileSync(path.join(out, 'merged', 'report.html'), 'utf8');
+  expect(report).toContain('UNTRAINED WEIGHTS');
+  expect(report).toContain('Top images per channel · layer4');
+  expect((report.match(/data:image\/png;base64,/g) ?? []).length).toBe(3);
 
   // A retried pod: shard 2 again, then merge again — the same bytes.
   expect(cli(['stats', photos, ...common, '--out', out, '--shard', '2/4']).code).toBe(0);
   expect(runCli(['merge', out, '--out', path.join(out, 'merged')]).code).toBe(0);
   expect(fs.readFileSync(path.join(out, 'merged', 'stats.json'), 'utf8')).toBe(merged);
+
+  // The merge draws the example pictures: a top image or the model missing where it runs is named, with the fix.
+  const copyShards = (edit: (state: { model?: { path: string }; files: Array<[number, string]> }) => void) => {
+    const to = tempDir('shard-stats-moved');
+    for (let i = 0; i < 4; i++) {
+      const dirI = path.join(to, `shard-${i}-of-4`);
+      fs.mkdirSync(dirI);
+      const st = JSON.parse(fs.readFileSync(path.join(out, `shard-${i}-of-4`, 'stats-state.json'), 'utf8'));
+      edit(st);
+      fs.writeFileSync(path.join(dirI, 'stats-state.json'), JSON.stringify(st));
+    }
+    return runCli(['merge', to, '--out', path.join(to, 'merged')]);
+  };
+  const noImage = copyShards((st) => {
+    st.files = st.files.map(([i, src]) => [i, src.replace(photos, '/nowhere/photos')]);
+  });
+  expect(noImage.code).not.toBe(0);
+  expect(noImage.stderr).toMatch(
+    /the merge draws the example pictures from the top images, but \/nowhere\/photos\/\S+ is not here; run the merge where the images are at the paths the shards saw/,
+  );
+  const noModel = copyShards((st) => {
+    if (st.model) st.model.path = '/nowhere/model.pt';
+  });
+  expect(noModel.code).not.toBe(0);
+  expect(noModel.stderr).toMatch(
+    /the shards' model \/nowhere\/model\.pt, which cannot be loaded here .*; run the merge where the model and the images are/,
+  );
+
+  // States of the previous format (no sketches; per-image means up to 1,000 images) still merge.
+  const old = tempDir('shard-stats-v1');
+  for (let i = 0; i < 4; i++) {
+    const dirI = path.join(old, `shard-${i}-of-4`);
+    fs.mkdirSync(dirI);
+    const summary = path.join(out, `shard-${i}-of-4`, 'stats.json'); // none for an empty shard
+    if (fs.existsSync(summary)) fs.copyFileSync(summary, path.join(dirI, 'stats.json'));
+    const st = JSON.parse(fs.readFileSync(path.join(out, `shard-${i}-of-4`, 'stats-state.json'), 'utf8'));
+    const { exactLimit: _e, ...options } = st.options;
+    const v1 = { ...st, format: 'featscope-stats-state/1', options, draw: undefined };
+    for (const l of v1.layers ?? []) delete l.sketch;
+    fs.writeFileSync(path.join(dirI, 'stats-state.json'), JSON.stringify(v1));
+  }
+  const v1Merge = runCli(['merge', old, '--out', path.join(old, 'merged')]);
+  expect(v1Merge.code).toBe(0);
+  const c = JSON.parse(fs.readFileSync(path.join(old, 'merged', 'stats.json'), 'utf8'));
+  expect(c.layers.map((l: { percentiles: string }) => l.percentiles)).toEqual(['exact', 'exact']);
+  expect(c.layers[1].channel.max).toEqual(a.layers[1].channel.max);
+  const v1State = [0, 1, 2, 3]
+    .map((i) => path.join(old, `shard-${i}-of-4`, 'stats-state.json'))
+    .find((f) => JSON.parse(fs.readFileSync(f, 'utf8')).layers)!;
+  const st1 = JSON.parse(fs.readFileSync(v1State, 'utf8'));
+  st1.layers[0].means = null; // a v1 shard past 1,000 images
+  fs.writeFileSync(v1State, JSON.stringify(st1));
+  const refused = runCli(['merge', old, '--out', path.join(old, 'merged')]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(
+    /featscope-stats-state\/1\) has more than 1,000 images and no percentile sketch; rerun that shard/,
+  );
 
   // A missing shard, or shards of two splits, are refused.
   fs.renameSync(path.join(out, 'shard-3-of-4'), path.join(dir, 'away'));
