@@ -18,7 +18,7 @@ import { renderChannelGrid } from '../../lib/grid-api';
 import { PYTHON, ROOT } from '../support/models';
 import { DOG, ensureBuilt } from './support';
 
-const JUPYTER = process.env.FEATSCOPE_JUPYTER || '/usr/bin/jupyter';
+const JUPYTER = process.env.FEATSCOPE_TEST_JUPYTER || '/usr/bin/jupyter';
 const TSLAB = path.join(ROOT, 'node_modules', 'tslab');
 const NOTEBOOK = path.join(ROOT, 'examples', 'feature-maps.ipynb');
 const MODEL = path.join(ROOT, 'models', 'resnet18.pt');
