@@ -2,7 +2,7 @@
 // Run from the repository root after `npm run demo` (or scripts/setup.sh):
 //   node examples/quickstart.js [photo] [grid.png]      (FEATSCOPE_MODEL picks another model file)
 const { writeFile } = require('fs/promises');
-const { loadModel, preprocess, renderChannelGrid } = require('..'); // 'featscope' when installed
+const { loadModel, preprocess, renderChannelGrid } = require('featscope'); // in the checkout too (package.json exports)
 
 async function main(photo = 'test/fixtures/images/dog.jpg', gridFile = 'layer1.0.conv1.png') {
   const model = await loadModel(process.env.FEATSCOPE_MODEL || 'models/resnet18.pt'); // device 'auto': CUDA when present

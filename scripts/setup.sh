@@ -8,7 +8,8 @@
 #   4. models/resnet18.pt: the default model, exported with the Python that has torch. Offline it
 #      is UNTRAINED (fixed-seed init); set FEATSCOPE_WEIGHTS=imagenet where the internet is reachable.
 # With --test (npm test) it also installs what the test suites use: Chromium (the report is opened
-# in it), matplotlib (colour-map reference values), numpy and the DejaVu fonts.
+# in it), matplotlib (colour-map reference values), numpy, the DejaVu fonts and Jupyter's nbconvert
+# (the notebook test).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -40,6 +41,8 @@ if [ "${1:-}" = "--test" ]; then
   /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
   /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+  # The notebook test executes examples/feature-maps.ipynb with Jupyter (Debian's nbconvert) on tslab.
+  /usr/bin/python3 -c 'import nbconvert, nbclient, ipykernel' 2>/dev/null || need+=(jupyter-nbconvert python3-nbclient python3-ipykernel)
   if [ ${#need[@]} -gt 0 ]; then apt_install "the tests use ${need[*]}" "${need[@]}"; fi
 fi
 found=$(node scripts/find-libtorch.js)
@@ -48,6 +51,14 @@ say "libtorch $(printf '%s' "$found" | cut -f3): $(printf '%s' "$found" | cut -f
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci (builds the native addon)"
   npm ci --no-audit --no-fund
+fi
+
+# examples/feature-maps.ipynb imports 'featscope' by name. Node finds it in the checkout through
+# package.json's exports, but tslab's TypeScript resolves modules the pre-exports way (node_modules
+# folders only): link the checkout into its own node_modules, where an install would put it.
+if [ ! -e node_modules/featscope ]; then
+  ln -sfn .. node_modules/featscope
+  say "linked node_modules/featscope to the checkout (for the notebook's TypeScript)"
 fi
 
 addon=build/Release/featscope.node
