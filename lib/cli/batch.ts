@@ -168,8 +168,12 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     const forward = async (ready: Prepared[], m: number): Promise<Captured | undefined> => {
       if (ready.length === 0 || stopping) return undefined;
       const per = ready[0].data.length;
-      const data = new Float32Array(per * ready.length);
-      ready.forEach((r, i) => data.set(r.data, i * per));
+      // One image: its own array (the addon copies its input anyway); else one array for the batch.
+      let data = ready[0].data;
+      if (ready.length > 1) {
+        data = new Float32Array(per * ready.length);
+        ready.forEach((r, i) => data.set(r.data, i * per));
+      }
       const { height, width } = ready[0].image;
       try {
         const captures = await captureWithBackoff(
