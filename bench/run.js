@@ -10,6 +10,7 @@
 //                     [--photo test/fixtures/images/dog.jpg] [--python python3] [--no-python] [--threads N]
 // --threads N: intra-op threads on both sides (default: featscope's, i.e. FEATSCOPE_THREADS or libtorch's).
 // --folder N: photos in the folder case (default 44, copies of test/fixtures/images; 0 skips it).
+// --only folder: the folder case alone (also prints the CLI's CPU time per run).
 // --pt2 FILE.pt2: also time captures from an AOTInductor package of the same model (libtorch >= 2.6;
 //   scripts/export-model.py FILE.pt2 --format pt2 --taps all), against the TorchScript path and
 //   Python hooks in the same alternating rounds.
@@ -36,6 +37,7 @@ function parseArgs(argv) {
     peer: true,
     threads: 0,
     folder: 44,
+    only: null,
     pt2: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -54,6 +56,7 @@ function parseArgs(argv) {
     else if (a === '--no-python') o.peer = false;
     else if (a === '--threads') o.threads = Number(next());
     else if (a === '--folder') o.folder = Number(next());
+    else if (a === '--only') o.only = next();
     else if (a === '--pt2') o.pt2 = path.resolve(next());
     else if (a === '--help' || a === '-h') {
       console.log(
@@ -70,6 +73,8 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
   if (!Number.isInteger(o.rounds) || o.rounds < 1)
     throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
+  if (o.only !== null && o.only !== 'folder') throw new Error(`--only takes folder, got ${o.only}`);
+  if (o.only === 'folder' && o.folder === 0) throw new Error('--only folder needs --folder N above 0');
   if (!Number.isInteger(o.folder) || o.folder < 0)
     throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
   if (!Number.isInteger(o.threads) || o.threads < 0)
@@ -343,15 +348,26 @@ function runCliFolder(o, device, dir, tmp) {
     '--out',
     out,
   ];
+  // The child's CPU time (all its threads), written by a preload when it exits.
+  const cpuFile = path.join(tmp, 'cli-cpu.json');
+  const preload = path.join(tmp, 'cpu-at-exit.js');
+  fs.writeFileSync(
+    preload,
+    `process.on('exit', () => { const c = process.cpuUsage(); require('fs').writeFileSync(${JSON.stringify(cpuFile)}, String((c.user + c.system) / 1000)); });`,
+  );
+  fs.rmSync(cpuFile, { force: true });
   const t = performance.now();
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600000 });
+  const r = spawnSync(process.execPath, ['-r', preload, ...args], { encoding: 'utf8', timeout: 600000 });
   const ms = performance.now() - t;
+  runCliFolder.cpu.push(fs.existsSync(cpuFile) ? Number(fs.readFileSync(cpuFile, 'utf8')) : NaN);
   if (r.status !== 0)
     throw new Error(
       `featscope render over the folder failed (${r.status}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`,
     );
   return ms;
 }
+
+runCliFolder.cpu = [];
 
 /** The issue's targets; each is null (not judged) when a side is missing. */
 function targets(fs_, py, cuda) {
@@ -494,23 +510,26 @@ function printTable(fs_, py) {
     'fs/fs-opt',
     'fs/py-floor',
   ];
-  const body = rows.map(([name, f, p, floor, opt]) => {
-    const pyFloor = name.startsWith(`batch ${fs_.batch}`)
-      ? py.batch_forward_ms
-      : /^(one photo|folder)/.test(name)
-        ? null
-        : py.scripted_forward_ms;
-    return [
-      name,
-      round(f, 2),
-      round(p, 2),
-      round(ratio(f, p), 3),
-      round(ratio(p, f), 2),
-      round(ratio(f, floor), 3),
-      round(ratio(f, opt), 3),
-      round(ratio(f, pyFloor), 3),
-    ].map((v) => (v === null || v === undefined ? '-' : String(v)));
-  });
+  // Cases that did not run (--only) are left out.
+  const body = rows
+    .filter(([, f, p]) => f != null || p != null)
+    .map(([name, f, p, floor, opt]) => {
+      const pyFloor = name.startsWith(`batch ${fs_.batch}`)
+        ? py.batch_forward_ms
+        : /^(one photo|folder)/.test(name)
+          ? null
+          : py.scripted_forward_ms;
+      return [
+        name,
+        round(f, 2),
+        round(p, 2),
+        round(ratio(f, p), 3),
+        round(ratio(p, f), 2),
+        round(ratio(f, floor), 3),
+        round(ratio(f, opt), 3),
+        round(ratio(f, pyFloor), 3),
+      ].map((v) => (v === null || v === undefined ? '-' : String(v)));
+    });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const fmt = (r) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
   console.log(fmt(head));
@@ -605,6 +624,7 @@ async function main() {
       ['pt2_forward', n1, warm1, null],
     );
   if (pt2Model) cases.pt2_torchscript_b1_four_layers = cases.b1_four_layers;
+  if (o.only === 'folder') plan.length = 0;
   try {
     for (const [name, n, warm, peerCase = name] of plan) {
       const usePeer = peer && peerCase && (py.cases || []).includes(peerCase) ? peer : null;
@@ -639,9 +659,10 @@ async function main() {
       }
       fsRes.folder_photos = o.folder;
       fsRes.folder_png_ms = med(fsT);
+      fsRes.folder_png_cpu_ms = med(runCliFolder.cpu);
       if (usePeer) py.folder_png_ms = med(pyT);
       process.stdout.write(
-        `  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`,
+        `  folder_png (${o.folder} photos): featscope CLI ${fsRes.folder_png_ms} ms (CPU ${fsRes.folder_png_cpu_ms}, runs ${fsT.map((v) => Math.round(v)).join(', ')})${usePeer ? `, python loop ${py.folder_png_ms} ms` : ''}\n`,
       );
     }
   } finally {

@@ -194,3 +194,26 @@ export async function checkLayers(
     return { name, type: l.type, shape };
   });
 }
+
+/**
+ * checkLayers for runs that capture exactly `layers` (render, export): the shapes come from one
+ * capture of a black image through the graph the batches will use, so the check builds (and, by
+ * default, optimises) that graph once instead of running a second forward with every module
+ * hooked. Falls back to checkLayers where a capture's name is not the one asked for.
+ */
+export async function checkCaptureLayers(
+  model: Model,
+  layers: string[],
+  size: number,
+): Promise<Array<{ name: string; type?: string; shape?: number[] }>> {
+  model.hook(layers).remove(); // validates the names: UNKNOWN_LAYER with suggestions, DUPLICATE_LAYER, ...
+  const info = await model.layers();
+  // LAYER_NOT_CALLED for a `#k` beyond the module's calls comes from the capture itself.
+  const captures = await model.capture({ data: new Float32Array(3 * size * size), shape: [1, 3, size, size] }, layers);
+  const checked = layers.map((name) => {
+    const c = captures.find((x) => x.name === name);
+    return c && { name, type: info.find((x) => x.name === name.split('#')[0])?.type, shape: c.shape };
+  });
+  if (checked.some((c) => !c)) return checkLayers(model, layers, size);
+  return checked as Array<{ name: string; type?: string; shape: number[] }>;
+}

@@ -140,10 +140,14 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     const slices: InputImage[][] = [];
     for (let start = 0; start < pending.length; start += job.batch)
       slices.push(pending.slice(start, start + job.batch));
-    // One batch ahead per model: while batch k is rendered and written (JS on this thread, PNG
-    // encoding on sharp's threads), batch k+1 is decoded and its forward runs on the addon's
-    // worker thread; with several models (--devices), batch k+j runs on model (k+j) mod M.
-    const capture = async (slice: InputImage[], m: number): Promise<Captured | undefined> => {
+    // A three-stage pipeline, in input order at every stage:
+    //   prepare (decode on sharp's threads, resize and normalise here), one batch at a time;
+    //   forward on the addon's worker thread, one batch in flight per model (--devices: batch k
+    //   runs on model k mod M);
+    //   write (grids drawn here, PNGs encoded on sharp's threads, files renamed into place).
+    // While batch k runs through the model, batch k+1 is decoded and batch k-1 written. At most
+    // M + 1 batches are decoded or captured and not yet written, so memory stays bounded by --batch.
+    const prepare = async (slice: InputImage[]): Promise<Prepared[]> => {
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
@@ -153,16 +157,23 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         job.preprocess,
       );
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
-      if (stopping) return undefined;
+      if (stopping) return [];
       results.forEach((r, i) =>
         'error' in r
           ? fail(slice[i].source, r.error)
           : ready.push({ input: slice[i], data: r.data, image: r.images[0] }),
       );
-      if (ready.length === 0) return undefined;
+      return ready;
+    };
+    const forward = async (ready: Prepared[], m: number): Promise<Captured | undefined> => {
+      if (ready.length === 0 || stopping) return undefined;
       const per = ready[0].data.length;
-      const data = new Float32Array(per * ready.length);
-      ready.forEach((r, i) => data.set(r.data, i * per));
+      // One image: its own array (the addon copies its input anyway); else one array for the batch.
+      let data = ready[0].data;
+      if (ready.length > 1) {
+        data = new Float32Array(per * ready.length);
+        ready.forEach((r, i) => data.set(r.data, i * per));
+      }
       const { height, width } = ready[0].image;
       try {
         const captures = await captureWithBackoff(
@@ -184,14 +195,23 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     if (slices.length > 0)
       progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
     const inflight: Array<Promise<Captured | undefined>> = [];
+    // The tails of the stages: the next batch is prepared after the previous one, and runs on a
+    // model after that model's previous forward (whether it succeeded or not).
+    let prepTail: Promise<unknown> = Promise.resolve();
+    const modelTail: Array<Promise<unknown>> = models.map(() => Promise.resolve());
     let launched = 0;
     const launch = () => {
-      if (launched < slices.length && !stopping) {
-        inflight.push(capture(slices[launched], launched % models.length));
-        launched++;
-      }
+      if (launched >= slices.length || stopping) return;
+      const k = launched++;
+      const m = k % models.length;
+      const prepared = prepTail.then(() => prepare(slices[k]));
+      prepTail = prepared.catch(() => undefined);
+      const afterModel = modelTail[m];
+      const captured = Promise.all([prepared, afterModel]).then(([ready]) => forward(ready, m));
+      modelTail[m] = captured.catch(() => undefined);
+      inflight.push(captured);
     };
-    for (let m = 0; m < models.length; m++) launch();
+    for (let j = 0; j <= models.length; j++) launch();
     while (inflight.length > 0 && !stopping) {
       const current = await inflight.shift()!;
       launch();
@@ -219,6 +239,9 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     await Promise.all(inflight);
     outcome.interrupted = stopping;
     outcome.backoff = backoff.events;
+    // Failures in input order, however the stages interleaved them.
+    const order = new Map(job.inputs.map((input, i) => [input.source, i]));
+    outcome.failed.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
     return outcome;
   } finally {
     process.off('SIGINT', onSigint);

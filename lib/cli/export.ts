@@ -6,7 +6,7 @@ import { encodeNpy } from '../npy';
 import {
   BATCH_RUN_OPTIONS,
   DEVICE_OPTION,
-  checkLayers,
+  checkCaptureLayers,
   MODEL_OPTION,
   parse,
   parseLayers,
@@ -87,15 +87,18 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
   const model = await loadCliModel(values, 'export', { device });
   let more: Model[] = [];
+  // The model file's hash (for --resume) is read while the other models load and the layer check runs.
+  const fingerprint = modelFingerprint(model.path);
+  fingerprint.catch(() => undefined); // awaited below; an earlier error must not leave it unhandled
   try {
     more = await loadMoreModels(values, 'export', devices);
     const size = model.metadata.input?.size?.[0] ?? 224;
-    const layerInfo = (await checkLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
+    const layerInfo = (await checkCaptureLayers(model, layers, size)).map((l) => ({ ...l, shape: l.shape!.slice(1) }));
     fs.mkdirSync(out, { recursive: true });
     const options = { layers, resize, size, batch };
     const signature = JSON.stringify({
       model: model.path,
-      modelFile: await modelFingerprint(model.path),
+      modelFile: await fingerprint,
       layers,
       resize,
       size,

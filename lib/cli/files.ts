@@ -67,7 +67,8 @@ export function shortHash(text: string): string {
 export async function modelFingerprint(file: string): Promise<string> {
   const hash = createHash('sha1');
   let size = 0;
-  for await (const chunk of fs.createReadStream(file)) {
+  // 1 MiB reads: 45 chunks for ResNet-18 rather than 700.
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
     size += (chunk as Buffer).length;
     hash.update(chunk as Buffer);
   }

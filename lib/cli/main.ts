@@ -5,20 +5,6 @@
  */
 import { FeatscopeError } from '../errors';
 import { USAGE_CODES } from './args';
-import { attack } from './attack';
-import { exportCommand } from './export';
-import { gradcam } from './gradcam';
-import { info } from './info';
-import { layers } from './layers';
-import { maximize } from './maximize';
-import { similarity } from './similarity';
-import { render } from './render';
-import { k8sJob, slurmJob } from './cluster';
-import { merge } from './merge';
-import { runJobs } from './run';
-import { stats } from './stats';
-import { view } from './view';
-import { weights } from './weights';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
 
@@ -52,23 +38,36 @@ Example:
 Only load model files you trust: TorchScript can run arbitrary operations.
 `;
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  info,
-  layers,
-  render,
-  export: exportCommand,
-  gradcam,
-  weights,
-  attack,
-  stats,
-  maximize,
-  similarity,
-  view,
-  merge,
-  'k8s-job': k8sJob,
-  'slurm-job': slurmJob,
-  run: (argv) => runJobs(argv, COMMANDS),
+type Command = (argv: string[]) => Promise<number>;
+
+/**
+ * Each command's module is loaded when it runs: a render does not compile the viewer, the
+ * analyses or the job-file parser (about a third of the start-up's module loading).
+ */
+const lazy =
+  (load: () => Command): Command =>
+  (argv) =>
+    load()(argv);
+
+/* eslint-disable @typescript-eslint/no-require-imports -- lazy loading is the point: a static import loads every command at start-up, and `await import()` compiles to the same require in this CommonJS build */
+const COMMANDS: Record<string, Command> = {
+  info: lazy(() => (require('./info') as typeof import('./info')).info),
+  layers: lazy(() => (require('./layers') as typeof import('./layers')).layers),
+  render: lazy(() => (require('./render') as typeof import('./render')).render),
+  export: lazy(() => (require('./export') as typeof import('./export')).exportCommand),
+  gradcam: lazy(() => (require('./gradcam') as typeof import('./gradcam')).gradcam),
+  weights: lazy(() => (require('./weights') as typeof import('./weights')).weights),
+  attack: lazy(() => (require('./attack') as typeof import('./attack')).attack),
+  stats: lazy(() => (require('./stats') as typeof import('./stats')).stats),
+  maximize: lazy(() => (require('./maximize') as typeof import('./maximize')).maximize),
+  similarity: lazy(() => (require('./similarity') as typeof import('./similarity')).similarity),
+  view: lazy(() => (require('./view') as typeof import('./view')).view),
+  merge: lazy(() => (require('./merge') as typeof import('./merge')).merge),
+  'k8s-job': lazy(() => (require('./cluster') as typeof import('./cluster')).k8sJob),
+  'slurm-job': lazy(() => (require('./cluster') as typeof import('./cluster')).slurmJob),
+  run: lazy(() => (argv) => (require('./run') as typeof import('./run')).runJobs(argv, COMMANDS)),
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,15 +1,15 @@
 /** `featscope render`: photos -> one PNG grid per image and layer (+ overlay), manifest.json, report.html. */
 import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
 import { FeatscopeError } from '../errors';
 import { type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
+import { encodePng } from '../render/canvas';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
   BATCH_RUN_OPTIONS,
   DEVICE_OPTION,
-  checkLayers,
+  checkCaptureLayers,
   describeChannels,
   MODEL_OPTION,
   parse,
@@ -159,8 +159,11 @@ async function renderWith(
   },
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
+  // The model file's hash (for --resume) is read while the layer check runs its forward.
+  const fingerprint = modelFingerprint(model.path);
+  fingerprint.catch(() => undefined); // awaited below; a layer error must not leave it unhandled
   // Layer names, types and shapes up front: a typo or a non-image layer is a usage error before any work.
-  const layerInfo = (await checkLayers(model, o.layers, size)).map((l) => {
+  const layerInfo = (await checkCaptureLayers(model, o.layers, size)).map((l) => {
     if (l.shape!.length !== 4) {
       throw new FeatscopeError(
         'NOT_FEATURE_MAPS',
@@ -190,7 +193,7 @@ async function renderWith(
   const { batch: _batch, ...outputOptions } = options;
   const signature = JSON.stringify({
     model: model.path,
-    modelFile: await modelFingerprint(model.path),
+    modelFile: await fingerprint,
     ...outputOptions,
     input: inputSignature(model),
   });
@@ -216,12 +219,8 @@ async function renderWith(
       });
       const rel = (file: string) => path.relative(o.out, file).split(path.sep).join('/');
       const inputPng = insideOut(o.out, input.name, 'input.png');
-      await writeAtomic(
-        inputPng,
-        await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
-          .png()
-          .toBuffer(),
-      );
+      // zlib level 3, as the grids: the preprocessed pixels are the same, the encode is faster.
+      await writeAtomic(inputPng, await encodePng({ width: image.width, height: image.height, data: image.rgb }));
       const layers: LayerRecord[] = [];
       const fileBase = layerFileNames(rendered.map((r) => r.name));
       for (const r of rendered) {
