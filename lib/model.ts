@@ -286,12 +286,19 @@ export class Model {
     return this.#run(input, [...names], options);
   }
 
-  /** One forward that returns only the captures of `names` (hooks are not involved). */
+  /**
+   * One forward that returns only the captures of `names` (hooks are not involved). It stops at the
+   * last captured layer: what only the model's output needs is not run (TorchScript's dead-code
+   * pass; ops with side effects stay), so an input the later layers would reject still gives the
+   * captures. `forward()` runs the whole model.
+   */
   async capture(input: TensorInput, names: string | string[], options: CaptureOptions = {}): Promise<Capture[]> {
     this.#alive();
     checkOptionsObject('capture options', options, CAPTURE_KEYS);
     const layers = this.#resolve(typeof names === 'string' ? [names] : names, 'capture');
-    return (await this.#run(input, layers, options)).captures;
+    // Only the captures are returned, so the forward stops at the last of them: the layers after it
+    // are dead code in the hooked graph and do not run (AOTInductor packages run whole).
+    return (await this.#run(input, layers, options, true)).captures;
   }
 
   /**
@@ -412,7 +419,12 @@ export class Model {
     this.#native.dispose();
   }
 
-  async #run(input: TensorInput, names: string[], options: CaptureOptions): Promise<ForwardResult> {
+  async #run(
+    input: TensorInput,
+    names: string[],
+    options: CaptureOptions,
+    capturesOnly = false,
+  ): Promise<ForwardResult> {
     const { data, shape } = checkInput(input);
     const reduce = checkCaptureOptions(options);
     if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
@@ -425,7 +437,7 @@ export class Model {
     let res;
     try {
       res = await withStack(
-        this.#native.forward(data, shape, base, reduce, optimize),
+        this.#native.forward(data, shape, base, reduce, optimize, capturesOnly),
         (msg) => `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`,
       );
     } finally {

@@ -47,6 +47,8 @@ export interface NativeModel {
     layers: string[],
     reduce: NativeReduceOptions,
     optimize: boolean,
+    /** The graph returns null for the output and does not run the layers after the last capture. */
+    capturesOnly?: boolean,
   ): Promise<NativeForwardResult>;
   gradcam(
     data: Float32Array,

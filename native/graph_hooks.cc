@@ -3,6 +3,8 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <algorithm>
@@ -189,7 +191,78 @@ std::string moduleTypeName(const torch::jit::Module& m) {
   return qn ? qn->name() : "Module";
 }
 
-HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace) {
+// Captures only: what runs after the last capture point (in the top-level block) feeds only the
+// model's output, now None. It goes, including the shape checks that raise (a Python hook has fired
+// before such a check would raise); writes to module state or to the input, prints and other side
+// effects stay. Standard dead-code elimination keeps the checks, and with them the whole network.
+static void dropAfterLastCapture(std::shared_ptr<Graph>& graph, const std::vector<Node*>& points, bool evalMode) {
+  Block* top = graph->block();
+  // In eval mode every `self.training` read is false (unless forward itself writes the flag): as a
+  // constant, batch_norm no longer counts as writing its running statistics and the
+  // `if self.training:` updates fold away, so the layers after the last capture can go.
+  if (evalMode) {
+    std::vector<Node*> reads;
+    bool written = false;
+    std::function<void(Block*)> scan = [&](Block* b) {
+      for (Node* n : b->nodes()) {
+        if ((n->kind() == prim::GetAttr || n->kind() == prim::SetAttr) && n->s(torch::jit::attr::name) == "training") {
+          if (n->kind() == prim::SetAttr)
+            written = true;
+          else if (n->output()->type()->kind() == c10::TypeKind::BoolType)
+            reads.push_back(n);
+        }
+        for (Block* inner : n->blocks()) scan(inner);
+      }
+    };
+    scan(top);
+    if (!written) {
+      for (Node* n : reads) {
+        torch::jit::WithInsertPoint ip(n);
+        n->output()->replaceAllUsesWith(graph->insertConstant(false));
+        n->destroy();
+      }
+      torch::jit::ConstantPropagation(graph);
+    }
+  }
+  std::unordered_set<Node*> anchors;
+  for (Node* n : points) {
+    while (n->owningBlock() != top) n = n->owningBlock()->owningNode();
+    anchors.insert(n);
+  }
+  Node* last = nullptr;
+  for (Node* n : top->nodes())
+    if (anchors.count(n)) last = n;
+  if (!last) return;
+  torch::jit::AliasDb db(graph);
+  std::vector<const Value*> state(graph->inputs().begin(), graph->inputs().end());
+  std::function<void(Block*)> attrs = [&](Block* b) {
+    for (Node* n : b->nodes()) {
+      if (n->kind() == prim::GetAttr) state.push_back(n->output());
+      for (Block* inner : n->blocks()) attrs(inner);
+    }
+  };
+  attrs(top);
+  const torch::jit::ValueSet stateSet(state.begin(), state.end());
+  std::function<bool(Node*)> removable = [&](Node* n) {
+    if (n->kind() != prim::RaiseException && n->hasSideEffects()) return false;
+    if (db.writesToAlias(n, stateSet)) return false;
+    for (Block* b : n->blocks())
+      for (Node* m : b->nodes())
+        if (!removable(m)) return false;
+    return true;
+  };
+  std::vector<Node*> candidates;  // decided before any node is destroyed (the alias db sees the whole graph)
+  for (Node* n = last->next(); n != top->return_node(); n = n->next())
+    if (removable(n)) candidates.push_back(n);
+  for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+    bool used = false;
+    for (Value* o : (*it)->outputs()) used = used || o->hasUses();
+    if (!used) (*it)->destroy();
+  }
+}
+
+HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace,
+                                 bool capturesOnly) {
   auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
   std::shared_ptr<Graph> graph = forward.graph()->copy();
 
@@ -256,11 +329,23 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
       }
     }
     torch::jit::WithInsertPoint ip(graph->return_node());
+    // Captures only: None takes the output's place, so what only the output needed becomes dead.
+    if (capturesOnly) outs[0] = graph->insertConstant(c10::IValue());
     Node* tup = graph->insertNode(graph->createTuple(outs));
     graph->eraseOutput(0);
     graph->registerOutput(tup->output());
   }
   torch::jit::Inline(*graph);
+  // Removes the layers after the last capture (captures only), before the in-place check below,
+  // so that a removed relu_ no longer forces a copy.
+  if (capturesOnly) {
+    std::vector<Node*> points;
+    for (auto& p : w.captures) points.push_back(p.clone);
+    bool evalMode = true;
+    for (const auto& m : module.modules()) evalMode = evalMode && !m.is_training();
+    dropAfterLastCapture(graph, points, evalMode);
+    torch::jit::EliminateDeadCode(graph);
+  }
 
   // A capture is the module's output when its forward returned. Keep the clone only where a later
   // op writes to the value or an alias of it (ResNet's relu_ right after bn1, `out += identity`).
@@ -293,6 +378,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   }
   HookedForward hf;
   hf.mutatesInput = mutatesInput;
+  hf.capturesOnly = capturesOnly;
   hf.slots = std::move(slots);
   hf.fn = std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("featscope.hooked_forward"), graph, nullptr);
   return hf;
@@ -372,7 +458,7 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     // forward becomes the hooked forward built on the clone itself: captures are outputs of the
     // graph, so freezing and folding cannot cross them.
     torch::jit::Module clone = module.clone(/*inplace=*/true);
-    HookedForward onClone = buildHookedForward(clone, wanted, /*guardInPlace=*/true);
+    HookedForward onClone = buildHookedForward(clone, wanted, /*guardInPlace=*/true, hf.capturesOnly);
     auto type = clone.type();
     auto cu = clone._ivalue()->compilation_unit();
     const auto forwardName = type->getMethod("forward").qualname();

@@ -44,6 +44,7 @@ struct HookedForward {
   std::shared_ptr<torch::jit::GraphFunction> fn;
   std::vector<CaptureSlot> slots;  // tuple elements 1..n, in graph order
   bool mutatesInput = false;       // the graph writes to its input in place (then it gets a copy)
+  bool capturesOnly = false;       // element 0 is None: the layers after the last capture do not run
   // Set by optimizeHookedForward: the optimised graph (same outputs), or why there is none.
   std::shared_ptr<FrozenForward> optimized;
   std::string fallback;
@@ -73,7 +74,10 @@ struct LayerInfo {
 // Builds the hooked forward for `wanted` module names (all must exist). `guardInPlace` clones a
 // capture where a later in-place op would change it (forward semantics of Python hooks); pass
 // false when gradients of the captures are needed (a clone would cut them off from the graph).
-HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace);
+// capturesOnly: the graph returns None in place of the model's output, and everything that only
+// fed the output (the layers after the last capture) is removed as dead code.
+HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace,
+                                 bool capturesOnly = false);
 
 // Freezes and optimises `hf` (built with guardInPlace for `wanted`) on a clone of `module` that
 // keeps the captures as graph outputs: sets hf.optimized, or hf.fallback to the reason the exact

@@ -21,13 +21,14 @@ namespace featscope {
 // ---------------------------------------------------------------------------------------------
 // ModelState
 
-std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize) {
+std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize, bool capturesOnly) {
   std::string key = optimize ? "o|" : guardInPlace ? "f|" : "g|";
+  if (capturesOnly) key += "c|";
   for (const auto& n : names) key += n + "\n";
   std::lock_guard<std::mutex> lock(cacheMutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace || optimize));
+  auto hf = std::make_shared<HookedForward>(buildHookedForward(module, names, guardInPlace || optimize, capturesOnly));
   if (optimize) optimizeHookedForward(module, names, *hf);
   cache.emplace(key, hf);
   cacheOrder.push_back(key);
@@ -172,18 +173,20 @@ PrecisionScope::~PrecisionScope() {
 
 class ForwardWorker : public FsWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce, bool optimize)
+  ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce, bool optimize,
+                bool capturesOnly)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         names_(std::move(names)),
         reduce_(std::move(reduce)),
-        optimize_(optimize) {}
+        optimize_(optimize),
+        capturesOnly_(capturesOnly) {}
 
  protected:
   void Run() override {
     c10::InferenceMode guard;
-    auto hf = st_->hooked(names_, true, optimize_);
+    auto hf = st_->hooked(names_, true, optimize_, capturesOnly_);
     optimized_ = hf->optimized != nullptr;
     fallback_ = hf->fallback;
     PrecisionScope precision(*st_);
@@ -231,6 +234,7 @@ class ForwardWorker : public FsWorker {
   std::set<std::string> names_;
   ReduceSpec reduce_;
   bool optimize_;
+  bool capturesOnly_;
   bool optimized_ = false;
   std::string fallback_;
   at::Tensor output_;
@@ -439,7 +443,9 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   std::set<std::string> names = readLayerNames(env, *st, info[2]);
   ReduceSpec reduce = readReduceSpec(env, info[3]);
   const bool optimize = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
-  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize);
+  // Captures only (Model.capture): the layers after the last capture are not run.
+  const bool capturesOnly = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize, capturesOnly);
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -32,7 +32,8 @@ struct ModelState {
   static constexpr size_t kCacheSize = 32;
 
   // optimize: also freeze and optimise the graph (forwards only; see optimizeHookedForward).
-  std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize = false);
+  std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize = false,
+                                        bool capturesOnly = false);
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
