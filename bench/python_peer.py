@@ -122,6 +122,25 @@ def main():
             return fb[0].cpu().numpy()
     cases["batch_layer1"] = (batch_layer1, 2)
 
+    # The same, stopped at layer1 as a Python user can: the hook raises once it has the output,
+    # so the layers after it do not run (the peer of featscope's capture(), which stops there too).
+    class StopForward(Exception):
+        pass
+
+    def stop_at_layer1(_m, _i, o):
+        fb.append(o)
+        raise StopForward
+
+    def batch_layer1_stop():
+        fb.clear()
+        with im():
+            try:
+                model(xb)
+            except StopForward:
+                pass
+            return fb[0].cpu().numpy()
+    cases["batch_layer1_stop"] = (batch_layer1_stop, 2)
+
     def batch_forward():
         with im():
             scripted(xb)
@@ -132,6 +151,7 @@ def main():
         "b1_four_layers": lambda: [modules[n].register_forward_hook(lambda m, i, o: feats.append(o)) for n in LAYERS],
         "b1_all_leaves": lambda: [modules[n].register_forward_hook(lambda m, i, o: allf.append(o)) for n in leaves],
         "batch_layer1": lambda: [model.layer1.register_forward_hook(lambda m, i, o: fb.append(o))],
+        "batch_layer1_stop": lambda: [model.layer1.register_forward_hook(stop_at_layer1)],
         "photo_png": lambda: [modules["layer1.0.conv1"].register_forward_hook(lambda m, i, o: f1.append(o))],
         "folder_png": lambda: [modules["layer1.0.conv1"].register_forward_hook(lambda m, i, o: f1.append(o))],
     }

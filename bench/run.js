@@ -202,6 +202,8 @@ async function featscopeCases(o, pkg, x1) {
     b1_four_layers: () => model.forward(input1, { layers: LAYERS }),
     b1_all_leaves: () => model.forward(input1, { layers: leaves }),
     batch_layer1: () => model.forward(inputB, { layers: ['layer1'] }),
+    // capture() returns only the captures, so its graph stops at layer1 (no output).
+    batch_layer1_capture: () => model.capture(inputB, ['layer1']),
     batch_forward: () => model.forward(inputB, { optimize: false }),
     batch_optimized_forward: () => model.forward(inputB),
     photo_png: photoPng,
@@ -423,6 +425,14 @@ function targets(fs_, py, cuda) {
       '<= 0.40x',
       ratio(fs_.batch_layer1_cpu_ms, py.batch_layer1_cpu_ms),
     );
+    if (fs_.batch_layer1_capture_ms)
+      add(
+        `b${fs_.batch} x layer1, capture() (stops at layer1): featscope / python hooks (whole forward)`,
+        ratio(fs_.batch_layer1_capture_ms, py.batch_layer1_ms),
+        (v) => v <= 0.4,
+        '<= 0.40x',
+        ratio(fs_.batch_layer1_capture_cpu_ms, py.batch_layer1_cpu_ms),
+      );
     add(
       'photo -> PNG: blog script / featscope',
       ratio(py.photo_png_ms, fs_.photo_png_ms),
@@ -484,6 +494,13 @@ function printTable(fs_, py) {
       `batch ${fs_.batch} x layer1 -> host`,
       fs_.batch_layer1_ms,
       py.batch_layer1_ms,
+      fs_.batch_forward_ms,
+      fs_.batch_optimized_forward_ms,
+    ],
+    [
+      `batch ${fs_.batch} x layer1 -> host, captures only (capture(); Python: hook raises to stop)`,
+      fs_.batch_layer1_capture_ms,
+      py.batch_layer1_capture_ms,
       fs_.batch_forward_ms,
       fs_.batch_optimized_forward_ms,
     ],
@@ -611,6 +628,7 @@ async function main() {
     ['b1_four_layers', n1, warm1],
     ['b1_all_leaves', n1, warm1],
     ['batch_layer1', few, 2],
+    ['batch_layer1_capture', few, 2, 'batch_layer1_stop'],
     ['batch_forward', few, 2],
     ['batch_optimized_forward', few, 2],
     ['photo_png', few, 2],
