@@ -92,20 +92,20 @@ export async function attack(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
-  const method = (values.method as string | undefined) ?? 'pgd';
+  const method = values.method ?? 'pgd';
   if (method !== 'fgsm' && method !== 'pgd')
     throw usage(`--method must be fgsm or pgd, not ${JSON.stringify(method)}`, 'attack');
-  const epsilon = parseAmount(values.epsilon as string | undefined, '--epsilon', 8 / 255, 'attack')!;
-  const stepSize = parseAmount(values.step as string | undefined, '--step', undefined, 'attack');
-  const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 10, 10000, 'attack');
-  const classes = parseClasses(values.class as string | undefined, 'attack');
-  const layers = (values.layers as string | undefined)
+  const epsilon = parseAmount(values.epsilon, '--epsilon', 8 / 255, 'attack')!;
+  const stepSize = parseAmount(values.step, '--step', undefined, 'attack');
+  const steps = parsePositiveInt(values.steps, '--steps', 10, 10000, 'attack');
+  const classes = parseClasses(values.class, 'attack');
+  const layers = values.layers
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const resize = parseResize(values.resize as string | undefined, 'attack');
-  const device = parseDevice(values.device as string | undefined, 'attack');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const resize = parseResize(values.resize, 'attack');
+  const device = parseDevice(values.device, 'attack');
+  const out = path.resolve(values.out ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length)
     throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');

@@ -110,19 +110,17 @@ export async function gradcam(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('gradcam needs at least one image, folder or glob', 'gradcam');
-  const layer = ((values.layer as string | undefined) ?? 'layer4').trim();
-  const classes = parseClasses(values.class as string | undefined, 'gradcam');
-  const top = parsePositiveInt(values.top as string | undefined, '--top', 3, 20, 'gradcam');
-  const colormap = parseColormap(values.colormap as string | undefined, 'gradcam', '--colormap', 'turbo');
-  const resize = parseResize(values.resize as string | undefined, 'gradcam');
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 8, 256, 'gradcam');
-  const saliencyMethod = parseSaliency(values.saliency as string | undefined);
+  const layer = (values.layer ?? 'layer4').trim();
+  const classes = parseClasses(values.class, 'gradcam');
+  const top = parsePositiveInt(values.top, '--top', 3, 20, 'gradcam');
+  const colormap = parseColormap(values.colormap, 'gradcam', '--colormap', 'turbo');
+  const resize = parseResize(values.resize, 'gradcam');
+  const batch = parsePositiveInt(values.batch, '--batch', 8, 256, 'gradcam');
+  const saliencyMethod = parseSaliency(values.saliency);
   const samples =
-    values.samples === undefined
-      ? undefined
-      : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
-  const device = parseDevice(values.device as string | undefined, 'gradcam');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+    values.samples === undefined ? undefined : parsePositiveInt(values.samples, '--samples', 16, 1024, 'gradcam');
+  const device = parseDevice(values.device, 'gradcam');
+  const out = path.resolve(values.out ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
     throw usage(
@@ -177,7 +175,7 @@ export async function gradcam(argv: string[]): Promise<number> {
         const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];
         if (saliencies) {
           const sal = saliencies[i];
-          const salFile = insideOut(out, `${chunk[i].name}.saliency-${values.saliency as string}.png`);
+          const salFile = insideOut(out, `${chunk[i].name}.saliency-${values.saliency}.png`);
           await writeAtomic(salFile, sal.png);
           record.saliency = {
             file: path.basename(salFile),

@@ -68,9 +68,9 @@ export async function maximize(argv: string[]): Promise<number> {
     process.stdout.write(MAXIMIZE_HELP);
     return 0;
   }
-  const layer = (values.layer as string | undefined)?.trim();
+  const layer = values.layer?.trim();
   if (!layer) throw usage('maximize needs --layer NAME (`featscope layers` lists them)', 'maximize');
-  const channelsArg = values.channels as string | undefined;
+  const channelsArg = values.channels;
   if (channelsArg !== undefined && !/^\d+(,\d+)*$/.test(channelsArg.trim())) {
     throw usage(
       `--channels takes channel indices separated by commas (12 or 12,40), not ${JSON.stringify(channelsArg)}`,
@@ -78,19 +78,18 @@ export async function maximize(argv: string[]): Promise<number> {
     );
   }
   const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 256, 'maximize');
-  const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 128, 100000, 'maximize');
-  const size =
-    values.size === undefined ? undefined : parsePositiveInt(values.size as string, '--size', 224, 2048, 'maximize');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 256, 'maximize');
+  const steps = parsePositiveInt(values.steps, '--steps', 128, 100000, 'maximize');
+  const size = values.size === undefined ? undefined : parsePositiveInt(values.size, '--size', 224, 2048, 'maximize');
   const lr = values.lr === undefined ? undefined : Number(values.lr);
   if (lr !== undefined && !(lr > 0 && lr <= 10))
     throw usage(`--lr takes a number above 0, at most 10, not ${JSON.stringify(values.lr)}`, 'maximize');
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0)
     throw usage(`--seed takes a non-negative integer, not ${JSON.stringify(values.seed)}`, 'maximize');
-  const device = parseDevice(values.device as string | undefined, 'maximize');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const device = parseDevice(values.device, 'maximize');
+  const out = path.resolve(values.out ?? 'featscope-out');
+  const model = await loadModel(resolveModel(values.model), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];

@@ -134,7 +134,7 @@ export async function merge(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw usage('merge needs the shard folders, or the folder that holds them', 'merge');
   const shards = findShards(positionals);
-  const out = path.resolve((values.out as string | undefined) ?? path.dirname(shards[0].dir));
+  const out = path.resolve(values.out ?? path.dirname(shards[0].dir));
   fs.mkdirSync(out, { recursive: true });
   const command = shards[0].command;
   const result =

@@ -97,15 +97,15 @@ export async function render(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('render needs at least one image, folder or glob', 'render');
-  const layers = parseLayers(values.layers as string | undefined, 'render');
-  const channels = parseChannels(values.channels as string | undefined, 'render');
-  const colormap = parseColormap(values.colormap as string | undefined, 'render');
+  const layers = parseLayers(values.layers, 'render');
+  const channels = parseChannels(values.channels, 'render');
+  const colormap = parseColormap(values.colormap, 'render');
   const devices = parseDevices(values, 'render');
   const device = devices[0];
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
-  const resize = parseResize(values.resize as string | undefined, 'render');
+  const batch = parsePositiveInt(values.batch, '--batch', 32, 1024, 'render');
+  const resize = parseResize(values.resize, 'render');
   const shard = parseShard(values, 'render');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const overlay = Boolean(values.overlay);
 

@@ -79,15 +79,15 @@ export async function similarity(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0)
     throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
-  const layers = list(values.layers as string | undefined) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
-  const otherPath = values['other-model'] as string | undefined;
-  const otherLayers = list(values['other-layers'] as string | undefined);
+  const layers = list(values.layers) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
+  const otherPath = values['other-model'];
+  const otherLayers = list(values['other-layers']);
   if (otherLayers && !otherPath) throw usage('--other-layers needs --other-model', 'similarity');
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'similarity');
-  const resize = parseResize(values.resize as string | undefined, 'similarity');
-  const device = parseDevice(values.device as string | undefined, 'similarity');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 1024, 'similarity');
+  const resize = parseResize(values.resize, 'similarity');
+  const device = parseDevice(values.device, 'similarity');
   const shard = parseShard(values, 'similarity');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs, indices } = selectShard(positionals, all, shard);

@@ -65,20 +65,17 @@ export async function stats(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('stats needs images, a folder or a glob', 'stats');
-  const layers = ((values.layers as string | undefined) ?? 'relu,layer1,layer2,layer3,layer4')
+  const layers = (values.layers ?? 'relu,layer1,layer2,layer3,layer4')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'stats');
-  const resize = parseResize(values.resize as string | undefined, 'stats');
-  const drawChannels =
-    values.examples === '0'
-      ? 0
-      : parsePositiveInt(values.examples as string | undefined, '--examples', 8, 256, 'stats');
-  const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
-  const device = parseDevice(values.device as string | undefined, 'stats');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 1024, 'stats');
+  const resize = parseResize(values.resize, 'stats');
+  const drawChannels = values.examples === '0' ? 0 : parsePositiveInt(values.examples, '--examples', 8, 256, 'stats');
+  const topImages = parsePositiveInt(values['top-images'], '--top-images', 5, 100, 'stats');
+  const device = parseDevice(values.device, 'stats');
   const shard = parseShard(values, 'stats');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs, indices } = selectShard(positionals, all, shard);

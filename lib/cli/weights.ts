@@ -50,14 +50,14 @@ export async function weights(argv: string[]): Promise<number> {
     process.stdout.write(WEIGHTS_HELP);
     return 0;
   }
-  const bins = parsePositiveInt(values.bins as string | undefined, '--bins', 50, 10000, 'weights');
-  const layers = (values.layers as string | undefined)
+  const bins = parsePositiveInt(values.bins, '--bins', 50, 10000, 'weights');
+  const layers = values.layers
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const device = parseDevice(values.device as string | undefined, 'weights');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const device = parseDevice(values.device, 'weights');
+  const out = path.resolve(values.out ?? 'featscope-out');
+  const model = await loadModel(resolveModel(values.model), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const dist = weightDistributions(model, { bins, layers });
