@@ -7,6 +7,7 @@
  * at once.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
@@ -28,7 +29,19 @@ export interface ImageRecordBase {
   signature: string;
 }
 
-export interface BatchJob<R extends ImageRecordBase> {
+/** One batch as the runner hands it to a custom `forward`: the readable images, stacked. */
+export interface ForwardBatch {
+  inputs: InputImage[];
+  images: PreprocessedImage[];
+  /** [inputs.length, 3, H, W], normalised as `preprocess` asked. */
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
+/** Where an image's record.json (the mark that it is finished) lives; `out/<name>/record.json` by default. */
+export type RecordPath = (out: string, input: InputImage) => string;
+
+export interface BatchJob<R extends ImageRecordBase, B = Capture[]> {
   inputs: InputImage[];
   out: string;
   batch: number;
@@ -41,8 +54,20 @@ export interface BatchJob<R extends ImageRecordBase> {
   layers: string[];
   preprocess: PreprocessOptions;
   progress: Progress;
+  /**
+   * Instead of capturing `layers` in one forward: run the batch through the model yourself (the
+   * analyses with gradients: gradcam, saliency, attack). What it returns reaches `handle` in place
+   * of the captures. An error fails the batch's images, unless `fatal` says it ends the run.
+   */
+  forward?: (model: Model, batch: ForwardBatch) => Promise<B>;
+  /** Errors (from `forward` or `handle`) that are the command line's fault: the run stops and rethrows. */
+  fatal?: (err: unknown) => boolean;
+  /** Where each image's record goes (default `out/<name>/record.json`); its folder is made as needed. */
+  recordPath?: RecordPath;
+  /** The folder handed to `handle` (default `out/<name>`, made before `handle` runs). */
+  imageDir?: (out: string, input: InputImage) => string;
   /** Write this image's files into `dir` and return its record (paths relative to --out). */
-  handle(input: InputImage, dir: string, image: PreprocessedImage, captures: Capture[], batchIndex: number): Promise<R>;
+  handle(input: InputImage, dir: string, image: PreprocessedImage, captures: B, batchIndex: number): Promise<R>;
 }
 
 export interface BatchOutcome {
@@ -65,9 +90,10 @@ export async function readRecord<R extends ImageRecordBase>(
   out: string,
   input: InputImage,
   signature?: string,
+  where: RecordPath = recordPath,
 ): Promise<R | undefined> {
   try {
-    const r = JSON.parse(await fs.promises.readFile(recordPath(out, input), 'utf8')) as R;
+    const r = JSON.parse(await fs.promises.readFile(where(out, input), 'utf8')) as R;
     if (r.source !== input.source) return undefined;
     if (signature !== undefined && r.signature !== signature) return undefined;
     return r;
@@ -87,13 +113,16 @@ interface Prepared {
   image: PreprocessedImage;
 }
 
-interface Captured {
+interface Captured<B> {
   ready: Prepared[];
-  captures: Capture[];
+  captures: B;
 }
 
-export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
+export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: BatchJob<R, B>): Promise<BatchOutcome> {
   const { progress } = job;
+  const where = job.recordPath ?? recordPath;
+  const dirOf = job.imageDir ?? ((out: string, input: InputImage) => insideOut(out, input.name));
+  let fatalError: { err: unknown } | undefined;
   const models = job.models?.length ? job.models : [job.model];
   const outcome: BatchOutcome = {
     done: 0,
@@ -104,6 +133,17 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })),
   };
   const backoff = newBackoff(job.batch);
+  // Without a custom forward, B is Capture[] (the default type argument): the runner captures `layers`.
+  const forward =
+    job.forward ??
+    ((model: Model, b: ForwardBatch) =>
+      captureWithBackoff(model, b.data, b.shape, job.layers, backoff) as Promise<unknown> as Promise<B>);
+  const isFatal = (err: unknown) => {
+    if (!job.fatal?.(err)) return false;
+    fatalError ??= { err };
+    stopping = true;
+    return true;
+  };
   let stopping = false;
   // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
   // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
@@ -126,7 +166,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     if (job.resume) {
       const todo: InputImage[] = [];
       for (const input of job.inputs) {
-        if (await readRecord(job.out, input, job.signature)) outcome.skipped++;
+        if (await readRecord(job.out, input, job.signature, where)) outcome.skipped++;
         else todo.push(input);
       }
       progress.skip(outcome.skipped);
@@ -143,11 +183,11 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     // One batch ahead per model: while batch k is rendered and written (JS on this thread, PNG
     // encoding on sharp's threads), batch k+1 is decoded and its forward runs on the addon's
     // worker thread; with several models (--devices), batch k+j runs on model (k+j) mod M.
-    const capture = async (slice: InputImage[], m: number): Promise<Captured | undefined> => {
+    const capture = async (slice: InputImage[], m: number): Promise<Captured<B> | undefined> => {
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
-      await Promise.all(slice.map((input) => fs.promises.rm(recordPath(job.out, input), { force: true })));
+      await Promise.all(slice.map((input) => fs.promises.rm(where(job.out, input), { force: true })));
       const results = await preprocessEach(
         slice.map((input) => input.source),
         job.preprocess,
@@ -165,25 +205,24 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       ready.forEach((r, i) => data.set(r.data, i * per));
       const { height, width } = ready[0].image;
       try {
-        const captures = await captureWithBackoff(
-          models[m],
+        const captures = await forward(models[m], {
+          inputs: ready.map((r) => r.input),
+          images: ready.map((r) => r.image),
           data,
-          [ready.length, 3, height, width],
-          job.layers,
-          backoff,
-        );
+          shape: [ready.length, 3, height, width],
+        });
         outcome.devices[m].batches++;
         outcome.devices[m].images += ready.length;
         return { ready, captures };
       } catch (err) {
-        if (!stopping) for (const r of ready) fail(r.input.source, err);
+        if (!stopping && !isFatal(err)) for (const r of ready) fail(r.input.source, err);
         return undefined;
       }
     };
     // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
     if (slices.length > 0)
       progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
-    const inflight: Array<Promise<Captured | undefined>> = [];
+    const inflight: Array<Promise<Captured<B> | undefined>> = [];
     let launched = 0;
     const launch = () => {
       if (launched < slices.length && !stopping) {
@@ -201,22 +240,26 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         if (stopping) break;
         const { input, image } = ready[i];
         try {
-          const dir = insideOut(job.out, input.name);
+          const dir = dirOf(job.out, input);
           await fs.promises.mkdir(dir, { recursive: true });
           await removeStaleTemps(dir);
           // An old record must not vouch for files that are about to be replaced.
-          await fs.promises.rm(recordPath(job.out, input), { force: true });
+          const recordFile = where(job.out, input);
+          await fs.promises.rm(recordFile, { force: true });
           const record = await job.handle(input, dir, image, captures, i);
-          await writeAtomic(recordPath(job.out, input), JSON.stringify(record));
+          await fs.promises.mkdir(path.dirname(recordFile), { recursive: true });
+          await writeAtomic(recordFile, JSON.stringify(record));
           outcome.done++;
           progress.tick(input.source);
         } catch (err) {
+          if (isFatal(err)) break;
           fail(input.source, err);
         }
       }
     }
     // Batches prepared ahead when Ctrl-C came are dropped unwritten; wait for their forwards to end.
     await Promise.all(inflight);
+    if (fatalError) throw fatalError.err;
     outcome.interrupted = stopping;
     outcome.backoff = backoff.events;
     return outcome;
@@ -231,9 +274,10 @@ export async function* finishedRecords<R extends ImageRecordBase>(
   out: string,
   inputs: InputImage[],
   signature: string,
+  where: RecordPath = recordPath,
 ): AsyncGenerator<R> {
   for (const input of inputs) {
-    const r = await readRecord<R>(out, input, signature);
+    const r = await readRecord<R>(out, input, signature, where);
     if (r) yield r;
   }
 }

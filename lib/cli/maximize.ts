@@ -9,7 +9,7 @@ import {
   type AnalysisSection,
   type FeatureVisResult,
 } from '../analysis';
-import { loadModel } from '../model';
+import { loadNoted } from './model-options';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
@@ -89,7 +89,7 @@ export async function maximize(argv: string[]): Promise<number> {
     throw usage(`--seed takes a non-negative integer, not ${JSON.stringify(values.seed)}`, 'maximize');
   const device = parseDevice(values.device, 'maximize');
   const out = path.resolve(values.out ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model), { device });
+  const model = await loadNoted(resolveModel(values.model), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];

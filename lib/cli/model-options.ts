@@ -34,6 +34,12 @@ export function resetMetadataWarning(): void {
   warned = false;
 }
 
+/** loadModel, with a progress line first: loading a large model takes seconds before any other output. */
+export function loadNoted(file: string, options: LoadOptions): Promise<Model> {
+  process.stderr.write(`featscope: loading model ${file}…\n`);
+  return loadModel(file, options);
+}
+
 /** The values loadCliModel reads: --model and the input options above. */
 type Values = { model?: string; mean?: string; std?: string; size?: string; labels?: string };
 
@@ -45,7 +51,7 @@ export async function loadCliModel(
   file?: string,
 ): Promise<Model> {
   const input = parseInputOptions(values, command);
-  const model = await loadModel(file ?? resolveModel(values.model), options);
+  const model = await loadNoted(file ?? resolveModel(values.model), options);
   try {
     await applyInputOptions(model, input, command);
   } catch (err) {

@@ -46,3 +46,38 @@ export function endBatchRun(
   process.stderr.write(finishMessage(verb, outcome, finished, o.total, o.out, report));
   return code;
 }
+
+/** The exit status of a run: 130 interrupted, 1 some inputs failed, 0 all fine. */
+export function exitCodeOf(outcome: { interrupted: boolean; failed: unknown[] }): number {
+  return outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
+}
+
+/**
+ * End an analysis run (gradcam, attack, similarity, stats, maximize, weights): the exit code, with
+ * --json the command's summary (plus the files written and the exit code) on stdout, then the
+ * failures and closing lines on stderr that name every file written.
+ */
+export function endAnalysisRun(
+  command: string,
+  o: { json: boolean; out: string; total?: number; resumable?: boolean; summary: Record<string, unknown> },
+  outcome: { done: number; skipped: number; failed: Failure[]; interrupted: boolean },
+  files: string[],
+): number {
+  const code = exitCodeOf(outcome);
+  if (o.json) process.stdout.write(`${JSON.stringify({ out: o.out, ...o.summary, files, exitCode: code }, null, 2)}\n`);
+  printFailures(outcome.failed);
+  const parts: string[] = [];
+  if (o.total !== undefined) {
+    parts.push(`${outcome.done} of ${o.total} image${o.total === 1 ? '' : 's'} done`);
+    if (outcome.skipped) parts.push(`${outcome.skipped} skipped as already finished (--resume)`);
+    if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
+  }
+  let text = `featscope: ${command}: ${parts.length ? `${parts.join(', ')}; ` : ''}${outcome.skipped ? 'its files' : 'wrote'} (${files.length})${files.length ? ':' : ''}\n`;
+  for (const f of files) text += `  ${f}\n`;
+  if (outcome.interrupted)
+    text += o.resumable
+      ? `featscope: interrupted; finished files are complete. Rerun the same command with --resume to do the rest.\n`
+      : `featscope: interrupted; the files above are complete but cover only the images done.\n`;
+  process.stderr.write(text);
+  return code;
+}

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from '../analysis';
-import { loadModel } from '../model';
+import { loadNoted } from './model-options';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel } from './args';
 import { insideOut, writeAtomic } from './files';
 import { modelSummary } from './manifest';
@@ -57,7 +57,7 @@ export async function weights(argv: string[]): Promise<number> {
     .filter(Boolean);
   const device = parseDevice(values.device, 'weights');
   const out = path.resolve(values.out ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model), { device });
+  const model = await loadNoted(resolveModel(values.model), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
     const dist = weightDistributions(model, { bins, layers });
