@@ -72,7 +72,7 @@ export function endAnalysisRun(
     if (outcome.skipped) parts.push(`${outcome.skipped} skipped as already finished (--resume)`);
     if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
   }
-  let text = `featscope: ${command}: ${parts.length ? `${parts.join(', ')}; ` : ''}${outcome.skipped ? 'its files' : 'wrote'} (${files.length})${files.length ? ':' : ''}\n`;
+  let text = `featscope: ${command}: ${parts.length ? `${parts.join(', ')}; ` : ''}${outcome.skipped ? 'files, some from the earlier run' : 'wrote'} ${files.length} file${files.length === 1 ? '' : 's'}${files.length ? ':' : ''}\n`;
   for (const f of files) text += `  ${f}\n`;
   if (outcome.interrupted)
     text += o.resumable
