@@ -13,6 +13,9 @@ import { loadNoted } from './model-options';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { endAnalysisRun, endInterrupted } from './summary';
 
 export const MAXIMIZE_HELP = `Usage: featscope maximize --layer NAME [options]
 
@@ -90,6 +93,8 @@ export async function maximize(argv: string[]): Promise<number> {
   const device = parseDevice(values.device, 'maximize');
   const out = path.resolve(values.out ?? 'featscope-out');
   const model = await loadNoted(resolveModel(values.model), { device });
+  const progress = new Progress({ total: channels?.length ?? 1 });
+  const interrupt = interruptible(progress);
   try {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];
@@ -101,7 +106,8 @@ export async function maximize(argv: string[]): Promise<number> {
     for (const group of groups) {
       const what = group === undefined ? layer : `${layer} channel${group.length > 1 ? 's' : ''} ${group.join(',')}`;
       const onStep = (step: number) => {
-        if ((step + 1) % 32 === 0) process.stderr.write(`maximize: ${what}: step ${step + 1}/${steps}\n`);
+        if ((step + 1) % 32 === 0) progress.note(`maximize: ${what}: step ${step + 1}/${steps}`);
+        interrupt.check();
       };
       const common = { layer, steps, size, lr, seed, onStep };
       results.push(
@@ -110,6 +116,8 @@ export async function maximize(argv: string[]): Promise<number> {
           : await featureVisualizations(model, { ...common, channels: group })),
       );
     }
+    progress.note('writing report…');
+    const files: string[] = [];
     for (const r of results) {
       const channel = r.channel;
       const what = channel === undefined ? layer : `${layer} channel ${channel}`;
@@ -119,6 +127,7 @@ export async function maximize(argv: string[]): Promise<number> {
         `maximize-${layerFileNames([layer]).get(layer)!}${channel === undefined ? '' : `-c${channel}`}.png`,
       );
       await writeAtomic(file, pic.png);
+      files.push(file);
       records.push({
         layer,
         channel,
@@ -142,17 +151,24 @@ export async function maximize(argv: string[]): Promise<number> {
       results: records,
     };
     await writeAtomic(insideOut(out, 'maximize.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    files.push(insideOut(out, 'maximize.json'));
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
       await writeAtomic(report, analysisReport(model, 'featscope feature visualisation', { layer, steps }, sections));
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    process.stderr.write(
-      `maximize: wrote ${records.length} picture(s) to ${out}${report ? `, report ${report}` : ''}\n`,
+    if (report) files.push(report);
+    return endAnalysisRun(
+      'maximize',
+      { json: Boolean(values.json), out, summary: { report, ...summary } },
+      { done: records.length, skipped: 0, failed: [], interrupted: false },
+      files,
     );
-    return 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('maximize');
   } finally {
+    interrupt.dispose();
     model.dispose();
   }
 }

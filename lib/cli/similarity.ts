@@ -8,6 +8,9 @@ import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-optio
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { asFailures, endAnalysisRun, endInterrupted } from './summary';
 import {
   announceShard,
   parseShard,
@@ -94,6 +97,12 @@ export async function similarity(argv: string[]): Promise<number> {
   announceShard('similarity', shard, all.length, inputs.length, out);
   const model = await loadCliModel(values, 'similarity', { device });
   let other: Model | undefined;
+  const progress = new Progress({ total: inputs.length });
+  const interrupt = interruptible(progress);
+  const onProgress = (done: number, total: number) => {
+    progress.note(`similarity: ${done}/${total} images`);
+    interrupt.check();
+  };
   try {
     if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
@@ -103,6 +112,8 @@ export async function similarity(argv: string[]): Promise<number> {
         otherLayers: otherLayers ?? layers,
         batch,
         resize,
+        onProgress,
+        json: Boolean(values.json),
       });
     }
     const sim = await layerSimilarity(
@@ -113,9 +124,10 @@ export async function similarity(argv: string[]): Promise<number> {
         batch,
         resize,
         ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
-        onProgress: (done, total) => process.stderr.write(`similarity: ${done}/${total} images\n`),
+        onProgress,
       },
     );
+    progress.note('writing report…');
     const title = other
       ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}`
       : undefined;
@@ -146,13 +158,19 @@ export async function similarity(argv: string[]): Promise<number> {
         ]),
       );
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    for (const f of sim.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(
-      `similarity: ${sim.images} images, ${sim.rows.length} x ${sim.columns.length} layers; wrote ${out}/similarity.json\n`,
+    const files = ['similarity.png', 'similarity.json'].map((f) => insideOut(out, f));
+    if (report) files.push(report);
+    return endAnalysisRun(
+      'similarity',
+      { json: Boolean(values.json), out, total: inputs.length, summary: { report, ...summary } },
+      { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
+      files,
     );
-    return sim.failed.length ? 1 : 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('similarity');
   } finally {
+    interrupt.dispose();
     model.dispose();
     other?.dispose();
   }
@@ -173,7 +191,14 @@ async function writeSimilarityShard(
   indices: number[],
   model: Model,
   other: Model | undefined,
-  o: { layers: string[]; otherLayers: string[]; batch: number; resize: 'squash' | 'crop' },
+  o: {
+    layers: string[];
+    otherLayers: string[];
+    batch: number;
+    resize: 'squash' | 'crop';
+    onProgress: (done: number, total: number) => void;
+    json: boolean;
+  },
 ): Promise<number> {
   const pooled = inputs.length
     ? await pooledFeatures(
@@ -184,16 +209,18 @@ async function writeSimilarityShard(
           batch: o.batch,
           resize: o.resize,
           ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
-          onProgress: (done, n) => process.stderr.write(`similarity: ${done}/${n} images\n`),
+          onProgress: o.onProgress,
         },
       )
     : undefined;
+  const files: string[] = [];
   const sides: Array<Array<{ layer: string; channels: number; file: string }>> = [];
   for (const [k, side] of (pooled?.sides ?? []).entries()) {
     const list: Array<{ layer: string; channels: number; file: string }> = [];
     for (const [layer, { x, c }] of side) {
       const file = `features-${k}-${layer.replace(/[^\w.-]/g, '_')}.f32`;
       await writeAtomic(insideOut(out, file), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+      files.push(insideOut(out, file));
       list.push({ layer, channels: c, file });
     }
     sides.push(list);
@@ -216,9 +243,14 @@ async function writeSimilarityShard(
     sides,
   };
   await writeAtomic(insideOut(out, 'similarity-state.json'), `${JSON.stringify(state)}\n`);
-  for (const f of pooled?.failed ?? []) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
+  files.push(insideOut(out, 'similarity-state.json'));
   process.stderr.write(
-    `similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images; wrote ${out}/similarity-state.json (merge the shards with \`featscope merge\`)\n`,
+    `featscope: similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images (merge the shards with \`featscope merge\`)\n`,
   );
-  return pooled?.failed.length ? 1 : 0;
+  return endAnalysisRun(
+    'similarity',
+    { json: o.json, out, total: inputs.length, summary: { shard: state.shard, images: pooled?.images ?? 0 } },
+    { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
+    files,
+  );
 }

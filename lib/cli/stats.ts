@@ -8,6 +8,9 @@ import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-optio
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { asFailures, endAnalysisRun, endInterrupted } from './summary';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const STATS_HELP = `Usage: featscope stats <image|folder|glob>... [options]
@@ -93,8 +96,11 @@ export async function stats(argv: string[]): Promise<number> {
     return 0;
   }
   const model = await loadCliModel(values, 'stats', { device });
+  const progress = new Progress({ total: inputs.length });
+  const interrupt = interruptible(progress);
   try {
     fs.mkdirSync(out, { recursive: true });
+    progress.note(`running the model on ${inputs.length} image${inputs.length === 1 ? '' : 's'}…`);
     const s = await folderStats(
       model,
       inputs.map((i) => i.source),
@@ -103,11 +109,17 @@ export async function stats(argv: string[]): Promise<number> {
         batch,
         resize,
         examples: topImages,
-        onProgress: (done, total) => process.stderr.write(`stats: ${done}/${total} images\n`),
+        onProgress: (done, total) => {
+          progress.note(`stats: ${done}/${total} images`);
+          interrupt.check();
+        },
       },
     );
+    progress.note('writing report…');
+    const files: string[] = [];
     const chart = await renderStatsChart(model, s);
     await writeAtomic(insideOut(out, 'stats.png'), chart.png);
+    files.push(insideOut(out, 'stats.png'));
     const examplePictures: { layer: string; file: string; png: Buffer }[] = [];
     if (drawChannels > 0) {
       const fileBase = layerFileNames(s.layers.map((l) => l.name));
@@ -121,6 +133,7 @@ export async function stats(argv: string[]): Promise<number> {
         );
         const file = insideOut(out, `examples-${fileBase.get(l.name)!}.png`);
         await writeAtomic(file, pic.png);
+        files.push(file);
         examplePictures.push({ layer: l.name, file: path.basename(file), png: pic.png });
       }
     }
@@ -134,6 +147,7 @@ export async function stats(argv: string[]): Promise<number> {
       layers: summaryLayers(s.layers, (file) => inputs[file].source, examplePictures),
     };
     await writeAtomic(insideOut(out, 'stats.json'), `${JSON.stringify(summary)}\n`);
+    files.push(insideOut(out, 'stats.json'));
     if (shard) {
       // The mergeable form for `featscope merge`: file indices into the whole input list, whose sources it names.
       const state = s.state.map((l) => ({
@@ -153,6 +167,7 @@ export async function stats(argv: string[]): Promise<number> {
           layers: state,
         })}\n`,
       );
+      files.push(insideOut(out, 'stats-state.json'));
     }
     let report: string | undefined;
     if (values.report) {
@@ -198,16 +213,29 @@ export async function stats(argv: string[]): Promise<number> {
         ),
       );
     }
-    if (values.json)
-      process.stdout.write(
-        `${JSON.stringify({ out, report, images: s.images, failed: s.failed, layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest) }, null, 2)}\n`,
-      );
-    for (const f of s.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(
-      `stats: ${s.images} images; ${s.layers.map((l) => `${l.name} ${l.deadChannels.length}/${l.channels} dead`).join(', ')}; wrote ${out}/stats.json\n`,
+    if (report) files.push(report);
+    progress.note(`${s.layers.map((l) => `${l.name} ${l.deadChannels.length}/${l.channels} dead`).join(', ')}`);
+    return endAnalysisRun(
+      'stats',
+      {
+        json: Boolean(values.json),
+        out,
+        total: inputs.length,
+        summary: {
+          report,
+          images: s.images,
+          failed: s.failed,
+          layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest),
+        },
+      },
+      { done: s.images, skipped: 0, failed: asFailures(s.failed), interrupted: false },
+      files,
     );
-    return s.failed.length ? 1 : 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('stats');
   } finally {
+    interrupt.dispose();
     model.dispose();
   }
 }

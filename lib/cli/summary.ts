@@ -64,7 +64,8 @@ export function endAnalysisRun(
   files: string[],
 ): number {
   const code = exitCodeOf(outcome);
-  if (o.json) process.stdout.write(`${JSON.stringify({ out: o.out, ...o.summary, files, exitCode: code }, null, 2)}\n`);
+  if (o.json)
+    process.stdout.write(`${JSON.stringify({ out: o.out, ...o.summary, written: files, exitCode: code }, null, 2)}\n`);
   printFailures(outcome.failed);
   const parts: string[] = [];
   if (o.total !== undefined) {
@@ -72,7 +73,9 @@ export function endAnalysisRun(
     if (outcome.skipped) parts.push(`${outcome.skipped} skipped as already finished (--resume)`);
     if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
   }
-  let text = `featscope: ${command}: ${parts.length ? `${parts.join(', ')}; ` : ''}${outcome.skipped ? 'files, some from the earlier run' : 'wrote'} ${files.length} file${files.length === 1 ? '' : 's'}${files.length ? ':' : ''}\n`;
+  const n = `${files.length} file${files.length === 1 ? '' : 's'}`;
+  const listed = outcome.skipped ? `${n} (some from an earlier run)` : `wrote ${n}`;
+  let text = `featscope: ${command}: ${parts.length ? `${parts.join(', ')}; ` : ''}${listed}${files.length ? ':' : ''}\n`;
   for (const f of files) text += `  ${f}\n`;
   if (outcome.interrupted)
     text += o.resumable
@@ -80,4 +83,17 @@ export function endAnalysisRun(
       : `featscope: interrupted; the files above are complete but cover only the images done.\n`;
   process.stderr.write(text);
   return code;
+}
+
+/** The analyses' failed images (`code` optional there) as the runner's failures (`[CODE]` always shown). */
+export function asFailures(failed: Array<{ source: string; code?: string; message: string }>): Failure[] {
+  return failed.map((f) => ({ source: f.source, code: f.code ?? 'INTERNAL', message: f.message }));
+}
+
+/** A run stopped by Ctrl-C before it wrote anything (stats, similarity, maximize): exit 130. */
+export function endInterrupted(command: string): number {
+  process.stderr.write(
+    `featscope: ${command}: interrupted (Ctrl-C); nothing was written. Rerun the command to do it all.\n`,
+  );
+  return 130;
 }
