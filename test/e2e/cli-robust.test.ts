@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { PYTHON } from '../support/models';
+import { barRows, decode } from '../unit/helpers/colour-bar';
 import { DOG, ensureBuilt, runCli, tempDir } from './support';
 
 const LAYERS = ['a/b', 'a_b', 'input', 'x', 'x.overlay'];
@@ -211,4 +212,32 @@ describe('analysis commands: one bad file fails alone', () => {
     expect([...written].sort()).toEqual(files.map((f) => path.join(out, f)).sort());
     expect(JSON.parse(r.stdout).images).toBe(2);
   });
+});
+
+test('render --overlay draws a colour bar; --normalize shared is in the manifest, a bad mode is a usage error', async () => {
+  const out = tempDir('normalize-out');
+  const model = path.join(models, 'one.pt');
+  const r = runCli([
+    'render',
+    DOG,
+    '--model',
+    model,
+    '--layers',
+    'x',
+    '--overlay',
+    '--normalize',
+    'shared',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(0);
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  expect(m.options.normalize).toBe('shared');
+  const overlay = await decode(fs.readFileSync(path.join(out, m.images[0].layers[0].overlay)));
+  expect(barRows(overlay, 'turbo').length).toBeGreaterThanOrEqual(8);
+  const grid = await decode(fs.readFileSync(path.join(out, m.images[0].layers[0].grid)));
+  expect(barRows(grid, 'viridis').length).toBeGreaterThanOrEqual(8);
+  const bad = runCli(['render', DOG, '--model', model, '--layers', 'x', '--normalize', 'global', '--out', out]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/--normalize must be channel .* or shared .*, not "global" .*\[USAGE\]/);
 });
