@@ -33,6 +33,30 @@ export function fitText(text: string, size: number, width: number): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`;
 }
 
+/** The largest of `sizes` at which `text` fits `width` (then shortened with … at the smallest). */
+export function fitSize(text: string, sizes: readonly number[], width: number): { text: string; size: number } {
+  for (const size of sizes) if (textWidth(text, size) <= width) return { text, size };
+  const size = sizes[sizes.length - 1];
+  return { text: fitText(text, size, width), size };
+}
+
+/**
+ * Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten, about five
+ * of them, from a multiple of the step at or below lo to one at or above hi.
+ */
+export function niceTicks(lo: number, hi: number): number[] {
+  if (!(hi > lo))
+    return lo === hi && Number.isFinite(lo) ? niceTicks(lo - (Math.abs(lo) || 1), lo + (Math.abs(lo) || 1)) : [0, 1];
+  const raw = (hi - lo) / 5;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((v) => v >= raw) ?? 10 * p;
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  const ticks: number[] = [];
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
+  return ticks;
+}
+
 export interface TextOptions {
   size?: number;
   anchor?: 'start' | 'middle' | 'end';

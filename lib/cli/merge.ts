@@ -403,7 +403,10 @@ async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ image
     cka,
     weights: { trained: undefined, text: '' },
   };
-  const pic = await renderSimilarity(model, sim, title ? { title } : {});
+  const pic = await renderSimilarity(model, sim, {
+    ...(title ? { title } : {}),
+    names: other ? { columns: path.basename(String(other.path)) } : {},
+  });
   await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
   const summary = {
     command: 'similarity',

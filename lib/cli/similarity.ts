@@ -128,10 +128,7 @@ export async function similarity(argv: string[]): Promise<number> {
       },
     );
     progress.note('writing report…');
-    const title = other
-      ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}`
-      : undefined;
-    const pic = await renderSimilarity(model, sim, title ? { title } : {});
+    const pic = await renderSimilarity(model, sim, { names: other ? { columns: path.basename(other.path) } : {} });
     await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
     const summary = {
       command: 'similarity',
