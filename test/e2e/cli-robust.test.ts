@@ -7,9 +7,9 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { PYTHON } from '../support/models';
+import { ensureTestModels, MODELS, PYTHON } from '../support/models';
 import { barRows, decode } from '../unit/helpers/colour-bar';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, startCli, tempDir } from './support';
 
 const LAYERS = ['a/b', 'a_b', 'input', 'x', 'x.overlay'];
 
@@ -46,6 +46,7 @@ torch.jit.save(torch.jit.script(seq.eval()), sys.argv[1], _extra_files={"featsco
 let models: string;
 beforeAll(() => {
   ensureBuilt();
+  ensureTestModels();
   models = tempDir('names-models');
   makeNamesModel(path.join(models, 'one.pt'), 0);
   makeNamesModel(path.join(models, 'two.pt'), 1);
@@ -240,4 +241,39 @@ test('render --overlay draws a colour bar; --normalize shared is in the manifest
   const bad = runCli(['render', DOG, '--model', model, '--layers', 'x', '--normalize', 'global', '--out', out]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/--normalize must be channel .* or shared .*, not "global" .*\[USAGE\]/);
+});
+
+test('gradcam: Ctrl-C writes the JSON of the images done and exits 130; --resume does the rest', async () => {
+  const dir = tempDir('gradcam-sigint');
+  for (let i = 0; i < 6; i++) fs.copyFileSync(DOG, path.join(dir, `d${i}.jpg`));
+  const out = path.join(dir, 'out');
+  // ResNet-18 with --flow and one image per batch: slow enough to be stopped in the middle.
+  const args = [
+    'gradcam',
+    dir,
+    '--model',
+    MODELS.scripted,
+    '--layer',
+    'layer4',
+    '--batch',
+    '1',
+    '--flow',
+    '--out',
+    out,
+  ];
+  const run = startCli(args, (stderr) => stderr.includes('[1/6]'));
+  await run.started;
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  expect(r.code).toBe(130);
+  expect(r.stderr).toMatch(/interrupted; finished files are complete. Rerun the same command with --resume/);
+  const json = JSON.parse(fs.readFileSync(path.join(out, 'gradcam.json'), 'utf8'));
+  expect(json.interrupted).toBe(true);
+  const done = json.images.length;
+  expect(done).toBeGreaterThanOrEqual(1);
+  expect(done).toBeLessThan(6);
+  const again = runCli([...args, '--resume', '--json']);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toContain(`skipped ${done} already finished`);
+  expect(JSON.parse(again.stdout).images).toHaveLength(6);
 });
