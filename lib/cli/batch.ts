@@ -133,18 +133,20 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })),
   };
   const backoff = newBackoff(job.batch);
-  // Without a custom forward, B is Capture[] (the default type argument): the runner captures `layers`.
+  // Without a custom forward, B is Capture[] (its default type argument: only the jobs that pass a
+  // forward set B), so the captures are what handle() receives; TypeScript cannot tie the two.
   const forward =
     job.forward ??
     ((model: Model, b: ForwardBatch) =>
       captureWithBackoff(model, b.data, b.shape, job.layers, backoff) as Promise<unknown> as Promise<B>);
+  let stopping = false;
+  // An error the job calls fatal stops the run like Ctrl-C; runBatches rethrows it at the end.
   const isFatal = (err: unknown) => {
     if (!job.fatal?.(err)) return false;
     fatalError ??= { err };
     stopping = true;
     return true;
   };
-  let stopping = false;
   // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
   // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
   const quitNow = () => {
