@@ -19,10 +19,10 @@ import {
 } from './render';
 import { type RgbCanvas, encodePng } from './render/canvas';
 import { drawChannelGrid } from './render/grid';
-import { drawOverlay } from './render/overlay';
+import { drawOverlay, finiteRange } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
-import { frameCanvas, FRAME_CAPTION_HEIGHT } from './analysis/draw';
+import { frameCanvas, FRAME_CAPTION_HEIGHT, withColourBar } from './analysis/draw';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -66,6 +66,11 @@ export interface RenderLayersOptions {
   colormap?: ColormapName;
   overlay?: boolean;
   overlayColormap?: ColormapName;
+  /**
+   * Grid colours: 'channel' (default) spans each cell's own min..max; 'shared' one range for all
+   * shown channels, stated in the title and drawn as a colour bar in real values (with `label`).
+   */
+  normalize?: 'channel' | 'shared';
   /** How many top channels (by max) to list; default 8. */
   top?: number;
   /**
@@ -128,10 +133,12 @@ export async function renderImageLayers(
         `layer ${capture.name} outputs shape [${capture.shape.join(', ')}], not feature maps [N, C, H, W]; pick a convolutional layer (\`featscope layers\` shows shapes) or save it with \`featscope export\``,
       );
     }
+    const normalize = options.normalize ?? 'channel';
     const drawn = await drawChannelGrid(capture, {
       channels: fitChannels(options.channels ?? 16, capture.shape[1]),
       colormap: options.colormap ?? 'viridis',
       batchIndex,
+      normalize,
     });
     const { stats, channels } = layerStatistics(capture, batchIndex);
     const k = Math.min(options.top ?? 8, capture.shape[1]);
@@ -143,25 +150,50 @@ export async function renderImageLayers(
     let gridCanvas = drawn.canvas;
     let layout = drawn.layout;
     let overlayCanvas: RgbCanvas | undefined;
+    const overlayColormap = options.overlayColormap ?? 'turbo';
+    let meanRange: [number, number] = [0, 0];
     if (options.overlay ?? true) {
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
-      overlayCanvas = await drawOverlay(overlayBase, channelMean(capture, batchIndex), {
-        colormap: options.overlayColormap ?? 'turbo',
-        alpha: 0.5,
-      });
+      const mean = channelMean(capture, batchIndex);
+      meanRange = finiteRange(mean.data);
+      overlayCanvas = await drawOverlay(overlayBase, mean, { colormap: overlayColormap, alpha: 0.5, range: meanRange });
     }
     if (options.label) {
       // Framed before encoding: each picture is encoded once.
       const { metadata, source } = options.label;
-      const what = `${source} · ${capture.name} · ${selectionRule(fitChannels(options.channels ?? 16, capture.shape[1]), capture.shape[1], capture)}`;
+      const rule = selectionRule(fitChannels(options.channels ?? 16, capture.shape[1]), capture.shape[1], capture);
+      let what = `${source} · ${capture.name} · ${rule}`;
+      let barDx = 0;
+      if (normalize === 'shared' && layout.length > 0) {
+        // One scale for every cell: the title says so and a colour bar gives its real values.
+        const [lo, hi] = [layout[0].vmin, layout[0].vmax];
+        what += ' · one colour scale';
+        const barred = await withColourBar(
+          gridCanvas,
+          options.colormap ?? 'viridis',
+          lo,
+          hi,
+          `one scale for all ${layout.length} cells (normalize: shared), activation values`,
+        );
+        gridCanvas = barred.canvas;
+        barDx = barred.dx;
+      }
       const framed = await frameCanvas(gridCanvas, metadata, what, []);
-      const dx = Math.floor((framed.width - gridCanvas.width) / 2),
+      const dx = Math.floor((framed.width - gridCanvas.width) / 2) + barDx,
         dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
       gridCanvas = framed;
-      if (overlayCanvas)
-        overlayCanvas = await frameCanvas(overlayCanvas, metadata, `${source} · ${capture.name} · channel mean`, []);
+      if (overlayCanvas) {
+        const barred = await withColourBar(
+          overlayCanvas,
+          overlayColormap,
+          meanRange[0],
+          meanRange[1],
+          `mean of the ${capture.shape[1]} channels (activation values)`,
+        );
+        overlayCanvas = await frameCanvas(barred.canvas, metadata, `${source} · ${capture.name} · channel mean`, []);
+      }
     }
     const grid: ChannelGrid = {
       png: await encodePng(gridCanvas),

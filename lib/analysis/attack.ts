@@ -35,6 +35,8 @@ import {
   MUTED,
   barChart,
   fitText,
+  formatNumber,
+  niceTicks,
   labelSpace,
   svgDocument,
   svgToPng,
@@ -367,24 +369,31 @@ function pathChart(result: AttackResult, x: number, y: number, width: number, he
     right = x + width - 16,
     top = y + 34,
     bottom = y + height - 34;
-  const hi = Math.max(...pts) * 1.1 || 1;
+  const ticks = niceTicks(0, Math.max(...pts) || 1);
+  const hi = ticks[ticks.length - 1];
   const toX = (k: number) => left + (k / Math.max(1, pts.length - 1)) * (right - left);
   const toY = (v: number) => bottom - (v / hi) * (bottom - top);
   const parts = [
     text(
       x + 4,
       y + 18,
-      `PGD path: probability of the target class (${result.images[image].target.name}) at each step`,
+      fitText(
+        `PGD path: probability of the target class (${result.images[image].target.name}) at each step`,
+        15,
+        width - 8,
+      ),
       { size: 15, weight: 'bold' },
     ),
   ];
-  for (let t = 0; t <= 4; t++) {
-    const v = (hi * t) / 4;
+  for (const v of ticks) {
     parts.push(
       `<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`,
     );
-    parts.push(text(left - 6, toY(v) + 4, `${(v * 100).toPrecision(2)}%`, { size: 11, anchor: 'end', fill: MUTED }));
+    parts.push(text(left - 6, toY(v) + 4, `${formatNumber(v * 100)}%`, { size: 11, anchor: 'end', fill: MUTED }));
   }
+  parts.push(
+    text(x + 14, (top + bottom) / 2, 'target probability', { size: 11, anchor: 'middle', fill: MUTED, rotate: -90 }),
+  );
   const stride = Math.max(1, Math.ceil(pts.length / 20));
   pts.forEach((_, k) => {
     if (k % stride === 0 || k === pts.length - 1)

@@ -7,6 +7,7 @@ import type { ModelMetadata } from '../metadata';
 import { type RgbCanvas, blit, fillRect } from '../render/canvas';
 import { parseColor } from '../render/color';
 import { drawText } from '../render/text';
+import { type ColormapName, colormapRGB } from '../render/colormaps';
 import { weightsLabel } from '../metadata';
 
 export const FONT = "'DejaVu Sans', Verdana, Arial, sans-serif";
@@ -30,6 +31,30 @@ export function textWidth(text: string, size: number): number {
 export function fitText(text: string, size: number, width: number): string {
   const max = Math.floor(width / (EM_PER_CHAR * size));
   return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`;
+}
+
+/** The largest of `sizes` at which `text` fits `width` (then shortened with … at the smallest). */
+export function fitSize(text: string, sizes: readonly number[], width: number): { text: string; size: number } {
+  for (const size of sizes) if (textWidth(text, size) <= width) return { text, size };
+  const size = sizes[sizes.length - 1];
+  return { text: fitText(text, size, width), size };
+}
+
+/**
+ * Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten, about five
+ * of them, from a multiple of the step at or below lo to one at or above hi.
+ */
+export function niceTicks(lo: number, hi: number): number[] {
+  if (!(hi > lo))
+    return lo === hi && Number.isFinite(lo) ? niceTicks(lo - (Math.abs(lo) || 1), lo + (Math.abs(lo) || 1)) : [0, 1];
+  const raw = (hi - lo) / 5;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((v) => v >= raw) ?? 10 * p;
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  const ticks: number[] = [];
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
+  return ticks;
 }
 
 export interface TextOptions {
@@ -302,4 +327,48 @@ export async function frameCanvas(
   );
   blit(canvas, image, Math.floor((frameW - image.width) / 2), BANNER_HEIGHT + titleH);
   return canvas;
+}
+
+/** Height that withColourBar adds under a picture. */
+export const COLOUR_BAR_HEIGHT = 42;
+
+/**
+ * `image` with a colour bar under it: the colour map from `lo` (left end) to `hi` (right end),
+ * both ends labelled in the data's real values, and a caption saying what the values are. `dx`
+ * is where the image now starts (it is centred when the bar needs more width than it has).
+ */
+export async function withColourBar(
+  image: RgbCanvas,
+  colormap: ColormapName,
+  lo: number,
+  hi: number,
+  caption: string,
+): Promise<{ canvas: RgbCanvas; dx: number }> {
+  const width = Math.max(image.width, 320);
+  const height = image.height + COLOUR_BAR_HEIGHT;
+  const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
+  const dx = Math.floor((width - image.width) / 2);
+  blit(canvas, image, dx, 0);
+  const ink = parseColor(INK, 'ink');
+  const loText = formatNumber(lo);
+  const hiText = formatNumber(hi);
+  // Room for the end labels at 11 px on either side of the bar.
+  const side = Math.ceil(Math.max(textWidth(loText, 11), textWidth(hiText, 11))) + 12;
+  const barX = side;
+  const barW = Math.max(40, width - 2 * side);
+  const barY = image.height + 8;
+  fillRect(canvas, barX - 1, barY - 1, barW + 2, 12, [153, 153, 153]);
+  for (let x = 0; x < barW; x++)
+    fillRect(canvas, barX + x, barY, 1, 10, colormapRGB(colormap, x / Math.max(1, barW - 1)));
+  await drawText(canvas, [{ text: loText, x: barX - 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'end' });
+  await drawText(canvas, [{ text: hiText, x: barX + barW + 6, y: barY + 10 }], {
+    size: 11,
+    colour: ink,
+    anchor: 'start',
+  });
+  await drawText(canvas, [{ text: fitText(caption, 10, width - 16), x: width / 2, y: barY + 26 }], {
+    size: 10,
+    colour: parseColor(MUTED, 'muted'),
+  });
+  return { canvas, dx };
 }

@@ -6,7 +6,7 @@
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, preprocess } from '../preprocess';
+import { type ImageSource, type PreprocessResult, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap, colormapRGB } from '../render/colormaps';
 import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
 import { parseColor } from '../render/color';
@@ -52,6 +52,24 @@ export interface GradCamOverlay {
 
 const KEYS = ['layer', 'classes', 'resize', 'colormap', 'alpha', 'displaySize', 'top'] as const;
 
+function checkOptions(options: GradCamOverlayOptions) {
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('gradCamOverlay options', 'an object with a layer', options);
+  checkKnownKeys('gradCamOverlay', options, KEYS);
+  const resize = options.resize ?? 'squash';
+  if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
+  const colormap = checkColormap(options.colormap ?? 'turbo');
+  const alpha = options.alpha ?? 0.45;
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1))
+    throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
+  const displaySize = options.displaySize ?? 448;
+  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096)
+    throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
+  const top = options.top ?? 3;
+  if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
+  return { resize, colormap, alpha, displaySize, top };
+}
+
 /** Grad-CAM of one image (a path or an encoded Buffer). */
 export async function gradCamOverlay(
   model: Model,
@@ -67,25 +85,26 @@ export async function gradCamOverlays(
   images: readonly ImageSource[],
   options: GradCamOverlayOptions,
 ): Promise<GradCamOverlay[]> {
-  if (!options || typeof options !== 'object')
-    throw invalidParameter('gradCamOverlay options', 'an object with a layer', options);
-  checkKnownKeys('gradCamOverlay', options, KEYS);
+  const { resize } = checkOptions(options);
   if (!Array.isArray(images) || images.length === 0)
     throw invalidParameter('images', 'a non-empty array of images', images);
-  const resize = options.resize ?? 'squash';
-  if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
-  const colormap = checkColormap(options.colormap ?? 'turbo');
-  const alpha = options.alpha ?? 0.45;
-  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1))
-    throw invalidParameter('alpha', 'a number from 0 to 1', alpha);
-  const displaySize = options.displaySize ?? 448;
-  if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096)
-    throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
-  const top = options.top ?? 3;
-  if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
-
   const norm = normalisationOf(model);
   const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
+  return gradCamOverlaysOf(model, input, images, options);
+}
+
+/**
+ * Grad-CAM overlays of a batch already preprocessed for `model` (with `options.resize`): the CLI's
+ * batch runner decodes each file on its own, so that one bad file fails alone. `images[i]`
+ * (the file of image i) is drawn under map i when resize is 'squash'.
+ */
+export async function gradCamOverlaysOf(
+  model: Model,
+  input: PreprocessResult,
+  images: readonly ImageSource[],
+  options: GradCamOverlayOptions,
+): Promise<GradCamOverlay[]> {
+  const { resize, colormap, alpha, displaySize, top } = checkOptions(options);
   const logits = (await model.forward(input, { optimize: false })).output; // the numerics of the gradients
   if (!logits || logits.shape.length !== 2) {
     throw new FeatscopeError(

@@ -14,7 +14,7 @@
  */
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, preprocess } from '../preprocess';
+import { type ImageSource, type PreprocessResult, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import type { TensorInput } from '../types';
@@ -238,11 +238,18 @@ export async function saliencyOverlays(
   images: readonly ImageSource[],
   options: SaliencyOverlayOptions = {},
 ): Promise<SaliencyOverlay[]> {
+  const { resize } = checkOverlayOptions(options);
+  if (!Array.isArray(images) || images.length === 0)
+    throw invalidParameter('images', 'a non-empty array of images', images);
+  const norm = normalisationOf(model);
+  const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
+  return saliencyOverlaysOf(model, input, images, options);
+}
+
+function checkOverlayOptions(options: SaliencyOverlayOptions) {
   if (options === null || typeof options !== 'object')
     throw invalidParameter('saliencyOverlays options', 'an object', options);
   checkKnownKeys('saliencyOverlays', options, OVERLAY_KEYS);
-  if (!Array.isArray(images) || images.length === 0)
-    throw invalidParameter('images', 'a non-empty array of images', images);
   const { resize = 'squash', colormap: cm, alpha = 0.6, clip = 99, displaySize = 448, top = 3, ...analysis } = options;
   if (resize !== 'squash' && resize !== 'crop') throw invalidParameter('resize', "'squash' or 'crop'", resize);
   const colormap = checkColormap(cm ?? 'inferno');
@@ -253,9 +260,20 @@ export async function saliencyOverlays(
   if (!Number.isInteger(displaySize) || displaySize < 64 || displaySize > 4096)
     throw invalidParameter('displaySize', 'an integer from 64 to 4096', displaySize);
   if (!Number.isInteger(top) || top < 1 || top > 20) throw invalidParameter('top', 'an integer from 1 to 20', top);
+  return { resize, colormap, alpha, clip, displaySize, top, analysis };
+}
 
-  const norm = normalisationOf(model);
-  const input = await preprocess(images as ImageSource[], { resize, size: norm.size, mean: norm.mean, std: norm.std });
+/**
+ * Saliency overlays of a batch already preprocessed for `model` (with `options.resize`), as the
+ * CLI's batch runner has it; `images[i]` (the file of image i) is drawn under map i when resize is 'squash'.
+ */
+export async function saliencyOverlaysOf(
+  model: Model,
+  input: PreprocessResult,
+  images: readonly ImageSource[],
+  options: SaliencyOverlayOptions = {},
+): Promise<SaliencyOverlay[]> {
+  const { resize, colormap, alpha, clip, displaySize, top, analysis } = checkOverlayOptions(options);
   const result = await saliency(model, input, analysis);
   const { logits } = result;
   const [n, h, w] = result.map.shape;

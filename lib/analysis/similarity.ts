@@ -13,6 +13,7 @@
  * pooled features, images x channels floats per layer.
  */
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import { basename } from 'path';
 import type { Model } from '../model';
 import type { ImageSource } from '../preprocess';
 import { type RgbCanvas, encodePng, fillRect } from '../render/canvas';
@@ -20,7 +21,7 @@ import { luminance, parseColor } from '../render/color';
 import { colormapRGB } from '../render/colormaps';
 import { drawText } from '../render/text';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
-import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText } from './draw';
+import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText, textWidth } from './draw';
 
 export interface LayerSimilarityOptions {
   /** Layers of `model` (the rows). */
@@ -234,68 +235,111 @@ export async function layerSimilarity(
 export async function renderSimilarity(
   model: Model,
   sim: LayerSimilarity,
-  options: { title?: string } = {},
+  options: {
+    title?: string;
+    /** The models named on the axes; default the file name of `model` for both (a model with itself). */
+    names?: { rows?: string; columns?: string };
+  } = {},
 ): Promise<{ png: Buffer; width: number; height: number }> {
   if (options === null || typeof options !== 'object')
     throw invalidParameter('renderSimilarity options', 'an object', options);
-  checkKnownKeys('renderSimilarity', options, ['title']);
-  const cell = 56;
-  const longest = (names: string[]) => Math.max(...names.map((s) => s.length));
-  const labelW = Math.min(220, 16 + Math.ceil(longest(sim.rows) * 0.61 * 12));
-  const head = BANNER_HEIGHT + 50;
+  checkKnownKeys('renderSimilarity', options, ['title', 'names']);
+  const rowModel = options.names?.rows ?? basename(model.path);
+  const colModel = options.names?.columns ?? rowModel;
+  const longest = (names: string[], size: number) => Math.max(...names.map((t) => textWidth(t, size)));
+  // Cells wide enough for their column's name (up to a limit; longer names are shortened with …).
+  const cellW = Math.min(160, Math.max(56, Math.ceil(longest(sim.columns, 10)) + 10));
+  const cellH = 48;
+  const rowAxis = `rows: ${rowModel}`;
+  const colAxis = `columns: ${colModel}`;
+  const labelW = Math.min(280, Math.ceil(Math.max(longest(sim.rows, 12), textWidth(`${rowAxis} ↓`, 11))) + 16);
+  const title = options.title ?? 'Layer similarity (linear CKA)';
+  const models = rowModel === colModel ? `${rowModel} with itself` : `${rowModel} (rows) vs ${colModel} (columns)`;
+  const subtitle = `channel means over ${sim.images} images · 1: same up to rotation and scale · 0: unrelated`;
+  const matrixW = sim.columns.length * cellW;
+  const width = Math.min(
+    1400,
+    Math.ceil(
+      Math.max(
+        420,
+        labelW + matrixW + 24,
+        textWidth(title, 15) + 24,
+        textWidth(models, 12) + 24,
+        textWidth(subtitle, 11) + 24,
+      ),
+    ),
+  );
+  const head = BANNER_HEIGHT + 70;
+  const axisH = 20;
   const colLabelH = 22;
-  const width = Math.max(420, labelW + sim.columns.length * cell + 20);
-  const height = head + colLabelH + sim.rows.length * cell + 30;
+  const barH = 50;
+  const top = head + axisH + colLabelH;
+  const height = top + sim.rows.length * cellH + barH;
   const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
   const muted = parseColor(MUTED, 'muted');
+  await drawText(canvas, [{ text: fitText(title, 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }], {
+    size: 15,
+    colour: ink,
+    bold: true,
+    anchor: 'start',
+  });
+  await drawText(canvas, [{ text: fitText(models, 12, width - 20), x: 10, y: BANNER_HEIGHT + 40 }], {
+    size: 12,
+    colour: ink,
+    anchor: 'start',
+  });
+  await drawText(canvas, [{ text: fitText(subtitle, 11, width - 20), x: 10, y: BANNER_HEIGHT + 58 }], {
+    size: 11,
+    colour: muted,
+    anchor: 'start',
+  });
+  // Axis names: each side's model, over its labels.
   await drawText(
     canvas,
-    [{ text: fitText(options.title ?? 'Layer similarity (linear CKA)', 15, width - 20), x: 10, y: BANNER_HEIGHT + 20 }],
-    { size: 15, colour: ink, bold: true, anchor: 'start' },
+    [{ text: fitText(`${colAxis} →`, 11, Math.max(matrixW, width - labelW - 10)), x: labelW, y: head + 14 }],
+    { size: 11, colour: ink, bold: true, anchor: 'start' },
   );
+  await drawText(canvas, [{ text: fitText(`${rowAxis} ↓`, 11, labelW - 8), x: labelW - 8, y: top - 6 }], {
+    size: 11,
+    colour: ink,
+    bold: true,
+    anchor: 'end',
+  });
   await drawText(
     canvas,
-    [
-      {
-        text: fitText(
-          `channel means over ${sim.images} images · 1: same up to rotation and scale · 0: unrelated`,
-          11,
-          width - 20,
-        ),
-        x: 10,
-        y: BANNER_HEIGHT + 38,
-      },
-    ],
-    { size: 11, colour: muted, anchor: 'start' },
-  );
-  const top = head + colLabelH;
-  // Column labels, shortened to the cell; the row labels on the left.
-  await drawText(
-    canvas,
-    sim.columns.map((c, j) => ({ text: fitText(c, 10, cell - 2), x: labelW + j * cell + cell / 2, y: top - 6 })),
+    sim.columns.map((c, j) => ({ text: fitText(c, 10, cellW - 4), x: labelW + j * cellW + cellW / 2, y: top - 6 })),
     { size: 10, colour: ink },
   );
   await drawText(
     canvas,
-    sim.rows.map((r, i) => ({ text: fitText(r, 12, labelW - 12), x: labelW - 8, y: top + i * cell + cell / 2 + 4 })),
+    sim.rows.map((r, i) => ({ text: fitText(r, 12, labelW - 12), x: labelW - 8, y: top + i * cellH + cellH / 2 + 4 })),
     { size: 12, colour: ink, anchor: 'end' },
   );
   for (let i = 0; i < sim.rows.length; i++) {
     for (let j = 0; j < sim.columns.length; j++) {
       const v = sim.cka[i][j];
       const colour = Number.isFinite(v) ? colormapRGB('viridis', v) : ([200, 200, 200] as [number, number, number]);
-      const x0 = labelW + j * cell;
-      const y0 = top + i * cell;
-      fillRect(canvas, x0 + 1, y0 + 1, cell - 2, cell - 2, colour);
+      const x0 = labelW + j * cellW;
+      const y0 = top + i * cellH;
+      fillRect(canvas, x0 + 1, y0 + 1, cellW - 2, cellH - 2, colour);
       const textColour: [number, number, number] = luminance(colour) > 0.5 ? [20, 20, 20] : [245, 245, 245];
       await drawText(
         canvas,
-        [{ text: Number.isFinite(v) ? v.toFixed(2) : '—', x: x0 + cell / 2, y: y0 + cell / 2 + 4 }],
+        [{ text: Number.isFinite(v) ? v.toFixed(2) : '—', x: x0 + cellW / 2, y: y0 + cellH / 2 + 4 }],
         { size: 12, colour: textColour },
       );
     }
   }
+  // Colour bar: CKA 0 (left) to 1 (right), under the matrix.
+  const barX = labelW;
+  const barW = Math.max(120, matrixW);
+  const barY = top + sim.rows.length * cellH + 12;
+  fillRect(canvas, barX - 1, barY - 1, barW + 2, 12, [153, 153, 153]);
+  for (let x = 0; x < barW; x++) fillRect(canvas, barX + x, barY, 1, 10, colormapRGB('viridis', x / (barW - 1)));
+  await drawText(canvas, [{ text: '0', x: barX - 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'end' });
+  await drawText(canvas, [{ text: '1', x: barX + barW + 6, y: barY + 10 }], { size: 11, colour: ink, anchor: 'start' });
+  await drawText(canvas, [{ text: 'linear CKA', x: barX + barW / 2, y: barY + 26 }], { size: 10, colour: muted });
   return { png: await encodePng(canvas), width, height };
 }

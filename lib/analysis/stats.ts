@@ -40,6 +40,7 @@ import {
   fitText,
   formatNumber,
   labelSpace,
+  niceTicks,
   svgDocument,
   svgToPng,
   text,
@@ -652,7 +653,9 @@ function profiles(stats: FolderStats, x: number, y: number, width: number, heigh
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-  if (hi === lo) hi = lo + 1;
+  // Round ticks (1, 2, 2.5 or 5 times a power of ten) that cover the values.
+  const ticks = niceTicks(lo, hi);
+  [lo, hi] = [ticks[0], ticks[ticks.length - 1]];
   const toY = (v: number) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
   const parts = [
     text(x + 4, y + 18, 'Channel means, sorted high to low (x: channel rank as a share of the layer’s channels)', {
@@ -660,14 +663,11 @@ function profiles(stats: FolderStats, x: number, y: number, width: number, heigh
       weight: 'bold',
     }),
   ];
-  for (let t = 0; t <= 4; t++) {
-    const v = lo + ((hi - lo) * t) / 4;
+  for (const v of ticks) {
     parts.push(
       `<line x1="${left}" x2="${right}" y1="${toY(v).toFixed(1)}" y2="${toY(v).toFixed(1)}" stroke="#e3e3e3"/>`,
     );
-    parts.push(
-      text(left - 6, toY(v) + 4, Number(v.toPrecision(3)).toString(), { size: 11, anchor: 'end', fill: MUTED }),
-    );
+    parts.push(text(left - 6, toY(v) + 4, formatNumber(v), { size: 11, anchor: 'end', fill: MUTED }));
   }
   if (lo < 0)
     parts.push(

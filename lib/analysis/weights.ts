@@ -13,6 +13,7 @@ import {
   GRID,
   INK,
   MUTED,
+  fitSize,
   fitText,
   formatNumber,
   svgDocument,
@@ -143,6 +144,12 @@ export interface WeightHistogramChartOptions {
 }
 
 /** Small histogram panels (counts on a linear axis, value range under each), one per tensor. */
+/** A panel's title: smaller type rather than a cut-off name or shape. */
+function panelTitle(title: string, x: number, y: number, width: number): string {
+  const fit = fitSize(title, [12, 11, 10, 9], width);
+  return text(x, y, fit.text, { size: fit.size, weight: 'bold' });
+}
+
 export async function renderWeightHistograms(
   model: Model,
   dist: WeightDistributions,
@@ -195,7 +202,7 @@ function histogramPanel(t: WeightHistogram, x0: number, y0: number, w: number, h
   for (const c of t.counts) if (c > peak) peak = c;
   const parts = [
     `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="#fafafa" stroke="${GRID}"/>`,
-    text(x0 + 6, y0 + 15, fitText(`${t.name} [${t.shape.join('×')}]`, 12, w - 12), { size: 12, weight: 'bold' }),
+    panelTitle(`${t.name} [${t.shape.join('×')}]`, x0 + 6, y0 + 15, w - 12),
     text(
       x0 + 6,
       y0 + 31,

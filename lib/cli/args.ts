@@ -34,8 +34,20 @@ export function usage(message: string, command?: string): FeatscopeError {
   return new FeatscopeError('USAGE', `${message}${command ? ` (see \`featscope ${command} --help\`)` : ''}`);
 }
 
-export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+/** An option's parsed value: a switch is a boolean, a value option a string, `multiple` a list. */
+type OptionValue<T> = T extends { type: 'boolean' }
+  ? T extends { multiple: true }
+    ? boolean[]
+    : boolean
+  : T extends { multiple: true }
+    ? string[]
+    : string;
+
+/** The values of `O`'s options (each may be absent) and of the common ones. */
+export type Values<O extends Options> = { [K in keyof O]?: OptionValue<O[K]> } & { help?: boolean; threads?: string };
+
+export interface Parsed<O extends Options = Options> {
+  values: Values<O>;
   positionals: string[];
 }
 
@@ -43,36 +55,43 @@ export interface Parsed {
  * Every command's options plus the common ones: -h/--help, and --threads N, which sets libtorch's
  * intra-op thread count for this process (setNumThreads) as soon as the command line is read.
  */
-export function parse(command: string, argv: string[], options: Options, allowPositionals: boolean): Parsed {
-  let parsed: Parsed;
+export function parse<const O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  allowPositionals: boolean,
+): Parsed<O> {
+  let parsed: Parsed<O>;
   try {
     parsed = parseArgs({
       args: argv,
       options: { help: { type: 'boolean', short: 'h' }, threads: { type: 'string' }, ...options },
       allowPositionals,
       strict: true,
-    }) as Parsed;
+      // parseArgs's own result type is as wide as `Options`; Values<O> narrows it by the options
+      // given, which is what parseArgs does at run time (strict: unknown options throw).
+    }) as unknown as Parsed<O>;
   } catch (err) {
     const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
     throw usage(msg, command);
   }
-  const threads = parsed.values.threads as string | undefined;
+  const threads = parsed.values.threads;
   if (threads !== undefined && !parsed.values.help)
     setNumThreads(parsePositiveInt(threads, '--threads', 1, MAX_THREADS, command));
   return parsed;
 }
 
-export const MODEL_OPTION: Options = { model: { type: 'string', short: 'm' } };
-export const DEVICE_OPTION: Options = { device: { type: 'string' } };
+export const MODEL_OPTION = { model: { type: 'string', short: 'm' } } as const satisfies Options;
+export const DEVICE_OPTION = { device: { type: 'string' } } as const satisfies Options;
 /** The options of the batch runs over images (render, export). */
-export const BATCH_RUN_OPTIONS: Options = {
+export const BATCH_RUN_OPTIONS = {
   layers: { type: 'string', short: 'l' },
   resize: { type: 'string' },
   batch: { type: 'string' },
   out: { type: 'string', short: 'o' },
   resume: { type: 'boolean' },
   json: { type: 'boolean' },
-};
+} as const satisfies Options;
 
 /** --model, then FEATSCOPE_MODEL, then models/resnet18.pt here or in the package (made by set-up). */
 export function resolveModel(value: string | undefined): string {

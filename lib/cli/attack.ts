@@ -13,12 +13,26 @@ import {
 } from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import type { Model } from '../model';
+import {
+  checkLayers,
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseResize,
+  usage,
+} from './args';
+import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
-import { expandInputs } from './inputs';
+import { endsRun, flatRecordPath, runSignature } from './image-run';
+import { expandInputs, type InputImage } from './inputs';
 import { modelSummary } from './manifest';
+import { Progress } from './progress';
+import { endAnalysisRun } from './summary';
 
 export const ATTACK_HELP = `Usage: featscope attack <image|folder|glob>... [options]
 
@@ -42,11 +56,16 @@ ${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
-      --json           print the results as JSON on stdout
+      --resume         skip images already finished in --out with the same model and options
+      --json           print the results as JSON on stdout (progress stays on stderr)
   -h, --help           this help
 
 Output per image: DIR/<image>.adversarial.png (the attacked model input), <image>.divergence.png,
-<image>.grids.png; DIR/attack.json, DIR/report.html.
+<image>.grids.png; DIR/attack.json, DIR/report.html; DIR/.featscope/attack/<image>.json marks each
+finished image for --resume.
+
+Exit status: 0 all done, 1 some images failed (listed at the end, each with its [CODE]),
+2 usage error, 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
 
 Example:
   featscope attack photo.jpg --method pgd --epsilon 4/255 --steps 10 --report --out out/
@@ -83,6 +102,7 @@ export async function attack(argv: string[]): Promise<number> {
       report: { type: 'boolean' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
+      resume: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     true,
@@ -92,113 +112,199 @@ export async function attack(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
-  const method = (values.method as string | undefined) ?? 'pgd';
+  const method = values.method ?? 'pgd';
   if (method !== 'fgsm' && method !== 'pgd')
     throw usage(`--method must be fgsm or pgd, not ${JSON.stringify(method)}`, 'attack');
-  const epsilon = parseAmount(values.epsilon as string | undefined, '--epsilon', 8 / 255, 'attack')!;
-  const stepSize = parseAmount(values.step as string | undefined, '--step', undefined, 'attack');
-  const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 10, 10000, 'attack');
-  const classes = parseClasses(values.class as string | undefined, 'attack');
-  const layers = (values.layers as string | undefined)
+  const epsilon = parseAmount(values.epsilon, '--epsilon', 8 / 255, 'attack')!;
+  const stepSize = parseAmount(values.step, '--step', undefined, 'attack');
+  const steps = parsePositiveInt(values.steps, '--steps', 10, 10000, 'attack');
+  const classes = parseClasses(values.class, 'attack');
+  const layers = values.layers
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const resize = parseResize(values.resize as string | undefined, 'attack');
-  const device = parseDevice(values.device as string | undefined, 'attack');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const resize = parseResize(values.resize, 'attack');
+  const device = parseDevice(values.device, 'attack');
+  const out = path.resolve(values.out ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length)
     throw usage(`--class lists ${classes.length} classes for ${inputs.length} images`, 'attack');
   const model = await loadCliModel(values, 'attack', { device });
   try {
-    fs.mkdirSync(out, { recursive: true });
-    const norm = normalisationOf(model);
-    const records: Record<string, unknown>[] = [];
-    const sections: AnalysisSection[] = [];
-    const failed: { source: string; message: string }[] = [];
-    for (const [i, input] of inputs.entries()) {
-      let x;
-      try {
-        x = await preprocess(input.source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
-      } catch (err) {
-        failed.push({ source: input.source, message: (err as Error).message });
-        continue;
-      }
-      const target = classes ? (classes.length > 1 ? classes[i] : classes[0]) : undefined;
-      const r =
+    return await attackWith(model, {
+      inputs,
+      method,
+      epsilon,
+      stepSize,
+      steps,
+      classes,
+      layers,
+      resize,
+      out,
+      report: Boolean(values.report),
+      resume: Boolean(values.resume),
+      json: Boolean(values.json),
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+interface AttackRecord extends ImageRecordBase, ReturnType<typeof summarise> {
+  files: Record<string, string>;
+}
+
+interface Attacked {
+  result: AttackResult;
+  chart: Buffer;
+  adversarial: Buffer;
+  grids?: { png: Buffer; layer: string };
+}
+
+async function attackWith(
+  model: Model,
+  o: {
+    inputs: InputImage[];
+    method: 'fgsm' | 'pgd';
+    epsilon: number;
+    stepSize: number | undefined;
+    steps: number;
+    classes: number[] | undefined;
+    layers: string[] | undefined;
+    resize: 'squash' | 'crop';
+    out: string;
+    report: boolean;
+    resume: boolean;
+    json: boolean;
+  },
+): Promise<number> {
+  const { method, epsilon, stepSize, steps, layers, out } = o;
+  // Layer names are checked before any work (typos get suggestions: a usage error, exit 2).
+  if (layers) await checkLayers(model, layers, model.metadata.input?.size?.[0] ?? 224);
+  fs.mkdirSync(out, { recursive: true });
+  const norm = normalisationOf(model);
+  const options = {
+    method,
+    epsilon,
+    stepSize: method === 'pgd' ? (stepSize ?? epsilon / 4) : undefined,
+    steps: method === 'pgd' ? steps : undefined,
+    classes: o.classes,
+    layers,
+  };
+  const signature = await runSignature(model, { ...options, resize: o.resize });
+  const indexOf = new Map(o.inputs.map((input, i) => [input.source, i]));
+  const recordPath = flatRecordPath('attack');
+  const progress = new Progress({ total: o.inputs.length });
+  const outcome = await runBatches<AttackRecord, Attacked>({
+    inputs: o.inputs,
+    out,
+    // One image per attack: each has its own target and path, and a failure stays its own.
+    batch: 1,
+    resume: o.resume,
+    signature,
+    model,
+    layers: layers ?? [],
+    preprocess: { resize: o.resize, model },
+    progress,
+    recordPath,
+    imageDir: (dir) => dir,
+    fatal: endsRun,
+    async forward(m, x) {
+      const i = indexOf.get(x.inputs[0].source)!;
+      const target = o.classes ? (o.classes.length > 1 ? o.classes[i] : o.classes[0]) : undefined;
+      const result =
         method === 'fgsm'
-          ? await fgsm(model, x, { epsilon, classes: target, layers })
-          : await pgd(model, x, { epsilon, stepSize, steps, classes: target, layers });
-      const subject = path.basename(input.source);
-      const chart = await renderDivergenceChart(model, r, { subject });
+          ? await fgsm(m, x, { epsilon, classes: target, layers })
+          : await pgd(m, x, { epsilon, stepSize, steps, classes: target, layers });
+      const chart = (await renderDivergenceChart(m, result, { subject: path.basename(x.inputs[0].source) })).png;
+      const adversarial = await toPng(result, norm);
+      const grids = result.mostDivergent ? await renderAttackGrids(m, x, result) : undefined;
+      return { result, chart, adversarial, grids };
+    },
+    async handle(input, _dir, _image, a) {
       const files: Record<string, string> = {};
       const write = async (key: string, suffix: string, png: Buffer) => {
         const f = insideOut(out, `${input.name}.${suffix}`);
         await writeAtomic(f, png);
         files[key] = path.basename(f);
       };
-      await write('divergence', 'divergence.png', chart.png);
-      const adversarial = await toPng(r, norm);
-      await write('adversarial', 'adversarial.png', adversarial);
-      const images = [{ png: chart.png, caption: 'Relative L2 change per layer' }];
-      if (r.mostDivergent) {
-        const grids = await renderAttackGrids(model, x, r);
-        await write('grids', 'grids.png', grids.png);
-        images.push({ png: grids.png, caption: `${grids.layer}: clean vs attacked feature maps` });
-      }
-      const before = await sharp(x.images[0].rgb, {
-        raw: { width: x.images[0].width, height: x.images[0].height, channels: 3 },
-      })
-        .png()
-        .toBuffer();
-      images.unshift({
-        png: await sideBySide(before, adversarial),
-        caption: 'Model input: clean (left) and attacked (right)',
-      });
-      records.push({ source: input.source, files, ...summarise(r) });
-      const im = r.images[0];
-      sections.push({
-        heading: subject,
-        note: `${r.method.toUpperCase()}: ${im.before.top.name} ${(im.before.top.probability * 100).toFixed(1)}% → ${im.after.top.name} ${(im.after.top.probability * 100).toFixed(1)}% (${im.flipped ? 'flipped' : 'unchanged'}); target ${im.target.name}: ${(im.before.targetProbability * 100).toFixed(2)}% → ${(im.after.targetProbability * 100).toFixed(2)}%`,
-        images,
-        table: { head: ['layer', 'relative L2 change'], rows: r.layers.map((l) => [l.name, l.divergence]) },
-      });
-      process.stderr.write(`attack: ${i + 1}/${inputs.length} ${subject}: ${im.flipped ? 'flipped' : 'unchanged'}\n`);
-    }
-    const summary = {
-      command: 'attack',
-      model: modelSummary(model),
-      options: {
-        method,
-        epsilon,
-        stepSize: method === 'pgd' ? (stepSize ?? epsilon / 4) : undefined,
-        steps: method === 'pgd' ? steps : undefined,
-        classes,
-        layers,
-      },
-      images: records,
-      failed,
-    };
-    await writeAtomic(insideOut(out, 'attack.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    let report: string | undefined;
-    if (values.report) {
-      report = insideOut(out, 'report.html');
-      await writeAtomic(
-        report,
-        analysisReport(
-          model,
-          'featscope adversarial paths',
-          { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined },
-          sections,
-        ),
-      );
-    }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    for (const f of failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    return failed.length ? 1 : 0;
-  } finally {
-    model.dispose();
+      await write('divergence', 'divergence.png', a.chart);
+      await write('adversarial', 'adversarial.png', a.adversarial);
+      if (a.grids) await write('grids', 'grids.png', a.grids.png);
+      return { source: input.source, name: input.name, signature, files, ...summarise(a.result) };
+    },
+  });
+  progress.finish();
+
+  progress.note('writing report…');
+  const records: AttackRecord[] = [];
+  for await (const r of finishedRecords<AttackRecord>(out, o.inputs, signature, recordPath)) records.push(r);
+  const files = records.flatMap((r) => Object.values(r.files).map((f) => path.join(out, f)));
+  const summary = {
+    command: 'attack',
+    model: modelSummary(model),
+    options,
+    images: records.map(({ signature: _s, name: _n, ...rest }) => rest),
+    failed: outcome.failed,
+    interrupted: outcome.interrupted,
+  };
+  const json = insideOut(out, 'attack.json');
+  await writeAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);
+  files.push(json);
+  let report: string | undefined;
+  if (o.report) {
+    const sections: AnalysisSection[] = [];
+    for (const r of records) sections.push(await reportSection(r, out, o.resize, norm));
+    report = insideOut(out, 'report.html');
+    await writeAtomic(
+      report,
+      analysisReport(
+        model,
+        'featscope adversarial paths',
+        { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined },
+        sections,
+      ),
+    );
+    files.push(report);
   }
+  return endAnalysisRun(
+    'attack',
+    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+    outcome,
+    files,
+  );
+}
+
+/** An image's report section, from its record and files (also for images finished by an earlier run). */
+async function reportSection(
+  r: AttackRecord,
+  out: string,
+  resize: 'squash' | 'crop',
+  norm: { size: number; mean: number[]; std: number[] },
+): Promise<AnalysisSection> {
+  const read = (f: string) => fs.promises.readFile(path.join(out, f));
+  const x = await preprocess(r.source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
+  const before = await sharp(x.images[0].rgb, {
+    raw: { width: x.images[0].width, height: x.images[0].height, channels: 3 },
+  })
+    .png()
+    .toBuffer();
+  const images = [
+    {
+      png: await sideBySide(before, await read(r.files.adversarial)),
+      caption: 'Model input: clean (left) and attacked (right)',
+    },
+    { png: await read(r.files.divergence), caption: 'Relative L2 change per layer' },
+  ];
+  if (r.files.grids && r.mostDivergent)
+    images.push({ png: await read(r.files.grids), caption: `${r.mostDivergent}: clean vs attacked feature maps` });
+  const im = r.outcome;
+  return {
+    heading: path.basename(r.source),
+    note: `${r.method.toUpperCase()}: ${im.before.top.name} ${(im.before.top.probability * 100).toFixed(1)}% → ${im.after.top.name} ${(im.after.top.probability * 100).toFixed(1)}% (${im.flipped ? 'flipped' : 'unchanged'}); target ${im.target.name}: ${(im.before.targetProbability * 100).toFixed(2)}% → ${(im.after.targetProbability * 100).toFixed(2)}%`,
+    images,
+    table: { head: ['layer', 'relative L2 change'], rows: r.layers.map((l) => [l.name, l.divergence]) },
+  };
 }
 
 function summarise(r: AttackResult) {

@@ -7,6 +7,7 @@
  * at once.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
@@ -28,7 +29,19 @@ export interface ImageRecordBase {
   signature: string;
 }
 
-export interface BatchJob<R extends ImageRecordBase> {
+/** One batch as the runner hands it to a custom `forward`: the readable images, stacked. */
+export interface ForwardBatch {
+  inputs: InputImage[];
+  images: PreprocessedImage[];
+  /** [inputs.length, 3, H, W], normalised as `preprocess` asked. */
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
+/** Where an image's record.json (the mark that it is finished) lives; `out/<name>/record.json` by default. */
+export type RecordPath = (out: string, input: InputImage) => string;
+
+export interface BatchJob<R extends ImageRecordBase, B = Capture[]> {
   inputs: InputImage[];
   out: string;
   batch: number;
@@ -41,8 +54,20 @@ export interface BatchJob<R extends ImageRecordBase> {
   layers: string[];
   preprocess: PreprocessOptions;
   progress: Progress;
+  /**
+   * Instead of capturing `layers` in one forward: run the batch through the model yourself (the
+   * analyses with gradients: gradcam, saliency, attack). What it returns reaches `handle` in place
+   * of the captures. An error fails the batch's images, unless `fatal` says it ends the run.
+   */
+  forward?: (model: Model, batch: ForwardBatch) => Promise<B>;
+  /** Errors (from `forward` or `handle`) that are the command line's fault: the run stops and rethrows. */
+  fatal?: (err: unknown) => boolean;
+  /** Where each image's record goes (default `out/<name>/record.json`); its folder is made as needed. */
+  recordPath?: RecordPath;
+  /** The folder handed to `handle` (default `out/<name>`, made before `handle` runs). */
+  imageDir?: (out: string, input: InputImage) => string;
   /** Write this image's files into `dir` and return its record (paths relative to --out). */
-  handle(input: InputImage, dir: string, image: PreprocessedImage, captures: Capture[], batchIndex: number): Promise<R>;
+  handle(input: InputImage, dir: string, image: PreprocessedImage, captures: B, batchIndex: number): Promise<R>;
 }
 
 export interface BatchOutcome {
@@ -65,9 +90,10 @@ export async function readRecord<R extends ImageRecordBase>(
   out: string,
   input: InputImage,
   signature?: string,
+  where: RecordPath = recordPath,
 ): Promise<R | undefined> {
   try {
-    const r = JSON.parse(await fs.promises.readFile(recordPath(out, input), 'utf8')) as R;
+    const r = JSON.parse(await fs.promises.readFile(where(out, input), 'utf8')) as R;
     if (r.source !== input.source) return undefined;
     if (signature !== undefined && r.signature !== signature) return undefined;
     return r;
@@ -87,13 +113,16 @@ interface Prepared {
   image: PreprocessedImage;
 }
 
-interface Captured {
+interface Captured<B> {
   ready: Prepared[];
-  captures: Capture[];
+  captures: B;
 }
 
-export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): Promise<BatchOutcome> {
+export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: BatchJob<R, B>): Promise<BatchOutcome> {
   const { progress } = job;
+  const where = job.recordPath ?? recordPath;
+  const dirOf = job.imageDir ?? ((out: string, input: InputImage) => insideOut(out, input.name));
+  let fatalError: { err: unknown } | undefined;
   const models = job.models?.length ? job.models : [job.model];
   const outcome: BatchOutcome = {
     done: 0,
@@ -104,7 +133,20 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     devices: models.map((m) => ({ device: m.device, batches: 0, images: 0 })),
   };
   const backoff = newBackoff(job.batch);
+  // Without a custom forward, B is Capture[] (its default type argument: only the jobs that pass a
+  // forward set B), so the captures are what handle() receives; TypeScript cannot tie the two.
+  const runForward =
+    job.forward ??
+    ((model: Model, b: ForwardBatch) =>
+      captureWithBackoff(model, b.data, b.shape, job.layers, backoff) as Promise<unknown> as Promise<B>);
   let stopping = false;
+  // An error the job calls fatal stops the run like Ctrl-C; runBatches rethrows it at the end.
+  const isFatal = (err: unknown) => {
+    if (!job.fatal?.(err)) return false;
+    fatalError ??= { err };
+    stopping = true;
+    return true;
+  };
   // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
   // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
   const quitNow = () => {
@@ -126,7 +168,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
     if (job.resume) {
       const todo: InputImage[] = [];
       for (const input of job.inputs) {
-        if (await readRecord(job.out, input, job.signature)) outcome.skipped++;
+        if (await readRecord(job.out, input, job.signature, where)) outcome.skipped++;
         else todo.push(input);
       }
       progress.skip(outcome.skipped);
@@ -151,7 +193,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
-      await Promise.all(slice.map((input) => fs.promises.rm(recordPath(job.out, input), { force: true })));
+      await Promise.all(slice.map((input) => fs.promises.rm(where(job.out, input), { force: true })));
       const results = await preprocessEach(
         slice.map((input) => input.source),
         job.preprocess,
@@ -165,7 +207,7 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       );
       return ready;
     };
-    const forward = async (ready: Prepared[], m: number): Promise<Captured | undefined> => {
+    const forward = async (ready: Prepared[], m: number): Promise<Captured<B> | undefined> => {
       if (ready.length === 0 || stopping) return undefined;
       const per = ready[0].data.length;
       // One image: its own array (the addon copies its input anyway); else one array for the batch.
@@ -176,25 +218,24 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
       }
       const { height, width } = ready[0].image;
       try {
-        const captures = await captureWithBackoff(
-          models[m],
+        const captures = await runForward(models[m], {
+          inputs: ready.map((r) => r.input),
+          images: ready.map((r) => r.image),
           data,
-          [ready.length, 3, height, width],
-          job.layers,
-          backoff,
-        );
+          shape: [ready.length, 3, height, width],
+        });
         outcome.devices[m].batches++;
         outcome.devices[m].images += ready.length;
         return { ready, captures };
       } catch (err) {
-        if (!stopping) for (const r of ready) fail(r.input.source, err);
+        if (!stopping && !isFatal(err)) for (const r of ready) fail(r.input.source, err);
         return undefined;
       }
     };
     // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
     if (slices.length > 0)
       progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
-    const inflight: Array<Promise<Captured | undefined>> = [];
+    const inflight: Array<Promise<Captured<B> | undefined>> = [];
     // The tails of the stages: the next batch is prepared after the previous one, and runs on a
     // model after that model's previous forward (whether it succeeded or not).
     let prepTail: Promise<unknown> = Promise.resolve();
@@ -221,22 +262,26 @@ export async function runBatches<R extends ImageRecordBase>(job: BatchJob<R>): P
         if (stopping) break;
         const { input, image } = ready[i];
         try {
-          const dir = insideOut(job.out, input.name);
+          const dir = dirOf(job.out, input);
           await fs.promises.mkdir(dir, { recursive: true });
           await removeStaleTemps(dir);
           // An old record must not vouch for files that are about to be replaced.
-          await fs.promises.rm(recordPath(job.out, input), { force: true });
+          const recordFile = where(job.out, input);
+          await fs.promises.rm(recordFile, { force: true });
           const record = await job.handle(input, dir, image, captures, i);
-          await writeAtomic(recordPath(job.out, input), JSON.stringify(record));
+          await fs.promises.mkdir(path.dirname(recordFile), { recursive: true });
+          await writeAtomic(recordFile, JSON.stringify(record));
           outcome.done++;
           progress.tick(input.source);
         } catch (err) {
+          if (isFatal(err)) break;
           fail(input.source, err);
         }
       }
     }
     // Batches prepared ahead when Ctrl-C came are dropped unwritten; wait for their forwards to end.
     await Promise.all(inflight);
+    if (fatalError) throw fatalError.err;
     outcome.interrupted = stopping;
     outcome.backoff = backoff.events;
     // Failures in input order, however the stages interleaved them.
@@ -254,9 +299,10 @@ export async function* finishedRecords<R extends ImageRecordBase>(
   out: string,
   inputs: InputImage[],
   signature: string,
+  where: RecordPath = recordPath,
 ): AsyncGenerator<R> {
   for (const input of inputs) {
-    const r = await readRecord<R>(out, input, signature);
+    const r = await readRecord<R>(out, input, signature, where);
     if (r) yield r;
   }
 }

@@ -124,18 +124,10 @@ export async function k8sJob(argv: string[]): Promise<number> {
   }
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of pods, each one shard)', 'k8s-job');
-  const shards = parsePositiveInt(values.shards as string, '--shards', 1, 100000, 'k8s-job');
-  const parallelism = parsePositiveInt(
-    values.parallelism as string | undefined,
-    '--parallelism',
-    shards,
-    100000,
-    'k8s-job',
-  );
-  const gpus =
-    values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'k8s-job');
-  const retries =
-    values.retries === '0' ? 0 : parsePositiveInt(values.retries as string | undefined, '--retries', 3, 100, 'k8s-job');
+  const shards = parsePositiveInt(values.shards, '--shards', 1, 100000, 'k8s-job');
+  const parallelism = parsePositiveInt(values.parallelism, '--parallelism', shards, 100000, 'k8s-job');
+  const gpus = values.gpus === '0' ? 0 : parsePositiveInt(values.gpus, '--gpus', 1, 16, 'k8s-job');
+  const retries = values.retries === '0' ? 0 : parsePositiveInt(values.retries, '--retries', 3, 100, 'k8s-job');
   for (const k of ['data-claim', 'out-claim'] as const) {
     if (!values[k])
       throw usage(
@@ -144,17 +136,17 @@ export async function k8sJob(argv: string[]): Promise<number> {
       );
   }
   const inner = innerCommand(positionals, 'k8s-job');
-  const name = (values.name as string | undefined) ?? `featscope-${inner.command}`;
+  const name = values.name ?? `featscope-${inner.command}`;
   if (!DNS_LABEL.test(name) || name.length > 57)
     throw usage(
       `--name must be a DNS label of at most 57 characters (lower-case letters, digits, '-'), not ${JSON.stringify(name)}`,
       'k8s-job',
     );
-  const memory = values.memory as string | undefined;
+  const memory = values.memory;
   if (memory !== undefined && !/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/.test(memory))
     throw usage(`--memory takes a Kubernetes quantity such as 16Gi, not ${JSON.stringify(memory)}`, 'k8s-job');
-  const dataPath = (values['data-path'] as string | undefined) ?? '/data';
-  const outPath = (values['out-path'] as string | undefined) ?? '/out';
+  const dataPath = values['data-path'] ?? '/data';
+  const outPath = values['out-path'] ?? '/out';
   for (const [o, p] of [
     ['--data-path', dataPath],
     ['--out-path', outPath],
@@ -167,7 +159,7 @@ export async function k8sJob(argv: string[]): Promise<number> {
       'k8s-job',
     );
   }
-  const image = (values.image as string | undefined) ?? 'featscope:cuda';
+  const image = values.image ?? 'featscope:cuda';
   const resources = {
     ...(gpus > 0 || memory
       ? { limits: { ...(gpus > 0 ? { 'nvidia.com/gpu': gpus } : {}), ...(memory ? { memory } : {}) } }
@@ -175,8 +167,8 @@ export async function k8sJob(argv: string[]): Promise<number> {
     ...(memory ? { requests: { memory } } : {}),
   };
   const volumes = [
-    { name: 'data', persistentVolumeClaim: { claimName: values['data-claim'] as string, readOnly: true } },
-    { name: 'out', persistentVolumeClaim: { claimName: values['out-claim'] as string } },
+    { name: 'data', persistentVolumeClaim: { claimName: values['data-claim'], readOnly: true } },
+    { name: 'out', persistentVolumeClaim: { claimName: values['out-claim'] } },
   ];
   const mounts = [
     { name: 'data', mountPath: dataPath, readOnly: true },
@@ -184,7 +176,7 @@ export async function k8sJob(argv: string[]): Promise<number> {
   ];
   const metadata = (n: string) => ({
     name: n,
-    ...(values.namespace ? { namespace: values.namespace as string } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
     labels: { 'app.kubernetes.io/name': 'featscope', 'featscope/run': name },
   });
   const job = {
@@ -241,7 +233,7 @@ export async function k8sJob(argv: string[]): Promise<number> {
       },
     },
   };
-  const file = path.resolve((values.out as string | undefined) ?? `${name}.yaml`);
+  const file = path.resolve(values.out ?? `${name}.yaml`);
   const mergeFile = file.replace(/(\.ya?ml)?$/, '-merge$1');
   const head = (what: string) =>
     `# featscope ${what}, written by \`featscope k8s-job\`.\n# Run: kubectl apply -f ${path.basename(file)} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${path.basename(mergeFile)}\n`;
@@ -284,31 +276,30 @@ export async function slurmJob(argv: string[]): Promise<number> {
   }
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of array tasks, each one shard)', 'slurm-job');
-  const shards = parsePositiveInt(values.shards as string, '--shards', 1, 100000, 'slurm-job');
+  const shards = parsePositiveInt(values.shards, '--shards', 1, 100000, 'slurm-job');
   const parallelism =
     values.parallelism === undefined
       ? undefined
-      : parsePositiveInt(values.parallelism as string, '--parallelism', shards, 100000, 'slurm-job');
-  const gpus =
-    values.gpus === '0' ? 0 : parsePositiveInt(values.gpus as string | undefined, '--gpus', 1, 16, 'slurm-job');
-  const cpus = parsePositiveInt(values.cpus as string | undefined, '--cpus', 4, 512, 'slurm-job');
-  const time = (values.time as string | undefined) ?? '24:00:00';
+      : parsePositiveInt(values.parallelism, '--parallelism', shards, 100000, 'slurm-job');
+  const gpus = values.gpus === '0' ? 0 : parsePositiveInt(values.gpus, '--gpus', 1, 16, 'slurm-job');
+  const cpus = parsePositiveInt(values.cpus, '--cpus', 4, 512, 'slurm-job');
+  const time = values.time ?? '24:00:00';
   if (!/^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$/.test(time))
     throw usage(`--time takes [D-]HH:MM[:SS], e.g. 04:00:00, not ${JSON.stringify(time)}`, 'slurm-job');
-  const memory = values.memory as string | undefined;
+  const memory = values.memory;
   if (memory !== undefined && !/^\d+[KMGT]?$/.test(memory))
     throw usage(`--memory takes a Slurm size such as 16G, not ${JSON.stringify(memory)}`, 'slurm-job');
   const inner = innerCommand(positionals, 'slurm-job');
-  const name = (values.name as string | undefined) ?? `featscope-${inner.command}`;
+  const name = values.name ?? `featscope-${inner.command}`;
   if (!/^[\w.-]+$/.test(name))
     throw usage(`--name takes letters, digits, '.', '_' and '-', not ${JSON.stringify(name)}`, 'slurm-job');
-  const sif = values.sif as string | undefined;
+  const sif = values.sif;
   const inputs = inner.argv.filter(
     (a, i) =>
       !a.startsWith('-') &&
       !(i > 0 && inner.argv[i - 1].startsWith('-') && !/^--(overlay|report|resume|json)$/.test(inner.argv[i - 1])),
   );
-  const binds = (values['bind-paths'] as string | undefined)?.split(',').filter(Boolean) ?? [
+  const binds = values['bind-paths']?.split(',').filter(Boolean) ?? [
     ...new Set([...inputs.map((p) => path.dirname(path.resolve(p))), path.dirname(path.resolve(inner.out))]),
   ];
   const run = (args: string[], gpu = gpus > 0) =>
@@ -322,10 +313,10 @@ export async function slurmJob(argv: string[]): Promise<number> {
     `#SBATCH --cpus-per-task=${cpus}`,
     `#SBATCH --time=${time}`,
     ...(memory ? [`#SBATCH --mem=${memory}`] : []),
-    ...(values.partition ? [`#SBATCH --partition=${values.partition as string}`] : []),
+    ...(values.partition ? [`#SBATCH --partition=${values.partition}`] : []),
     `#SBATCH --output=${job}-%A_%a.log`,
   ];
-  const file = path.resolve((values.out as string | undefined) ?? `${name}.sbatch`);
+  const file = path.resolve(values.out ?? `${name}.sbatch`);
   const mergeFile = file.replace(/(\.sbatch|\.sh)?$/, '-merge$1');
   const submit = `jid=$(sbatch --parsable ${shq(path.basename(file))}) && sbatch --dependency=afterok:$jid ${shq(path.basename(mergeFile))}`;
   const array = [

@@ -6,7 +6,7 @@ import type { Model } from '../model';
 import { parseDevice, usage, type Options } from './args';
 import { loadCliModel } from './model-options';
 
-export const DEVICES_OPTION: Options = { devices: { type: 'string' } };
+export const DEVICES_OPTION = { devices: { type: 'string' } } as const satisfies Options;
 
 export function devicesHelp(column: number): string {
   return (
@@ -16,10 +16,13 @@ export function devicesHelp(column: number): string {
 }
 
 /** The device list of --devices, or [--device]. */
-export function parseDevices(values: Record<string, unknown>, command: string): Array<ReturnType<typeof parseDevice>> {
-  if (values.devices === undefined) return [parseDevice(values.device as string | undefined, command)];
+export function parseDevices(
+  values: { device?: string; devices?: string },
+  command: string,
+): Array<ReturnType<typeof parseDevice>> {
+  if (values.devices === undefined) return [parseDevice(values.device, command)];
   if (values.device !== undefined) throw usage('give --device or --devices, not both', command);
-  const list = String(values.devices)
+  const list = values.devices
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);

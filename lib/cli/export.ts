@@ -73,13 +73,13 @@ export async function exportCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('export needs at least one image, folder or glob', 'export');
-  const layers = parseLayers(values.layers as string | undefined, 'export');
+  const layers = parseLayers(values.layers, 'export');
   const devices = parseDevices(values, 'export');
   const device = devices[0];
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'export');
-  const resize = parseResize(values.resize as string | undefined, 'export');
+  const batch = parsePositiveInt(values.batch, '--batch', 32, 1024, 'export');
+  const resize = parseResize(values.resize, 'export');
   const shard = parseShard(values, 'export');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs } = selectShard(positionals, all, shard);

@@ -1,18 +1,16 @@
 /** `featscope gradcam`: Grad-CAM overlays per image (and, with --flow, gradient-flow charts), JSON and report. */
 import * as fs from 'fs';
 import * as path from 'path';
-import {
-  analysisReport,
-  gradCamOverlays,
-  gradientFlow,
-  renderFlowChart,
-  saliencyOverlays,
-  type AnalysisSection,
-  type SaliencyMethod,
-} from '../analysis';
-import { normalisationOf } from '../analysis/common';
+import { analysisReport, gradientFlow, renderFlowChart, type AnalysisSection, type SaliencyMethod } from '../analysis';
+import { normalisationOf, type Prediction } from '../analysis/common';
+import { gradCamOverlaysOf, type GradCamOverlay } from '../analysis/gradcam';
+import { saliencyOverlaysOf, type SaliencyOverlay } from '../analysis/saliency';
+import { FeatscopeError } from '../errors';
+import type { Model } from '../model';
 import { preprocess } from '../preprocess';
+import type { ColormapName } from '../render';
 import {
+  checkLayers,
   DEVICE_OPTION,
   MODEL_OPTION,
   parse,
@@ -22,10 +20,14 @@ import {
   parseResize,
   usage,
 } from './args';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
-import { expandInputs } from './inputs';
+import { endsRun, flatRecordPath, runSignature } from './image-run';
+import { expandInputs, type InputImage } from './inputs';
 import { modelSummary } from './manifest';
+import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { Progress } from './progress';
+import { endAnalysisRun } from './summary';
 
 export const GRADCAM_HELP = `Usage: featscope gradcam <image|folder|glob>... [options]
 
@@ -49,11 +51,16 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
       --batch N        images per forward and backward (default 8)
   -o, --out DIR        output folder (default: ./featscope-out)
-      --json           print the results as JSON on stdout
+      --resume         skip images already finished in --out with the same model and options
+      --json           print the results as JSON on stdout (progress stays on stderr)
   -h, --help           this help
 
 Output: DIR/<image>.gradcam-<layer>.png, DIR/<image>.flow.png (--flow),
-DIR/<image>.saliency-<M>.png (--saliency), DIR/gradcam.json, DIR/report.html.
+DIR/<image>.saliency-<M>.png (--saliency), DIR/gradcam.json, DIR/report.html;
+DIR/.featscope/gradcam/<image>.json marks each finished image for --resume.
+
+Exit status: 0 all done, 1 some images failed (listed at the end, each with its [CODE]),
+2 usage error, 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
 
 Example:
   featscope gradcam photo.jpg --layer layer4 --flow --report --out out/
@@ -101,6 +108,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       resize: { type: 'string' },
       batch: { type: 'string' },
       out: { type: 'string', short: 'o' },
+      resume: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     true,
@@ -110,19 +118,17 @@ export async function gradcam(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('gradcam needs at least one image, folder or glob', 'gradcam');
-  const layer = ((values.layer as string | undefined) ?? 'layer4').trim();
-  const classes = parseClasses(values.class as string | undefined, 'gradcam');
-  const top = parsePositiveInt(values.top as string | undefined, '--top', 3, 20, 'gradcam');
-  const colormap = parseColormap(values.colormap as string | undefined, 'gradcam', '--colormap', 'turbo');
-  const resize = parseResize(values.resize as string | undefined, 'gradcam');
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 8, 256, 'gradcam');
-  const saliencyMethod = parseSaliency(values.saliency as string | undefined);
+  const layer = (values.layer ?? 'layer4').trim();
+  const classes = parseClasses(values.class, 'gradcam');
+  const top = parsePositiveInt(values.top, '--top', 3, 20, 'gradcam');
+  const colormap = parseColormap(values.colormap, 'gradcam', '--colormap', 'turbo');
+  const resize = parseResize(values.resize, 'gradcam');
+  const batch = parsePositiveInt(values.batch, '--batch', 8, 256, 'gradcam');
+  const saliencyMethod = parseSaliency(values.saliency);
   const samples =
-    values.samples === undefined
-      ? undefined
-      : parsePositiveInt(values.samples as string, '--samples', 16, 1024, 'gradcam');
-  const device = parseDevice(values.device as string | undefined, 'gradcam');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+    values.samples === undefined ? undefined : parsePositiveInt(values.samples, '--samples', 16, 1024, 'gradcam');
+  const device = parseDevice(values.device, 'gradcam');
+  const out = path.resolve(values.out ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
   if (classes && classes.length > 1 && classes.length !== inputs.length) {
     throw usage(
@@ -132,118 +138,201 @@ export async function gradcam(argv: string[]): Promise<number> {
   }
   const model = await loadCliModel(values, 'gradcam', { device });
   try {
-    fs.mkdirSync(out, { recursive: true });
-    const records: Record<string, unknown>[] = [];
-    const sections: AnalysisSection[] = [];
-    const failed: { source: string; message: string }[] = [];
-    for (let start = 0; start < inputs.length; start += batch) {
-      const chunk = inputs.slice(start, start + batch);
-      const chunkClasses = classes && classes.length > 1 ? classes.slice(start, start + batch) : classes;
-      let results;
-      let saliencies;
-      try {
-        results = await gradCamOverlays(
-          model,
-          chunk.map((c) => c.source),
-          { layer, classes: chunkClasses, resize, colormap, top },
-        );
-        if (saliencyMethod) {
-          saliencies = await saliencyOverlays(
-            model,
-            chunk.map((c) => c.source),
-            { method: saliencyMethod, samples, classes: chunkClasses, resize, top },
-          );
-        }
-      } catch (err) {
-        // Layer and class errors are the command line's fault: stop. Image errors fail the batch's images.
-        if ((err as { code?: string }).code?.startsWith('IMAGE_')) {
-          for (const c of chunk) failed.push({ source: c.source, message: (err as Error).message });
-          continue;
-        }
-        throw err;
-      }
-      for (let i = 0; i < chunk.length; i++) {
-        const r = results[i];
-        const file = insideOut(out, `${chunk[i].name}.gradcam-${layerFileNames([layer]).get(layer)!}.png`);
-        await writeAtomic(file, r.png);
-        const record: Record<string, unknown> = {
-          source: chunk[i].source,
-          layer,
-          file: path.basename(file),
-          target: r.target,
-          predictions: r.predictions,
-          camMax: r.rawMax,
-        };
-        const images = [{ png: r.png, caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})` }];
-        if (saliencies) {
-          const sal = saliencies[i];
-          const salFile = insideOut(out, `${chunk[i].name}.saliency-${values.saliency as string}.png`);
-          await writeAtomic(salFile, sal.png);
-          record.saliency = {
-            file: path.basename(salFile),
-            method: sal.method,
-            clipValue: sal.clipValue,
-            completeness: sal.completeness,
-          };
-          images.push({
-            png: sal.png,
-            caption: `Input saliency (${sal.method}) for ${sal.target.name} (class ${sal.target.class})`,
-          });
-        }
-        if (values.flow) {
-          const norm = normalisationOf(model);
-          const x = await preprocess(chunk[i].source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
-          const flow = await gradientFlow(model, x, { classes: r.target.class });
-          const chart = await renderFlowChart(model, flow, { subject: path.basename(chunk[i].source) });
-          const flowFile = insideOut(out, `${chunk[i].name}.flow.png`);
-          await writeAtomic(flowFile, chart.png);
-          record.flow = {
-            file: path.basename(flowFile),
-            loss: flow.lossValue,
-            layers: flow.layers,
-            parameters: flow.parameters,
-          };
-          images.push({
-            png: chart.png,
-            caption: 'Gradient flow: per-layer and per-weight gradient norms (log scale)',
-          });
-        }
-        records.push(record);
-        sections.push({
-          heading: path.basename(chunk[i].source),
-          note: chunk[i].source,
-          images,
-          table: {
-            head: ['class', 'probability'],
-            rows: r.predictions.map((p) => [`${p.name} (${p.class})`, p.probability]),
-          },
-        });
-      }
-      process.stderr.write(`gradcam: ${Math.min(start + batch, inputs.length)}/${inputs.length} images\n`);
-    }
-    const summary = {
-      command: 'gradcam',
-      model: modelSummary(model),
-      options: { layer, classes, resize, colormap, saliency: saliencyMethod, samples },
-      images: records,
-      failed,
-    };
-    await writeAtomic(insideOut(out, 'gradcam.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    let report: string | undefined;
-    if (values.report) {
-      report = insideOut(out, 'report.html');
-      await writeAtomic(
-        report,
-        analysisReport(model, 'featscope Grad-CAM', { layer, images: inputs.length, resize }, sections),
-      );
-    }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    for (const f of failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(
-      `gradcam: wrote ${records.length} overlay(s) to ${out}${report ? `, report ${report}` : ''}\n`,
-    );
-    return failed.length ? 1 : 0;
+    return await gradcamWith(model, {
+      inputs,
+      layer,
+      classes,
+      top,
+      colormap,
+      resize,
+      batch,
+      saliency: saliencyMethod,
+      saliencyName: values.saliency?.trim(),
+      samples,
+      flow: Boolean(values.flow),
+      report: Boolean(values.report),
+      resume: Boolean(values.resume),
+      json: Boolean(values.json),
+      out,
+    });
   } finally {
     model.dispose();
   }
+}
+
+interface GradcamRecord extends ImageRecordBase {
+  layer: string;
+  file: string;
+  target: Prediction;
+  predictions: Prediction[];
+  camMax: number;
+  saliency?: { file: string; method: SaliencyMethod; clipValue: number; completeness?: unknown };
+  flow?: { file: string; loss: number; layers: unknown; parameters: unknown };
+}
+
+async function gradcamWith(
+  model: Model,
+  o: {
+    inputs: InputImage[];
+    layer: string;
+    classes: number[] | undefined;
+    top: number;
+    colormap: ColormapName;
+    resize: 'squash' | 'crop';
+    batch: number;
+    saliency: SaliencyMethod | undefined;
+    saliencyName: string | undefined;
+    samples: number | undefined;
+    flow: boolean;
+    report: boolean;
+    resume: boolean;
+    json: boolean;
+    out: string;
+  },
+): Promise<number> {
+  const { layer, resize, colormap, top, out } = o;
+  const size = model.metadata.input?.size?.[0] ?? 224;
+  // The layer is checked before any work: a typo or a layer without feature maps is a usage error.
+  const [info] = await checkLayers(model, [layer], size);
+  if (info.shape!.length !== 4)
+    throw new FeatscopeError(
+      'NOT_FEATURE_MAPS',
+      `layer ${layer} outputs shape [${info.shape!.join(', ')}], not feature maps [N, C, H, W]; Grad-CAM needs a convolutional layer (\`featscope layers\` shows shapes)`,
+    );
+  fs.mkdirSync(out, { recursive: true });
+  const options = { layer, classes: o.classes, resize, colormap, saliency: o.saliency, samples: o.samples };
+  const signature = await runSignature(model, { ...options, top, flow: o.flow });
+  const indexOf = new Map(o.inputs.map((input, i) => [input.source, i]));
+  const classOf = (source: string) =>
+    o.classes && (o.classes.length > 1 ? o.classes[indexOf.get(source)!] : o.classes[0]);
+  const recordPath = flatRecordPath('gradcam');
+  const picture = (input: InputImage, suffix: string) => insideOut(out, `${input.name}.${suffix}`);
+  const camSuffix = `gradcam-${layerFileNames([layer]).get(layer)!}.png`;
+  const progress = new Progress({ total: o.inputs.length });
+  const outcome = await runBatches<GradcamRecord, { cams: GradCamOverlay[]; sals?: SaliencyOverlay[] }>({
+    inputs: o.inputs,
+    out,
+    batch: o.batch,
+    resume: o.resume,
+    signature,
+    model,
+    layers: [layer],
+    preprocess: { resize, model },
+    progress,
+    recordPath,
+    imageDir: (dir) => dir,
+    fatal: endsRun,
+    async forward(m, b) {
+      const sources = b.inputs.map((i) => i.source);
+      const classes = o.classes && sources.map((s) => classOf(s)!);
+      const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
+      const sals = o.saliency
+        ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
+        : undefined;
+      return { cams, sals };
+    },
+    async handle(input, _dir, _image, { cams, sals }, i) {
+      const r = cams[i];
+      const file = picture(input, camSuffix);
+      await writeAtomic(file, r.png);
+      const record: GradcamRecord = {
+        source: input.source,
+        name: input.name,
+        signature,
+        layer,
+        file: path.basename(file),
+        target: r.target,
+        predictions: r.predictions,
+        camMax: r.rawMax,
+      };
+      if (sals) {
+        const sal = sals[i];
+        const salFile = picture(input, `saliency-${o.saliencyName}.png`);
+        await writeAtomic(salFile, sal.png);
+        record.saliency = {
+          file: path.basename(salFile),
+          method: sal.method,
+          clipValue: sal.clipValue,
+          completeness: sal.completeness,
+        };
+      }
+      if (o.flow) {
+        const norm = normalisationOf(model);
+        const x = await preprocess(input.source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
+        const flow = await gradientFlow(model, x, { classes: r.target.class });
+        const chart = await renderFlowChart(model, flow, { subject: path.basename(input.source) });
+        const flowFile = picture(input, 'flow.png');
+        await writeAtomic(flowFile, chart.png);
+        record.flow = {
+          file: path.basename(flowFile),
+          loss: flow.lossValue,
+          layers: flow.layers,
+          parameters: flow.parameters,
+        };
+      }
+      return record;
+    },
+  });
+  progress.finish();
+
+  progress.note('writing report…');
+  const records: GradcamRecord[] = [];
+  for await (const r of finishedRecords<GradcamRecord>(out, o.inputs, signature, recordPath)) records.push(r);
+  const files = records.flatMap((r) =>
+    [r.file, r.saliency?.file, r.flow?.file].filter((f): f is string => f !== undefined).map((f) => path.join(out, f)),
+  );
+  const summary = {
+    command: 'gradcam',
+    model: modelSummary(model),
+    options,
+    images: records.map(({ signature: _s, name: _n, ...rest }) => rest),
+    failed: outcome.failed,
+    interrupted: outcome.interrupted,
+  };
+  const json = insideOut(out, 'gradcam.json');
+  await writeAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);
+  files.push(json);
+  let report: string | undefined;
+  if (o.report) {
+    const sections: AnalysisSection[] = [];
+    for (const r of records) {
+      const images = [
+        {
+          png: await fs.promises.readFile(path.join(out, r.file)),
+          caption: `Grad-CAM at ${layer} for ${r.target.name} (class ${r.target.class})`,
+        },
+      ];
+      if (r.saliency)
+        images.push({
+          png: await fs.promises.readFile(path.join(out, r.saliency.file)),
+          caption: `Input saliency (${r.saliency.method}) for ${r.target.name} (class ${r.target.class})`,
+        });
+      if (r.flow)
+        images.push({
+          png: await fs.promises.readFile(path.join(out, r.flow.file)),
+          caption: 'Gradient flow: per-layer and per-weight gradient norms (log scale)',
+        });
+      sections.push({
+        heading: path.basename(r.source),
+        note: r.source,
+        images,
+        table: {
+          head: ['class', 'probability'],
+          rows: r.predictions.map((p) => [`${p.name} (${p.class})`, p.probability]),
+        },
+      });
+    }
+    report = insideOut(out, 'report.html');
+    await writeAtomic(
+      report,
+      analysisReport(model, 'featscope Grad-CAM', { layer, images: o.inputs.length, resize }, sections),
+    );
+    files.push(report);
+  }
+  return endAnalysisRun(
+    'gradcam',
+    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+    outcome,
+    files,
+  );
 }

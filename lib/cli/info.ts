@@ -46,7 +46,7 @@ export async function info(argv: string[]): Promise<number> {
   }
   const v = versions();
   const gpus = v.cuda.available ? await gpuNames() : [];
-  const model = await describeModel(values.model as string | undefined);
+  const model = await describeModel(values.model);
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({ ...v, platform: `${process.platform}-${process.arch}`, gpus, model }, null, 2)}\n`,

@@ -28,9 +28,9 @@ export async function layers(argv: string[]): Promise<number> {
     process.stdout.write(LAYERS_HELP);
     return 0;
   }
-  const device = parseDevice(values.device as string | undefined, 'layers');
-  const sizeArg = values.size as string | undefined;
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const device = parseDevice(values.device, 'layers');
+  const sizeArg = values.size;
+  const model = await loadModel(resolveModel(values.model), { device });
   try {
     const size = parsePositiveInt(sizeArg, '--size', model.metadata.input?.size?.[0] ?? 224, 8192, 'layers');
     const list = await model.layers({ inputSize: size });

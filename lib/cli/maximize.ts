@@ -9,10 +9,13 @@ import {
   type AnalysisSection,
   type FeatureVisResult,
 } from '../analysis';
-import { loadModel } from '../model';
+import { loadNoted } from './model-options';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { endAnalysisRun, endInterrupted } from './summary';
 
 export const MAXIMIZE_HELP = `Usage: featscope maximize --layer NAME [options]
 
@@ -68,9 +71,9 @@ export async function maximize(argv: string[]): Promise<number> {
     process.stdout.write(MAXIMIZE_HELP);
     return 0;
   }
-  const layer = (values.layer as string | undefined)?.trim();
+  const layer = values.layer?.trim();
   if (!layer) throw usage('maximize needs --layer NAME (`featscope layers` lists them)', 'maximize');
-  const channelsArg = values.channels as string | undefined;
+  const channelsArg = values.channels;
   if (channelsArg !== undefined && !/^\d+(,\d+)*$/.test(channelsArg.trim())) {
     throw usage(
       `--channels takes channel indices separated by commas (12 or 12,40), not ${JSON.stringify(channelsArg)}`,
@@ -78,19 +81,20 @@ export async function maximize(argv: string[]): Promise<number> {
     );
   }
   const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 256, 'maximize');
-  const steps = parsePositiveInt(values.steps as string | undefined, '--steps', 128, 100000, 'maximize');
-  const size =
-    values.size === undefined ? undefined : parsePositiveInt(values.size as string, '--size', 224, 2048, 'maximize');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 256, 'maximize');
+  const steps = parsePositiveInt(values.steps, '--steps', 128, 100000, 'maximize');
+  const size = values.size === undefined ? undefined : parsePositiveInt(values.size, '--size', 224, 2048, 'maximize');
   const lr = values.lr === undefined ? undefined : Number(values.lr);
   if (lr !== undefined && !(lr > 0 && lr <= 10))
     throw usage(`--lr takes a number above 0, at most 10, not ${JSON.stringify(values.lr)}`, 'maximize');
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0)
     throw usage(`--seed takes a non-negative integer, not ${JSON.stringify(values.seed)}`, 'maximize');
-  const device = parseDevice(values.device as string | undefined, 'maximize');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const device = parseDevice(values.device, 'maximize');
+  const out = path.resolve(values.out ?? 'featscope-out');
+  const model = await loadNoted(resolveModel(values.model), { device });
+  const progress = new Progress({ total: channels?.length ?? 1 });
+  const interrupt = interruptible(progress);
   try {
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];
@@ -102,7 +106,8 @@ export async function maximize(argv: string[]): Promise<number> {
     for (const group of groups) {
       const what = group === undefined ? layer : `${layer} channel${group.length > 1 ? 's' : ''} ${group.join(',')}`;
       const onStep = (step: number) => {
-        if ((step + 1) % 32 === 0) process.stderr.write(`maximize: ${what}: step ${step + 1}/${steps}\n`);
+        if ((step + 1) % 32 === 0) progress.note(`maximize: ${what}: step ${step + 1}/${steps}`);
+        interrupt.check();
       };
       const common = { layer, steps, size, lr, seed, onStep };
       results.push(
@@ -111,6 +116,8 @@ export async function maximize(argv: string[]): Promise<number> {
           : await featureVisualizations(model, { ...common, channels: group })),
       );
     }
+    progress.note('writing report…');
+    const files: string[] = [];
     for (const r of results) {
       const channel = r.channel;
       const what = channel === undefined ? layer : `${layer} channel ${channel}`;
@@ -120,6 +127,7 @@ export async function maximize(argv: string[]): Promise<number> {
         `maximize-${layerFileNames([layer]).get(layer)!}${channel === undefined ? '' : `-c${channel}`}.png`,
       );
       await writeAtomic(file, pic.png);
+      files.push(file);
       records.push({
         layer,
         channel,
@@ -143,17 +151,24 @@ export async function maximize(argv: string[]): Promise<number> {
       results: records,
     };
     await writeAtomic(insideOut(out, 'maximize.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    files.push(insideOut(out, 'maximize.json'));
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
       await writeAtomic(report, analysisReport(model, 'featscope feature visualisation', { layer, steps }, sections));
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    process.stderr.write(
-      `maximize: wrote ${records.length} picture(s) to ${out}${report ? `, report ${report}` : ''}\n`,
+    if (report) files.push(report);
+    return endAnalysisRun(
+      'maximize',
+      { json: Boolean(values.json), out, summary: { report, ...summary } },
+      { done: records.length, skipped: 0, failed: [], interrupted: false },
+      files,
     );
-    return 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('maximize');
   } finally {
+    interrupt.dispose();
     model.dispose();
   }
 }

@@ -139,7 +139,7 @@ export async function merge(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw usage('merge needs the shard folders, or the folder that holds them', 'merge');
   const shards = findShards(positionals);
-  const out = path.resolve((values.out as string | undefined) ?? path.dirname(shards[0].dir));
+  const out = path.resolve(values.out ?? path.dirname(shards[0].dir));
   fs.mkdirSync(out, { recursive: true });
   const command = shards[0].command;
   const result =
@@ -476,7 +476,10 @@ async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ image
     cka,
     weights: { trained: undefined, text: '' },
   };
-  const pic = await renderSimilarity(model, sim, title ? { title } : {});
+  const pic = await renderSimilarity(model, sim, {
+    ...(title ? { title } : {}),
+    names: other ? { columns: path.basename(String(other.path)) } : {},
+  });
   await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
   const summary = {
     command: 'similarity',

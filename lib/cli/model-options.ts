@@ -9,12 +9,12 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { loadModel, type LoadOptions, type Model } from '../model';
 import { resolveModel, usage, type Options } from './args';
 
-export const MODEL_INPUT_OPTIONS: Options = {
+export const MODEL_INPUT_OPTIONS = {
   mean: { type: 'string' },
   std: { type: 'string' },
   size: { type: 'string' },
   labels: { type: 'string' },
-};
+} as const satisfies Options;
 
 /** Help lines for the options above, to paste into a command's help; descriptions start at `column`. */
 export function modelInputHelp(column: number): string {
@@ -34,7 +34,14 @@ export function resetMetadataWarning(): void {
   warned = false;
 }
 
-type Values = Record<string, string | boolean | undefined>;
+/** loadModel, with a progress line first: loading a large model takes seconds before any other output. */
+export function loadNoted(file: string, options: LoadOptions): Promise<Model> {
+  process.stderr.write(`featscope: loading model ${file}…\n`);
+  return loadModel(file, options);
+}
+
+/** The values loadCliModel reads: --model and the input options above. */
+type Values = { model?: string; mean?: string; std?: string; size?: string; labels?: string };
 
 /** loadModel(--model) with --mean/--std/--size/--labels applied. */
 export async function loadCliModel(
@@ -44,7 +51,7 @@ export async function loadCliModel(
   file?: string,
 ): Promise<Model> {
   const input = parseInputOptions(values, command);
-  const model = await loadModel(file ?? resolveModel(values.model as string | undefined), options);
+  const model = await loadNoted(file ?? resolveModel(values.model), options);
   try {
     await applyInputOptions(model, input, command);
   } catch (err) {
@@ -63,10 +70,10 @@ export interface InputOptions {
 
 export function parseInputOptions(values: Values, command: string): InputOptions {
   const o: InputOptions = {};
-  if (values.mean !== undefined) o.mean = parseTriple(values.mean as string, '--mean', IMAGENET_MEAN, false, command);
-  if (values.std !== undefined) o.std = parseTriple(values.std as string, '--std', IMAGENET_STD, true, command);
+  if (values.mean !== undefined) o.mean = parseTriple(values.mean, '--mean', IMAGENET_MEAN, false, command);
+  if (values.std !== undefined) o.std = parseTriple(values.std, '--std', IMAGENET_STD, true, command);
   if (values.size !== undefined) {
-    const v = values.size as string;
+    const v = values.size;
     if (!/^\d+$/.test(v) || Number(v) < 8 || Number(v) > 8192)
       throw usage(
         `--size must be the input side in pixels, an integer from 8 to 8192, not ${JSON.stringify(v)}`,
@@ -74,8 +81,7 @@ export function parseInputOptions(values: Values, command: string): InputOptions
       );
     o.size = Number(v);
   }
-  if (values.labels !== undefined)
-    o.labels = { file: values.labels as string, names: readLabels(values.labels as string, command) };
+  if (values.labels !== undefined) o.labels = { file: values.labels, names: readLabels(values.labels, command) };
   return o;
 }
 

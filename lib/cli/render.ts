@@ -43,7 +43,9 @@ Options:
 ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
   -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
       --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
-      --overlay           also write the layer's mean activation over the photo
+      --normalize MODE    grid colours: channel (default: each cell its own min..max) | shared (one
+                          scale for all shown channels, in the title and a colour bar in real values)
+      --overlay           also write the layer's mean activation over the photo, with a colour bar
       --report            also write report.html (one file, opens from file://)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
@@ -74,6 +76,16 @@ interface RenderRecord extends ImageRecordBase {
   layers: LayerRecord[];
 }
 
+export function parseNormalize(value: string | undefined, command: string): 'channel' | 'shared' {
+  const v = value ?? 'channel';
+  if (v !== 'channel' && v !== 'shared')
+    throw usage(
+      `--normalize must be channel (each grid cell its own range) or shared (one range for all cells), not ${JSON.stringify(v)}`,
+      command,
+    );
+  return v;
+}
+
 export async function render(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     'render',
@@ -88,6 +100,7 @@ export async function render(argv: string[]): Promise<number> {
       channels: { type: 'string', short: 'c' },
       colormap: { type: 'string' },
       overlay: { type: 'boolean' },
+      normalize: { type: 'string' },
       report: { type: 'boolean' },
     },
     true,
@@ -97,15 +110,16 @@ export async function render(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('render needs at least one image, folder or glob', 'render');
-  const layers = parseLayers(values.layers as string | undefined, 'render');
-  const channels = parseChannels(values.channels as string | undefined, 'render');
-  const colormap = parseColormap(values.colormap as string | undefined, 'render');
+  const layers = parseLayers(values.layers, 'render');
+  const channels = parseChannels(values.channels, 'render');
+  const colormap = parseColormap(values.colormap, 'render');
+  const normalize = parseNormalize(values.normalize, 'render');
   const devices = parseDevices(values, 'render');
   const device = devices[0];
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 32, 1024, 'render');
-  const resize = parseResize(values.resize as string | undefined, 'render');
+  const batch = parsePositiveInt(values.batch, '--batch', 32, 1024, 'render');
+  const resize = parseResize(values.resize, 'render');
   const shard = parseShard(values, 'render');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const overlay = Boolean(values.overlay);
 
@@ -123,6 +137,7 @@ export async function render(argv: string[]): Promise<number> {
       channels,
       colormap,
       overlay,
+      normalize,
       batch,
       resize,
       out,
@@ -146,6 +161,7 @@ async function renderWith(
     channels: ReturnType<typeof parseChannels>;
     colormap: ReturnType<typeof parseColormap>;
     overlay: boolean;
+    normalize: 'channel' | 'shared';
     batch: number;
     resize: 'squash' | 'crop';
     out: string;
@@ -186,6 +202,7 @@ async function renderWith(
     channels: describeChannels(o.channels),
     colormap: o.colormap,
     overlay: o.overlay,
+    normalize: o.normalize,
     resize: o.resize,
     size,
     batch: o.batch,
@@ -215,6 +232,7 @@ async function renderWith(
         channels: o.channels,
         colormap: o.colormap,
         overlay: o.overlay,
+        normalize: o.normalize,
         label: { metadata: model.metadata, source: input.name },
       });
       const rel = (file: string) => path.relative(o.out, file).split(path.sep).join('/');

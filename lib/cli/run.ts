@@ -236,11 +236,13 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   const positionals: string[] = [];
   if (takesInputs(command)) {
     const inputs = merged.inputs;
-    const list = typeof inputs === 'string' ? [inputs] : Array.isArray(inputs) ? inputs : undefined;
-    if (!list || list.length === 0 || !list.every((v) => typeof v === 'string' && v !== '')) {
+    const list: unknown[] | undefined =
+      typeof inputs === 'string' ? [inputs] : Array.isArray(inputs) ? inputs : undefined;
+    const isPath = (v: unknown): v is string => typeof v === 'string' && v !== '';
+    if (!list || list.length === 0 || !list.every(isPath)) {
       throw refuse(`${where}: inputs must be an image, folder or glob, or a list of them (inputs: photos/)`);
     }
-    for (const p of list as string[]) positionals.push(path.resolve(dir, p));
+    for (const p of list) positionals.push(path.resolve(dir, p));
   }
   const full = [...argv, ...(positionals.length ? ['--', ...positionals] : [])];
   // The command's own parser checks the option values' form (a switch given a value, ...) up front.

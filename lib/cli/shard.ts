@@ -11,10 +11,10 @@ import * as path from 'path';
 import { usage, type Options } from './args';
 import type { InputImage } from './inputs';
 
-export const SHARD_OPTIONS: Options = {
+export const SHARD_OPTIONS = {
   shard: { type: 'string' },
   shards: { type: 'string' },
-};
+} as const satisfies Options;
 
 export function shardHelp(column: number): string {
   const line = (option: string, text: string) => `      ${option}`.padEnd(column - 1) + ` ${text}\n`;
@@ -34,7 +34,7 @@ export interface Shard {
 
 /** The shard of this process, or undefined when the run is not sharded. */
 export function parseShard(
-  values: Record<string, unknown>,
+  values: { shard?: string; shards?: string },
   command: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Shard | undefined {

@@ -8,6 +8,9 @@ import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-optio
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { asFailures, endAnalysisRun, endInterrupted } from './summary';
 import {
   announceShard,
   parseShard,
@@ -79,21 +82,27 @@ export async function similarity(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0)
     throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
-  const layers = list(values.layers as string | undefined) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
-  const otherPath = values['other-model'] as string | undefined;
-  const otherLayers = list(values['other-layers'] as string | undefined);
+  const layers = list(values.layers) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
+  const otherPath = values['other-model'];
+  const otherLayers = list(values['other-layers']);
   if (otherLayers && !otherPath) throw usage('--other-layers needs --other-model', 'similarity');
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'similarity');
-  const resize = parseResize(values.resize as string | undefined, 'similarity');
-  const device = parseDevice(values.device as string | undefined, 'similarity');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 1024, 'similarity');
+  const resize = parseResize(values.resize, 'similarity');
+  const device = parseDevice(values.device, 'similarity');
   const shard = parseShard(values, 'similarity');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs, indices } = selectShard(positionals, all, shard);
   announceShard('similarity', shard, all.length, inputs.length, out);
   const model = await loadCliModel(values, 'similarity', { device });
   let other: Model | undefined;
+  const progress = new Progress({ total: inputs.length });
+  const interrupt = interruptible(progress);
+  const onProgress = (done: number, total: number) => {
+    progress.note(`similarity: ${done}/${total} images`);
+    interrupt.check();
+  };
   try {
     if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
@@ -103,6 +112,8 @@ export async function similarity(argv: string[]): Promise<number> {
         otherLayers: otherLayers ?? layers,
         batch,
         resize,
+        onProgress,
+        json: Boolean(values.json),
       });
     }
     const sim = await layerSimilarity(
@@ -113,13 +124,11 @@ export async function similarity(argv: string[]): Promise<number> {
         batch,
         resize,
         ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
-        onProgress: (done, total) => process.stderr.write(`similarity: ${done}/${total} images\n`),
+        onProgress,
       },
     );
-    const title = other
-      ? `Layer similarity (linear CKA): ${path.basename(model.path)} vs ${path.basename(other.path)}`
-      : undefined;
-    const pic = await renderSimilarity(model, sim, title ? { title } : {});
+    progress.note('writing report…');
+    const pic = await renderSimilarity(model, sim, { names: other ? { columns: path.basename(other.path) } : {} });
     await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
     const summary = {
       command: 'similarity',
@@ -146,13 +155,19 @@ export async function similarity(argv: string[]): Promise<number> {
         ]),
       );
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    for (const f of sim.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(
-      `similarity: ${sim.images} images, ${sim.rows.length} x ${sim.columns.length} layers; wrote ${out}/similarity.json\n`,
+    const files = ['similarity.png', 'similarity.json'].map((f) => insideOut(out, f));
+    if (report) files.push(report);
+    return endAnalysisRun(
+      'similarity',
+      { json: Boolean(values.json), out, total: inputs.length, summary: { report, ...summary } },
+      { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
+      files,
     );
-    return sim.failed.length ? 1 : 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('similarity');
   } finally {
+    interrupt.dispose();
     model.dispose();
     other?.dispose();
   }
@@ -173,7 +188,14 @@ async function writeSimilarityShard(
   indices: number[],
   model: Model,
   other: Model | undefined,
-  o: { layers: string[]; otherLayers: string[]; batch: number; resize: 'squash' | 'crop' },
+  o: {
+    layers: string[];
+    otherLayers: string[];
+    batch: number;
+    resize: 'squash' | 'crop';
+    onProgress: (done: number, total: number) => void;
+    json: boolean;
+  },
 ): Promise<number> {
   const pooled = inputs.length
     ? await pooledFeatures(
@@ -184,16 +206,18 @@ async function writeSimilarityShard(
           batch: o.batch,
           resize: o.resize,
           ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
-          onProgress: (done, n) => process.stderr.write(`similarity: ${done}/${n} images\n`),
+          onProgress: o.onProgress,
         },
       )
     : undefined;
+  const files: string[] = [];
   const sides: Array<Array<{ layer: string; channels: number; file: string }>> = [];
   for (const [k, side] of (pooled?.sides ?? []).entries()) {
     const list: Array<{ layer: string; channels: number; file: string }> = [];
     for (const [layer, { x, c }] of side) {
       const file = `features-${k}-${layer.replace(/[^\w.-]/g, '_')}.f32`;
       await writeAtomic(insideOut(out, file), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+      files.push(insideOut(out, file));
       list.push({ layer, channels: c, file });
     }
     sides.push(list);
@@ -216,9 +240,14 @@ async function writeSimilarityShard(
     sides,
   };
   await writeAtomic(insideOut(out, 'similarity-state.json'), `${JSON.stringify(state)}\n`);
-  for (const f of pooled?.failed ?? []) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
+  files.push(insideOut(out, 'similarity-state.json'));
   process.stderr.write(
-    `similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images; wrote ${out}/similarity-state.json (merge the shards with \`featscope merge\`)\n`,
+    `featscope: similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images (merge the shards with \`featscope merge\`)\n`,
   );
-  return pooled?.failed.length ? 1 : 0;
+  return endAnalysisRun(
+    'similarity',
+    { json: o.json, out, total: inputs.length, summary: { shard: state.shard, images: pooled?.images ?? 0 } },
+    { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
+    files,
+  );
 }

@@ -7,6 +7,9 @@ import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-optio
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
+import { interruptible, Interrupted } from './interrupt';
+import { Progress } from './progress';
+import { asFailures, endAnalysisRun, endInterrupted } from './summary';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const STATS_HELP = `Usage: featscope stats <image|folder|glob>... [options]
@@ -67,21 +70,16 @@ export async function stats(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw usage('stats needs images, a folder or a glob', 'stats');
-  const layers = ((values.layers as string | undefined) ?? 'relu,layer1,layer2,layer3,layer4')
+  const layers = (values.layers ?? 'relu,layer1,layer2,layer3,layer4')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const batch = parsePositiveInt(values.batch as string | undefined, '--batch', 16, 1024, 'stats');
-  const resize = parseResize(values.resize as string | undefined, 'stats');
-  const drawChannels =
-    values.examples === '0'
-      ? 0
-      : parsePositiveInt(values.examples as string | undefined, '--examples', 8, 256, 'stats');
-  const topImages = parsePositiveInt(values['top-images'] as string | undefined, '--top-images', 5, 100, 'stats');
+  const batch = parsePositiveInt(values.batch, '--batch', 16, 1024, 'stats');
+  const resize = parseResize(values.resize, 'stats');
+  const drawChannels = values.examples === '0' ? 0 : parsePositiveInt(values.examples, '--examples', 8, 256, 'stats');
+  const topImages = parsePositiveInt(values['top-images'], '--top-images', 5, 100, 'stats');
   const exactLimit =
-    values['exact-limit'] === '0'
-      ? 0
-      : parsePositiveInt(values['exact-limit'] as string | undefined, '--exact-limit', 1000, 1e9, 'stats');
+    values['exact-limit'] === '0' ? 0 : parsePositiveInt(values['exact-limit'], '--exact-limit', 1000, 1e9, 'stats');
   const drawOptions: StatsDrawOptions = {
     layers,
     batch,
@@ -93,9 +91,9 @@ export async function stats(argv: string[]): Promise<number> {
   };
   // What shards must share to be merged.
   const stateOptions = { layers, resize, topImages, exactLimit };
-  const device = parseDevice(values.device as string | undefined, 'stats');
+  const device = parseDevice(values.device, 'stats');
   const shard = parseShard(values, 'stats');
-  const outBase = path.resolve((values.out as string | undefined) ?? 'featscope-out');
+  const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs, indices } = selectShard(positionals, all, shard);
@@ -113,8 +111,11 @@ export async function stats(argv: string[]): Promise<number> {
     return 0;
   }
   const model = await loadCliModel(values, 'stats', { device });
+  const progress = new Progress({ total: inputs.length });
+  const interrupt = interruptible(progress);
   try {
     fs.mkdirSync(out, { recursive: true });
+    progress.note(`running the model on ${inputs.length} image${inputs.length === 1 ? '' : 's'}…`);
     const s = await folderStats(
       model,
       inputs.map((i) => i.source),
@@ -124,9 +125,13 @@ export async function stats(argv: string[]): Promise<number> {
         resize,
         examples: topImages,
         exactLimit,
-        onProgress: (done, total) => process.stderr.write(`stats: ${done}/${total} images\n`),
+        onProgress: (done, total) => {
+          progress.note(`stats: ${done}/${total} images`);
+          interrupt.check();
+        },
       },
     );
+    progress.note('writing report…');
     const drawn = await writeStatsOutputs(
       model,
       s,
@@ -136,6 +141,7 @@ export async function stats(argv: string[]): Promise<number> {
       shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {},
     );
     const { summary, report } = drawn;
+    const files = drawn.files.map((f) => path.join(out, f));
     if (shard) {
       // The mergeable form for `featscope merge`: file indices into the whole input list, whose sources it names.
       const state = s.state.map((l) => ({
@@ -156,17 +162,30 @@ export async function stats(argv: string[]): Promise<number> {
           layers: state,
         })}\n`,
       );
+      files.push(insideOut(out, 'stats-state.json'));
     }
-    if (values.json)
-      process.stdout.write(
-        `${JSON.stringify({ out, report, images: s.images, failed: s.failed, layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest) }, null, 2)}\n`,
-      );
-    for (const f of s.failed) process.stderr.write(`featscope: ${f.source}: ${f.message}\n`);
-    process.stderr.write(
-      `stats: ${s.images} images; ${s.layers.map((l) => `${l.name} ${l.deadChannels.length}/${l.channels} dead`).join(', ')}; wrote ${out}/stats.json\n`,
+    progress.note(`${s.layers.map((l) => `${l.name} ${l.deadChannels.length}/${l.channels} dead`).join(', ')}`);
+    return endAnalysisRun(
+      'stats',
+      {
+        json: Boolean(values.json),
+        out,
+        total: inputs.length,
+        summary: {
+          report,
+          images: s.images,
+          failed: s.failed,
+          layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest),
+        },
+      },
+      { done: s.images, skipped: 0, failed: asFailures(s.failed), interrupted: false },
+      files,
     );
-    return s.failed.length ? 1 : 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return endInterrupted('stats');
   } finally {
+    interrupt.dispose();
     model.dispose();
   }
 }

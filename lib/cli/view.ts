@@ -47,24 +47,24 @@ export async function view(argv: string[]): Promise<number> {
     process.stdout.write(VIEW_HELP);
     return 0;
   }
-  const given = (values.model as unknown as string[] | undefined) ?? [];
+  const given = values.model ?? [];
   if (given.length > 2)
     throw usage(`view takes at most two models (--model a.pt --model b.pt), not ${given.length}`, 'view');
   const models = given.length ? given : [resolveModel(undefined)];
-  const portText = values.port as string | undefined;
+  const portText = values.port;
   if (portText !== undefined && (!/^\d+$/.test(portText) || Number(portText) > 65535))
     throw usage(`--port must be an integer from 0 to 65535, not ${JSON.stringify(portText)}`, 'view');
-  const host = ((values.host as string | undefined) ?? '127.0.0.1').trim();
+  const host = (values.host ?? '127.0.0.1').trim();
   if (!/^[A-Za-z0-9.:-]+$/.test(host))
     throw usage(`--host must be an address such as 127.0.0.1 or ::1, not ${JSON.stringify(host)}`, 'view');
-  const uploadMiB = parsePositiveInt(values['upload-limit'] as string | undefined, '--upload-limit', 20, 1024, 'view');
+  const uploadMiB = parsePositiveInt(values['upload-limit'], '--upload-limit', 20, 1024, 'view');
   const images = positionals.length ? (await expandInputs(positionals)).map((i) => i.source) : [];
   const viewer = await startViewer({
     images,
     models,
     host,
     port: portText === undefined ? 0 : Number(portText),
-    device: parseDevice(values.device as string | undefined, 'view'),
+    device: parseDevice(values.device, 'view'),
     uploadLimit: uploadMiB * 1024 * 1024,
     maxInputPixels: DEFAULT_MAX_INPUT_PIXELS,
   });

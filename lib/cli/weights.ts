@@ -2,10 +2,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { analysisReport, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from '../analysis';
-import { loadModel } from '../model';
+import { loadNoted } from './model-options';
 import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel } from './args';
 import { insideOut, writeAtomic } from './files';
 import { modelSummary } from './manifest';
+import { endAnalysisRun } from './summary';
 
 export const WEIGHTS_HELP = `Usage: featscope weights [options]
 
@@ -50,16 +51,17 @@ export async function weights(argv: string[]): Promise<number> {
     process.stdout.write(WEIGHTS_HELP);
     return 0;
   }
-  const bins = parsePositiveInt(values.bins as string | undefined, '--bins', 50, 10000, 'weights');
-  const layers = (values.layers as string | undefined)
+  const bins = parsePositiveInt(values.bins, '--bins', 50, 10000, 'weights');
+  const layers = values.layers
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const device = parseDevice(values.device as string | undefined, 'weights');
-  const out = path.resolve((values.out as string | undefined) ?? 'featscope-out');
-  const model = await loadModel(resolveModel(values.model as string | undefined), { device });
+  const device = parseDevice(values.device, 'weights');
+  const out = path.resolve(values.out ?? 'featscope-out');
+  const model = await loadNoted(resolveModel(values.model), { device });
   try {
     fs.mkdirSync(out, { recursive: true });
+    process.stderr.write('featscope: writing report…\n');
     const dist = weightDistributions(model, { bins, layers });
     const chart = await renderWeightHistograms(model, dist, {
       tensors: values.all ? 'all' : dist.tensors.some((t) => t.shape.length >= 2) ? 'weights' : 'all',
@@ -71,7 +73,7 @@ export async function weights(argv: string[]): Promise<number> {
       await writeAtomic(insideOut(out, 'first-conv-filters.png'), filters.png);
     } catch (err) {
       if ((err as { code?: string }).code !== 'NO_RGB_CONV') throw err;
-      process.stderr.write(`weights: ${(err as Error).message}; no filter picture\n`);
+      process.stderr.write(`featscope: weights: ${(err as Error).message}; no filter picture [NO_RGB_CONV]\n`);
     }
     const tensors = dist.tensors.map((t) => ({
       name: t.name,
@@ -137,11 +139,17 @@ export async function weights(argv: string[]): Promise<number> {
         ),
       );
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);
-    process.stderr.write(
-      `weights: ${dist.tensors.length} tensors; wrote ${out}/weights.png${filters ? ', first-conv-filters.png' : ''}, weights.json${report ? ', report.html' : ''}\n`,
+    const files = ['weights.png', ...(filters ? ['first-conv-filters.png'] : []), 'weights.json'].map((f) =>
+      insideOut(out, f),
     );
-    return 0;
+    if (report) files.push(report);
+    process.stderr.write(`featscope: weights: ${dist.tensors.length} tensors\n`);
+    return endAnalysisRun(
+      'weights',
+      { json: Boolean(values.json), out, summary: { report, ...summary } },
+      { done: 0, skipped: 0, failed: [], interrupted: false },
+      files,
+    );
   } finally {
     model.dispose();
   }

@@ -112,7 +112,7 @@ async function loadRGB(image: OverlayImage): Promise<{ rgb: Uint8Array; width: n
   return { rgb: img.rgb, width: img.width as number, height: img.height as number };
 }
 
-function finiteRange(data: Float32Array): [number, number] {
+export function finiteRange(data: Float32Array): [number, number] {
   let min = Infinity;
   let max = -Infinity;
   for (const v of data) {

@@ -7,8 +7,9 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { PYTHON } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { ensureTestModels, MODELS, PYTHON } from '../support/models';
+import { barRows, decode } from '../unit/helpers/colour-bar';
+import { DOG, ensureBuilt, runCli, startCli, tempDir } from './support';
 
 const LAYERS = ['a/b', 'a_b', 'input', 'x', 'x.overlay'];
 
@@ -45,6 +46,7 @@ torch.jit.save(torch.jit.script(seq.eval()), sys.argv[1], _extra_files={"featsco
 let models: string;
 beforeAll(() => {
   ensureBuilt();
+  ensureTestModels();
   models = tempDir('names-models');
   makeNamesModel(path.join(models, 'one.pt'), 0);
   makeNamesModel(path.join(models, 'two.pt'), 1);
@@ -135,4 +137,143 @@ test('rendering a folder into an output folder inside it never reads its own pic
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ inputs: 1, done: 1 });
   }
+});
+
+/**
+ * The analysis commands on the batch runner's conventions (issue 15, item 4): one bad file among
+ * good ones fails alone (exit 1, its [CODE] in the message, the good pictures written), --resume
+ * skips finished images, and the closing lines name every file written.
+ */
+describe('analysis commands: one bad file fails alone', () => {
+  let dir: string;
+  let model: string;
+  beforeAll(() => {
+    dir = tempDir('analysis-bad');
+    fs.copyFileSync(DOG, path.join(dir, 'a.jpg'));
+    fs.copyFileSync(path.join(path.dirname(DOG), 'chelsea.png'), path.join(dir, 'b.png'));
+    fs.writeFileSync(path.join(dir, 'bad.jpg'), 'not a jpeg');
+    model = path.join(models, 'one.pt');
+  });
+
+  /** stdout's JSON; every file it lists as written exists and is named on its own closing line. */
+  function closing(r: ReturnType<typeof runCli>): { written: string[]; exitCode: number } {
+    const json = JSON.parse(r.stdout) as { written: string[]; exitCode: number };
+    expect(json.exitCode).toBe(r.code);
+    for (const f of json.written) {
+      expect(fs.existsSync(f)).toBe(true);
+      expect(r.stderr).toContain(`\n  ${f}\n`);
+    }
+    expect(r.stderr).toMatch(/bad\.jpg: Cannot decode image .* \[IMAGE_DECODE\]/);
+    return json;
+  }
+
+  const mtimes = (files: string[]) => files.map((f) => fs.statSync(f).mtimeMs);
+
+  test.each([
+    ['gradcam', ['--layer', 'x', '--saliency', 'gradient'], ['gradcam-x.png', 'saliency-gradient.png'], 'gradcam.json'],
+    ['attack', ['--method', 'fgsm', '--epsilon', '4/255'], ['divergence.png', 'adversarial.png'], 'attack.json'],
+  ])('%s: exit 1, the good pictures written, --resume skips them', (command, extra, kinds, summary) => {
+    const out = tempDir(`${command}-bad-out`);
+    const args = [command, dir, '--model', model, '--out', out, '--json', ...extra];
+    const r = runCli(args);
+    expect(r.stderr).toContain('featscope: loading model');
+    expect(r.stderr).toContain('featscope: writing report…');
+    expect(r.code).toBe(1);
+    const { written } = closing(r);
+    const pictures = ['a', 'b'].flatMap((name) => kinds.map((k) => path.join(out, `${name}.${k}`)));
+    expect(written).toEqual(expect.arrayContaining([...pictures, path.join(out, summary)]));
+    const json = JSON.parse(fs.readFileSync(path.join(out, summary), 'utf8'));
+    expect(json.images.map((i: { source: string }) => path.basename(i.source))).toEqual(['a.jpg', 'b.png']);
+    expect(json.failed).toEqual([expect.objectContaining({ source: path.join(dir, 'bad.jpg'), code: 'IMAGE_DECODE' })]);
+    // --resume: the two finished images are not redone (their pictures untouched), the bad one is tried again.
+    const before = mtimes(pictures);
+    const again = runCli([...args, '--resume']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('skipped 2 already finished');
+    expect(mtimes(pictures)).toEqual(before);
+    expect(closing(again).written).toEqual(written);
+  });
+
+  test('a layer that does not exist ends the run before any work: exit 2, nothing written', () => {
+    const out = path.join(tempDir('gradcam-typo'), 'out');
+    const r = runCli(['gradcam', dir, '--model', model, '--layer', 'nope', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\[UNKNOWN_LAYER\]/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test.each([
+    ['stats', ['--layers', 'x', '--examples', '0'], ['stats.json', 'stats.png']],
+    ['similarity', ['--layers', 'a_b,x'], ['similarity.json', 'similarity.png']],
+  ])('%s: exit 1 with the bad file listed, the results of the good ones written', (command, extra, files) => {
+    const out = tempDir(`${command}-bad-out`);
+    const r = runCli([command, dir, '--model', model, '--out', out, '--json', ...extra]);
+    expect(r.code).toBe(1);
+    const { written } = closing(r);
+    expect([...written].sort()).toEqual(files.map((f) => path.join(out, f)).sort());
+    expect(JSON.parse(r.stdout).images).toBe(2);
+  });
+});
+
+test('render --overlay draws a colour bar; --normalize shared is in the manifest, a bad mode is a usage error', async () => {
+  const out = tempDir('normalize-out');
+  const model = path.join(models, 'one.pt');
+  const r = runCli([
+    'render',
+    DOG,
+    '--model',
+    model,
+    '--layers',
+    'x',
+    '--overlay',
+    '--normalize',
+    'shared',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(0);
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  expect(m.options.normalize).toBe('shared');
+  const overlay = await decode(fs.readFileSync(path.join(out, m.images[0].layers[0].overlay)));
+  expect(barRows(overlay, 'turbo').length).toBeGreaterThanOrEqual(8);
+  const grid = await decode(fs.readFileSync(path.join(out, m.images[0].layers[0].grid)));
+  expect(barRows(grid, 'viridis').length).toBeGreaterThanOrEqual(8);
+  const bad = runCli(['render', DOG, '--model', model, '--layers', 'x', '--normalize', 'global', '--out', out]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/--normalize must be channel .* or shared .*, not "global" .*\[USAGE\]/);
+});
+
+test('gradcam: Ctrl-C writes the JSON of the images done and exits 130; --resume does the rest', async () => {
+  const dir = tempDir('gradcam-sigint');
+  for (let i = 0; i < 6; i++) fs.copyFileSync(DOG, path.join(dir, `d${i}.jpg`));
+  const out = path.join(dir, 'out');
+  // ResNet-18 with --flow and one image per batch: slow enough to be stopped in the middle.
+  const args = [
+    'gradcam',
+    dir,
+    '--model',
+    MODELS.scripted,
+    '--layer',
+    'layer4',
+    '--batch',
+    '1',
+    '--flow',
+    '--out',
+    out,
+  ];
+  const run = startCli(args, (stderr) => stderr.includes('[1/6]'));
+  await run.started;
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  expect(r.code).toBe(130);
+  expect(r.stderr).toMatch(/interrupted; finished files are complete. Rerun the same command with --resume/);
+  const json = JSON.parse(fs.readFileSync(path.join(out, 'gradcam.json'), 'utf8'));
+  expect(json.interrupted).toBe(true);
+  const done = json.images.length;
+  expect(done).toBeGreaterThanOrEqual(1);
+  expect(done).toBeLessThan(6);
+  const again = runCli([...args, '--resume', '--json']);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toContain(`skipped ${done} already finished`);
+  expect(JSON.parse(again.stdout).images).toHaveLength(6);
 });

@@ -187,8 +187,8 @@ describe('render', () => {
     const grid = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png')).metadata();
     expect(grid.width).toBeGreaterThan(600); // 4 cells of 168 px across
     const overlay = await sharp(path.join(out, 'dog', 'layer4.overlay.png')).metadata();
-    // 448 px of heatmap under the weights banner (30 px) and a title (28 px), 10 px below.
-    expect([overlay.width, overlay.height]).toEqual([448, 448 + 30 + 28 + 10]);
+    // 448 px of heatmap under the weights banner (30 px) and a title (28 px), its colour bar (42 px), 10 px below.
+    expect([overlay.width, overlay.height]).toEqual([448, 448 + 30 + 28 + 42 + 10]);
     // Every picture says the weights are untrained: the banner's red.
     const { data } = await sharp(path.join(out, 'dog', 'layer1.0.conv1.png'))
       .raw()

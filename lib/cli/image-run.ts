@@ -1,0 +1,37 @@
+/**
+ * What the analysis commands over images (gradcam, attack) share on top of the batch runner
+ * (lib/cli/batch.ts): where their per-image records live, which errors end a run, and the
+ * signature that --resume compares.
+ */
+import { FeatscopeError } from '../errors';
+import type { Model } from '../model';
+import { USAGE_CODES } from './args';
+import type { RecordPath } from './batch';
+import { insideOut, modelFingerprint } from './files';
+import { inputSignature } from './model-options';
+
+/**
+ * The pictures of these commands lie flat in --out (`<image>.gradcam-layer4.png`); each image's
+ * record (the mark that it is finished, which --resume trusts) goes to `.featscope/<command>/`
+ * (input names never start with a dot, so this cannot collide with an image's files).
+ */
+export function flatRecordPath(command: string): RecordPath {
+  return (out, input) => insideOut(out, '.featscope', command, `${input.name}.json`);
+}
+
+/** Errors that are the command line's or the model's fault, not one image's: the run stops (exit 2 or 1). */
+const RUN_ENDING = new Set(['NOT_A_CLASSIFIER', 'MODEL_OUTPUT_NOT_LOGITS']);
+
+export function endsRun(err: unknown): boolean {
+  return err instanceof FeatscopeError && (USAGE_CODES.has(err.code) || RUN_ENDING.has(err.code));
+}
+
+/** What --resume compares: the model (path and content), the input options, and the options that change the outputs. */
+export async function runSignature(model: Model, options: Record<string, unknown>): Promise<string> {
+  return JSON.stringify({
+    model: model.path,
+    modelFile: await modelFingerprint(model.path),
+    input: inputSignature(model),
+    ...options,
+  });
+}
