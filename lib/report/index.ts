@@ -11,7 +11,7 @@ import { promises as fs } from 'fs';
 import { once } from 'events';
 import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
-import { atomicStream } from '../cli/files';
+import { atomicStream } from '../fsutil';
 import sharp from 'sharp';
 import { esc, jpegDataUri, num, percent, pngDataUri } from './html';
 import { REPORT_CSS } from './style';
