@@ -1,12 +1,11 @@
 /**
  * One self-contained HTML page for an analysis command (gradcam, weights, attack, stats): the
- * report's stylesheet and weights banner, then sections of pictures and tables. Images are
+ * report pages' one HTML shell (lib/report/shell: CSP, stylesheet, weights banner), then sections of pictures and tables. Images are
  * inlined as data: URIs; all text is escaped.
  */
-import { weightsLabel } from '../metadata';
 import type { Model } from '../model';
 import { esc, num, pngDataUri } from '../report/html';
-import { REPORT_CSS } from '../report/style';
+import { PAGE_END, pageStart } from '../report/shell';
 
 export interface AnalysisSection {
   heading: string;
@@ -23,20 +22,6 @@ export function analysisReport(
   options: Record<string, unknown>,
   sections: AnalysisSection[],
 ): string {
-  const label = weightsLabel(model.metadata);
-  const banner =
-    label.trained === false
-      ? `<div class="banner untrained" role="alert"><div class="big">UNTRAINED WEIGHTS</div>${esc(label.text)}. Export a model with trained weights (<code>scripts/export-model.py --weights imagenet</code>) for meaningful results.</div>`
-      : label.trained === undefined
-        ? `<div class="banner unknown" role="alert"><div class="big">WEIGHTS OF UNKNOWN ORIGIN</div>${esc(label.text)}.</div>`
-        : `<p class="muted">${esc(label.text)}</p>`;
-  const opts = Object.entries(options)
-    .filter(([, v]) => v !== undefined)
-    .map(
-      ([k, v]) =>
-        `<div><span class="muted">${esc(k)}</span> <code>${esc(Array.isArray(v) ? v.join(', ') : v)}</code></div>`,
-    )
-    .join('');
   const cell = (v: string | number, i: number) =>
     typeof v === 'number'
       ? `<td class="n">${esc(num(v))}</td>`
@@ -58,14 +43,13 @@ export function analysisReport(
     })
     .join('');
   return (
-    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
-    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'">` +
-    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<title>${esc(title)}</title><style>${REPORT_CSS}</style></head><body><main>` +
-    `<header class="top"><h1>${esc(title)}</h1><div class="muted">${esc(model.metadata.architecture ?? model.type)} · ${esc(model.path)} · ${esc(model.device)}</div></header>` +
-    banner +
-    (opts ? `<section class="card summary">${opts}</section>` : '') +
+    pageStart({
+      title,
+      subtitle: [model.metadata.architecture ?? model.type, model.path, model.device],
+      metadata: model.metadata,
+      options,
+    }) +
     body +
-    '</main></body></html>\n'
+    PAGE_END
   );
 }
