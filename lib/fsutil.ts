@@ -52,7 +52,7 @@ export function atomicStream(file: string): {
   };
 }
 
-/** Remove temporary files left by a run that was killed (not a clean Ctrl-C) in `dir`. */
+/** Remove temporary files (and a report's temporary picture folder) left in `dir` by a run that was killed. */
 export async function removeStaleTemps(dir: string): Promise<void> {
   let names: string[];
   try {
@@ -61,7 +61,9 @@ export async function removeStaleTemps(dir: string): Promise<void> {
     return;
   }
   await Promise.all(
-    names.filter((n) => n.startsWith(TEMP_MARK)).map((n) => fs.promises.rm(path.join(dir, n), { force: true })),
+    names
+      .filter((n) => n.startsWith(TEMP_MARK))
+      .map((n) => fs.promises.rm(path.join(dir, n), { recursive: true, force: true })),
   );
 }
 

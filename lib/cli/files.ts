@@ -28,7 +28,7 @@ export function layerFileName(layer: string): string {
 }
 
 /** Picture kinds written beside a layer's grid (`<base><kind>.png`), and names taken in an image's folder. */
-const KIND_SUFFIXES = ['.overlay'];
+const KIND_SUFFIXES = ['.overlay', '.top'];
 const TAKEN = new Set(['input', 'record', 'manifest', 'report']);
 
 /**
