@@ -4,8 +4,9 @@
  * options summary. Pages differ only in what they put between pageStart() and PAGE_END.
  *
  * The CSP allows no script and no network request. Pictures come from data: URIs, and with
- * `assets: 'linked'` also from files beside the page ('self' for a served page, file: for a page
- * opened from disk, where Chromium's 'self' does not match).
+ * `assets: 'linked'` also from files beside the page: 'self' (a served page; Chromium also
+ * matches a file:// page's neighbours with it) and file: for browsers that give file:// pages an
+ * opaque origin. Images only: no script can run to read them.
  */
 import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
