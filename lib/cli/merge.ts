@@ -243,6 +243,7 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
                 ...l,
                 grid: rel(shard.dir, l.grid),
                 ...(l.overlay ? { overlay: rel(shard.dir, l.overlay) } : {}),
+                ...(l.topMaps ? { topMaps: { ...l.topMaps, file: rel(shard.dir, l.topMaps.file) } } : {}),
               })),
             }
           : {}),
