@@ -51,5 +51,5 @@ export type {
   LayerStatsState,
 } from './stats';
 export type { Prediction } from './common';
-export { analysisReport } from './report';
-export type { AnalysisSection } from './report';
+export { analysisPage, analysisReport, writeAnalysisReport } from './report';
+export type { AnalysisPage, AnalysisSection } from './report';

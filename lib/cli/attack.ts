@@ -3,17 +3,27 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import {
-  analysisReport,
+  analysisPage,
   fgsm,
   pgd,
   renderAttackGrids,
   renderDivergenceChart,
   type AnalysisSection,
   type AttackResult,
+  writeAnalysisReport,
 } from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseResize,
+  usage,
+  parseReportAssets,
+} from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
@@ -38,6 +48,7 @@ ${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --class N[,N]    class to attack (one for all, or one per image); default: the prediction
   -l, --layers A,B     layers to compare (default: every conv and linear layer)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -81,6 +92,7 @@ export async function attack(argv: string[]): Promise<number> {
       class: { type: 'string' },
       layers: { type: 'string', short: 'l' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
@@ -91,6 +103,7 @@ export async function attack(argv: string[]): Promise<number> {
     process.stdout.write(ATTACK_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'] as string | undefined, 'attack');
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
   const method = (values.method as string | undefined) ?? 'pgd';
   if (method !== 'fgsm' && method !== 'pgd')
@@ -183,14 +196,15 @@ export async function attack(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(
+      await writeAnalysisReport(
         report,
-        analysisReport(
+        analysisPage(
           model,
           'featscope adversarial paths',
           { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined },
           sections,
         ),
+        reportAssets,
       );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);

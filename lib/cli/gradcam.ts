@@ -2,13 +2,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  analysisReport,
+  analysisPage,
   gradCamOverlays,
   gradientFlow,
   renderFlowChart,
   saliencyOverlays,
   type AnalysisSection,
   type SaliencyMethod,
+  writeAnalysisReport,
 } from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
@@ -21,6 +22,7 @@ import {
   parsePositiveInt,
   parseResize,
   usage,
+  parseReportAssets,
 } from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileNames, writeAtomic } from './files';
@@ -44,6 +46,7 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
                        (integrated gradients, from the mean colour)
       --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -98,6 +101,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       saliency: { type: 'string' },
       samples: { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       batch: { type: 'string' },
       out: { type: 'string', short: 'o' },
@@ -109,6 +113,7 @@ export async function gradcam(argv: string[]): Promise<number> {
     process.stdout.write(GRADCAM_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'] as string | undefined, 'gradcam');
   if (positionals.length === 0) throw usage('gradcam needs at least one image, folder or glob', 'gradcam');
   const layer = ((values.layer as string | undefined) ?? 'layer4').trim();
   const classes = parseClasses(values.class as string | undefined, 'gradcam');
@@ -232,9 +237,10 @@ export async function gradcam(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(
+      await writeAnalysisReport(
         report,
-        analysisReport(model, 'featscope Grad-CAM', { layer, images: inputs.length, resize }, sections),
+        analysisPage(model, 'featscope Grad-CAM', { layer, images: inputs.length, resize }, sections),
+        reportAssets,
       );
     }
     if (values.json) process.stdout.write(`${JSON.stringify({ out, report, ...summary }, null, 2)}\n`);

@@ -1,9 +1,18 @@
 /** `featscope stats`: per-layer, per-channel activation statistics over many images, streamed in batches. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, folderStats, renderChannelExamples, renderStatsChart } from '../analysis';
+import { analysisPage, folderStats, renderChannelExamples, renderStatsChart, writeAnalysisReport } from '../analysis';
 import type { LayerStatisticsOverFolder } from '../analysis/stats';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseResize,
+  usage,
+  parseReportAssets,
+} from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -26,6 +35,7 @@ ${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,
       --examples N     per layer, draw the top images of its N strongest channels (default 8, 0: none)
       --top-images K   top images kept per channel (default 5)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -54,6 +64,7 @@ export async function stats(argv: string[]): Promise<number> {
       examples: { type: 'string' },
       'top-images': { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
@@ -64,6 +75,7 @@ export async function stats(argv: string[]): Promise<number> {
     process.stdout.write(STATS_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'] as string | undefined, 'stats');
   if (positionals.length === 0) throw usage('stats needs images, a folder or a glob', 'stats');
   const layers = ((values.layers as string | undefined) ?? 'relu,layer1,layer2,layer3,layer4')
     .split(',')
@@ -160,9 +172,9 @@ export async function stats(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(
+      await writeAnalysisReport(
         report,
-        analysisReport(
+        analysisPage(
           model,
           'featscope activation statistics',
           { images: s.images, failed: s.failed.length, layers, batch },
@@ -199,6 +211,7 @@ export async function stats(argv: string[]): Promise<number> {
             },
           ],
         ),
+        reportAssets,
       );
     }
     if (values.json)

@@ -14,11 +14,11 @@
  */
 import { promises as fs } from 'fs';
 import { once } from 'events';
-import * as path from 'path';
 import sharp from 'sharp';
 import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
-import { atomicStream, tempPath } from '../fsutil';
+import { atomicStream } from '../fsutil';
+import { assetFolder } from './assets';
 import { esc, num, percent } from './html';
 import { PAGE_END, pageStart, type ReportAssets } from './shell';
 
@@ -276,48 +276,27 @@ function inlineSink(): AssetSink {
   };
 }
 
-/**
- * Pictures in `<page>_files/` beside the page, linked by relative URLs. The folder is written
- * under a temporary name and swapped in just before the page, so neither is ever half-written.
- */
+/** Pictures in `<page>_files/` beside the page, linked by relative URLs (lib/report/assets). */
 async function linkedSink(page: string): Promise<AssetSink> {
-  const folder = `${path.basename(page).replace(/\.html?$/i, '')}_files`;
-  const final = path.join(path.dirname(page), folder);
-  const tmp = tempPath(final);
-  await fs.mkdir(tmp);
+  const folder = await assetFolder(page);
   const src = async (file: string, kind: PictureKind, name: string): Promise<string> => {
-    let target: string;
     if (kind === 'photo') {
-      target = `${name}.webp`;
-      await sharp(file).webp({ quality: REPORT_PHOTO_QUALITY }).toFile(path.join(tmp, target));
-    } else {
-      target = `${name}.png`;
-      await fs.copyFile(file, path.join(tmp, target));
+      await sharp(file)
+        .webp({ quality: REPORT_PHOTO_QUALITY })
+        .toFile(folder.staged(`${name}.webp`));
+      return folder.url(`${name}.webp`);
     }
-    return `${encodeURIComponent(folder)}/${encodeURIComponent(target)}`;
+    return folder.copy(file, `${name}.png`);
   };
   return {
-    dir: final,
+    dir: folder.dir,
     src,
     async maps(file, _cells, name) {
       const size = await pngSize(file);
       return { src: await src(file, 'grid', name), width: size?.[0] ?? 0, height: size?.[1] ?? 0, dx: 0, dy: 0 };
     },
-    async commit() {
-      const old = tempPath(final);
-      const hadOld = await fs.rename(final, old).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return false;
-          throw err;
-        },
-      );
-      await fs.rename(tmp, final);
-      if (hadOld) await fs.rm(old, { recursive: true, force: true });
-    },
-    async abort() {
-      await fs.rm(tmp, { recursive: true, force: true });
-    },
+    commit: () => folder.commit(),
+    abort: () => folder.abort(),
   };
 }
 

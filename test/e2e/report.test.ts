@@ -403,6 +403,39 @@ maybe('reports that scale', () => {
     expect(bad.stderr).toMatch(/\[USAGE\]/);
   });
 
+  test('analysis reports share the shell and take --report-assets linked too (weights)', async () => {
+    const out = tempDir('report-weights');
+    const r = runCli(['weights', '--model', MODELS.scripted, '--report', '--report-assets', 'linked', '--out', out]);
+    expect(r.stderr).not.toMatch(/error|failed/i);
+    expect(r.code).toBe(0);
+    const page = path.join(out, 'report.html');
+    const html = fs.readFileSync(page, 'utf8');
+    expect(html).not.toContain('data:image');
+    expect(html).toContain("img-src data: 'self' file:");
+    expect(html).toContain('UNTRAINED WEIGHTS');
+    const assets = fs.readdirSync(path.join(out, 'report_files')).sort();
+    expect(assets).toEqual(['a0-0.png', 'a1-0.png']); // the histograms, the first conv's filters
+    expect(
+      fs
+        .readFileSync(path.join(out, 'report_files', 'a0-0.png'))
+        .equals(fs.readFileSync(path.join(out, 'weights.png'))),
+    ).toBe(true);
+    const { result, requests, errors } = await inChromium(`file://${page}`, async (p) => p.evaluate(LOAD_ALL));
+    expect(errors).toEqual([]);
+    expect(result).toEqual([]);
+    expect(requests.filter((u) => u !== `file://${page}` && !u.startsWith(`file://${out}/report_files/`))).toEqual([]);
+    // inline (the default): one file, the same shell
+    const inline = tempDir('report-weights-inline');
+    expect(runCli(['weights', '--model', MODELS.scripted, '--report', '--out', inline]).code).toBe(0);
+    const one = fs.readFileSync(path.join(inline, 'report.html'), 'utf8');
+    expect((one.match(/src="data:image\/png;base64,/g) ?? []).length).toBe(2);
+    expect(one).toContain('img-src data:;');
+    expect(fs.existsSync(path.join(inline, 'report_files'))).toBe(false);
+    const bad = runCli(['weights', '--model', MODELS.scripted, '--report-assets', 'x', '--out', inline]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--report-assets must be one of inline, linked, not "x"/);
+  });
+
   test('60 photos x 4 layers with overlays: one self-contained page of at most 15 MB', async () => {
     // The fixture photos (and the shared data set's, where the checkout has it), repeated to 60.
     const sources = [path.dirname(DOG), path.join(ROOT, '..', 'shared', 'data', 'images')]
