@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { renderOverlay, writeReport } from '../../lib';
+import { nameInputs } from '../../lib/cli/inputs';
 
 const DOG = path.join(__dirname, '..', 'fixtures', 'images', 'dog.jpg');
 
@@ -134,4 +135,11 @@ test('--report-assets linked as an API option: the grid is the PNG file itself, 
   expect(fs.readFileSync(file).equals(before)).toBe(true);
   expect(fs.readdirSync(r.assets!).sort()).toEqual(['i0-input.webp', 'i0-l0-grid.png']);
   expect(fs.readdirSync(dir).filter((n) => n.includes('featscope-tmp'))).toEqual([]);
+});
+
+test("an input named report_files never gets the linked report's picture folder as its output folder", () => {
+  const names = nameInputs(['/p/report_files.jpg', '/p/Report_Files.png', '/p/dog.jpg']).map((i) => i.name);
+  expect(names[0]).toMatch(/^report_files-[0-9a-f]{8}$/);
+  expect(names[1]).toMatch(/^Report_Files-[0-9a-f]{8}$/);
+  expect(names[2]).toBe('dog');
 });
