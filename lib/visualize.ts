@@ -57,9 +57,19 @@ export interface RenderedLayer {
   grid: ChannelGrid;
   overlay?: RenderedImage;
   top: TopChannel[];
+  /**
+   * The maps of the `top` channels, in the same order: one row of cells (the map's own size, at
+   * most TOP_MAP_SIZE px) drawn
+   * like the grid (same colour map, each cell its own range), no labels or frame. The layout
+   * gives each cell's real channel index and place (the report crops its thumbnails from it).
+   */
+  topMaps: ChannelGrid;
   stats: LayerStatistics;
   channels: ChannelColumns;
 }
+
+/** Longer side of a top-channel thumbnail, in pixels. */
+export const TOP_MAP_SIZE = 24;
 
 export interface RenderLayersOptions {
   channels?: ChannelSelection;
@@ -147,6 +157,33 @@ export async function renderImageLayers(
       score: r.score,
       maxAt: r.maxAt,
     }));
+    const topDrawn = await drawChannelGrid(capture, {
+      channels: top.map((t) => t.channel),
+      columns: Math.max(1, top.length),
+      // Small maps at their own size (the report enlarges them, pixelated); larger ones shrink to TOP_MAP_SIZE.
+      cellSize: Math.min(TOP_MAP_SIZE, Math.max(capture.shape[2], capture.shape[3])),
+      labels: false,
+      gap: 2,
+      colormap: options.colormap ?? 'viridis',
+      batchIndex,
+    });
+    let topCanvas = topDrawn.canvas;
+    let topLayout = topDrawn.layout;
+    if (options.label) {
+      // The strip carries the weights banner too; its cells move by the frame's offset.
+      const { metadata, source } = options.label;
+      const framed = await frameCanvas(topCanvas, metadata, `${source} · ${capture.name} · top ${k} by max`, []);
+      const dx = Math.floor((framed.width - topCanvas.width) / 2),
+        dy = framed.height - topCanvas.height - FRAME_CAPTION_HEIGHT;
+      topLayout = topLayout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
+      topCanvas = framed;
+    }
+    const topMaps: ChannelGrid = {
+      png: await encodePng(topCanvas),
+      width: topCanvas.width,
+      height: topCanvas.height,
+      layout: topLayout,
+    };
     let gridCanvas = drawn.canvas;
     let layout = drawn.layout;
     let overlayCanvas: RgbCanvas | undefined;
@@ -206,7 +243,7 @@ export async function renderImageLayers(
       width: overlayCanvas.width,
       height: overlayCanvas.height,
     };
-    out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, stats, channels });
+    out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, topMaps, stats, channels });
   }
   return out;
 }

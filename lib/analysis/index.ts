@@ -53,5 +53,5 @@ export type {
   SketchState,
 } from './stats';
 export type { Prediction } from './common';
-export { analysisReport } from './report';
-export type { AnalysisSection } from './report';
+export { analysisPage, analysisReport, writeAnalysisReport } from './report';
+export type { AnalysisPage, AnalysisSection } from './report';

@@ -1,12 +1,14 @@
 /**
  * One self-contained HTML page for an analysis command (gradcam, weights, attack, stats): the
- * report's stylesheet and weights banner, then sections of pictures and tables. Images are
- * inlined as data: URIs; all text is escaped.
+ * report pages' one HTML shell (lib/report/shell: CSP, stylesheet, weights banner), then
+ * sections of pictures and tables. Images are inlined as data: URIs, or linked files beside the
+ * page (--report-assets linked); all text is escaped.
  */
-import { weightsLabel } from '../metadata';
 import type { Model } from '../model';
 import { esc, num, pngDataUri } from '../report/html';
-import { REPORT_CSS } from '../report/style';
+import { writeAtomic } from '../fsutil';
+import { assetFolder } from '../report/assets';
+import { PAGE_END, pageStart, type ReportAssets } from '../report/shell';
 
 export interface AnalysisSection {
   heading: string;
@@ -17,26 +19,67 @@ export interface AnalysisSection {
   table?: { head: string[]; rows: (string | number)[][] };
 }
 
+/** The page as one self-contained string: pictures inlined as data: URIs. */
 export function analysisReport(
   model: Model,
   title: string,
   options: Record<string, unknown>,
   sections: AnalysisSection[],
 ): string {
-  const label = weightsLabel(model.metadata);
-  const banner =
-    label.trained === false
-      ? `<div class="banner untrained" role="alert"><div class="big">UNTRAINED WEIGHTS</div>${esc(label.text)}. Export a model with trained weights (<code>scripts/export-model.py --weights imagenet</code>) for meaningful results.</div>`
-      : label.trained === undefined
-        ? `<div class="banner unknown" role="alert"><div class="big">WEIGHTS OF UNKNOWN ORIGIN</div>${esc(label.text)}.</div>`
-        : `<p class="muted">${esc(label.text)}</p>`;
-  const opts = Object.entries(options)
-    .filter(([, v]) => v !== undefined)
-    .map(
-      ([k, v]) =>
-        `<div><span class="muted">${esc(k)}</span> <code>${esc(Array.isArray(v) ? v.join(', ') : v)}</code></div>`,
-    )
-    .join('');
+  return renderAnalysisPage({ model, title, options, sections }, 'inline', (im) => pngDataUri(im.png));
+}
+
+/** What an analysis page shows, for writeAnalysisReport(). */
+export interface AnalysisPage {
+  model: Model;
+  title: string;
+  options: Record<string, unknown>;
+  sections: AnalysisSection[];
+}
+
+export function analysisPage(
+  model: Model,
+  title: string,
+  options: Record<string, unknown>,
+  sections: AnalysisSection[],
+): AnalysisPage {
+  return { model, title, options, sections };
+}
+
+/**
+ * Write the page to `file`: `assets: 'inline'` (default) as analysisReport() gives it;
+ * `'linked'` with its pictures in `<page>_files/` beside it (a<section>-<picture>.png), the folder
+ * swapped in whole before the page is written, so neither is ever half-written.
+ */
+export async function writeAnalysisReport(
+  file: string,
+  page: AnalysisPage,
+  assets: ReportAssets = 'inline',
+): Promise<void> {
+  const { model, title, options, sections } = page;
+  if (assets === 'inline') {
+    await writeAtomic(file, analysisReport(model, title, options, sections));
+    return;
+  }
+  const folder = await assetFolder(file);
+  try {
+    const urls = new Map<Buffer, string>();
+    for (const [i, s] of sections.entries())
+      for (const [j, im] of (s.images ?? []).entries()) urls.set(im.png, await folder.put(`a${i}-${j}.png`, im.png));
+    const html = renderAnalysisPage(page, 'linked', (im) => urls.get(im.png)!);
+    await folder.commit();
+    await writeAtomic(file, html);
+  } catch (err) {
+    await folder.abort();
+    throw err;
+  }
+}
+
+function renderAnalysisPage(
+  { model, title, options, sections }: AnalysisPage,
+  assets: ReportAssets,
+  srcOf: (image: { png: Buffer }) => string,
+): string {
   const cell = (v: string | number, i: number) =>
     typeof v === 'number'
       ? `<td class="n">${esc(num(v))}</td>`
@@ -48,7 +91,7 @@ export function analysisReport(
       const images = (s.images ?? [])
         .map(
           (im) =>
-            `<figure class="fit"><img src="${pngDataUri(im.png)}" alt="${esc(im.caption)}"${im.width ? ` style="max-width:${im.width}px"` : ''}><figcaption>${esc(im.caption)}</figcaption></figure>`,
+            `<figure class="fit"><img src="${esc(srcOf(im))}" alt="${esc(im.caption)}"${im.width ? ` style="max-width:${im.width}px"` : ''}><figcaption>${esc(im.caption)}</figcaption></figure>`,
         )
         .join('');
       const table = s.table
@@ -58,14 +101,14 @@ export function analysisReport(
     })
     .join('');
   return (
-    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
-    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'">` +
-    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<title>${esc(title)}</title><style>${REPORT_CSS}</style></head><body><main>` +
-    `<header class="top"><h1>${esc(title)}</h1><div class="muted">${esc(model.metadata.architecture ?? model.type)} · ${esc(model.path)} · ${esc(model.device)}</div></header>` +
-    banner +
-    (opts ? `<section class="card summary">${opts}</section>` : '') +
+    pageStart({
+      title,
+      subtitle: [model.metadata.architecture ?? model.type, model.path, model.device],
+      metadata: model.metadata,
+      options,
+      assets,
+    }) +
     body +
-    '</main></body></html>\n'
+    PAGE_END
   );
 }

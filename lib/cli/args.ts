@@ -7,6 +7,7 @@ import type { Model } from '../model';
 import { MAX_THREADS, packageRoot } from '../native';
 import { setNumThreads } from '../threads';
 import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
+import { REPORT_ASSETS, type ReportAssets } from '../report/shell';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -143,6 +144,14 @@ export function parseChannels(value: string | undefined, command: string): Chann
     `--channels takes a count (16), top:k[:max|mean] (top:16) or a list (3,7,9), not ${JSON.stringify(v)}`,
     command,
   );
+}
+
+/** --report-assets: inline (default, one self-contained file) or linked (pictures in report_files/ beside it). */
+export function parseReportAssets(value: string | undefined, command: string): ReportAssets {
+  const v = value ?? 'inline';
+  if (!(REPORT_ASSETS as readonly string[]).includes(v))
+    throw usage(`--report-assets must be one of ${REPORT_ASSETS.join(', ')}, not ${JSON.stringify(v)}`, command);
+  return v as ReportAssets;
 }
 
 export function parseColormap(

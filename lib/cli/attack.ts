@@ -3,17 +3,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import {
-  analysisReport,
+  analysisPage,
   fgsm,
   pgd,
   renderAttackGrids,
   renderDivergenceChart,
   type AnalysisSection,
   type AttackResult,
+  writeAnalysisReport,
 } from '../analysis';
 import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import type { Model } from '../model';
+import type { ReportAssets } from '../report';
 import {
   checkLayers,
   DEVICE_OPTION,
@@ -23,6 +25,7 @@ import {
   parsePositiveInt,
   parseResize,
   usage,
+  parseReportAssets,
 } from './args';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
@@ -52,6 +55,7 @@ ${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --class N[,N]    class to attack (one for all, or one per image); default: the prediction
   -l, --layers A,B     layers to compare (default: every conv and linear layer)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -100,6 +104,7 @@ export async function attack(argv: string[]): Promise<number> {
       class: { type: 'string' },
       layers: { type: 'string', short: 'l' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
       resume: { type: 'boolean' },
@@ -111,6 +116,7 @@ export async function attack(argv: string[]): Promise<number> {
     process.stdout.write(ATTACK_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'attack');
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
   const method = values.method ?? 'pgd';
   if (method !== 'fgsm' && method !== 'pgd')
@@ -142,6 +148,7 @@ export async function attack(argv: string[]): Promise<number> {
       resize,
       out,
       report: Boolean(values.report),
+      reportAssets,
       resume: Boolean(values.resume),
       json: Boolean(values.json),
     });
@@ -174,6 +181,7 @@ async function attackWith(
     resize: 'squash' | 'crop';
     out: string;
     report: boolean;
+    reportAssets: ReportAssets;
     resume: boolean;
     json: boolean;
   },
@@ -256,14 +264,15 @@ async function attackWith(
     const sections: AnalysisSection[] = [];
     for (const r of records) sections.push(await reportSection(r, out, o.resize, norm));
     report = insideOut(out, 'report.html');
-    await writeAtomic(
+    await writeAnalysisReport(
       report,
-      analysisReport(
+      analysisPage(
         model,
         'featscope adversarial paths',
         { method, epsilon: `${(epsilon * 255).toFixed(2)}/255`, steps: method === 'pgd' ? steps : undefined },
         sections,
       ),
+      o.reportAssets,
     );
     files.push(report);
   }

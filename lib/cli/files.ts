@@ -3,12 +3,13 @@
  * checked to stay inside the output folder, and files are written to a temporary name and
  * renamed, so an interrupted run never leaves a half-written file under a final name.
  */
-import { createHash, randomBytes } from 'crypto';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError } from '../errors';
 
-const TEMP_MARK = '.featscope-tmp-';
+// The atomic-write helpers live in lib/fsutil (shared with lib/report); re-exported for the CLI's callers.
+export { atomicStream, isTempName, removeStaleTemps, writeAtomic } from '../fsutil';
 
 /** A file-name-safe form of `name`: [A-Za-z0-9._-] only, no leading dot, at most 80 characters. */
 export function safeName(name: string, fallback = 'item'): string {
@@ -27,7 +28,7 @@ export function layerFileName(layer: string): string {
 }
 
 /** Picture kinds written beside a layer's grid (`<base><kind>.png`), and names taken in an image's folder. */
-const KIND_SUFFIXES = ['.overlay'];
+const KIND_SUFFIXES = ['.overlay', '.top'];
 const TAKEN = new Set(['input', 'record', 'manifest', 'report']);
 
 /**
@@ -86,60 +87,4 @@ export function insideOut(out: string, ...parts: string[]): string {
     );
   }
   return full;
-}
-
-/** Write a file atomically: a temporary name in the same folder, then rename. */
-export async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `${TEMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
-  try {
-    await fs.promises.writeFile(tmp, data);
-    await fs.promises.rename(tmp, file);
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-/** A write stream to a temporary name; `commit()` renames it into place, `abort()` removes it. */
-export function atomicStream(file: string): {
-  stream: fs.WriteStream;
-  commit(): Promise<void>;
-  abort(): Promise<void>;
-} {
-  const tmp = path.join(path.dirname(file), `${TEMP_MARK}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
-  const stream = fs.createWriteStream(tmp);
-  const closed = new Promise<void>((resolve, reject) => {
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  return {
-    stream,
-    async commit() {
-      stream.end();
-      await closed;
-      await fs.promises.rename(tmp, file);
-    },
-    async abort() {
-      stream.destroy();
-      await closed.catch(() => undefined);
-      await fs.promises.rm(tmp, { force: true });
-    },
-  };
-}
-
-/** Remove temporary files left by a run that was killed (not a clean Ctrl-C) in `dir`. */
-export async function removeStaleTemps(dir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await fs.promises.readdir(dir);
-  } catch {
-    return;
-  }
-  await Promise.all(
-    names.filter((n) => n.startsWith(TEMP_MARK)).map((n) => fs.promises.rm(path.join(dir, n), { force: true })),
-  );
-}
-
-export function isTempName(name: string): boolean {
-  return name.startsWith(TEMP_MARK);
 }

@@ -1,12 +1,20 @@
 /** `featscope gradcam`: Grad-CAM overlays per image (and, with --flow, gradient-flow charts), JSON and report. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, gradientFlow, renderFlowChart, type AnalysisSection, type SaliencyMethod } from '../analysis';
+import {
+  analysisPage,
+  gradientFlow,
+  renderFlowChart,
+  type AnalysisSection,
+  type SaliencyMethod,
+  writeAnalysisReport,
+} from '../analysis';
 import { normalisationOf, type Prediction } from '../analysis/common';
 import { gradCamOverlaysOf, type GradCamOverlay } from '../analysis/gradcam';
 import { saliencyOverlaysOf, type SaliencyOverlay } from '../analysis/saliency';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
+import type { ReportAssets } from '../report';
 import { preprocess } from '../preprocess';
 import type { ColormapName } from '../render';
 import {
@@ -19,6 +27,7 @@ import {
   parsePositiveInt,
   parseResize,
   usage,
+  parseReportAssets,
 } from './args';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
@@ -46,6 +55,7 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
                        (integrated gradients, from the mean colour)
       --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -105,6 +115,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       saliency: { type: 'string' },
       samples: { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       batch: { type: 'string' },
       out: { type: 'string', short: 'o' },
@@ -117,6 +128,7 @@ export async function gradcam(argv: string[]): Promise<number> {
     process.stdout.write(GRADCAM_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'gradcam');
   if (positionals.length === 0) throw usage('gradcam needs at least one image, folder or glob', 'gradcam');
   const layer = (values.layer ?? 'layer4').trim();
   const classes = parseClasses(values.class, 'gradcam');
@@ -151,6 +163,7 @@ export async function gradcam(argv: string[]): Promise<number> {
       samples,
       flow: Boolean(values.flow),
       report: Boolean(values.report),
+      reportAssets,
       resume: Boolean(values.resume),
       json: Boolean(values.json),
       out,
@@ -185,6 +198,7 @@ async function gradcamWith(
     samples: number | undefined;
     flow: boolean;
     report: boolean;
+    reportAssets: ReportAssets;
     resume: boolean;
     json: boolean;
     out: string;
@@ -323,9 +337,10 @@ async function gradcamWith(
       });
     }
     report = insideOut(out, 'report.html');
-    await writeAtomic(
+    await writeAnalysisReport(
       report,
-      analysisReport(model, 'featscope Grad-CAM', { layer, images: o.inputs.length, resize }, sections),
+      analysisPage(model, 'featscope Grad-CAM', { layer, images: o.inputs.length, resize }, sections),
+      o.reportAssets,
     );
     files.push(report);
   }

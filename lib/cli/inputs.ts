@@ -193,10 +193,12 @@ export function nameInputs(paths: string[]): InputImage[] {
   const stems = paths.map((p) => safeName(path.basename(p, path.extname(p)), 'image'));
   const counts = new Map<string, number>();
   for (const s of stems) counts.set(s, (counts.get(s) ?? 0) + 1);
-  const reserved = new Set(['manifest.json', 'report.html']);
+  // report_files: the linked report's pictures (--report-assets linked), a folder replaced whole.
+  const reserved = new Set(['manifest.json', 'report.html', 'report_files']);
   return paths.map((p, i) => {
     const stem = stems[i];
-    const name = (counts.get(stem) ?? 0) > 1 || reserved.has(stem) ? `${stem}-${shortHash(path.resolve(p))}` : stem;
+    const name =
+      (counts.get(stem) ?? 0) > 1 || reserved.has(stem.toLowerCase()) ? `${stem}-${shortHash(path.resolve(p))}` : stem;
     return { source: p, name };
   });
 }

@@ -2,15 +2,25 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  analysisReport,
+  analysisPage,
   featureVisualization,
   featureVisualizations,
   renderFeatureVisualization,
   type AnalysisSection,
   type FeatureVisResult,
+  writeAnalysisReport,
 } from '../analysis';
 import { loadNoted } from './model-options';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseReportAssets,
+  resolveModel,
+  usage,
+} from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
@@ -35,6 +45,7 @@ Options:
       --lr X           mean change per step, in normalised input units (default 0.05)
       --seed N         seed of the start noise and the jitter (default 0)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
@@ -62,6 +73,7 @@ export async function maximize(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       batch: { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
     },
@@ -71,6 +83,7 @@ export async function maximize(argv: string[]): Promise<number> {
     process.stdout.write(MAXIMIZE_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'maximize');
   const layer = values.layer?.trim();
   if (!layer) throw usage('maximize needs --layer NAME (`featscope layers` lists them)', 'maximize');
   const channelsArg = values.channels;
@@ -155,7 +168,11 @@ export async function maximize(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(report, analysisReport(model, 'featscope feature visualisation', { layer, steps }, sections));
+      await writeAnalysisReport(
+        report,
+        analysisPage(model, 'featscope feature visualisation', { layer, steps }, sections),
+        reportAssets,
+      );
     }
     if (report) files.push(report);
     return endAnalysisRun(

@@ -32,7 +32,7 @@ Slurm array) into one. Every shard 0..N-1 must be there, each once.
   similarity      similarity.json and similarity.png: CKA over all images' pooled features,
                   stacked in the run's image order, as one run computes it
   render, export  one manifest.json over all shards (file paths relative to DIR) and, for
-                  render, one report.html
+                  render, one report.html (with report_files/ if the shards used --report-assets linked)
 
 Options:
   -o, --out DIR     where to write (default: the folder holding the shards)
@@ -286,7 +286,7 @@ interface BatchRecord {
   source: string;
   name: string;
   input?: string;
-  layers?: Array<{ grid: string; overlay?: string } & Record<string, unknown>>;
+  layers?: Array<{ grid: string; overlay?: string; topMaps?: { file: string } } & Record<string, unknown>>;
   captures?: Array<{ file: string } & Record<string, unknown>>;
 }
 
@@ -316,6 +316,7 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
                 ...l,
                 grid: rel(shard.dir, l.grid),
                 ...(l.overlay ? { overlay: rel(shard.dir, l.overlay) } : {}),
+                ...(l.topMaps ? { topMaps: { ...l.topMaps, file: rel(shard.dir, l.topMaps.file) } } : {}),
               })),
             }
           : {}),
@@ -368,11 +369,14 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
             ...l,
             grid: path.join(out, l.grid),
             overlay: l.overlay && path.join(out, l.overlay),
+            topMaps: l.topMaps && { ...l.topMaps, file: path.join(out, l.topMaps.file) },
           })) as unknown as ReportImage['layers'],
         };
       }
     }
     const o = options as Record<string, unknown>;
+    // The merged report carries its pictures the way the shards' reports did (--report-assets).
+    const linked = shards.some((s) => fs.existsSync(path.join(s.dir, 'report_files')));
     await writeReport(insideOut(out, 'report.html'), {
       title: 'featscope report',
       featscopeVersion: String(first.featscope),
@@ -393,8 +397,10 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
       totalImages: images.length,
       failed,
       interrupted,
+      assets: linked ? 'linked' : 'inline',
     });
     files.push('report.html');
+    if (linked) files.push('report_files/');
   }
   return { images: images.length, files };
 }

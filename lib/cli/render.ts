@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError } from '../errors';
 import { type Model } from '../model';
-import { writeReport, type ReportImage } from '../report';
+import { writeReport, type ReportAssets, type ReportImage, type ReportLayer } from '../report';
 import { encodePng } from '../render/canvas';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
@@ -18,6 +18,7 @@ import {
   parseLayers,
   parsePositiveInt,
   parseResize,
+  parseReportAssets,
   usage,
 } from './args';
 import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
@@ -47,6 +48,8 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0
                           scale for all shown channels, in the title and a colour bar in real values)
       --overlay           also write the layer's mean activation over the photo, with a colour bar
       --report            also write report.html (one file, opens from file://)
+      --report-assets HOW inline (default: pictures inside report.html) | linked (pictures in
+                          report_files/ beside it: a smaller page, keep the two together)
       --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
       --device DEV        auto (default) | cpu | cuda | cuda:N
 ${devicesHelp(26)}      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -69,6 +72,8 @@ Example:
 /** A layer as visualize() reports it (paths relative to --out), plus the module type. */
 interface LayerRecord extends VisualizedLayer {
   type?: string;
+  /** The top channels' maps (`<base>.top.png`) and each one's cell, for the report's thumbnails. */
+  topMaps?: ReportLayer['topMaps'];
 }
 
 interface RenderRecord extends ImageRecordBase {
@@ -102,6 +107,7 @@ export async function render(argv: string[]): Promise<number> {
       overlay: { type: 'boolean' },
       normalize: { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
     },
     true,
   );
@@ -122,6 +128,7 @@ export async function render(argv: string[]): Promise<number> {
   const outBase = path.resolve(values.out ?? 'featscope-out');
   const out = shardOut(outBase, shard);
   const overlay = Boolean(values.overlay);
+  const reportAssets = parseReportAssets(values['report-assets'], 'render');
 
   const all = await expandInputs(positionals, { skip: outBase });
   const { inputs } = selectShard(positionals, all, shard);
@@ -142,6 +149,7 @@ export async function render(argv: string[]): Promise<number> {
       resize,
       out,
       report: Boolean(values.report),
+      reportAssets,
       resume: Boolean(values.resume),
       json: Boolean(values.json),
       extra: shardInfo,
@@ -166,6 +174,7 @@ async function renderWith(
     resize: 'squash' | 'crop';
     out: string;
     report: boolean;
+    reportAssets: ReportAssets;
     resume: boolean;
     json: boolean;
     /** More for the manifest's options (the shard). */
@@ -250,6 +259,8 @@ async function renderWith(
           overlay = insideOut(dir, `${base}.overlay.png`);
           await writeAtomic(overlay, r.overlay.png);
         }
+        const topFile = insideOut(dir, `${base}.top.png`);
+        await writeAtomic(topFile, r.topMaps.png);
         layers.push({
           name: r.name,
           type: typeOf.get(r.name),
@@ -258,6 +269,16 @@ async function renderWith(
           overlay: overlay && rel(overlay),
           gridChannels: r.grid.layout.map((c) => c.channel),
           top: r.top.map((t) => ({ ...t, score: round6(t.score) ?? NaN })),
+          topMaps: {
+            file: rel(topFile),
+            cells: r.topMaps.layout.map((c) => ({
+              channel: c.channel,
+              x: c.x,
+              y: c.y,
+              width: c.width,
+              height: c.height,
+            })),
+          },
           stats: {
             min: round6(r.stats.min) ?? NaN,
             max: round6(r.stats.max) ?? NaN,
@@ -309,6 +330,7 @@ async function renderWith(
       totalImages: finished,
       failed: outcome.failed,
       interrupted: outcome.interrupted,
+      assets: o.reportAssets,
     });
   }
   return endBatchRun(
@@ -330,6 +352,7 @@ async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>
         ...l,
         grid: path.join(out, l.grid),
         overlay: l.overlay && path.join(out, l.overlay),
+        topMaps: l.topMaps && { ...l.topMaps, file: path.join(out, l.topMaps.file) },
       })),
     };
   }

@@ -1,9 +1,18 @@
 /** `featscope similarity`: linear CKA between layers (of one model, or of two) over many images. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, layerSimilarity, pooledFeatures, renderSimilarity } from '../analysis';
+import { analysisPage, layerSimilarity, pooledFeatures, renderSimilarity, writeAnalysisReport } from '../analysis';
 import { type Model } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseResize,
+  usage,
+  parseReportAssets,
+} from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -38,6 +47,7 @@ ${modelInputHelp(28)}  -l, --layers A,B          its layers (default: layer1,lay
       --batch N             images per forward (default 16)
       --resize MODE         squash (default) | crop
       --report              also write report.html
+      --report-assets HOW   inline (default) | linked: the pictures in report_files/ beside it
       --device DEV          auto (default) | cpu | cuda | cuda:N
       --threads N           libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR             output folder (default: ./featscope-out)
@@ -71,6 +81,7 @@ export async function similarity(argv: string[]): Promise<number> {
       batch: { type: 'string' },
       resize: { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
     },
@@ -80,6 +91,7 @@ export async function similarity(argv: string[]): Promise<number> {
     process.stdout.write(SIMILARITY_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'similarity');
   if (positionals.length === 0)
     throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
   const layers = list(values.layers) ?? ['layer1', 'layer2', 'layer3', 'layer4'];
@@ -145,14 +157,15 @@ export async function similarity(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(
+      await writeAnalysisReport(
         report,
-        analysisReport(model, 'featscope layer similarity', { images: sim.images, layers: layers.join(', ') }, [
+        analysisPage(model, 'featscope layer similarity', { images: sim.images, layers: layers.join(', ') }, [
           {
             heading: 'Linear CKA',
             images: [{ png: pic.png, caption: 'Channel means per image and layer; CKA between each pair of layers' }],
           },
         ]),
+        reportAssets,
       );
     }
     const files = ['similarity.png', 'similarity.json'].map((f) => insideOut(out, f));

@@ -4,9 +4,16 @@
  * and by `featscope merge`, which draws the same files from the merged statistics.
  */
 import * as path from 'path';
-import { SKETCH_ACCURACY, analysisReport, renderChannelExamples, renderStatsChart } from '../analysis';
+import {
+  SKETCH_ACCURACY,
+  analysisPage,
+  renderChannelExamples,
+  renderStatsChart,
+  writeAnalysisReport,
+} from '../analysis';
 import type { FolderStats, LayerStatisticsOverFolder } from '../analysis/stats';
 import type { Model } from '../model';
+import type { ReportAssets } from '../report';
 import type { ImageSource } from '../preprocess';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
@@ -20,6 +27,8 @@ export interface StatsDrawOptions {
   topImages: number;
   exactLimit: number;
   report: boolean;
+  /** How report.html carries its pictures (--report-assets; a merge uses the shards' choice). */
+  reportAssets?: ReportAssets;
 }
 
 export interface StatsOutputs {
@@ -89,9 +98,9 @@ export async function writeStatsOutputs(
   let report: string | undefined;
   if (o.report) {
     report = insideOut(out, 'report.html');
-    await writeAtomic(
+    await writeAnalysisReport(
       report,
-      analysisReport(
+      analysisPage(
         model,
         'featscope activation statistics',
         { images: s.images, failed: s.failed.length, layers: o.layers, batch: o.batch },
@@ -128,6 +137,7 @@ export async function writeStatsOutputs(
           },
         ],
       ),
+      o.reportAssets ?? 'inline',
     );
     written.push('report.html');
   }

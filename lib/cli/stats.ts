@@ -2,7 +2,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { folderStats } from '../analysis';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, parseResize, usage } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseReportAssets,
+  parseResize,
+  usage,
+} from './args';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
@@ -30,6 +39,7 @@ ${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,
       --exact-limit N  percentiles exact up to N images (default 1000), then from the sketch
                        (each order statistic within 1%); 0: always the sketch
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
@@ -59,6 +69,7 @@ export async function stats(argv: string[]): Promise<number> {
       'top-images': { type: 'string' },
       'exact-limit': { type: 'string' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       resize: { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
@@ -69,6 +80,7 @@ export async function stats(argv: string[]): Promise<number> {
     process.stdout.write(STATS_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'stats');
   if (positionals.length === 0) throw usage('stats needs images, a folder or a glob', 'stats');
   const layers = (values.layers ?? 'relu,layer1,layer2,layer3,layer4')
     .split(',')
@@ -88,6 +100,7 @@ export async function stats(argv: string[]): Promise<number> {
     topImages,
     exactLimit,
     report: values.report === true,
+    reportAssets,
   };
   // What shards must share to be merged.
   const stateOptions = { layers, resize, topImages, exactLimit };

@@ -1,9 +1,23 @@
 /** `featscope weights`: per-tensor weight histograms with statistics, the first conv's filters, JSON and report. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisReport, renderFirstConvFilters, renderWeightHistograms, weightDistributions } from '../analysis';
+import {
+  analysisPage,
+  renderFirstConvFilters,
+  renderWeightHistograms,
+  weightDistributions,
+  writeAnalysisReport,
+} from '../analysis';
 import { loadNoted } from './model-options';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel } from './args';
+import {
+  DEVICE_OPTION,
+  MODEL_OPTION,
+  parse,
+  parseDevice,
+  parsePositiveInt,
+  parseReportAssets,
+  resolveModel,
+} from './args';
 import { insideOut, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { endAnalysisRun } from './summary';
@@ -19,6 +33,7 @@ Options:
       --bins N         bins per histogram (default 50)
       --all            draw biases and BatchNorm scales too (default: conv and linear weights)
       --report         also write report.html
+      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)
@@ -42,6 +57,7 @@ export async function weights(argv: string[]): Promise<number> {
       bins: { type: 'string' },
       all: { type: 'boolean' },
       report: { type: 'boolean' },
+      'report-assets': { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
     },
@@ -51,6 +67,7 @@ export async function weights(argv: string[]): Promise<number> {
     process.stdout.write(WEIGHTS_HELP);
     return 0;
   }
+  const reportAssets = parseReportAssets(values['report-assets'], 'weights');
   const bins = parsePositiveInt(values.bins, '--bins', 50, 10000, 'weights');
   const layers = values.layers
     ?.split(',')
@@ -99,9 +116,9 @@ export async function weights(argv: string[]): Promise<number> {
     let report: string | undefined;
     if (values.report) {
       report = insideOut(out, 'report.html');
-      await writeAtomic(
+      await writeAnalysisReport(
         report,
-        analysisReport(
+        analysisPage(
           model,
           'featscope weight distributions',
           { bins, layers: layers ?? 'all', tensors: dist.tensors.length },
@@ -137,6 +154,7 @@ export async function weights(argv: string[]): Promise<number> {
             },
           ],
         ),
+        reportAssets,
       );
     }
     const files = ['weights.png', ...(filters ? ['first-conv-filters.png'] : []), 'weights.json'].map((f) =>

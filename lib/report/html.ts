@@ -28,12 +28,7 @@ export function percent(fraction: number): string {
   return `${p === 0 || p >= 10 ? p.toFixed(0) : p.toFixed(1)}%`;
 }
 
-/** A PNG as a data: URI (the report makes no requests, not even to files beside it). */
+/** A PNG as a data: URI (an inline report makes no requests, not even to files beside it). */
 export function pngDataUri(png: Buffer): string {
   return `data:image/png;base64,${png.toString('base64')}`;
-}
-
-/** A JPEG as a data: URI (photo-like pictures: the model input, overlays). */
-export function jpegDataUri(jpeg: Buffer): string {
-  return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
 }

@@ -1,21 +1,28 @@
 /**
- * report.html: one self-contained file — images inlined as data: URIs (photo-like inputs and
- * overlays as JPEG, channel grids as PNG), one inline stylesheet, no
- * scripts, and a Content-Security-Policy that forbids scripts and every network request. All text
- * that comes from a model (layer names, metadata) or a file name is escaped.
+ * report.html: render's report (and the merged report of shards). One page with a table of
+ * contents, a section per image (input, then each layer's grid, overlay, statistics and top
+ * channels with their maps) and a per-layer view across images, switched by CSS `:target`
+ * (no script). Pictures are inlined as data: URIs (`assets: 'inline'`, the default: one
+ * self-contained file) or written beside the page in `report_files/` (`assets: 'linked'`).
+ * Photo-like pictures (inputs, overlays) go in as WebP; channel grids are lossless (PNG when
+ * linked, lossless WebP when inlined: the same pixels, half the bytes). Every image and the
+ * page pass through the lib/report/shell: CSP without scripts or requests, the weights banner.
+ * All text that comes from a model (layer names, metadata) or a file name is escaped.
  *
- * The report is written as a stream, one image at a time, so its memory does not grow with the
- * number of images; `limit` caps how many images it shows (the manifest lists all).
+ * Pictures are read and encoded one image at a time, so memory does not grow with the number of
+ * images; `limit` caps how many images it shows (the manifest lists all).
  */
 import { promises as fs } from 'fs';
 import { once } from 'events';
+import sharp from 'sharp';
 import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
-import { atomicStream } from '../cli/files';
-import sharp from 'sharp';
-import { esc, jpegDataUri, num, percent, pngDataUri } from './html';
-import { REPORT_CSS } from './style';
+import { atomicStream } from '../fsutil';
+import { assetFolder } from './assets';
+import { esc, num, percent } from './html';
+import { PAGE_END, pageStart, type ReportAssets } from './shell';
 
+export { REPORT_ASSETS, type ReportAssets } from './shell';
 export { esc } from './html';
 
 export interface ReportTopChannel {
@@ -34,6 +41,11 @@ export interface ReportLayer {
   overlay?: string;
   gridChannels?: number[];
   top: ReportTopChannel[];
+  /**
+   * The maps of the `top` channels, in the same order (render writes `<base>.top.png`): the
+   * file and each channel's cell in it. Without it the table lists the channels only.
+   */
+  topMaps?: { file: string; cells: { channel: number; x: number; y: number; width: number; height: number }[] };
   stats: { min: number; max: number; mean: number; zeroFraction: number; deadChannels: number[] };
 }
 
@@ -64,101 +76,228 @@ export interface ReportData {
   interrupted?: boolean;
   /** Show at most this many images; default 200. */
   limit?: number;
+  /** 'inline' (default): one self-contained file. 'linked': pictures in `<name>_files/` beside it. */
+  assets?: ReportAssets;
 }
 
-/** Write the report to `file` (temporary name, then rename). */
-export async function writeReport(file: string, data: ReportData): Promise<{ images: number }> {
+/**
+ * Write the report to `file`. The page (and, when linked, its folder of pictures) is written
+ * under temporary names and moved into place at the end, so a failed or interrupted write
+ * leaves the previous report as it was.
+ */
+export async function writeReport(file: string, data: ReportData): Promise<{ images: number; assets?: string }> {
+  const limit = data.limit ?? 200;
+  const assets = data.assets ?? 'inline';
+  // The images' records first (paths and numbers only, no pictures): the contents and the
+  // per-layer view need every image's name and layers before the first section is written.
+  const images: ReportImage[] = [];
+  let total = 0;
+  for await (const image of data.images as AsyncIterable<ReportImage>) {
+    if (images.length < limit) images.push(image);
+    total++;
+  }
+  total = data.totalImages ?? total;
+  const layers: string[] = [];
+  for (const image of images) for (const l of image.layers) if (!layers.includes(l.name)) layers.push(l.name);
+
+  const sink = assets === 'linked' ? await linkedSink(file) : inlineSink();
   const out = atomicStream(file);
   const write = async (text: string) => {
     if (!out.stream.write(text)) await once(out.stream, 'drain');
   };
   try {
-    const limit = data.limit ?? 200;
-    await write(head(data));
-    let shown = 0;
-    let index = 0;
-    for await (const image of data.images as AsyncIterable<ReportImage>) {
-      if (shown >= limit) {
-        index++;
-        continue;
-      }
-      await write(await imageSection(image, index));
-      shown++;
-      index++;
-    }
-    const total = data.totalImages ?? index;
-    if (shown === 0) await write('<section class="card"><p>No image was rendered.</p></section>');
-    if (total > shown) {
+    await write(head(data, layers, assets));
+    await write(contents(images, layers));
+    await write(layerViewHeads(images, layers));
+    await write('<div class="images">');
+    for (let i = 0; i < images.length; i++) await write(await imageSection(images[i], i, layers, sink));
+    await write('</div><div class="after-images">');
+    if (images.length === 0) await write('<section class="card"><p>No image was rendered.</p></section>');
+    if (total > images.length) {
       await write(
-        `<p class="muted">Showing ${shown} of ${total} images; <code>manifest.json</code> lists all of them.</p>`,
+        `<p class="muted">Showing ${images.length} of ${total} images; <code>manifest.json</code> lists all of them.</p>`,
       );
     }
     await write(failures(data.failed ?? []));
     await write(modelSection(data));
-    await write('</main></body></html>\n');
+    await write('</div>' + PAGE_END);
+    await sink.commit();
     await out.commit();
-    return { images: shown };
+    return { images: images.length, ...(sink.dir ? { assets: sink.dir } : {}) };
   } catch (err) {
     await out.abort();
+    await sink.abort();
     throw err;
   }
 }
 
-function head(data: ReportData): string {
+/** The per-layer view: `#layer-K` (an empty anchor before <main>) hides every other layer and the image heads. */
+function viewCss(layers: string[]): string {
+  return layers
+    .map(
+      (_, k) =>
+        `#layer-${k}:target ~ main .layer:not(.L${k}) { display: none; }\n` +
+        `#layer-${k}:target ~ main .layer-view-head.L${k} { display: block; }\n`,
+    )
+    .join('');
+}
+
+function head(data: ReportData, layers: string[], assets: ReportAssets): string {
   const meta = data.model.metadata;
-  const label = weightsLabel(meta);
-  const title = data.title ?? 'featscope report';
   const created = (data.created ?? new Date())
     .toISOString()
     .replace('T', ' ')
     .replace(/\.\d+Z$/, ' UTC');
-  let banner = '';
-  if (label.trained === false) {
-    banner =
-      `<div class="banner untrained" role="alert"><div class="big">UNTRAINED WEIGHTS</div>` +
-      `These feature maps come from a randomly initialised network (${esc(meta.weights?.source)}), not from learned features. ` +
-      `Export a model with trained weights (<code>scripts/export-model.py --weights imagenet</code>) to see what a real CNN sees.</div>`;
-  } else if (label.trained === undefined) {
-    banner = `<div class="banner unknown" role="alert"><div class="big">WEIGHTS OF UNKNOWN ORIGIN</div>The model file carries no featscope metadata, so whether its weights are trained is not known.</div>`;
-  }
-  if (data.interrupted) {
-    banner += `<div class="banner interrupted" role="status">The run was interrupted: this report shows the images finished before it stopped. Rerun with <code>--resume</code> to finish the rest.</div>`;
-  }
-  const options = Object.entries(data.options ?? {})
-    .filter(([, v]) => v !== undefined)
+  const notices = data.interrupted
+    ? `<div class="banner interrupted" role="status">The run was interrupted: this report shows the images finished before it stopped. Rerun with <code>--resume</code> to finish the rest.</div>`
+    : '';
+  return pageStart({
+    title: data.title ?? 'featscope report',
+    subtitle: [
+      meta.architecture ?? data.model.type ?? 'model',
+      data.model.path,
+      created,
+      data.featscopeVersion ? `featscope ${data.featscopeVersion}` : undefined,
+    ],
+    metadata: meta,
+    options: data.options,
+    notices,
+    assets,
+    beforeMain: layers.map((_, k) => `<span class="view-anchor" id="layer-${k}"></span>`).join(''),
+    css: viewCss(layers),
+  });
+}
+
+/** The table of contents: each layer's view across all images, then each image and its layers. */
+function contents(images: ReportImage[], layers: string[]): string {
+  if (images.length === 0) return '';
+  const layerLinks = layers
+    .map((name, k) => {
+      const count = images.filter((im) => im.layers.some((l) => l.name === name)).length;
+      return `<li><a href="#layer-${k}"><code>${esc(name)}</code></a> <span class="muted">· ${count} image${count === 1 ? '' : 's'}</span></li>`;
+    })
+    .join('');
+  const imageLinks = images
     .map(
-      ([k, v]) =>
-        `<div><span class="muted">${esc(k)}</span> <code>${esc(Array.isArray(v) ? v.join(', ') : v)}</code></div>`,
+      (im, i) =>
+        `<li><a href="#img-${i}">${esc(baseName(im.source))}</a>` +
+        (im.layers.length > 1
+          ? ` <span class="muted">· ${im.layers.map((l) => `<a href="#img-${i}-layer-${layers.indexOf(l.name)}">${esc(l.name)}</a>`).join(' · ')}</span>`
+          : '') +
+        '</li>',
     )
     .join('');
   return (
-    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
-    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'">` +
-    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<title>${esc(title)}</title><style>${REPORT_CSS}</style></head><body><main>` +
-    `<header class="top"><h1>${esc(title)}</h1>` +
-    `<div class="muted">${esc(meta.architecture ?? data.model.type ?? 'model')} · ${esc(data.model.path)} · ${esc(created)}` +
-    `${data.featscopeVersion ? ` · featscope ${esc(data.featscopeVersion)}` : ''}</div></header>` +
-    banner +
-    (options ? `<section class="card summary">${options}</section>` : '')
+    '<nav class="card toc" aria-label="Contents"><h2>Contents</h2>' +
+    `<h3 class="muted">Layers across all images</h3><ol class="layers">${layerLinks}</ol>` +
+    `<h3 class="muted">Images</h3><ol>${imageLinks}</ol></nav>`
   );
 }
 
-/** JPEG quality of photo-like pictures (inputs, overlays); channel grids stay PNG (sharp edges, small colour tables). */
-export const REPORT_JPEG_QUALITY = 85;
+/** The heading of each layer's view (shown only while that view is on). */
+function layerViewHeads(images: ReportImage[], layers: string[]): string {
+  return layers
+    .map((name, k) => {
+      const count = images.filter((im) => im.layers.some((l) => l.name === name)).length;
+      const others = layers
+        .map((other, j) => (j === k ? '' : `<a href="#layer-${j}"><code>${esc(other)}</code></a>`))
+        .filter(Boolean)
+        .join(' · ');
+      return (
+        `<section class="card layer-view-head L${k}"><h2>Layer <code>${esc(name)}</code> across ${count} image${count === 1 ? '' : 's'}</h2>` +
+        `<p><a href="#top">Back to the full report</a>${others ? ` · other layers: ${others}` : ''}</p></section>`
+      );
+    })
+    .join('');
+}
 
-async function inline(
-  file: string,
-  alt: string,
-  cls: string,
-  width?: number,
-  height?: number,
-  photo = false,
-): Promise<string> {
-  const png = await fs.readFile(file);
-  const size = width && height ? ` width="${width}" height="${height}"` : '';
-  const uri = photo ? jpegDataUri(await sharp(png).jpeg({ quality: REPORT_JPEG_QUALITY }).toBuffer()) : pngDataUri(png);
-  return `<img class="${cls}" src="${uri}" alt="${esc(alt)}"${size}>`;
+/** WebP quality of photo-like pictures (inputs, overlays): about a third of JPEG 85's bytes. */
+export const REPORT_PHOTO_QUALITY = 65;
+/** Inline photos are at most this wide: the width the page shows an overlay at. */
+const REPORT_PHOTO_WIDTH = 400;
+
+type PictureKind = 'photo' | 'grid';
+
+/** Shown size of a top-channel thumbnail (longer side, CSS px). */
+const THUMB_SIZE = 48;
+type MapCell = NonNullable<ReportLayer['topMaps']>['cells'][number];
+
+/** Where the pictures go: data: URIs in the page, or files in a folder beside it. */
+interface AssetSink {
+  /** The `src` (or CSS url) for picture file `file`, saved as `name` (unique within the report). */
+  src(file: string, kind: PictureKind, name: string): Promise<string>;
+  /**
+   * The top-maps strip for CSS thumbnails: its src, size, and the offset to subtract from the
+   * recorded cell positions (inline keeps only the cells' region, without the strip's frame).
+   */
+  maps(
+    file: string,
+    cells: MapCell[],
+    name: string,
+  ): Promise<{ src: string; width: number; height: number; dx: number; dy: number }>;
+  /** The folder beside the page, when linked. */
+  dir?: string;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+function inlineSink(): AssetSink {
+  return {
+    async src(file, kind) {
+      const png = await fs.readFile(file);
+      if (kind === 'photo') {
+        // At most the width the page shows (.overlay-img: 400 px); the input is 224 px.
+        const webp = await sharp(png)
+          .resize({ width: REPORT_PHOTO_WIDTH, withoutEnlargement: true })
+          .webp({ quality: REPORT_PHOTO_QUALITY })
+          .toBuffer();
+        return `data:image/webp;base64,${webp.toString('base64')}`;
+      }
+      if (kind === 'grid') {
+        // Lossless: the same pixels as the PNG in half the bytes (effort 2: most of the gain, a tenth of the time of 6).
+        const webp = await sharp(png).webp({ lossless: true, effort: 2 }).toBuffer();
+        return `data:image/webp;base64,${webp.toString('base64')}`;
+      }
+      return `data:image/png;base64,${png.toString('base64')}`;
+    },
+    async maps(file, cells) {
+      const left = Math.min(...cells.map((c) => c.x)),
+        top = Math.min(...cells.map((c) => c.y));
+      const width = Math.max(...cells.map((c) => c.x + c.width)) - left,
+        height = Math.max(...cells.map((c) => c.y + c.height)) - top;
+      const webp = await sharp(file)
+        .extract({ left, top, width, height })
+        .webp({ lossless: true, effort: 6 })
+        .toBuffer();
+      return { src: `data:image/webp;base64,${webp.toString('base64')}`, width, height, dx: left, dy: top };
+    },
+    async commit() {},
+    async abort() {},
+  };
+}
+
+/** Pictures in `<page>_files/` beside the page, linked by relative URLs (lib/report/assets). */
+async function linkedSink(page: string): Promise<AssetSink> {
+  const folder = await assetFolder(page);
+  const src = async (file: string, kind: PictureKind, name: string): Promise<string> => {
+    if (kind === 'photo') {
+      await sharp(file)
+        .webp({ quality: REPORT_PHOTO_QUALITY })
+        .toFile(folder.staged(`${name}.webp`));
+      return folder.url(`${name}.webp`);
+    }
+    return folder.copy(file, `${name}.png`);
+  };
+  return {
+    dir: folder.dir,
+    src,
+    async maps(file, _cells, name) {
+      const size = await pngSize(file);
+      return { src: await src(file, 'grid', name), width: size?.[0] ?? 0, height: size?.[1] ?? 0, dx: 0, dy: 0 };
+    },
+    commit: () => folder.commit(),
+    abort: () => folder.abort(),
+  };
 }
 
 /** PNG width and height from its IHDR chunk (so the page does not reflow as images decode). */
@@ -174,25 +313,38 @@ async function pngSize(file: string): Promise<[number, number] | undefined> {
   }
 }
 
-async function imageSection(image: ReportImage, index: number): Promise<string> {
-  const inputSize = await pngSize(image.input);
-  const input = await inline(
-    image.input,
-    `model input for ${image.source}`,
-    'input',
-    inputSize?.[0],
-    inputSize?.[1],
-    true,
-  );
-  const layers: string[] = [];
-  for (const layer of image.layers) layers.push(await layerSection(image, layer));
+async function img(
+  sink: AssetSink,
+  file: string,
+  kind: PictureKind,
+  name: string,
+  alt: string,
+  cls: string,
+  lazy: boolean,
+): Promise<string> {
+  const [src, size] = await Promise.all([sink.src(file, kind, name), pngSize(file)]);
+  const wh = size ? ` width="${size[0]}" height="${size[1]}"` : '';
+  return `<img class="${cls}" src="${esc(src)}" alt="${esc(alt)}"${wh}${lazy ? ' loading="lazy"' : ''}>`;
+}
+
+async function imageSection(image: ReportImage, index: number, layers: string[], sink: AssetSink): Promise<string> {
+  const lazy = index > 0; // the first image paints at once; the rest decode as they scroll into view
+  const [inputSize, input, ...layerHtml] = await Promise.all([
+    pngSize(image.input),
+    img(sink, image.input, 'photo', `i${index}-input`, `model input for ${image.source}`, 'input', lazy),
+    ...image.layers.map((layer) => layerSection(image, index, layer, layers.indexOf(layer.name), sink, lazy)),
+  ]);
   const size = inputSize ? `${inputSize[0]}×${inputSize[1]}` : '';
+  const name = esc(baseName(image.source));
   return (
-    `<section class="card" id="img-${index}"><div class="image-head">` +
-    `<figure>${input}<figcaption>Model input ${esc(size)}</figcaption></figure>` +
-    `<div><h2>${esc(baseName(image.source))}</h2><div class="muted src">${esc(image.source)}</div>` +
-    `<div class="muted">${image.layers.length} layer${image.layers.length === 1 ? '' : 's'}: ${image.layers.map((l) => `<code>${esc(l.name)}</code>`).join(', ')}</div></div>` +
-    `</div>${layers.join('')}</section>`
+    `<section class="card image" id="img-${index}">` +
+    `<div class="image-head"><figure>${input}<figcaption>Model input ${esc(size)}</figcaption></figure>` +
+    `<div><h2>${name}</h2><div class="muted src">${esc(image.source)}</div>` +
+    `<div class="muted">${image.layers.length} layer${image.layers.length === 1 ? '' : 's'}: ${image.layers
+      .map((l) => `<a href="#img-${index}-layer-${layers.indexOf(l.name)}"><code>${esc(l.name)}</code></a>`)
+      .join(', ')}</div></div></div>` +
+    `<h2 class="by-layer"><a href="#img-${index}">${name}</a> <span class="muted src">${esc(image.source)}</span></h2>` +
+    `${layerHtml.join('')}</section>`
   );
 }
 
@@ -201,20 +353,42 @@ function baseName(p: string): string {
   return parts[parts.length - 1] || p;
 }
 
-async function layerSection(image: ReportImage, layer: ReportLayer): Promise<string> {
-  const gridSize = await pngSize(layer.grid);
+async function layerSection(
+  image: ReportImage,
+  index: number,
+  layer: ReportLayer,
+  k: number,
+  sink: AssetSink,
+  lazy: boolean,
+): Promise<string> {
   const [c, h, w] = layer.shape;
   const shown = layer.gridChannels?.length;
-  const grid = await inline(
-    layer.grid,
-    `channel grid of ${layer.name} for ${image.source}`,
-    'grid-img',
-    gridSize?.[0],
-    gridSize?.[1],
-  );
-  const overlay = layer.overlay
-    ? `<figure>${await inline(layer.overlay, `mean activation of ${layer.name} over ${image.source}`, 'overlay-img', undefined, undefined, true)}` +
-      `<figcaption>Mean over all ${c} channels, over the input (turbo: blue low, red high)</figcaption></figure>`
+  const base = `i${index}-l${k}`;
+  const [grid, overlayImg, maps] = await Promise.all([
+    img(
+      sink,
+      layer.grid,
+      'grid',
+      `${base}-grid`,
+      `channel grid of ${layer.name} for ${image.source}`,
+      'grid-img',
+      lazy,
+    ),
+    layer.overlay
+      ? img(
+          sink,
+          layer.overlay,
+          'photo',
+          `${base}-overlay`,
+          `mean activation of ${layer.name} over ${image.source}`,
+          'overlay-img',
+          lazy,
+        )
+      : undefined,
+    layer.topMaps?.cells.length ? sink.maps(layer.topMaps.file, layer.topMaps.cells, `${base}-top`) : undefined,
+  ]);
+  const overlay = overlayImg
+    ? `<figure>${overlayImg}<figcaption>Mean over all ${c} channels, over the input (turbo: blue low, red high)</figcaption></figure>`
     : '';
   const s = layer.stats;
   const dead = s.deadChannels;
@@ -228,22 +402,58 @@ async function layerSection(image: ReportImage, layer: ReportLayer): Promise<str
     `<tr><th>zero activations</th><td class="n">${esc(percent(s.zeroFraction))}</td></tr>` +
     `<tr><th>dead channels</th><td class="n">${esc(deadText)}</td></tr>` +
     '</tbody></table>';
-  const top =
-    '<table class="data"><thead><tr><th class="n">#</th><th class="n">channel</th><th class="n">max</th><th>at (y, x)</th></tr></thead><tbody>' +
-    layer.top
-      .map(
-        (t, i) =>
-          `<tr><td class="n">${i + 1}</td><td class="n">${t.channel}</td><td class="n">${esc(num(t.score))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td></tr>`,
-      )
-      .join('') +
-    '</tbody></table>';
   return (
-    `<article class="layer"><h3><code>${esc(layer.name)}</code>` +
+    `<article class="layer L${k}" id="img-${index}-layer-${k}"><h3><code>${esc(layer.name)}</code>` +
     `${layer.type ? `<span class="tag">${esc(layer.type)}</span>` : ''}<span class="tag">${c} × ${h} × ${w}</span></h3>` +
-    `<div class="layer-body"><figure class="fit">${grid}<figcaption>${shown ? `${shown} of ${c} channels` : 'channels'}; each cell has its own colour range (viridis: dark low, yellow high); labels give the cell's max</figcaption></figure>` +
+    `<div class="layer-body"><figure class="fit">${grid}<figcaption>${shown ? `${shown} of ${c} channels` : 'channels'}; each cell has its own colour range (viridis: dark low, yellow high); labels give the cell's real channel index and max</figcaption></figure>` +
     `<div class="side">${overlay}<div><h4 class="muted" style="margin:0 0 4px">Layer statistics</h4>${statsTable}</div>` +
-    `<div><h4 class="muted" style="margin:0 0 4px">Top channels by max activation</h4>${top}</div></div></div></article>`
+    `<div><h4 class="muted" style="margin:0 0 4px">Top channels by max activation</h4>${topTable(layer, maps)}</div></div></div></article>`
   );
+}
+
+/**
+ * The top channels, each with its own map: a thumbnail cropped (by CSS background position) from
+ * the layer's top-maps strip, drawn like the grid (same colour map, each map its own range). The
+ * strip is one picture per table, referenced once through a CSS variable. "in grid" marks the
+ * channels the grid beside it also shows.
+ */
+function topTable(
+  layer: ReportLayer,
+  maps: { src: string; width: number; height: number; dx: number; dy: number } | undefined,
+): string {
+  const inGrid = new Set(layer.gridChannels ?? []);
+  const cells = new Map((layer.topMaps?.cells ?? []).map((c) => [c.channel, c]));
+  const withMaps = maps !== undefined && layer.top.length > 0 && layer.top.every((t) => cells.has(t.channel));
+  // One size for the table's thumbnails: an integer enlargement (pixelated, no blur or bleeding
+  // from the neighbouring cell) to about THUMB_SIZE px.
+  const first = withMaps ? cells.get(layer.top[0].channel)! : undefined;
+  const scale = first ? Math.max(1, Math.floor(THUMB_SIZE / Math.max(first.width, first.height))) : 1;
+  const head =
+    '<tr><th>#</th><th>channel</th>' +
+    (withMaps ? '<th>map</th>' : '') +
+    '<th>max</th><th>at (y, x)</th>' +
+    (layer.gridChannels ? '<th>in grid</th>' : '') +
+    '</tr>';
+  const rows = layer.top
+    .map((t, i) => {
+      const cell = cells.get(t.channel);
+      const thumb =
+        withMaps && maps && cell
+          ? `<td><i class="thumb" role="img" aria-label="map of channel ${t.channel}" style="background-position:-${(cell.x - maps.dx) * scale}px -${(cell.y - maps.dy) * scale}px"></i></td>`
+          : '';
+      return (
+        `<tr><td>${i + 1}</td><td>${t.channel}</td>${thumb}` +
+        `<td>${esc(num(t.score))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td>` +
+        (layer.gridChannels ? `<td>${inGrid.has(t.channel) ? 'yes' : 'no'}</td>` : '') +
+        '</tr>'
+      );
+    })
+    .join('');
+  const style =
+    withMaps && maps && first
+      ? ` style="--maps:url('${esc(maps.src)}');--tw:${first.width * scale}px;--th:${first.height * scale}px;--bs:${maps.width * scale}px ${maps.height * scale}px"`
+      : '';
+  return `<table class="data top"${style}><thead>${head}</thead><tbody>${rows}</tbody></table>`;
 }
 
 function failures(failed: ReportFailure[]): string {

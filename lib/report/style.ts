@@ -42,7 +42,21 @@ img.input { width: 224px; border-radius: 4px; border: 1px solid var(--line); }
 .side { display: flex; flex-direction: column; gap: 14px; min-width: 0; }
 .failed li { overflow-wrap: anywhere; margin: 4px 0; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: .9em; }
+nav.toc h3 { margin: 10px 0 0; font-size: .95rem; }
 nav.toc ol { margin: 6px 0 0; padding-left: 22px; columns: 3 260px; }
+nav.toc ol.layers { columns: 4 200px; }
+nav.toc li { break-inside: avoid; }
 nav.toc a { color: var(--accent); overflow-wrap: anywhere; }
+a { color: var(--accent); }
+table.top td { vertical-align: middle; }
+table.top th, table.top td { text-align: right; padding-right: 14px; font-variant-numeric: tabular-nums; }
+.thumb { display: block; width: var(--tw); height: var(--th); background: var(--maps) no-repeat; background-size: var(--bs); image-rendering: pixelated; outline: 1px solid var(--line); }
+/* The per-layer view (no script): the anchor #layer-K before <main> is the URL's target; the
+   rules written per layer hide the other layers; these hide what belongs to the full report. */
+.view-anchor { position: absolute; top: 0; }
+.by-layer, .layer-view-head { display: none; }
+.view-anchor:target ~ main nav.toc, .view-anchor:target ~ main .image-head, .view-anchor:target ~ main .after-images { display: none; }
+.view-anchor:target ~ main .by-layer { display: block; font-size: 1.05rem; margin: 0 0 6px; }
+.view-anchor:target ~ main .layer { border-top: 0; margin-top: 0; padding-top: 0; }
 @media (max-width: 900px) { .layer-body { grid-template-columns: minmax(0, 1fr); } }
 `;

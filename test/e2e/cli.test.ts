@@ -141,8 +141,10 @@ describe('render', () => {
       'dog/input.png',
       'dog/layer1.0.conv1.overlay.png',
       'dog/layer1.0.conv1.png',
+      'dog/layer1.0.conv1.top.png',
       'dog/layer4.overlay.png',
       'dog/layer4.png',
+      'dog/layer4.top.png',
       'dog/record.json',
       'manifest.json',
     ]);
@@ -308,6 +310,7 @@ describe('render', () => {
         'layer1.0.conv1.overlay.png',
         'layer4.png',
         'layer4.overlay.png',
+        'layer4.top.png',
       ]) {
         await expectValidPng(path.join(out, name, f));
       }

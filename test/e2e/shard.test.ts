@@ -242,10 +242,14 @@ test('render via JOB_COMPLETION_INDEX: 4 shards merge into one manifest and repo
   expect(b.merged.shards).toBe(4);
   expect(b.counts).toEqual(a.counts);
   expect(b.options).toEqual(a.options);
-  const strip = (r: { input: string; layers: Array<{ grid: string }> }) => ({
+  const strip = (r: { input: string; layers: Array<{ grid: string; topMaps: { file: string } }> }) => ({
     ...r,
     input: path.basename(r.input),
-    layers: r.layers.map((l) => ({ ...l, grid: path.basename(l.grid) })),
+    layers: r.layers.map((l) => ({
+      ...l,
+      grid: path.basename(l.grid),
+      topMaps: { ...l.topMaps, file: path.basename(l.topMaps.file) },
+    })),
   });
   expect(b.images.map(strip)).toEqual(a.images.map(strip));
   for (const r of b.images) {
@@ -258,8 +262,22 @@ test('render via JOB_COMPLETION_INDEX: 4 shards merge into one manifest and repo
   }
   const report = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
   for (const r of b.images) expect(report).toContain(path.basename(r.source));
-  expect((report.match(/data:image\/(png|jpeg);base64,/g) ?? []).length).toBeGreaterThanOrEqual(16); // input (JPEG) and grid (PNG) per image
+  expect((report.match(/data:image\/webp;base64,/g) ?? []).length).toBeGreaterThanOrEqual(16); // input and grid per image
+  expect((report.match(/<i class="thumb"/g) ?? []).length).toBe(8 * 8); // the top channels' maps
   expect(report).toMatch(/8 rendered, 0 failed, over 4 shards/);
+
+  // Shards written with --report-assets linked merge into a linked report: report_files/ beside it.
+  const linked = tempDir('shard-render-linked');
+  for (let i = 0; i < 2; i++)
+    expect(
+      cli(['render', photos, ...common, '--report-assets', 'linked', '--out', linked, '--shard', `${i}/2`]).code,
+    ).toBe(0);
+  expect(runCli(['merge', linked]).code).toBe(0);
+  const linkedHtml = fs.readFileSync(path.join(linked, 'report.html'), 'utf8');
+  expect(linkedHtml).not.toContain('data:image');
+  const assets = fs.readdirSync(path.join(linked, 'report_files'));
+  expect(assets).toHaveLength(8 * 3); // input, grid, top maps per image
+  for (const a of assets) expect(linkedHtml).toContain(`report_files/${a}`);
 
   // Shard 1 re-run: the merged manifest is the same (but for its date).
   expect(cli(['render', photos, ...common, '--out', out, '--shard', '1/4']).code).toBe(0);
