@@ -55,7 +55,8 @@ ${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
       --class N[,N]    class to attack (one for all, or one per image); default: the prediction
   -l, --layers A,B     layers to compare (default: every conv and linear layer)
       --report         also write report.html
-      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
+      --report-assets HOW
+                       inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)

@@ -240,6 +240,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     // model after that model's previous forward (whether it succeeded or not).
     let prepTail: Promise<unknown> = Promise.resolve();
     const modelTail: Array<Promise<unknown>> = models.map(() => Promise.resolve());
+    const cleaned = new Set<string>(); // folders whose stale temporary files are removed
     let launched = 0;
     const launch = () => {
       if (launched >= slices.length || stopping) return;
@@ -264,7 +265,11 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
         try {
           const dir = dirOf(job.out, input);
           await fs.promises.mkdir(dir, { recursive: true });
-          await removeStaleTemps(dir);
+          // Once per folder and run: flat layouts (gradcam, attack) put every image in --out.
+          if (!cleaned.has(dir)) {
+            cleaned.add(dir);
+            await removeStaleTemps(dir);
+          }
           // An old record must not vouch for files that are about to be replaced.
           const recordFile = where(job.out, input);
           await fs.promises.rm(recordFile, { force: true });

@@ -55,7 +55,8 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
                        (integrated gradients, from the mean colour)
       --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
       --report         also write report.html
-      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
+      --report-assets HOW
+                       inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)

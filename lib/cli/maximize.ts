@@ -45,7 +45,8 @@ Options:
       --lr X           mean change per step, in normalised input units (default 0.05)
       --seed N         seed of the start noise and the jitter (default 0)
       --report         also write report.html
-      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
+      --report-assets HOW
+                       inline (default) | linked: the pictures in report_files/ beside it
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)

@@ -39,7 +39,8 @@ ${modelInputHelp(23)}  -l, --layers A,B     layers (default: relu,layer1,layer2,
       --exact-limit N  percentiles exact up to N images (default 1000), then from the sketch
                        (each order statistic within 1%); 0: always the sketch
       --report         also write report.html
-      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
+      --report-assets HOW
+                       inline (default) | linked: the pictures in report_files/ beside it
       --resize MODE    squash (default) | crop
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)

@@ -33,7 +33,8 @@ Options:
       --bins N         bins per histogram (default 50)
       --all            draw biases and BatchNorm scales too (default: conv and linear weights)
       --report         also write report.html
-      --report-assets HOW inline (default) | linked: the pictures in report_files/ beside it
+      --report-assets HOW
+                       inline (default) | linked: the pictures in report_files/ beside it
       --device DEV     auto (default) | cpu | cuda | cuda:N
       --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
   -o, --out DIR        output folder (default: ./featscope-out)

@@ -82,7 +82,9 @@ test('layers named a/b, a_b, input, x and x.overlay each get their own grid and 
   const inputMeta = await sharp(path.join(out, image.input)).metadata();
   expect([inputMeta.width, inputMeta.height]).toEqual([48, 48]);
   const written = fs.readdirSync(path.join(out, 'dog')).filter((f) => f.endsWith('.png'));
-  expect(written.length).toBe(files.length);
+  // Besides those: one top-channel thumbnail strip per layer (<layer>.top.png, for the report).
+  expect(written.length).toBe(files.length + LAYERS.length);
+  expect(written.filter((f) => f.endsWith('.top.png')).length).toBe(LAYERS.length);
 });
 
 test('a re-render where an image now fails drops its old record: listed as failed only', () => {

@@ -105,7 +105,8 @@ describe('usage', () => {
     const out = tempDir('unknown-layer');
     const r = runCli(['render', DOG, '--model', MODEL, '--layers', 'layer1.0.cnov1', '--out', out]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^featscope: unknown layer "layer1.0.cnov1"; closest: layer1.0.conv1/);
+    // After the progress line "featscope: loading model …", the error on a line of its own.
+    expect(r.stderr).toMatch(/^featscope: unknown layer "layer1.0.cnov1"; closest: layer1.0.conv1/m);
     expect(r.stderr).toMatch(/\[UNKNOWN_LAYER\]\n$/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });

@@ -3,19 +3,25 @@
 // (1 s here; 10 s by default). Before, Node's exit joined libuv's thread pool and waited for the
 // forward for ever (the test's own kill after 60 s would show as signal SIGKILL).
 import { execFileSync, spawn } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODELS, PYTHON, ROOT } from '../support/models';
 import { CLI, DOG, ensureBuilt, tempDir } from './support';
 
-const SPIN = path.join(MODELS.edge, 'spin.pt');
+// Named by the script's content, so a changed script makes a new model file (caches survive runs).
+const SPIN_SCRIPT = path.join(ROOT, 'test', 'support', 'spin_model.py');
+const SPIN = path.join(
+  MODELS.edge,
+  `spin-${createHash('sha1').update(fs.readFileSync(SPIN_SCRIPT)).digest('hex').slice(0, 8)}.pt`,
+);
 const ENV = { ...process.env, FEATSCOPE_EXIT_TIMEOUT_MS: '1000', FEATSCOPE_DEBUG: '' };
 
 beforeAll(() => {
   ensureBuilt();
   if (!fs.existsSync(SPIN)) {
     fs.mkdirSync(path.dirname(SPIN), { recursive: true });
-    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'spin_model.py'), SPIN], { stdio: 'inherit' });
+    execFileSync(PYTHON, [SPIN_SCRIPT, SPIN], { stdio: 'inherit' });
   }
 });
 

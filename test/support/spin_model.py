@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""spin.pt: a TorchScript model whose forward loops 2^40 times over a tiny tensor after its conv:
-a forward that never ends in practice (exit and signal tests need one). `conv` is capturable.
-An all-zero input (the CLI's layer-shape probe) skips the loop.
+"""spin.pt: a TorchScript model whose forward loops 2^40 times over a tiny tensor before its conv:
+a forward that never ends in practice (exit and signal tests need one). `conv` is capturable, and
+its input depends on the loop, so a capture of `conv` (which stops at the last captured layer) waits
+for the loop too. An all-zero input (the CLI's layer-shape probe) skips the loop.
 Usage: spin_model.py OUT.pt"""
 import sys
 
@@ -18,11 +19,10 @@ class Spin(nn.Module):
         n = 0
         if bool(x.abs().sum() > 0):
             n = 1 << 40
-        x = self.conv(x)
         y = x[:, :, :1, :1]
         for _ in range(n):
             y = y * 0.5 + 0.25
-        return x + y
+        return self.conv(x + y * 0)
 
 
 if __name__ == "__main__":
