@@ -8,6 +8,11 @@ import * as path from 'path';
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
 import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
+import { frameCanvas, withColourBar } from './analysis/draw';
+import { invalidParameter } from './errors';
+import { captureOrigin } from './provenance';
+import { encodePng } from './render/canvas';
+import { drawOverlay, finiteRange } from './render/overlay';
 import {
   channelMean,
   renderOverlay,
@@ -108,17 +113,39 @@ export async function showGrid(
 
 /**
  * Show a heatmap over the photo inline. `map` is a 2-D map (e.g. Grad-CAM) or a capture, whose
- * mean over channels is used (of image `batchIndex`).
+ * mean over channels is used (of image `batchIndex`). A capture from a model is framed as every
+ * featscope picture is: the weights banner, the title (layer · channel mean) and a colour bar in
+ * real values; `frame: false` gives the bare overlay.
  */
 export async function showOverlay(
   image: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'> | string | Buffer,
   map: Map2D | FeatureMaps,
-  options: OverlayOptions & { batchIndex?: number } = {},
+  options: OverlayOptions & { batchIndex?: number; frame?: boolean } = {},
   out?: TslabDisplay,
 ): Promise<RenderedImage> {
-  const { batchIndex, ...overlayOptions } = options;
+  const { batchIndex, frame, ...overlayOptions } = options;
+  if (frame !== undefined && typeof frame !== 'boolean') throw invalidParameter('frame', 'a boolean', frame);
   const m = 'shape' in map ? channelMean(map, batchIndex ?? 0) : map;
-  const rendered = await renderOverlay(image, m, overlayOptions);
+  const capture = 'shape' in map ? map : undefined;
+  const origin = capture && frame !== false ? captureOrigin(capture) : undefined;
+  let rendered: RenderedImage;
+  if (capture && origin) {
+    const range = overlayOptions.range ?? finiteRange(m.data);
+    const colormap = overlayOptions.colormap ?? 'turbo';
+    const canvas = await drawOverlay(image, m, { ...overlayOptions, colormap, range });
+    const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
+    const barred = await withColourBar(
+      canvas,
+      colormap,
+      range[0],
+      range[1],
+      `mean of the ${channels} channels (activation values)`,
+    );
+    const framed = await frameCanvas(barred.canvas, origin.metadata, `${capture.name ?? 'capture'} · channel mean`, []);
+    rendered = { png: await encodePng(framed), width: framed.width, height: framed.height };
+  } else {
+    rendered = await renderOverlay(image, m, overlayOptions);
+  }
   tslabDisplay(out).png(rendered.png);
   return rendered;
 }

@@ -71,7 +71,16 @@ test('notebook helpers send PNG bytes to the display', async () => {
     expect(shown).toHaveLength(2);
     expect(shown[0]).toBe(grid.png);
     expect(Buffer.from(shown[1]).subarray(1, 4).toString()).toBe('PNG');
-    expect([overlay.width, overlay.height]).toEqual([224, 224]);
+    // A capture from a model is framed as the grid is: the same weights banner on top, the title,
+    // and a colour bar under the 224 x 224 overlay; frame: false gives the bare overlay.
+    expect(overlay.width).toBeGreaterThanOrEqual(224);
+    expect(overlay.height).toBeGreaterThan(224 + 40);
+    const firstPixel = async (png: Uint8Array) => [
+      ...(await sharp(Buffer.from(png)).removeAlpha().raw().toBuffer()).subarray(0, 3),
+    ];
+    expect(await firstPixel(overlay.png)).toEqual(await firstPixel(grid.png));
+    const bare = await showOverlay(pre.images[0], capture, { frame: false }, display);
+    expect([bare.width, bare.height]).toEqual([224, 224]);
   } finally {
     model.dispose();
   }
