@@ -14,4 +14,4 @@ export FEATSCOPE_ADDON=$root/build/asan/featscope.node
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=0:allocator_may_return_null=1
 export LD_PRELOAD=$libasan
 # The 10,000-capture leak run is covered without ASan (it measures RSS, which ASan inflates).
-exec npx jest test/native --testPathIgnorePatterns leak "$@"
+exec npx jest test/native "$@" --testPathIgnorePatterns leak

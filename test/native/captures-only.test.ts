@@ -106,9 +106,11 @@ describe('an input the later layers reject', () => {
     fs.mkdirSync(dir, { recursive: true });
     // conv -> flatten -> Linear(4*8*8): 8x8 inputs only. A Python hook on conv still fires on a
     // 10x10 input before the Linear raises; it saves what it saw.
-    execFileSync(PYTHON, [
-      '-c',
-      `
+    execFileSync(
+      PYTHON,
+      [
+        '-c',
+        `
 import torch
 torch.manual_seed(3)
 m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 5)).eval()
@@ -123,7 +125,11 @@ except RuntimeError:
     pass
 seen['conv'].numpy().astype('<f4').tofile(${JSON.stringify(ref)})
 `,
-    ]);
+      ],
+      // Without the ASan runtime that scripts/test-asan.sh preloads for node: this Python throws a
+      // C++ exception inside libtorch (the Linear's shape check), which ASan's interceptor cannot.
+      { env: { ...process.env, LD_PRELOAD: '' } },
+    );
     model = await loadModel(file, { device: 'cpu' });
   });
   afterAll(() => model?.dispose());
