@@ -27,13 +27,12 @@ import {
   usage,
   parseReportAssets,
 } from './args';
-import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
+import { runBatches, type ImageRecordBase } from './batch';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
-import { endsRun, flatRecordPath, runSignature } from './image-run';
+import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
-import { modelSummary } from './manifest';
 import { Progress } from './progress';
 import { endAnalysisRun } from './summary';
 
@@ -246,19 +245,14 @@ async function attackWith(
   progress.finish();
 
   progress.note('writing report…');
-  const records: AttackRecord[] = [];
-  for await (const r of finishedRecords<AttackRecord>(out, o.inputs, signature, recordPath)) records.push(r);
-  const files = records.flatMap((r) => Object.values(r.files).map((f) => path.join(out, f)));
-  const summary = {
-    command: 'attack',
-    model: modelSummary(model),
+  const { records, summary, json } = await writeRunSummary<AttackRecord>(
+    'attack',
+    model,
     options,
-    images: records.map(({ signature: _s, name: _n, ...rest }) => rest),
-    failed: outcome.failed,
-    interrupted: outcome.interrupted,
-  };
-  const json = insideOut(out, 'attack.json');
-  await writeAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);
+    { out, inputs: o.inputs, signature, recordPath },
+    outcome,
+  );
+  const files = records.flatMap((r) => Object.values(r.files).map((f) => path.join(out, f)));
   files.push(json);
   let report: string | undefined;
   if (o.report) {

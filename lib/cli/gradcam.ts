@@ -29,11 +29,10 @@ import {
   usage,
   parseReportAssets,
 } from './args';
-import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
+import { runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
-import { endsRun, flatRecordPath, runSignature } from './image-run';
+import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
-import { modelSummary } from './manifest';
 import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
 import { Progress } from './progress';
 import { endAnalysisRun } from './summary';
@@ -291,21 +290,16 @@ async function gradcamWith(
   progress.finish();
 
   progress.note('writing report…');
-  const records: GradcamRecord[] = [];
-  for await (const r of finishedRecords<GradcamRecord>(out, o.inputs, signature, recordPath)) records.push(r);
+  const { records, summary, json } = await writeRunSummary<GradcamRecord>(
+    'gradcam',
+    model,
+    options,
+    { out, inputs: o.inputs, signature, recordPath },
+    outcome,
+  );
   const files = records.flatMap((r) =>
     [r.file, r.saliency?.file, r.flow?.file].filter((f): f is string => f !== undefined).map((f) => path.join(out, f)),
   );
-  const summary = {
-    command: 'gradcam',
-    model: modelSummary(model),
-    options,
-    images: records.map(({ signature: _s, name: _n, ...rest }) => rest),
-    failed: outcome.failed,
-    interrupted: outcome.interrupted,
-  };
-  const json = insideOut(out, 'gradcam.json');
-  await writeAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);
   files.push(json);
   let report: string | undefined;
   if (o.report) {

@@ -1,13 +1,15 @@
 /**
  * What the analysis commands over images (gradcam, attack) share on top of the batch runner
  * (lib/cli/batch.ts): where their per-image records live, which errors end a run, and the
- * signature that --resume compares.
+ * signature that --resume compares, and the `<command>.json` a run ends with.
  */
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { USAGE_CODES } from './args';
-import type { RecordPath } from './batch';
-import { insideOut, modelFingerprint } from './files';
+import { finishedRecords, type BatchOutcome, type ImageRecordBase, type RecordPath } from './batch';
+import { insideOut, modelFingerprint, writeAtomic } from './files';
+import type { InputImage } from './inputs';
+import { modelSummary } from './manifest';
 import { inputSignature } from './model-options';
 
 /**
@@ -34,4 +36,30 @@ export async function runSignature(model: Model, options: Record<string, unknown
     input: inputSignature(model),
     ...options,
   });
+}
+
+/**
+ * The end of a run: every finished image's record (this run's and, under --resume, an earlier
+ * one's), written with the run's options and outcome to `<command>.json` in --out.
+ */
+export async function writeRunSummary<R extends ImageRecordBase>(
+  command: string,
+  model: Model,
+  options: Record<string, unknown>,
+  run: { out: string; inputs: InputImage[]; signature: string; recordPath: RecordPath },
+  outcome: BatchOutcome,
+): Promise<{ records: R[]; summary: Record<string, unknown>; json: string }> {
+  const records: R[] = [];
+  for await (const r of finishedRecords<R>(run.out, run.inputs, run.signature, run.recordPath)) records.push(r);
+  const summary = {
+    command,
+    model: modelSummary(model),
+    options,
+    images: records.map(({ signature: _s, name: _n, ...rest }) => rest),
+    failed: outcome.failed,
+    interrupted: outcome.interrupted,
+  };
+  const json = insideOut(run.out, `${command}.json`);
+  await writeAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);
+  return { records, summary, json };
 }
