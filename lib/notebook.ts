@@ -8,7 +8,7 @@ import * as path from 'path';
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
 import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
-import { frameCanvas, withColourBar } from './analysis/draw';
+import { frameMeanOverlay } from './analysis/draw';
 import { invalidParameter } from './errors';
 import { captureOrigin } from './provenance';
 import { encodePng } from './render/canvas';
@@ -134,14 +134,14 @@ export async function showOverlay(
     const colormap = overlayOptions.colormap ?? 'turbo';
     const canvas = await drawOverlay(image, m, { ...overlayOptions, colormap, range });
     const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
-    const barred = await withColourBar(
+    const framed = await frameMeanOverlay(
       canvas,
       colormap,
-      range[0],
-      range[1],
-      `mean of the ${channels} channels (activation values)`,
+      range,
+      channels,
+      origin.metadata,
+      `${capture.name ?? 'capture'} · channel mean`,
     );
-    const framed = await frameCanvas(barred.canvas, origin.metadata, `${capture.name ?? 'capture'} · channel mean`, []);
     rendered = { png: await encodePng(framed), width: framed.width, height: framed.height };
   } else {
     rendered = await renderOverlay(image, m, overlayOptions);

@@ -22,7 +22,7 @@ import { drawChannelGrid } from './render/grid';
 import { drawOverlay, finiteRange } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
-import { frameCanvas, FRAME_CAPTION_HEIGHT, withColourBar } from './analysis/draw';
+import { frameCanvas, frameMeanOverlay, FRAME_CAPTION_HEIGHT, withColourBar } from './analysis/draw';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -222,14 +222,14 @@ export async function renderImageLayers(
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
       gridCanvas = framed;
       if (overlayCanvas) {
-        const barred = await withColourBar(
+        overlayCanvas = await frameMeanOverlay(
           overlayCanvas,
           overlayColormap,
-          meanRange[0],
-          meanRange[1],
-          `mean of the ${capture.shape[1]} channels (activation values)`,
+          meanRange,
+          capture.shape[1],
+          metadata,
+          `${source} · ${capture.name} · channel mean`,
         );
-        overlayCanvas = await frameCanvas(barred.canvas, metadata, `${source} · ${capture.name} · channel mean`, []);
       }
     }
     const grid: ChannelGrid = {

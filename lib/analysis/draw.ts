@@ -372,3 +372,25 @@ export async function withColourBar(
   });
   return { canvas, dx };
 }
+
+/**
+ * A channel-mean overlay as featscope shows it (render's overlays, the notebook's showOverlay): a
+ * colour bar in real values (the mean's range) under it, the weights banner and the title above.
+ */
+export async function frameMeanOverlay(
+  overlay: RgbCanvas,
+  colormap: ColormapName,
+  range: readonly [number, number],
+  channels: number,
+  meta: ModelMetadata,
+  title: string,
+): Promise<RgbCanvas> {
+  const barred = await withColourBar(
+    overlay,
+    colormap,
+    range[0],
+    range[1],
+    `mean of the ${channels} channels (activation values)`,
+  );
+  return frameCanvas(barred.canvas, meta, title, []);
+}
