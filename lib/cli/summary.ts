@@ -36,7 +36,7 @@ export function endBatchRun(
   manifest: string,
   report?: string,
 ): number {
-  const code = outcome.interrupted ? 130 : outcome.failed.length > 0 ? 1 : 0;
+  const code = exitCodeOf(outcome);
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ out: o.out, manifest, report, inputs: o.total, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
