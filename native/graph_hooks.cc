@@ -172,6 +172,15 @@ Value* liftToTop(Graph& graph, Value* v) {
   return v;
 }
 
+// Every node of `block` and of the blocks nested in it, in program order (a node before its blocks).
+template <typename F>
+void forEachNode(Block* block, F&& visit) {
+  for (Node* n : block->nodes()) {
+    visit(n);
+    for (Block* inner : n->blocks()) forEachNode(inner, visit);
+  }
+}
+
 // Every node that runs after `start`: the rest of its block, then the rest of each enclosing block.
 template <typename F>
 void forEachNodeAfter(Graph& graph, Node* start, F&& visit) {
@@ -203,18 +212,14 @@ static void dropAfterLastCapture(std::shared_ptr<Graph>& graph, const std::vecto
   if (evalMode) {
     std::vector<Node*> reads;
     bool written = false;
-    std::function<void(Block*)> scan = [&](Block* b) {
-      for (Node* n : b->nodes()) {
-        if ((n->kind() == prim::GetAttr || n->kind() == prim::SetAttr) && n->s(torch::jit::attr::name) == "training") {
-          if (n->kind() == prim::SetAttr)
-            written = true;
-          else if (n->output()->type()->kind() == c10::TypeKind::BoolType)
-            reads.push_back(n);
-        }
-        for (Block* inner : n->blocks()) scan(inner);
+    forEachNode(top, [&](Node* n) {
+      if ((n->kind() == prim::GetAttr || n->kind() == prim::SetAttr) && n->s(torch::jit::attr::name) == "training") {
+        if (n->kind() == prim::SetAttr)
+          written = true;
+        else if (n->output()->type()->kind() == c10::TypeKind::BoolType)
+          reads.push_back(n);
       }
-    };
-    scan(top);
+    });
     if (!written) {
       for (Node* n : reads) {
         torch::jit::WithInsertPoint ip(n);
@@ -235,13 +240,9 @@ static void dropAfterLastCapture(std::shared_ptr<Graph>& graph, const std::vecto
   if (!last) return;
   torch::jit::AliasDb db(graph);
   std::vector<const Value*> state(graph->inputs().begin(), graph->inputs().end());
-  std::function<void(Block*)> attrs = [&](Block* b) {
-    for (Node* n : b->nodes()) {
-      if (n->kind() == prim::GetAttr) state.push_back(n->output());
-      for (Block* inner : n->blocks()) attrs(inner);
-    }
-  };
-  attrs(top);
+  forEachNode(top, [&](Node* n) {
+    if (n->kind() == prim::GetAttr) state.push_back(n->output());
+  });
   const torch::jit::ValueSet stateSet(state.begin(), state.end());
   std::function<bool(Node*)> removable = [&](Node* n) {
     if (n->kind() != prim::RaiseException && n->hasSideEffects()) return false;
@@ -282,13 +283,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   // their clone (right after the call) sits in the graph, branches included.
   {
     std::unordered_map<Node*, size_t> position;
-    std::function<void(Block*)> number = [&](Block* b) {
-      for (Node* n : b->nodes()) {
-        position.emplace(n, position.size());
-        for (Block* inner : n->blocks()) number(inner);
-      }
-    };
-    number(graph->block());
+    forEachNode(graph->block(), [&](Node* n) { position.emplace(n, position.size()); });
     std::stable_sort(w.captures.begin(), w.captures.end(),
                      [&](const Walker::Pending& a, const Walker::Pending& b) { return position.at(a.clone) < position.at(b.clone); });
   }
@@ -436,14 +431,9 @@ std::string unfreezable(const HookedForward& hf) {
   for (const auto& s : hf.slots)
     if (s.looped) return "captures of " + s.layer + ", a module called inside a loop";
   std::string reason;
-  std::function<void(Block*)> scan = [&](Block* b) {
-    for (Node* n : b->nodes()) {
-      if (!reason.empty()) return;
-      if (n->kind() == prim::SetAttr) reason = "the model's forward writes the module attribute " + n->s(attr::name);
-      for (Block* inner : n->blocks()) scan(inner);
-    }
-  };
-  scan(hf.fn->graph()->block());
+  forEachNode(hf.fn->graph()->block(), [&](Node* n) {
+    if (reason.empty() && n->kind() == prim::SetAttr) reason = "the model's forward writes the module attribute " + n->s(attr::name);
+  });
   return reason;
 }
 
@@ -486,17 +476,13 @@ void optimizeHookedForward(const torch::jit::Module& module, const std::set<std:
     std::unordered_set<const void*> own, constants;
     for (const auto& p : module.parameters(true)) own.insert(p.storage().data());
     for (const auto& b : module.buffers(true)) own.insert(b.storage().data());
-    std::function<void(Block*)> collect = [&](Block* b) {
-      for (Node* n : b->nodes()) {
-        if (n->kind() == prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
-          auto t = torch::jit::toIValue(n->output());
-          if (t && t->isTensor() && t->toTensor().has_storage() && !own.count(t->toTensor().storage().data()))
-            constants.insert(t->toTensor().storage().data());
-        }
-        for (Block* inner : n->blocks()) collect(inner);
+    forEachNode(frozen.get_method("forward").graph()->block(), [&](Node* n) {
+      if (n->kind() == prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
+        auto t = torch::jit::toIValue(n->output());
+        if (t && t->isTensor() && t->toTensor().has_storage() && !own.count(t->toTensor().storage().data()))
+          constants.insert(t->toTensor().storage().data());
       }
-    };
-    collect(frozen.get_method("forward").graph()->block());
+    });
     // Made last: a FrozenForward destroyed here would wait for the lock this function holds.
     hf.optimized = std::make_shared<FrozenForward>(std::move(frozen));
     hf.optimized->constants = std::move(constants);
