@@ -74,8 +74,7 @@ export function isTempName(name: string): boolean {
 /**
  * Reads a small file the user names (a job file, a shard's state): only a regular file, at most
  * `maxBytes`, read with that bound. A FIFO, a device (/dev/zero) or a socket is refused without
- * blocking (the open is non-blocking), and a file that grows while it is read is cut at the bound
- * and refused. `fail` turns a reason into the caller's coded error.
+ * blocking (the open is non-blocking), and a file that grows while it is read is refused. `fail` turns a reason into the caller's coded error.
  */
 export function readBoundedFile(file: string, maxBytes: number, fail: (reason: string) => Error): Buffer {
   let fd: number;
@@ -90,13 +89,14 @@ export function readBoundedFile(file: string, maxBytes: number, fail: (reason: s
     if (st.isDirectory()) throw fail('is a folder');
     if (!st.isFile()) throw fail('is not a regular file (a FIFO, device or socket); give a file');
     if (st.size > maxBytes) throw fail(`is ${st.size} bytes, over the limit of ${maxBytes}`);
-    const buf = Buffer.alloc(maxBytes + 1);
+    // One byte more than the size: a file that grows while it is read is noticed, not cut.
+    const buf = Buffer.alloc(st.size + 1);
     let got = 0;
     for (;;) {
       const n = fs.readSync(fd, buf, got, buf.length - got, null);
       if (n === 0) break;
       got += n;
-      if (got > maxBytes) throw fail(`grew past the limit of ${maxBytes} bytes while it was read`);
+      if (got > st.size) throw fail('grew while it was read; read it again once it is complete');
     }
     return buf.subarray(0, got);
   } finally {
