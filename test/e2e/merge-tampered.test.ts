@@ -3,6 +3,7 @@
  * message naming the file, without a crash (an abort of V8), a hang (a FIFO) or a file read from
  * outside the shard folders; a truncated features file never gives a silently wrong CKA.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- the tests edit parsed JSON of any shape */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
