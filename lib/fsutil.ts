@@ -17,7 +17,8 @@ export function tempPath(file: string): string {
 export async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
   const tmp = tempPath(file);
   try {
-    await fs.promises.writeFile(tmp, data);
+    // 'wx': the temporary name is new; never write through something already there.
+    await fs.promises.writeFile(tmp, data, { flag: 'wx' });
     await fs.promises.rename(tmp, file);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });
@@ -32,7 +33,7 @@ export function atomicStream(file: string): {
   abort(): Promise<void>;
 } {
   const tmp = tempPath(file);
-  const stream = fs.createWriteStream(tmp);
+  const stream = fs.createWriteStream(tmp, { flags: 'wx' });
   const closed = new Promise<void>((resolve, reject) => {
     stream.on('close', resolve);
     stream.on('error', reject);
