@@ -494,7 +494,7 @@ export class Model {
     }
     const seen = new Set<string>();
     for (const n of names as string[]) {
-      const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;
+      const m = /^(.*?)(?:#(\d+))?$/s.exec(n)!; // s: a name with a line break is still one name
       const layer = m[1];
       if (!this.#layerNames.has(layer)) {
         const notExported = this.#native.explainLayer?.(layer);

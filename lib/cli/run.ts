@@ -13,6 +13,7 @@ import { USAGE_CODES, parse, usage } from './args';
 import { ATTACK_HELP } from './attack';
 import { EXPORT_HELP } from './export';
 import { writeAtomic } from './files';
+import { shown } from './term';
 import { bracketDepthExceeds, readBoundedFile, valueDepthExceeds } from '../fsutil';
 import { GRADCAM_HELP } from './gradcam';
 import { INFO_HELP } from './info';
@@ -358,7 +359,7 @@ export async function runJobs(
   const summary: string[] = [];
   try {
     for (const j of jobs) {
-      const label = `job ${j.index + 1}/${jobs.length} (${j.name})`;
+      const label = `job ${j.index + 1}/${jobs.length} (${shown(j.name)})`;
       if (interrupted) {
         code = worse(code, 130);
         summary.push(`${label}: not started`);
@@ -371,7 +372,7 @@ export async function runJobs(
         continue;
       }
       const args = resume && j.resumable ? ['--resume', ...j.argv] : j.argv;
-      process.stderr.write(`featscope run: ${label}: featscope ${j.command} ${args.map(quote).join(' ')}\n`);
+      process.stderr.write(`featscope run: ${label}: featscope ${j.command} ${shown(args.map(quote).join(' '))}\n`);
       const started = Date.now();
       let jobCode: number;
       try {
