@@ -11,6 +11,7 @@ import { ModelMetadata, parseMetadata } from './metadata';
 import { deviceSelection, markCaptureOrigin } from './provenance';
 import { closest } from './suggest';
 import { debug } from './debug';
+import { checkArchiveInflation } from './archive';
 
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -158,6 +159,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       `model path ${JSON.stringify(path)} is a directory; give the TorchScript .pt file inside it`,
     );
   }
+  // Before libtorch allocates what the archive's records declare.
+  checkArchiveInflation(path);
   // AOTInductor packages (scripts/export-model.py --format pt2) go to the second backend.
   const b = binding();
   const native = await withStack(
@@ -494,7 +497,7 @@ export class Model {
     }
     const seen = new Set<string>();
     for (const n of names as string[]) {
-      const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;
+      const m = /^(.*?)(?:#(\d+))?$/s.exec(n)!; // s: a name with a line break is still one name
       const layer = m[1];
       if (!this.#layerNames.has(layer)) {
         const notExported = this.#native.explainLayer?.(layer);

@@ -35,6 +35,7 @@ export type { AttackOptions, AttackResult, ImageOutcome, LayerDivergence, PathSt
 export {
   PercentileSketch,
   SKETCH_ACCURACY,
+  checkLayerStatsState,
   folderStats,
   mergeStatsStates,
   percentileSorted,

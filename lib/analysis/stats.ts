@@ -565,6 +565,94 @@ export async function folderStats(
   };
 }
 
+/** The bucket indices a sketch can hold: those of the smallest and the largest double. */
+const BUCKET_MIN = PercentileSketch.bucket(Number.MIN_VALUE);
+const BUCKET_MAX = PercentileSketch.bucket(Number.MAX_VALUE);
+
+/**
+ * Checks a layer's state from a file before anything is built from it: counts are non-negative
+ * integers, values finite (null where a run wrote NaN), arrays as long as the channels say,
+ * sketch bucket indices inside the range any double maps to and bucket counts adding up. A state
+ * that fails names the layer, the field and the fix (MERGE_INVALID); nothing is allocated from an
+ * unchecked number.
+ */
+export function checkLayerStatsState(value: unknown, where: string): LayerStatsState {
+  const fail = (what: string) =>
+    new FeatscopeError('MERGE_INVALID', `${where}: ${what}; the state was altered or damaged: rerun that shard`);
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
+    Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  const finiteOrNull = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v));
+  if (!isObj(value)) throw fail('a layer is not an object');
+  const l = value;
+  if (typeof l.name !== 'string') throw fail('a layer has no name');
+  const at = `layer ${JSON.stringify(l.name.slice(0, 100))}`;
+  if (!count(l.channels, 1 << 20) || (l.channels as number) < 1)
+    throw fail(`${at}: channels is not an integer from 1 to 2^20`);
+  if (!count(l.mapWidth, 1 << 20) || (l.mapWidth as number) < 1)
+    throw fail(`${at}: mapWidth is not a positive integer`);
+  if (!count(l.k, 10000)) throw fail(`${at}: k is not an integer from 0 to 10000`);
+  if (!count(l.images)) throw fail(`${at}: images is not a non-negative integer`);
+  const c = l.channels as number;
+  const images = l.images as number;
+  const perChannel = (key: string, ok: (v: unknown) => boolean, rule: string) => {
+    const a = l[key];
+    if (!Array.isArray(a) || a.length !== c) throw fail(`${at}: ${key} does not hold one value per channel (${c})`);
+    const i = a.findIndex((v) => !ok(v));
+    if (i >= 0)
+      throw fail(
+        `${at}: ${key}[${i}] is ${typeof a[i] === 'number' ? String(a[i]) : JSON.stringify(a[i])}, not ${rule}`,
+      );
+  };
+  perChannel('sum', finiteOrNull, 'a finite number');
+  perChannel('max', finiteOrNull, 'a finite number');
+  perChannel('silent', (v) => count(v, images), `a count from 0 to images (${images})`);
+  if (l.means !== null) {
+    if (!Array.isArray(l.means) || l.means.length !== images)
+      throw fail(`${at}: means does not hold one row per image`);
+    for (const row of l.means)
+      if (!Array.isArray(row) || row.length !== c || !row.every(finiteOrNull))
+        throw fail(`${at}: a row of means is not ${c} finite numbers`);
+  }
+  perChannel(
+    'sketch',
+    (v) => {
+      if (!isObj(v) || !count(v.n) || !count(v.zero) || !count(v.nan)) return false;
+      if (!finiteOrNull(v.min) || !finiteOrNull(v.max)) return false;
+      let total = (v.zero as number) + (v.nan as number);
+      for (const side of [v.pos, v.neg]) {
+        if (!Array.isArray(side)) return false;
+        if (side.length === 0) continue;
+        const first = side[0];
+        if (!Number.isInteger(first) || first < BUCKET_MIN || first + side.length - 2 > BUCKET_MAX) return false;
+        for (let j = 1; j < side.length; j++) {
+          if (!count(side[j])) return false;
+          total += side[j];
+        }
+      }
+      return total === v.n;
+    },
+    `a sketch (non-negative integer counts adding up to n, bucket indices from ${BUCKET_MIN} to ${BUCKET_MAX})`,
+  );
+  perChannel(
+    'top',
+    (v) =>
+      Array.isArray(v) &&
+      v.length <= (l.k as number) &&
+      v.every(
+        (e) =>
+          Array.isArray(e) &&
+          e.length === 3 &&
+          count(e[0]) &&
+          typeof e[1] === 'number' &&
+          Number.isFinite(e[1]) &&
+          count(e[2]),
+      ),
+    `at most k [file, score, position] entries with finite scores`,
+  );
+  return l as unknown as LayerStatsState;
+}
+
 /**
  * Statistics of several runs over disjoint images (shards), from their states, with file indices
  * already mapped into one list: equal to one run over all the images (sums up to float64
@@ -577,6 +665,10 @@ export function mergeStatsStates(
   options: { exactLimit?: number } = {},
 ): { images: number; layers: LayerStatisticsOverFolder[]; state: LayerStatsState[] } {
   if (runs.length === 0) throw invalidParameter('runs', "at least one run's state", runs);
+  runs.forEach((r, i) => {
+    if (!Array.isArray(r)) throw new FeatscopeError('MERGE_INVALID', `run ${i}'s state is not a list of layers`);
+    r.forEach((l) => checkLayerStatsState(l, `run ${i}`));
+  });
   const names = runs[0].map((l) => l.name);
   for (const r of runs) {
     const other = r.map((l) => l.name);

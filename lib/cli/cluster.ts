@@ -95,7 +95,32 @@ function innerCommand(positionals: string[], writer: string): Inner {
   return { command, argv, out };
 }
 
+/** A value as one shell word (POSIX single quotes). */
+const shq = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * Line breaks and other control characters in any value a generator writes (option values, the
+ * featscope command it wraps, the file names): refused, so that no value can end a comment, a
+ * `#SBATCH` line or a YAML scalar and start a line of its own. C0/C1 controls, DEL and the
+ * Unicode line and paragraph separators (line breaks to YAML 1.1 readers) all count.
+ */
+// eslint-disable-next-line no-control-regex
+const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+function refuseLineBreaks(writer: string, values: Record<string, unknown>, positionals: string[]): void {
+  const show = (v: string) => JSON.stringify(v).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+  for (const [k, v] of Object.entries(values))
+    if (typeof v === 'string' && LINE_BREAKING.test(v))
+      throw usage(`--${k} ${show(v)} holds a line break or control character; give it without one`, writer);
+  for (const v of positionals)
+    if (LINE_BREAKING.test(v))
+      throw usage(
+        `${show(v)} (in the featscope command) holds a line break or control character; rename it or give it without one`,
+        writer,
+      );
+}
 
 export async function k8sJob(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -122,6 +147,7 @@ export async function k8sJob(argv: string[]): Promise<number> {
     process.stdout.write(K8S_HELP);
     return 0;
   }
+  refuseLineBreaks('k8s-job', values, positionals);
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of pods, each one shard)', 'k8s-job');
   const shards = parsePositiveInt(values.shards, '--shards', 1, 100000, 'k8s-job');
@@ -140,6 +166,11 @@ export async function k8sJob(argv: string[]): Promise<number> {
   if (!DNS_LABEL.test(name) || name.length > 57)
     throw usage(
       `--name must be a DNS label of at most 57 characters (lower-case letters, digits, '-'), not ${JSON.stringify(name)}`,
+      'k8s-job',
+    );
+  if (values.namespace !== undefined && (!DNS_LABEL.test(values.namespace) || values.namespace.length > 63))
+    throw usage(
+      `--namespace must be a DNS label (lower-case letters, digits, '-'), not ${JSON.stringify(values.namespace)}`,
       'k8s-job',
     );
   const memory = values.memory;
@@ -236,7 +267,7 @@ export async function k8sJob(argv: string[]): Promise<number> {
   const file = path.resolve(values.out ?? `${name}.yaml`);
   const mergeFile = file.replace(/(\.ya?ml)?$/, '-merge$1');
   const head = (what: string) =>
-    `# featscope ${what}, written by \`featscope k8s-job\`.\n# Run: kubectl apply -f ${path.basename(file)} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${path.basename(mergeFile)}\n`;
+    `# featscope ${what}, written by \`featscope k8s-job\`.\n# Run: kubectl apply -f ${shq(path.basename(file))} && kubectl wait --for=condition=complete --timeout=48h job/${name} && kubectl apply -f ${shq(path.basename(mergeFile))}\n`;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeAtomic(file, head(`${inner.command} over ${shards} shards (Indexed Job)`) + YAML.stringify(job));
   await writeAtomic(mergeFile, head(`merge of the ${shards} shards of ${name}`) + YAML.stringify(mergeJob));
@@ -248,8 +279,6 @@ export async function k8sJob(argv: string[]): Promise<number> {
   );
   return 0;
 }
-
-const shq = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 export async function slurmJob(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -274,6 +303,7 @@ export async function slurmJob(argv: string[]): Promise<number> {
     process.stdout.write(SLURM_HELP);
     return 0;
   }
+  refuseLineBreaks('slurm-job', values, positionals);
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of array tasks, each one shard)', 'slurm-job');
   const shards = parsePositiveInt(values.shards, '--shards', 1, 100000, 'slurm-job');
@@ -289,6 +319,11 @@ export async function slurmJob(argv: string[]): Promise<number> {
   const memory = values.memory;
   if (memory !== undefined && !/^\d+[KMGT]?$/.test(memory))
     throw usage(`--memory takes a Slurm size such as 16G, not ${JSON.stringify(memory)}`, 'slurm-job');
+  if (values.partition !== undefined && !/^[\w.-]+(,[\w.-]+)*$/.test(values.partition))
+    throw usage(
+      `--partition takes a partition name or a comma list of them (letters, digits, '.', '_', '-'), not ${JSON.stringify(values.partition)}`,
+      'slurm-job',
+    );
   const inner = innerCommand(positionals, 'slurm-job');
   const name = values.name ?? `featscope-${inner.command}`;
   if (!/^[\w.-]+$/.test(name))
@@ -327,7 +362,7 @@ export async function slurmJob(argv: string[]): Promise<number> {
     `# featscope ${inner.command} over ${shards} shards, written by \`featscope slurm-job\`. Submit with the merge after it:`,
     `#   ${submit}`,
     '# Each task takes shard SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT and writes',
-    `# ${inner.out}/shard-I-of-${shards}; a requeued task redoes its shard into the same folder.`,
+    `# ${shq(inner.out)}/shard-I-of-${shards}; a requeued task redoes its shard into the same folder.`,
     'set -euo pipefail',
     `export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-${cpus}}`,
     run(['featscope', inner.command, ...inner.argv]),

@@ -76,7 +76,12 @@ export async function modelFingerprint(file: string): Promise<string> {
   return `${size}:${hash.digest('hex')}`;
 }
 
-/** `out` joined with `parts`; refuses anything that would resolve outside `out`. */
+/**
+ * `out` joined with `parts`; refuses anything that would resolve outside `out`, and any symbolic
+ * link on the way below `out` (a folder or the file itself): featscope creates none there, so a
+ * link is planted, and following it would put pictures wherever it points. `out` itself may be a
+ * link: the user named it.
+ */
 export function insideOut(out: string, ...parts: string[]): string {
   const root = path.resolve(out);
   const full = path.resolve(root, ...parts);
@@ -85,6 +90,17 @@ export function insideOut(out: string, ...parts: string[]): string {
       'UNSAFE_PATH',
       `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`,
     );
+  }
+  let at = root;
+  for (const part of path.relative(root, full).split(path.sep).filter(Boolean)) {
+    at = path.join(at, part);
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (!st) break; // not there yet: featscope makes it
+    if (st.isSymbolicLink())
+      throw new FeatscopeError(
+        'UNSAFE_PATH',
+        `refusing to write through ${JSON.stringify(at)}: it is a symbolic link inside the output folder ${root}, which featscope did not make; remove it, or choose another --out`,
+      );
   }
   return full;
 }

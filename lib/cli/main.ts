@@ -5,6 +5,7 @@
  */
 import { FeatscopeError } from '../errors';
 import { USAGE_CODES } from './args';
+import { shown } from './term';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
 
@@ -93,12 +94,12 @@ export async function main(argv: string[]): Promise<number> {
 
 function report(err: unknown): number {
   if (err instanceof FeatscopeError) {
-    process.stderr.write(`featscope: ${err.message} [${err.code}]\n`);
+    process.stderr.write(`featscope: ${shown(err.message)} [${err.code}]\n`);
     if (process.env.FEATSCOPE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return USAGE_CODES.has(err.code) ? 2 : 1;
   }
   process.stderr.write(
-    `featscope: unexpected error: ${err instanceof Error ? (process.env.FEATSCOPE_DEBUG ? err.stack : err.message) : String(err)}\n`,
+    `featscope: unexpected error: ${shown(err instanceof Error ? ((process.env.FEATSCOPE_DEBUG ? err.stack : err.message) ?? '') : String(err))}\n`,
   );
   return 1;
 }

@@ -8,13 +8,21 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { PercentileSketch, ckaMatrix, mergeStatsStates, renderSimilarity, type LayerStatsState } from '../analysis';
+import {
+  PercentileSketch,
+  checkLayerStatsState,
+  ckaMatrix,
+  mergeStatsStates,
+  renderSimilarity,
+  type LayerStatsState,
+} from '../analysis';
 import { FeatscopeError } from '../errors';
 import type { ModelMetadata } from '../metadata';
 import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { parse, usage } from './args';
 import { insideOut, writeAtomic } from './files';
+import { readBoundedFile } from '../fsutil';
 import { SIMILARITY_STATE_FORMAT } from './similarity';
 import { STATE_FORMAT } from './stats';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
@@ -50,15 +58,78 @@ interface ShardDir {
   command: string;
 }
 
+/** A shard's state or manifest: a regular file of at most 1 GiB (a FIFO or a device is refused, never waited on). */
+const MAX_STATE_BYTES = 1 << 30;
+
 function readJson(file: string): Record<string, unknown> {
+  const bytes = readBoundedFile(
+    file,
+    MAX_STATE_BYTES,
+    (reason) => new FeatscopeError('MERGE_INVALID', `${file} ${reason}; rerun that shard`),
+  );
+  let value: unknown;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    value = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new FeatscopeError(
       'MERGE_INVALID',
       `${file} cannot be read as JSON (${(err as Error).message}); rerun that shard`,
     );
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new FeatscopeError('MERGE_INVALID', `${file} does not hold a JSON object; rerun that shard`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * A file a shard's manifest or state names, resolved inside that shard's folder: a relative path
+ * that stays inside it, also once symbolic links are followed. Anything else (an absolute path,
+ * `..`, a link out) is refused: the merge never reads or copies a file from elsewhere.
+ */
+function insideShard(dir: string, rel: unknown, what: string): string {
+  const refuse = (why: string) =>
+    new FeatscopeError(
+      'MERGE_INVALID',
+      `${dir}: ${what} ${JSON.stringify(rel)} ${why}; a shard names only files inside its own folder: rerun that shard`,
+    );
+  if (typeof rel !== 'string' || rel === '') throw refuse('is not a file name');
+  if (path.isAbsolute(rel)) throw refuse('is an absolute path');
+  const full = path.resolve(dir, rel);
+  const within = (base: string, p: string) => {
+    const r = path.relative(base, p);
+    return r !== '' && !r.startsWith('..') && !path.isAbsolute(r);
+  };
+  if (!within(dir, full)) throw refuse('points outside the shard folder');
+  let real: string | undefined;
+  try {
+    real = fs.realpathSync(full);
+  } catch {
+    real = undefined; // not there: the reader says so
+  }
+  if (real !== undefined && !within(fs.realpathSync(dir), real)) throw refuse('is a link to outside the shard folder');
+  return full;
+}
+
+/** [global index, source] pairs of a shard's state, checked. */
+function checkFiles(state: Record<string, unknown>, where: string): Array<[number, string]> {
+  const files = state.files;
+  if (
+    !Array.isArray(files) ||
+    !files.every(
+      (f) =>
+        Array.isArray(f) &&
+        f.length === 2 &&
+        Number.isInteger(f[0]) &&
+        f[0] >= 0 &&
+        f[0] < 2 ** 31 &&
+        typeof f[1] === 'string',
+    )
+  )
+    throw new FeatscopeError(
+      'MERGE_INVALID',
+      `${where}: files is not a list of [index, path] pairs; the state was altered or damaged: rerun that shard`,
+    );
+  return files as Array<[number, string]>;
 }
 
 /** The shard folders named, or inside the folders named. */
@@ -231,6 +302,15 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
         'merge',
       );
   }
+  for (const { shard, state } of states) {
+    const where = `${shard.dir}/stats-state.json`;
+    checkFiles(state, where);
+    if (state.layers !== null) {
+      if (!Array.isArray(state.layers))
+        throw new FeatscopeError('MERGE_INVALID', `${where}: layers is not a list; rerun that shard`);
+      for (const l of state.layers) checkLayerStatsState(l, where);
+    }
+  }
   const ran = states.filter((s) => s.state.layers !== null);
   if (ran.length === 0) throw new FeatscopeError('NO_INPUTS', 'every shard was empty: no images to merge');
   const models = new Set(ran.map((s) => JSON.stringify((s.state.model as Record<string, unknown>).path)));
@@ -238,6 +318,15 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
   // The sources by their index in the whole input list (a sparse list).
   const sources: string[] = [];
   for (const { state } of states) for (const [i, src] of state.files as Array<[number, string]>) sources[i] = src;
+  for (const { shard, state } of ran)
+    for (const l of state.layers as LayerStatsState[])
+      for (const list of l.top)
+        for (const [file] of list)
+          if (sources[file] === undefined)
+            throw new FeatscopeError(
+              'MERGE_INVALID',
+              `${shard.dir}/stats-state.json: layer ${l.name} names image ${file} as a top image, but no shard read an image ${file}; rerun that shard`,
+            );
   const exactLimit = (first.options as { exactLimit: number }).exactLimit;
   const merged = mergeStatsStates(
     ran.map((s) => s.state.layers as LayerStatsState[]),
@@ -303,9 +392,15 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
         'merge',
       );
   }
-  const rel = (dir: string, file: string) => path.relative(out, path.join(dir, file)).split(path.sep).join('/');
+  const rel = (dir: string, file: unknown) =>
+    path
+      .relative(out, insideShard(dir, file, 'the manifest names'))
+      .split(path.sep)
+      .join('/');
   const images: BatchRecord[] = [];
   for (const { shard, m } of manifests) {
+    if (!Array.isArray(m.images))
+      throw new FeatscopeError('MERGE_INVALID', `${shard.dir}/manifest.json: images is not a list; rerun that shard`);
     for (const r of m.images as BatchRecord[]) {
       images.push({
         ...r,
@@ -433,6 +528,31 @@ async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ image
       );
   }
   type Side = Array<{ layer: string; channels: number; file: string }>;
+  for (const { shard, state } of states) {
+    const where = `${shard.dir}/similarity-state.json`;
+    checkFiles(state, where);
+    const sides = state.sides;
+    if (
+      !Array.isArray(sides) ||
+      !sides.every(
+        (side) =>
+          Array.isArray(side) &&
+          side.every(
+            (l) =>
+              l !== null &&
+              typeof l === 'object' &&
+              typeof l.layer === 'string' &&
+              Number.isInteger(l.channels) &&
+              l.channels >= 1 &&
+              l.channels <= 1 << 20,
+          ),
+      )
+    )
+      throw new FeatscopeError(
+        'MERGE_INVALID',
+        `${where}: sides is not a list of [{layer, channels, file}] lists; the state was altered or damaged: rerun that shard`,
+      );
+  }
   // Rows in the order of the whole input list, as one run reads them.
   const rows: Array<{ global: number; source: string; state: number; row: number }> = [];
   states.forEach(({ state }, k) =>
@@ -449,7 +569,20 @@ async function mergeSimilarity(shards: ShardDir[], out: string): Promise<{ image
       (side) =>
         new Map(
           side.map((l) => {
-            const b = fs.readFileSync(path.join(shard.dir, l.file));
+            // Exactly rows x channels float32 values, as the state declares: a truncated or padded
+            // file would shift every row after it and give a silently wrong CKA.
+            const file = insideShard(shard.dir, l.file, `the features of ${l.layer}`);
+            const want = (state.files as unknown[]).length * l.channels * 4;
+            const b = readBoundedFile(
+              file,
+              want,
+              (reason) => new FeatscopeError('MERGE_INVALID', `${file} ${reason}; rerun that shard`),
+            );
+            if (b.length !== want)
+              throw new FeatscopeError(
+                'MERGE_INVALID',
+                `${file} holds ${b.length} bytes, but ${(state.files as unknown[]).length} images x ${l.channels} channels of float32 need ${want}; the file is truncated or altered: rerun that shard`,
+              );
             return [l.layer, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))] as const;
           }),
         ),

@@ -8,6 +8,7 @@ import { FeatscopeError } from '../errors';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { loadModel, type LoadOptions, type Model } from '../model';
 import { resolveModel, usage, type Options } from './args';
+import { shown } from './term';
 
 export const MODEL_INPUT_OPTIONS = {
   mean: { type: 'string' },
@@ -36,7 +37,7 @@ export function resetMetadataWarning(): void {
 
 /** loadModel, with a progress line first: loading a large model takes seconds before any other output. */
 export function loadNoted(file: string, options: LoadOptions): Promise<Model> {
-  process.stderr.write(`featscope: loading model ${file}…\n`);
+  process.stderr.write(`featscope: loading model ${shown(file)}…\n`);
   return loadModel(file, options);
 }
 

@@ -2,6 +2,8 @@
  * Progress for long runs: a one-line bar with count, rate and ETA on a terminal; plain lines on
  * anything else (tmux logs, CI), one per image, so a log shows exactly what was done.
  */
+import { shown } from './term';
+
 export interface ProgressOptions {
   total: number;
   /** Where to draw; default process.stderr. */
@@ -87,11 +89,11 @@ export class Progress {
   }
 
   #line(text: string): void {
-    this.#stream.write(`featscope: ${text}\n`);
+    this.#stream.write(`featscope: ${shown(text)}\n`);
   }
 
   #above(text: string): void {
-    this.#stream.write(`\r\x1b[2K${text}\n`);
+    this.#stream.write(`\r\x1b[2K${shown(text)}\n`);
     this.#draw(true);
   }
 

@@ -5,7 +5,6 @@
  * one that was stopped.
  */
 import { createHash } from 'crypto';
-import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
 import { FeatscopeError } from '../errors';
@@ -14,6 +13,8 @@ import { USAGE_CODES, parse, usage } from './args';
 import { ATTACK_HELP } from './attack';
 import { EXPORT_HELP } from './export';
 import { writeAtomic } from './files';
+import { shown } from './term';
+import { bracketDepthExceeds, readBoundedFile, valueDepthExceeds } from '../fsutil';
 import { GRADCAM_HELP } from './gradcam';
 import { INFO_HELP } from './info';
 import { LAYERS_HELP } from './layers';
@@ -135,29 +136,53 @@ function unknownKey(key: string, where: string, known: string[]): FeatscopeError
   );
 }
 
+/** A job file is a few hundred bytes; a megabyte is far past any honest one. */
+const MAX_JOB_FILE_BYTES = 1 << 20;
+/** defaults/jobs/options/lists: 4 levels; 32 leaves room and stops a parser-recursion attack. */
+const MAX_JOB_DEPTH = 32;
+/** Keys that name JavaScript's object machinery, never an option: refused wherever they appear. */
+const PROTO_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function refuseProtoKeys(doc: unknown, where: string): void {
+  const stack: unknown[] = [doc];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    for (const k of Object.keys(v as object)) {
+      if (PROTO_KEYS.has(k))
+        throw refuse(
+          `${where}: unknown key ${JSON.stringify(k)} (it names JavaScript's object machinery, not an option); remove it`,
+        );
+      stack.push((v as Plain)[k]);
+    }
+  }
+}
+
 /** Parses and checks a job file: every job's command line, ready to run. */
 export function readJobFile(file: string): Job[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw refuse(
-      `job file ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}`,
-    );
-  }
   const ext = path.extname(file).toLowerCase();
   if (!['.yaml', '.yml', '.json'].includes(ext))
     throw refuse(`job file ${JSON.stringify(file)} must end in .yaml, .yml or .json`);
+  const text = readBoundedFile(file, MAX_JOB_FILE_BYTES, (reason) =>
+    refuse(`job file ${JSON.stringify(file)}: ${reason}`),
+  ).toString('utf8');
+  const tooDeep = () =>
+    refuse(
+      `job file ${JSON.stringify(file)} nests lists or mappings more than ${MAX_JOB_DEPTH} deep; a job file needs a few levels`,
+    );
+  if (bracketDepthExceeds(text, MAX_JOB_DEPTH)) throw tooDeep();
   let doc: unknown;
   try {
-    doc = ext === '.json' ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+    doc = ext === '.json' ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true, maxAliasCount: 100 });
   } catch (err) {
+    if (err instanceof RangeError) throw tooDeep();
     const first = String((err as Error).message)
       .split('\n')[0]
       .replace(/:\s*$/, '');
     throw refuse(`job file ${JSON.stringify(file)} is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${first}`);
   }
+  if (valueDepthExceeds(doc, MAX_JOB_DEPTH)) throw tooDeep();
+  refuseProtoKeys(doc, `job file ${JSON.stringify(file)}`);
   const dir = path.dirname(path.resolve(file));
   let defaults: Plain = {};
   let list: unknown[];
@@ -196,7 +221,7 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   const name = entry.name === undefined ? command : String(entry.name);
   where = `job ${i + 1} of ${total} (${name})`;
   const options = commandOptions(command);
-  const merged: Plain = {};
+  const merged: Plain = Object.create(null) as Plain;
   // Defaults apply where the command has the option: `model` in defaults does not break `info`.
   for (const [k, v] of Object.entries(defaults)) {
     if (k === 'inputs' ? takesInputs(command) : options.has(k)) merged[k] = v;
@@ -276,7 +301,8 @@ function statePath(file: string): string {
 
 function readState(file: string): RunState {
   try {
-    const s = JSON.parse(fs.readFileSync(statePath(file), 'utf8')) as RunState;
+    const raw = readBoundedFile(statePath(file), MAX_JOB_FILE_BYTES * 4, (reason) => new Error(reason));
+    const s = JSON.parse(raw.toString('utf8')) as RunState;
     if (isObject(s) && isObject(s.jobs)) return s;
   } catch {
     // none yet, or unreadable: start afresh
@@ -333,7 +359,7 @@ export async function runJobs(
   const summary: string[] = [];
   try {
     for (const j of jobs) {
-      const label = `job ${j.index + 1}/${jobs.length} (${j.name})`;
+      const label = `job ${j.index + 1}/${jobs.length} (${shown(j.name)})`;
       if (interrupted) {
         code = worse(code, 130);
         summary.push(`${label}: not started`);
@@ -346,7 +372,7 @@ export async function runJobs(
         continue;
       }
       const args = resume && j.resumable ? ['--resume', ...j.argv] : j.argv;
-      process.stderr.write(`featscope run: ${label}: featscope ${j.command} ${args.map(quote).join(' ')}\n`);
+      process.stderr.write(`featscope run: ${label}: featscope ${j.command} ${shown(args.map(quote).join(' '))}\n`);
       const started = Date.now();
       let jobCode: number;
       try {

@@ -1,10 +1,11 @@
 /** The lines a run ends with: what was done, where it is, and every input that failed. */
 import type { BatchOutcome, Failure } from './batch';
+import { shown } from './term';
 
 function printFailures(failed: Failure[]): void {
   if (failed.length === 0) return;
   process.stderr.write(`featscope: ${failed.length} input${failed.length === 1 ? '' : 's'} failed:\n`);
-  for (const f of failed) process.stderr.write(`  ${f.source}: ${f.message} [${f.code}]\n`);
+  for (const f of failed) process.stderr.write(`  ${shown(f.source)}: ${shown(f.message)} [${f.code}]\n`);
 }
 
 function finishMessage(
@@ -18,7 +19,7 @@ function finishMessage(
   const parts = [`${verb} ${outcome.done} image${outcome.done === 1 ? '' : 's'}`];
   if (outcome.skipped) parts.push(`skipped ${outcome.skipped} already finished`);
   if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
-  let text = `featscope: ${parts.join(', ')}; ${finished} of ${total} in ${out}/manifest.json${report ? ` and ${report}` : ''}\n`;
+  let text = `featscope: ${parts.join(', ')}; ${finished} of ${total} in ${shown(out)}/manifest.json${report ? ` and ${shown(report)}` : ''}\n`;
   if (outcome.interrupted)
     text += `featscope: interrupted; finished files are complete. Rerun the same command with --resume to do the remaining ${total - finished - outcome.failed.length}.\n`;
   return text;

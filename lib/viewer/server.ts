@@ -53,6 +53,8 @@ export interface Viewer {
   port: number;
   /** Forwards run so far (each (model, image, layer set) once while cached). */
   forwards(): number;
+  /** The most image decodes that ran at once (at most 2, whatever the number of uploads). */
+  peakDecodes(): number;
   close(): Promise<void>;
 }
 
@@ -127,6 +129,64 @@ function strParam(q: URLSearchParams, name: string): string {
   return v;
 }
 
+/**
+ * The Host names a request may carry: IP literals (a DNS-rebinding page has a name, never an
+ * address), `localhost` and the name the viewer was bound to. Anything else is refused with 421.
+ */
+export function hostAllowed(hostHeader: string | undefined, boundHost: string): boolean {
+  if (!hostHeader) return false;
+  let name: string;
+  try {
+    name = new URL(`http://${hostHeader}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (name.startsWith('[') && name.endsWith(']')) return true; // an IPv6 literal
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return true;
+  const bound = boundHost.toLowerCase().replace(/^\[|\]$/g, '');
+  return name === 'localhost' || name.endsWith('.localhost') || name === bound;
+}
+
+/**
+ * Whether a request comes from another site or origin: `Sec-Fetch-Site` other than same-origin or
+ * none (a typed URL), or an `Origin` that is not this viewer's own. A page on another localhost
+ * port is same-site, so SameSite cookies alone do not stop it; this does. Requests with neither
+ * header (curl, scripts with the token) pass.
+ */
+export function crossOrigin(req: http.IncomingMessage): string | undefined {
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  const origin = req.headers.origin;
+  if (typeof origin === 'string' && origin !== `http://${req.headers.host ?? ''}`)
+    return `Origin: ${origin.slice(0, 100)}`;
+  return undefined;
+}
+
+/** At most this many image decodes at a time (uploads, inputs, thumbnails): bounds their memory. */
+const MAX_DECODES = 2;
+
+/** A counting semaphore: `run` waits for one of `limit` slots. */
+class Slots {
+  private free: number;
+  private waiting: (() => void)[] = [];
+  peak = 0;
+  constructor(private readonly limit: number) {
+    this.free = limit;
+  }
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.free === 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.free--;
+    this.peak = Math.max(this.peak, this.limit - this.free);
+    try {
+      return await f();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
 export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const host = options.host ?? '127.0.0.1';
   const uploadLimit = options.uploadLimit ?? 20 * 1024 * 1024;
@@ -160,6 +220,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const cache = new BoundedCache(options.cacheBytes ?? 512 * 1024 * 1024);
   const layerInfo = new Map<number, Promise<LayerInfo[]>>();
   const dir = assetDir();
+  const decodes = new Slots(MAX_DECODES);
+  // Set once the port is known: one cookie per viewer, so two viewers on one host keep their sessions.
+  let cookieName = 'featscope_token';
 
   const modelAt = (q: URLSearchParams, name = 'model'): { model: Model; index: number } => {
     const index = intParam(q, name, 0, 0, models.length - 1);
@@ -187,7 +250,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
   const input = (index: number, img: ViewerImage): Promise<PreprocessResult> =>
     cache.get(`input|${index}|${img.id}`, async () => {
-      const x = await preprocess(img.source, { model: models[index], maxInputPixels });
+      const x = await decodes.run(() => preprocess(img.source, { model: models[index], maxInputPixels }));
       return { value: x, bytes: x.data.byteLength + x.images[0].rgb.length };
     });
 
@@ -333,7 +396,13 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
 
   const authorised = (req: http.IncomingMessage, q: URLSearchParams): boolean => {
-    const given = q.get('token') ?? /(?:^|;\s*)featscope_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const given =
+      q.get('token') ??
+      (req.headers.cookie ?? '')
+        .split(';')
+        .map((c) => c.trim())
+        .find((c) => c.startsWith(`${cookieName}=`))
+        ?.slice(cookieName.length + 1);
     if (!given) return false;
     const b = Buffer.from(given);
     return b.length === tokenBuf.length && timingSafeEqual(b, tokenBuf);
@@ -412,10 +481,12 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const size = intParam(q, 'size', 160, 16, 1024);
       const out = await cache.get(`thumb|${img.id}|${size}`, async () => {
         try {
-          const jpeg = await sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true })
-            .resize(size, size, { fit: 'inside' })
-            .jpeg({ quality: 85 })
-            .toBuffer();
+          const jpeg = await decodes.run(() =>
+            sharp(img.source, { limitInputPixels: maxInputPixels, autoOrient: true })
+              .resize(size, size, { fit: 'inside' })
+              .jpeg({ quality: 85 })
+              .toBuffer(),
+          );
           return { value: jpeg, bytes: jpeg.length };
         } catch (err) {
           throw bad('IMAGE_DECODE', `cannot decode image ${JSON.stringify(img.name)}: ${(err as Error).message}`);
@@ -428,7 +499,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const body = await readBody(req);
       if (body.length === 0) throw bad('IMAGE_DECODE', 'the upload is empty; send the image file as the request body');
       // The CLI's decoding limits: preprocess refuses what is not an image, or too large, before it is kept.
-      await preprocess(body, { model: models[0], maxInputPixels });
+      await decodes.run(() => preprocess(body, { model: models[0], maxInputPixels }));
       if (uploads >= MAX_UPLOADS || uploadedBytes + body.length > MAX_UPLOADED_BYTES) {
         throw bad(
           'UPLOAD_LIMIT',
@@ -529,9 +600,38 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     },
   };
 
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const refuse = (res: http.ServerResponse, status: number, code: string, message: string) => {
+    res.setHeader('Connection', 'close');
+    json(res, { error: { code, message } }, status);
+  };
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!hostAllowed(req.headers.host, host)) {
+      req.resume();
+      return refuse(
+        res,
+        421,
+        'HOST_NOT_ALLOWED',
+        `Host ${JSON.stringify(String(req.headers.host ?? '').slice(0, 100))} is not this viewer's: open it by IP address, localhost or ${host}`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      req.resume();
+      return refuse(res, 400, 'BAD_REQUEST', 'the request target is not a valid URL path');
+    }
     const q = url.searchParams;
+    const foreign = url.pathname.startsWith('/api/') ? crossOrigin(req) : undefined;
+    if (foreign) {
+      req.resume();
+      return refuse(
+        res,
+        403,
+        'CROSS_ORIGIN',
+        `a request from another page (${foreign}) is refused: the viewer answers only its own page`,
+      );
+    }
     if (!authorised(req, q)) {
       req.resume();
       json(
@@ -558,7 +658,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       fs.promises.readFile(path.join(dir, asset.file)).then(
         (body) => {
           const extra: Record<string, string> = {};
-          if (q.get('token')) extra['Set-Cookie'] = `featscope_token=${token}; HttpOnly; SameSite=Strict; Path=/`;
+          if (q.get('token')) extra['Set-Cookie'] = `${cookieName}=${token}; HttpOnly; SameSite=Strict; Path=/`;
           send(res, 200, asset.type, body, extra);
         },
         (err) => fail(res, err),
@@ -577,8 +677,22 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       );
     }
     route(req, res, q).catch((err) => fail(res, err));
+  };
+  // Whatever a request holds, it gets an answer and the server goes on: nothing thrown while
+  // handling one reaches the process.
+  const server = http.createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (err) {
+      req.resume();
+      fail(res, err);
+    }
   });
-  server.on('clientError', (_err, socket) => socket.destroy());
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && err.code !== 'ECONNRESET')
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -599,6 +713,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     );
   }
   const port = (server.address() as { port: number }).port;
+  cookieName = `featscope_token_${port}`;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   let closed: Promise<void> | undefined;
   return {
@@ -607,6 +722,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     host,
     port,
     forwards: () => forwardCount,
+    peakDecodes: () => decodes.peak,
     close() {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -452,7 +452,9 @@ maybe('featscope view in Chromium', () => {
       expect(errorCode(r.body)).toBe('UNAUTHORIZED');
       expect(r.body.toString()).not.toMatch(/viewer\.js|<html/);
     }
-    const wrongCookie = await raw(viewer.port, '/api/session', { headers: { Cookie: 'featscope_token=nope' } });
+    const wrongCookie = await raw(viewer.port, '/api/session', {
+      headers: { Cookie: `featscope_token_${viewer.port}=nope` },
+    });
     expect(wrongCookie.status).toBe(401);
     const ok = await raw(viewer.port, `/?token=${t}`);
     expect(ok.status).toBe(200);
@@ -461,7 +463,9 @@ maybe('featscope view in Chromium', () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe');
     expect(String(ok.headers['set-cookie'])).toMatch(/HttpOnly; SameSite=Strict/);
-    const cookie = await raw(viewer.port, '/api/session', { headers: { Cookie: `featscope_token=${t}` } });
+    const cookie = await raw(viewer.port, '/api/session', {
+      headers: { Cookie: `featscope_token_${viewer.port}=${t}` },
+    });
     expect(cookie.status).toBe(200);
 
     // nothing outside the images and the assets
