@@ -50,7 +50,8 @@ function pythonTorch(python) {
     if (!dir) return null;
     let version = 'unknown';
     try {
-      version = /__version__\s*=\s*'([^']+)'/.exec(fs.readFileSync(path.join(dir, 'version.py'), 'utf8'))?.[1] ?? version;
+      version =
+        /__version__\s*=\s*'([^']+)'/.exec(fs.readFileSync(path.join(dir, 'version.py'), 'utf8'))?.[1] ?? version;
     } catch {
       /* no version.py: say unknown */
     }
@@ -136,9 +137,12 @@ function findLibtorch(env = process.env, options = {}) {
     const t = pythonTorch(py);
     const d = t && torchConfigDir(t.prefix);
     const lib = t && holdsLibtorch(t.libDir) ? t.libDir : null;
-    const r = t && (runtime || d) && found(`the torch ${t.version} of ${py}`, d, lib ?? (d && libDirOfConfig(d)), t.version);
+    const r =
+      t && (runtime || d) && found(`the torch ${t.version} of ${py}`, d, lib ?? (d && libDirOfConfig(d)), t.version);
     if (r) return r;
-    tried.push(t ? `${py}: torch ${t.version} ships no ${runtime ? 'lib/libc10.so' : 'CMake files'}` : `${py}: no torch`);
+    tried.push(
+      t ? `${py}: torch ${t.version} ships no ${runtime ? 'lib/libc10.so' : 'CMake files'}` : `${py}: no torch`,
+    );
   }
   for (const d of options.systemDirs ?? systemConfigDirs()) {
     const hasConfig = fs.existsSync(path.join(d, 'TorchConfig.cmake'));

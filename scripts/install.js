@@ -24,10 +24,14 @@ if (choice.prebuild) {
     { encoding: 'utf8' },
   );
   if (check.status === 0) {
-    console.log(`featscope: using the prebuilt addon ${path.relative(root, choice.prebuild)} (${choice.libtorch.source})`);
+    console.log(
+      `featscope: using the prebuilt addon ${path.relative(root, choice.prebuild)} (${choice.libtorch.source})`,
+    );
     process.exit(0);
   }
-  console.log(`featscope: the prebuild for ${choice.key} does not load here (${(check.stderr || '').split('\n').find((l) => /Error/.test(l)) ?? 'see below'}); building instead`);
+  console.log(
+    `featscope: the prebuild for ${choice.key} does not load here (${(check.stderr || '').split('\n').find((l) => /Error/.test(l)) ?? 'see below'}); building instead`,
+  );
 } else {
   console.log(`featscope: ${choice.reason}; building the addon instead`);
 }

@@ -112,9 +112,7 @@ function listPrebuilds(root) {
   } catch {
     return [];
   }
-  return keys
-    .map((key) => ({ key, file: path.join(dir, key, 'featscope.node') }))
-    .filter((p) => fs.existsSync(p.file));
+  return keys.map((key) => ({ key, file: path.join(dir, key, 'featscope.node') })).filter((p) => fs.existsSync(p.file));
 }
 
 /**
@@ -126,7 +124,14 @@ function listPrebuilds(root) {
 function selectPrebuild(root, env = process.env, options = {}) {
   const available = listPrebuilds(root).map((p) => p.key);
   const found = findLibtorch(env, { ...options, runtime: true });
-  const none = (reason, libtorch = null, key = null) => ({ libtorch, key, prebuild: null, preload: [], available, reason });
+  const none = (reason, libtorch = null, key = null) => ({
+    libtorch,
+    key,
+    prebuild: null,
+    preload: [],
+    available,
+    reason,
+  });
   if (found.error) return none(found.error.split('\n')[0]);
   const libtorch = { ...found, ...describeLibDir(found.libDir, found.configDir, found.version) };
   const key = prebuildKey(libtorch);
@@ -158,7 +163,8 @@ function selectPrebuild(root, env = process.env, options = {}) {
     );
   }
   // Dependencies first: c10 before torch_cpu before torch.
-  const order = (n) => (n.startsWith('libc10') ? 0 : n.startsWith('libtorch_cpu') ? 1 : n.startsWith('libtorch.') ? 3 : 2);
+  const order = (n) =>
+    n.startsWith('libc10') ? 0 : n.startsWith('libtorch_cpu') ? 1 : n.startsWith('libtorch.') ? 3 : 2;
   const preload = needed.sort((a, b) => order(a) - order(b)).map((n) => sonames.get(n));
   return { libtorch, key, prebuild: file, preload, available, reason: null };
 }

@@ -122,9 +122,7 @@ export async function doctor(argv: string[]): Promise<number> {
   rows.push(['local build', r.localBuild ?? 'none (build/Release/featscope.node)']);
   rows.push([
     'prebuild',
-    r.prebuild.chosen
-      ? `${r.prebuild.key} (${r.prebuild.chosen})`
-      : `none: ${r.prebuild.reason}`,
+    r.prebuild.chosen ? `${r.prebuild.key} (${r.prebuild.chosen})` : `none: ${r.prebuild.reason}`,
   ]);
   rows.push(['  packaged', r.prebuild.available.length ? r.prebuild.available.join(', ') : 'none']);
   rows.push([
@@ -140,7 +138,10 @@ export async function doctor(argv: string[]): Promise<number> {
         ? `available, ${r.cuda.devices} GPU${r.cuda.devices === 1 ? '' : 's'}`
         : 'not available (CPU only)',
     ]);
-  rows.push(['sharp', r.sharp.version ? `${r.sharp.version} (libvips ${r.sharp.libvips})` : `not loaded: ${r.sharp.error}`]);
+  rows.push([
+    'sharp',
+    r.sharp.version ? `${r.sharp.version} (libvips ${r.sharp.libvips})` : `not loaded: ${r.sharp.error}`,
+  ]);
   const p = r.python;
   rows.push([
     'python torch',
@@ -150,8 +151,7 @@ export async function doctor(argv: string[]): Promise<number> {
   ]);
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(
-    rows.map(([k, val]) => `${k.padEnd(width)}  ${val.replace(/\n/g, `\n${' '.repeat(width + 2)}`)}`).join('\n') +
-      '\n',
+    rows.map(([k, val]) => `${k.padEnd(width)}  ${val.replace(/\n/g, `\n${' '.repeat(width + 2)}`)}`).join('\n') + '\n',
   );
   return r.addon.loads ? 0 : 1;
 }
