@@ -200,7 +200,12 @@ function loadAddon(): NativeBinding {
       localError = err;
     }
   }
-  const choice = prebuildModule().selectPrebuild(packageRoot);
+  let choice: PrebuildChoice;
+  try {
+    choice = prebuildModule().selectPrebuild(packageRoot);
+  } catch (err) {
+    throw loadFailure(localError ?? err);
+  }
   if (!choice.prebuild) {
     if (localError) throw loadFailure(localError);
     throw noPrebuild(choice);

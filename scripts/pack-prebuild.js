@@ -4,7 +4,8 @@
 //   build/Release/featscope.node -> prebuilds/<key>/featscope.node   (stripped)
 // The key (scripts/prebuild.js) names what the addon needs: platform-arch, the libtorch major.minor,
 // the C++ ABI and CUDA or not, e.g. linux-x64-torch1.13-cxx11-cpu. It is read from the addon itself:
-// the version and ABI it reports when loaded, CUDA when it links libtorch_cuda. CI packs one per
+// the version and ABI it reports when loaded, CUDA when it links libtorch_cuda or its RPATH's
+// libtorch has it (a linker with --as-needed may drop the link). CI packs one per
 // libtorch leg; the CUDA image packs its own.
 //
 //   node scripts/pack-prebuild.js [--from build/Release/featscope.node] [--out DIR]
@@ -47,8 +48,11 @@ function main(argv) {
       { encoding: 'utf8' },
     ),
   );
-  const needed = elfDynamic(from)?.needed ?? [];
-  const cuda = needed.some((n) => /^lib(torch|c10)_cuda\.so/.test(n));
+  const dyn = elfDynamic(from);
+  const needed = dyn?.needed ?? [];
+  const cuda =
+    needed.some((n) => /^lib(torch|c10)_cuda\.so/.test(n)) ||
+    (dyn?.runpath ?? []).some((d) => fs.existsSync(d) && fs.readdirSync(d).some((f) => /^libtorch_cuda\.so/.test(f)));
   const key = prebuildKey({ version: v.libtorch, cxx11Abi: v.cxx11Abi, cuda });
   const dir = path.join(out, 'prebuilds', key);
   const dest = path.join(dir, 'featscope.node');

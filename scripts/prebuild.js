@@ -51,13 +51,14 @@ function elfDynamic(file) {
       const dyn = read(s.offset, s.size);
       const str = read(strtab.offset, strtab.size);
       const at = (o) => str.toString('latin1', o, str.indexOf(0, o));
-      const out = { needed: [], soname: null, cxx11Abi: str.includes('St7__cxx11') };
+      const out = { needed: [], soname: null, runpath: [], cxx11Abi: str.includes('St7__cxx11') };
       for (let o = 0; o + 16 <= dyn.length; o += 16) {
         const tag = Number(dyn.readBigInt64LE(o));
         const val = Number(dyn.readBigUInt64LE(o + 8));
         if (tag === 0) break;
         if (tag === 1) out.needed.push(at(val));
         else if (tag === 14) out.soname = at(val);
+        else if (tag === 15 || tag === 29) out.runpath.push(...at(val).split(':').filter(Boolean));
       }
       return out;
     }
@@ -74,8 +75,9 @@ const TORCH_LIB = /^lib(c10|torch)(_[a-z]+)?\.so/;
 
 /**
  * Version, C++ ABI and CUDA of the libtorch in libDir: the version from CMake's files, the Python
- * package's version.py or the libraries' version suffix; the ABI from libc10's own symbol names
- * (std::__cxx11 strings or not); CUDA when libtorch_cuda is there.
+ * package's version.py or the libraries' version suffix; the ABI from TorchConfig.cmake's
+ * _GLIBCXX_USE_CXX11_ABI, else from libc10's own symbol names (std::__cxx11 strings or not);
+ * CUDA when libtorch_cuda is there.
  */
 function describeLibDir(libDir, configDir, knownVersion) {
   const files = fs.readdirSync(libDir);
@@ -86,9 +88,18 @@ function describeLibDir(libDir, configDir, knownVersion) {
     const suffixed = files.map((f) => /^libtorch_cpu\.so\.(\d+\.\d+)/.exec(f)?.[1]).find(Boolean);
     version = suffixed ?? null;
   }
+  let cxx11Abi = dyn ? dyn.cxx11Abi : null;
+  try {
+    const flag = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(
+      fs.readFileSync(path.join(configDir, 'TorchConfig.cmake'), 'utf8'),
+    );
+    if (flag) cxx11Abi = flag[1] === '1';
+  } catch {
+    /* no CMake files (a runtime-only libtorch): the symbol names say */
+  }
   return {
     version,
-    cxx11Abi: dyn ? dyn.cxx11Abi : null,
+    cxx11Abi,
     cuda: files.some((f) => /^libtorch_cuda\.so/.test(f)),
   };
 }
@@ -161,6 +172,11 @@ function selectPrebuild(root, env = process.env, options = {}) {
       libtorch,
       key,
     );
+  }
+  // A CUDA prebuild also gets libtorch's CUDA libraries, which register the CUDA kernels, even where
+  // the linker dropped them from its DT_NEEDED (--as-needed).
+  if (libtorch.cuda) {
+    for (const [s] of sonames) if (/^lib(c10|torch)_cuda\.so/.test(s) && !needed.includes(s)) needed.push(s);
   }
   // Dependencies first: c10 before torch_cpu before torch.
   const order = (n) =>

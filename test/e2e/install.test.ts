@@ -143,7 +143,7 @@ test('the tarball holds the prebuild and no build output', () => {
 test('with install scripts blocked, the prebuild captures a layer equal to the in-tree build', () => {
   const installed = captureWith(app, 'featscope');
   const inTree = captureWith(ROOT, path.join(ROOT, 'dist'));
-  expect(installed.data).toHaveLength(64 * 32 * 32);
+  expect(installed.data).toHaveLength(64 * 16 * 16);
   expect(installed.data).toEqual(inTree.data);
   // doctor names the prebuild it chose.
   const doctor = spawnSync(
