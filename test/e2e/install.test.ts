@@ -165,14 +165,13 @@ test('libtorch in a folder not on the loader path: its libraries are the ones lo
   // The libtorch libraries the prebuild needs, linked (or copied) into a folder of their own:
   // lib/ of an unpacked libtorch, named by LIBTORCH. /proc/self/maps shows which files are mapped.
   const root = path.join(app, 'node_modules', 'featscope');
-  const { selectPrebuild } = require(path.join(root, 'scripts', 'prebuild.js')) as {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the installed package's own selection code
+  const { selectPrebuild, elfDynamic } = require(path.join(root, 'scripts', 'prebuild.js')) as {
     selectPrebuild(root: string): { preload: string[] };
+    elfDynamic(f: string): { soname: string | null };
   };
   const own = path.join(tmp, 'libtorch');
   fs.mkdirSync(path.join(own, 'lib'), { recursive: true });
-  const { elfDynamic } = require(path.join(root, 'scripts', 'prebuild.js')) as {
-    elfDynamic(f: string): { soname: string | null };
-  };
   for (const lib of selectPrebuild(root).preload) {
     const real = fs.realpathSync(lib);
     const dest = path.join(own, 'lib', elfDynamic(real).soname!);
