@@ -240,3 +240,13 @@ test('a prebuild under the right key but linked against other libtorch sonames: 
     fs.copyFileSync(saved, file);
   }
 });
+
+test('with install scripts allowed and a prebuild that fits, the install script keeps it and builds nothing', () => {
+  const root = path.join(app, 'node_modules', 'featscope');
+  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install.js')], { cwd: root, encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(
+    /^featscope: using the prebuilt addon prebuilds\/linux-x64-torch\d+\.\d+-\S+\/featscope\.node \(/,
+  );
+  expect(fs.existsSync(path.join(root, 'build'))).toBe(false);
+});
