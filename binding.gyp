@@ -1,6 +1,6 @@
-# node-gyp-build's install flow runs `node-gyp rebuild` when no prebuilt or local addon loads.
-# featscope builds with CMake (libtorch ships CMake config, not gyp), so this target hands over
-# to scripts/build-native.js, the one build of record; there is no second set of compiler flags here.
+# For tools that run `node-gyp rebuild` themselves: featscope's install script (scripts/install.js)
+# does not use node-gyp. featscope builds with CMake (libtorch ships CMake config, not gyp), so this
+# target hands over to scripts/build-native.js, the one build of record; no second set of flags here.
 {
   "targets": [
     {

@@ -1,7 +1,10 @@
 /**
  * The raw addon, typed once. Public classes (lib/model.ts) wrap it and keep the handle private.
- * Loading goes through node-gyp-build: a local build (build/Release) first, then prebuilds/<platform>-<arch>/.
+ * Loading: FEATSCOPE_ADDON when set; else a local build (build/Release, made by `npm rebuild` or
+ * scripts/build-native.js); else the prebuild that fits the libtorch found here
+ * (prebuilds/<platform>-<arch>-torch<M.m>-<abi>-<cpu|cuda>/, scripts/prebuild.js).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { isMainThread } from 'worker_threads';
 import { FeatscopeError, describe } from './errors';
@@ -145,20 +148,80 @@ export function checkThreadCount(n: unknown, what: string): number {
 
 export const packageRoot = path.resolve(__dirname, '..');
 
+/** What scripts/prebuild.js's selectPrebuild answers (plain JS, shared with the build and pack scripts). */
+export interface PrebuildChoice {
+  libtorch: {
+    source: string;
+    configDir: string | null;
+    libDir: string;
+    version: string | null;
+    cxx11Abi: boolean | null;
+    cuda: boolean;
+  } | null;
+  key: string | null;
+  prebuild: string | null;
+  preload: string[];
+  available: string[];
+  reason: string | null;
+}
+
+interface PrebuildModule {
+  selectPrebuild(root: string, env?: NodeJS.ProcessEnv): PrebuildChoice;
+  loadPrebuild(choice: PrebuildChoice): NativeBinding;
+}
+
+/** scripts/prebuild.js: the same libtorch search as the build (scripts/find-libtorch.js). */
+export function prebuildModule(): PrebuildModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(packageRoot, 'scripts', 'prebuild.js')) as PrebuildModule;
+}
+
+/** The local build, made by `npm rebuild featscope` (the install script) or scripts/build-native.js. */
+export const localBuild = path.join(packageRoot, 'build', 'Release', 'featscope.node');
+
 let cached: NativeBinding | undefined;
+
+/** Loads the addon: FEATSCOPE_ADDON, else the local build, else the prebuild that fits this libtorch. */
+function loadAddon(): NativeBinding {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const explicit = process.env.FEATSCOPE_ADDON;
+  if (explicit) {
+    try {
+      return require(path.resolve(explicit)) as NativeBinding;
+    } catch (err) {
+      throw loadFailure(err);
+    }
+  }
+  let localError: unknown;
+  if (fs.existsSync(localBuild)) {
+    try {
+      return require(localBuild) as NativeBinding;
+    } catch (err) {
+      localError = err;
+    }
+  }
+  let choice: PrebuildChoice;
+  try {
+    choice = prebuildModule().selectPrebuild(packageRoot);
+  } catch (err) {
+    throw loadFailure(localError ?? err);
+  }
+  if (!choice.prebuild) {
+    if (localError) throw loadFailure(localError);
+    throw noPrebuild(choice);
+  }
+  try {
+    return prebuildModule().loadPrebuild(choice);
+  } catch (err) {
+    throw loadFailure(localError ?? err);
+  }
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
 
 /** The addon, loaded on first use so that pure-TS helpers work without it. */
 export function binding(): NativeBinding {
   if (cached) return cached;
-  let b: NativeBinding;
-  try {
-    // FEATSCOPE_ADDON: an explicit addon file (the sanitizer build); else node-gyp-build's search.
-    const explicit = process.env.FEATSCOPE_ADDON;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    b = (explicit ? require(path.resolve(explicit)) : require('node-gyp-build')(packageRoot)) as NativeBinding;
-  } catch (err) {
-    throw loadFailure(err);
-  }
+  const b = loadAddon();
   b.setErrorClass(FeatscopeError);
   if (isMainThread) {
     // process.exit joins libuv's thread pool, which would wait for a forward that never ends.
@@ -177,22 +240,31 @@ export function binding(): NativeBinding {
   return b;
 }
 
+const WAYS_OUT =
+  'Ways out:\n' +
+  '  - build the addon for this libtorch: `npm rebuild featscope` (needs a C++17 compiler and cmake; install scripts allowed for featscope)\n' +
+  '  - point featscope at a libtorch a prebuild fits: LIBTORCH, FEATSCOPE_PYTHON (README "How libtorch is found")\n' +
+  '  - see what was found and why: `npx featscope doctor`';
+
+/** No local build, and no prebuild fits the libtorch found (or none was found). */
+function noPrebuild(choice: PrebuildChoice): FeatscopeError {
+  return new FeatscopeError(
+    'NATIVE_LOAD_FAILED',
+    `featscope could not load its native addon: there is no local build, and ${choice.reason}.\n${WAYS_OUT}`,
+  );
+}
+
 function loadFailure(err: unknown): FeatscopeError {
   const msg = err instanceof Error ? err.message : String(err);
   const causes: string[] = [];
-  if (/No native build was found|Cannot find module/i.test(msg)) {
-    causes.push(
-      'the addon has not been built here: run `npm run build:native` (or `npm rebuild featscope`); it needs libtorch, see README "How libtorch is found"',
-    );
-  }
   if (/lib(torch|c10|torch_cpu|torch_cuda)[^ ]*\.so/.test(msg)) {
     causes.push(
-      'the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native` against the libtorch you have now',
+      'the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm rebuild featscope` against the libtorch you have now',
     );
   }
   if (/GLIBCXX|CXXABI|undefined symbol/.test(msg)) {
     causes.push(
-      'a C++ ABI or version mismatch between the addon and the libtorch it finds (e.g. built against one PyTorch, run with another): rebuild with `npm run build:native`',
+      'a C++ ABI or version mismatch between the addon and the libtorch it finds (e.g. built against one PyTorch, run with another): rebuild with `npm rebuild featscope`',
     );
   }
   if (/cuda|cudart|cudnn|nvrtc/i.test(msg)) {
@@ -201,10 +273,10 @@ function loadFailure(err: unknown): FeatscopeError {
     );
   }
   if (causes.length === 0)
-    causes.push('rebuild with `npm run build:native` and check its output for which libtorch it used');
+    causes.push('rebuild with `npm rebuild featscope` and check its output for which libtorch it used');
   return new FeatscopeError(
     'NATIVE_LOAD_FAILED',
-    `featscope could not load its native addon (${msg.split('\n')[0]}).\nLikely cause:\n  - ${causes.join('\n  - ')}`,
+    `featscope could not load its native addon (${msg.split('\n')[0]}).\nLikely cause:\n  - ${causes.join('\n  - ')}\n${WAYS_OUT}`,
     { cause: err },
   );
 }

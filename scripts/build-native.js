@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // The one build of record for the native addon: finds libtorch (scripts/find-libtorch.js), then
-// runs cmake-js on CMakeLists.txt. `npm run build:native` calls it directly; node-gyp-build's
-// install flow reaches it through binding.gyp. The addon lands in build/Release/featscope.node.
+// runs cmake-js on CMakeLists.txt. `npm run build:native` calls it directly; the install script
+// (scripts/install.js) calls it when no prebuild fits. The addon lands in build/Release/featscope.node.
 const path = require('path');
 const { spawnSync } = require('child_process');
 const { findLibtorch, libtorchVersion } = require('./find-libtorch');

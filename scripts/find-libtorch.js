@@ -6,7 +6,8 @@
 //   3. the torch of a Python: FEATSCOPE_PYTHON, then /usr/bin/python3, then python3 on PATH
 //      (torch.utils.cmake_prefix_path)
 //   4. the system: Debian's libtorch-dev (/usr/lib/<triplet>/cmake/Torch)
-// Used by scripts/build-native.js (the one build of record) and scripts/setup.sh.
+// Used by scripts/build-native.js (the one build of record), scripts/setup.sh, and at load time
+// (scripts/prebuild.js: the same search, asking for the shared libraries instead of CMake files).
 const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
@@ -31,22 +32,56 @@ function torchConfigDir(prefix) {
   return candidates.find((d) => fs.existsSync(path.join(d, 'TorchConfig.cmake'))) || null;
 }
 
-function pythonPrefix(python) {
+/**
+ * Where a Python's torch package lies, without importing torch (an import takes seconds; the
+ * runtime search runs this at load): its CMake prefix, its lib/ folder and its version.
+ */
+function pythonTorch(python) {
   try {
     const out = execFileSync(
       python,
-      ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path); print(torch.__version__)'],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-        timeout: 60000,
-      },
+      [
+        '-c',
+        "import importlib.util as u; s = u.find_spec('torch'); print(s.submodule_search_locations[0] if s else '')",
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000 },
     );
-    const [prefix, version] = out.trim().split('\n');
-    return { prefix, version };
+    const dir = out.trim();
+    if (!dir) return null;
+    let version = 'unknown';
+    try {
+      version =
+        /__version__\s*=\s*'([^']+)'/.exec(fs.readFileSync(path.join(dir, 'version.py'), 'utf8'))?.[1] ?? version;
+    } catch {
+      /* no version.py: say unknown */
+    }
+    return { prefix: path.join(dir, 'share', 'cmake'), libDir: path.join(dir, 'lib'), version };
   } catch {
     return null;
   }
+}
+
+/** True when dir holds libtorch's shared libraries (libc10.so, possibly with a version suffix). */
+function holdsLibtorch(dir) {
+  try {
+    return fs.readdirSync(dir).some((f) => /^libc10\.so(\.|$)/.test(f));
+  } catch {
+    return false;
+  }
+}
+
+/** The folder of libtorch's shared libraries beside a TorchConfig.cmake folder (<prefix>/lib, or its triplet folder). */
+function libDirOfConfig(configDir) {
+  const below = [path.resolve(configDir, '..', '..'), path.resolve(configDir, '..', '..', '..', 'lib')];
+  const prefix = path.resolve(configDir, '..', '..', '..');
+  try {
+    for (const e of fs.readdirSync(path.join(prefix, 'lib'))) {
+      if (e.endsWith('-linux-gnu')) below.push(path.join(prefix, 'lib', e));
+    }
+  } catch {
+    /* no lib/ under the prefix */
+  }
+  return below.find(holdsLibtorch) ?? null;
 }
 
 function systemConfigDirs() {
@@ -62,38 +97,61 @@ function systemConfigDirs() {
 }
 
 /**
+ * The search, in the order above. For the build (the default) a candidate must carry CMake files;
+ * with `runtime: true` (the prebuild loader, `featscope doctor`) it must carry the shared libraries
+ * instead, so that a Python's torch without CMake files, or a system libtorch without -dev, counts.
  * @param {Record<string, string | undefined>} env
- * @param {{ systemDirs?: string[] }} [options] systemDirs replaces the system folders searched (tests)
- * @returns {{ source: string, configDir: string } | { error: string }}
+ * @param {{ systemDirs?: string[], runtime?: boolean }} [options] systemDirs replaces the system
+ *   folders searched (tests)
+ * @returns {{ source: string, configDir: string | null, libDir: string | null, version?: string } | { error: string }}
  */
 function findLibtorch(env = process.env, options = {}) {
+  const runtime = options.runtime === true;
   const tried = [];
+  const found = (source, configDir, libDir, version) => {
+    if (runtime && !libDir) return null;
+    return { source, configDir, libDir, ...(version ? { version } : {}) };
+  };
   if (env.LIBTORCH) {
     const d = torchConfigDir(env.LIBTORCH);
-    if (d) return { source: `LIBTORCH=${env.LIBTORCH}`, configDir: d };
+    const lib = holdsLibtorch(path.join(env.LIBTORCH, 'lib')) ? path.join(env.LIBTORCH, 'lib') : null;
+    const r = (runtime || d) && found(`LIBTORCH=${env.LIBTORCH}`, d, lib ?? (d && libDirOfConfig(d)));
+    if (r) return r;
     return {
-      error: `LIBTORCH=${env.LIBTORCH} holds no share/cmake/Torch/TorchConfig.cmake; point it at an unpacked libtorch folder.\n${OPTIONS_HELP}`,
+      error: runtime
+        ? `LIBTORCH=${env.LIBTORCH} holds no lib/libc10.so; point it at an unpacked libtorch folder.\n${OPTIONS_HELP}`
+        : `LIBTORCH=${env.LIBTORCH} holds no share/cmake/Torch/TorchConfig.cmake; point it at an unpacked libtorch folder.\n${OPTIONS_HELP}`,
     };
   }
   for (const v of ['TORCH_CMAKE_PREFIX', 'CMAKE_PREFIX_PATH']) {
     if (!env[v]) continue;
     for (const p of env[v].split(path.delimiter).filter(Boolean)) {
       const d = torchConfigDir(p);
-      if (d) return { source: `${v} (${p})`, configDir: d };
+      const r = d && found(`${v} (${p})`, d, libDirOfConfig(d));
+      if (r) return r;
     }
     tried.push(`${v}=${env[v]}: no TorchConfig.cmake`);
   }
   const pythons = [env.FEATSCOPE_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean);
   for (const py of [...new Set(pythons)]) {
-    const r = pythonPrefix(py);
-    const d = r && torchConfigDir(r.prefix);
-    if (d) return { source: `the torch ${r.version} of ${py}`, configDir: d };
-    tried.push(r ? `${py}: torch ${r.version} ships no CMake files` : `${py}: no torch`);
+    const t = pythonTorch(py);
+    const d = t && torchConfigDir(t.prefix);
+    const lib = t && holdsLibtorch(t.libDir) ? t.libDir : null;
+    const r =
+      t && (runtime || d) && found(`the torch ${t.version} of ${py}`, d, lib ?? (d && libDirOfConfig(d)), t.version);
+    if (r) return r;
+    tried.push(
+      t ? `${py}: torch ${t.version} ships no ${runtime ? 'lib/libc10.so' : 'CMake files'}` : `${py}: no torch`,
+    );
   }
   for (const d of options.systemDirs ?? systemConfigDirs()) {
-    if (fs.existsSync(path.join(d, 'TorchConfig.cmake'))) return { source: `the system libtorch (${d})`, configDir: d };
+    const hasConfig = fs.existsSync(path.join(d, 'TorchConfig.cmake'));
+    if (!hasConfig && !runtime) continue;
+    const lib = holdsLibtorch(path.resolve(d, '..', '..')) ? path.resolve(d, '..', '..') : null;
+    const r = (hasConfig || lib) && found(`the system libtorch (${hasConfig ? d : lib})`, hasConfig ? d : null, lib);
+    if (r) return r;
   }
-  tried.push('system: no libtorch-dev');
+  tried.push(runtime ? 'system: no libtorch' : 'system: no libtorch-dev');
   return { error: `featscope: no libtorch found (tried: ${tried.join('; ')}).\n${OPTIONS_HELP}` };
 }
 
@@ -124,7 +182,7 @@ function libtorchVersion(configDir) {
   return null;
 }
 
-module.exports = { findLibtorch, libtorchVersion, OPTIONS_HELP };
+module.exports = { findLibtorch, libtorchVersion, holdsLibtorch, OPTIONS_HELP };
 
 if (require.main === module) {
   const r = findLibtorch();

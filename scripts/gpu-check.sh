@@ -30,7 +30,7 @@ step npx tsc -p tsconfig.json
 if [ -f scripts/pack-prebuild.js ]; then
   step node scripts/pack-prebuild.js
   # The prebuild must load on its own, as it does in the runtime image (no build/ there).
-  mv build build.off && step node -e "const b=require('node-gyp-build')(process.cwd()); console.log('prebuild loads:', Object.keys(b).join(','))"; mv build.off build
+  mv build build.off && step node dist/cli/main.js doctor; mv build.off build
 fi
 step node -e "const f=require('./dist'); console.log(JSON.stringify(f.versions()))"
 

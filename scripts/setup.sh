@@ -2,8 +2,8 @@
 # Sets featscope up on this machine, doing only what is missing, and saying what it does:
 #   1. libtorch: found in the documented order (scripts/find-libtorch.js); if none, installs
 #      Debian's libtorch-dev python3-torch python3-torchvision with apt-get.
-#   2. npm ci (its install step builds the native addon through node-gyp-build -> binding.gyp
-#      -> scripts/build-native.js); a stale addon is rebuilt.
+#   2. npm ci (its install step, scripts/install.js, builds the native addon with
+#      scripts/build-native.js unless a prebuild fits); a stale addon is rebuilt.
 #   3. TypeScript -> dist/.
 #   4. models/resnet18.pt: the default model, exported with the Python that has torch. Offline it
 #      is UNTRAINED (fixed-seed init); set FEATSCOPE_WEIGHTS=imagenet where the internet is reachable.

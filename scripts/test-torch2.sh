@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The libtorch 2.x test leg: builds featscope against Debian trixie's libtorch 2.6 inside a chroot
-# and runs the native and analysis suites there, so that their Python oracles use torch 2.6 too.
+# and runs the native and analysis suites there, so that their Python oracles use torch 2.6 too,
+# and the install with scripts blocked (test/e2e/install.test.ts) against that libtorch.
 #
 #   npm run test:torch2                 (as root, or through sudo)
 #   bash scripts/test-torch2.sh [jest args...]   e.g. test/native/loops.test.ts
@@ -132,19 +133,26 @@ if ! cmp -s package-lock.json "$work/node_modules/.package-lock.json.featscope" 
   cp package-lock.json "$work/node_modules/.package-lock.json.featscope"
 fi
 
+# The host's npm, for test/e2e/install.test.ts (npm pack + an install with scripts blocked; Debian's
+# nodejs has no npm, and the test installs from a loopback registry, so nothing is fetched).
+host_npm=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+rm -rf "$chroot_dir/opt/featscope-npm" && mkdir -p "$chroot_dir/opt" && cp -a "$host_npm" "$chroot_dir/opt/featscope-npm"
+
 # 4. Build and test inside.
 say "building against the chroot's libtorch ($(elapsed) so far)"
 in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && export CMAKE_GENERATOR=Ninja FEATSCOPE_PYTHON=/usr/bin/python3 &&
   node scripts/build-native.js 2>&1 | grep -Ev "^\[[0-9]+/[0-9]+\] Building|^INFO|kineto|^$" &&
   ldd build/Release/featscope.node | grep -E "libtorch|libc10" && ! ldd build/Release/featscope.node | grep -q "not found" &&
-  ./node_modules/.bin/tsc -p tsconfig.json &&
+  ./node_modules/.bin/tsc -p tsconfig.json && node scripts/pack-prebuild.js &&
   { [ -f models/resnet18.pt ] || /usr/bin/python3 scripts/export-model.py models/resnet18.pt --weights none; }'
+# The 2.6 prebuild joins the checkout's prebuilds/, for the package CI packs (.ci/run).
+mkdir -p prebuilds && cp -a "$work"/prebuilds/linux-* prebuilds/ && say "prebuild for the package: $(ls "$work/prebuilds")"
 say "running the suites on torch $torch_version ($(elapsed) so far)"
 set +e
 if [ $# -gt 0 ]; then
-  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && ./node_modules/.bin/jest "$@"' jest "$@"
+  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && FEATSCOPE_NPM_CLI=/opt/featscope-npm/bin/npm-cli.js ./node_modules/.bin/jest "$@"' jest "$@"
 else
-  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && ./node_modules/.bin/jest test/native test/analysis'
+  in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && FEATSCOPE_NPM_CLI=/opt/featscope-npm/bin/npm-cli.js ./node_modules/.bin/jest test/native test/analysis test/e2e/install.test.ts'
 fi
 rc=$?
 set -e

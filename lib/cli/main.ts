@@ -13,6 +13,7 @@ See what each layer of a CNN sees: feature-map grids, overlays and a report from
 
 Commands:
   info                      versions of featscope, Node, libtorch and CUDA; the GPUs seen
+  doctor                    the libtorch found and where from, the prebuilt addon chosen or why none
   layers                    the model's layers with their types and output shapes
   render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
   export <images>...        layer outputs as .npy files for numpy
@@ -53,6 +54,7 @@ const lazy =
 /* eslint-disable @typescript-eslint/no-require-imports -- lazy loading is the point: a static import loads every command at start-up, and `await import()` compiles to the same require in this CommonJS build */
 const COMMANDS: Record<string, Command> = {
   info: lazy(() => (require('./info') as typeof import('./info')).info),
+  doctor: lazy(() => (require('./doctor') as typeof import('./doctor')).doctor),
   layers: lazy(() => (require('./layers') as typeof import('./layers')).layers),
   render: lazy(() => (require('./render') as typeof import('./render')).render),
   export: lazy(() => (require('./export') as typeof import('./export')).exportCommand),

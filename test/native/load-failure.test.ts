@@ -22,17 +22,22 @@ function loadIn(packageDir: string, env: Record<string, string> = {}): { code: s
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-test('no build at all: says to build and how', () => {
+test('no build and no prebuild: names the libtorch found and the ways out', () => {
   // A copy of the package without build/ or prebuilds/.
   const pkg = path.join(tmp, 'pkg');
   fs.mkdirSync(pkg);
   fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'scripts'), path.join(pkg, 'scripts'), { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
   const r = loadIn(pkg);
   expect(r.code).toBe('NATIVE_LOAD_FAILED');
-  expect(r.message).toMatch(/could not load its native addon \(No native build was found/);
-  expect(r.message).toMatch(/the addon has not been built here: run `npm run build:native`/);
+  expect(r.message).toMatch(
+    /could not load its native addon: there is no local build, and no prebuilt addon for linux-x64-torch\d+\.\d+-(pre)?cxx11-(cpu|cuda): found libtorch \S+ \((pre-)?CXX11 ABI, (CPU only|CUDA)\) from .*; this package carries none\./,
+  );
+  expect(r.message).toContain('`npm rebuild featscope` (needs a C++17 compiler and cmake');
+  expect(r.message).toContain('`npx featscope doctor`');
+  expect(r.message).not.toContain('npm run build:native');
 });
 
 test('the libtorch it was built against is gone: says so', () => {
@@ -56,7 +61,7 @@ test('the libtorch it was built against is gone: says so', () => {
   expect(r.code).toBe('NATIVE_LOAD_FAILED');
   expect(r.message).toMatch(/libtorch_gone\.so: cannot open shared object file/);
   expect(r.message).toMatch(
-    /the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm run build:native`/,
+    /the libtorch it was built against is gone or moved: reinstall it, or rebuild with `npm rebuild featscope`/,
   );
 });
 

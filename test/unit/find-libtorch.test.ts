@@ -7,7 +7,7 @@ import * as path from 'path';
 const { findLibtorch } = require('../../scripts/find-libtorch') as {
   findLibtorch(
     env: Record<string, string | undefined>,
-    options?: { systemDirs?: string[] },
+    options?: { systemDirs?: string[]; runtime?: boolean },
   ): { source: string; configDir: string } | { error: string };
 };
 
@@ -22,7 +22,11 @@ afterAll(() => fs.rmSync(fake, { recursive: true, force: true }));
 
 test('LIBTORCH comes first', () => {
   const r = findLibtorch({ LIBTORCH: fake, TORCH_CMAKE_PREFIX: '/elsewhere', FEATSCOPE_PYTHON: '/nonexistent/python' });
-  expect(r).toEqual({ source: `LIBTORCH=${fake}`, configDir: path.join(fake, 'share', 'cmake', 'Torch') });
+  expect(r).toEqual({
+    source: `LIBTORCH=${fake}`,
+    configDir: path.join(fake, 'share', 'cmake', 'Torch'),
+    libDir: null,
+  });
 });
 
 test('a LIBTORCH without CMake files is an error that lists the options', () => {
@@ -62,5 +66,23 @@ test('none anywhere: one message saying what was tried and listing every option'
     'TORCH_CMAKE_PREFIX or CMAKE_PREFIX_PATH',
   ]) {
     expect(r.error).toContain(option);
+  }
+});
+
+test('the runtime search (prebuild loader, doctor) wants the shared libraries, not CMake files', () => {
+  // The stand-in has CMake files but no lib/libc10.so: fine for a build, not for loading.
+  expect(findLibtorch({ LIBTORCH: fake }, { runtime: true })).toMatchObject({
+    error: expect.stringMatching(/^LIBTORCH=.* holds no lib\/libc10\.so/),
+  });
+  const lib = path.join(fake, 'lib');
+  fs.mkdirSync(lib, { recursive: true });
+  fs.writeFileSync(path.join(lib, 'libc10.so'), '');
+  try {
+    expect(findLibtorch({ LIBTORCH: fake }, { runtime: true })).toMatchObject({
+      source: `LIBTORCH=${fake}`,
+      libDir: lib,
+    });
+  } finally {
+    fs.rmSync(lib, { recursive: true });
   }
 });
