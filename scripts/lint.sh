@@ -25,4 +25,10 @@ else
   npx prettier --check --log-level warn . || { echo "featscope lint: run 'npm run format' to apply prettier" >&2; exit 1; }
   [ ${#cxx[@]} = 0 ] || clang-format --dry-run --Werror "${cxx[@]}" || { echo "featscope lint: run 'npm run format' to apply clang-format" >&2; exit 1; }
 fi
-echo "featscope lint: eslint, prettier and clang-format clean"
+# The published types, used by name as an application would (test/types/api.ts; needs dist/).
+if [ -f dist/index.d.ts ]; then
+  node node_modules/typescript/bin/tsc -p test/types || { echo "featscope lint: the public API's types changed (test/types/api.ts)" >&2; exit 1; }
+else
+  echo "featscope lint: no dist/ yet, type test of the public API skipped (npm run build:ts first)" >&2
+fi
+echo "featscope lint: eslint, prettier, clang-format and the public API's types clean"

@@ -1,0 +1,61 @@
+/**
+ * The published types, used as an application would use them: imported by package name, so the
+ * package.json `exports` and dist/*.d.ts are what is checked (scripts/lint.sh runs
+ * `tsc -p test/types` after the build). Each `@ts-expect-error` is a misuse the types must refuse:
+ * if a type loosens, that line stops being an error and the check fails.
+ */
+import {
+  ERROR_CODES,
+  FeatscopeError,
+  Model,
+  loadModel,
+  preprocess,
+  type Capture,
+  type ErrorCode,
+  type ForwardResult,
+  type LayerInfo,
+  type PreprocessResult,
+} from 'featscope';
+
+export async function uses(): Promise<void> {
+  const model: Model = await loadModel('model.pt', { device: 'cuda:1', precision: 'exact' });
+  // @ts-expect-error device is a closed set
+  await loadModel('model.pt', { device: 'gpu' });
+  // @ts-expect-error precision is 'fast' or 'exact'
+  await loadModel('model.pt', { precision: 'fp16' });
+
+  const x: PreprocessResult = await preprocess('photo.jpg', { model });
+  const layers: LayerInfo[] = await model.layers();
+  const names: string[] = layers.filter((l) => l.calls > 0).map((l) => l.name);
+
+  const r: ForwardResult = await model.forward(x, { layers: names, stats: true, channels: { top: 8, by: 'max' } });
+  const c: Capture = r.get('layer1');
+  const data: Float32Array = c.data;
+  const shape: number[] = c.shape;
+  void [data, shape];
+  // @ts-expect-error channels.by is 'max' or 'mean'
+  await model.forward(x, { channels: { top: 8, by: 'median' } });
+  // @ts-expect-error layers is a list of names
+  await model.forward(x, { layers: 'layer1' });
+
+  const caps: Capture[] = await model.capture(x, ['layer1', 'layer4']);
+  void caps;
+  const cam = await model.gradcam(x, { layer: 'layer4', classes: [3] });
+  // @ts-expect-error gradcam needs a layer
+  await model.gradcam(x, { classes: 3 });
+  const classes: number[] = cam.classes;
+  void classes;
+
+  try {
+    model.dispose();
+  } catch (err) {
+    if (err instanceof FeatscopeError) {
+      const code: ErrorCode = err.code;
+      // @ts-expect-error codes are a closed list
+      const wrong: ErrorCode = 'NOT_A_CODE';
+      void [code, wrong];
+    }
+  }
+  const all: readonly ErrorCode[] = ERROR_CODES;
+  void all;
+}
