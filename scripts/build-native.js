@@ -22,7 +22,8 @@ console.log(
 );
 
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const debug = process.env.FEATSCOPE_DEBUG === '1' || process.argv.includes('--debug');
+// A debug build: --debug or FEATSCOPE_BUILD_TYPE=Debug. (FEATSCOPE_DEBUG means one thing only: runtime notes.)
+const debug = process.env.FEATSCOPE_BUILD_TYPE === 'Debug' || process.argv.includes('--debug');
 const sanitize = process.env.FEATSCOPE_SANITIZE || '';
 const args = [
   cmakeJs,

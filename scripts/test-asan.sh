@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-FEATSCOPE_BUILD_DIR=build/asan FEATSCOPE_SANITIZE=address FEATSCOPE_DEBUG=1 node scripts/build-native.js
+FEATSCOPE_BUILD_DIR=build/asan FEATSCOPE_SANITIZE=address node scripts/build-native.js --debug
 libasan=$(g++ -print-file-name=libasan.so)
 [ -f "$libasan" ] || { echo "test-asan: libasan.so not found (install g++)"; exit 1; }
 export FEATSCOPE_ADDON=$root/build/asan/featscope.node
