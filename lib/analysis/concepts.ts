@@ -388,6 +388,8 @@ export interface ConceptMaps {
   data: Float32Array;
   /** Per image: ‖A − U W‖ / ‖A‖ over its positions (0 when its activations are all zero). */
   relativeError: Float64Array;
+  /** Per image: ‖A‖² over its positions (with relativeError, the squared error for sums over images). */
+  normSquared: Float64Array;
 }
 
 export interface Concepts {
@@ -505,6 +507,7 @@ function makeConcepts(layer: string, k: number, C: number, W: Float32Array, fit:
       const U = nnlsRows(A, N * HW, C, W, k);
       const data = new Float32Array(N * k * HW);
       const relativeError = new Float64Array(N);
+      const normSquared = new Float64Array(N);
       for (let n = 0; n < N; n++) {
         let err = 0;
         let total = 0;
@@ -520,8 +523,9 @@ function makeConcepts(layer: string, k: number, C: number, W: Float32Array, fit:
           }
         }
         relativeError[n] = total > 0 ? Math.sqrt(err / total) : 0;
+        normSquared[n] = total;
       }
-      return { layer, shape: [N, k, H, Wd], data, relativeError };
+      return { layer, shape: [N, k, H, Wd], data, relativeError, normSquared };
     },
   };
 }
@@ -749,6 +753,14 @@ export async function renderConceptImage(
 ): Promise<{ png: Buffer; width: number; height: number; max: number }> {
   const { k, h, w } = maps;
   const HW = h * w;
+  if (photo.width < 320) {
+    const size = 320;
+    const rgb = await sharp(photo.rgb, { raw: { width: photo.width, height: photo.height, channels: 3 } })
+      .resize(size, Math.round((photo.height * size) / photo.width), { kernel: 'cubic' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    photo = { rgb: rgb.data, width: rgb.info.width, height: rgb.info.height };
+  }
   const contrib = Array.from({ length: k }, (_, t) => {
     const m = new Float32Array(HW);
     for (let p = 0; p < HW; p++) m[p] = maps.data[t * HW + p] * norms[t];
@@ -772,10 +784,10 @@ export async function renderConceptImage(
     for (let ch = 0; ch < 3; ch++)
       overlay.data[i * 3 + ch] = Math.round((1 - alpha) * photo.rgb[i * 3 + ch] + alpha * colours[best][ch]);
   }
-  const legendRows = Math.ceil(k / 2);
-  const width = Math.max(360, photo.width + 20);
+  const legendRows = k;
+  const width = Math.max(380, photo.width + 20);
   const titleH = 28;
-  const rowH = 18;
+  const rowH = 17;
   const height = BANNER_HEIGHT + titleH + photo.height + 10 + legendRows * rowH + 26;
   const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
   await drawBanner(canvas, model.metadata);
@@ -789,25 +801,19 @@ export async function renderConceptImage(
   const top = BANNER_HEIGHT + titleH;
   blit(canvas, overlay, Math.floor((width - photo.width) / 2), top);
   const legendTop = top + photo.height + 10;
-  const colW = Math.floor((width - 16) / 2);
   const lines: Array<{ text: string; x: number; y: number }> = [];
   for (let t = 0; t < k; t++) {
-    const x = 8 + (t % 2) * colW;
-    const y = legendTop + Math.floor(t / 2) * rowH;
-    fillRect(canvas, x, y + 2, 12, 12, colours[t]);
+    const y = legendTop + t * rowH;
+    fillRect(canvas, 8, y + 2, 12, 12, colours[t]);
     const pct = total > 0 ? (100 * share[t]) / total : 0;
-    lines.push({ text: `concept ${t}: ${pct.toFixed(1)}% of the image`, x: x + 18, y: y + 13 });
+    lines.push({ text: fitText(`concept ${t}: ${pct.toFixed(1)}% of the image`, 12, width - 40), x: 26, y: y + 13 });
   }
   await drawText(canvas, lines, { size: 12, colour: ink, anchor: 'start' });
   await drawText(
     canvas,
     [
       {
-        text: fitText(
-          `colour: dominant concept; opacity: its contribution u·‖w‖, 0 to ${max.toPrecision(3)} (activation units)`,
-          10,
-          width - 16,
-        ),
+        text: fitText(`colour: dominant concept · opacity: u·‖w‖, 0 to ${max.toPrecision(3)}`, 10, width - 16),
         x: 8,
         y: legendTop + legendRows * rowH + 14,
       },

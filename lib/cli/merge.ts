@@ -15,6 +15,7 @@ import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { parse, usage } from './args';
 import { insideOut, writeAtomic } from './files';
+import { mergeConcepts } from './concepts';
 import { SIMILARITY_STATE_FORMAT } from './similarity';
 import { STATE_FORMAT } from './stats';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
@@ -31,6 +32,9 @@ Slurm array) into one. Every shard 0..N-1 must be there, each once.
                   the paths the shards saw them
   similarity      similarity.json and similarity.png: CKA over all images' pooled features,
                   stacked in the run's image order, as one run computes it
+  concepts        concepts.json, concepts-W.npy, the concepts' top-image pictures (and report.html):
+                  one W (the shards' must be identical), every image's concept shares, the top
+                  images over all shards; the per-image pictures stay in the shard folders
   render, export  one manifest.json over all shards (file paths relative to DIR) and, for
                   render, one report.html (with report_files/ if the shards used --report-assets linked)
 
@@ -65,7 +69,7 @@ function readJson(file: string): Record<string, unknown> {
 function findShards(args: string[]): ShardDir[] {
   const found: ShardDir[] = [];
   const add = (dir: string): boolean => {
-    const state = ['stats-state.json', 'similarity-state.json']
+    const state = ['stats-state.json', 'similarity-state.json', 'concepts-state.json']
       .map((f) => path.join(dir, f))
       .find((f) => fs.existsSync(f));
     const manifest = path.join(dir, 'manifest.json');
@@ -147,7 +151,9 @@ export async function merge(argv: string[]): Promise<number> {
       ? await mergeStats(shards, out)
       : command === 'similarity'
         ? await mergeSimilarity(shards, out)
-        : await mergeBatch(shards, out);
+        : command === 'concepts'
+          ? await mergeConcepts(shards, out, readJson, modelFromSummary)
+          : await mergeBatch(shards, out);
   if (values.json)
     process.stdout.write(
       `${JSON.stringify({ out, command: shards[0].command, shards: shards.length, ...result }, null, 2)}\n`,
