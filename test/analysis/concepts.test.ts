@@ -112,3 +112,70 @@ test('fitConcepts on the folder factorises the same matrix; transform equals NNL
   expect(() => concepts.transform(l3)).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
   await expect(fitConcepts(model, files, { layer: 'layer4', k: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });
+
+describe('featscope concepts (CLI)', () => {
+  const { ensureBuilt, runCli, tempDir } = require('../e2e/support') as typeof import('../e2e/support');
+  const args = ['concepts', IMAGES, '--layer', 'layer4', '--k', '3', '--iterations', '50', '--fit-images', '4'];
+  let dir: string;
+  beforeAll(() => {
+    ensureBuilt();
+    dir = tempDir('concepts');
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const json = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
+  /** concepts.json without what differs by design: where the per-image pictures are, the shard/merge records. */
+  const comparable = (j: Record<string, unknown>) => {
+    const { merged: _m, shard: _s, perImage, ...rest } = j as { perImage: Array<Record<string, unknown>> } & Record<
+      string,
+      unknown
+    >;
+    return { ...rest, perImage: perImage.map(({ picture: _p, ...r }) => r) };
+  };
+
+  test('a folder sharded 3 ways and merged equals one run; W from --concepts gives the same; shards with another W are refused', () => {
+    const one = path.join(dir, 'one');
+    let r = runCli([...args, '--report', '--out', one]);
+    expect(r.stderr).not.toMatch(/unexpected/);
+    expect(r.code).toBe(0);
+    const single = json(path.join(one, 'concepts.json'));
+    expect(single.images).toBe(files.length);
+    expect(single.fit.images).toBe(4); // the seeded sample of 4 of the 6
+    expect(single.perImage).toHaveLength(files.length);
+    for (const f of ['concepts-W.npy', 'concept-0.png', 'report.html', 'dog.concepts.png'])
+      expect(fs.existsSync(path.join(one, f))).toBe(true);
+    const W = decodeNpy(fs.readFileSync(path.join(one, 'concepts-W.npy')));
+    expect(W.shape).toEqual([3, 512]);
+
+    const sharded = path.join(dir, 'sharded');
+    for (let i = 0; i < 3; i++) {
+      r = runCli([...args, '--shard', `${i}/3`, '--out', sharded]);
+      expect(r.code).toBe(0);
+    }
+    r = runCli(['merge', sharded, '--out', sharded]);
+    expect(r.stderr).toMatch(/3 concepts shards, 6 images/);
+    expect(r.code).toBe(0);
+    const merged = json(path.join(sharded, 'concepts.json'));
+    expect(comparable(merged)).toEqual(comparable(single));
+    expect(fs.readFileSync(path.join(sharded, 'concepts-W.npy'))).toEqual(fs.readFileSync(path.join(one, 'concepts-W.npy')));
+    for (const p of merged.perImage) expect(fs.existsSync(path.join(sharded, p.picture))).toBe(true);
+
+    // W given: the same per-image concepts as the run that fitted it.
+    const given = path.join(dir, 'given');
+    r = runCli([...args, '--concepts', path.join(one, 'concepts-W.npy'), '--out', given]);
+    expect(r.code).toBe(0);
+    expect(comparable(json(path.join(given, 'concepts.json'))).perImage).toEqual(comparable(single).perImage);
+
+    // One shard fitted with another seed: another W, and the merge says so.
+    r = runCli([...args, '--shard', '1/3', '--seed', '7', '--out', sharded]);
+    expect(r.code).toBe(0);
+    r = runCli(['merge', sharded, '--out', sharded]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/MERGE_MISMATCH/);
+
+    // A W file that is not a .npy.
+    fs.writeFileSync(path.join(dir, 'bad.npy'), 'not numpy');
+    r = runCli([...args, '--concepts', path.join(dir, 'bad.npy'), '--out', path.join(dir, 'bad')]);
+    expect(r.code).toBe(2); // a bad argument: a usage error
+    expect(r.stderr).toMatch(/FORMAT_UNSUPPORTED/);
+  });
+});
