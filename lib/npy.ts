@@ -65,9 +65,15 @@ export async function writeNpy(path: string, data: NpyArray, shape: readonly num
  * Read .npy bytes of little-endian float32 or float64 in C order (what encodeNpy and numpy.save
  * write for such arrays) as Float32Array or Float64Array with its shape; `file` names it in errors.
  */
-export function decodeNpy(bytes: Buffer, file = 'the .npy file'): { data: Float32Array | Float64Array; shape: number[] } {
+export function decodeNpy(
+  bytes: Buffer,
+  file = 'the .npy file',
+): { data: Float32Array | Float64Array; shape: number[] } {
   const bad = (why: string) =>
-    new FeatscopeError('FORMAT_UNSUPPORTED', `${file} is not a .npy array featscope reads (${why}); write it with numpy.save as float32 or float64 in C order`);
+    new FeatscopeError(
+      'FORMAT_UNSUPPORTED',
+      `${file} is not a .npy array featscope reads (${why}); write it with numpy.save as float32 or float64 in C order`,
+    );
   if (bytes.length < 10 || bytes.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad('no .npy magic');
   const major = bytes[6];
   const headerLen = major === 1 ? bytes.readUInt16LE(8) : bytes.length >= 12 ? bytes.readUInt32LE(8) : -1;

@@ -191,7 +191,13 @@ export function randomizedSvd(
 }
 
 /** scikit-learn's NNDSVD initialisation with 'nndsvda': U (n x k), Wt (C x k). */
-function nndsvda(A: Float32Array, n: number, C: number, k: number, seed: number): { U: Float64Array; Wt: Float64Array } {
+function nndsvda(
+  A: Float32Array,
+  n: number,
+  C: number,
+  k: number,
+  seed: number,
+): { U: Float64Array; Wt: Float64Array } {
   const svd = randomizedSvd(A, n, C, k, seed);
   const U = new Float64Array(n * k);
   const Wt = new Float64Array(C * k);
@@ -355,7 +361,8 @@ function nnlsGram(G: Float64Array, b: Float64Array, k: number, u: Float64Array):
       w[t] = g;
     }
     let best = -1;
-    for (let t = 0; t < k; t++) if (!passive[t] && G[t * k + t] > 0 && w[t] > tol && (best < 0 || w[t] > w[best])) best = t;
+    for (let t = 0; t < k; t++)
+      if (!passive[t] && G[t * k + t] > 0 && w[t] > tol && (best < 0 || w[t] > w[best])) best = t;
     if (best < 0) return;
     passive[best] = 1;
     for (let inner = 0; inner < 3 * k + 3; inner++) {
@@ -373,7 +380,11 @@ function nnlsGram(G: Float64Array, b: Float64Array, k: number, u: Float64Array):
       let alpha = Infinity;
       for (const t of P) if (s[t] <= 0) alpha = Math.min(alpha, u[t] / (u[t] - s[t]));
       for (let t = 0; t < k; t++) u[t] += alpha * (s[t] - u[t]);
-      for (const t of P) if (u[t] <= 1e-15 * scale) ((u[t] = 0), (passive[t] = 0));
+      for (const t of P)
+        if (u[t] <= 1e-15 * scale) {
+          u[t] = 0;
+          passive[t] = 0;
+        }
     }
   }
 }
@@ -605,7 +616,8 @@ export async function fitConcepts(
   ]);
   if (!Array.isArray(images) || images.length === 0)
     throw invalidParameter('images', 'a non-empty array of image paths or Buffers', images);
-  if (typeof options.layer !== 'string' || !options.layer) throw invalidParameter('layer', 'a layer name', options.layer);
+  if (typeof options.layer !== 'string' || !options.layer)
+    throw invalidParameter('layer', 'a layer name', options.layer);
   const int = (v: unknown, name: string, lo: number, hi: number, d: number) => {
     const x = v ?? d;
     if (!Number.isInteger(x) || (x as number) < lo || (x as number) > hi)
@@ -830,7 +842,13 @@ export async function renderConceptImage(
 export async function renderConceptTop(
   model: Model,
   t: number,
-  tops: Array<{ photo: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'>; map: Float32Array; h: number; w: number; label: string }>,
+  tops: Array<{
+    photo: Pick<PreprocessedImage, 'rgb' | 'width' | 'height'>;
+    map: Float32Array;
+    h: number;
+    w: number;
+    label: string;
+  }>,
   norm: number,
   layer: string,
 ): Promise<{ png: Buffer; width: number; height: number; max: number }> {
@@ -841,7 +859,11 @@ export async function renderConceptTop(
   const cols = Math.max(1, tops.length);
   const gridW = cols * tile + (cols + 1) * gap;
   const labelH = 18;
-  const grid: RgbCanvas = { data: Buffer.alloc(gridW * (tile + labelH + gap) * 3, 255), width: gridW, height: tile + labelH + gap };
+  const grid: RgbCanvas = {
+    data: Buffer.alloc(gridW * (tile + labelH + gap) * 3, 255),
+    width: gridW,
+    height: tile + labelH + gap,
+  };
   const ink = parseColor(INK, 'ink');
   const labels: Array<{ text: string; x: number; y: number }> = [];
   for (const [i, e] of tops.entries()) {
@@ -859,7 +881,13 @@ export async function renderConceptTop(
     labels.push({ text: fitText(e.label, 10, tile), x: x + tile / 2, y: tile + 13 });
   }
   await drawText(grid, labels, { size: 10, colour: ink });
-  const barred = await withColourBar(grid, 'turbo', 0, max, `concept ${t}'s contribution u·‖w‖ at ${layer} (activation units)`);
+  const barred = await withColourBar(
+    grid,
+    'turbo',
+    0,
+    max,
+    `concept ${t}'s contribution u·‖w‖ at ${layer} (activation units)`,
+  );
   const titleH = 28;
   const width = barred.canvas.width;
   const height = BANNER_HEIGHT + titleH + barred.canvas.height;
@@ -867,11 +895,15 @@ export async function renderConceptTop(
   await drawBanner(canvas, model.metadata);
   await drawText(
     canvas,
-    [{ text: fitText(`Concept ${t} of ${layer}: its top ${tops.length} images`, 14, width - 16), x: 8, y: BANNER_HEIGHT + 19 }],
+    [
+      {
+        text: fitText(`Concept ${t} of ${layer}: its top ${tops.length} images`, 14, width - 16),
+        x: 8,
+        y: BANNER_HEIGHT + 19,
+      },
+    ],
     { size: 14, colour: ink, bold: true, anchor: 'start' },
   );
   blit(canvas, barred.canvas, 0, BANNER_HEIGHT + titleH);
   return { png: await encodePng(canvas), width, height, max };
 }
-
-

@@ -346,7 +346,9 @@ export async function concepts(argv: string[]): Promise<number> {
 }
 
 function wHash(W: Float32Array): string {
-  return createHash('sha256').update(Buffer.from(W.buffer, W.byteOffset, W.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(W.buffer, W.byteOffset, W.byteLength))
+    .digest('hex');
 }
 
 interface PreprocessRecord {
@@ -487,7 +489,11 @@ async function writeConceptOutputs(
     for (const i of sorted.slice(0, 24)) {
       const file = path.join(out, o.pictureOf ? o.pictureOf(i) : i.picture);
       if (fs.existsSync(file))
-        perImage.push({ png: fs.readFileSync(file), caption: `${i.source}: dominant concept ${i.dominant}`, width: 360 });
+        perImage.push({
+          png: fs.readFileSync(file),
+          caption: `${i.source}: dominant concept ${i.dominant}`,
+          width: 360,
+        });
     }
     sections.push({
       heading: `Each image's concepts${sorted.length > 24 ? ` (the first 24 of ${sorted.length})` : ''}`,
@@ -530,7 +536,10 @@ export async function mergeConcepts(
   const W = Float32Array.from(Wfile.data);
   const Wmeta = first.W as { sha256: string; k: number; channels: number };
   if (wHash(W) !== Wmeta.sha256)
-    throw new FeatscopeError('MERGE_INVALID', `${states[0].shard.dir}/concepts-W.npy changed since the run; rerun that shard`);
+    throw new FeatscopeError(
+      'MERGE_INVALID',
+      `${states[0].shard.dir}/concepts-W.npy changed since the run; rerun that shard`,
+    );
   const k = Wmeta.k;
   const images: ImageRecord[] = [];
   const tops: Top[][] = Array.from({ length: k }, () => []);
@@ -579,7 +588,11 @@ export async function mergeConcepts(
       reportAssets: first.reportAssets === 'linked' ? 'linked' : 'inline',
       preprocess: first.preprocess as PreprocessRecord,
       extra: { merged: { shards: shards.length, from: shards.map((s) => s.dir) } },
-      pictureOf: (i) => path.relative(out, path.join(pictureDir.get(i)!, i.picture)).split(path.sep).join('/'),
+      pictureOf: (i) =>
+        path
+          .relative(out, path.join(pictureDir.get(i)!, i.picture))
+          .split(path.sep)
+          .join('/'),
     },
   );
   return { images: images.length, files: written.files };

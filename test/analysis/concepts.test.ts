@@ -7,6 +7,7 @@ import { loadModel, Model } from '../../lib';
 import { conceptsFromWeights, fitConcepts, nmf, nnlsRows } from '../../lib/analysis';
 import { decodeNpy, encodeNpy } from '../../lib/npy';
 import { preprocess } from '../../lib/preprocess';
+import { ensureBuilt, runCli, tempDir } from '../e2e/support';
 import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT } from '../support/models';
 import { withTempDir } from './oracle-support';
 
@@ -110,11 +111,12 @@ test('fitConcepts on the folder factorises the same matrix; transform equals NNL
   // A capture of another layer is refused with a code.
   const [l3] = await model.capture(x, ['layer3']);
   expect(() => concepts.transform(l3)).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
-  await expect(fitConcepts(model, files, { layer: 'layer4', k: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  await expect(fitConcepts(model, files, { layer: 'layer4', k: 0 })).rejects.toMatchObject({
+    code: 'INVALID_ARGUMENT',
+  });
 });
 
 describe('featscope concepts (CLI)', () => {
-  const { ensureBuilt, runCli, tempDir } = require('../e2e/support') as typeof import('../e2e/support');
   const args = ['concepts', IMAGES, '--layer', 'layer4', '--k', '3', '--iterations', '50', '--fit-images', '4'];
   let dir: string;
   beforeAll(() => {
@@ -125,10 +127,12 @@ describe('featscope concepts (CLI)', () => {
   const json = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
   /** concepts.json without what differs by design: where the per-image pictures are, the shard/merge records. */
   const comparable = (j: Record<string, unknown>) => {
-    const { merged: _m, shard: _s, perImage, ...rest } = j as { perImage: Array<Record<string, unknown>> } & Record<
-      string,
-      unknown
-    >;
+    const {
+      merged: _m,
+      shard: _s,
+      perImage,
+      ...rest
+    } = j as { perImage: Array<Record<string, unknown>> } & Record<string, unknown>;
     return { ...rest, perImage: perImage.map(({ picture: _p, ...r }) => r) };
   };
 
@@ -156,7 +160,9 @@ describe('featscope concepts (CLI)', () => {
     expect(r.code).toBe(0);
     const merged = json(path.join(sharded, 'concepts.json'));
     expect(comparable(merged)).toEqual(comparable(single));
-    expect(fs.readFileSync(path.join(sharded, 'concepts-W.npy'))).toEqual(fs.readFileSync(path.join(one, 'concepts-W.npy')));
+    expect(fs.readFileSync(path.join(sharded, 'concepts-W.npy'))).toEqual(
+      fs.readFileSync(path.join(one, 'concepts-W.npy')),
+    );
     for (const p of merged.perImage) expect(fs.existsSync(path.join(sharded, p.picture))).toBe(true);
 
     // W given: the same per-image concepts as the run that fitted it.
