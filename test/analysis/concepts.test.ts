@@ -7,6 +7,7 @@ import { loadModel, Model } from '../../lib';
 import { conceptsFromWeights, fitConcepts, nmf, nnlsRows } from '../../lib/analysis';
 import { decodeNpy, encodeNpy } from '../../lib/npy';
 import { preprocess } from '../../lib/preprocess';
+import { startViewer } from '../../lib/viewer/server';
 import { ensureBuilt, runCli, tempDir } from '../e2e/support';
 import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT } from '../support/models';
 import { withTempDir } from './oracle-support';
@@ -184,4 +185,34 @@ describe('featscope concepts (CLI)', () => {
     expect(r.code).toBe(2); // a bad argument: a usage error
     expect(r.stderr).toMatch(/FORMAT_UNSUPPORTED/);
   });
+});
+
+test("the viewer's Concepts tab: the fit over the session's images, its pictures, a bad layer refused", async () => {
+  const some = files.slice(0, 3);
+  const viewer = await startViewer({ images: some, models: [MODELS.scripted], device: 'cpu', port: 0 });
+  try {
+    const get = (q: string) => fetch(`http://${viewer.host}:${viewer.port}/api/concepts?token=${viewer.token}&${q}`);
+    const r = await get('model=0&layer=layer4&k=3');
+    expect(r.status).toBe(200);
+    const s = (await r.json()) as { k: number; images: number; relativeError: number; concepts: unknown[] };
+    const ref = await fitConcepts(model, some, { layer: 'layer4', k: 3, seed: 0 });
+    expect(s.k).toBe(3);
+    expect(s.images).toBe(3);
+    expect(s.concepts).toHaveLength(3);
+    expect(s.relativeError).toBeCloseTo((ref.fit as { relativeError: number }).relativeError, 6);
+    const pic = await get('model=0&layer=layer4&k=3&concept=2');
+    expect(pic.headers.get('content-type')).toBe('image/png');
+    expect(
+      Buffer.from(await pic.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
+    const img = await get('model=0&layer=layer4&k=3&image=i0');
+    expect(img.headers.get('content-type')).toBe('image/png');
+    const fc = await get('model=0&layer=fc&k=3');
+    expect(fc.status).toBe(400);
+    expect(((await fc.json()) as { error: { code: string } }).error.code).toBe('NOT_FEATURE_MAPS');
+  } finally {
+    await viewer.close();
+  }
 });
