@@ -338,7 +338,13 @@ export async function concepts(argv: string[]): Promise<number> {
     );
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('concepts');
+    if (!fs.existsSync(out) || !fs.readdirSync(out).some((f) => f.endsWith('.concepts.png')))
+      return endInterrupted('concepts');
+    // The per-image pictures are written as the images stream by; the concepts' outputs need them all.
+    process.stderr.write(
+      `featscope: concepts: interrupted (Ctrl-C); the per-image pictures done so far are in ${out}, but no concepts.json, concepts-W.npy or concept pictures were written. Rerun the command to do it all.\n`,
+    );
+    return 130;
   } finally {
     interrupt.dispose();
     model.dispose();
