@@ -36,7 +36,7 @@ export type {
   RenderedLayer,
 } from './visualize';
 export { showGrid, showOverlay, showPng } from './notebook';
-export { encodeNpy, writeNpy } from './npy';
+export { decodeNpy, encodeNpy, writeNpy } from './npy';
 export type { NpyArray } from './npy';
 export { writeReport } from './report';
 export type { ReportData, ReportImage, ReportLayer } from './report';

@@ -60,3 +60,41 @@ export function encodeNpy(data: NpyArray, shape: readonly number[]): Buffer {
 export async function writeNpy(path: string, data: NpyArray, shape: readonly number[]): Promise<void> {
   await fs.writeFile(path, encodeNpy(data, shape));
 }
+
+/**
+ * Read .npy bytes of little-endian float32 or float64 in C order (what encodeNpy and numpy.save
+ * write for such arrays) as Float32Array or Float64Array with its shape; `file` names it in errors.
+ */
+export function decodeNpy(
+  bytes: Buffer,
+  file = 'the .npy file',
+): { data: Float32Array | Float64Array; shape: number[] } {
+  const bad = (why: string) =>
+    new FeatscopeError(
+      'FORMAT_UNSUPPORTED',
+      `${file} is not a .npy array featscope reads (${why}); write it with numpy.save as float32 or float64 in C order`,
+    );
+  if (bytes.length < 10 || bytes.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad('no .npy magic');
+  const major = bytes[6];
+  const headerLen = major === 1 ? bytes.readUInt16LE(8) : bytes.length >= 12 ? bytes.readUInt32LE(8) : -1;
+  const start = (major === 1 ? 10 : 12) + headerLen;
+  if (headerLen < 0 || start > bytes.length) throw bad('truncated header');
+  const header = bytes.toString('latin1', major === 1 ? 10 : 12, start);
+  const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr === undefined || fortran === undefined || shapeText === undefined) throw bad('unreadable header');
+  if (fortran === 'True') throw bad('Fortran order');
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`shape (${shapeText})`);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const size = descr === '<f4' ? 4 : descr === '<f8' ? 8 : 0;
+  if (size === 0) throw bad(`dtype ${descr}`);
+  if (bytes.length - start !== count * size) throw bad(`${bytes.length - start} data bytes for shape (${shapeText})`);
+  const raw = bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + bytes.length);
+  return { data: size === 4 ? new Float32Array(raw) : new Float64Array(raw), shape };
+}

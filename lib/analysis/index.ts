@@ -56,3 +56,13 @@ export type {
 export type { Prediction } from './common';
 export { analysisPage, analysisReport, writeAnalysisReport } from './report';
 export type { AnalysisPage, AnalysisSection } from './report';
+export {
+  conceptsFromWeights,
+  fitConcepts,
+  nmf,
+  nnlsRows,
+  randomizedSvd,
+  renderConceptImage,
+  renderConceptTop,
+} from './concepts';
+export type { ConceptFit, ConceptMaps, Concepts, FitConceptsOptions, NmfOptions } from './concepts';

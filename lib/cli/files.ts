@@ -104,3 +104,32 @@ export function insideOut(out: string, ...parts: string[]): string {
   }
   return full;
 }
+
+/**
+ * A file a shard's manifest or state names, resolved inside that shard's folder: a relative path
+ * that stays inside it, also once symbolic links are followed. Anything else (an absolute path,
+ * `..`, a link out) is refused: the merge never reads or copies a file from elsewhere.
+ */
+export function insideShard(dir: string, rel: unknown, what: string): string {
+  const refuse = (why: string) =>
+    new FeatscopeError(
+      'MERGE_INVALID',
+      `${dir}: ${what} ${JSON.stringify(rel)} ${why}; a shard names only files inside its own folder: rerun that shard`,
+    );
+  if (typeof rel !== 'string' || rel === '') throw refuse('is not a file name');
+  if (path.isAbsolute(rel)) throw refuse('is an absolute path');
+  const full = path.resolve(dir, rel);
+  const within = (base: string, p: string) => {
+    const r = path.relative(base, p);
+    return r !== '' && !r.startsWith('..') && !path.isAbsolute(r);
+  };
+  if (!within(dir, full)) throw refuse('points outside the shard folder');
+  let real: string | undefined;
+  try {
+    real = fs.realpathSync(full);
+  } catch {
+    real = undefined; // not there: the reader says so
+  }
+  if (real !== undefined && !within(fs.realpathSync(dir), real)) throw refuse('is a link to outside the shard folder');
+  return full;
+}

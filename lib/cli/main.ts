@@ -22,11 +22,13 @@ Commands:
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
+  concepts <images|folder>...  k concepts of a layer over many images (NMF), per-image concept maps
   maximize --layer L        feature visualisation: the input that most raises a channel's activation
   similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
   view [images|folders]...  interactive viewer in the browser (local server with a token): layers,
                             channels, overlays, Grad-CAM, compare two images or two models
-  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity
+  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity,
+                            concepts
   k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
   run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
 
@@ -62,6 +64,7 @@ const COMMANDS: Record<string, Command> = {
   weights: lazy(() => (require('./weights') as typeof import('./weights')).weights),
   attack: lazy(() => (require('./attack') as typeof import('./attack')).attack),
   stats: lazy(() => (require('./stats') as typeof import('./stats')).stats),
+  concepts: lazy(() => (require('./concepts') as typeof import('./concepts')).concepts),
   maximize: lazy(() => (require('./maximize') as typeof import('./maximize')).maximize),
   similarity: lazy(() => (require('./similarity') as typeof import('./similarity')).similarity),
   view: lazy(() => (require('./view') as typeof import('./view')).view),

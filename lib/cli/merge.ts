@@ -21,8 +21,9 @@ import type { ModelMetadata } from '../metadata';
 import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
 import { parse, usage } from './args';
-import { insideOut, writeAtomic } from './files';
+import { insideOut, insideShard, writeAtomic } from './files';
 import { readBoundedFile } from '../fsutil';
+import { mergeConcepts } from './concepts';
 import { SIMILARITY_STATE_FORMAT } from './similarity';
 import { STATE_FORMAT } from './stats';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
@@ -39,6 +40,9 @@ Slurm array) into one. Every shard 0..N-1 must be there, each once.
                   the paths the shards saw them
   similarity      similarity.json and similarity.png: CKA over all images' pooled features,
                   stacked in the run's image order, as one run computes it
+  concepts        concepts.json, concepts-W.npy, the concepts' top-image pictures (and report.html):
+                  one W (the shards' must be identical), every image's concept shares, the top
+                  images over all shards; the per-image pictures stay in the shard folders
   render, export  one manifest.json over all shards (file paths relative to DIR) and, for
                   render, one report.html (with report_files/ if the shards used --report-assets linked)
 
@@ -81,35 +85,6 @@ function readJson(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/**
- * A file a shard's manifest or state names, resolved inside that shard's folder: a relative path
- * that stays inside it, also once symbolic links are followed. Anything else (an absolute path,
- * `..`, a link out) is refused: the merge never reads or copies a file from elsewhere.
- */
-function insideShard(dir: string, rel: unknown, what: string): string {
-  const refuse = (why: string) =>
-    new FeatscopeError(
-      'MERGE_INVALID',
-      `${dir}: ${what} ${JSON.stringify(rel)} ${why}; a shard names only files inside its own folder: rerun that shard`,
-    );
-  if (typeof rel !== 'string' || rel === '') throw refuse('is not a file name');
-  if (path.isAbsolute(rel)) throw refuse('is an absolute path');
-  const full = path.resolve(dir, rel);
-  const within = (base: string, p: string) => {
-    const r = path.relative(base, p);
-    return r !== '' && !r.startsWith('..') && !path.isAbsolute(r);
-  };
-  if (!within(dir, full)) throw refuse('points outside the shard folder');
-  let real: string | undefined;
-  try {
-    real = fs.realpathSync(full);
-  } catch {
-    real = undefined; // not there: the reader says so
-  }
-  if (real !== undefined && !within(fs.realpathSync(dir), real)) throw refuse('is a link to outside the shard folder');
-  return full;
-}
-
 /** [global index, source] pairs of a shard's state, checked. */
 function checkFiles(state: Record<string, unknown>, where: string): Array<[number, string]> {
   const files = state.files;
@@ -136,7 +111,7 @@ function checkFiles(state: Record<string, unknown>, where: string): Array<[numbe
 function findShards(args: string[]): ShardDir[] {
   const found: ShardDir[] = [];
   const add = (dir: string): boolean => {
-    const state = ['stats-state.json', 'similarity-state.json']
+    const state = ['stats-state.json', 'similarity-state.json', 'concepts-state.json']
       .map((f) => path.join(dir, f))
       .find((f) => fs.existsSync(f));
     const manifest = path.join(dir, 'manifest.json');
@@ -218,7 +193,9 @@ export async function merge(argv: string[]): Promise<number> {
       ? await mergeStats(shards, out)
       : command === 'similarity'
         ? await mergeSimilarity(shards, out)
-        : await mergeBatch(shards, out);
+        : command === 'concepts'
+          ? await mergeConcepts(shards, out, readJson, modelFromSummary)
+          : await mergeBatch(shards, out);
   if (values.json)
     process.stdout.write(
       `${JSON.stringify({ out, command: shards[0].command, shards: shards.length, ...result }, null, 2)}\n`,

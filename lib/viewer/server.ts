@@ -26,6 +26,7 @@ import { formatNumber, frameCanvas } from '../analysis/draw';
 import type { Capture } from '../types';
 import { BoundedCache } from './cache';
 import { compareCaptures } from './divergence';
+import { ViewerConcepts } from './concepts';
 
 export interface ViewerOptions {
   /** Image files (already expanded from folders and globs). */
@@ -223,6 +224,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const decodes = new Slots(MAX_DECODES);
   // Set once the port is known: one cookie per viewer, so two viewers on one host keep their sessions.
   let cookieName = 'featscope_token';
+  const conceptFits = new ViewerConcepts(maxInputPixels);
 
   const modelAt = (q: URLSearchParams, name = 'model'): { model: Model; index: number } => {
     const index = intParam(q, name, 0, 0, models.length - 1);
@@ -590,6 +592,22 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         },
       );
       send(res, 200, 'image/png', png, { 'X-Featscope-Info': encodeURIComponent(JSON.stringify(info)) });
+    },
+    // The Concepts tab: JSON of the fit over the session's images; with concept=T or image=ID, that picture.
+    'GET /api/concepts': async (_req, res, q) => {
+      const { model, index } = modelAt(q);
+      const f = await conceptFits.get(model, index, strParam(q, 'layer'), intParam(q, 'k', 4, 1, 16), [
+        ...images.values(),
+      ]);
+      if (q.get('concept')) {
+        const t = intParam(q, 'concept', undefined, 0, Number(f.summary.k) - 1);
+        return send(res, 200, 'image/png', await conceptFits.conceptPicture(model, f, t));
+      }
+      if (q.get('image')) {
+        const png = await conceptFits.imagePicture(model, f, imageAt(q).id);
+        if (png) return send(res, 200, 'image/png', png);
+      }
+      json(res, f.summary);
     },
     'GET /api/compare': async (_req, res, q) => {
       const a = { ...modelAt(q, 'modelA'), img: imageAt(q, 'a') };

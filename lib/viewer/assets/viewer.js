@@ -521,6 +521,8 @@
     $('class-select').addEventListener('change', loadOverlay);
     $('tab-channels').addEventListener('click', () => tab(false));
     $('tab-compare').addEventListener('click', () => tab(true));
+    $('tab-concepts').addEventListener('click', () => tab('concepts'));
+    $('concepts-run').addEventListener('click', runConcepts);
     $('cmp-run').addEventListener('click', runCompare);
     $('cmp-show').addEventListener('click', showCompareChannel);
     $('div-chart').addEventListener('mousemove', (e) => {
@@ -570,11 +572,62 @@
   }
 
   function tab(compare) {
-    $('channels-view').hidden = compare;
+    const concepts = compare === 'concepts';
+    if (concepts) compare = false;
+    $('channels-view').hidden = compare || concepts;
     $('compare-view').hidden = !compare;
-    $('tab-channels').classList.toggle('active', !compare);
+    $('concepts-view').hidden = !concepts;
+    $('tab-channels').classList.toggle('active', !compare && !concepts);
     $('tab-compare').classList.toggle('active', compare);
-    if (!compare && state.layer) loadChannels();
+    $('tab-concepts').classList.toggle('active', concepts);
+    $('concepts-layer').textContent = `layer: ${state.layer || '– (choose one in the tree)'}`;
+    if (!compare && !concepts && state.layer) loadChannels();
+  }
+
+  // Concepts tab: fit k concepts of the current layer over the session's images, list them, show the pictures.
+  async function showPicture(id, params) {
+    const img = $(id);
+    const blob = await (await api('/api/concepts', params)).blob();
+    if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    img.hidden = false;
+  }
+  async function runConcepts() {
+    const info = $('concepts-info');
+    if (!state.layer) {
+      info.textContent = 'choose a layer first';
+      return;
+    }
+    const params = { model: state.model, layer: state.layer, k: $('concepts-k').value };
+    info.textContent = `fitting ${params.k} concepts of ${state.layer}…`;
+    try {
+      const s = await getJSON('/api/concepts', params);
+      info.textContent = `${s.k} concepts of ${s.layer} over ${s.images} images (${s.rows} positions), relative error ‖A − UW‖/‖A‖ ${fmt(s.relativeError)}; click a concept for its top images`;
+      const list = $('concepts-list');
+      list.replaceChildren();
+      for (const c of s.concepts) {
+        const li = el('li', 'concept');
+        const sw = el('span', 'key');
+        sw.style.background = c.colour;
+        li.append(
+          sw,
+          el(
+            'span',
+            '',
+            ` concept ${c.concept}: mean share ${fmt(c.meanShare)}, top channels ${c.topChannels.join(', ')}`,
+          ),
+        );
+        li.addEventListener('click', () =>
+          showPicture('concepts-top', Object.assign({ concept: c.concept }, params)).catch(
+            (e) => (info.textContent = e.message),
+          ),
+        );
+        list.append(li);
+      }
+      if (state.image) await showPicture('concepts-image', Object.assign({ image: state.image }, params));
+    } catch (err) {
+      info.textContent = err.message;
+    }
   }
 
   init();
