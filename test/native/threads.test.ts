@@ -120,6 +120,7 @@ test('CLI: --threads N on any command; a bad N is a usage error', () => {
     'stats',
     'maximize',
     'similarity',
+    'concepts',
   ]) {
     expect(runCli([cmd, '--help']).stdout).toMatch(/--threads N/);
   }
