@@ -11,6 +11,7 @@ import { ModelMetadata, parseMetadata } from './metadata';
 import { deviceSelection, markCaptureOrigin } from './provenance';
 import { closest } from './suggest';
 import { debug } from './debug';
+import type { OutputValue } from './structured';
 
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -66,6 +67,12 @@ export interface ForwardOptions extends CaptureOptions {
 export interface ForwardResult {
   /** The model's own output, or null when its forward returns something other than a tensor. */
   output: { shape: number[]; data: Float32Array } | null;
+  /**
+   * The output, typed, whatever its structure: a tensor, or the dict of a segmentation model
+   * ({ out, aux? }), the (losses, detections) tuple of a scripted detection model, ...; tensors
+   * inside carry their dtype. lib/structured.ts: detectionsOf, segmentationLogitsOf.
+   */
+  value: OutputValue;
   /** Captures in graph (call) order. */
   captures: Capture[];
   /** The frozen, optimised graph ran (`optimize`, the default); false: the exact graph. */
@@ -430,9 +437,11 @@ export class Model {
     if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
       throw invalidParameter('optimize', 'a boolean', options.optimize);
     const optimize = options.optimize ?? true;
-    // `layer#k` asks for one call: capture the module, keep that call.
-    const base = [...new Set(names.map((n) => n.split('#')[0]))];
+    // `layer#k` asks for one call: capture the module, keep that call; `layer:part` one part of
+    // a structured output (`layer#k:part` of call k).
+    const base = [...new Set(names.map((n) => n.split(':')[0].split('#')[0]))];
     const wantedCalls = new Set(names);
+    const whole = (name: string) => name.split(':')[0];
     this.#running++;
     let res;
     try {
@@ -449,10 +458,25 @@ export class Model {
         `model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`,
       );
     }
-    const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
+    for (const c of res.captures) {
+      const colon = c.name.indexOf(':');
+      if (colon >= 0) c.part = c.name.slice(colon + 1);
+    }
+    const captures: Capture[] = res.captures.filter(
+      (c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer) || wantedCalls.has(whole(c.name)),
+    );
     const selection = deviceSelection(options.channels);
     for (const c of captures) markCaptureOrigin(c.data, { metadata: this.metadata, selection });
-    const missing = names.filter((n) => n.includes('#') && !captures.some((c) => c.name === n));
+    const missing = names.filter(
+      (n) => (n.includes('#') || n.includes(':')) && !captures.some((c) => c.name === n || whole(c.name) === n),
+    );
+    if (missing.length && missing[0].includes(':')) {
+      const layer = whole(missing[0]);
+      throw new FeatscopeError(
+        'CAPTURE_NOT_FOUND',
+        `${missing[0]} is not a part of ${layer}'s output; its parts: ${res.captures.filter((c) => whole(c.name) === layer).map((c) => c.name).join(', ') || 'none (its output is a single tensor)'}`,
+      );
+    }
     if (missing.length) {
       throw new FeatscopeError(
         'LAYER_NOT_CALLED',
@@ -461,6 +485,7 @@ export class Model {
     }
     return {
       output: res.output,
+      value: res.outputValue ?? res.output,
       captures,
       optimized: res.optimized,
       get(name: string): Capture {
@@ -494,7 +519,7 @@ export class Model {
     }
     const seen = new Set<string>();
     for (const n of names as string[]) {
-      const m = /^(.*?)(?:#(\d+))?$/.exec(n)!;
+      const m = /^(.*?)(?:#(\d+))?(?::.+)?$/.exec(n)!;
       const layer = m[1];
       if (!this.#layerNames.has(layer)) {
         const notExported = this.#native.explainLayer?.(layer);

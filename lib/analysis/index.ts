@@ -55,3 +55,5 @@ export type {
 export type { Prediction } from './common';
 export { analysisPage, analysisReport, writeAnalysisReport } from './report';
 export type { AnalysisPage, AnalysisSection } from './report';
+export { eigenCam, eigenCamOf, firstComponentMap } from './eigencam';
+export type { EigenCamOptions, EigenCamResult } from './eigencam';
