@@ -37,6 +37,12 @@ export interface LayerInfo {
   inLoop?: true;
   /** With `inputSize`: the output shape of each call, for a batch of one. */
   outputShapes?: number[][];
+  /**
+   * With `inputSize`, for a module whose output is a tuple, list or dict of tensors (an FPN): per
+   * call, each part's shape by key (`{ '0': [1, 256, 32, 32], pool: [1, 256, 4, 4] }`); capture
+   * one as `<layer>:<key>`.
+   */
+  outputParts?: Record<string, number[]>[];
 }
 
 /** Reductions done on the model's device before the copy to JS (CPU too). */
@@ -246,7 +252,11 @@ export class Model {
       this.#shapeCache.set(key, p);
       p.catch(() => this.#shapeCache.delete(key));
     }
-    return (await p).map((l) => ({ ...l, outputShapes: l.outputShapes?.map((s) => [...s]) }));
+    return (await p).map((l) => ({
+      ...l,
+      outputShapes: l.outputShapes?.map((s) => [...s]),
+      ...(l.outputParts ? { outputParts: l.outputParts.map((p) => ({ ...p })) } : {}),
+    }));
   }
 
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
@@ -256,12 +266,25 @@ export class Model {
       optimize: false,
     });
     const shapes = new Map<string, number[][]>();
+    const parts = new Map<string, Record<string, number[]>[]>();
     for (const c of res.captures) {
+      const colon = c.name.indexOf(':');
+      if (colon >= 0) {
+        // A tuple, list or dict output: the shape of each part, by key.
+        const list = parts.get(c.layer) ?? [];
+        (list[c.call] ??= {})[c.name.slice(colon + 1)] = c.shape;
+        parts.set(c.layer, list);
+        continue;
+      }
       const list = shapes.get(c.layer) ?? [];
       list[c.call] = c.shape;
       shapes.set(c.layer, list);
     }
-    return this.#layers.map((l) => ({ ...l, outputShapes: shapes.get(l.name) ?? [] }));
+    return this.#layers.map((l) => ({
+      ...l,
+      outputShapes: shapes.get(l.name) ?? [],
+      ...(parts.has(l.name) ? { outputParts: parts.get(l.name) } : {}),
+    }));
   }
 
   /**
@@ -474,7 +497,12 @@ export class Model {
       const layer = whole(missing[0]);
       throw new FeatscopeError(
         'CAPTURE_NOT_FOUND',
-        `${missing[0]} is not a part of ${layer}'s output; its parts: ${res.captures.filter((c) => whole(c.name) === layer).map((c) => c.name).join(', ') || 'none (its output is a single tensor)'}`,
+        `${missing[0]} is not a part of ${layer}'s output; its parts: ${
+          res.captures
+            .filter((c) => whole(c.name) === layer)
+            .map((c) => c.name)
+            .join(', ') || 'none (its output is a single tensor)'
+        }`,
       );
     }
     if (missing.length) {

@@ -16,7 +16,8 @@ export interface TensorValue {
 }
 
 /** A model's output: a tensor, a list or tuple (an array), a dict (an object), a number, ... */
-export type OutputValue = TensorValue | OutputValue[] | { [key: string]: OutputValue } | number | boolean | string | null;
+export type OutputValue =
+  TensorValue | OutputValue[] | { [key: string]: OutputValue } | number | boolean | string | null;
 
 /** One image's detections. */
 export interface Detections {
@@ -71,7 +72,10 @@ export function segmentationLogitsOf(value: OutputValue | undefined): TensorValu
 /** Per-pixel argmax over classes of [N, K, H, W] logits, for image `n`: [H * W] class indices. */
 export function argmaxMask(logits: TensorValue, n = 0): { mask: Int32Array; height: number; width: number } {
   if (logits.shape.length !== 4)
-    throw new FeatscopeError('INVALID_ARGUMENT', `segmentation logits must be [N, K, H, W], got [${logits.shape.join(', ')}]`);
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `segmentation logits must be [N, K, H, W], got [${logits.shape.join(', ')}]`,
+    );
   const [N, K, H, W] = logits.shape;
   if (!(n >= 0 && n < N))
     throw new FeatscopeError('INVALID_ARGUMENT', `image ${n} does not exist: the batch has ${N} image(s)`);

@@ -72,8 +72,7 @@ std::string dtypeName(at::ScalarType t) {
 bool isStructuredOutput(const c10::TypePtr& type) {
   if (type->isSubtypeOf(*c10::TensorType::get())) return false;
   const auto k = type->kind();
-  if (k != c10::TypeKind::TupleType && k != c10::TypeKind::ListType && k != c10::TypeKind::DictType &&
-      k != c10::TypeKind::OptionalType)
+  if (k != c10::TypeKind::TupleType && k != c10::TypeKind::ListType && k != c10::TypeKind::DictType && k != c10::TypeKind::OptionalType)
     return false;
   return containsTensor(type);
 }
@@ -97,8 +96,8 @@ void pushForwardInputs(torch::jit::Stack& stack, const torch::jit::Graph& graph,
     if (inputs[i]->type()->kind() != c10::TypeKind::OptionalType)
       throw FsError("INVALID_ARGUMENT", "the model's forward takes " + std::to_string(inputs.size() - 1) +
                                             " inputs; featscope passes one image batch (further inputs must be Optional, "
-                                            "and get None), but input " + std::to_string(i) + " (" + inputs[i]->debugName() +
-                                            ") is " + inputs[i]->type()->repr_str());
+                                            "and get None), but input " +
+                                            std::to_string(i) + " (" + inputs[i]->debugName() + ") is " + inputs[i]->type()->repr_str());
     stack.emplace_back(c10::IValue());
   }
 }
@@ -213,9 +212,9 @@ void ensureTorchvisionOps() {
   std::call_once(once, [] {
     if (c10::Dispatcher::singleton().findSchema({"torchvision::nms", ""}).has_value()) return;
     // Kept for the life of the process (unregistering at exit would race other static teardown).
-    static auto* registry = new torch::RegisterOperators(torch::RegisterOperators().op(
-        "torchvision::nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-        torch::RegisterOperators::options().catchAllKernel<decltype(nmsCpu), &nmsCpu>()));
+    static auto* registry = new torch::RegisterOperators(
+        torch::RegisterOperators().op("torchvision::nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                                      torch::RegisterOperators::options().catchAllKernel<decltype(nmsCpu), &nmsCpu>()));
     (void)registry;
   });
 }

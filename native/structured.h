@@ -31,8 +31,8 @@ void pushForwardInputs(torch::jit::Stack& stack, const torch::jit::Graph& graph,
 // (with their dtype's name), containers and scalars kept as they are.
 struct HostValue {
   enum Kind { kNone, kTensor, kList, kDict, kBool, kNumber, kString } kind = kNone;
-  at::Tensor tensor;  // kTensor: float32, contiguous, on the host
-  std::string dtype;  // kTensor: the original dtype, e.g. "float32", "int64"
+  at::Tensor tensor;                                     // kTensor: float32, contiguous, on the host
+  std::string dtype;                                     // kTensor: the original dtype, e.g. "float32", "int64"
   std::vector<std::pair<std::string, HostValue>> items;  // kList (keys empty), kDict (in order)
   double number = 0;
   bool boolean = false;

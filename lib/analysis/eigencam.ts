@@ -33,7 +33,8 @@ const KEYS = ['layer', 'center'] as const;
 
 /** EigenCAM of a batch: one forward that captures `options.layer`, then the SVD per image. */
 export async function eigenCam(model: Model, input: TensorInput, options: EigenCamOptions): Promise<EigenCamResult> {
-  if (!options || typeof options !== 'object') throw invalidParameter('eigenCam options', 'an object with a layer', options);
+  if (!options || typeof options !== 'object')
+    throw invalidParameter('eigenCam options', 'an object with a layer', options);
   checkKnownKeys('eigenCam', options, KEYS);
   if (typeof options.layer !== 'string') throw invalidParameter('layer', 'a layer name', options.layer);
   const center = options.center ?? true;

@@ -57,3 +57,5 @@ export { analysisPage, analysisReport, writeAnalysisReport } from './report';
 export type { AnalysisPage, AnalysisSection } from './report';
 export { eigenCam, eigenCamOf, firstComponentMap } from './eigencam';
 export type { EigenCamOptions, EigenCamResult } from './eigencam';
+export { predictionOverlay, eigenCamOverlay, paletteColour } from './predictions';
+export type { PredictionOverlay, PredictionOverlayOptions } from './predictions';

@@ -30,21 +30,25 @@ function expectSameMap(got: Float32Array, want: Float32Array) {
 test.each([
   ['segmentation backbone:out', 'segmentation', 'backbone', 'backbone:out', 96, 128],
   ['detection backbone.fpn:1', 'detection', 'backbone.fpn', 'backbone.fpn:1', 64, 64],
-] as const)('%s equals numpy SVD', async (_name, kind, layer, part, h, w) => {
-  const file = STRUCTURED_MODELS[kind];
-  const model = await loadModel(file, { device: 'cpu' });
-  try {
-    const input = syntheticInput(2, h, w, 9);
-    const oracle = structuredOracle(file, input, [layer], part);
-    const cam = await eigenCam(model, input, { layer: part });
-    expect(cam.layer).toBe(part);
-    expect(cam.shape).toEqual(oracle.get('eigencam')!.shape);
-    expectSameMap(cam.data, oracle.get('eigencam')!.data);
-    for (const e of cam.explained) expect(e > 0 && e <= 1).toBe(true);
-  } finally {
-    model.dispose();
-  }
-}, 120_000);
+] as const)(
+  '%s equals numpy SVD',
+  async (_name, kind, layer, part, h, w) => {
+    const file = STRUCTURED_MODELS[kind];
+    const model = await loadModel(file, { device: 'cpu' });
+    try {
+      const input = syntheticInput(2, h, w, 9);
+      const oracle = structuredOracle(file, input, [layer], part);
+      const cam = await eigenCam(model, input, { layer: part });
+      expect(cam.layer).toBe(part);
+      expect(cam.shape).toEqual(oracle.get('eigencam')!.shape);
+      expectSameMap(cam.data, oracle.get('eigencam')!.data);
+      for (const e of cam.explained) expect(e > 0 && e <= 1).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  },
+  120_000,
+);
 
 test('ResNet-18 layer1 and layer4 (channel-side and position-side Gram matrices) equal numpy SVD', async () => {
   const model = await loadModel(MODELS.scripted, { device: 'cpu' });
@@ -95,6 +99,8 @@ m = a.T - a.T.mean(axis=0)
 v = np.linalg.svd(m, full_matrices=False)[2][0]
 v = -v if v.sum() < 0 else v
 sys.stdout.buffer.write((m @ v).astype('<f4').tobytes())`;
-  const out = execFileSync(PYTHON, ['-c', script], { input: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
+  const out = execFileSync(PYTHON, ['-c', script], {
+    input: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  });
   return new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
 }

@@ -2,7 +2,13 @@
 // parts), typed structured outputs, and List[Tensor] inputs, against Python forward hooks on the
 // eager torchvision twin (same state_dict, same input). Untrained models (random init).
 import { loadModel, Model, detectionsOf, segmentationLogitsOf, isTensorValue, type OutputValue } from '../../lib';
-import { STRUCTURED_MODELS, ensureStructuredModels, maxAbsDiff, structuredOracle, syntheticInput } from '../support/models';
+import {
+  STRUCTURED_MODELS,
+  ensureStructuredModels,
+  maxAbsDiff,
+  structuredOracle,
+  syntheticInput,
+} from '../support/models';
 
 beforeAll(() => ensureStructuredModels(), 300_000);
 
@@ -13,7 +19,12 @@ function flatten(name: string, v: OutputValue, out: Map<string, { shape: number[
   else if (v && typeof v === 'object') for (const [k, e] of Object.entries(v)) flatten(`${name}:${k}`, e, out);
 }
 
-function expectClose(name: string, got: { shape: number[]; data: Float32Array }, want: { shape: number[]; data: Float32Array } | undefined, tol: number) {
+function expectClose(
+  name: string,
+  got: { shape: number[]; data: Float32Array },
+  want: { shape: number[]; data: Float32Array } | undefined,
+  tol: number,
+) {
   expect({ name, shape: got.shape }).toEqual({ name, shape: want?.shape });
   const d = maxAbsDiff(got.data, want!.data);
   if (!(d <= tol)) throw new Error(`${name}: max abs diff ${d} > ${tol}`);
@@ -90,7 +101,8 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
     flatten('out', res.value, flat);
     expect([...flat.keys()]).toEqual([...oracle.keys()].filter((k) => k.startsWith('out')));
     // Boxes in pixels: within 1e-3; labels exactly; scores within 1e-5.
-    for (const [k, v] of flat) expectClose(k, v, oracle.get(k), k.endsWith('boxes') ? 1e-3 : k.endsWith('labels') ? 0 : 1e-5);
+    for (const [k, v] of flat)
+      expectClose(k, v, oracle.get(k), k.endsWith('boxes') ? 1e-3 : k.endsWith('labels') ? 0 : 1e-5);
     expect(dets[0].boxes.shape[0]).toBeGreaterThan(0);
   }, 120_000);
 
@@ -108,7 +120,13 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
 
   test('layers() names the FPN and heads', async () => {
     const names = (await model.layers()).filter((l) => l.calls > 0).map((l) => `${l.name}:${l.type}`);
-    for (const n of ['transform:GeneralizedRCNNTransform', 'backbone.body:IntermediateLayerGetter', 'backbone.fpn:FeaturePyramidNetwork', 'head.classification_head:RetinaNetClassificationHead', 'anchor_generator:AnchorGenerator'])
+    for (const n of [
+      'transform:GeneralizedRCNNTransform',
+      'backbone.body:IntermediateLayerGetter',
+      'backbone.fpn:FeaturePyramidNetwork',
+      'head.classification_head:RetinaNetClassificationHead',
+      'anchor_generator:AnchorGenerator',
+    ])
       expect(names).toContain(n);
   });
 });
