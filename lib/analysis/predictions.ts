@@ -198,8 +198,8 @@ export async function eigenCamOverlay(
     { alpha: options.alpha ?? 0.5, range: [lo, hi] },
   );
   const framed = await frameCanvas(overlay, model.metadata, `EigenCAM · ${cam.layer}`, [
-    `first principal component of the channels (centred), projected on positions: ${lo.toPrecision(3)} (blue) to ${hi.toPrecision(3)} (red)`,
-    `explains ${(cam.explained[0] * 100).toFixed(1)}% of the activations' variance at this layer; no gradients, no class`,
+    `1st principal component (centred): ${lo.toPrecision(3)} blue to ${hi.toPrecision(3)} red`,
+    `${(cam.explained[0] * 100).toFixed(1)}% of the variance; no gradients, no class`,
   ]);
   return {
     png: await encodePng(framed),
