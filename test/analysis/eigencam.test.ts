@@ -2,9 +2,11 @@
 // channels centred), projected onto the first right singular vector, sign fixed so that the
 // vector's components sum to >= 0 (test/support/structured_oracle.py). Within 1e-4 of the map's
 // largest magnitude. On a segmentation model's dict part, a detection FPN level, and ResNet-18.
+import { execFileSync } from 'child_process';
 import { eigenCam, eigenCamOf, firstComponentMap, loadModel } from '../../lib';
 import {
   MODELS,
+  PYTHON,
   STRUCTURED_MODELS,
   ensureStructuredModels,
   ensureTestModels,
@@ -88,10 +90,8 @@ test('the sign rule and centring, on a rank-one matrix', () => {
   for (let p = 0; p < P; p++) expect(raw.map[p]).toBeCloseTo(-u[p] * norm, 5);
 });
 
-/** numpy's SVD via the oracle script would need a file; this is the same computation on the hook capture, in Python. */
+/** numpy's SVD (as test/support/structured_oracle.py computes it) of a Python hook's capture. */
 function numpySvdMap(data: Float32Array, c: number, p: number): Float32Array {
-  const { execFileSync } = require('child_process') as typeof import('child_process');
-  const { PYTHON } = require('../support/models') as typeof import('../support/models');
   const script = `
 import sys, numpy as np
 a = np.frombuffer(sys.stdin.buffer.read(), dtype='<f4').astype(np.float64).reshape(${c}, ${p})

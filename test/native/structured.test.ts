@@ -1,8 +1,22 @@
 // Segmentation and detection models: captures of modules that return dicts and tuples (named
 // parts), typed structured outputs, and List[Tensor] inputs, against Python forward hooks on the
 // eager torchvision twin (same state_dict, same input). Untrained models (random init).
-import { loadModel, Model, detectionsOf, segmentationLogitsOf, isTensorValue, type OutputValue } from '../../lib';
+import * as path from 'path';
+import sharp from 'sharp';
 import {
+  argmaxMask,
+  paletteColour,
+  predictionOverlay,
+  preprocess,
+  loadModel,
+  Model,
+  detectionsOf,
+  segmentationLogitsOf,
+  isTensorValue,
+  type OutputValue,
+} from '../../lib';
+import {
+  ROOT,
   STRUCTURED_MODELS,
   ensureStructuredModels,
   maxAbsDiff,
@@ -106,7 +120,7 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
     expect(dets[0].boxes.shape[0]).toBeGreaterThan(0);
   }, 120_000);
 
-  test('one part by name: backbone.fpn:pool-like keys (p6) and a clear error for a missing part', async () => {
+  test('one part by name (backbone.fpn:p6), and a clear error for a part that does not exist', async () => {
     const input = syntheticInput(1, 64, 64, 6);
     const [p6] = await model.capture(input, ['backbone.fpn:p6']);
     expect(p6.name).toBe('backbone.fpn:p6');
@@ -129,4 +143,49 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
     ])
       expect(names).toContain(n);
   });
+});
+
+describe('predictionOverlay: the mask or the boxes over the photo', () => {
+  const dog = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
+
+  test('detection: the top boxes are the highest-scoring detections of the same forward', async () => {
+    const model = await loadModel(STRUCTURED_MODELS.detection, { device: 'cpu' });
+    try {
+      const p = await predictionOverlay(model, dog, { top: 5, displaySize: 128 });
+      expect(p.kind).toBe('detection');
+      expect(p.weights.trained).toBe(false);
+      const input = await preprocess([dog], { resize: 'squash', size: 128, mean: [0, 0, 0], std: [1, 1, 1] });
+      const d = detectionsOf((await model.forward(input)).value)![0];
+      const want = Array.from(d.scores.data)
+        .sort((a, b) => b - a)
+        .slice(0, 5);
+      expect(p.boxes!.map((b) => b.score)).toEqual(want);
+      for (const b of p.boxes!) expect(b.name).toBe(model.metadata.classes![b.class]);
+      const meta = await sharp(p.png).metadata();
+      expect([meta.width, meta.height]).toEqual([p.width, p.height]);
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+
+  test('segmentation: the legend lists the argmax classes, shares summing to 1', async () => {
+    const model = await loadModel(STRUCTURED_MODELS.segmentation, { device: 'cpu' });
+    try {
+      const p = await predictionOverlay(model, dog, { displaySize: 128 });
+      expect(p.kind).toBe('segmentation');
+      const norm = model.metadata.input!;
+      const input = await preprocess([dog], { resize: 'squash', size: 128, mean: norm.mean, std: norm.std });
+      const { mask } = argmaxMask(segmentationLogitsOf((await model.forward(input)).value)!);
+      const counts = new Map<number, number>();
+      for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
+      expect(new Map(p.classes!.map((c) => [c.class, c.share]))).toEqual(
+        new Map([...counts].map(([k, n]) => [k, n / mask.length])),
+      );
+      expect(paletteColour(0)).toEqual([0, 0, 0]);
+      expect(paletteColour(1)).toEqual([128, 0, 0]);
+      expect(paletteColour(15)).toEqual([192, 128, 128]); // VOC's person
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
 });
