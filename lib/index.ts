@@ -41,3 +41,4 @@ export type { NpyArray } from './npy';
 export { writeReport } from './report';
 export type { ReportData, ReportImage, ReportLayer } from './report';
 export * from './analysis';
+export * from './structured';

@@ -12,6 +12,7 @@ import { deviceSelection, markCaptureOrigin } from './provenance';
 import { closest } from './suggest';
 import { debug } from './debug';
 import { checkArchiveInflation } from './archive';
+import type { OutputValue } from './structured';
 
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -37,6 +38,12 @@ export interface LayerInfo {
   inLoop?: true;
   /** With `inputSize`: the output shape of each call, for a batch of one. */
   outputShapes?: number[][];
+  /**
+   * With `inputSize`, for a module whose output is a tuple, list or dict of tensors (an FPN): per
+   * call, each part's shape by key (`{ '0': [1, 256, 32, 32], pool: [1, 256, 4, 4] }`); capture
+   * one as `<layer>:<key>`.
+   */
+  outputParts?: Record<string, number[]>[];
 }
 
 /** Reductions done on the model's device before the copy to JS (CPU too). */
@@ -67,6 +74,12 @@ export interface ForwardOptions extends CaptureOptions {
 export interface ForwardResult {
   /** The model's own output, or null when its forward returns something other than a tensor. */
   output: { shape: number[]; data: Float32Array } | null;
+  /**
+   * The output, typed, whatever its structure: a tensor, or the dict of a segmentation model
+   * ({ out, aux? }), the (losses, detections) tuple of a scripted detection model, ...; tensors
+   * inside carry their dtype. lib/structured.ts: detectionsOf, segmentationLogitsOf.
+   */
+  value: OutputValue;
   /** Captures in graph (call) order. */
   captures: Capture[];
   /** The frozen, optimised graph ran (`optimize`, the default); false: the exact graph. */
@@ -242,7 +255,11 @@ export class Model {
       this.#shapeCache.set(key, p);
       p.catch(() => this.#shapeCache.delete(key));
     }
-    return (await p).map((l) => ({ ...l, outputShapes: l.outputShapes?.map((s) => [...s]) }));
+    return (await p).map((l) => ({
+      ...l,
+      outputShapes: l.outputShapes?.map((s) => [...s]),
+      ...(l.outputParts ? { outputParts: l.outputParts.map((p) => ({ ...p })) } : {}),
+    }));
   }
 
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
@@ -252,12 +269,25 @@ export class Model {
       optimize: false,
     });
     const shapes = new Map<string, number[][]>();
+    const parts = new Map<string, Record<string, number[]>[]>();
     for (const c of res.captures) {
+      const colon = c.name.indexOf(':');
+      if (colon >= 0) {
+        // A tuple, list or dict output: the shape of each part, by key.
+        const list = parts.get(c.layer) ?? [];
+        (list[c.call] ??= {})[c.name.slice(colon + 1)] = c.shape;
+        parts.set(c.layer, list);
+        continue;
+      }
       const list = shapes.get(c.layer) ?? [];
       list[c.call] = c.shape;
       shapes.set(c.layer, list);
     }
-    return this.#layers.map((l) => ({ ...l, outputShapes: shapes.get(l.name) ?? [] }));
+    return this.#layers.map((l) => ({
+      ...l,
+      outputShapes: shapes.get(l.name) ?? [],
+      ...(parts.has(l.name) ? { outputParts: parts.get(l.name) } : {}),
+    }));
   }
 
   /**
@@ -433,9 +463,11 @@ export class Model {
     if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
       throw invalidParameter('optimize', 'a boolean', options.optimize);
     const optimize = options.optimize ?? true;
-    // `layer#k` asks for one call: capture the module, keep that call.
-    const base = [...new Set(names.map((n) => n.split('#')[0]))];
+    // `layer#k` asks for one call: capture the module, keep that call; `layer:part` one part of
+    // a structured output (`layer#k:part` of call k).
+    const base = [...new Set(names.map((n) => n.split(':')[0].split('#')[0]))];
     const wantedCalls = new Set(names);
+    const whole = (name: string) => name.split(':')[0];
     this.#running++;
     let res;
     try {
@@ -452,10 +484,30 @@ export class Model {
         `model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`,
       );
     }
-    const captures: Capture[] = res.captures.filter((c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer));
+    for (const c of res.captures) {
+      const colon = c.name.indexOf(':');
+      if (colon >= 0) c.part = c.name.slice(colon + 1);
+    }
+    const captures: Capture[] = res.captures.filter(
+      (c) => wantedCalls.has(c.name) || wantedCalls.has(c.layer) || wantedCalls.has(whole(c.name)),
+    );
     const selection = deviceSelection(options.channels);
     for (const c of captures) markCaptureOrigin(c.data, { metadata: this.metadata, selection });
-    const missing = names.filter((n) => n.includes('#') && !captures.some((c) => c.name === n));
+    const missing = names.filter(
+      (n) => (n.includes('#') || n.includes(':')) && !captures.some((c) => c.name === n || whole(c.name) === n),
+    );
+    if (missing.length && missing[0].includes(':')) {
+      const layer = whole(missing[0]);
+      throw new FeatscopeError(
+        'CAPTURE_NOT_FOUND',
+        `${missing[0]} is not a part of ${layer}'s output; its parts: ${
+          res.captures
+            .filter((c) => whole(c.name) === layer)
+            .map((c) => c.name)
+            .join(', ') || 'none (its output is a single tensor)'
+        }`,
+      );
+    }
     if (missing.length) {
       throw new FeatscopeError(
         'LAYER_NOT_CALLED',
@@ -464,6 +516,7 @@ export class Model {
     }
     return {
       output: res.output,
+      value: res.outputValue ?? res.output,
       captures,
       optimized: res.optimized,
       get(name: string): Capture {
@@ -497,7 +550,7 @@ export class Model {
     }
     const seen = new Set<string>();
     for (const n of names as string[]) {
-      const m = /^(.*?)(?:#(\d+))?$/s.exec(n)!; // s: a name with a line break is still one name
+      const m = /^(.*?)(?:#(\d+))?(?::.+)?$/s.exec(n)!; // s: a name with a line break is still one name
       const layer = m[1];
       if (!this.#layerNames.has(layer)) {
         const notExported = this.#native.explainLayer?.(layer);

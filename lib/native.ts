@@ -9,6 +9,7 @@ import * as path from 'path';
 import { isMainThread } from 'worker_threads';
 import { FeatscopeError, describe } from './errors';
 import type { Capture } from './types';
+import type { OutputValue } from './structured';
 
 /** The addon returns captures in their public form. */
 export type NativeCapture = Capture;
@@ -16,6 +17,8 @@ export type NativeCapture = Capture;
 export interface NativeForwardResult {
   output: { shape: number[]; data: Float32Array } | null;
   outputType?: string;
+  /** The output when it is not a tensor: a dict, a tuple of lists of dicts, ... (lib/structured.ts). */
+  outputValue?: OutputValue;
   captures: NativeCapture[];
   /** The frozen, optimised graph ran (else the exact one). */
   optimized: boolean;

@@ -24,6 +24,12 @@ export interface Capture {
   name: string;
   layer: string;
   call: number;
+  /**
+   * A part of a module output that is a tuple, list or dict of tensors (an FPN's OrderedDict):
+   * its key or position, e.g. `pool` or `0` (`a:b` when nested); the name is then
+   * `<layer>:<part>` (`backbone.fpn:pool`, `layer#1:0`).
+   */
+  part?: string;
   shape: number[];
   data: Float32Array;
   /** When channels were selected (explicit list or top-k): [N, k] original channel indices. */

@@ -5,6 +5,7 @@
 
 #include "capture_ops.h"
 #include "errors.h"
+#include "structured.h"
 #include "model.h"
 #include "tensor_bridge.h"
 #include "workers.h"
@@ -74,7 +75,8 @@ class BackwardWorker : public FsWorker {
     torch::AutoGradMode grad(true);
     PrecisionScope precision(*st_);
     at::Tensor x = in_.forGrad(*st_);
-    torch::jit::Stack stack{st_->module._ivalue(), x};
+    torch::jit::Stack stack{st_->module._ivalue()};
+    pushForwardInputs(stack, *hf->fn->graph(), x);
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     const auto& el = tuple->elements();

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "errors.h"
+#include "structured.h"
 
 namespace featscope {
 
@@ -63,6 +64,9 @@ struct Walker {
     Node* clone;  // aten::clone inserted right after the call: the capture point
     CaptureSlot slot;
     bool inLoop;  // the call sits in a loop body (at any depth)
+    // The output is a tuple, list or dict of tensors (structured.h): `clone` is a 1-tuple around it
+    // (kept: it is no copy), expanded into named parts after the run.
+    bool structured = false;
   };
   std::vector<Pending> captures;
 
@@ -107,14 +111,24 @@ struct Walker {
                 throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path + ": the model calls it inside a " +
                                                        std::string(unsupported->toQualString()) +
                                                        " block, which featscope does not hook; hook the module that holds it");
-              if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get()))
+              const bool structured = n->outputs().size() == 1 && isStructuredOutput(n->output()->type());
+              if (structured) {
+                if (inLoop)
+                  throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + path + ": it returns " + n->output()->type()->repr_str() +
+                                                         " inside a loop; featscope captures such outputs outside loops only");
+                torch::jit::WithInsertPoint ip(n->next());
+                Node* wrap = graph->insertNode(graph->createTuple({n->output()}));
+                captures.push_back({wrap, {path, k, k == 0 ? path : path + "#" + std::to_string(k), false, true}, false, true});
+              } else if (n->outputs().size() != 1 || !n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
                 throw FsError("LAYER_OUTPUT_NOT_TENSOR",
                               "cannot capture " + path + ": its forward returns " +
                                   (n->outputs().size() == 1 ? n->output()->type()->repr_str() : "several values") +
-                                  ", not a Tensor; hook one of its submodules instead");
-              torch::jit::WithInsertPoint ip(n->next());
-              Value* c = graph->insert(c10::aten::clone, {n->output()});
-              captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}, inLoop});
+                                  ", not a Tensor (or a tuple, list or dict of tensors); hook one of its submodules instead");
+              } else {
+                torch::jit::WithInsertPoint ip(n->next());
+                Value* c = graph->insert(c10::aten::clone, {n->output()});
+                captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}, inLoop});
+              }
             }
           }
           // Inline calls on the way to a wanted module: a wanted descendant's call, or a helper
@@ -247,6 +261,12 @@ static void dropAfterLastCapture(std::shared_ptr<Graph>& graph, const std::vecto
   std::function<bool(Node*)> removable = [&](Node* n) {
     if (n->kind() != prim::RaiseException && n->hasSideEffects()) return false;
     if (db.writesToAlias(n, stateSet)) return false;
+    // Writes into a list or dict (a detection head's `outputs["cls_logits"] = ...`) stay: a later
+    // read of the container that stays would otherwise fail (structured.h).
+    for (Value* in : n->inputs())
+      if (!in->type()->isSubtypeOf(*c10::TensorType::get()) && in->type()->kind() != c10::TypeKind::OptionalType &&
+          !in->type()->containedTypes().empty() && db.writesToAlias(n, {in}))
+        return false;
     for (Block* b : n->blocks())
       for (Node* m : b->nodes())
         if (!removable(m)) return false;
@@ -355,6 +375,7 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
         if (!guardInPlace) drop.push_back(p.clone);
         continue;
       }
+      if (p.structured) continue;
       Value* v = p.clone->input(0);
       bool written = false;
       if (guardInPlace) forEachNodeAfter(*graph, p.clone, [&](Node* n) { return written = db.writesToAlias(n, {v}); });
@@ -406,14 +427,17 @@ FrozenForward::~FrozenForward() {
 std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, const at::Tensor& x) const {
   torch::jit::Stack stack;
   if (optimized) {
-    stack = {optimized->module._ivalue(), x};
-    optimized->module.get_method("forward").function().run(stack);
+    stack = {optimized->module._ivalue()};
+    auto& f = optimized->module.get_method("forward").function();
+    pushForwardInputs(stack, *torch::jit::toGraphFunction(f).graph(), x);
+    f.run(stack);
     auto el = stack.back().toTuple()->elements().vec();
     for (auto& v : el)
       if (v.isTensor() && v.toTensor().has_storage() && optimized->constants.count(v.toTensor().storage().data())) v = v.toTensor().clone();
     return el;
   } else {
-    stack = {self._ivalue(), x};
+    stack = {self._ivalue()};
+    pushForwardInputs(stack, *fn->graph(), x);
     fn->run(stack);
   }
   return stack.back().toTuple()->elements().vec();
@@ -506,6 +530,9 @@ std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<
         const int call = static_cast<int>(k);
         out.push_back({{slot.layer, call, call == 0 ? slot.layer : slot.layer + "#" + std::to_string(call), true}, list.get(k)});
       }
+    } else if (slot.structured) {
+      // A 1-tuple around the module's tuple, list or dict; not a tuple: a branch not taken.
+      if (v.isTuple()) appendStructuredParts(slot, v.toTupleRef().elements().at(0), out);
     } else if (v.isTensor()) {
       // Not a tensor: the call sits in an `if` branch this forward did not take.
       out.push_back({slot, v.toTensor()});

@@ -24,6 +24,9 @@ struct CaptureSlot {
   // The module is called inside a loop somewhere: its slot is a List[Tensor] holding every call's
   // output in the order the calls ran (call indices are positions in that list).
   bool looped = false;
+  // The module returns a tuple, list or dict of tensors: the slot holds it, and its tensors become
+  // captures named `name:key` (structured.h).
+  bool structured = false;
 };
 
 // A clone of the model whose forward is a hooked forward, frozen and optimised

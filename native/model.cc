@@ -13,6 +13,7 @@
 #include "capture_ops.h"
 #include "env_data.h"
 #include "errors.h"
+#include "structured.h"
 #include "tensor_bridge.h"
 #include "workers.h"
 
@@ -84,6 +85,7 @@ class LoadWorker : public FsWorker {
     st->path = path_;
     st->exactPrecision = exact_;
     torch::jit::ExtraFilesMap extra{{"featscope.json", ""}};
+    ensureTorchvisionOps();  // scripted detection models call torchvision::nms (structured.h)
     try {
       st->module = torch::jit::load(path_, st->device, extra);
     } catch (const c10::Error& e) {
@@ -197,6 +199,7 @@ class ForwardWorker : public FsWorker {
       output_ = toHostFloat(el[0].toTensor(), &usedDevice);
     } else {
       outputType_ = el[0].tagKind();
+      outputValue_ = toHostValue(el[0], &usedDevice);  // a dict, a tuple of lists of dicts, ... (structured.h)
     }
     for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice)});
     if (usedDevice) torch::cuda::synchronize(st_->device.index());
@@ -216,6 +219,7 @@ class ForwardWorker : public FsWorker {
     } else {
       res.Set("output", env.Null());
       res.Set("outputType", outputType_);
+      if (outputValue_.kind != HostValue::kNone) res.Set("outputValue", hostValueToJs(env, ex, outputValue_));
     }
     Napi::Array caps = Napi::Array::New(env, captures_.size());
     for (size_t i = 0; i < captures_.size(); ++i) {
@@ -239,6 +243,7 @@ class ForwardWorker : public FsWorker {
   std::string fallback_;
   at::Tensor output_;
   std::string outputType_;
+  HostValue outputValue_;
   std::vector<CaptureOut> captures_;
 };
 
@@ -264,7 +269,8 @@ class GradCamWorker : public FsWorker {
     if (!hf->slots[0].looped) calledOnce(hf->slots.size());
     torch::AutoGradMode grad(true);
     PrecisionScope precision(*st_);
-    torch::jit::Stack stack{st_->module._ivalue(), in_.forGrad(*st_)};
+    torch::jit::Stack stack{st_->module._ivalue()};
+    pushForwardInputs(stack, *hf->fn->graph(), in_.forGrad(*st_));
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     at::Tensor logits = checkLogits(tuple->elements()[0]);

@@ -16,7 +16,15 @@ can capture only those. --taps all (default) taps every module call that returns
 hook-firing order, named as featscope names TorchScript captures (`layer1.0.relu`, `...#1`).
 The batch dimension is dynamic; the spatial size is fixed at --size.
 
---arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, ...).
+--arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, ...), or a
+              segmentation model (fcn_resnet50, deeplabv3_resnet50, deeplabv3_mobilenet_v3_large,
+              lraspp_mobilenet_v3_large) or detection model (fasterrcnn_resnet50_fpn,
+              fasterrcnn_mobilenet_v3_large_320_fpn, retinanet_resnet50_fpn, ...): these are
+              exported untrained only (--weights none, weights_backbone=None, nothing downloads),
+              scripted, with their task and category names (COCO's 91 for detection, Pascal
+              VOC's 21 for segmentation) in the metadata; scripts/structured_models.py.
+--score-thresh detection only: drop detections scoring below it (torchvision's default 0.05; an
+              untrained model scores about 1/num_classes, so pass 0 to see its boxes).
 --weights     none (default): a fixed-seed random init, UNTRAINED, for tests and offline work.
               imagenet: torchvision's weights for --arch (downloads them: needs internet).
               FILE.pth: your weights: a state_dict (torch.save(model.state_dict(), FILE)), or a
@@ -78,6 +86,8 @@ def main(argv):
     ap.add_argument("--state-dict-out", help="also write the state_dict (for Python oracles)")
     ap.add_argument("--format", choices=["torchscript", "pt2"], default=None,
                     help="torchscript (default for .pt) or pt2: an AOTInductor package (default for .pt2)")
+    ap.add_argument("--score-thresh", type=float, default=None,
+                    help="detection only: the score below which detections are dropped (torchvision's default: 0.05)")
     ap.add_argument("--taps", default=None,
                     help="pt2 only: all (default) or a comma-separated list of module names whose calls become outputs")
     args = ap.parse_args(argv)
@@ -96,6 +106,11 @@ def main(argv):
     except ImportError as e:
         raise Failure(f"needs torch and torchvision in this Python ({sys.executable}): {e}. "
                       "On Debian: apt-get install python3-torch python3-torchvision")
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import structured_models
+    if structured_models.is_structured(torchvision, args.arch):
+        return _export_structured(torch, torchvision, structured_models, args, mean, std, labels)
 
     ctor = _constructor(torchvision, args.arch)
     torch.manual_seed(args.seed)
@@ -191,6 +206,67 @@ def main(argv):
     }
     if categories is not None:
         meta["classes"] = categories
+    _write_torchscript(torch, scripted, meta, args)
+    if args.state_dict_out:
+        torch.save(model.state_dict(), args.state_dict_out)
+    print(f"export-model: wrote {os.path.abspath(args.out)} ({args.arch}, {meta['export']}, {num_classes} classes, weights: {source}"
+          f"{'' if trained else ', UNTRAINED'})")
+
+
+def _export_structured(torch, torchvision, sm, args, mean, std, labels):
+    """A segmentation or detection model (scripts/structured_models.py): untrained, scripted."""
+    if args.weights != "none":
+        raise Failure(f"--arch {args.arch}: only --weights none (an untrained, seeded init) is supported for "
+                      "segmentation and detection models", 2)
+    if args.format == "pt2" or args.out.endswith(".pt2") or args.trace:
+        raise Failure(f"--arch {args.arch}: segmentation and detection models are exported with torch.jit.script only "
+                      "(no --trace, no --format pt2)", 2)
+    torch.manual_seed(args.seed)
+    model, kwargs, task, categories = sm.build(torch, torchvision, args.arch, args.num_classes, args.size,
+                                               args.score_thresh, _fail)
+    _init_deterministic(torch, model, args.seed)
+    model.eval()
+    if labels is not None:
+        if categories is not None and len(labels) != len(categories):
+            raise Failure(f"--labels {args.labels} has {len(labels)} names but the model has {len(categories)} classes; "
+                          "give one name per line, in class-index order", 2)
+        categories = labels
+    try:
+        scripted = torch.jit.script(model)
+    except Exception as e:
+        raise Failure(f"torch.jit.script cannot compile {args.arch} ({type(e).__name__}: {_first_line(e)})")
+    example = sm.example_input(torch, args.size)
+    with torch.no_grad():
+        diff = sm.max_diff(torch, sm.eager_forward(model, task, example), sm.scripted_forward(scripted, task, example))
+    if not diff <= 1e-3:
+        raise Failure(f"the scripted {args.arch} differs from the Python model by {diff:.3g}")
+    source = f"random init (torch.manual_seed({args.seed}))"
+    meta = {
+        "format": "featscope-model/1",
+        "architecture": args.arch,
+        "task": task,
+        "build": kwargs,
+        "export": "script",
+        "weights": {"source": source, "trained": False},
+        # Detection models normalise their input themselves: featscope feeds RGB in [0, 1].
+        "input": {"size": [args.size, args.size],
+                  "mean": [0.0, 0.0, 0.0] if task == "detection" else mean,
+                  "std": [1.0, 1.0, 1.0] if task == "detection" else std,
+                  "layout": "NCHW",
+                  "range": "RGB in [0,1]" if task == "detection" else "RGB in [0,1], then normalised"},
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
+    if categories is not None:
+        meta["classes"] = categories
+    _write_torchscript(torch, scripted, meta, args)
+    if args.state_dict_out:
+        torch.save(model.state_dict(), args.state_dict_out)
+    print(f"export-model: wrote {os.path.abspath(args.out)} ({args.arch}, {task}, script, "
+          f"{len(categories or [])} classes, weights: {source}, UNTRAINED)")
+
+
+def _write_torchscript(torch, scripted, meta, args):
     out = os.path.abspath(args.out)
     if os.path.isdir(out):
         raise Failure(f"{args.out} is a folder; give the .pt file to write, e.g. {os.path.join(args.out, args.arch + '.pt')}", 2)
@@ -210,10 +286,6 @@ def main(argv):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    if args.state_dict_out:
-        torch.save(model.state_dict(), args.state_dict_out)
-    print(f"export-model: wrote {out} ({args.arch}, {meta['export']}, {num_classes} classes, weights: {source}"
-          f"{'' if trained else ', UNTRAINED'})")
 
 
 def _triple(text, option, default, positive):

@@ -66,3 +66,7 @@ export {
   renderConceptTop,
 } from './concepts';
 export type { ConceptFit, ConceptMaps, Concepts, FitConceptsOptions, NmfOptions } from './concepts';
+export { eigenCam, eigenCamOf, firstComponentMap } from './eigencam';
+export type { EigenCamOptions, EigenCamResult } from './eigencam';
+export { predictionOverlay, eigenCamOverlay, paletteColour } from './predictions';
+export type { PredictionOverlay, PredictionOverlayOptions } from './predictions';

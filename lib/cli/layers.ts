@@ -44,7 +44,14 @@ export async function layers(argv: string[]): Promise<number> {
     // A module called in a loop: the calls one forward of this input made, marked.
     const calls = (l: (typeof list)[number]) =>
       l.inLoop ? `${l.outputShapes?.length ?? l.calls} (loop)` : String(l.calls);
-    const rows = list.map((l) => [l.name, l.type, calls(l), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
+    // A tuple, list or dict output: its parts, `key [shape]` (capture one as layer:key).
+    const parts = (p: Record<string, number[]>) =>
+      `{${Object.entries(p)
+        .map(([k, s]) => `${k}: ${shape(s)}`)
+        .join(', ')}}`;
+    const output = (l: (typeof list)[number]) =>
+      [...(l.outputShapes ?? []).map(shape), ...(l.outputParts ?? []).filter(Boolean).map(parts)].join(' ') || '-';
+    const rows = list.map((l) => [l.name, l.type, calls(l), output(l)]);
     const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) =>

@@ -17,6 +17,7 @@ Commands:
   layers                    the model's layers with their types and output shapes
   render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
   export <images>...        layer outputs as .npy files for numpy
+  predict <images>...       a segmentation/detection model's mask or boxes; --eigencam LAYER: EigenCAM
   gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
                             --saliency gradient|smoothgrad|ig for input saliency maps
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
@@ -61,6 +62,7 @@ const COMMANDS: Record<string, Command> = {
   render: lazy(() => (require('./render') as typeof import('./render')).render),
   export: lazy(() => (require('./export') as typeof import('./export')).exportCommand),
   gradcam: lazy(() => (require('./gradcam') as typeof import('./gradcam')).gradcam),
+  predict: lazy(() => (require('./predict') as typeof import('./predict')).predict),
   weights: lazy(() => (require('./weights') as typeof import('./weights')).weights),
   attack: lazy(() => (require('./attack') as typeof import('./attack')).attack),
   stats: lazy(() => (require('./stats') as typeof import('./stats')).stats),

@@ -161,16 +161,21 @@ describe('layers', () => {
       'LAYER_NOT_CALLED',
       /layer1\.0\.relu is called 2 time\(s\)/,
     ));
-  test('a layer whose output is a tuple', async () => {
+  test('a layer whose output is a tuple is captured as its parts, pair:0 and pair:1', async () => {
     const m = await loadModel(edgeModel('tuple_layer'), { device: 'cpu' });
     try {
-      await expectError(
-        m.capture(syntheticInput(1, 8, 8), 'pair'),
-        'LAYER_OUTPUT_NOT_TENSOR',
-        /cannot capture pair: its forward returns Tuple\[Tensor, Tensor\], not a Tensor/,
-      );
-      const [c] = await m.capture(syntheticInput(1, 8, 8), 'conv');
+      const x = syntheticInput(1, 8, 8);
+      const [c, p0, p1] = await m.capture(x, ['conv', 'pair']);
+      expect([p0.name, p0.part, p1.name, p1.part]).toEqual(['pair:0', '0', 'pair:1', '1']);
       expect(c.shape).toEqual([1, 4, 8, 8]);
+      // Pair returns (x, x * 2) of the conv's output.
+      expect(Array.from(p0.data)).toEqual(Array.from(c.data));
+      expect(Array.from(p1.data)).toEqual(Array.from(c.data, (v) => Math.fround(v * 2)));
+      await expectError(
+        m.capture(x, 'pair:2'),
+        'CAPTURE_NOT_FOUND',
+        /pair:2 is not a part of pair's output; its parts: pair:0, pair:1/,
+      );
     } finally {
       m.dispose();
     }
@@ -258,6 +263,10 @@ describe('layers', () => {
       const r = await m.forward(syntheticInput(1, 8, 8), { layers: ['conv'] });
       expect(r.output).toBeNull();
       expect(r.get('conv').shape).toEqual([1, 4, 8, 8]);
+      // The (logits, features) tuple comes back typed: an array of two tensors.
+      const [logits, features] = r.value as { shape: number[]; data: Float32Array; dtype?: string }[];
+      expect([logits.shape, logits.dtype, features.shape]).toEqual([[1, 4], 'float32', [1, 4, 8, 8]]);
+      expect(Array.from(features.data)).toEqual(Array.from(r.get('conv').data));
     } finally {
       m.dispose();
     }

@@ -137,3 +137,61 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/**
+ * Segmentation and detection test models (scripts/structured_models.py), untrained: DeepLabV3 on
+ * MobileNetV3-Large (44 MB; its backbone returns a dict) and RetinaNet on ResNet-50 with an FPN
+ * (136 MB; the smallest torchvision detector that needs no torchvision::roi_align, which libtorch
+ * lacks; featscope registers torchvision::nms itself). Input side 128; RetinaNet keeps every
+ * detection (--score-thresh 0: an untrained head scores about 1/91).
+ */
+export const STRUCTURED_MODELS = {
+  segmentation: path.join(CACHE, 'deeplabv3_mobilenet_v3_large-128.pt'),
+  detection: path.join(CACHE, 'retinanet_resnet50_fpn-128.pt'),
+};
+
+export function ensureStructuredModels(): void {
+  fs.mkdirSync(CACHE, { recursive: true });
+  const exporter = path.join(ROOT, 'scripts', 'export-model.py');
+  const make = (file: string, args: string[]) => {
+    if (!fs.existsSync(file)) execFileSync(PYTHON, [exporter, file, '--size', '128', ...args], { stdio: 'inherit' });
+  };
+  make(STRUCTURED_MODELS.segmentation, ['--arch', 'deeplabv3_mobilenet_v3_large']);
+  make(STRUCTURED_MODELS.detection, ['--arch', 'retinanet_resnet50_fpn', '--score-thresh', '0']);
+}
+
+/** test/support/structured_oracle.py: Python hooks on the eager twin, its output, EigenCAM by SVD. */
+export function structuredOracle(
+  model: string,
+  input: { data: Float32Array; shape: number[] },
+  layers: string[],
+  eigencamOf?: string,
+): Map<string, { shape: number[]; data: Float32Array }> {
+  const dir = fs.mkdtempSync(path.join(CACHE, 'oracle-'));
+  try {
+    const inPath = path.join(dir, 'input.f32');
+    fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
+    execFileSync(
+      PYTHON,
+      [
+        path.join(ROOT, 'test', 'support', 'structured_oracle.py'),
+        model,
+        inPath,
+        input.shape.join(','),
+        dir,
+        ...(eigencamOf ? ['--eigencam', eigencamOf] : []),
+        ...layers,
+      ],
+      { stdio: ['ignore', 'inherit', 'pipe'] },
+    );
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as [string, number[], string][];
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, shape, file] of index) {
+      const b = fs.readFileSync(path.join(dir, file));
+      out.set(name, { shape, data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) });
+    }
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

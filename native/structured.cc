@@ -1,0 +1,222 @@
+#include "structured.h"
+
+#include "errors.h"
+#include "tensor_bridge.h"
+
+namespace featscope {
+
+namespace {
+
+bool containsTensor(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
+  if (type->kind() == c10::TypeKind::NoneType) return false;
+  for (const auto& t : type->containedTypes())
+    if (containsTensor(t)) return true;
+  return false;
+}
+
+std::string keyText(const c10::IValue& k) {
+  if (k.isString()) return k.toStringRef();
+  if (k.isInt()) return std::to_string(k.toInt());
+  if (k.isBool()) return k.toBool() ? "true" : "false";
+  if (k.isDouble()) return std::to_string(k.toDouble());
+  return k.tagKind();
+}
+
+void flatten(const CaptureSlot& slot, const std::string& name, const c10::IValue& v, std::vector<Captured>& out) {
+  if (v.isTensor()) {
+    CaptureSlot part = slot;
+    part.name = name;
+    out.push_back({part, v.toTensor()});
+  } else if (v.isTuple()) {
+    const auto& el = v.toTupleRef().elements();
+    for (size_t i = 0; i < el.size(); ++i) flatten(slot, name + ":" + std::to_string(i), el[i], out);
+  } else if (v.isList()) {
+    auto list = v.toListRef();
+    for (size_t i = 0; i < list.size(); ++i) flatten(slot, name + ":" + std::to_string(i), list[i], out);
+  } else if (v.isGenericDict()) {
+    for (const auto& e : v.toGenericDict()) flatten(slot, name + ":" + keyText(e.key()), e.value(), out);
+  }
+}
+
+// Python's names (torch.float32, torch.int64, ...), without the prefix.
+std::string dtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kLong:
+      return "int64";
+    case at::kInt:
+      return "int32";
+    case at::kShort:
+      return "int16";
+    case at::kChar:
+      return "int8";
+    case at::kByte:
+      return "uint8";
+    case at::kBool:
+      return "bool";
+    default:
+      return c10::toString(t);
+  }
+}
+
+}  // namespace
+
+bool isStructuredOutput(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return false;
+  const auto k = type->kind();
+  if (k != c10::TypeKind::TupleType && k != c10::TypeKind::ListType && k != c10::TypeKind::DictType && k != c10::TypeKind::OptionalType)
+    return false;
+  return containsTensor(type);
+}
+
+void appendStructuredParts(const CaptureSlot& slot, const c10::IValue& value, std::vector<Captured>& out) {
+  flatten(slot, slot.name, value, out);
+}
+
+void pushForwardInputs(torch::jit::Stack& stack, const torch::jit::Graph& graph, const at::Tensor& x) {
+  const auto& inputs = graph.inputs();
+  if (inputs.size() < 2) throw FsError("INVALID_ARGUMENT", "the model's forward takes no input tensor");
+  const auto& type = inputs[1]->type();
+  if (type->isSubtypeOf(*c10::ListType::ofTensors())) {
+    c10::List<at::Tensor> images;
+    for (const auto& im : x.unbind(0)) images.push_back(im);
+    stack.emplace_back(images);
+  } else {
+    stack.emplace_back(x);
+  }
+  for (size_t i = 2; i < inputs.size(); ++i) {
+    if (inputs[i]->type()->kind() != c10::TypeKind::OptionalType)
+      throw FsError("INVALID_ARGUMENT", "the model's forward takes " + std::to_string(inputs.size() - 1) +
+                                            " inputs; featscope passes one image batch (further inputs must be Optional, "
+                                            "and get None), but input " +
+                                            std::to_string(i) + " (" + inputs[i]->debugName() + ") is " + inputs[i]->type()->repr_str());
+    stack.emplace_back(c10::IValue());
+  }
+}
+
+HostValue toHostValue(const c10::IValue& v, bool* usedDevice) {
+  HostValue h;
+  if (v.isTensor()) {
+    h.kind = HostValue::kTensor;
+    const at::Tensor& t = v.toTensor();
+    h.dtype = dtypeName(t.scalar_type());
+    h.tensor = toHostFloat(t.detach(), usedDevice);
+  } else if (v.isTuple() || v.isList()) {
+    h.kind = HostValue::kList;
+    if (v.isTuple()) {
+      for (const auto& e : v.toTupleRef().elements()) h.items.emplace_back("", toHostValue(e, usedDevice));
+    } else {
+      for (const auto& e : v.toListRef()) h.items.emplace_back("", toHostValue(e, usedDevice));
+    }
+  } else if (v.isGenericDict()) {
+    h.kind = HostValue::kDict;
+    for (const auto& e : v.toGenericDict()) h.items.emplace_back(keyText(e.key()), toHostValue(e.value(), usedDevice));
+  } else if (v.isBool()) {
+    h.kind = HostValue::kBool;
+    h.boolean = v.toBool();
+  } else if (v.isInt() || v.isDouble()) {
+    h.kind = HostValue::kNumber;
+    h.number = v.isInt() ? static_cast<double>(v.toInt()) : v.toDouble();
+  } else if (v.isString()) {
+    h.kind = HostValue::kString;
+    h.text = v.toStringRef();
+  } else if (!v.isNone()) {
+    throw FsError("FORWARD_FAILED", std::string("the model's output holds a ") + v.tagKind() +
+                                        ", which featscope cannot hand to JavaScript (tensors, lists, tuples, dicts, "
+                                        "numbers, booleans, strings and None can be)");
+  }
+  return h;
+}
+
+Napi::Value hostValueToJs(Napi::Env env, TensorExporter& ex, const HostValue& v) {
+  switch (v.kind) {
+    case HostValue::kTensor: {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("shape", shapeToJs(env, v.tensor.sizes()));
+      o.Set("data", ex.toFloat32Array(v.tensor));
+      o.Set("dtype", v.dtype);
+      return o;
+    }
+    case HostValue::kList: {
+      Napi::Array a = Napi::Array::New(env, v.items.size());
+      for (size_t i = 0; i < v.items.size(); ++i) a.Set(static_cast<uint32_t>(i), hostValueToJs(env, ex, v.items[i].second));
+      return a;
+    }
+    case HostValue::kDict: {
+      Napi::Object o = Napi::Object::New(env);
+      for (const auto& [k, item] : v.items) o.Set(k, hostValueToJs(env, ex, item));
+      return o;
+    }
+    case HostValue::kBool:
+      return Napi::Boolean::New(env, v.boolean);
+    case HostValue::kNumber:
+      return Napi::Number::New(env, v.number);
+    case HostValue::kString:
+      return Napi::String::New(env, v.text);
+    default:
+      return env.Null();
+  }
+}
+
+}  // namespace featscope
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <mutex>
+
+namespace featscope {
+
+namespace {
+
+at::Tensor nmsCpu(const at::Tensor& dets, const at::Tensor& scores, double iouThreshold) {
+  TORCH_CHECK(dets.dim() == 2 && dets.size(1) == 4, "boxes should be a [N, 4] tensor, got ", dets.sizes());
+  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == dets.size(0), "scores should be a [N] tensor matching the boxes");
+  if (dets.numel() == 0) return at::empty({0}, dets.options().dtype(at::kLong));
+  const at::Tensor b = dets.detach().to(at::kCPU, at::kDouble).contiguous();
+  const at::Tensor order = std::get<1>(scores.detach().to(at::kCPU).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const int64_t n = b.size(0);
+  const double* p = b.data_ptr<double>();
+  const int64_t* ord = order.data_ptr<int64_t>();
+  std::vector<double> area(n);
+  for (int64_t i = 0; i < n; ++i) area[i] = (p[4 * i + 2] - p[4 * i]) * (p[4 * i + 3] - p[4 * i + 1]);
+  std::vector<char> suppressed(n, 0);
+  std::vector<int64_t> keep;
+  for (int64_t a = 0; a < n; ++a) {
+    const int64_t i = ord[a];
+    if (suppressed[i]) continue;
+    keep.push_back(i);
+    for (int64_t c = a + 1; c < n; ++c) {
+      const int64_t j = ord[c];
+      if (suppressed[j]) continue;
+      const double w = std::max(0.0, std::min(p[4 * i + 2], p[4 * j + 2]) - std::max(p[4 * i], p[4 * j]));
+      const double h = std::max(0.0, std::min(p[4 * i + 3], p[4 * j + 3]) - std::max(p[4 * i + 1], p[4 * j + 1]));
+      const double inter = w * h;
+      if (inter / (area[i] + area[j] - inter) > iouThreshold) suppressed[j] = 1;
+    }
+  }
+  return at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(dets.device());
+}
+
+}  // namespace
+
+void ensureTorchvisionOps() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (c10::Dispatcher::singleton().findSchema({"torchvision::nms", ""}).has_value()) return;
+    // Kept for the life of the process (unregistering at exit would race other static teardown).
+    static auto* registry = new torch::RegisterOperators(
+        torch::RegisterOperators().op("torchvision::nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                                      torch::RegisterOperators::options().catchAllKernel<decltype(nmsCpu), &nmsCpu>()));
+    (void)registry;
+  });
+}
+
+}  // namespace featscope

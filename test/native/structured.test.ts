@@ -1,0 +1,191 @@
+// Segmentation and detection models: captures of modules that return dicts and tuples (named
+// parts), typed structured outputs, and List[Tensor] inputs, against Python forward hooks on the
+// eager torchvision twin (same state_dict, same input). Untrained models (random init).
+import * as path from 'path';
+import sharp from 'sharp';
+import {
+  argmaxMask,
+  paletteColour,
+  predictionOverlay,
+  preprocess,
+  loadModel,
+  Model,
+  detectionsOf,
+  segmentationLogitsOf,
+  isTensorValue,
+  type OutputValue,
+} from '../../lib';
+import {
+  ROOT,
+  STRUCTURED_MODELS,
+  ensureStructuredModels,
+  maxAbsDiff,
+  structuredOracle,
+  syntheticInput,
+} from '../support/models';
+
+beforeAll(() => ensureStructuredModels(), 300_000);
+
+/** Flattens a typed output as the oracle names it: `out:key:0:...`. */
+function flatten(name: string, v: OutputValue, out: Map<string, { shape: number[]; data: Float32Array }>) {
+  if (isTensorValue(v)) out.set(name, v);
+  else if (Array.isArray(v)) v.forEach((e, i) => flatten(`${name}:${i}`, e, out));
+  else if (v && typeof v === 'object') for (const [k, e] of Object.entries(v)) flatten(`${name}:${k}`, e, out);
+}
+
+function expectClose(
+  name: string,
+  got: { shape: number[]; data: Float32Array },
+  want: { shape: number[]; data: Float32Array } | undefined,
+  tol: number,
+) {
+  expect({ name, shape: got.shape }).toEqual({ name, shape: want?.shape });
+  const d = maxAbsDiff(got.data, want!.data);
+  if (!(d <= tol)) throw new Error(`${name}: max abs diff ${d} > ${tol}`);
+}
+
+describe('segmentation: DeepLabV3 (MobileNetV3-Large backbone)', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(STRUCTURED_MODELS.segmentation, { device: 'cpu' });
+  });
+  afterAll(() => model.dispose());
+
+  test('the backbone dict is captured as named parts; captures and the {out} output equal Python', async () => {
+    const input = syntheticInput(2, 96, 128, 3);
+    const layers = ['backbone', 'backbone.4', 'classifier'];
+    const oracle = structuredOracle(STRUCTURED_MODELS.segmentation, input, layers);
+    const res = await model.forward(input, { layers, optimize: false });
+    expect(res.captures.map((c) => [c.name, c.layer, c.part])).toEqual([
+      ['backbone.4', 'backbone.4', undefined],
+      ['backbone:out', 'backbone', 'out'],
+      ['classifier', 'classifier', undefined],
+    ]);
+    for (const c of res.captures) expectClose(c.name, c, oracle.get(c.name), 1e-4);
+    expect(res.output).toBeNull();
+    const logits = segmentationLogitsOf(res.value)!;
+    expect(logits.shape).toEqual([2, 21, 96, 128]);
+    expect(logits.dtype).toBe('float32');
+    const flat = new Map<string, { shape: number[]; data: Float32Array }>();
+    flatten('out', res.value, flat);
+    expect([...flat.keys()]).toEqual([...oracle.keys()].filter((k) => k.startsWith('out')));
+    for (const [k, v] of flat) expectClose(k, v, oracle.get(k), 1e-4);
+  });
+
+  test('the optimised graph gives the same parts', async () => {
+    const input = syntheticInput(1, 96, 128, 4);
+    const exact = await model.capture(input, ['backbone'], { optimize: false });
+    const fast = await model.capture(input, ['backbone'], { optimize: true });
+    expect(fast.map((c) => c.name)).toEqual(['backbone:out']);
+    expect(maxAbsDiff(fast[0].data, exact[0].data)).toBeLessThanOrEqual(1e-3);
+  });
+});
+
+describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, detections) output', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(STRUCTURED_MODELS.detection, { device: 'cpu' });
+  });
+  afterAll(() => model.dispose());
+
+  test('FPN and body dicts as parts, the head, and the typed detections equal Python', async () => {
+    const input = syntheticInput(2, 112, 128, 5);
+    for (let i = 0; i < input.data.length; i++) input.data[i] = Math.min(1, Math.max(0, input.data[i] / 4 + 0.5));
+    const layers = ['backbone.body', 'backbone.fpn', 'head.classification_head'];
+    const oracle = structuredOracle(STRUCTURED_MODELS.detection, input, layers);
+    const res = await model.forward(input, { layers, optimize: false });
+    expect(res.captures.map((c) => c.name)).toEqual([
+      'backbone.body:0',
+      'backbone.body:1',
+      'backbone.body:2',
+      'backbone.fpn:0',
+      'backbone.fpn:1',
+      'backbone.fpn:2',
+      'backbone.fpn:p6',
+      'backbone.fpn:p7',
+      'head.classification_head',
+    ]);
+    for (const c of res.captures) expectClose(c.name, c, oracle.get(c.name), 1e-4);
+
+    const dets = detectionsOf(res.value)!;
+    expect(dets).toHaveLength(2);
+    expect(dets[0].labels.dtype).toBe('int64');
+    expect(dets[0].boxes.dtype).toBe('float32');
+    const flat = new Map<string, { shape: number[]; data: Float32Array }>();
+    flatten('out', res.value, flat);
+    expect([...flat.keys()]).toEqual([...oracle.keys()].filter((k) => k.startsWith('out')));
+    // Boxes in pixels: within 1e-3; labels exactly; scores within 1e-5.
+    for (const [k, v] of flat)
+      expectClose(k, v, oracle.get(k), k.endsWith('boxes') ? 1e-3 : k.endsWith('labels') ? 0 : 1e-5);
+    expect(dets[0].boxes.shape[0]).toBeGreaterThan(0);
+  }, 120_000);
+
+  test('one part by name (backbone.fpn:p6), and a clear error for a part that does not exist', async () => {
+    const input = syntheticInput(1, 64, 64, 6);
+    const [p6] = await model.capture(input, ['backbone.fpn:p6']);
+    expect(p6.name).toBe('backbone.fpn:p6');
+    expect(p6.part).toBe('p6');
+    expect(p6.shape[1]).toBe(256);
+    await expect(model.capture(input, ['backbone.fpn:pool'])).rejects.toMatchObject({
+      code: 'CAPTURE_NOT_FOUND',
+      message: expect.stringContaining('backbone.fpn:p7'),
+    });
+  }, 60_000);
+
+  test('layers() names the FPN and heads', async () => {
+    const names = (await model.layers()).filter((l) => l.calls > 0).map((l) => `${l.name}:${l.type}`);
+    for (const n of [
+      'transform:GeneralizedRCNNTransform',
+      'backbone.body:IntermediateLayerGetter',
+      'backbone.fpn:FeaturePyramidNetwork',
+      'head.classification_head:RetinaNetClassificationHead',
+      'anchor_generator:AnchorGenerator',
+    ])
+      expect(names).toContain(n);
+  });
+});
+
+describe('predictionOverlay: the mask or the boxes over the photo', () => {
+  const dog = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
+
+  test('detection: the top boxes are the highest-scoring detections of the same forward', async () => {
+    const model = await loadModel(STRUCTURED_MODELS.detection, { device: 'cpu' });
+    try {
+      const p = await predictionOverlay(model, dog, { top: 5, displaySize: 128 });
+      expect(p.kind).toBe('detection');
+      expect(p.weights.trained).toBe(false);
+      const input = await preprocess([dog], { resize: 'squash', size: 128, mean: [0, 0, 0], std: [1, 1, 1] });
+      const d = detectionsOf((await model.forward(input)).value)![0];
+      const want = Array.from(d.scores.data)
+        .sort((a, b) => b - a)
+        .slice(0, 5);
+      expect(p.boxes!.map((b) => b.score)).toEqual(want);
+      for (const b of p.boxes!) expect(b.name).toBe(model.metadata.classes![b.class]);
+      const meta = await sharp(p.png).metadata();
+      expect([meta.width, meta.height]).toEqual([p.width, p.height]);
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+
+  test('segmentation: the legend lists the argmax classes, shares summing to 1', async () => {
+    const model = await loadModel(STRUCTURED_MODELS.segmentation, { device: 'cpu' });
+    try {
+      const p = await predictionOverlay(model, dog, { displaySize: 128 });
+      expect(p.kind).toBe('segmentation');
+      const norm = model.metadata.input!;
+      const input = await preprocess([dog], { resize: 'squash', size: 128, mean: norm.mean, std: norm.std });
+      const { mask } = argmaxMask(segmentationLogitsOf((await model.forward(input)).value)!);
+      const counts = new Map<number, number>();
+      for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
+      expect(new Map(p.classes!.map((c) => [c.class, c.share]))).toEqual(
+        new Map([...counts].map(([k, n]) => [k, n / mask.length])),
+      );
+      expect(paletteColour(0)).toEqual([0, 0, 0]);
+      expect(paletteColour(1)).toEqual([128, 0, 0]);
+      expect(paletteColour(15)).toEqual([192, 128, 128]); // VOC's person
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+});
