@@ -61,7 +61,7 @@ c10::IValue copyOut(const c10::IValue& v) {
   if (v.isList()) {
     auto in = v.toList();
     c10::impl::GenericList out(in.elementType());
-    for (const c10::IValue& e : in) out.push_back(copyOut(e));
+    for (size_t i = 0; i < in.size(); ++i) out.push_back(copyOut(in.get(i)));
     return out;
   }
   if (v.isGenericDict()) {
@@ -120,7 +120,7 @@ struct CudaGraphEntry {
 
 struct CudaGraphs::Impl {
   mutable std::mutex m;
-  std::list<std::shared_ptr<CudaGraphEntry>> entries;  // most recent first
+  std::list<std::shared_ptr<CudaGraphEntry> > entries;  // most recent first
 
   std::shared_ptr<CudaGraphEntry> find(const std::shared_ptr<HookedForward>& hf, const at::Tensor& x) {
     std::lock_guard<std::mutex> lock(m);
@@ -170,7 +170,7 @@ void capture(CudaGraphEntry& e, const HookedForward& hf, const torch::jit::Modul
     at::Tensor input = at::empty_like(x, at::MemoryFormat::Contiguous);
     input.copy_(x, /*non_blocking=*/true);
     for (int i = 0; i < kWarmups; ++i) (void)copyOut(hf.run(self, input));  // also checks the output types
-    side.synchronize();  // warm-up errors surface here, outside the capture
+    side.synchronize();                                                     // warm-up errors surface here, outside the capture
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     std::vector<c10::IValue> outputs;
     graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);

@@ -35,8 +35,8 @@ class CudaGraphs {
   // hf->run(self, x), through a CUDA graph when `enabled`, x lies on a CUDA device and this
   // (hf, x's shape) was seen before. The elements returned are the run's own (copies of the
   // graph's static outputs), safe to use after the next replay. Thread-safe.
-  std::vector<c10::IValue> run(const std::shared_ptr<HookedForward>& hf, const torch::jit::Module& self, const at::Tensor& x,
-                               bool enabled, GraphNote* note);
+  std::vector<c10::IValue> run(const std::shared_ptr<HookedForward>& hf, const torch::jit::Module& self, const at::Tensor& x, bool enabled,
+                               GraphNote* note);
 
   // Captured graphs held (tests and info()).
   size_t captured() const;

@@ -96,8 +96,9 @@ class Pt2LoadWorker : public FsWorker {
     } catch (const std::exception& e) {
       std::string msg = e.what();
       auto nl = msg.find('\n');
-      throw FsError("MODEL_INVALID", "cannot load AOTInductor package " + path_ + ": it is not an AOTInductor package made by this libtorch (" TORCH_VERSION
-                                     "), it is truncated, or it was compiled for CUDA and this libtorch " +
+      throw FsError("MODEL_INVALID", "cannot load AOTInductor package " + path_ +
+                                         ": it is not an AOTInductor package made by this libtorch (" TORCH_VERSION
+                                         "), it is truncated, or it was compiled for CUDA and this libtorch " +
                                          std::string(torch::cuda::is_available() ? "failed to load it" : "sees no CUDA device") +
                                          "; export it again with scripts/export-model.py --format pt2 [--device cpu|cuda] [libtorch: " +
                                          msg.substr(0, nl) + "]");
@@ -257,10 +258,10 @@ class Pt2ForwardWorker : public FsWorker {
     c10::InferenceMode guard;
     // featscope's own copy of the caller's array (JsInput::read): JS cannot detach or shrink it
     // while the package runs. A CUDA package gets it on its device.
-    c10::OptionalDeviceGuard guard;
+    c10::OptionalDeviceGuard onDevice;
     at::Tensor x = in_.host;
     if (st_->device.is_cuda()) {
-      guard.reset_device(st_->device);
+      onDevice.reset_device(st_->device);
       x = x.to(st_->device);
     }
     auto outs = st_->loader->run({x});

@@ -162,9 +162,11 @@ set +e
 in_chroot bash -c 'set -o pipefail; cd /work/$FEATSCOPE_WORK && export CMAKE_GENERATOR=Ninja &&
   node scripts/build-native.js 2>&1 | grep -Ev "^\[[0-9]+/[0-9]+\] Building|^INFO|kineto|^$" | tee /tmp/featscope-cuda-build.log &&
   grep -q "featscope: CUDA libtorch: CUDA code built" /tmp/featscope-cuda-build.log &&
-  ldd build/Release/featscope.node > /tmp/featscope-cuda-ldd.txt; cat /tmp/featscope-cuda-ldd.txt | grep -E "libtorch_cuda|libcudart|libc10_cuda" &&
+  ldd build/Release/featscope.node >/tmp/featscope-cuda-ldd.txt &&
+  grep -E "libtorch_cuda|libcudart|libc10_cuda|not found" /tmp/featscope-cuda-ldd.txt | sed "s/ (0x.*//" &&
   grep -q "libtorch_cuda" /tmp/featscope-cuda-ldd.txt && grep -q "libcudart" /tmp/featscope-cuda-ldd.txt &&
-  nm -D --defined-only build/Release/featscope.node | grep -q featscope_cuda_graphs_built'
+  nm -D --defined-only build/Release/featscope.node | grep -q featscope_cuda_graphs_built &&
+  echo "the addon holds the CUDA code (featscope_cuda_graphs_built) and links libtorch_cuda and libcudart"'
 rc=$?
 set -e
 say "build took $(( $(date +%s) - t_build )) s"

@@ -38,7 +38,11 @@ describeGpu('CUDA graphs', () => {
     eager?.dispose();
   });
 
-  function expectSame(got: Awaited<ReturnType<Model['forward']>>, want: Awaited<ReturnType<Model['forward']>>, tol: number) {
+  function expectSame(
+    got: Awaited<ReturnType<Model['forward']>>,
+    want: Awaited<ReturnType<Model['forward']>>,
+    tol: number,
+  ) {
     expect(got.captures.map((c) => c.name)).toEqual(want.captures.map((c) => c.name));
     for (const c of got.captures) {
       const d = relDiff(c.data, want.get(c.name).data);
@@ -76,7 +80,10 @@ describeGpu('CUDA graphs', () => {
     try {
       const x = syntheticInput(2, 224, 224, 9);
       await g.capture(x, ['layer3', 'avgpool']);
-      const [replayed, want] = [await g.forward(x, { layers: ['layer3', 'avgpool'] }), await e.forward(x, { layers: ['layer3', 'avgpool'] })];
+      const [replayed, want] = [
+        await g.forward(x, { layers: ['layer3', 'avgpool'] }),
+        await e.forward(x, { layers: ['layer3', 'avgpool'] }),
+      ];
       // capture() and forward() are different combinations: the forward is seen once first.
       expect(replayed.cudaGraph).toBe(false);
       const again = await g.forward(x, { layers: ['layer3', 'avgpool'] });
@@ -139,7 +146,9 @@ describeGpu('CUDA graphs', () => {
       expect(runs.map((r) => r.cudaGraph)).toEqual([false, false, false, false]);
       const notes = lines.filter((l) => /no CUDA graph for layers \[conv, extra\].*CUDA graph capture failed/.test(l));
       expect(notes).toHaveLength(1);
-      expect(notes[0]).toMatch(/featscope: debug: model .*branchy\.pt: .*input \[2, 3, 16, 16\], the forward runs eagerly/);
+      expect(notes[0]).toMatch(
+        /featscope: debug: model .*branchy\.pt: .*input \[2, 3, 16, 16\], the forward runs eagerly/,
+      );
       const want = await e.forward(x, { layers: ['conv', 'extra'] });
       for (const r of runs) {
         expect(r.captures.map((c) => c.name)).toEqual(want.captures.map((c) => c.name));
@@ -157,13 +166,14 @@ describeGpu('CUDA graphs', () => {
     await graphs.forward(x, { layers: ['layer1'] });
     expect((await graphs.forward(x, { layers: ['layer1'] })).cudaGraph).toBe(true);
   });
-
 });
 
 // Runs everywhere: the option is validated in JS, and on the CPU it changes nothing.
 test('cudaGraphs: a boolean (else INVALID_ARGUMENT naming it); on the CPU no forward is a replay', async () => {
   ensureTestModels();
-  await expect(loadModel(MODELS.scripted, { device: 'cpu', cudaGraphs: 'yes' as unknown as boolean })).rejects.toMatchObject({
+  await expect(
+    loadModel(MODELS.scripted, { device: 'cpu', cudaGraphs: 'yes' as unknown as boolean }),
+  ).rejects.toMatchObject({
     code: 'INVALID_ARGUMENT',
     message: expect.stringContaining('for cudaGraphs'),
   });

@@ -17,7 +17,8 @@ const hasCuda = (() => {
   }
 })();
 const describeGpu = hasCuda ? describe : describe.skip;
-if (!hasCuda) test('CUDA .pt2 tests skipped: needs libtorch >= 2.6 that sees a CUDA device', () => expect(hasCuda).toBe(false));
+if (!hasCuda)
+  test('CUDA .pt2 tests skipped: needs libtorch >= 2.6 that sees a CUDA device', () => expect(hasCuda).toBe(false));
 
 const FILE = path.join(CACHE, 'resnet18-cuda-taps.pt2');
 const TAPS = ['layer1', 'layer2.0.relu', 'layer4'];
