@@ -146,6 +146,27 @@ def main():
             scripted(xb)
     cases["batch_forward"] = (batch_forward, 2)
 
+    # A Python user's images start in host memory too: the batch forward with the copy to the GPU
+    # inside each sample, from pageable memory (.cuda()) and from pinned memory (pin_memory() once,
+    # then .cuda(non_blocking=True)), the honest peers of featscope's forward from a JS array.
+    if dev.type == "cuda":
+        xb_host = xb.cpu()
+        xb_pinned = xb_host.pin_memory()
+
+        def batch_forward_pageable():
+            with im():
+                scripted(xb_host.cuda(dev))
+        cases["batch_forward_pageable"] = (batch_forward_pageable, 2)
+
+        def batch_forward_pinned():
+            with im():
+                scripted(xb_pinned.cuda(dev, non_blocking=True))
+        cases["batch_forward_pinned"] = (batch_forward_pinned, 2)
+    else:
+        res["host_to_gpu_note"] = ("the host-to-GPU cases (batch_forward_pageable, batch_forward_pinned) "
+                                   "need a GPU; skipped on this CPU-only machine")
+        print("python_peer: note: " + res["host_to_gpu_note"], file=sys.stderr)
+
     # Hooks live only while their case runs, as in the blog (one set of hooks per experiment).
     hook_sets = {
         "b1_four_layers": lambda: [modules[n].register_forward_hook(lambda m, i, o: feats.append(o)) for n in LAYERS],

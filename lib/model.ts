@@ -21,6 +21,12 @@ export interface LoadOptions {
   device?: DeviceSpec;
   /** CUDA only: 'fast' (default) lets cuDNN/cuBLAS use TF32; 'exact' keeps full fp32. */
   precision?: 'fast' | 'exact';
+  /**
+   * CUDA only: true (default) replays a CUDA graph for a forward whose layers, options and input
+   * shape were seen before (captured on the second such call); false always runs the forward
+   * eagerly. A forward's own `cudaGraphs` overrides this.
+   */
+  cudaGraphs?: boolean;
 }
 
 export interface LayerInfo {
@@ -64,6 +70,14 @@ export interface CaptureOptions {
    * false: the exact graph, as Python hooks compute it.
    */
   optimize?: boolean;
+  /**
+   * CUDA only (ignored on the CPU): true (the model's default, see LoadOptions) captures the hooked
+   * forward into a CUDA graph the second time these layers, options and input shape are seen, and
+   * replays it from then on (static input and outputs; each replay's results are copied out before
+   * the next). A forward that cannot be captured (a host sync, a CPU op, data-dependent control
+   * flow) runs eagerly, noted once on the debug channel (FEATSCOPE_DEBUG=1). false: no graph.
+   */
+  cudaGraphs?: boolean;
 }
 
 export interface ForwardOptions extends CaptureOptions {
@@ -84,6 +98,8 @@ export interface ForwardResult {
   captures: Capture[];
   /** The frozen, optimised graph ran (`optimize`, the default); false: the exact graph. */
   optimized: boolean;
+  /** This forward was a replay of a captured CUDA graph (`cudaGraphs`); false: it ran eagerly. */
+  cudaGraph: boolean;
   /** The capture named `name` (e.g. `layer4`, `layer1.0.relu#1`); throws if absent. */
   get(name: string): Capture;
 }
@@ -141,8 +157,8 @@ export interface HookHandle {
   remove(): void;
 }
 
-const LOAD_KEYS = ['device', 'precision'] as const;
-const CAPTURE_KEYS = ['channels', 'maxSize', 'stats', 'optimize'] as const;
+const LOAD_KEYS = ['device', 'precision', 'cudaGraphs'] as const;
+const CAPTURE_KEYS = ['channels', 'maxSize', 'stats', 'optimize', 'cudaGraphs'] as const;
 const FORWARD_KEYS = ['layers', ...CAPTURE_KEYS] as const;
 
 /** Loads a TorchScript model file (scripted or traced), or an AOTInductor package (.pt2, libtorch >= 2.6; forward and captures only). Only load model files you trust: TorchScript can run arbitrary operations. */
@@ -157,6 +173,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const precision = options.precision ?? 'fast';
   if (precision !== 'fast' && precision !== 'exact')
     throw invalidParameter('precision', "'fast' or 'exact'", precision);
+  if (options.cudaGraphs !== undefined && typeof options.cudaGraphs !== 'boolean')
+    throw invalidParameter('cudaGraphs', 'a boolean', options.cudaGraphs);
   let stat: fs.Stats;
   try {
     stat = await fs.promises.stat(path);
@@ -179,7 +197,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const native = await withStack(
     path.toLowerCase().endsWith('.pt2') ? b.loadPt2(path, device, precision) : b.load(path, device, precision),
   );
-  return new Model(native);
+  return new Model(native, { cudaGraphs: options.cudaGraphs ?? true });
 }
 
 /** CUDA as libtorch sees it. */
@@ -195,6 +213,7 @@ export class Model {
   readonly #layerNames: Set<string>;
   readonly #shapeCache = new Map<string, Promise<LayerInfo[]>>();
   readonly #fallbacksNoted = new Set<string>();
+  readonly #cudaGraphs: boolean;
   #disposed = false;
   #running = 0;
   /** Path, device ('cpu', 'cuda:0'), root module type and TF32 policy. */
@@ -208,8 +227,9 @@ export class Model {
   readonly metadata: ModelMetadata;
 
   /** @internal Use loadModel(). */
-  constructor(native: NativeModel) {
+  constructor(native: NativeModel, defaults: { cudaGraphs?: boolean } = {}) {
     this.#native = native;
+    this.#cudaGraphs = defaults.cudaGraphs ?? true;
     const info = native.info();
     this.path = info.path;
     this.device = info.device;
@@ -463,6 +483,9 @@ export class Model {
     if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
       throw invalidParameter('optimize', 'a boolean', options.optimize);
     const optimize = options.optimize ?? true;
+    if (options.cudaGraphs !== undefined && typeof options.cudaGraphs !== 'boolean')
+      throw invalidParameter('cudaGraphs', 'a boolean', options.cudaGraphs);
+    const cudaGraphs = options.cudaGraphs ?? this.#cudaGraphs;
     // `layer#k` asks for one call: capture the module, keep that call; `layer:part` one part of
     // a structured output (`layer#k:part` of call k).
     const base = [...new Set(names.map((n) => n.split(':')[0].split('#')[0]))];
@@ -472,7 +495,7 @@ export class Model {
     let res;
     try {
       res = await withStack(
-        this.#native.forward(data, shape, base, reduce, optimize, capturesOnly),
+        this.#native.forward(data, shape, base, reduce, optimize, capturesOnly, cudaGraphs),
         (msg) => `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`,
       );
     } finally {
@@ -483,6 +506,13 @@ export class Model {
       debug(
         `model ${this.path}: the exact graph runs instead of the optimised one for layers [${base.join(', ')}]: ${res.fallback}`,
       );
+    }
+    if (res.cudaGraphFallback) {
+      const note = `model ${this.path}: no CUDA graph for layers [${base.join(', ')}] at input [${shape.join(', ')}], the forward runs eagerly: ${res.cudaGraphFallback}`;
+      if (!this.#fallbacksNoted.has(note)) {
+        this.#fallbacksNoted.add(note);
+        debug(note);
+      }
     }
     for (const c of res.captures) {
       const colon = c.name.indexOf(':');
@@ -519,6 +549,7 @@ export class Model {
       value: res.outputValue ?? res.output,
       captures,
       optimized: res.optimized,
+      cudaGraph: res.cudaGraph ?? false,
       get(name: string): Capture {
         const c = captures.find((x) => x.name === name);
         if (!c)

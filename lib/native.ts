@@ -24,6 +24,10 @@ export interface NativeForwardResult {
   optimized: boolean;
   /** Why the exact graph ran although the optimised one was asked for. */
   fallback?: string;
+  /** The forward was a CUDA graph replay (native/cuda_graphs.cc); absent on .pt2 packages. */
+  cudaGraph?: boolean;
+  /** Why this combination cannot be captured into a CUDA graph (it ran eagerly). */
+  cudaGraphFallback?: string;
 }
 
 export interface NativeReduceOptions {
@@ -55,6 +59,8 @@ export interface NativeModel {
     optimize: boolean,
     /** The graph returns null for the output and does not run the layers after the last capture. */
     capturesOnly?: boolean,
+    /** CUDA graphs allowed (default true; ignored on the CPU and by .pt2 packages). */
+    cudaGraphs?: boolean,
   ): Promise<NativeForwardResult>;
   gradcam(
     data: Float32Array,

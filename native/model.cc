@@ -45,7 +45,7 @@ std::shared_ptr<HookedForward> ModelState::hooked(const std::set<std::string>& n
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-static c10::Device parseDevice(const std::string& spec) {
+c10::Device parseDevice(const std::string& spec) {
   if (spec == "cpu") return c10::Device(c10::kCPU);
   const bool cuda = torch::cuda::is_available();
   const int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
@@ -176,14 +176,15 @@ PrecisionScope::~PrecisionScope() {
 class ForwardWorker : public FsWorker {
  public:
   ForwardWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::set<std::string> names, ReduceSpec reduce, bool optimize,
-                bool capturesOnly)
+                bool capturesOnly, bool cudaGraphs)
       : FsWorker(env, "featscope.forward", "FORWARD_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         names_(std::move(names)),
         reduce_(std::move(reduce)),
         optimize_(optimize),
-        capturesOnly_(capturesOnly) {}
+        capturesOnly_(capturesOnly),
+        cudaGraphs_(cudaGraphs) {}
 
  protected:
   void Run() override {
@@ -193,7 +194,7 @@ class ForwardWorker : public FsWorker {
     fallback_ = hf->fallback;
     PrecisionScope precision(*st_);
     at::Tensor x = in_.forForward(*st_);
-    const auto el = hf->run(st_->module, x);
+    const auto el = st_->cudaGraphs.run(hf, st_->module, x, cudaGraphs_, &graphNote_);  // eager, or a CUDA graph replay
     bool usedDevice = false;
     if (el[0].isTensor()) {
       output_ = toHostFloat(el[0].toTensor(), &usedDevice);
@@ -229,6 +230,8 @@ class ForwardWorker : public FsWorker {
     res.Set("captures", caps);
     res.Set("optimized", optimized_);
     if (!fallback_.empty()) res.Set("fallback", fallback_);
+    res.Set("cudaGraph", graphNote_.replayed);
+    if (!graphNote_.fallback.empty()) res.Set("cudaGraphFallback", graphNote_.fallback);
     return res;
   }
 
@@ -239,6 +242,8 @@ class ForwardWorker : public FsWorker {
   ReduceSpec reduce_;
   bool optimize_;
   bool capturesOnly_;
+  bool cudaGraphs_;
+  GraphNote graphNote_;
   bool optimized_ = false;
   std::string fallback_;
   at::Tensor output_;
@@ -451,7 +456,9 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   const bool optimize = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   // Captures only (Model.capture): the layers after the last capture are not run.
   const bool capturesOnly = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
-  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize, capturesOnly);
+  // CUDA graphs (native/cuda_graphs.h), on unless turned off (lib/model.ts: the call's or loadModel's cudaGraphs).
+  const bool cudaGraphs = !info[6].IsBoolean() || info[6].As<Napi::Boolean>().Value();
+  auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize, capturesOnly, cudaGraphs);
   auto p = w->Promise();
   w->Queue();
   return p;

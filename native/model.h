@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "cuda_graphs.h"
 #include "graph_hooks.h"
 
 namespace featscope {
@@ -30,6 +31,9 @@ struct ModelState {
   std::map<std::string, std::shared_ptr<HookedForward>> cache;  // key: sorted names + mode
   std::deque<std::string> cacheOrder;                           // oldest first, for eviction
   static constexpr size_t kCacheSize = 32;
+  // CUDA graphs of hooked forwards (native/cuda_graphs.h). Declared after `module`, so that the
+  // graphs, which read its parameters in place, go first.
+  CudaGraphs cudaGraphs;
 
   // optimize: also freeze and optimise the graph (forwards only; see optimizeHookedForward).
   std::shared_ptr<HookedForward> hooked(const std::set<std::string>& names, bool guardInPlace, bool optimize = false,
@@ -88,6 +92,10 @@ struct JsInput {
 
 // Layer names from a JS array, each checked against the model (throws JS errors).
 std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::Value v);
+
+// 'auto', 'cpu', 'cuda' or 'cuda:N' as a device (throws FsError: INVALID_ARGUMENT, CUDA_UNAVAILABLE,
+// CUDA_DEVICE_NOT_FOUND); 'auto' is cuda:0 where libtorch sees a GPU, else the CPU.
+c10::Device parseDevice(const std::string& spec);
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);

@@ -1,5 +1,7 @@
 #include "pt2_model.h"
 
+#include <c10/core/DeviceGuard.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
@@ -55,6 +57,7 @@ struct Pt2State {
   std::map<std::string, std::string> layerType;
   std::set<std::string> modules;  // every module of the exported model
   std::vector<int64_t> inputChw;  // [C, H, W] fixed at export
+  c10::Device device{c10::kCPU};  // the device the package was compiled for (export-model.py --device)
 };
 
 std::vector<std::string> splitLines(const std::string& s, char sep) {
@@ -75,23 +78,57 @@ std::string getMeta(const std::unordered_map<std::string, std::string>& m, const
 
 class Pt2LoadWorker : public FsWorker {
  public:
-  Pt2LoadWorker(Napi::Env env, std::string path) : FsWorker(env, "featscope.loadPt2", "MODEL_INVALID"), path_(std::move(path)) {}
+  Pt2LoadWorker(Napi::Env env, std::string path, std::string device)
+      : FsWorker(env, "featscope.loadPt2", "MODEL_INVALID"), path_(std::move(path)), deviceSpec_(std::move(device)) {}
 
  protected:
   void Run() override {
     auto st = std::make_shared<Pt2State>();
     st->path = path_;
+    // 'cuda' / 'cuda:N' are checked first (CUDA_UNAVAILABLE, CUDA_DEVICE_NOT_FOUND); a CUDA package
+    // is made on the current device, so the loader is built under a guard for that device.
+    const bool askCpu = deviceSpec_ == "cpu", askAuto = deviceSpec_ == "auto";
+    const c10::Device asked = askAuto ? c10::Device(c10::kCPU) : parseDevice(deviceSpec_);
     try {
+      c10::OptionalDeviceGuard guard;
+      if (asked.is_cuda()) guard.reset_device(asked);
       st->loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path_);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       auto nl = msg.find('\n');
       throw FsError("MODEL_INVALID", "cannot load AOTInductor package " + path_ +
-                                         ": it is not a CPU AOTInductor package made by this libtorch (" TORCH_VERSION
-                                         "), or it is truncated; export it again with scripts/export-model.py --format pt2 [libtorch: " +
+                                         ": it is not an AOTInductor package made by this libtorch (" TORCH_VERSION
+                                         "), it is truncated, or it was compiled for CUDA and this libtorch " +
+                                         std::string(torch::cuda::is_available() ? "failed to load it" : "sees no CUDA device") +
+                                         "; export it again with scripts/export-model.py --format pt2 [--device cpu|cuda] [libtorch: " +
                                          msg.substr(0, nl) + "]");
     }
     auto meta = st->loader->get_metadata();
+    // The package's device: featscope's own key (export-model.py --device), else AOTInductor's.
+    std::string compiled = "cpu";
+    for (const char* key : {"featscope.device", "AOTI_DEVICE_KEY"}) {
+      auto it = meta.find(key);
+      if (it != meta.end() && !it->second.empty()) {
+        compiled = it->second;
+        break;
+      }
+    }
+    if (compiled.rfind("cuda", 0) == 0) {
+      if (askCpu)
+        throw FsError("INVALID_ARGUMENT", "AOTInductor package " + path_ +
+                                              " was compiled for CUDA (export-model.py --device cuda); load it with device 'cuda' or "
+                                              "'auto', or export it again for the CPU (--device cpu)");
+      st->device = askAuto ? parseDevice("cuda") : asked;
+    } else if (compiled == "cpu") {
+      if (asked.is_cuda())
+        throw FsError("INVALID_ARGUMENT", "device " + deviceSpec_ + " for " + path_ +
+                                              ": this AOTInductor package was compiled for the CPU, and a package runs only on the "
+                                              "device it was compiled for; load it with device 'cpu' or 'auto', or export it again "
+                                              "on a GPU machine with scripts/export-model.py --format pt2 --device cuda");
+    } else {
+      throw FsError("MODEL_INVALID", "AOTInductor package " + path_ + " was compiled for device " + compiled +
+                                         "; featscope runs packages compiled for 'cpu' or 'cuda'");
+    }
     st->metadata = getMeta(meta, "featscope.json", path_);
     st->tapsFlag = getMeta(meta, "featscope.taps_flag", path_);
     for (const auto& line : splitLines(getMeta(meta, "featscope.taps", path_), '\n')) {
@@ -110,7 +147,7 @@ class Pt2LoadWorker : public FsWorker {
   Napi::Value Result() override;
 
  private:
-  std::string path_;
+  std::string path_, deviceSpec_;
   std::shared_ptr<Pt2State> state_;
 };
 
@@ -161,7 +198,7 @@ class Pt2Wrap : public Napi::ObjectWrap<Pt2Wrap> {
     auto st = live(env);
     Napi::Object o = Napi::Object::New(env);
     o.Set("path", st->path);
-    o.Set("device", "cpu");
+    o.Set("device", st->device.str());
     o.Set("type", "AOTInductor package");
     o.Set("metadata", st->metadata);
     o.Set("precision", "fast");
@@ -220,8 +257,13 @@ class Pt2ForwardWorker : public FsWorker {
   void Run() override {
     c10::InferenceMode guard;
     // featscope's own copy of the caller's array (JsInput::read): JS cannot detach or shrink it
-    // while the package runs.
+    // while the package runs. A CUDA package gets it on its device.
+    c10::OptionalDeviceGuard onDevice;
     at::Tensor x = in_.host;
+    if (st_->device.is_cuda()) {
+      onDevice.reset_device(st_->device);
+      x = x.to(st_->device);
+    }
     auto outs = st_->loader->run({x});
     if (outs.size() != st_->taps.size() + 1)
       throw FsError("FORWARD_FAILED", "AOTInductor package " + st_->path + " returned " + std::to_string(outs.size()) +
@@ -230,6 +272,7 @@ class Pt2ForwardWorker : public FsWorker {
     output_ = toHostFloat(outs[0], &used);
     for (size_t i = 0; i < st_->taps.size(); ++i)
       if (names_.count(st_->taps[i].layer)) caps_.push_back({&st_->taps[i], reduceCapture(outs[i + 1], reduce_, &used)});
+    if (used) torch::cuda::synchronize(st_->device.index());  // the copies to the host are done
   }
   Napi::Value Result() override {
     Napi::Env env = Env();
@@ -300,16 +343,7 @@ Napi::Value LoadPt2Model(const Napi::CallbackInfo& info) {
     throw makeJsError(env, "INVALID_ARGUMENT", "loadPt2(path: string, device: string, precision?: string)");
   std::string device = info[1].As<Napi::String>();
   std::string path = info[0].As<Napi::String>();
-  if (device != "cpu" && device != "auto") {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeJsError(
-                 env, "INVALID_ARGUMENT",
-                 "device " + device + " for " + path +
-                     ": featscope runs AOTInductor packages on the CPU only (they are compiled for one device); use device 'cpu' or 'auto'")
-                 .Value());
-    return d.Promise();
-  }
-  auto* w = new Pt2LoadWorker(env, path);
+  auto* w = new Pt2LoadWorker(env, path, device);
   auto p = w->Promise();
   w->Queue();
   return p;

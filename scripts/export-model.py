@@ -7,14 +7,16 @@ came from and whether they are trained, the input size, mean/std and the class n
 
   export-model.py OUT.pt [--arch resnet18] [--weights none|imagenet|FILE.pth] [--num-classes N]
                   [--labels FILE] [--mean R,G,B] [--std R,G,B] [--size PX] [--script|--trace]
-  export-model.py OUT.pt2 --format pt2 [--taps all | --taps layer1,layer4,...] [...]
+  export-model.py OUT.pt2 --format pt2 [--taps all | --taps layer1,layer4,...] [--device cpu|cuda] [...]
 
 --format pt2 (needs torch >= 2.6, python3-dev and a C++ compiler) makes an AOTInductor package:
 torch.export, then torch._inductor.aoti_compile_and_package. Forward hooks cannot be exported, so
 the chosen module calls' outputs ("taps") become extra outputs of the compiled graph; featscope
 can capture only those. --taps all (default) taps every module call that returns a tensor, in
 hook-firing order, named as featscope names TorchScript captures (`layer1.0.relu`, `...#1`).
-The batch dimension is dynamic; the spatial size is fixed at --size.
+The batch dimension is dynamic; the spatial size is fixed at --size. A package is compiled for one
+device: --device cpu (default) or --device cuda (needs a Python whose torch sees a CUDA GPU; run it
+on the GPU machine); featscope loads it on that device only.
 
 --arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, ...), or a
               segmentation model (fcn_resnet50, deeplabv3_resnet50, deeplabv3_mobilenet_v3_large,
@@ -90,6 +92,8 @@ def main(argv):
                     help="detection only: the score below which detections are dropped (torchvision's default: 0.05)")
     ap.add_argument("--taps", default=None,
                     help="pt2 only: all (default) or a comma-separated list of module names whose calls become outputs")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                    help="pt2 only: the device the package is compiled for (default cpu; cuda needs a GPU here)")
     args = ap.parse_args(argv)
 
     mean = _triple(args.mean, "--mean", IMAGENET_MEAN, positive=False)
@@ -170,6 +174,9 @@ def main(argv):
     fmt = args.format or ("pt2" if args.out.endswith(".pt2") else "torchscript")
     if fmt != "pt2" and args.taps is not None:
         raise Failure("--taps applies only to --format pt2 (TorchScript files can capture any layer)", 2)
+    if fmt != "pt2" and args.device is not None:
+        raise Failure("--device applies only to --format pt2 (a TorchScript file loads on any device: "
+                      "loadModel(file, { device }) or the CLI's --device)", 2)
     if fmt == "pt2":
         if getattr(args, "trace", False):
             raise Failure("--trace applies only to TorchScript; --format pt2 uses torch.export", 2)
@@ -185,9 +192,16 @@ def main(argv):
         if categories is not None:
             meta["classes"] = categories
         import pt2_export
-        pt2_export.export_pt2(model, args.out, meta, args.taps or "all", args.size, _fail)
+        device = args.device or "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise Failure(f"--device cuda: this Python's torch {torch.__version__} sees no CUDA GPU "
+                          f"(torch.cuda.is_available() is False{'; it is a CPU-only build' if torch.version.cuda is None else ''}). "
+                          "A CUDA package is compiled on a machine with a GPU and a CUDA torch; "
+                          "here, export for the CPU (--device cpu, the default)", 2)
+        meta["device"] = device
+        pt2_export.export_pt2(model, args.out, meta, args.taps or "all", args.size, _fail, device=device)
         if args.state_dict_out:
-            torch.save(model.state_dict(), args.state_dict_out)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, args.state_dict_out)
         return
 
     example = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))

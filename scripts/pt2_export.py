@@ -75,7 +75,7 @@ class Tapped(torch.nn.Module):
         return (out, *taps)
 
 
-def export_pt2(model, out_path, meta, taps, size, fail):
+def export_pt2(model, out_path, meta, taps, size, fail, device="cpu"):
     try:
         import importlib
         ok = hasattr(torch, "export") and hasattr(importlib.import_module("torch._inductor"), "aoti_compile_and_package")
@@ -84,7 +84,9 @@ def export_pt2(model, out_path, meta, taps, size, fail):
     if not ok:
         fail(f"--format pt2 needs torch 2.6 or newer (torch.export and AOTInductor packages); this Python has torch "
              f"{torch.__version__}. Use a newer torch (Debian trixie's python3-torch, or pip), or export TorchScript (OUT.pt)", 2)
-    example = torch.zeros(2, 3, size, size)
+    # The package is compiled for the device the model and example input are on (AOTInductor).
+    model = model.to(device)
+    example = torch.zeros(2, 3, size, size, device=device)
     try:
         tap_list = "all" if taps == "all" else taps.split(",")
         planned, modules = plan_taps(model, example, tap_list)
@@ -118,6 +120,7 @@ def export_pt2(model, out_path, meta, taps, size, fail):
                 "featscope.modules": "\n".join(modules),
                 "featscope.taps_flag": taps,
                 "featscope.input": f"3,{size},{size}",
+                "featscope.device": device,
             }})
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -126,4 +129,4 @@ def export_pt2(model, out_path, meta, taps, size, fail):
         if os.path.exists(tmp):
             os.unlink(tmp)
     print(f"export-model: wrote {out} ({meta['architecture']}, AOTInductor package, {len(planned)} taps, "
-          f"weights: {meta['weights']['source']}{'' if meta['weights']['trained'] else ', UNTRAINED'})")
+          f"{device}, weights: {meta['weights']['source']}{'' if meta['weights']['trained'] else ', UNTRAINED'})")

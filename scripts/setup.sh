@@ -79,7 +79,7 @@ fi
 
 if [ ! -f dist/index.js ] || [ -n "$(find lib -newer dist/index.js -print -quit)" ]; then
   say "compiling TypeScript"
-  npx tsc -p tsconfig.json
+  node node_modules/typescript/bin/tsc -p tsconfig.json
 fi
 
 python=${FEATSCOPE_PYTHON:-/usr/bin/python3}

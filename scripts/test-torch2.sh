@@ -144,7 +144,7 @@ say "building against the chroot's libtorch ($(elapsed) so far)"
 in_chroot bash -c 'cd /work/$FEATSCOPE_WORK && export CMAKE_GENERATOR=Ninja FEATSCOPE_PYTHON=/usr/bin/python3 &&
   node scripts/build-native.js 2>&1 | grep -Ev "^\[[0-9]+/[0-9]+\] Building|^INFO|kineto|^$" &&
   ldd build/Release/featscope.node | grep -E "libtorch|libc10" && ! ldd build/Release/featscope.node | grep -q "not found" &&
-  ./node_modules/.bin/tsc -p tsconfig.json && node scripts/pack-prebuild.js &&
+  node node_modules/typescript/bin/tsc -p tsconfig.json && node scripts/pack-prebuild.js &&
   { [ -f models/resnet18.pt ] || /usr/bin/python3 scripts/export-model.py models/resnet18.pt --weights none; }'
 # The 2.6 prebuild joins the checkout's prebuilds/, for the package CI packs (.ci/run).
 mkdir -p prebuilds && cp -a "$work"/prebuilds/linux-* prebuilds/ && say "prebuild for the package: $(ls "$work/prebuilds")"

@@ -82,7 +82,7 @@ describe('Dockerfile.cuda structure', () => {
     expect(runs).toMatch(/npm ci\b/);
     expect(runs).toContain('CMAKE_PREFIX_PATH="$(python -c \'import torch;print(torch.utils.cmake_prefix_path)\')"');
     expect(runs).toMatch(/node scripts\/build-native\.js/);
-    expect(runs).toMatch(/npx tsc -p tsconfig\.json/);
+    expect(runs).toMatch(/node node_modules\/typescript\/bin\/tsc -p tsconfig\.json/);
     expect(runs).toMatch(/node scripts\/pack-prebuild\.js/);
     expect(all.some((i) => i.keyword === 'COPY' && /^--from=build \/opt\/featscope /.test(i.args))).toBe(true);
   });
