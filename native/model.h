@@ -41,6 +41,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Function Init(Napi::Env env);
   static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<ModelState> state);
   explicit ModelWrap(const Napi::CallbackInfo& info);
+  // The loaded state (throws MODEL_DISPOSED after dispose()), for withParameters (native/params.cc).
+  std::shared_ptr<ModelState> liveState(Napi::Env env) { return live(env); }
 
  private:
   std::shared_ptr<ModelState> state_;
@@ -88,6 +90,10 @@ struct JsInput {
 
 // Layer names from a JS array, each checked against the model (throws JS errors).
 std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::Value v);
+
+// withParameters(model, names, arrays) -> Promise<Model>: a copy with those parameters replaced
+// (native/params.cc).
+Napi::Value WithParameters(const Napi::CallbackInfo& info);
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);

@@ -55,3 +55,32 @@ export type {
 export type { Prediction } from './common';
 export { analysisPage, analysisReport, writeAnalysisReport } from './report';
 export type { AnalysisPage, AnalysisSection } from './report';
+export {
+  SANITY_THRESHOLD,
+  cascadeLayers,
+  curveAuc,
+  evaluateSaliency,
+  gradCamExplainer,
+  mapsAtInputSize,
+  pixelOrder,
+  randomisationCheck,
+  randomisedParameters,
+  riseBlur,
+  riseBlurKernel,
+  saliencyExplainer,
+  spearman,
+} from './faithfulness';
+export type {
+  EvaluateSaliencyOptions,
+  Explainer,
+  RandomisationOptions,
+  RandomisationResult,
+  RandomisationStep,
+  SaliencyCurve,
+  SaliencyEvaluation,
+  SaliencyEvaluationResult,
+  SaliencyMaps,
+  SaliencyMetric,
+} from './faithfulness';
+export { renderCurvesChart, renderSanityChart } from './faithfulness-chart';
+export type { CurveSeries, SanitySeries } from './faithfulness-chart';

@@ -88,3 +88,28 @@ export function concatCaptures(parts: Capture[][]): Capture[] {
     return { ...first, shape: [pieces.reduce((s, p) => s + p.shape[0], 0), ...first.shape.slice(1)], data };
   });
 }
+
+/**
+ * Rows [0, n) in consecutive chunks of at most `state.limit`, each given to `run(start, size)`;
+ * a chunk that fails with CUDA_OOM is retried at half the size (the same back-off as captures).
+ */
+export async function inChunksWithBackoff(
+  n: number,
+  state: Backoff,
+  run: (start: number, size: number) => Promise<void>,
+): Promise<void> {
+  for (let start = 0; start < n;) {
+    const size = Math.min(state.limit, n - start);
+    try {
+      injectedOom(size);
+      await run(start, size);
+      start += size;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CUDA_OOM' || size === 1) throw err;
+      const to = Math.max(1, Math.floor(size / 2));
+      state.events.push({ images: size, from: size, to, message: (err as Error).message.split('\n')[0] });
+      process.stderr.write(`featscope: CUDA out of memory at a batch of ${size}; retrying it in batches of ${to}\n`);
+      state.limit = to;
+    }
+  }
+}
