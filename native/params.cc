@@ -44,8 +44,8 @@ class WithParametersWorker : public FsWorker {
         throw FsError("INVALID_ARGUMENT", "model " + st_->path + " has no floating-point parameter or buffer named " + name +
                                               "; model.parameters() lists their names");
       if (it->second.numel() != t.numel())
-        throw FsError("SHAPE_MISMATCH", "parameter " + name + " of model " + st_->path + " holds " +
-                                            std::to_string(it->second.numel()) + " values, but " + std::to_string(t.numel()) +
+        throw FsError("SHAPE_MISMATCH", "parameter " + name + " of model " + st_->path + " holds " + std::to_string(it->second.numel()) +
+                                            " values, but " + std::to_string(t.numel()) +
                                             " were given; give one value per element, in row-major order");
     }
     {

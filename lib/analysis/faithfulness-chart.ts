@@ -76,12 +76,21 @@ export async function renderCurvesChart(
   const toX = (f: number) => left + f * plotW;
   const toY = (v: number) => top + plotH - (v / hi) * plotH;
   const parts: string[] = [weightsBanner(meta, width)];
-  parts.push(text(10, BANNER_HEIGHT + 20, fitText(`Deletion / insertion · ${o.subject}`, 15, width - 20), { size: 15, weight: 'bold' }));
+  parts.push(
+    text(10, BANNER_HEIGHT + 20, fitText(`Deletion / insertion · ${o.subject}`, 15, width - 20), {
+      size: 15,
+      weight: 'bold',
+    }),
+  );
   parts.push(
     text(
       10,
       BANNER_HEIGHT + 40,
-      fitText(`class ${o.className}; ${o.step} pixels per step (low deletion AUC, high insertion AUC: faithful)`, 11, width - 20),
+      fitText(
+        `class ${o.className}; ${o.step} pixels per step; faithful: low deletion, high insertion AUC`,
+        11,
+        width - 20,
+      ),
       { size: 11, fill: MUTED },
     ),
   );
@@ -92,10 +101,20 @@ export async function renderCurvesChart(
   }
   for (let f = 0; f <= 1.0001; f += 0.2) {
     const x = toX(f);
-    parts.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${top + plotH}" y2="${top + plotH + 4}" stroke="${INK}"/>`);
-    parts.push(text(x, top + plotH + 17, formatNumber(Number(f.toFixed(1))), { size: 11, anchor: 'middle', fill: MUTED }));
+    parts.push(
+      `<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${top + plotH}" y2="${top + plotH + 4}" stroke="${INK}"/>`,
+    );
+    parts.push(
+      text(x, top + plotH + 17, formatNumber(Number(f.toFixed(1))), { size: 11, anchor: 'middle', fill: MUTED }),
+    );
   }
-  parts.push(text(left + plotW / 2, top + plotH + 34, 'fraction of pixels deleted / inserted', { size: 12, anchor: 'middle', fill: MUTED }));
+  parts.push(
+    text(left + plotW / 2, top + plotH + 34, 'fraction of pixels deleted / inserted', {
+      size: 12,
+      anchor: 'middle',
+      fill: MUTED,
+    }),
+  );
   parts.push(text(16, top + plotH / 2, 'p(class)', { size: 12, anchor: 'middle', fill: MUTED, rotate: -90 }));
   for (const it of items) {
     const n = it.p.length - 1;
@@ -141,16 +160,17 @@ export async function renderSanityChart(
   const slot = plotW / layers.length;
   const toX = (k: number) => left + slot * (k + 0.5);
   const parts: string[] = [weightsBanner(meta, width)];
-  parts.push(text(10, BANNER_HEIGHT + 20, fitText(`Randomisation check · ${o.subject}`, 15, width - 20), { size: 15, weight: 'bold' }));
+  parts.push(
+    text(10, BANNER_HEIGHT + 20, fitText(`Randomisation check · ${o.subject}`, 15, width - 20), {
+      size: 15,
+      weight: 'bold',
+    }),
+  );
   parts.push(
     text(
       10,
       BANNER_HEIGHT + 40,
-      fitText(
-        'cascading from the output: each step permutes one more layer’s weights; a map that stays correlated explains nothing',
-        11,
-        width - 20,
-      ),
+      fitText('each step permutes one more layer’s weights, from the output back (x: the layer added)', 11, width - 20),
       { size: 11, fill: MUTED },
     ),
   );
@@ -163,9 +183,18 @@ export async function renderSanityChart(
   }
   const half = series[0].result.half;
   const hx = left + slot * (half + 1);
-  parts.push(`<line x1="${hx.toFixed(1)}" x2="${hx.toFixed(1)}" y1="${top}" y2="${top + plotH}" stroke="${MUTED}" stroke-dasharray="3 3"/>`);
+  parts.push(
+    `<line x1="${hx.toFixed(1)}" x2="${hx.toFixed(1)}" y1="${top}" y2="${top + plotH}" stroke="${MUTED}" stroke-dasharray="3 3"/>`,
+  );
   parts.push(text(hx - 4, top + 12, 'top half randomised', { size: 10, anchor: 'end', fill: MUTED }));
-  parts.push(text(16, top + plotH / 2, 'Spearman ρ with the original |map|', { size: 11, anchor: 'middle', fill: MUTED, rotate: -90 }));
+  parts.push(
+    text(16, top + plotH / 2, 'Spearman ρ with the original |map|', {
+      size: 11,
+      anchor: 'middle',
+      fill: MUTED,
+      rotate: -90,
+    }),
+  );
   layers.forEach((l, k) =>
     parts.push(text(toX(k) + 3, top + plotH + 10, l, { size: labelSize, anchor: 'end', rotate: -60 })),
   );
@@ -179,7 +208,8 @@ export async function renderSanityChart(
       pts.push(`${toX(k).toFixed(1)},${toY(r).toFixed(1)}`);
       parts.push(`<circle cx="${toX(k).toFixed(1)}" cy="${toY(r).toFixed(1)}" r="3" fill="${colour}"/>`);
     });
-    if (pts.length > 1) parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="1.6"/>`);
+    if (pts.length > 1)
+      parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="1.6"/>`);
   });
   parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${top + plotH}" y2="${top + plotH}" stroke="${INK}"/>`);
   parts.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="${INK}"/>`);

@@ -20,6 +20,7 @@
  *   the original |map| is reported. A map that still correlates above 0.5 once the top half of
  *   the layers is randomised does not depend on what the model learned.
  */
+import { types } from 'util';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model, Parameter } from '../model';
 import { checkInput } from '../model';
@@ -48,6 +49,8 @@ export interface EvaluateSaliencyOptions {
   classes?: number | number[];
   /** Rows (perturbed inputs) per forward; default 32, halved on CUDA out of memory. */
   batch?: number;
+  /** Run the frozen, optimised graph (model.forward's `optimize`); default true. false: the exact graph. */
+  optimize?: boolean;
   /** The back-off state to share with other runs (its limit caps the batch). */
   backoff?: Backoff;
 }
@@ -74,7 +77,7 @@ export interface SaliencyEvaluationResult {
   maps: { data: Float32Array; shape: [number, number, number] };
 }
 
-const EVAL_KEYS = ['metrics', 'step', 'classes', 'batch', 'backoff'] as const;
+const EVAL_KEYS = ['metrics', 'step', 'classes', 'batch', 'backoff', 'optimize'] as const;
 
 /** The 11x11 blur kernel of RISE: scipy.ndimage.gaussian_filter(delta, sigma=5), mode 'reflect', row-major. */
 export function riseBlurKernel(): Float64Array {
@@ -148,7 +151,7 @@ function checkMaps(maps: unknown, n: number): { data: Float32Array; n: number; h
   if (
     !m ||
     typeof m !== 'object' ||
-    !(m.data instanceof Float32Array) ||
+    !types.isFloat32Array(m.data) ||
     !Array.isArray(m.shape) ||
     m.shape.length !== 3 ||
     !m.shape.every((d) => Number.isInteger(d) && d > 0)
@@ -209,6 +212,8 @@ export async function evaluateSaliency(
   const batch = options.batch ?? 32;
   if (!Number.isInteger(batch) || batch < 1 || batch > 4096)
     throw invalidParameter('batch', 'an integer from 1 to 4096', options.batch);
+  const optimize = options.optimize ?? true;
+  if (typeof optimize !== 'boolean') throw invalidParameter('optimize', 'a boolean', options.optimize);
   const backoff = options.backoff ?? newBackoff(batch);
   if (backoff.limit > batch) backoff.limit = batch;
   const steps = Math.ceil(hw / step);
@@ -274,7 +279,7 @@ export async function evaluateSaliency(
   await inChunksWithBackoff(rows, backoff, async (start, size) => {
     const data = new Float32Array(size * per);
     for (let r = 0; r < size; r++) fill(start + r, data.subarray(r * per, (r + 1) * per));
-    const out = (await model.forward({ data, shape: [size, c, h, w] }, { optimize: false })).output;
+    const out = (await model.forward({ data, shape: [size, c, h, w] }, { optimize })).output;
     if (!out || out.shape.length !== 2)
       throw new FeatscopeError(
         'NOT_A_CLASSIFIER',
@@ -283,8 +288,7 @@ export async function evaluateSaliency(
     const k = out.shape[1];
     for (let r = 0; r < size; r++) {
       const cls = classes[Math.floor((start + r) / perImage)];
-      if (cls >= k)
-        throw invalidParameter('classes', `class indices below ${k} (the model's number of classes)`, cls);
+      if (cls >= k) throw invalidParameter('classes', `class indices below ${k} (the model's number of classes)`, cls);
       probs[start + r] = softmaxRow(out.data, k, r)[cls];
     }
   });
@@ -457,9 +461,11 @@ export async function randomisationCheck(
   const byName = new Map(params.map((p) => [p.name, p.data]));
   const steps: RandomisationStep[] = [];
   let current = base;
+  // Each layer's permutation is drawn once; step s uses those of layers 0..s.
+  const values = new Map<string, Float32Array>();
   for (let s = 0; s < layers.length; s++) {
-    const values = randomisedParameters(params, layers.slice(0, s + 1), seed);
     const own = [...randomisedParameters(params, [layers[s]], seed).entries()];
+    for (const [name, v] of own) values.set(name, v);
     const unchanged = own.every(([name, v]) => {
       const o = byName.get(name)!;
       for (let i = 0; i < v.length; i++) if (v[i] !== o[i]) return false;
