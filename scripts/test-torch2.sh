@@ -38,7 +38,7 @@ fi
 chroot_dir=${FEATSCOPE_TORCH2_ROOT:-/var/cache/featscope/trixie}
 suite=trixie
 packages=(libtorch-dev python3-torch python3-torchvision python3-numpy python3-matplotlib python3-dev python3-setuptools
-  fonts-dejavu-core nodejs g++ cmake ninja-build make)
+  fonts-dejavu-core nodejs g++ cmake ninja-build make python3-scipy)
 case "$chroot_dir" in "$root"|"$root"/*) die "FEATSCOPE_TORCH2_ROOT must lie outside the checkout ($root)";; esac
 
 # The Debian mirror this machine's apt already uses (deb822 `URIs:` or one-line `deb URL suite`).
