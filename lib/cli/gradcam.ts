@@ -490,7 +490,7 @@ async function gradcamWith(
         const verdict = (name: string, v: SanityRecord) =>
           `${name}: ${v.fails ? 'FAILS' : 'passes'} (ρ = ${v.correlationAtHalf === null ? 'undefined' : v.correlationAtHalf.toFixed(3)} after the top half is randomised)`;
         sections.push({
-          heading: `${path.basename(r.source)} · randomisation check`,
+          heading: `${path.basename(r.source)} · randomisation check${s.gradcam.fails || s.saliency?.fails ? ' · a map FAILS' : ''}`,
           note: [verdict('Grad-CAM', s.gradcam), s.saliency ? verdict(r.saliency!.method, s.saliency) : '']
             .filter(Boolean)
             .join('; '),
