@@ -64,7 +64,7 @@ export async function renderCurvesChart(
         });
     }
   });
-  const legendH = items.length * 17 + 6;
+  const legendH = items.length * 17 + 23;
   const top = BANNER_HEIGHT + 58;
   const plotH = 200;
   const left = 64;
@@ -83,16 +83,10 @@ export async function renderCurvesChart(
     }),
   );
   parts.push(
-    text(
-      10,
-      BANNER_HEIGHT + 40,
-      fitText(
-        `class ${o.className}; ${o.step} pixels per step; faithful: low deletion, high insertion AUC`,
-        11,
-        width - 20,
-      ),
-      { size: 11, fill: MUTED },
-    ),
+    text(10, BANNER_HEIGHT + 40, fitText(`class ${o.className} · ${o.step} pixels per step`, 11, width - 20), {
+      size: 11,
+      fill: MUTED,
+    }),
   );
   for (const t of ticks) {
     const y = toY(t);
@@ -126,6 +120,17 @@ export async function renderCurvesChart(
   parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${top + plotH}" y2="${top + plotH}" stroke="${INK}"/>`);
   parts.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="${INK}"/>`);
   parts.push(legend(items, left, top + plotH + 56));
+  parts.push(
+    text(
+      left,
+      top + plotH + 56 + items.length * 17,
+      'faithful map: deletion falls fast (low AUC), insertion rises fast (high AUC)',
+      {
+        size: 11,
+        fill: MUTED,
+      },
+    ),
+  );
   return { png: await svgToPng(svgDocument(width, height, parts.join(''))), width, height };
 }
 
