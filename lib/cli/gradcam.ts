@@ -238,6 +238,13 @@ function sanityRecord(r: RandomisationResult, i: number): SanityRecord {
   };
 }
 
+/** What one batch's forward hands to handle(). */
+interface GradcamBatch {
+  cams: GradCamOverlay[];
+  sals?: SaliencyOverlay[];
+  checks: Checks;
+}
+
 interface Checks {
   evalCam?: SaliencyEvaluationResult;
   evalSal?: SaliencyEvaluationResult;
@@ -297,131 +304,129 @@ async function gradcamWith(
   const picture = (input: InputImage, suffix: string) => insideOut(out, `${input.name}.${suffix}`);
   const camSuffix = `gradcam-${layerFileNames([layer]).get(layer)!}.png`;
   const progress = new Progress({ total: o.inputs.length });
-  const outcome = await runBatches<GradcamRecord, { cams: GradCamOverlay[]; sals?: SaliencyOverlay[]; checks: Checks }>(
-    {
-      inputs: o.inputs,
-      out,
-      batch: o.batch,
-      resume: o.resume,
-      signature,
-      model,
-      layers: [layer],
-      preprocess: { resize, model },
-      progress,
-      recordPath,
-      imageDir: (dir) => dir,
-      fatal: endsRun,
-      async forward(m, b) {
-        const sources = b.inputs.map((i) => i.source);
-        const classes = o.classes && sources.map((s) => classOf(s)!);
-        const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
-        const sals = o.saliency
-          ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
-          : undefined;
-        const checks: Checks = {};
-        if (o.metrics || o.sanity) {
-          const targets = cams.map((r) => r.target.class);
-          const n = cams.length;
-          const { width: cw, height: ch } = cams[0].heatmap;
-          const camMaps = { data: new Float32Array(n * cw * ch), shape: [n, ch, cw] };
-          cams.forEach((r, i) => camMaps.data.set(r.heatmap.data, i * cw * ch));
-          const salMaps = sals && {
-            data: new Float32Array(sals.reduce((s, r) => s + r.values.length, 0)),
-            shape: [n, b.shape[2], b.shape[3]],
-          };
-          sals?.forEach((r, i) => salMaps!.data.set(r.values, i * r.values.length));
-          const salTargets = sals?.map((r) => r.target.class);
-          if (o.metrics) {
-            const opts = { metrics: o.metrics, backoff: metricBackoff };
-            checks.evalCam = await evaluateSaliency(m, b, camMaps, { ...opts, classes: targets });
-            if (salMaps) checks.evalSal = await evaluateSaliency(m, b, salMaps, { ...opts, classes: salTargets });
-          }
-          if (o.sanity) {
-            checks.sanityCam = await randomisationCheck(m, b, gradCamExplainer(layer, targets));
-            if (sals)
-              checks.sanitySal = await randomisationCheck(
-                m,
-                b,
-                saliencyExplainer({ method: o.saliency, samples: o.samples, classes: salTargets }),
-              );
-          }
-        }
-        return { cams, sals, checks };
-      },
-      async handle(input, _dir, _image, { cams, sals, checks }, i) {
-        const r = cams[i];
-        const file = picture(input, camSuffix);
-        await writeAtomic(file, r.png);
-        const record: GradcamRecord = {
-          source: input.source,
-          name: input.name,
-          signature,
-          layer,
-          file: path.basename(file),
-          target: r.target,
-          predictions: r.predictions,
-          camMax: r.rawMax,
+  const outcome = await runBatches<GradcamRecord, GradcamBatch>({
+    inputs: o.inputs,
+    out,
+    batch: o.batch,
+    resume: o.resume,
+    signature,
+    model,
+    layers: [layer],
+    preprocess: { resize, model },
+    progress,
+    recordPath,
+    imageDir: (dir) => dir,
+    fatal: endsRun,
+    async forward(m, b) {
+      const sources = b.inputs.map((i) => i.source);
+      const classes = o.classes && sources.map((s) => classOf(s)!);
+      const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
+      const sals = o.saliency
+        ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
+        : undefined;
+      const checks: Checks = {};
+      if (o.metrics || o.sanity) {
+        const targets = cams.map((r) => r.target.class);
+        const n = cams.length;
+        const { width: cw, height: ch } = cams[0].heatmap;
+        const camMaps = { data: new Float32Array(n * cw * ch), shape: [n, ch, cw] };
+        cams.forEach((r, i) => camMaps.data.set(r.heatmap.data, i * cw * ch));
+        const salMaps = sals && {
+          data: new Float32Array(sals.reduce((s, r) => s + r.values.length, 0)),
+          shape: [n, b.shape[2], b.shape[3]],
         };
-        if (sals) {
-          const sal = sals[i];
-          const salFile = picture(input, `saliency-${o.saliencyName}.png`);
-          await writeAtomic(salFile, sal.png);
-          record.saliency = {
-            file: path.basename(salFile),
-            method: sal.method,
-            clipValue: sal.clipValue,
-            completeness: sal.completeness,
-          };
+        sals?.forEach((r, i) => salMaps!.data.set(r.values, i * r.values.length));
+        const salTargets = sals?.map((r) => r.target.class);
+        if (o.metrics) {
+          const opts = { metrics: o.metrics, backoff: metricBackoff };
+          checks.evalCam = await evaluateSaliency(m, b, camMaps, { ...opts, classes: targets });
+          if (salMaps) checks.evalSal = await evaluateSaliency(m, b, salMaps, { ...opts, classes: salTargets });
         }
-        const salName = sals ? `${o.saliencyName} saliency` : '';
-        if (checks.evalCam) {
-          const series = [{ name: 'Grad-CAM', evaluation: checks.evalCam.images[i] }];
-          if (checks.evalSal) series.push({ name: salName, evaluation: checks.evalSal.images[i] });
-          const chart = await renderCurvesChart(model.metadata, series, {
-            subject: path.basename(input.source),
-            className: `${r.target.name} (${r.target.class})`,
-            step: checks.evalCam.step,
-          });
-          const file = picture(input, 'metrics.png');
-          await writeAtomic(file, chart.png);
-          record.metrics = {
-            file: path.basename(file),
-            step: checks.evalCam.step,
-            gradcam: checks.evalCam.images[i],
-            ...(checks.evalSal ? { saliency: checks.evalSal.images[i] } : {}),
-          };
+        if (o.sanity) {
+          checks.sanityCam = await randomisationCheck(m, b, gradCamExplainer(layer, targets));
+          if (sals)
+            checks.sanitySal = await randomisationCheck(
+              m,
+              b,
+              saliencyExplainer({ method: o.saliency, samples: o.samples, classes: salTargets }),
+            );
         }
-        if (checks.sanityCam) {
-          const series = [{ name: `Grad-CAM (${layer})`, result: checks.sanityCam, image: i }];
-          if (checks.sanitySal) series.push({ name: salName, result: checks.sanitySal, image: i });
-          const chart = await renderSanityChart(model.metadata, series, { subject: path.basename(input.source) });
-          const file = picture(input, 'sanity.png');
-          await writeAtomic(file, chart.png);
-          record.sanity = {
-            file: path.basename(file),
-            seed: checks.sanityCam.seed,
-            gradcam: sanityRecord(checks.sanityCam, i),
-            ...(checks.sanitySal ? { saliency: sanityRecord(checks.sanitySal, i) } : {}),
-          };
-        }
-        if (o.flow) {
-          const norm = normalisationOf(model);
-          const x = await preprocess(input.source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
-          const flow = await gradientFlow(model, x, { classes: r.target.class });
-          const chart = await renderFlowChart(model, flow, { subject: path.basename(input.source) });
-          const flowFile = picture(input, 'flow.png');
-          await writeAtomic(flowFile, chart.png);
-          record.flow = {
-            file: path.basename(flowFile),
-            loss: flow.lossValue,
-            layers: flow.layers,
-            parameters: flow.parameters,
-          };
-        }
-        return record;
-      },
+      }
+      return { cams, sals, checks };
     },
-  );
+    async handle(input, _dir, _image, { cams, sals, checks }, i) {
+      const r = cams[i];
+      const file = picture(input, camSuffix);
+      await writeAtomic(file, r.png);
+      const record: GradcamRecord = {
+        source: input.source,
+        name: input.name,
+        signature,
+        layer,
+        file: path.basename(file),
+        target: r.target,
+        predictions: r.predictions,
+        camMax: r.rawMax,
+      };
+      if (sals) {
+        const sal = sals[i];
+        const salFile = picture(input, `saliency-${o.saliencyName}.png`);
+        await writeAtomic(salFile, sal.png);
+        record.saliency = {
+          file: path.basename(salFile),
+          method: sal.method,
+          clipValue: sal.clipValue,
+          completeness: sal.completeness,
+        };
+      }
+      const salName = sals ? `${o.saliencyName} saliency` : '';
+      if (checks.evalCam) {
+        const series = [{ name: 'Grad-CAM', evaluation: checks.evalCam.images[i] }];
+        if (checks.evalSal) series.push({ name: salName, evaluation: checks.evalSal.images[i] });
+        const chart = await renderCurvesChart(model.metadata, series, {
+          subject: path.basename(input.source),
+          className: `${r.target.name} (${r.target.class})`,
+          step: checks.evalCam.step,
+        });
+        const file = picture(input, 'metrics.png');
+        await writeAtomic(file, chart.png);
+        record.metrics = {
+          file: path.basename(file),
+          step: checks.evalCam.step,
+          gradcam: checks.evalCam.images[i],
+          ...(checks.evalSal ? { saliency: checks.evalSal.images[i] } : {}),
+        };
+      }
+      if (checks.sanityCam) {
+        const series = [{ name: `Grad-CAM (${layer})`, result: checks.sanityCam, image: i }];
+        if (checks.sanitySal) series.push({ name: salName, result: checks.sanitySal, image: i });
+        const chart = await renderSanityChart(model.metadata, series, { subject: path.basename(input.source) });
+        const file = picture(input, 'sanity.png');
+        await writeAtomic(file, chart.png);
+        record.sanity = {
+          file: path.basename(file),
+          seed: checks.sanityCam.seed,
+          gradcam: sanityRecord(checks.sanityCam, i),
+          ...(checks.sanitySal ? { saliency: sanityRecord(checks.sanitySal, i) } : {}),
+        };
+      }
+      if (o.flow) {
+        const norm = normalisationOf(model);
+        const x = await preprocess(input.source, { resize, size: norm.size, mean: norm.mean, std: norm.std });
+        const flow = await gradientFlow(model, x, { classes: r.target.class });
+        const chart = await renderFlowChart(model, flow, { subject: path.basename(input.source) });
+        const flowFile = picture(input, 'flow.png');
+        await writeAtomic(flowFile, chart.png);
+        record.flow = {
+          file: path.basename(flowFile),
+          loss: flow.lossValue,
+          layers: flow.layers,
+          parameters: flow.parameters,
+        };
+      }
+      return record;
+    },
+  });
   progress.finish();
 
   progress.note('writing report…');
