@@ -455,6 +455,37 @@ export class Model {
     }
   }
 
+  /**
+   * A new Model: a deep copy of this TorchScript model with the named parameters or buffers
+   * (names as in parameters()) replaced by `values` (row-major, one value per element). This model
+   * is not changed; dispose() the copy when done. Not for .pt2 packages (their weights are compiled in).
+   */
+  async withParameters(values: Record<string, Float32Array> | Map<string, Float32Array>): Promise<Model> {
+    this.#alive();
+    if (this.format !== 'torchscript')
+      throw new FeatscopeError(
+        'INVALID_ARGUMENT',
+        `withParameters needs a TorchScript model; ${this.path} is an AOTInductor package (.pt2), whose weights are compiled in`,
+      );
+    const entries =
+      values instanceof Map
+        ? [...values.entries()]
+        : values && typeof values === 'object' && !Array.isArray(values)
+          ? Object.entries(values)
+          : undefined;
+    if (!entries) throw invalidParameter('withParameters values', 'an object or Map of name -> Float32Array', values);
+    for (const [name, v] of entries)
+      if (!types.isFloat32Array(v)) throw invalidParameter(`withParameters value of ${name}`, 'a Float32Array', v);
+    const native = await withStack(
+      binding().withParameters(
+        this.#native,
+        entries.map(([n]) => n),
+        entries.map(([, v]) => v),
+      ),
+    );
+    return new Model(native);
+  }
+
   /** Copies of every floating-point parameter and buffer (weights, biases, BatchNorm statistics). */
   parameters(): Parameter[] {
     this.#alive();

@@ -113,6 +113,8 @@ export interface NativeBackwardResult {
 export interface NativeBinding {
   setErrorClass(cls: typeof FeatscopeError): void;
   load(path: string, device: string, precision: string): Promise<NativeModel>;
+  /** A deep copy of a TorchScript model with these parameters/buffers replaced (native/params.cc). */
+  withParameters(model: NativeModel, names: string[], arrays: Float32Array[]): Promise<NativeModel>;
   /** AOTInductor packages (.pt2); rejects with FORMAT_UNSUPPORTED where libtorch is older than 2.6. */
   loadPt2(path: string, device: string, precision: string): Promise<NativeModel>;
   /** True when this build has the .pt2 backend (libtorch >= 2.6). */

@@ -78,6 +78,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("load", Napi::Function::New(env, LoadModel));
   exports.Set("NativeModel", ModelWrap::Init(env));
+  exports.Set("withParameters", Napi::Function::New(env, WithParameters));
   exports.Set("loadPt2", Napi::Function::New(env, LoadPt2Model));
   exports.Set("pt2Supported", Napi::Boolean::New(env, InitPt2(env, exports)));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));

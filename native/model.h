@@ -45,6 +45,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Function Init(Napi::Env env);
   static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<ModelState> state);
   explicit ModelWrap(const Napi::CallbackInfo& info);
+  // The loaded state (throws MODEL_DISPOSED after dispose()), for withParameters (native/params.cc).
+  std::shared_ptr<ModelState> liveState(Napi::Env env) { return live(env); }
 
  private:
   std::shared_ptr<ModelState> state_;
@@ -96,6 +98,9 @@ std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::
 // 'auto', 'cpu', 'cuda' or 'cuda:N' as a device (throws FsError: INVALID_ARGUMENT, CUDA_UNAVAILABLE,
 // CUDA_DEVICE_NOT_FOUND); 'auto' is cuda:0 where libtorch sees a GPU, else the CPU.
 c10::Device parseDevice(const std::string& spec);
+// withParameters(model, names, arrays) -> Promise<Model>: a copy with those parameters replaced
+// (native/params.cc).
+Napi::Value WithParameters(const Napi::CallbackInfo& info);
 
 // load(path, device, precision) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);

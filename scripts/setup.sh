@@ -41,6 +41,7 @@ if [ "${1:-}" = "--test" ]; then
   /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
   /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
   /usr/bin/python3 -c 'import sklearn' 2>/dev/null || need+=(python3-sklearn) # concepts: the NMF oracle
+  /usr/bin/python3 -c 'import scipy.ndimage, scipy.stats' 2>/dev/null || need+=(python3-scipy)
   [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
   # The notebook test executes examples/feature-maps.ipynb with Jupyter (Debian's nbconvert) on tslab.
   /usr/bin/python3 -c 'import nbconvert, nbclient, ipykernel' 2>/dev/null || need+=(jupyter-nbconvert python3-nbclient python3-ipykernel)

@@ -39,7 +39,7 @@ fi
 chroot_dir=${FEATSCOPE_TORCH2_ROOT:-/var/cache/featscope/trixie}
 suite=trixie
 packages=(libtorch-dev python3-torch python3-torchvision python3-numpy python3-matplotlib python3-dev python3-setuptools
-  fonts-dejavu-core nodejs g++ cmake ninja-build make)
+  fonts-dejavu-core nodejs g++ cmake ninja-build make python3-scipy)
 packages+=(python3-sklearn) # concepts: the NMF oracle (test/analysis/concepts.test.ts)
 case "$chroot_dir" in "$root"|"$root"/*) die "FEATSCOPE_TORCH2_ROOT must lie outside the checkout ($root)";; esac
 

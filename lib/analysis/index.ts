@@ -70,3 +70,32 @@ export { eigenCam, eigenCamOf, firstComponentMap } from './eigencam';
 export type { EigenCamOptions, EigenCamResult } from './eigencam';
 export { predictionOverlay, eigenCamOverlay, paletteColour } from './predictions';
 export type { PredictionOverlay, PredictionOverlayOptions } from './predictions';
+export {
+  SANITY_THRESHOLD,
+  cascadeLayers,
+  curveAuc,
+  evaluateSaliency,
+  gradCamExplainer,
+  mapsAtInputSize,
+  pixelOrder,
+  randomisationCheck,
+  randomisedParameters,
+  riseBlur,
+  riseBlurKernel,
+  saliencyExplainer,
+  spearman,
+} from './faithfulness';
+export type {
+  EvaluateSaliencyOptions,
+  Explainer,
+  RandomisationOptions,
+  RandomisationResult,
+  RandomisationStep,
+  SaliencyCurve,
+  SaliencyEvaluation,
+  SaliencyEvaluationResult,
+  SaliencyMaps,
+  SaliencyMetric,
+} from './faithfulness';
+export { renderCurvesChart, renderSanityChart } from './faithfulness-chart';
+export type { CurveSeries, SanitySeries } from './faithfulness-chart';

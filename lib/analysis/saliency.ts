@@ -216,6 +216,8 @@ export interface SaliencyOverlay {
   predictions: Prediction[];
   /** The map at the model's input size, scaled to [0, 1] by `clipValue`. */
   map: { data: Float32Array; width: number; height: number };
+  /** The map before scaling, at the model's input size (SaliencyResult.map of this image). */
+  values: Float32Array;
   /** The map value drawn with the colour map's last colour (the `clip` percentile). */
   clipValue: number;
   completeness?: { attributionSum: number; scoreDelta: number };
@@ -322,6 +324,7 @@ export async function saliencyOverlaysOf(
       target,
       predictions,
       map: { data: scaled, width: w, height: h },
+      values: plane,
       clipValue,
       ...(completeness ? { completeness } : {}),
       ...framed,

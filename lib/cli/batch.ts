@@ -12,7 +12,7 @@ import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
-import { captureWithBackoff, newBackoff, type Backoff } from './backoff';
+import { captureWithBackoff, newBackoff, type Backoff } from '../backoff';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import type { Progress } from './progress';
@@ -75,7 +75,7 @@ export interface BatchOutcome {
   skipped: number;
   failed: Failure[];
   interrupted: boolean;
-  /** Each time a CUDA_OOM halved the batch (lib/cli/backoff.ts). */
+  /** Each time a CUDA_OOM halved the batch (lib/backoff.ts). */
   backoff: Backoff['events'];
   /** Per model (device), the batches and images it ran. */
   devices: Array<{ device: string; batches: number; images: number }>;

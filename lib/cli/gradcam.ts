@@ -12,6 +12,18 @@ import {
 import { normalisationOf, type Prediction } from '../analysis/common';
 import { gradCamOverlaysOf, type GradCamOverlay } from '../analysis/gradcam';
 import { saliencyOverlaysOf, type SaliencyOverlay } from '../analysis/saliency';
+import {
+  evaluateSaliency,
+  gradCamExplainer,
+  randomisationCheck,
+  saliencyExplainer,
+  type RandomisationResult,
+  type SaliencyEvaluation,
+  type SaliencyEvaluationResult,
+  type SaliencyMetric,
+} from '../analysis/faithfulness';
+import { renderCurvesChart, renderSanityChart } from '../analysis/faithfulness-chart';
+import { newBackoff } from '../backoff';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import type { ReportAssets } from '../report';
@@ -53,6 +65,11 @@ ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (defa
       --saliency M     also draw an input saliency map: gradient | smoothgrad | ig
                        (integrated gradients, from the mean colour)
       --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
+      --metrics LIST   deletion,insertion (or one): faithfulness curves and AUCs of each map
+                       (RISE; one input row of pixels per step); drawn in DIR/<image>.metrics.png
+      --sanity         randomisation sanity check (Adebayo et al. 2018): permute the weights of
+                       one more layer at a time from the output, recompute each map, report the
+                       Spearman correlation with the original (DIR/<image>.sanity.png)
       --report         also write report.html
       --report-assets HOW
                        inline (default) | linked: the pictures in report_files/ beside it
@@ -99,6 +116,18 @@ function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
   return m;
 }
 
+function parseMetrics(value: string | undefined): SaliencyMetric[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((v) => v.trim());
+  if (
+    list.length === 0 ||
+    !list.every((v) => v === 'deletion' || v === 'insertion') ||
+    new Set(list).size !== list.length
+  )
+    throw usage(`--metrics takes deletion, insertion or deletion,insertion, not ${JSON.stringify(value)}`, 'gradcam');
+  return list as SaliencyMetric[];
+}
+
 export async function gradcam(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     'gradcam',
@@ -114,6 +143,8 @@ export async function gradcam(argv: string[]): Promise<number> {
       flow: { type: 'boolean' },
       saliency: { type: 'string' },
       samples: { type: 'string' },
+      metrics: { type: 'string' },
+      sanity: { type: 'boolean' },
       report: { type: 'boolean' },
       'report-assets': { type: 'string' },
       resize: { type: 'string' },
@@ -139,6 +170,7 @@ export async function gradcam(argv: string[]): Promise<number> {
   const saliencyMethod = parseSaliency(values.saliency);
   const samples =
     values.samples === undefined ? undefined : parsePositiveInt(values.samples, '--samples', 16, 1024, 'gradcam');
+  const metrics = parseMetrics(values.metrics);
   const device = parseDevice(values.device, 'gradcam');
   const out = path.resolve(values.out ?? 'featscope-out');
   const inputs = await expandInputs(positionals, { skip: out });
@@ -162,6 +194,8 @@ export async function gradcam(argv: string[]): Promise<number> {
       saliencyName: values.saliency?.trim(),
       samples,
       flow: Boolean(values.flow),
+      metrics,
+      sanity: Boolean(values.sanity),
       report: Boolean(values.report),
       reportAssets,
       resume: Boolean(values.resume),
@@ -180,7 +214,42 @@ interface GradcamRecord extends ImageRecordBase {
   predictions: Prediction[];
   camMax: number;
   saliency?: { file: string; method: SaliencyMethod; clipValue: number; completeness?: unknown };
+  /** --metrics: per map, the class, the pixels per step and the curves with their AUCs. */
+  metrics?: { file: string; step: number; gradcam: SaliencyEvaluation; saliency?: SaliencyEvaluation };
+  /** --sanity: per map, the correlation after each step of the cascade and the verdict. */
+  sanity?: { file: string; seed: number; gradcam: SanityRecord; saliency?: SanityRecord };
   flow?: { file: string; loss: number; layers: unknown; parameters: unknown };
+}
+
+interface SanityRecord {
+  steps: { layer: string; correlation: number | null; unchanged: boolean }[];
+  /** The step after which the top half of the layers is randomised. */
+  half: number;
+  correlationAtHalf: number | null;
+  fails: boolean;
+}
+
+function sanityRecord(r: RandomisationResult, i: number): SanityRecord {
+  return {
+    steps: r.steps.map((s) => ({ layer: s.layer, correlation: s.correlations[i], unchanged: s.unchanged })),
+    half: r.half,
+    correlationAtHalf: r.images[i].correlationAtHalf,
+    fails: r.images[i].fails,
+  };
+}
+
+/** What one batch's forward hands to handle(). */
+interface GradcamBatch {
+  cams: GradCamOverlay[];
+  sals?: SaliencyOverlay[];
+  checks: Checks;
+}
+
+interface Checks {
+  evalCam?: SaliencyEvaluationResult;
+  evalSal?: SaliencyEvaluationResult;
+  sanityCam?: RandomisationResult;
+  sanitySal?: RandomisationResult;
 }
 
 async function gradcamWith(
@@ -197,6 +266,8 @@ async function gradcamWith(
     saliencyName: string | undefined;
     samples: number | undefined;
     flow: boolean;
+    metrics?: SaliencyMetric[];
+    sanity?: boolean;
     report: boolean;
     reportAssets: ReportAssets;
     resume: boolean;
@@ -214,8 +285,18 @@ async function gradcamWith(
       `layer ${layer} outputs shape [${info.shape!.join(', ')}], not feature maps [N, C, H, W]; Grad-CAM needs a convolutional layer (\`featscope layers\` shows shapes)`,
     );
   fs.mkdirSync(out, { recursive: true });
-  const options = { layer, classes: o.classes, resize, colormap, saliency: o.saliency, samples: o.samples };
+  const options = {
+    layer,
+    classes: o.classes,
+    resize,
+    colormap,
+    saliency: o.saliency,
+    samples: o.samples,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.sanity ? { sanity: true } : {}),
+  };
   const signature = await runSignature(model, { ...options, top, flow: o.flow });
+  const metricBackoff = newBackoff(32);
   const indexOf = new Map(o.inputs.map((input, i) => [input.source, i]));
   const classOf = (source: string) =>
     o.classes && (o.classes.length > 1 ? o.classes[indexOf.get(source)!] : o.classes[0]);
@@ -223,7 +304,7 @@ async function gradcamWith(
   const picture = (input: InputImage, suffix: string) => insideOut(out, `${input.name}.${suffix}`);
   const camSuffix = `gradcam-${layerFileNames([layer]).get(layer)!}.png`;
   const progress = new Progress({ total: o.inputs.length });
-  const outcome = await runBatches<GradcamRecord, { cams: GradCamOverlay[]; sals?: SaliencyOverlay[] }>({
+  const outcome = await runBatches<GradcamRecord, GradcamBatch>({
     inputs: o.inputs,
     out,
     batch: o.batch,
@@ -243,9 +324,37 @@ async function gradcamWith(
       const sals = o.saliency
         ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
         : undefined;
-      return { cams, sals };
+      const checks: Checks = {};
+      if (o.metrics || o.sanity) {
+        const targets = cams.map((r) => r.target.class);
+        const n = cams.length;
+        const { width: cw, height: ch } = cams[0].heatmap;
+        const camMaps = { data: new Float32Array(n * cw * ch), shape: [n, ch, cw] };
+        cams.forEach((r, i) => camMaps.data.set(r.heatmap.data, i * cw * ch));
+        const salMaps = sals && {
+          data: new Float32Array(sals.reduce((s, r) => s + r.values.length, 0)),
+          shape: [n, b.shape[2], b.shape[3]],
+        };
+        sals?.forEach((r, i) => salMaps!.data.set(r.values, i * r.values.length));
+        const salTargets = sals?.map((r) => r.target.class);
+        if (o.metrics) {
+          const opts = { metrics: o.metrics, backoff: metricBackoff };
+          checks.evalCam = await evaluateSaliency(m, b, camMaps, { ...opts, classes: targets });
+          if (salMaps) checks.evalSal = await evaluateSaliency(m, b, salMaps, { ...opts, classes: salTargets });
+        }
+        if (o.sanity) {
+          checks.sanityCam = await randomisationCheck(m, b, gradCamExplainer(layer, targets));
+          if (sals)
+            checks.sanitySal = await randomisationCheck(
+              m,
+              b,
+              saliencyExplainer({ method: o.saliency, samples: o.samples, classes: salTargets }),
+            );
+        }
+      }
+      return { cams, sals, checks };
     },
-    async handle(input, _dir, _image, { cams, sals }, i) {
+    async handle(input, _dir, _image, { cams, sals, checks }, i) {
       const r = cams[i];
       const file = picture(input, camSuffix);
       await writeAtomic(file, r.png);
@@ -268,6 +377,37 @@ async function gradcamWith(
           method: sal.method,
           clipValue: sal.clipValue,
           completeness: sal.completeness,
+        };
+      }
+      const salName = sals ? `${o.saliencyName} saliency` : '';
+      if (checks.evalCam) {
+        const series = [{ name: 'Grad-CAM', evaluation: checks.evalCam.images[i] }];
+        if (checks.evalSal) series.push({ name: salName, evaluation: checks.evalSal.images[i] });
+        const chart = await renderCurvesChart(model.metadata, series, {
+          subject: path.basename(input.source),
+          className: `${r.target.name} (${r.target.class})`,
+          step: checks.evalCam.step,
+        });
+        const file = picture(input, 'metrics.png');
+        await writeAtomic(file, chart.png);
+        record.metrics = {
+          file: path.basename(file),
+          step: checks.evalCam.step,
+          gradcam: checks.evalCam.images[i],
+          ...(checks.evalSal ? { saliency: checks.evalSal.images[i] } : {}),
+        };
+      }
+      if (checks.sanityCam) {
+        const series = [{ name: `Grad-CAM (${layer})`, result: checks.sanityCam, image: i }];
+        if (checks.sanitySal) series.push({ name: salName, result: checks.sanitySal, image: i });
+        const chart = await renderSanityChart(model.metadata, series, { subject: path.basename(input.source) });
+        const file = picture(input, 'sanity.png');
+        await writeAtomic(file, chart.png);
+        record.sanity = {
+          file: path.basename(file),
+          seed: checks.sanityCam.seed,
+          gradcam: sanityRecord(checks.sanityCam, i),
+          ...(checks.sanitySal ? { saliency: sanityRecord(checks.sanitySal, i) } : {}),
         };
       }
       if (o.flow) {
@@ -298,7 +438,9 @@ async function gradcamWith(
     outcome,
   );
   const files = records.flatMap((r) =>
-    [r.file, r.saliency?.file, r.flow?.file].filter((f): f is string => f !== undefined).map((f) => path.join(out, f)),
+    [r.file, r.saliency?.file, r.flow?.file, r.metrics?.file, r.sanity?.file]
+      .filter((f): f is string => f !== undefined)
+      .map((f) => path.join(out, f)),
   );
   files.push(json);
   let report: string | undefined;
@@ -321,6 +463,11 @@ async function gradcamWith(
           png: await fs.promises.readFile(path.join(out, r.flow.file)),
           caption: 'Gradient flow: per-layer and per-weight gradient norms (log scale)',
         });
+      if (r.metrics)
+        images.push({
+          png: await fs.promises.readFile(path.join(out, r.metrics.file)),
+          caption: `Deletion / insertion: p(${r.target.name}) as pixels are deleted or inserted in the map's order`,
+        });
       sections.push({
         heading: path.basename(r.source),
         note: r.source,
@@ -330,6 +477,48 @@ async function gradcamWith(
           rows: r.predictions.map((p) => [`${p.name} (${p.class})`, p.probability]),
         },
       });
+      if (r.metrics) {
+        const rows: (string | number)[][] = [];
+        for (const [name, e] of [
+          ['Grad-CAM', r.metrics.gradcam],
+          [r.saliency?.method ?? 'saliency', r.metrics.saliency],
+        ] as const)
+          if (e) rows.push([name, e.deletion?.auc ?? '—', e.insertion?.auc ?? '—']);
+        sections.push({
+          heading: `${path.basename(r.source)} · deletion / insertion AUC`,
+          note: `class ${r.target.class}; ${r.metrics.step} pixels per step. Low deletion AUC and high insertion AUC: the map ranks the pixels the model uses first.`,
+          table: { head: ['map', 'deletion AUC', 'insertion AUC'], rows },
+        });
+      }
+      if (r.sanity) {
+        const s = r.sanity;
+        const verdict = (name: string, v: SanityRecord) =>
+          `${name}: ${v.fails ? 'FAILS' : 'passes'} (ρ = ${v.correlationAtHalf === null ? 'undefined' : v.correlationAtHalf.toFixed(3)} after the top half is randomised)`;
+        sections.push({
+          heading: `${path.basename(r.source)} · randomisation check${s.gradcam.fails || s.saliency?.fails ? ' · a map FAILS' : ''}`,
+          note: [verdict('Grad-CAM', s.gradcam), s.saliency ? verdict(r.saliency!.method, s.saliency) : '']
+            .filter(Boolean)
+            .join('; '),
+          images: [
+            {
+              png: await fs.promises.readFile(path.join(out, s.file)),
+              caption: 'Spearman correlation of |map| with the original after each cascade step',
+            },
+          ],
+          table: {
+            head: [
+              'layer randomised (with those above)',
+              'Grad-CAM ρ',
+              ...(s.saliency ? [`${r.saliency!.method} ρ`] : []),
+            ],
+            rows: s.gradcam.steps.map((st, k) => [
+              `${k === s.gradcam.half ? '▶ ' : ''}${st.layer}`,
+              st.correlation ?? '—',
+              ...(s.saliency ? [s.saliency.steps[k].correlation ?? '—'] : []),
+            ]),
+          },
+        });
+      }
     }
     report = insideOut(out, 'report.html');
     await writeAnalysisReport(

@@ -6,9 +6,9 @@
  * Fault injection for tests (CPU machines have no CUDA to run out of): with
  * FEATSCOPE_TEST_OOM_ABOVE=N, a forward of more than N images fails with CUDA_OOM before it runs.
  */
-import { FeatscopeError } from '../errors';
-import type { Model } from '../model';
-import type { Capture } from '../types';
+import { FeatscopeError } from './errors';
+import type { Model } from './model';
+import type { Capture } from './types';
 
 export interface Backoff {
   /** The largest batch that runs; starts at --batch, halved on each CUDA_OOM. */
@@ -87,4 +87,29 @@ export function concatCaptures(parts: Capture[][]): Capture[] {
     }
     return { ...first, shape: [pieces.reduce((s, p) => s + p.shape[0], 0), ...first.shape.slice(1)], data };
   });
+}
+
+/**
+ * Rows [0, n) in consecutive chunks of at most `state.limit`, each given to `run(start, size)`;
+ * a chunk that fails with CUDA_OOM is retried at half the size (the same back-off as captures).
+ */
+export async function inChunksWithBackoff(
+  n: number,
+  state: Backoff,
+  run: (start: number, size: number) => Promise<void>,
+): Promise<void> {
+  for (let start = 0; start < n;) {
+    const size = Math.min(state.limit, n - start);
+    try {
+      injectedOom(size);
+      await run(start, size);
+      start += size;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CUDA_OOM' || size === 1) throw err;
+      const to = Math.max(1, Math.floor(size / 2));
+      state.events.push({ images: size, from: size, to, message: (err as Error).message.split('\n')[0] });
+      process.stderr.write(`featscope: CUDA out of memory at a batch of ${size}; retrying it in batches of ${to}\n`);
+      state.limit = to;
+    }
+  }
 }
