@@ -12,7 +12,7 @@ import { parseColor } from '../render/color';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type Prediction, topPredictions } from './common';
-import { BANNER_HEIGHT, INK, drawBanner } from './draw';
+import { BANNER_HEIGHT, INK, drawBanner, fitText } from './draw';
 import { displayPhoto, frameHeatmap, upscale } from './gradcam';
 
 export const ATTENTION_SUFFIX = '.weights';
@@ -170,7 +170,7 @@ export async function attentionOverlaysOf(
       range: [0, 1],
     });
     const framed = await frameHeatmap(model, overlay, {
-      title: `Attention rollout · ${rolled.length} layer(s), heads averaged, 0.5·A + 0.5·I`,
+      title: `Attention rollout · ${rolled.length} layer${rolled.length === 1 ? '' : 's'} (head mean)`,
       target,
       colormap,
       scale: ['0', mx.toPrecision(3), "class token's rolled-out attention to each patch"],
@@ -207,16 +207,21 @@ async function headStrip(
   const cols = Math.min(maps.length, 6);
   const rows = Math.ceil(maps.length / cols);
   const labelH = 34;
-  const titleH = 30;
+  const titleH = 44;
   const width = Math.max(cols * (small.width + 8) + 8, 420);
   const height = BANNER_HEIGHT + titleH + rows * (small.height + labelH);
   const canvas: RgbCanvas = { data: Buffer.alloc(width * height * 3, 255), width, height };
   await drawBanner(canvas, model.metadata);
   const ink = parseColor(INK, 'ink');
-  await drawText(canvas, [{ text: `Class-token attention per head · ${layer}`, x: 10, y: BANNER_HEIGHT + 20 }], {
+  await drawText(canvas, [{ text: 'Class-token attention per head', x: 10, y: BANNER_HEIGHT + 18 }], {
     size: 13,
     colour: ink,
     bold: true,
+    anchor: 'start',
+  });
+  await drawText(canvas, [{ text: fitText(layer, 11, width - 20), x: 10, y: BANNER_HEIGHT + 35 }], {
+    size: 11,
+    colour: ink,
     anchor: 'start',
   });
   for (const [k, m] of maps.entries()) {

@@ -17,6 +17,7 @@ Commands:
   export <images>...        layer outputs as .npy files for numpy
   gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
                             --saliency gradient|smoothgrad|ig for input saliency maps
+  attention <images>...     ViT attention: rollout and per-head class-token attention overlays
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
@@ -56,6 +57,7 @@ const COMMANDS: Record<string, Command> = {
   render: lazy(() => (require('./render') as typeof import('./render')).render),
   export: lazy(() => (require('./export') as typeof import('./export')).exportCommand),
   gradcam: lazy(() => (require('./gradcam') as typeof import('./gradcam')).gradcam),
+  attention: lazy(() => (require('./attention') as typeof import('./attention')).attention),
   weights: lazy(() => (require('./weights') as typeof import('./weights')).weights),
   attack: lazy(() => (require('./attack') as typeof import('./attack')).attack),
   stats: lazy(() => (require('./stats') as typeof import('./stats')).stats),
