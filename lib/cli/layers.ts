@@ -44,7 +44,15 @@ export async function layers(argv: string[]): Promise<number> {
     // A module called in a loop: the calls one forward of this input made, marked.
     const calls = (l: (typeof list)[number]) =>
       l.inLoop ? `${l.outputShapes?.length ?? l.calls} (loop)` : String(l.calls);
-    const rows = list.map((l) => [l.name, l.type, calls(l), (l.outputShapes ?? []).map(shape).join(' ') || '-']);
+    // Transformer outputs: the layout and the [N, C, H, W] maps featscope shows (class token dropped).
+    const maps = (l: (typeof list)[number]) =>
+      l.layout && l.mapShapes ? ` ${l.layout} -> maps ${l.mapShapes.map(shape).join(' ')}` : '';
+    const rows = list.map((l) => [
+      l.name,
+      l.type,
+      calls(l),
+      ((l.outputShapes ?? []).map(shape).join(' ') || '-') + maps(l),
+    ]);
     const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]) =>
