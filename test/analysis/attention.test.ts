@@ -117,3 +117,30 @@ test('Grad-CAM on a token layer drops the class token and equals Python (reshape
 test('attention weights of a module that is not MultiheadAttention are an unknown layer', async () => {
   await expect(model.capture(x, `${L0}.mlp.weights`)).rejects.toMatchObject({ code: 'UNKNOWN_LAYER' });
 });
+
+test('featscope attention writes the rollout and per-head pictures, and refuses a CNN with NOT_A_TRANSFORMER', () => {
+  const out = fs.mkdtempSync(path.join(CACHE, 'attention-cli-'));
+  const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
+  const dog = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
+  try {
+    execFileSync(process.execPath, [cli, 'attention', dog, '-m', VIT, '--layers', `${L0}.self_attention`, '-o', out], {
+      stdio: 'pipe',
+    });
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'attention.json'), 'utf8'));
+    const rec = JSON.stringify(json);
+    expect(rec).toContain('dog.attention-rollout.png');
+    expect(fs.readFileSync(path.join(out, 'dog.attention-rollout.png')).subarray(1, 4).toString()).toBe('PNG');
+    // Rollout up to the last layer asked for: only the first here.
+    expect(rec).toContain(`"layers":["${W0}"]`);
+    expect(fs.existsSync(path.join(out, `dog.attention-${W0}.png`))).toBe(true);
+    let stderr = '';
+    try {
+      execFileSync(process.execPath, [cli, 'attention', dog, '-o', out], { stdio: 'pipe' });
+    } catch (e) {
+      stderr = String((e as { stderr: Buffer }).stderr);
+    }
+    expect(stderr).toContain('NOT_A_TRANSFORMER');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 120_000);
