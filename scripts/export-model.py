@@ -395,6 +395,11 @@ def _init_deterministic(torch, model, seed):
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+        # torchvision's ViT starts its head at zero (all logits 0, no gradient reaches any layer):
+        # an untrained export gets a small random head instead, so that Grad-CAM has something to show.
+        if isinstance(m, torch.nn.Linear) and not m.weight.any():
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.02)
 
 
 def _token_layout(torch, model, arch, size):

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
 import { attentionRollout, attentionLayers, classTokenRow } from '../../lib/analysis/attention';
-import { CACHE, PYTHON, ROOT, maxAbsDiff, syntheticInput } from '../support/models';
+import { CACHE, MODELS, PYTHON, ROOT, ensureTestModels, maxAbsDiff, syntheticInput } from '../support/models';
 
 const VIT = path.join(CACHE, 'vit_small.pt');
 const L0 = 'encoder.layers.encoder_layer_0';
@@ -135,7 +135,8 @@ test('featscope attention writes the rollout and per-head pictures, and refuses 
     expect(fs.existsSync(path.join(out, `dog.attention-${W0}.png`))).toBe(true);
     let stderr = '';
     try {
-      execFileSync(process.execPath, [cli, 'attention', dog, '-o', out], { stdio: 'pipe' });
+      ensureTestModels();
+      execFileSync(process.execPath, [cli, 'attention', dog, '-m', MODELS.scripted, '-o', out], { stdio: 'pipe' });
     } catch (e) {
       stderr = String((e as { stderr: Buffer }).stderr);
     }
