@@ -126,7 +126,15 @@ export interface AttentionOverlay {
   heads: Array<{ layer: string; png: Buffer; maps: Float32Array[] }>;
 }
 
-const maxOf = (a: Float32Array) => a.reduce((m, v) => (v > m ? v : m), 0);
+function rangeOf(a: Float32Array): [number, number] {
+  let mn = Infinity;
+  let mx = -Infinity;
+  for (const v of a) {
+    if (v < mn) mn = v;
+    if (v > mx) mx = v;
+  }
+  return mn < mx ? [mn, mx] : [mn, mn + 1e-12];
+}
 
 /** Rollout and per-head class-token overlays for each image of a preprocessed batch. */
 export async function attentionOverlaysOf(
@@ -164,16 +172,14 @@ export async function attentionOverlaysOf(
     const predictions = res.output && res.output.shape.length === 2 ? topPredictions(model, res.output, i, options.top ?? 3) : [];
     const target = predictions[0] ?? { class: -1, name: 'n/a', probability: NaN };
     const map = rollout[i];
-    const mx = maxOf(map);
-    const overlay = await drawOverlay(photo, { data: map.map((v) => (mx > 0 ? v / mx : 0)), width: gw, height: gh }, {
-      colormap,
-      range: [0, 1],
-    });
+    const [mn, mx] = rangeOf(map);
+    // Colours span the map's own range (a near-uniform rollout would be one colour from 0).
+    const overlay = await drawOverlay(photo, { data: map, width: gw, height: gh }, { colormap, range: [mn, mx] });
     const framed = await frameHeatmap(model, overlay, {
       title: `Attention rollout · ${rolled.length} layer${rolled.length === 1 ? '' : 's'} (head mean)`,
       target,
       colormap,
-      scale: ['0', mx.toPrecision(3), "class token's rolled-out attention to each patch"],
+      scale: [mn.toPrecision(3), mx.toPrecision(3), "class token's rolled-out attention to each patch"],
       predictions,
     });
     const heads: AttentionOverlay['heads'] = [];
@@ -225,19 +231,16 @@ async function headStrip(
     anchor: 'start',
   });
   for (const [k, m] of maps.entries()) {
-    const mx = maxOf(m);
-    const ov = await drawOverlay(small, { data: m.map((v) => (mx > 0 ? v / mx : 0)), width: grid[1], height: grid[0] }, {
-      colormap,
-      range: [0, 1],
-    });
+    const [mn, mx] = rangeOf(m);
+    const ov = await drawOverlay(small, { data: m, width: grid[1], height: grid[0] }, { colormap, range: [mn, mx] });
     const x = 8 + (k % cols) * (small.width + 8);
     const y = BANNER_HEIGHT + titleH + Math.floor(k / cols) * (small.height + labelH);
     blit(canvas, ov, x, y);
-    await drawText(canvas, [{ text: `head ${k}: max ${mx.toPrecision(3)}`, x: x + small.width / 2, y: y + small.height + 14 }], {
+    await drawText(canvas, [{ text: `head ${k}: ${mn.toPrecision(2)} to ${mx.toPrecision(2)}`, x: x + small.width / 2, y: y + small.height + 14 }], {
       size: 11,
       colour: ink,
     });
-    await drawText(canvas, [{ text: '(colour: 0 to max)', x: x + small.width / 2, y: y + small.height + 27 }], {
+    await drawText(canvas, [{ text: '(colour: min to max)', x: x + small.width / 2, y: y + small.height + 27 }], {
       size: 9,
       colour: ink,
     });
