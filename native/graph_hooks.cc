@@ -57,7 +57,7 @@ struct Walker {
   Graph* graph;
   const std::set<std::string>* attention = nullptr;  // MultiheadAttention paths whose weights are captured
   std::unordered_set<Node*> weightCalls;             // the calls captureAttention inserted (not walked as calls)
-  std::unordered_map<Value*, std::string> paths;  // values that hold a module -> its path
+  std::unordered_map<Value*, std::string> paths;     // values that hold a module -> its path
   std::map<std::string, int> callCount;
   std::map<std::string, int> firstCall;
   std::set<std::string> looped;  // modules with a call inside a loop
@@ -299,7 +299,8 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
                   "or has none), so there is nothing to hook; export it without freezing (scripts/export-model.py)");
   for (const auto& name : attention)
     if (!w.callCount.count(name))
-      throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no attention weights to capture");
+      throw FsError("LAYER_NOT_CALLED",
+                    "layer " + name + " exists but the model's forward never calls it, so it has no attention weights to capture");
   for (const auto& name : modules)
     if (!w.callCount.count(name))
       throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no output to capture");

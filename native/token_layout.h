@@ -12,8 +12,8 @@
 namespace featscope {
 
 struct TokenLayout {
-  std::string layout;     // "NLD" (tokens), "NHWC" (channel-last maps), "" (none)
-  int64_t classTokens = 0;  // leading tokens that are not patches (NLD): dropped
+  std::string layout;                              // "NLD" (tokens), "NHWC" (channel-last maps), "" (none)
+  int64_t classTokens = 0;                         // leading tokens that are not patches (NLD): dropped
   std::vector<std::pair<int64_t, int64_t>> grids;  // the patch grids (rows, columns) the model's outputs use
 };
 

@@ -97,7 +97,11 @@ export function classTokenRow(
   const per = m.data.length / n;
   const [gh, gw] = grid;
   if (classTokens + gh * gw !== l)
-    throw invalidParameter('attention weights', `${classTokens} class token(s) + ${gh}x${gw} patches = ${classTokens + gh * gw} tokens`, l);
+    throw invalidParameter(
+      'attention weights',
+      `${classTokens} class token(s) + ${gh}x${gw} patches = ${classTokens + gh * gw} tokens`,
+      l,
+    );
   const out: Float32Array[] = [];
   for (let b = 0; b < n; b++) out.push(m.data.slice(b * per + row * l + classTokens, b * per + row * l + l));
   return out;
@@ -168,8 +172,10 @@ export async function attentionOverlaysOf(
   const out: AttentionOverlay[] = [];
   const [gh, gw] = grid;
   for (let i = 0; i < input.images.length; i++) {
-    const photo = resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
-    const predictions = res.output && res.output.shape.length === 2 ? topPredictions(model, res.output, i, options.top ?? 3) : [];
+    const photo =
+      resize === 'squash' ? await displayPhoto(images[i], displaySize) : await upscale(input.images[i], displaySize);
+    const predictions =
+      res.output && res.output.shape.length === 2 ? topPredictions(model, res.output, i, options.top ?? 3) : [];
     const target = predictions[0] ?? { class: -1, name: 'n/a', probability: NaN };
     const map = rollout[i];
     const [mn, mx] = rangeOf(map);
@@ -194,7 +200,12 @@ export async function attentionOverlaysOf(
       }
       heads.push({ layer, maps, png: await headStrip(model, photo, maps, grid, layer, colormap) });
     }
-    out.push({ source: input.images[i].source, predictions, rollout: { png: framed.png, map, grid, layers: rolled }, heads });
+    out.push({
+      source: input.images[i].source,
+      predictions,
+      rollout: { png: framed.png, map, grid, layers: rolled },
+      heads,
+    });
   }
   return out;
 }
@@ -236,10 +247,20 @@ async function headStrip(
     const x = 8 + (k % cols) * (small.width + 8);
     const y = BANNER_HEIGHT + titleH + Math.floor(k / cols) * (small.height + labelH);
     blit(canvas, ov, x, y);
-    await drawText(canvas, [{ text: `head ${k}: ${mn.toPrecision(2)} to ${mx.toPrecision(2)}`, x: x + small.width / 2, y: y + small.height + 14 }], {
-      size: 11,
-      colour: ink,
-    });
+    await drawText(
+      canvas,
+      [
+        {
+          text: `head ${k}: ${mn.toPrecision(2)} to ${mx.toPrecision(2)}`,
+          x: x + small.width / 2,
+          y: y + small.height + 14,
+        },
+      ],
+      {
+        size: 11,
+        colour: ink,
+      },
+    );
     await drawText(canvas, [{ text: '(colour: min to max)', x: x + small.width / 2, y: y + small.height + 27 }], {
       size: 9,
       colour: ink,

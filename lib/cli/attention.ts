@@ -117,7 +117,17 @@ export async function attention(argv: string[]): Promise<number> {
     for (const l of layers)
       if (!all.includes(l))
         throw usage(`--layers: ${l} is not an attention layer of this model; they are ${all.join(', ')}`, 'attention');
-    return await attentionWith(model, { inputs, layers, top, colormap, resize, batch, reportAssets, out, ...flags(values) });
+    return await attentionWith(model, {
+      inputs,
+      layers,
+      top,
+      colormap,
+      resize,
+      batch,
+      reportAssets,
+      out,
+      ...flags(values),
+    });
   } finally {
     model.dispose();
   }
@@ -231,7 +241,12 @@ async function attentionWith(
     report = insideOut(out, 'report.html');
     await writeAnalysisReport(
       report,
-      analysisPage(model, 'featscope attention', { layers: o.layers.join(', ') || 'last', images: o.inputs.length, resize }, sections),
+      analysisPage(
+        model,
+        'featscope attention',
+        { layers: o.layers.join(', ') || 'last', images: o.inputs.length, resize },
+        sections,
+      ),
       o.reportAssets,
     );
     files.push(report);

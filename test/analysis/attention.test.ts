@@ -34,15 +34,25 @@ function oracle(input: { data: Float32Array; shape: number[] }, layers: string[]
   try {
     const inPath = path.join(dir, 'input.f32');
     fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'attention_oracle.py'), VIT, inPath, input.shape.join(','), dir, ...layers], {
-      stdio: 'inherit',
-      env: { ...process.env, PYTHONPATH: path.join(ROOT, 'test', 'support') },
-    });
+    execFileSync(
+      PYTHON,
+      [path.join(ROOT, 'test', 'support', 'attention_oracle.py'), VIT, inPath, input.shape.join(','), dir, ...layers],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, PYTHONPATH: path.join(ROOT, 'test', 'support') },
+      },
+    );
     const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
       captures: Record<string, number[]>;
     };
-    const captures = new Map(Object.entries(index.captures).map(([k, shape]) => [k, { shape, data: read(dir, `${k}.f32`) }]));
-    return { captures, rollout: read(dir, 'rollout.f32'), gradcam: fs.existsSync(path.join(dir, 'gradcam.f32')) ? read(dir, 'gradcam.f32') : undefined };
+    const captures = new Map(
+      Object.entries(index.captures).map(([k, shape]) => [k, { shape, data: read(dir, `${k}.f32`) }]),
+    );
+    return {
+      captures,
+      rollout: read(dir, 'rollout.f32'),
+      gradcam: fs.existsSync(path.join(dir, 'gradcam.f32')) ? read(dir, 'gradcam.f32') : undefined,
+    };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -95,8 +105,12 @@ test('capturing the attention weights leaves the block outputs and the model out
     const plain = await model.forward(x, { layers: [L0, L1], optimize });
     const withWeights = await model.forward(x, { layers: [L0, W0, L1, W1], optimize });
     for (const name of [L0, L1])
-      expect(Buffer.compare(Buffer.from(plain.get(name).data.buffer), Buffer.from(withWeights.get(name).data.buffer))).toBe(0);
-    expect(Buffer.compare(Buffer.from(plain.output!.data.buffer), Buffer.from(withWeights.output!.data.buffer))).toBe(0);
+      expect(
+        Buffer.compare(Buffer.from(plain.get(name).data.buffer), Buffer.from(withWeights.get(name).data.buffer)),
+      ).toBe(0);
+    expect(Buffer.compare(Buffer.from(plain.output!.data.buffer), Buffer.from(withWeights.output!.data.buffer))).toBe(
+      0,
+    );
   }
   // And the output of a forward with no hooks at all.
   const bare = await model.forward(x, { optimize: false });
