@@ -9,10 +9,26 @@ export interface ModelMetadata {
   weights?: { source: string; trained: boolean };
   input?: { size: [number, number]; mean: [number, number, number]; std: [number, number, number] };
   classes?: string[];
+  /**
+   * Transformers: how token outputs lie on the image. 'NLD': ViT tokens [N, classTokens + gh*gw, D]
+   * (patch tokens row by row on the patch grid); 'NHWC': Swin's channel-last maps on `grids`.
+   * featscope shows such outputs as [N, C, H, W] maps (class token dropped, channels = D).
+   */
+  tokens?: TokenLayout;
   torch?: string;
   torchvision?: string;
   /** Set by the CLI: the fields its --mean/--std/--size/--labels supplied or overrode. */
   commandLine?: Array<'mean' | 'std' | 'size' | 'labels'>;
+}
+
+export interface TokenLayout {
+  layout: 'NLD' | 'NHWC';
+  classTokens: number;
+  patchSize?: number;
+  /** [rows, columns] of each patch grid the outputs use (ViT: one; Swin: one per stage). */
+  grids: Array<[number, number]>;
+  /** 'MultiheadAttention': `<path>.weights` captures hold attention weights [N, heads, L, S]. */
+  attention?: string;
 }
 
 export function parseMetadata(raw: string): ModelMetadata {

@@ -50,6 +50,12 @@ export interface LayerInfo {
    * one as `<layer>:<key>`.
    */
   outputParts?: Record<string, number[]>[];
+  /**
+   * With `inputSize`, for a transformer's token outputs (model.metadata.tokens): 'tokens'
+   * ([N, 1+N', D]) or 'channels-last' ([N, H, W, C]), and the [N, C, H, W] maps captures show.
+   */
+  layout?: 'tokens' | 'channels-last';
+  mapShapes?: number[][];
 }
 
 /** Reductions done on the model's device before the copy to JS (CPU too). */
@@ -279,17 +285,20 @@ export class Model {
       ...l,
       outputShapes: l.outputShapes?.map((s) => [...s]),
       ...(l.outputParts ? { outputParts: l.outputParts.map((p) => ({ ...p })) } : {}),
+      ...(l.mapShapes ? { mapShapes: l.mapShapes.map((s) => [...s]) } : {}),
     }));
   }
 
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
-    const called = this.#layers.filter((l) => l.calls > 0).map((l) => l.name);
+    // nn.MultiheadAttention returns (output, weights): its `.weights` entry stands for it.
+    const called = this.#layers.filter((l) => l.calls > 0 && l.type !== 'MultiheadAttention').map((l) => l.name);
     // One forward of all layers: the exact graph (freezing it for a single run costs more than it saves).
     const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, {
       optimize: false,
     });
     const shapes = new Map<string, number[][]>();
     const parts = new Map<string, Record<string, number[]>[]>();
+    const maps = new Map<string, { layout: 'tokens' | 'channels-last'; shapes: number[][] }>();
     for (const c of res.captures) {
       const colon = c.name.indexOf(':');
       if (colon >= 0) {
@@ -300,14 +309,23 @@ export class Model {
         continue;
       }
       const list = shapes.get(c.layer) ?? [];
-      list[c.call] = c.shape;
+      list[c.call] = c.sourceShape ?? c.shape;
       shapes.set(c.layer, list);
+      if (c.layout) {
+        const m = maps.get(c.layer) ?? { layout: c.layout, shapes: [] };
+        m.shapes[c.call] = c.shape;
+        maps.set(c.layer, m);
+      }
     }
-    return this.#layers.map((l) => ({
-      ...l,
-      outputShapes: shapes.get(l.name) ?? [],
-      ...(parts.has(l.name) ? { outputParts: parts.get(l.name) } : {}),
-    }));
+    return this.#layers.map((l) => {
+      const m = maps.get(l.name);
+      return {
+        ...l,
+        outputShapes: shapes.get(l.name) ?? [],
+        ...(parts.has(l.name) ? { outputParts: parts.get(l.name) } : {}),
+        ...(m ? { layout: m.layout, mapShapes: m.shapes } : {}),
+      };
+    });
   }
 
   /**
@@ -370,7 +388,7 @@ export class Model {
     const { data, shape } = checkInput(input);
     this.#running++;
     try {
-      const r = await withStack(this.#native.gradcam(data, shape, layer, classes));
+      const r = await withStack(this.#native.gradcam(data, shape, layer, classes, this.metadata.tokens));
       return {
         shape: r.shape,
         data: r.data,
@@ -511,6 +529,8 @@ export class Model {
   ): Promise<ForwardResult> {
     const { data, shape } = checkInput(input);
     const reduce = checkCaptureOptions(options);
+    // Transformer outputs become [N, C, H, W] maps on the device, before any reduction.
+    if (this.metadata.tokens) reduce.tokens = this.metadata.tokens;
     if (options.optimize !== undefined && typeof options.optimize !== 'boolean')
       throw invalidParameter('optimize', 'a boolean', options.optimize);
     const optimize = options.optimize ?? true;

@@ -36,6 +36,7 @@ export interface NativeReduceOptions {
   by?: 'max' | 'mean';
   maxSize?: number;
   stats?: boolean;
+  tokens?: import('./metadata').TokenLayout;
 }
 
 export interface NativeModel {
@@ -67,6 +68,7 @@ export interface NativeModel {
     shape: number[],
     layer: string,
     classes: number[],
+    tokens?: import('./metadata').TokenLayout,
   ): Promise<{
     shape: number[];
     data: Float32Array;

@@ -36,4 +36,11 @@ export interface Capture {
   channels?: Int32Array;
   /** With `stats: true`. */
   stats?: CaptureStats;
+  /**
+   * A transformer output shown as maps (model.metadata.tokens): 'tokens' ([N, 1+N', D] with the
+   * class token dropped and the patch tokens on the patch grid) or 'channels-last' ([N, H, W, C]);
+   * `shape` is then [N, C, H, W] and `sourceShape` the module's own output shape.
+   */
+  layout?: 'tokens' | 'channels-last';
+  sourceShape?: number[];
 }

@@ -9,7 +9,8 @@ namespace featscope {
 
 ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool* usedDevice) {
   ReducedCapture r;
-  at::Tensor x = in;
+  at::Tensor x = tokensToMaps(in, spec.tokens, &r.layout);
+  if (!r.layout.empty()) r.sourceShape = in.sizes().vec();
   const bool any = spec.stats || spec.topK > 0 || !spec.channels.empty() || spec.maxSize > 0;
   if (any && x.dim() < 2)
     throw FsError("INVALID_ARGUMENT",
@@ -69,6 +70,7 @@ ReduceSpec readReduceSpec(Napi::Env env, Napi::Value v) {
   if (o.Has("by") && o.Get("by").IsString()) s.topByMean = o.Get("by").As<Napi::String>().Utf8Value() == "mean";
   if (o.Has("maxSize") && o.Get("maxSize").IsNumber()) s.maxSize = o.Get("maxSize").As<Napi::Number>().Int64Value();
   if (o.Has("stats")) s.stats = o.Get("stats").ToBoolean();
+  if (o.Has("tokens")) s.tokens = readTokenLayout(o.Get("tokens"));
   return s;
 }
 
@@ -88,6 +90,10 @@ Napi::Object captureToJs(Napi::Env env, TensorExporter& ex, const std::string& n
   o.Set("shape", shapeToJs(env, r.tensor.sizes()));
   o.Set("data", ex.toFloat32Array(r.tensor));
   if (r.channels.defined()) o.Set("channels", int32ToJs(env, r.channels));
+  if (!r.layout.empty()) {
+    o.Set("layout", r.layout);
+    o.Set("sourceShape", shapeToJs(env, c10::IntArrayRef(r.sourceShape)));
+  }
   if (r.statsMax.defined()) {
     Napi::Object s = Napi::Object::New(env);
     s.Set("max", ex.toFloat32Array(r.statsMax));

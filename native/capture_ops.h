@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "token_layout.h"
+
 namespace featscope {
 
 struct ReduceSpec {
@@ -14,12 +16,15 @@ struct ReduceSpec {
   bool topByMean = false;         // score: spatial mean (else spatial max)
   int64_t maxSize = 0;            // > 0: area-downsample maps so that max(H, W) <= maxSize
   bool stats = false;             // per-channel max, mean and argmax over all channels
+  TokenLayout tokens;             // transformer outputs become [N, C, H, W] maps first (token_layout.h)
 };
 
 struct ReducedCapture {
   at::Tensor tensor;                            // host float32
   at::Tensor channels;                          // host int32 [N, k] when channels were selected
   at::Tensor statsMax, statsMean, statsArgmax;  // host [N, C]
+  std::string layout;                           // "tokens" / "channels-last" when reshaped into maps
+  std::vector<int64_t> sourceShape;             // then: the module's own output shape
 };
 
 ReducedCapture reduceCapture(const at::Tensor& x, const ReduceSpec& spec, bool* usedDevice);

@@ -40,6 +40,7 @@ inline constexpr const char* kErrorCodes[] = {
     "NATIVE_LOAD_FAILED",
     "NOTEBOOK_UNAVAILABLE",
     "NOT_A_CLASSIFIER",
+    "NOT_A_TRANSFORMER",
     "NOT_FEATURE_MAPS",
     "NOT_FOUND",
     "NOT_SUPPORTED_PT2",

@@ -17,6 +17,7 @@
 #include <regex>
 #include <unordered_map>
 
+#include "attention_hooks.h"
 #include "errors.h"
 #include "structured.h"
 
@@ -55,7 +56,9 @@ struct Walker {
   const std::set<std::string>& wanted;
   bool recordCaptures;  // false: only count calls (listLayers)
   Graph* graph;
-  std::unordered_map<Value*, std::string> paths;  // values that hold a module -> its path
+  const std::set<std::string>* attention = nullptr;  // MultiheadAttention paths whose weights are captured
+  std::unordered_set<Node*> weightCalls;             // the calls captureAttention inserted (not walked as calls)
+  std::unordered_map<Value*, std::string> paths;     // values that hold a module -> its path
   std::map<std::string, int> callCount;
   std::map<std::string, int> firstCall;
   std::set<std::string> looped;  // modules with a call inside a loop
@@ -72,9 +75,25 @@ struct Walker {
 
   bool hasWantedDescendant(const std::string& path) const {
     // wanted is ordered: the first name >= path+"." tells.
-    if (path.empty()) return !wanted.empty();
+    if (path.empty()) return !wanted.empty() || (attention && !attention->empty());
     auto it = wanted.lower_bound(path + ".");
-    return it != wanted.end() && isStrictAncestor(path, *it);
+    if (it != wanted.end() && isStrictAncestor(path, *it)) return true;
+    if (!attention) return false;
+    auto at = attention->lower_bound(path + ".");
+    return at != attention->end() && isStrictAncestor(path, *at);
+  }
+
+  // The weights of a MultiheadAttention call, from a second call inserted after it (attention_hooks.h).
+  void captureAttention(Node* n, const std::string& path, int k, bool inLoop, const std::optional<c10::Symbol>& unsupported) {
+    const std::string layer = path + kAttentionWeightsSuffix;
+    if (unsupported)
+      throw FsError("UNSUPPORTED_GRAPH", "cannot capture " + layer + ": the model calls " + path + " inside a " +
+                                             std::string(unsupported->toQualString()) + " block, which featscope does not hook");
+    Value* weights = insertAttentionWeightsCall(*graph, n, path);
+    weightCalls.insert(n->next());
+    torch::jit::WithInsertPoint ip(weights->node()->next());
+    Value* c = graph->insert(c10::aten::clone, {weights});
+    captures.push_back({c->node(), {layer, k, k == 0 ? layer : layer + "#" + std::to_string(k)}, inLoop});
   }
 
   void walk(Block* block) {
@@ -86,7 +105,7 @@ struct Walker {
           auto ct = n->output()->type()->cast<c10::ClassType>();
           if (ct && ct->is_module()) paths[n->output()] = joinPath(it->second, n->s(attr::name));
         }
-      } else if (n->kind() == prim::CallMethod) {
+      } else if (n->kind() == prim::CallMethod && !weightCalls.count(n)) {
         auto it = paths.find(n->input(0));
         if (it != paths.end()) {
           const std::string path = it->second;
@@ -130,6 +149,7 @@ struct Walker {
                 captures.push_back({c->node(), {path, k, k == 0 ? path : path + "#" + std::to_string(k)}, inLoop});
               }
             }
+            if (recordCaptures && attention && attention->count(path)) captureAttention(n, path, k, inLoop, unsupported);
           }
           // Inline calls on the way to a wanted module: a wanted descendant's call, or a helper
           // method (ResNet's _forward_impl) of a module that is wanted or holds wanted ones.
@@ -287,7 +307,9 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
   std::shared_ptr<Graph> graph = forward.graph()->copy();
 
-  Walker w{wanted, true, graph.get()};
+  std::set<std::string> modules, attention;
+  splitAttentionNames(module, wanted, modules, attention);
+  Walker w{modules, true, graph.get(), &attention};
   w.paths[graph->inputs().at(0)] = "";
   w.walk(graph->block());
 
@@ -295,7 +317,11 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
     throw FsError("MODEL_FROZEN",
                   "the model's forward calls no submodules (it was frozen with torch.jit.freeze or optimize_for_inference, "
                   "or has none), so there is nothing to hook; export it without freezing (scripts/export-model.py)");
-  for (const auto& name : wanted)
+  for (const auto& name : attention)
+    if (!w.callCount.count(name))
+      throw FsError("LAYER_NOT_CALLED",
+                    "layer " + name + " exists but the model's forward never calls it, so it has no attention weights to capture");
+  for (const auto& name : modules)
     if (!w.callCount.count(name))
       throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no output to capture");
 
@@ -541,6 +567,18 @@ std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<
   return out;
 }
 
+// Each called MultiheadAttention is followed by its `<path>.weights` capture (attention_hooks.h).
+static void addAttentionWeightLayers(std::vector<LayerInfo>& layers, const std::set<std::string>& modules) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].type != "MultiheadAttention" || layers[i].calls == 0) continue;
+    LayerInfo w = layers[i];
+    w.name += kAttentionWeightsSuffix;
+    if (modules.count(w.name)) continue;
+    w.type = "AttentionWeights";
+    layers.insert(layers.begin() + static_cast<std::ptrdiff_t>(++i), w);
+  }
+}
+
 std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
   std::set<std::string> all;
   std::vector<std::pair<std::string, std::string>> modules;  // name, type in definition order
@@ -568,6 +606,7 @@ std::vector<LayerInfo> listLayers(const torch::jit::Module& module) {
     int ao = a.order < 0 ? INT32_MAX : a.order, bo = b.order < 0 ? INT32_MAX : b.order;
     return ao < bo;
   });
+  addAttentionWeightLayers(out, all);
   return out;
 }
 

@@ -256,12 +256,14 @@ class ForwardWorker : public FsWorker {
 // graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
 class GradCamWorker : public FsWorker {
  public:
-  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes)
+  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes,
+                TokenLayout tokens)
       : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         layer_(std::move(layer)),
-        classes_(std::move(classes)) {}
+        classes_(std::move(classes)),
+        tokens_(std::move(tokens)) {}
 
  protected:
   void Run() override {
@@ -286,13 +288,19 @@ class GradCamWorker : public FsWorker {
           "LAYER_NOT_CALLED",
           "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken, or a loop that ran no iteration)");
     at::Tensor A = captured[0].tensor;
-    if (A.dim() != 4)
+    std::string kind;
+    const bool tokens = tokensToMaps(A, tokens_, &kind).defined() && !kind.empty();
+    if (A.dim() != 4 && !tokens)
       throw FsError("INVALID_ARGUMENT",
                     "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);
     at::Tensor cls = resolveClasses(logits, classes_);
     at::Tensor score = logits.gather(1, cls.view({n, 1})).sum();
     at::Tensor g = torch::autograd::grad({score}, {A})[0];
+    if (tokens) {  // a transformer's tokens as maps: the class token dropped (token_layout.h)
+      A = tokensToMaps(A, tokens_, &kind);
+      g = tokensToMaps(g, tokens_, &kind);
+    }
     at::Tensor alpha = g.mean({2, 3}, /*keepdim=*/true);
     at::Tensor cam = at::relu((alpha * A).sum(1)).detach();
     bool used = false;
@@ -317,6 +325,7 @@ class GradCamWorker : public FsWorker {
   JsInput in_;
   std::string layer_;
   std::vector<int64_t> classes_;
+  TokenLayout tokens_;
   at::Tensor cam_, classes_out_, probs_;
 };
 
@@ -475,7 +484,7 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
     Napi::Array a = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
   }
-  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes));
+  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]));
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -18,7 +18,9 @@ The batch dimension is dynamic; the spatial size is fixed at --size. A package i
 device: --device cpu (default) or --device cuda (needs a Python whose torch sees a CUDA GPU; run it
 on the GPU machine); featscope loads it on that device only.
 
---arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, ...), or a
+--arch        any torchvision classification model (resnet50, mobilenet_v2, vit_b_16, swin_t, ...),
+              vit_small (a small VisionTransformer for tests: 32 px, patch 8, 2 layers, 2 heads,
+              width 64; transformers also store their token layout, docs/api.md), or a
               segmentation model (fcn_resnet50, deeplabv3_resnet50, deeplabv3_mobilenet_v3_large,
               lraspp_mobilenet_v3_large) or detection model (fasterrcnn_resnet50_fpn,
               fasterrcnn_mobilenet_v3_large_320_fpn, retinanet_resnet50_fpn, ...): these are
@@ -80,7 +82,7 @@ def main(argv):
     ap.add_argument("--labels", help="text file, one class name per line")
     ap.add_argument("--mean", help="R,G,B normalisation mean (default ImageNet's 0.485,0.456,0.406)")
     ap.add_argument("--std", help="R,G,B normalisation std (default ImageNet's 0.229,0.224,0.225)")
-    ap.add_argument("--size", type=int, default=224, help="input side in pixels (default 224)")
+    ap.add_argument("--size", type=int, default=None, help="input side in pixels (default 224; vit_small: 32)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--script", action="store_true", help="torch.jit.script (default)")
     mode.add_argument("--trace", action="store_true", help="torch.jit.trace instead of torch.jit.script")
@@ -95,6 +97,8 @@ def main(argv):
     ap.add_argument("--device", choices=["cpu", "cuda"], default=None,
                     help="pt2 only: the device the package is compiled for (default cpu; cuda needs a GPU here)")
     args = ap.parse_args(argv)
+    if args.size is None:
+        args.size = VIT_SMALL["image_size"] if args.arch == "vit_small" else 224
 
     mean = _triple(args.mean, "--mean", IMAGENET_MEAN, positive=False)
     std = _triple(args.std, "--std", IMAGENET_STD, positive=True)
@@ -116,7 +120,7 @@ def main(argv):
     if structured_models.is_structured(torchvision, args.arch):
         return _export_structured(torch, torchvision, structured_models, args, mean, std, labels)
 
-    ctor = _constructor(torchvision, args.arch)
+    ctor = _constructor(torchvision, args.arch, args.size)
     torch.manual_seed(args.seed)
 
     categories = None
@@ -220,6 +224,9 @@ def main(argv):
     }
     if categories is not None:
         meta["classes"] = categories
+    tokens = _token_layout(torch, model, args.arch, args.size)
+    if tokens is not None:
+        meta["tokens"] = tokens
     _write_torchscript(torch, scripted, meta, args)
     if args.state_dict_out:
         torch.save(model.state_dict(), args.state_dict_out)
@@ -333,7 +340,21 @@ def _read_labels(path):
     return lines
 
 
-def _constructor(torchvision, arch):
+# A small VisionTransformer for tests: 4 x 4 patches of 8 px, 2 encoder layers of 2 heads, width 64.
+VIT_SMALL = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128)
+
+
+def _constructor(torchvision, arch, size=224):
+    if arch == "vit_small":
+        from torchvision.models.vision_transformer import VisionTransformer
+
+        def vit_small(weights=None, **kwargs):
+            return VisionTransformer(**{**VIT_SMALL, "image_size": size}, **kwargs)
+        return vit_small
+    if arch.startswith("vit_") and size != 224:
+        ctor = getattr(torchvision.models, arch, None)
+        if ctor is not None:
+            return lambda weights=None, **kw: ctor(weights=weights, image_size=size, **kw)
     names = sorted(torchvision.models.list_models(module=torchvision.models)) if hasattr(torchvision.models, "list_models") \
         else sorted(n for n in dir(torchvision.models) if n[:1].islower() and callable(getattr(torchvision.models, n)))
     if arch not in names:
@@ -460,6 +481,35 @@ def _init_deterministic(torch, model, seed):
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+        # torchvision's ViT starts its head at zero (all logits 0, no gradient reaches any layer):
+        # an untrained export gets a small random head instead, so that Grad-CAM has something to show.
+        if isinstance(m, torch.nn.Linear) and not m.weight.any():
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.02)
+
+
+def _token_layout(torch, model, arch, size):
+    """How a transformer's token outputs map onto the image, for featscope's maps (docs/api.md):
+    ViT: [B, 1 + N, D] with a class token first, then the patch tokens row by row on the patch grid;
+    Swin: channel-last [B, H, W, C] maps on the grids of its stages (patch grid, then halved)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+    if isinstance(model, VisionTransformer):
+        g = size // model.patch_size
+        return {"layout": "NLD", "classTokens": 1, "patchSize": model.patch_size, "grids": [[g, g]],
+                "attention": "MultiheadAttention"}
+    try:
+        from torchvision.models.swin_transformer import SwinTransformer
+    except ImportError:
+        return None
+    if isinstance(model, SwinTransformer):
+        patch = model.features[0][0].stride[0]
+        g = size // patch
+        grids = []
+        while g >= 1 and len(grids) < 4:
+            grids.append([g, g])
+            g //= 2
+        return {"layout": "NHWC", "classTokens": 0, "patchSize": patch, "grids": grids}
+    return None
 
 
 def _imagenet_categories(torchvision):

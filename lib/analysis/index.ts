@@ -99,3 +99,12 @@ export type {
 } from './faithfulness';
 export { renderCurvesChart, renderSanityChart } from './faithfulness-chart';
 export type { CurveSeries, SanitySeries } from './faithfulness-chart';
+export {
+  ATTENTION_SUFFIX,
+  attentionLayers,
+  attentionOverlaysOf,
+  attentionRollout,
+  classTokenRow,
+  tokenGrid,
+} from './attention';
+export type { AttentionOverlay, AttentionOverlayOptions, AttentionWeights } from './attention';

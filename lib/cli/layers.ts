@@ -49,8 +49,12 @@ export async function layers(argv: string[]): Promise<number> {
       `{${Object.entries(p)
         .map(([k, s]) => `${k}: ${shape(s)}`)
         .join(', ')}}`;
+    // Transformer outputs: the layout and the [N, C, H, W] maps featscope shows (class token dropped).
+    const maps = (l: (typeof list)[number]) =>
+      l.layout && l.mapShapes ? ` ${l.layout} -> maps ${l.mapShapes.map(shape).join(' ')}` : '';
     const output = (l: (typeof list)[number]) =>
-      [...(l.outputShapes ?? []).map(shape), ...(l.outputParts ?? []).filter(Boolean).map(parts)].join(' ') || '-';
+      ([...(l.outputShapes ?? []).map(shape), ...(l.outputParts ?? []).filter(Boolean).map(parts)].join(' ') || '-') +
+      maps(l);
     const rows = list.map((l) => [l.name, l.type, calls(l), output(l)]);
     const header = ['layer', 'type', 'calls', `output (input ${size}x${size})`];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -20,6 +20,7 @@ Commands:
   predict <images>...       a segmentation/detection model's mask or boxes; --eigencam LAYER: EigenCAM
   gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
                             --saliency gradient|smoothgrad|ig for input saliency maps
+  attention <images>...     ViT attention: rollout and per-head class-token attention overlays
   weights                   weight histograms and statistics, first-conv filters as RGB tiles
   attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
   stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
@@ -63,6 +64,7 @@ const COMMANDS: Record<string, Command> = {
   export: lazy(() => (require('./export') as typeof import('./export')).exportCommand),
   gradcam: lazy(() => (require('./gradcam') as typeof import('./gradcam')).gradcam),
   predict: lazy(() => (require('./predict') as typeof import('./predict')).predict),
+  attention: lazy(() => (require('./attention') as typeof import('./attention')).attention),
   weights: lazy(() => (require('./weights') as typeof import('./weights')).weights),
   attack: lazy(() => (require('./attack') as typeof import('./attack')).attack),
   stats: lazy(() => (require('./stats') as typeof import('./stats')).stats),

@@ -300,7 +300,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     cache.get(`all|${index}|${img.id}`, async () => {
       const info = await layersOf(index);
       const names = info
-        .filter((l) => l.calls > 0 && !l.inLoop && l.outputShapes?.[0]?.length === 4)
+        .filter((l) => l.calls > 0 && !l.inLoop && (l.mapShapes ?? l.outputShapes)?.[0]?.length === 4)
         .map((l) => l.name);
       const x = await input(index, img);
       forwardCount++;
@@ -462,7 +462,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
           type: l.type,
           calls: l.calls,
           inLoop: l.inLoop === true,
-          shape: l.outputShapes?.[0] ?? null,
+          // Transformer token outputs: the [N, C, H, W] maps the captures hold (model.layers' mapShapes).
+          shape: l.mapShapes?.[0] ?? l.outputShapes?.[0] ?? null,
+          ...(l.layout ? { layout: l.layout, sourceShape: l.outputShapes?.[0] } : {}),
         })),
       );
     },

@@ -27,6 +27,15 @@ def load_twin(model_path):
         # The test models of make_test_models.py (their weights come from the file below).
         import make_test_models
         model = getattr(make_test_models, arch.split(":", 1)[1])()
+    elif arch == "vit_small" or (arch.startswith("vit_") and meta.get("input", {}).get("size", [224])[0] != 224):
+        # export-model.py's small VisionTransformer (or a ViT at another image size).
+        from torchvision.models.vision_transformer import VisionTransformer
+        size = meta["input"]["size"][0]
+        if arch == "vit_small":
+            model = VisionTransformer(image_size=size, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64,
+                                      mlp_dim=128, num_classes=state["heads.head.weight"].shape[0])
+        else:
+            model = getattr(torchvision.models, arch)(image_size=size)
     else:
         model = getattr(torchvision.models, arch)()
     model.load_state_dict(state)
