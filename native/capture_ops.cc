@@ -19,8 +19,8 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
   if (any) flat = x.dim() == 2 ? x.unsqueeze(-1) : x.flatten(2);
   if (spec.stats) {
     auto mx = flat.max(2);
-    r.statsMax = toHostFloat(std::get<0>(mx), usedDevice);
-    r.statsMean = toHostFloat(flat.mean(2), usedDevice);
+    r.statsMax = toHostFloat(std::get<0>(mx), usedDevice, /*pooled=*/true);
+    r.statsMean = toHostFloat(flat.mean(2), usedDevice, /*pooled=*/true);
     r.statsArgmax = std::get<1>(mx).to(at::kInt).to(at::kCPU);
   }
   const int64_t C = x.dim() >= 2 ? x.size(1) : 0;
@@ -49,7 +49,7 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
     int64_t h = std::max<int64_t>(1, std::lround(x.size(2) * s)), w = std::max<int64_t>(1, std::lround(x.size(3) * s));
     x = at::adaptive_avg_pool2d(x, {h, w});
   }
-  r.tensor = toHostFloat(x, usedDevice);
+  r.tensor = toHostFloat(x, usedDevice, /*pooled=*/true);
   return r;
 }
 
