@@ -617,7 +617,10 @@ export function checkInput(
       );
     return { data: data as Float32Array, shape: [...shape] };
   }
-  const norm = { mean: checkChannelValues('mean', mean, shape[1], false), std: checkChannelValues('std', std, shape[1], true) };
+  const norm = {
+    mean: checkChannelValues('mean', mean, shape[1], false),
+    std: checkChannelValues('std', std, shape[1], true),
+  };
   if (pixels) return { data: data as Uint8Array, shape: [...shape], norm };
   return { data: normalisePixels(data as Uint8Array, shape, norm), shape: [...shape] };
 }

@@ -129,7 +129,10 @@ export interface NativeBinding {
   /** Pooled and in-use bytes of the staging/arena pool, and bytes JS holds in exported arrays. */
   memoryStats(): NativeMemoryStats;
   /** Tests: how a libtorch exception of `kind` with `message` maps to a featscope code. */
-  _classifyError(kind: 'OutOfMemoryError' | 'Error' | 'runtime_error', message: string): { code: string; message: string };
+  _classifyError(
+    kind: 'OutOfMemoryError' | 'Error' | 'runtime_error',
+    message: string,
+  ): { code: string; message: string };
   /** The codes the addon may raise (native/error_codes.h). */
   errorCodes(): string[];
   /** When native runs are still busy: end the process with `code` after `ms` if they still are. */
