@@ -586,7 +586,7 @@ export function checkInput(
     const fix = Array.isArray(data) || ArrayBuffer.isView(data) ? ' (wrap it: new Float32Array(values))' : '';
     throw new FeatscopeError(
       'INVALID_INPUT',
-      `Expected a Float32Array (or a Uint8Array of pixels with mean and std) for input.data but received ${describe(data)}${fix}`,
+      `Expected a Float32Array for input.data but received ${describe(data)}${fix}; or pixels: a Uint8Array with input.mean and input.std (preprocess(..., { output: 'uint8' }))`,
     );
   }
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d))) {

@@ -16,7 +16,8 @@ std::string firstLines(const std::string& in) {
   std::string s = in;
   if (s.find("The following operation failed in the TorchScript interpreter") != std::string::npos) {
     size_t best = std::string::npos;
-    for (const char* tag : {"\nRuntimeError: ", "\nValueError: ", "\nTypeError: ", "\nIndexError: ", "\nAssertionError: "}) {
+    for (const char* tag : {"\nRuntimeError: ", "\nValueError: ", "\nTypeError: ", "\nIndexError: ", "\nAssertionError: ",
+                            "\ntorch.OutOfMemoryError: ", "\ntorch.cuda.OutOfMemoryError: ", "\nOutOfMemoryError: "}) {
       size_t p = s.rfind(tag);
       if (p != std::string::npos && (best == std::string::npos || p > best)) best = p;
     }

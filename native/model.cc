@@ -196,12 +196,24 @@ class ForwardWorker : public FsWorker {
     const auto el = hf->run(st_->module, x);
     bool usedDevice = false;
     DeviceSyncGuard syncOnFailure{&usedDevice, st_->device.index()};
+    // CUDA: the output and every capture go device-to-host into one pooled pinned arena, on the
+    // current stream, with one synchronisation. CPU: libtorch's storages are handed to JS as they
+    // are (no copy), unless FEATSCOPE_ARENA_ON_CPU=1 (tests of the arena path).
+    const bool arena = st_->device.is_cuda() || arenaOnCpu();
     if (el[0].isTensor()) {
-      output_ = toHostFloat(el[0].toTensor(), &usedDevice, /*pooled=*/true);
+      output_ = arena ? el[0].toTensor().to(at::kFloat) : toHostFloat(el[0].toTensor(), &usedDevice);
     } else {
       outputType_ = el[0].tagKind();
     }
-    for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice)});
+    for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice, arena)});
+    if (arena) {
+      std::vector<at::Tensor*> all{&output_};
+      for (auto& c : captures_)
+        for (at::Tensor* t : {&c.r.tensor, &c.r.statsMax, &c.r.statsMean}) all.push_back(t);
+      // Set first: a failure part-way must still synchronise before the arena can be reused.
+      if (st_->device.is_cuda()) usedDevice = true;
+      copyToArena(all, st_->device.is_cuda());
+    }
     if (usedDevice) torch::cuda::synchronize(st_->device.index());
   }
 
@@ -385,8 +397,9 @@ static std::vector<float> readTriple(Napi::Env env, Napi::Object o, const char* 
     Napi::Value e = a.Get(i);
     const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : std::nan("");
     if (!std::isfinite(d) || (std::string(key) == "std" && d <= 0))
-      throw makeJsError(env, "INVALID_INPUT", std::string("uint8 input: ") + key + "[" + std::to_string(i) + "] must be a finite number" +
-                                                   (std::string(key) == "std" ? " above 0" : ""));
+      throw makeJsError(env, "INVALID_INPUT",
+                        std::string("uint8 input: ") + key + "[" + std::to_string(i) + "] must be a finite number" +
+                            (std::string(key) == "std" ? " above 0" : ""));
     out.push_back(static_cast<float>(d));
   }
   return out;

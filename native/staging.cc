@@ -213,6 +213,61 @@ at::Tensor toDeviceInput(const at::Tensor& staged, const c10::Device& device, co
   return x.to(at::kFloat).div_(255).sub_(m).div_(s);
 }
 
+bool copyToArena(const std::vector<at::Tensor*>& tensors, bool pinned) {
+  constexpr size_t kAlign = 64;
+  // Tensors that are the same memory (ResNet's layer1 and layer1.1 return one tensor) share one
+  // copy, as they share one storage on the CPU path.
+  const std::vector<at::Tensor> src = [&] {
+    std::vector<at::Tensor> v;
+    for (at::Tensor* t : tensors) v.push_back(*t);
+    return v;
+  }();
+  const auto sameAs = [&](size_t i) -> size_t {
+    for (size_t j = 0; j < i; ++j)
+      if (src[j].defined() && src[j].data_ptr() == src[i].data_ptr() && src[j].sizes() == src[i].sizes() &&
+          src[j].strides() == src[i].strides() && src[j].scalar_type() == src[i].scalar_type())
+        return j;
+    return i;
+  };
+  size_t total = 0;
+  std::vector<size_t> offsets(src.size(), 0), first(src.size(), 0);
+  for (size_t i = 0; i < src.size(); ++i) {
+    first[i] = src[i].defined() ? sameAs(i) : i;
+    if (!src[i].defined() || first[i] != i) continue;
+    offsets[i] = total;
+    total += (static_cast<size_t>(src[i].numel()) * sizeof(float) + kAlign - 1) / kAlign * kAlign;
+  }
+  if (total == 0) return false;
+  at::Tensor arena = pooledHostTensor({static_cast<int64_t>(total)}, at::kByte, pinned);
+  char* base = static_cast<char*>(arena.data_ptr());
+  bool queued = false;
+  const auto fopts = at::TensorOptions().dtype(at::kFloat);
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (!src[i].defined()) continue;
+    if (first[i] != i) {
+      *tensors[i] = *tensors[first[i]];
+      continue;
+    }
+    // Each view is a storage of its own (one ArrayBuffer in JS); every view keeps the arena alive.
+    at::Tensor view = at::from_blob(
+        base + offsets[i], src[i].sizes(), [arena](void*) {}, fopts);
+    const bool device = !src[i].device().is_cpu();
+    // Non-blocking only into pinned memory; the caller synchronises once for all of them.
+    view.copy_(src[i], /*non_blocking=*/device && pinned);
+    queued = queued || device;
+    *tensors[i] = view;
+  }
+  return queued;
+}
+
+bool arenaOnCpu() {
+  static const bool on = [] {
+    const char* v = std::getenv("FEATSCOPE_ARENA_ON_CPU");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
+}
+
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const PoolStats s = poolStats();

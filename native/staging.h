@@ -40,6 +40,19 @@ at::Tensor stageHostCopy(const void* src, at::IntArrayRef shape, at::ScalarType 
 at::Tensor toDeviceInput(const at::Tensor& staged, const c10::Device& device, const std::vector<float>& mean,
                          const std::vector<float>& stdev);
 
+// The output arena of one forward: copies every tensor in `tensors` (any device, any float dtype)
+// into one pooled block, as float32 contiguous views of it, replacing each tensor by its view.
+// Undefined tensors are skipped. `pinned`: a pinned block (CUDA; the copies are queued on the
+// current stream, non-blocking, and the caller synchronises once); else a pageable one. The block
+// returns to the pool when the last view's storage is freed (JS collected or released every array
+// over it). Returns true when a device copy was queued.
+bool copyToArena(const std::vector<at::Tensor*>& tensors, bool pinned);
+
+// FEATSCOPE_ARENA_ON_CPU=1: CPU forwards copy their captures into an arena too, instead of handing
+// libtorch's storages over without a copy (slower; for tests of the arena code on machines
+// without a GPU).
+bool arenaOnCpu();
+
 // memoryStats() -> { pooledBytes, inUseBytes, capBytes, exportedBytes, exportedArrays, ... }
 Napi::Value MemoryStats(const Napi::CallbackInfo& info);
 

@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { FeatscopeError, loadModel, memoryStats, preprocess, type Model } from '../../lib';
 import { binding } from '../../lib/native';
-import { cpuModelForTests, PYTHON, ROOT, syntheticInput } from '../support/models';
+import { cpuModelForTests, MODELS, PYTHON, ROOT, syntheticInput } from '../support/models';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-staging-'));
 const FILES = {
@@ -158,8 +158,8 @@ test('release() frees output and captures at once and detaches their arrays; Sym
   expect(memoryStats().exportedBytes).toBe(base);
 });
 
-function poolChild(env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, ['--expose-gc', path.join(ROOT, 'test', 'support', 'pool-gc.js'), FILES.same], {
+function poolChild(env: NodeJS.ProcessEnv = {}, args: string[] = [FILES.same]) {
+  const r = spawnSync(process.execPath, ['--expose-gc', path.join(ROOT, 'test', 'support', 'pool-gc.js'), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',
@@ -203,6 +203,43 @@ test('FEATSCOPE_PINNED_POOL_MB caps the pool: a block past the cap is freed, not
   expect(s.again.blocksAllocated).toBe(2);
   expect(s.end.pooledBytes).toBe(0);
   expect(s.end.inUseBytes).toBe(0);
+}, 150_000);
+
+test('the output arena (the CUDA path, run on the CPU with FEATSCOPE_ARENA_ON_CPU=1) holds the same values in one pooled block, freed by release()', async () => {
+  const out = path.join(tmp, 'arena.bin');
+  const s = poolChild({ FEATSCOPE_ARENA_ON_CPU: '1' }, ['arena', MODELS.scripted, out]);
+  // This process hands libtorch's storages over as they are: the oracle for the arena copies.
+  const data = new Float32Array(4 * 3 * 112 * 112);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37);
+  const r = await resnet().forward(
+    { data, shape: [4, 3, 112, 112] },
+    { layers: ['conv1', 'layer1', 'layer1.1', 'layer4'], stats: true, optimize: false },
+  );
+  expect(s.names).toEqual(r.captures.map((c) => c.name));
+  const arrays = [r.output!.data];
+  for (const c of r.captures) arrays.push(c.data, c.stats!.max, c.stats!.mean);
+  expect(s.lengths).toEqual(arrays.map((a) => a.length));
+  const got = new Float32Array(new Uint8Array(fs.readFileSync(out)).buffer);
+  let at = 0;
+  for (const a of arrays) {
+    expect(
+      Buffer.from(got.buffer, at * 4, a.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)),
+    ).toBe(true);
+    at += a.length;
+  }
+  const total = arrays.reduce((n, a) => n + a.byteLength, 0);
+  const shared = r.get('layer1.1').data.byteLength;
+  r.release();
+  // layer1 and layer1.1 are one tensor: one copy, one buffer, as on the zero-copy path.
+  expect(s.sameBuffer).toBe(true);
+  const arenaBytes = s.held.inUseBytes - s.start.inUseBytes;
+  expect(arenaBytes).toBeGreaterThanOrEqual(total - shared);
+  expect(s.held.exportedBytes).toBe(total - shared);
+  expect(s.held.exportedBuffers).toBe(s.lengths.length - 1);
+  expect(s.releasedLengths.every((n: number) => n === 0)).toBe(true);
+  expect(s.released.inUseBytes).toBe(0);
+  expect(s.released.exportedBytes).toBe(0);
+  expect(s.released.pooledBytes).toBeGreaterThanOrEqual(arenaBytes);
 }, 150_000);
 
 test("libtorch's CUDA out-of-memory errors map to CUDA_OOM on 1.13 and 2.x alike", () => {

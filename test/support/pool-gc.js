@@ -4,6 +4,9 @@
 // pooled staging block itself: it returns to the pool when V8 collects the array, or at once on
 // release(). Prints one JSON line with memoryStats() at each step.
 //   node --expose-gc pool-gc.js IDENTITY_MODEL
+// With FEATSCOPE_ARENA_ON_CPU=1 and `arena RESNET OUT.bin`: one forward whose output and captures
+// (with stats) are copied into one arena; writes their bytes to OUT.bin for the parent to compare
+// with its own forward, and prints memoryStats() around release().
 const path = require('path');
 
 const root = path.resolve(__dirname, '..', '..');
@@ -25,7 +28,29 @@ async function collect() {
   }
 }
 
+async function arena(file, out) {
+  const model = await b.load(file, 'cpu', 'fast');
+  const shape = [4, 3, 112, 112];
+  const x = new Float32Array(4 * 3 * 112 * 112);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37);
+  const res = { start: b.memoryStats() };
+  const r = await model.forward(x, shape, ['conv1', 'layer1', 'layer1.1', 'layer4'], { stats: true }, false, false);
+  await settle();
+  res.held = b.memoryStats();
+  const arrays = [r.output.data];
+  for (const c of r.captures) arrays.push(c.data, c.stats.max, c.stats.mean);
+  res.names = r.captures.map((c) => c.name);
+  res.lengths = arrays.map((a) => a.length);
+  res.sameBuffer = r.captures[1].data.buffer === r.captures[2].data.buffer;
+  require('fs').writeFileSync(out, Buffer.concat(arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))));
+  r.release();
+  res.releasedLengths = arrays.map((a) => a.length);
+  res.released = b.memoryStats();
+  console.log(JSON.stringify(res));
+}
+
 (async () => {
+  if (process.argv[2] === 'arena') return arena(process.argv[3], process.argv[4]);
   const model = await b.load(process.argv[2], 'cpu', 'fast');
   const shape = [2, 3, 224, 224];
   const x = new Float32Array(2 * 3 * 224 * 224);
