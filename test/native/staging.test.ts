@@ -109,6 +109,12 @@ test('Uint8Array pixels normalised natively equal the float path of preprocess w
     peak = Math.max(peak, Math.abs(b.data[i]));
   }
   expect(worst).toBeLessThanOrEqual(1e-5 * Math.max(1, peak));
+  // gradcam normalises pixels in JS with preprocess's own table: the same input bit for bit.
+  const g1 = await resnet().gradcam(pixels, { layer: 'layer4' });
+  const g2 = await resnet().gradcam(floats, { layer: 'layer4' });
+  expect(Buffer.from(g1.data.buffer, g1.data.byteOffset, g1.data.byteLength)).toEqual(
+    Buffer.from(g2.data.buffer, g2.data.byteOffset, g2.data.byteLength),
+  );
 }, 120_000);
 
 test('a Uint8Array input needs mean and std per channel; a Float32Array refuses them', async () => {
