@@ -470,7 +470,8 @@ export class Model {
         `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`,
       );
     }
-    const release = () => res.release();
+    const nativeRelease = res.release;
+    const release = () => nativeRelease();
     return {
       output: res.output,
       captures,
