@@ -11,6 +11,7 @@
 // --threads N: intra-op threads on both sides (default: featscope's, i.e. FEATSCOPE_THREADS or libtorch's).
 // --folder N: photos in the folder case (default 44, copies of test/fixtures/images; 0 skips it).
 // --only folder: the folder case alone (also prints the CLI's CPU time per run).
+// --only staging: the batch-128 staging row alone (a JS array through a global average pool).
 // --pt2 FILE.pt2: also time captures from an AOTInductor package of the same model (libtorch >= 2.6;
 //   scripts/export-model.py FILE.pt2 --format pt2 --taps all), against the TorchScript path and
 //   Python hooks in the same alternating rounds.
@@ -63,7 +64,7 @@ function parseArgs(argv) {
         fs
           .readFileSync(__filename, 'utf8')
           .split('\n')
-          .slice(2, 13)
+          .slice(2, 14)
           .map((l) => l.replace(/^\/\/ ?/, ''))
           .join('\n'),
       );
@@ -73,8 +74,10 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.runs) || o.runs < 5) throw new Error(`--runs must be an integer >= 5, got ${o.runs}`);
   if (!Number.isInteger(o.rounds) || o.rounds < 1)
     throw new Error(`--rounds must be a positive integer, got ${o.rounds}`);
-  if (o.only !== null && o.only !== 'folder') throw new Error(`--only takes folder, got ${o.only}`);
+  if (o.only !== null && o.only !== 'folder' && o.only !== 'staging')
+    throw new Error(`--only takes folder or staging, got ${o.only}`);
   if (o.only === 'folder' && o.folder === 0) throw new Error('--only folder needs --folder N above 0');
+  if (o.only === 'staging') o.folder = 0;
   if (!Number.isInteger(o.folder) || o.folder < 0)
     throw new Error(`--folder must be a number of photos (0 skips the case), got ${o.folder}`);
   if (!Number.isInteger(o.threads) || o.threads < 0)
@@ -122,6 +125,25 @@ function ensureModel(o) {
   }
 }
 
+/** A scripted global average pool (models/global-avg-pool.pt), exported once with o.python. */
+function gapModel(o) {
+  const file = path.join(root, 'models', 'global-avg-pool.pt');
+  if (fs.existsSync(file)) return file;
+  const src = path.join(os.tmpdir(), `featscope-gap-${process.pid}.py`);
+  fs.writeFileSync(
+    src,
+    'import sys, torch\n' +
+      'class GlobalAvgPool(torch.nn.Module):\n' +
+      '    def forward(self, x):\n' +
+      '        return x.mean((2, 3))\n' +
+      'torch.jit.script(GlobalAvgPool()).save(sys.argv[1])\n',
+  );
+  const r = spawnSync(o.python, [src, file], { stdio: 'inherit' });
+  fs.rmSync(src, { force: true });
+  if (r.status !== 0) throw new Error(`bench: exporting ${file} with ${o.python} failed`);
+  return file;
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -137,13 +159,16 @@ async function samples(fn, n, warm) {
   for (let i = 0; i < warm; i++) await fn();
   const ts = [];
   ts.cpu = [];
+  ts.faults = [];
   for (let i = 0; i < n; i++) {
     const c = process.cpuUsage();
+    const f = process.resourceUsage().minorPageFault;
     const t = performance.now();
     await fn();
     ts.push(performance.now() - t);
     const d = process.cpuUsage(c);
     ts.cpu.push((d.user + d.system) / 1000);
+    ts.faults.push(process.resourceUsage().minorPageFault - f);
   }
   return ts;
 }
@@ -212,7 +237,12 @@ async function featscopeCases(o, pkg, x1) {
     photo_capture: () => model.capture(x, ['layer1.0.conv1']),
     photo_render: () => renderChannelGrid(cap, { channels: 16, colormap: 'viridis' }),
   };
-  return { model, info, cases };
+  // Batch 128 from a JS array through a global average pool: what staging the input costs (the
+  // copy into featscope's memory, and its page faults), with next to no compute after it.
+  const gap = await featscope.loadModel(gapModel(o), { device: o.device });
+  const input128 = { data: randomInput(128 * 3 * 224 * 224, 2), shape: [128, 3, 224, 224] };
+  cases.b128_staging_forward = () => gap.forward(input128);
+  return { model, info, cases, extraModels: [gap] };
 }
 
 /** python_peer.py --serve as a child process: one request at a time, one answer line each. */
@@ -282,6 +312,7 @@ async function measure(name, fsFn, peer, n, warm, rounds) {
   const fsTimes = [];
   const pyTimes = [];
   const fsCpu = [];
+  const fsFaults = [];
   const pyCpu = [];
   const per = Math.max(1, Math.ceil(n / rounds));
   await samples(fsFn, 0, warm);
@@ -291,6 +322,7 @@ async function measure(name, fsFn, peer, n, warm, rounds) {
       const ts = await samples(fsFn, per, 0);
       fsTimes.push(...ts);
       fsCpu.push(...ts.cpu);
+      fsFaults.push(...ts.faults);
     };
     const pyBlock = async () => {
       if (!peer) return;
@@ -306,7 +338,13 @@ async function measure(name, fsFn, peer, n, warm, rounds) {
       await fsBlock();
     }
   }
-  return { fs: med(fsTimes), py: peer ? med(pyTimes) : null, fsCpu: med(fsCpu), pyCpu: peer ? med(pyCpu) : null };
+  return {
+    fs: med(fsTimes),
+    py: peer ? med(pyTimes) : null,
+    fsCpu: med(fsCpu),
+    fsFaults: med(fsFaults),
+    pyCpu: peer ? med(pyCpu) : null,
+  };
 }
 
 const round = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
@@ -604,7 +642,7 @@ async function main() {
       `CUDA ${v.cuda.available ? `yes (${v.cuda.devices})` : 'no'}; ${os.cpus().length} CPUs; model ${path.relative(root, o.model) || o.model}`,
   );
 
-  const { model, info, cases } = await featscopeCases(o, pkg, x1);
+  const { model, info, cases, extraModels } = await featscopeCases(o, pkg, x1);
   let pt2Model = null;
   if (o.pt2) {
     // The same captures from the AOTInductor package: its taps are compiled graph outputs.
@@ -659,6 +697,7 @@ async function main() {
     ['batch_layer1_capture', few, 2, 'batch_layer1_stop'],
     ['batch_forward', few, 2],
     ['batch_optimized_forward', few, 2],
+    ['b128_staging_forward', few, 2, null],
     ['photo_png', few, 2],
   ];
   // The .pt2 rows time Python hooks (b1_four_layers) again in their own alternating rounds, and
@@ -685,18 +724,20 @@ async function main() {
     );
   }
   if (o.only === 'folder') plan.length = 0;
+  if (o.only === 'staging') plan.splice(0, plan.length, ...plan.filter(([name]) => name === 'b128_staging_forward'));
   try {
     for (const [name, n, warm, peerCase = name] of plan) {
       const usePeer = peer && peerCase && (py.cases || []).includes(peerCase) ? peer : null;
       const m = await measure(peerCase || name, cases[name], usePeer, n, warm, o.rounds);
       fsRes[`${name}_ms`] = m.fs;
       fsRes[`${name}_cpu_ms`] = m.fsCpu;
+      fsRes[`${name}_faults`] = m.fsFaults;
       if (usePeer) {
         py[`${name}_ms`] = m.py;
         py[`${name}_cpu_ms`] = m.pyCpu;
       }
       process.stdout.write(
-        `  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu})${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`,
+        `  ${name}: featscope ${m.fs} ms (CPU ${m.fsCpu}, ${m.fsFaults} minor page faults)${usePeer ? `, python ${m.py} ms (CPU ${m.pyCpu})` : ''}\n`,
       );
     }
     if (folder) {
@@ -733,6 +774,7 @@ async function main() {
   for (const part of ['preprocess', 'capture', 'render'])
     fsRes.photo_parts_ms[part] = med(await samples(cases[`photo_${part}`], 5, 1));
   model.dispose();
+  for (const m of extraModels) m.dispose();
   if (pt2Model) {
     pt2Model.dispose();
     const r = (a, b) => (fsRes[a] && b ? round(fsRes[a] / b) : null);

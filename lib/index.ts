@@ -4,7 +4,13 @@ export type { Capture, CaptureStats, TensorInput } from './types';
 export type { ModelMetadata } from './metadata';
 export { weightsLabel } from './metadata';
 export { preprocess, IMAGENET_MEAN, IMAGENET_STD, DEFAULT_MAX_INPUT_PIXELS } from './preprocess';
-export type { ImageSource, PreprocessOptions, PreprocessResult, PreprocessedImage } from './preprocess';
+export type {
+  ImageSource,
+  PreprocessOptions,
+  PreprocessResult,
+  PreprocessedImage,
+  PixelPreprocessResult,
+} from './preprocess';
 export * from './render';
 // The public grid is framed (weights banner + title) for captures from a model; it shadows lib/render's.
 export { renderChannelGrid } from './grid-api';
@@ -24,6 +30,8 @@ export type {
   Parameter,
 } from './model';
 export { versions } from './versions';
+export { memoryStats } from './memory';
+export type { MemoryStats } from './memory';
 export { setNumThreads, getNumThreads } from './threads';
 export { visualize, layerStatistics, renderImageLayers } from './visualize';
 export type {

@@ -108,6 +108,14 @@ export interface ForwardResult {
   cudaGraph: boolean;
   /** The capture named `name` (e.g. `layer4`, `layer1.0.relu#1`); throws if absent. */
   get(name: string): Capture;
+  /**
+   * Frees the output and all captures now instead of when their arrays are collected: the arrays
+   * are detached (length 0) and their memory (pooled pinned arenas on CUDA) goes back at once.
+   * Calling it again does nothing. Also `[Symbol.dispose]`, so `using r = await model.forward(x)`
+   * frees at the end of the block.
+   */
+  release(): void;
+  [Symbol.dispose](): void;
 }
 
 export interface GradCamResult {
@@ -221,6 +229,7 @@ export class Model {
   readonly #fallbacksNoted = new Set<string>();
   readonly #cudaGraphs: boolean;
   #disposed = false;
+  readonly #pixelsNative: boolean;
   #running = 0;
   /** Path, device ('cpu', 'cuda:0'), root module type and TF32 policy. */
   readonly path: string;
@@ -242,6 +251,8 @@ export class Model {
     this.type = info.type;
     this.precision = info.precision;
     this.format = info.format ?? 'torchscript';
+    // TorchScript models take Uint8Array pixels natively; .pt2 packages get them normalised in JS.
+    this.#pixelsNative = this.format === 'torchscript';
     this.metadata = parseMetadata(info.metadata);
     this.#layers = native.layers();
     this.#layerNames = new Set(this.#layers.map((l) => l.name));
@@ -527,7 +538,7 @@ export class Model {
     options: CaptureOptions,
     capturesOnly = false,
   ): Promise<ForwardResult> {
-    const { data, shape } = checkInput(input);
+    const { data, shape, norm } = checkInput(input, this.#pixelsNative);
     const reduce = checkCaptureOptions(options);
     // Transformer outputs become [N, C, H, W] maps on the device, before any reduction.
     if (this.metadata.tokens) reduce.tokens = this.metadata.tokens;
@@ -546,7 +557,7 @@ export class Model {
     let res;
     try {
       res = await withStack(
-        this.#native.forward(data, shape, base, reduce, optimize, capturesOnly, cudaGraphs),
+        this.#native.forward(data, shape, base, reduce, optimize, capturesOnly, norm, cudaGraphs),
         (msg) => `input of shape [${shape.join(', ')}] does not fit model ${this.path}: ${msg}`,
       );
     } finally {
@@ -595,12 +606,16 @@ export class Model {
         `layer call ${missing[0]} does not exist: ${missing[0].split('#')[0]} is called ${res.captures.filter((c) => c.layer === missing[0].split('#')[0]).length} time(s) per forward (calls are numbered from #0)`,
       );
     }
+    const nativeRelease = res.release;
+    const release = () => nativeRelease();
     return {
       output: res.output,
       value: res.outputValue ?? res.output,
       captures,
       optimized: res.optimized,
       cudaGraph: res.cudaGraph ?? false,
+      release,
+      [Symbol.dispose]: release,
       get(name: string): Capture {
         const c = captures.find((x) => x.name === name);
         if (!c)
@@ -681,19 +696,36 @@ function checkOptionsObject(where: string, options: unknown, known: readonly str
   checkKnownKeys(where, options as object, known);
 }
 
-/** Validates `{ data: Float32Array, shape: [N, C, H, W] }`. */
-export function checkInput(input: unknown): { data: Float32Array; shape: number[] } {
+/**
+ * Validates `{ data: Float32Array, shape: [N, C, H, W] }`, or pixels `{ data: Uint8Array, shape,
+ * mean, std }`. Pixels stay pixels when `pixels` is true (the addon normalises them on the model's
+ * device); otherwise they are normalised here, in the same float32 steps as preprocess().
+ */
+export function checkInput(
+  input: unknown,
+  pixels: true,
+): { data: Float32Array | Uint8Array; shape: number[]; norm?: { mean: number[]; std: number[] } };
+export function checkInput(input: unknown, pixels?: false): { data: Float32Array; shape: number[] };
+export function checkInput(
+  input: unknown,
+  pixels: boolean,
+): { data: Float32Array | Uint8Array; shape: number[]; norm?: { mean: number[]; std: number[] } };
+export function checkInput(
+  input: unknown,
+  pixels = false,
+): { data: Float32Array | Uint8Array; shape: number[]; norm?: { mean: number[]; std: number[] } } {
   if (!input || typeof input !== 'object')
     throw new FeatscopeError(
       'INVALID_INPUT',
       `Expected { data: Float32Array, shape: [N, C, H, W] } for input but received ${describe(input)}`,
     );
-  const { data, shape } = input as TensorInput;
-  if (!types.isFloat32Array(data)) {
+  const { data, shape, mean, std } = input as TensorInput;
+  const isPixels = types.isUint8Array(data);
+  if (!types.isFloat32Array(data) && !isPixels) {
     const fix = Array.isArray(data) || ArrayBuffer.isView(data) ? ' (wrap it: new Float32Array(values))' : '';
     throw new FeatscopeError(
       'INVALID_INPUT',
-      `Expected a Float32Array for input.data but received ${describe(data)}${fix}`,
+      `Expected a Float32Array for input.data but received ${describe(data)}${fix}; or pixels: a Uint8Array with input.mean and input.std (preprocess(..., { output: 'uint8' }))`,
     );
   }
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d))) {
@@ -716,7 +748,53 @@ export function checkInput(input: unknown): { data: Float32Array; shape: number[
       `input.data has ${data.length} values but input.shape [${shape.join(', ')}] needs ${n}`,
     );
   }
-  return { data, shape: [...shape] };
+  if (!isPixels) {
+    if (mean !== undefined || std !== undefined)
+      throw new FeatscopeError(
+        'INVALID_INPUT',
+        'input.mean and input.std go with a Uint8Array of pixels (preprocess(..., { output: "uint8" })); a Float32Array input is already normalised: drop them',
+      );
+    return { data: data as Float32Array, shape: [...shape] };
+  }
+  const norm = {
+    mean: checkChannelValues('mean', mean, shape[1], false),
+    std: checkChannelValues('std', std, shape[1], true),
+  };
+  if (pixels) return { data: data as Uint8Array, shape: [...shape], norm };
+  return { data: normalisePixels(data as Uint8Array, shape, norm), shape: [...shape] };
+}
+
+function checkChannelValues(what: 'mean' | 'std', v: unknown, channels: number, positive: boolean): number[] {
+  if (
+    !Array.isArray(v) ||
+    v.length !== channels ||
+    !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))
+  ) {
+    throw new FeatscopeError(
+      'INVALID_INPUT',
+      `Expected input.${what} to be ${channels} finite number(s)${positive ? ' above 0' : ''}, one per channel of a Uint8Array input, but received ${describe(v)}; preprocess(..., { output: 'uint8' }) sets it`,
+    );
+  }
+  return [...v];
+}
+
+/** (x / 255 - mean) / std in float32, as preprocess() computes the float input. */
+export function normalisePixels(
+  data: Uint8Array,
+  shape: number[],
+  norm: { mean: number[]; std: number[] },
+): Float32Array {
+  const out = new Float32Array(data.length);
+  const c = shape[1];
+  const plane = data.length / (shape[0] * c);
+  const table = new Float32Array(c * 256);
+  for (let k = 0; k < c; k++) {
+    const m = Math.fround(norm.mean[k]);
+    const sd = Math.fround(norm.std[k]);
+    for (let v = 0; v < 256; v++) table[k * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / sd);
+  }
+  for (let i = 0; i < data.length; i++) out[i] = table[(Math.floor(i / plane) % c) * 256 + data[i]];
+  return out;
 }
 
 function checkCaptureOptions(o: CaptureOptions): NativeReduceOptions {

@@ -28,6 +28,20 @@ export interface NativeForwardResult {
   cudaGraph?: boolean;
   /** Why this combination cannot be captured into a CUDA graph (it ran eagerly). */
   cudaGraphFallback?: string;
+  /** Frees the output and captures now, detaching their arrays. */
+  release(): void;
+}
+
+/** Bytes of featscope's memory pools (memoryStats()). */
+export interface NativeMemoryStats {
+  pooledBytes: number;
+  inUseBytes: number;
+  poolCapBytes: number;
+  blocksReused: number;
+  blocksAllocated: number;
+  pinnedFallbacks: number;
+  exportedBytes: number;
+  exportedBuffers: number;
 }
 
 export interface NativeReduceOptions {
@@ -53,13 +67,15 @@ export interface NativeModel {
     tapsFlag?: string;
   };
   forward(
-    data: Float32Array,
+    data: Float32Array | Uint8Array,
     shape: number[],
     layers: string[],
     reduce: NativeReduceOptions,
     optimize: boolean,
     /** The graph returns null for the output and does not run the layers after the last capture. */
     capturesOnly?: boolean,
+    /** Uint8Array pixels only: normalised on the model's device. */
+    norm?: { mean: number[]; std: number[] },
     /** CUDA graphs allowed (default true; ignored on the CPU and by .pt2 packages). */
     cudaGraphs?: boolean,
   ): Promise<NativeForwardResult>;
@@ -126,6 +142,13 @@ export interface NativeBinding {
   versions(): { libtorch: string; cxx11Abi: boolean; threads: number; parallel: string; jitCpuFusion: boolean };
   /** Storages handed to JS so far: without a copy, and copied (model- or caller-owned memory). */
   exportCounters(): { zeroCopy: number; copied: number };
+  /** Pooled and in-use bytes of the staging/arena pool, and bytes JS holds in exported arrays. */
+  memoryStats(): NativeMemoryStats;
+  /** Tests: how a libtorch exception of `kind` with `message` maps to a featscope code. */
+  _classifyError(
+    kind: 'OutOfMemoryError' | 'Error' | 'runtime_error',
+    message: string,
+  ): { code: string; message: string };
   /** The codes the addon may raise (native/error_codes.h). */
   errorCodes(): string[];
   /** When native runs are still busy: end the process with `code` after `ms` if they still are. */

@@ -37,6 +37,12 @@ export interface PreprocessOptions {
    * model file stores (scripts/export-model.py writes them); explicit options still win.
    */
   model?: { metadata: ModelMetadata };
+  /**
+   * 'float32' (default): the normalised tensor. 'uint8': the resized pixels (NCHW bytes) plus the
+   * mean and std; the model normalises them on its device ((x / 255 - mean) / std, equal to the
+   * float path within 1e-6), so 4x fewer bytes are copied into it.
+   */
+  output?: 'float32' | 'uint8';
 }
 
 /** The resized (and cropped) 8-bit RGB image that went into the tensor, for overlays. */
@@ -55,10 +61,21 @@ export interface PreprocessResult {
   images: PreprocessedImage[];
 }
 
+/** preprocess(..., { output: 'uint8' }): pixels, normalised by the model (forward and capture). */
+export interface PixelPreprocessResult {
+  /** NCHW bytes, 0..255. */
+  data: Uint8Array;
+  shape: [number, number, number, number];
+  /** Per-channel mean and std the model applies: (x / 255 - mean) / std. */
+  mean: number[];
+  std: number[];
+  images: PreprocessedImage[];
+}
+
 export { IMAGENET_MEAN, IMAGENET_STD };
 export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
 
-const KNOWN_OPTIONS = ['resize', 'size', 'mean', 'std', 'maxInputPixels', 'model'] as const;
+const KNOWN_OPTIONS = ['resize', 'size', 'mean', 'std', 'maxInputPixels', 'model', 'output'] as const;
 
 /**
  * Preprocess one image or a batch (array) into one normalised NCHW Float32Array.
@@ -67,8 +84,20 @@ const KNOWN_OPTIONS = ['resize', 'size', 'mean', 'std', 'maxInputPixels', 'model
  */
 export async function preprocess(
   input: ImageSource | readonly ImageSource[],
+  options: PreprocessOptions & { output: 'uint8' },
+): Promise<PixelPreprocessResult>;
+export async function preprocess(
+  input: ImageSource | readonly ImageSource[],
+  options?: PreprocessOptions & { output?: 'float32' },
+): Promise<PreprocessResult>;
+export async function preprocess(
+  input: ImageSource | readonly ImageSource[],
+  options?: PreprocessOptions,
+): Promise<PreprocessResult | PixelPreprocessResult>;
+export async function preprocess(
+  input: ImageSource | readonly ImageSource[],
   options: PreprocessOptions = {},
-): Promise<PreprocessResult> {
+): Promise<PreprocessResult | PixelPreprocessResult> {
   const opts = validateOptions(options);
   const items = Array.isArray(input) ? (input as readonly ImageSource[]) : [input as ImageSource];
   if (items.length === 0) {
@@ -82,7 +111,8 @@ export async function preprocess(
 
   const { size, mean, std } = opts;
   const plane = size * size;
-  const data = new Float32Array(items.length * 3 * plane);
+  const pixels = opts.output === 'uint8' ? new Uint8Array(items.length * 3 * plane) : null;
+  const data = pixels ? new Float32Array(0) : new Float32Array(items.length * 3 * plane);
   const images: PreprocessedImage[] = [];
   // Float32 arithmetic in torchvision's order: ToTensor divides by 255, Normalize subtracts and divides.
   // The result depends only on the byte and the channel: a 3 x 256 table.
@@ -109,10 +139,12 @@ export async function preprocess(
     for (let c = 0; c < 3; c++) {
       const out = base + c * plane;
       const t = c * 256;
-      for (let i = 0; i < plane; i++) data[out + i] = table[t + rgb[i * 3 + c]];
+      if (pixels) for (let i = 0; i < plane; i++) pixels[out + i] = rgb[i * 3 + c];
+      else for (let i = 0; i < plane; i++) data[out + i] = table[t + rgb[i * 3 + c]];
     }
     images.push({ rgb, width: size, height: size, source: label });
   }
+  if (pixels) return { data: pixels, shape: [items.length, 3, size, size], mean: [...mean], std: [...std], images };
   return { data, shape: [items.length, 3, size, size], images };
 }
 
@@ -147,7 +179,8 @@ export async function preprocessEach(
 ): Promise<Array<PreprocessResult | { error: unknown }>> {
   return mapLimited(items, PREPROCESS_CONCURRENCY, async (item) => {
     try {
-      return await preprocess(item, options);
+      // Float32 results (its callers batch them); `output` is not an option here.
+      return await preprocess(item, { ...options, output: 'float32' });
     } catch (error) {
       return { error };
     }
@@ -160,6 +193,7 @@ interface ValidOptions {
   mean: number[];
   std: number[];
   maxInputPixels: number;
+  output: 'float32' | 'uint8';
 }
 
 function validateOptions(options: PreprocessOptions): ValidOptions {
@@ -192,7 +226,9 @@ function validateOptions(options: PreprocessOptions): ValidOptions {
   if (!Number.isInteger(maxInputPixels) || maxInputPixels < 1) {
     throw invalidParameter('maxInputPixels', 'a positive integer', maxInputPixels);
   }
-  return { resize, size, mean, std, maxInputPixels };
+  const output = options.output ?? 'float32';
+  if (output !== 'float32' && output !== 'uint8') throw invalidParameter('output', "'float32' or 'uint8'", output);
+  return { resize, size, mean, std, maxInputPixels, output };
 }
 
 function checkTriple(option: string, value: unknown, positive: boolean): number[] {

@@ -1,7 +1,15 @@
-/** A batch of images as one NCHW float tensor. */
+/**
+ * A batch of images as one NCHW float tensor; or as NCHW pixels (a Uint8Array, 0..255, from
+ * preprocess(..., { output: 'uint8' })) with the per-channel `mean` and `std` the model applies on
+ * its device: (x / 255 - mean) / std.
+ */
 export interface TensorInput {
-  data: Float32Array;
+  data: Float32Array | Uint8Array;
   shape: [number, number, number, number] | number[];
+  /** Uint8Array input only: one value per channel. */
+  mean?: readonly number[];
+  /** Uint8Array input only: one value per channel, each above 0. */
+  std?: readonly number[];
 }
 
 /** Per-channel statistics computed on the model's device, over each channel's full map. */

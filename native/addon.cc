@@ -12,6 +12,7 @@
 #include "jit_settings.h"
 #include "model.h"
 #include "pt2_model.h"
+#include "staging.h"
 #include "tensor_bridge.h"
 #include "workers.h"
 
@@ -85,6 +86,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("exportCounters", Napi::Function::New(env, ExportCounters));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
+  exports.Set("_classifyError", Napi::Function::New(env, ClassifyErrorForTest));
   exports.Set("errorCodes", Napi::Function::New(env, ErrorCodes));
   exports.Set("armExitWatchdog", Napi::Function::New(env, ArmExitWatchdog));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));

@@ -222,7 +222,7 @@ class BackwardWorker : public FsWorker {
 Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  JsInput input = JsInput::read(info);
+  JsInput input = JsInput::read(info, st->device);
   std::set<std::string> names = readLayerNames(env, *st, info[2]);
   BackwardSpec spec;
   if (info[3].IsObject()) {

@@ -7,7 +7,8 @@
 
 namespace featscope {
 
-ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool* usedDevice) {
+ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool* usedDevice, bool deferHost) {
+  const auto toHost = [&](const at::Tensor& t) { return deferHost ? t.to(at::kFloat) : toHostFloat(t, usedDevice, /*pooled=*/true); };
   ReducedCapture r;
   at::Tensor x = tokensToMaps(in, spec.tokens, &r.layout);
   if (!r.layout.empty()) r.sourceShape = in.sizes().vec();
@@ -20,8 +21,8 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
   if (any) flat = x.dim() == 2 ? x.unsqueeze(-1) : x.flatten(2);
   if (spec.stats) {
     auto mx = flat.max(2);
-    r.statsMax = toHostFloat(std::get<0>(mx), usedDevice);
-    r.statsMean = toHostFloat(flat.mean(2), usedDevice);
+    r.statsMax = toHost(std::get<0>(mx));
+    r.statsMean = toHost(flat.mean(2));
     r.statsArgmax = std::get<1>(mx).to(at::kInt).to(at::kCPU);
   }
   const int64_t C = x.dim() >= 2 ? x.size(1) : 0;
@@ -50,7 +51,7 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
     int64_t h = std::max<int64_t>(1, std::lround(x.size(2) * s)), w = std::max<int64_t>(1, std::lround(x.size(3) * s));
     x = at::adaptive_avg_pool2d(x, {h, w});
   }
-  r.tensor = toHostFloat(x, usedDevice);
+  r.tensor = toHost(x);
   return r;
 }
 

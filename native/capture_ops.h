@@ -27,7 +27,9 @@ struct ReducedCapture {
   std::vector<int64_t> sourceShape;             // then: the module's own output shape
 };
 
-ReducedCapture reduceCapture(const at::Tensor& x, const ReduceSpec& spec, bool* usedDevice);
+// `deferHost`: leave tensor, statsMax and statsMean on the device (float32) for one arena copy of
+// the whole forward (copyToArena); channels and argmax still come to the host.
+ReducedCapture reduceCapture(const at::Tensor& x, const ReduceSpec& spec, bool* usedDevice, bool deferHost = false);
 ReduceSpec readReduceSpec(Napi::Env env, Napi::Value v);
 Napi::Int32Array int32ToJs(Napi::Env env, const at::Tensor& t);
 

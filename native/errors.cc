@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <cctype>
+
 #include "env_data.h"
 #include "error_codes.h"
 
@@ -14,7 +16,8 @@ std::string firstLines(const std::string& in) {
   std::string s = in;
   if (s.find("The following operation failed in the TorchScript interpreter") != std::string::npos) {
     size_t best = std::string::npos;
-    for (const char* tag : {"\nRuntimeError: ", "\nValueError: ", "\nTypeError: ", "\nIndexError: ", "\nAssertionError: "}) {
+    for (const char* tag : {"\nRuntimeError: ", "\nValueError: ", "\nTypeError: ", "\nIndexError: ", "\nAssertionError: ",
+                            "\ntorch.OutOfMemoryError: ", "\ntorch.cuda.OutOfMemoryError: ", "\nOutOfMemoryError: "}) {
       size_t p = s.rfind(tag);
       if (p != std::string::npos && (best == std::string::npos || p > best)) best = p;
     }
@@ -28,26 +31,50 @@ std::string firstLines(const std::string& in) {
 }
 }  // namespace
 
+bool isCudaOutOfMemoryMessage(const std::string& msg) {
+  // 1.13: "CUDA out of memory. Tried to allocate ..."; 2.x: c10::OutOfMemoryError with the same
+  // text, "CUDA error: out of memory" from a kernel launch or cuBLAS/cuDNN workspaces, and
+  // "out of memory" wrapped by the TorchScript interpreter (lower-case "cuda" in some paths).
+  std::string lower = msg;
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower.find("out of memory") == std::string::npos) return false;
+  return lower.find("cuda") != std::string::npos || lower.find("cublas_status_alloc_failed") != std::string::npos ||
+         lower.find("cudnn_status_alloc_failed") != std::string::npos;
+}
+
+namespace {
+ErrorInfo cudaOom(const std::string& prefix, const std::string& msg) {
+  return {"CUDA_OOM", prefix +
+                          "CUDA out of memory. Use a smaller batch, capture fewer layers or reduce them on the GPU "
+                          "(channels / maxSize options), or free GPU memory used by other processes. The model stays usable. "
+                          "libtorch said: " +
+                          msg};
+}
+}  // namespace
+
 ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, const std::string& context) {
   std::string prefix = context.empty() ? "" : context + ": ";
   try {
     std::rethrow_exception(ep);
   } catch (const FsError& e) {
     return {e.code, e.what()};
+  } catch (const c10::OutOfMemoryError& e) {
+    // 2.x throws its own type (a c10::Error); on a CUDA libtorch it is the caching allocator's.
+    std::string msg = firstLines(e.what_without_backtrace());
+    if (isCudaOutOfMemoryMessage(msg)) return cudaOom(prefix, msg);
+    return {"OUT_OF_MEMORY", prefix + msg};
   } catch (const c10::Error& e) {
     std::string msg = firstLines(e.what_without_backtrace());
-    if (msg.find("out of memory") != std::string::npos && msg.find("CUDA") != std::string::npos) {
-      return {"CUDA_OOM", prefix +
-                              "CUDA out of memory. Use a smaller batch, capture fewer layers or reduce them on the GPU "
-                              "(channels / maxSize options), or free GPU memory used by other processes. The model stays usable. "
-                              "libtorch said: " +
-                              msg};
-    }
+    if (isCudaOutOfMemoryMessage(msg)) return cudaOom(prefix, msg);
     return {fallbackCode, prefix + msg};
   } catch (const std::bad_alloc&) {
     return {"OUT_OF_MEMORY", prefix + "out of host memory"};
   } catch (const std::exception& e) {
-    return {fallbackCode, prefix + firstLines(e.what())};
+    // The TorchScript interpreter rethrows a CUDA OOM from inside a scripted call as a plain
+    // std::runtime_error carrying the message on some 2.x versions.
+    std::string msg = firstLines(e.what());
+    if (isCudaOutOfMemoryMessage(msg)) return cudaOom(prefix, msg);
+    return {fallbackCode, prefix + msg};
   } catch (...) {
     return {fallbackCode, prefix + "unknown native error"};
   }
@@ -70,6 +97,30 @@ Napi::Error makeListedJsError(Napi::Env env, const std::string& code, const std:
   Napi::Error err = Napi::Error::New(env, message);
   err.Set("code", Napi::String::New(env, code));
   return err;
+}
+
+Napi::Value ClassifyErrorForTest(const Napi::CallbackInfo& info) {
+  // How describeException maps a libtorch exception of the given kind and message, so the CUDA
+  // out-of-memory mapping can be tested without a GPU.
+  Napi::Env env = info.Env();
+  const std::string kind = info[0].ToString();
+  const std::string msg = info[1].ToString();
+  std::exception_ptr ep;
+  try {
+    if (kind == "OutOfMemoryError")
+      throw c10::OutOfMemoryError({__func__, __FILE__, __LINE__}, msg);
+    else if (kind == "Error")
+      throw c10::Error({__func__, __FILE__, __LINE__}, msg);
+    else
+      throw std::runtime_error(msg);
+  } catch (...) {
+    ep = std::current_exception();
+  }
+  ErrorInfo e = describeException(ep, "FORWARD_FAILED", "");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", e.code);
+  o.Set("message", e.message);
+  return o;
 }
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {

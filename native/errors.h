@@ -20,10 +20,17 @@ struct ErrorInfo {
 };
 ErrorInfo describeException(std::exception_ptr ep, const char* fallbackCode, const std::string& context);
 
+// True for libtorch's CUDA out-of-memory messages, all versions (mapped to CUDA_OOM).
+bool isCudaOutOfMemoryMessage(const std::string& msg);
+
 // Builds a JS FeatscopeError (or a plain Error before the class is registered). `code` must be
 // one of native/error_codes.h; any other becomes INTERNAL, naming the unlisted code.
 Napi::Error makeJsError(Napi::Env env, const std::string& code, const std::string& message);
 Napi::Error makeListedJsError(Napi::Env env, const std::string& code, const std::string& message);
+
+// _classifyError(kind: 'OutOfMemoryError' | 'Error' | 'runtime_error', message) -> { code, message }:
+// describeException's mapping, for tests.
+Napi::Value ClassifyErrorForTest(const Napi::CallbackInfo& info);
 
 // Registers the JS error class for the calling environment (called once from lib/native.ts).
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info);

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 
@@ -13,6 +14,7 @@
 #include "capture_ops.h"
 #include "env_data.h"
 #include "errors.h"
+#include "staging.h"
 #include "structured.h"
 #include "tensor_bridge.h"
 #include "workers.h"
@@ -196,13 +198,26 @@ class ForwardWorker : public FsWorker {
     at::Tensor x = in_.forForward(*st_);
     const auto el = st_->cudaGraphs.run(hf, st_->module, x, cudaGraphs_, &graphNote_);  // eager, or a CUDA graph replay
     bool usedDevice = false;
+    DeviceSyncGuard syncOnFailure{&usedDevice, st_->device.index()};
+    // CUDA: the output and every capture go device-to-host into one pooled pinned arena, on the
+    // current stream, with one synchronisation. CPU: libtorch's storages are handed to JS as they
+    // are (no copy), unless FEATSCOPE_ARENA_ON_CPU=1 (tests of the arena path).
+    const bool arena = st_->device.is_cuda() || arenaOnCpu();
     if (el[0].isTensor()) {
-      output_ = toHostFloat(el[0].toTensor(), &usedDevice);
+      output_ = arena ? el[0].toTensor().to(at::kFloat) : toHostFloat(el[0].toTensor(), &usedDevice);
     } else {
       outputType_ = el[0].tagKind();
       outputValue_ = toHostValue(el[0], &usedDevice);  // a dict, a tuple of lists of dicts, ... (structured.h)
     }
-    for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice)});
+    for (auto& c : unpackCaptures(*hf, el)) captures_.push_back({c.slot, reduceCapture(c.tensor, reduce_, &usedDevice, arena)});
+    if (arena) {
+      std::vector<at::Tensor*> all{&output_};
+      for (auto& c : captures_)
+        for (at::Tensor* t : {&c.r.tensor, &c.r.statsMax, &c.r.statsMean}) all.push_back(t);
+      // Set first: a failure part-way must still synchronise before the arena can be reused.
+      if (st_->device.is_cuda()) usedDevice = true;
+      copyToArena(all, st_->device.is_cuda());
+    }
     if (usedDevice) torch::cuda::synchronize(st_->device.index());
   }
 
@@ -228,6 +243,8 @@ class ForwardWorker : public FsWorker {
       caps.Set(i, captureToJs(env, ex, c.slot.name, c.slot.layer, c.slot.call, c.r));
     }
     res.Set("captures", caps);
+    // release(): frees the output and captures now (lib/model.ts: result.release, Symbol.dispose).
+    res.Set("release", ex.releaseFunction());
     res.Set("optimized", optimized_);
     if (!fallback_.empty()) res.Set("fallback", fallback_);
     res.Set("cudaGraph", graphNote_.replayed);
@@ -389,7 +406,26 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-JsInput JsInput::read(const Napi::CallbackInfo& info) {
+static std::vector<float> readTriple(Napi::Env env, Napi::Object o, const char* key, int64_t channels) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != static_cast<uint32_t>(channels))
+    throw makeJsError(env, "INVALID_INPUT",
+                      std::string("uint8 input needs ") + key + ": one number per channel (" + std::to_string(channels) + ")");
+  std::vector<float> out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : std::nan("");
+    if (!std::isfinite(d) || (std::string(key) == "std" && d <= 0))
+      throw makeJsError(env, "INVALID_INPUT",
+                        std::string("uint8 input: ") + key + "[" + std::to_string(i) + "] must be a finite number" +
+                            (std::string(key) == "std" ? " above 0" : ""));
+    out.push_back(static_cast<float>(d));
+  }
+  return out;
+}
+
+JsInput JsInput::read(const Napi::CallbackInfo& info, c10::Device device, int normArg) {
   Napi::Env env = info.Env();
   if (!info[1].IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
   Napi::Array a = info[1].As<Napi::Array>();
@@ -402,45 +438,46 @@ JsInput JsInput::read(const Napi::CallbackInfo& info) {
       throw makeJsError(env, "INVALID_INPUT", "input shape holds more than 2^53 values; no Float32Array is that long");
     n *= shape.back();
   }
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw makeJsError(env, "INVALID_INPUT", "input data must be a Float32Array");
-  Napi::Float32Array data = info[0].As<Napi::Float32Array>();
+  const bool isTyped = info[0].IsTypedArray();
+  const napi_typedarray_type type = isTyped ? info[0].As<Napi::TypedArray>().TypedArrayType() : napi_float32_array;
+  const bool pixels = isTyped && type == napi_uint8_array && normArg >= 0;
+  if (!isTyped || (type != napi_float32_array && !pixels))
+    throw makeJsError(env, "INVALID_INPUT",
+                      normArg >= 0 ? "input data must be a Float32Array or a Uint8Array of pixels" : "input data must be a Float32Array");
+  Napi::TypedArray data = info[0].As<Napi::TypedArray>();
   if (static_cast<int64_t>(data.ElementLength()) != n)
     throw makeJsError(env, "INVALID_INPUT",
                       "input data has " + std::to_string(data.ElementLength()) + " values but its shape needs " + std::to_string(n));
+  JsInput in;
+  if (pixels) {
+    if (shape.size() < 2) throw makeJsError(env, "INVALID_INPUT", "uint8 input needs a shape [N, C, ...]");
+    if (!info[normArg].IsObject()) throw makeJsError(env, "INVALID_INPUT", "uint8 input needs { mean, std }, one value per channel");
+    Napi::Object norm = info[normArg].As<Napi::Object>();
+    in.mean = readTriple(env, norm, "mean", shape[1]);
+    in.stdev = readTriple(env, norm, "std", shape[1]);
+  }
   // Copy now: the worker thread must not read memory JS can take away while it runs (a transfer
   // plus GC, or a resizable buffer shrunk mid-forward). ElementLength() was read just above, in
   // this same synchronous call, so the copy stays inside the buffer.
-  at::Tensor host;
+  const void* src = static_cast<const char*>(data.ArrayBuffer().Data()) + data.ByteOffset();
   try {
-    host = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+    in.host = stageHostCopy(src, shape, pixels ? at::kByte : at::kFloat, device);
   } catch (...) {
     ErrorInfo e = describeException(std::current_exception(), "INVALID_INPUT", "copying the input");
     throw makeJsError(env, e.code, e.message);
   }
-  if (n > 0) std::memcpy(host.data_ptr<float>(), data.Data(), static_cast<size_t>(n) * sizeof(float));
-  return JsInput{std::move(host), std::move(shape)};
-}
-
-// The caller's array on a CUDA device: staged through pinned memory from libtorch's caching host
-// allocator (a multi-threaded host copy, then DMA on the current stream) rather than a pageable
-// copy, which the driver stages itself at a fraction of the bandwidth. The staging block is not
-// reused until the copy has finished (copy_ records an event for it).
-static at::Tensor toDevice(const at::Tensor& host, c10::Device device) {
-  at::Tensor pinned = at::empty(host.sizes(), host.options().pinned_memory(true));
-  pinned.copy_(host);
-  return pinned.to(device, /*non_blocking=*/true);
+  in.shape = std::move(shape);
+  return in;
 }
 
 at::Tensor JsInput::forForward(const ModelState& st) const {
   // A graph that writes to its input writes to featscope's copy, never to the caller's array.
-  if (st.device.is_cuda()) return toDevice(host, st.device);
-  return host;
+  return toDeviceInput(host, st.device, mean, stdev);
 }
 
 at::Tensor JsInput::forGrad(const ModelState& st) const {
   // The copy belongs to this one run, so on the CPU it can be the autograd leaf itself.
-  at::Tensor t = st.device.is_cuda() ? toDevice(host, st.device) : host;
+  at::Tensor t = toDeviceInput(host, st.device, mean, stdev);
   return t.requires_grad_(true);
 }
 
@@ -459,14 +496,15 @@ std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::
 Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  JsInput input = JsInput::read(info);
+  // info[6]: { mean, std } for a Uint8Array of pixels.
+  JsInput input = JsInput::read(info, st->device, 6);
   std::set<std::string> names = readLayerNames(env, *st, info[2]);
   ReduceSpec reduce = readReduceSpec(env, info[3]);
   const bool optimize = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   // Captures only (Model.capture): the layers after the last capture are not run.
   const bool capturesOnly = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
-  // CUDA graphs (native/cuda_graphs.h), on unless turned off (lib/model.ts: the call's or loadModel's cudaGraphs).
-  const bool cudaGraphs = !info[6].IsBoolean() || info[6].As<Napi::Boolean>().Value();
+  // info[7]: CUDA graphs (native/cuda_graphs.h), on unless turned off (lib/model.ts: the call's or loadModel's cudaGraphs).
+  const bool cudaGraphs = !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();
   auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize, capturesOnly, cudaGraphs);
   auto p = w->Promise();
   w->Queue();
@@ -476,7 +514,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
-  JsInput input = JsInput::read(info);
+  JsInput input = JsInput::read(info, st->device);
   std::string layer = info[2].As<Napi::String>();
   if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
   std::vector<int64_t> classes;

@@ -77,15 +77,19 @@ class PrecisionScope {
   bool exact_;
 };
 
-// A Float32Array input, copied into memory of its own at the call (on the main thread, before the
-// worker starts): JavaScript can detach, transfer, shrink or free the caller's buffer while the
-// forward runs, so the worker never reads it. read() validates (data, shape) from info[0],
-// info[1] and throws JS errors.
+// A Float32Array (or Uint8Array of pixels) input, copied at the call (on the main thread, before
+// the worker starts) into memory of featscope's own: JavaScript can detach, transfer, shrink or
+// free the caller's buffer while the forward runs, so the worker never reads it. The copy goes
+// straight into memory reused across calls (native/staging.h): a pooled host block on the CPU, a
+// pinned block on CUDA. read() validates (data, shape) from info[0], info[1] and throws JS errors;
+// a Uint8Array needs info[normArg] = { mean, std } (one value per channel) and is normalised on
+// the model's device.
 struct JsInput {
-  at::Tensor host;  // float32, contiguous, owned by libtorch
+  at::Tensor host;  // float32 or uint8, contiguous, owned by featscope
   std::vector<int64_t> shape;
-  static JsInput read(const Napi::CallbackInfo& info);
-  // For a forward: the copy (on the CPU) or a copy of it on the model's device.
+  std::vector<float> mean, stdev;  // uint8 input only
+  static JsInput read(const Napi::CallbackInfo& info, c10::Device device = c10::Device(c10::kCPU), int normArg = -1);
+  // For a forward: the copy (on the CPU) or a copy of it on the model's device, as float32.
   at::Tensor forForward(const ModelState& st) const;
   // For gradients: the input on the model's device, requiring grad (parameters may have been
   // saved without requires_grad).

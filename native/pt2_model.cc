@@ -288,6 +288,7 @@ class Pt2ForwardWorker : public FsWorker {
       caps.Set(i, captureToJs(env, ex, c.tap->name, c.tap->layer, c.tap->call, c.r));
     }
     res.Set("captures", caps);
+    res.Set("release", ex.releaseFunction());
     return res;
   }
 

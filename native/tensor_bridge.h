@@ -8,6 +8,8 @@
 
 namespace featscope {
 
+struct ExportedStorage;
+
 // Makes `t` (float32, contiguous, on the CPU) a Float32Array. Tensors of one call that share a
 // storage share one ArrayBuffer (V8 refuses two external buffers over the same memory).
 // Memory the model or the caller owns is copied, never handed over: a module that returns a
@@ -21,8 +23,17 @@ class TensorExporter {
                  size_t inputBytes = 0)
       : env_(env), modelStorages_(modelStorages), inputBegin_(static_cast<const char*>(inputBegin)), inputBytes_(inputBytes) {}
   Napi::Float32Array toFloat32Array(const at::Tensor& t);
+  // A JS function that frees, at once, every storage this exporter handed over, detaching their
+  // ArrayBuffers first (the arrays read as length 0 afterwards; never a dangling pointer). Storages
+  // already collected are skipped. Call once, after the last toFloat32Array.
+  Napi::Function releaseFunction();
 
  private:
+  struct Exported {
+    Napi::Reference<Napi::ArrayBuffer> buffer;  // weak
+    std::shared_ptr<ExportedStorage> storage;
+  };
+  std::vector<Exported> exported_;
   bool ownedElsewhere(const at::Tensor& t) const;
   Napi::Env env_;
   std::vector<std::pair<const void*, Napi::ArrayBuffer>> seen_;
@@ -31,12 +42,29 @@ class TensorExporter {
   size_t inputBytes_;
 };
 
+// Storages handed to JS and not yet freed (collected or released): bytes and count.
+struct ExportStats {
+  uint64_t bytes;
+  uint64_t buffers;
+};
+ExportStats exportStats();
+
 // Counters of exported storages (zero-copy vs copied), for tests of the no-copy path.
 Napi::Value ExportCounters(const Napi::CallbackInfo& info);
 
 // Prepares a tensor for export on a worker thread: float32, contiguous, in host memory. CUDA
-// tensors are copied once into pinned memory (call `syncDevice` before reading the result).
-at::Tensor toHostFloat(const at::Tensor& t, bool* usedDevice);
+// tensors are copied once into pinned memory (synchronise the device before reading the result);
+// `pooled`: the pinned block comes from featscope's block pool (the forward's captures, handed to
+// JS; the run must synchronise before the tensor is freed, on failure too: see DeviceSyncGuard).
+at::Tensor toHostFloat(const at::Tensor& t, bool* usedDevice, bool pooled = false);
+
+// Synchronises the device when the scope is left by an exception after a device copy was queued:
+// pooled blocks must not return to the pool while a copy into them is in flight.
+struct DeviceSyncGuard {
+  const bool* used;
+  c10::DeviceIndex device;
+  ~DeviceSyncGuard();
+};
 
 // Shape as a JS array of numbers.
 Napi::Array shapeToJs(Napi::Env env, at::IntArrayRef sizes);

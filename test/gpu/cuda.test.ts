@@ -53,8 +53,15 @@ describeGpu('CUDA', () => {
         for (const c of res.captures) {
           const o = oracle.captures.get(c.name)!;
           expect(c.shape).toEqual(o.shape);
+          // Relative to the capture's scale: cuDNN picks different (exact, non-TF32) conv algorithms
+          // on the two sides, whose float32 summation orders differ by ~1e-6 relative per layer;
+          // deep activations reach |x| ~ 10, so an absolute 1e-3 failed at 0.0013 on an H200.
           const d = maxAbsDiff(c.data, o.data);
-          if (!(d <= 1e-3)) throw new Error(`${c.name} (batch ${n}): max abs diff ${d}`);
+          let peak = 0;
+          for (const v of o.data) peak = Math.max(peak, Math.abs(v));
+          const bound = 1e-3 * Math.max(1, peak);
+          if (!(d <= bound))
+            throw new Error(`${c.name} (batch ${n}): max abs diff ${d} > ${bound} (max |ref| ${peak})`);
         }
       }
     } finally {
