@@ -108,7 +108,10 @@ async function checkFile(clip: string): Promise<void> {
     );
   }
   if (!stat.isFile())
-    throw new FeatscopeError('IMAGE_NOT_FOUND', `Expected a video file but ${JSON.stringify(clip)} is not a regular file`);
+    throw new FeatscopeError(
+      'IMAGE_NOT_FOUND',
+      `Expected a video file but ${JSON.stringify(clip)} is not a regular file`,
+    );
   if (stat.size === 0) throw decodeFailed(clip, 'the file is empty (0 bytes)');
 }
 
@@ -251,9 +254,13 @@ export async function* decodeFrames(
     const code = await closed;
     finished = true;
     if (spawnError) throw decodeFailed(clip, `ffmpeg did not start (${spawnError.message})`, spawnError);
-    if (code !== 0) throw decodeFailed(clip, `ffmpeg exited with status ${code} after ${index} frames: ${stderrReason(stderr)}`);
+    if (code !== 0)
+      throw decodeFailed(clip, `ffmpeg exited with status ${code} after ${index} frames: ${stderrReason(stderr)}`);
     if (have !== 0)
-      throw decodeFailed(clip, `ffmpeg's output ended inside a frame (${have} of ${frameBytes} bytes of ${width}x${height} RGB)`);
+      throw decodeFailed(
+        clip,
+        `ffmpeg's output ended inside a frame (${have} of ${frameBytes} bytes of ${width}x${height} RGB)`,
+      );
     if (index === 0) throw decodeFailed(clip, `ffmpeg decoded no frames${stderr ? `: ${stderrReason(stderr)}` : ''}`);
   } finally {
     if (!finished) {

@@ -44,7 +44,14 @@ import {
   text,
   weightsBanner,
 } from '../analysis/draw';
-import { readRecord, runBatches, type BatchOutcome, type Failure, type ImageRecordBase, type StreamItem } from './batch';
+import {
+  readRecord,
+  runBatches,
+  type BatchOutcome,
+  type Failure,
+  type ImageRecordBase,
+  type StreamItem,
+} from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import { round6 } from './manifest';
@@ -191,7 +198,8 @@ export async function renderClips(job: ClipJob): Promise<ClipOutcome> {
       const frames = outcome.done + outcome.skipped;
       const record = await finishClip(job, clip, signature, info, frames);
       await writeAtomic(recordFile, JSON.stringify(record));
-      if (!job.keepFrames) await fs.promises.rm(insideOut(job.out, clip.name, 'frames'), { recursive: true, force: true });
+      if (!job.keepFrames)
+        await fs.promises.rm(insideOut(job.out, clip.name, 'frames'), { recursive: true, force: true });
       result.done++;
       process.stderr.write(`featscope: ${clip.source}: ${frames} frames rendered\n`);
     } catch (err) {
@@ -222,8 +230,7 @@ async function renderClip(
       };
     }
   }
-  const estimate =
-    job.fps !== undefined && info.duration ? Math.ceil(info.duration * job.fps) : (info.frames ?? 0);
+  const estimate = job.fps !== undefined && info.duration ? Math.ceil(info.duration * job.fps) : (info.frames ?? 0);
   const progress = new Progress({ total: estimate });
   const fileBase = layerFileNames(job.layers);
   const metadata = job.model.metadata;
@@ -291,7 +298,12 @@ async function renderClip(
 }
 
 /** Animated WebP of `files` (PNG frames of one size), `fps` frames per second, looping. */
-export async function animate(files: string[], fps: number | undefined, target: string, lossless: boolean): Promise<void> {
+export async function animate(
+  files: string[],
+  fps: number | undefined,
+  target: string,
+  lossless: boolean,
+): Promise<void> {
   const delay = Math.max(20, Math.round(1000 / (fps && fps > 0 ? fps : 10)));
   const tmp = `${target}.tmp-${process.pid}.webp`;
   try {
@@ -316,10 +328,17 @@ async function finishClip(
   const framesDir = insideOut(job.out, clip.name, 'frames');
   const frames: FrameRecord[] = [];
   for (let k = 0; k < count; k++) {
-    const r = await readRecord<FrameRecord>(job.out, { source: `${clip.source} frame ${k}`, name: pad(k) }, signature, (_o, input) =>
-      path.join(framesDir, `${input.name}.json`),
+    const r = await readRecord<FrameRecord>(
+      job.out,
+      { source: `${clip.source} frame ${k}`, name: pad(k) },
+      signature,
+      (_o, input) => path.join(framesDir, `${input.name}.json`),
     );
-    if (!r) throw new FeatscopeError('INTERNAL', `frame ${k} of ${clip.source} has no record in ${framesDir}; rerun without --resume`);
+    if (!r)
+      throw new FeatscopeError(
+        'INTERNAL',
+        `frame ${k} of ${clip.source} has no record in ${framesDir}; rerun without --resume`,
+      );
     frames.push(r);
   }
   const fps = job.fps ?? info.fps;
@@ -380,7 +399,7 @@ async function finishClip(
     kind: 'video',
     input: rel(insideOut(job.out, clip.name, 'input.png')),
     frames: count,
-    fps: fps === undefined ? undefined : round6(fps) ?? undefined,
+    fps: fps === undefined ? undefined : (round6(fps) ?? undefined),
     width: first.width ?? 0,
     height: first.height ?? 0,
     framesDir: job.keepFrames ? rel(framesDir) : undefined,
@@ -458,10 +477,15 @@ export function frameMeansChart(s: {
   for (let i = 1; i < labels.length; i++) labels[i].y = Math.max(labels[i].y, labels[i - 1].y + 10);
   for (const l of labels) body += text(left + plotW + 4, l.y, l.text, { size: 9, fill: l.colour });
   body += poly(s.means.layer, INK, 3);
-  body += text(left, BANNER_HEIGHT + 44, `thick: the mean of all channels · thin: the ${s.channels.length} grid channels (labelled with their channel index)`, {
-    size: 11,
-    fill: MUTED,
-  });
+  body += text(
+    left,
+    BANNER_HEIGHT + 44,
+    `thick: the mean of all channels · thin: the ${s.channels.length} grid channels (labelled with their channel index)`,
+    {
+      size: 11,
+      fill: MUTED,
+    },
+  );
   body += `<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="${BAR}" stroke-opacity="0.3"/>`;
   return svgDocument(width, height, body);
 }

@@ -207,7 +207,9 @@ function contents(images: ReportImage[], layers: string[]): string {
       (im, i) =>
         `<li><a href="#img-${i}">${esc(baseName(im.source))}</a>` +
         (shownLayers(im).length > 1
-          ? ` <span class="muted">· ${shownLayers(im).map((l) => `<a href="#img-${i}-layer-${layers.indexOf(l.name)}">${esc(l.name)}</a>`).join(' · ')}</span>`
+          ? ` <span class="muted">· ${shownLayers(im)
+              .map((l) => `<a href="#img-${i}-layer-${layers.indexOf(l.name)}">${esc(l.name)}</a>`)
+              .join(' · ')}</span>`
           : '') +
         '</li>',
     )
@@ -409,9 +411,22 @@ async function videoSection(
       const [grid, overlay, chart] = await Promise.all([
         animated(layer.grid, 'grid', `channel grid of ${layer.name} for each frame of ${image.source}`, 'grid-img'),
         layer.overlay
-          ? animated(layer.overlay, 'overlay', `mean activation of ${layer.name} over each frame of ${image.source}`, 'overlay-img')
+          ? animated(
+              layer.overlay,
+              'overlay',
+              `mean activation of ${layer.name} over each frame of ${image.source}`,
+              'overlay-img',
+            )
           : undefined,
-        img(sink, layer.chart, 'grid', `${base}-chart`, `channel means of ${layer.name} per frame of ${image.source}`, 'grid-img', lazy),
+        img(
+          sink,
+          layer.chart,
+          'grid',
+          `${base}-chart`,
+          `channel means of ${layer.name} per frame of ${image.source}`,
+          'grid-img',
+          lazy,
+        ),
       ]);
       const [c, h, w] = layer.shape;
       const shown = layer.gridChannels?.length;

@@ -29,16 +29,41 @@ function ffmpeg(args: string[]): void {
 /** A 10-second 160x120 clip: five test photos, 2 s each, H.264 in MP4. */
 function makeClip(file: string): void {
   const photos = ['dog.jpg', 'chelsea.png', 'coffee.png', 'camera.png', 'palette_color.png'];
-  const inputs = photos.flatMap((p) => ['-loop', '1', '-t', '2', '-framerate', String(FPS), '-i', path.join(IMAGES, p)]);
+  const inputs = photos.flatMap((p) => [
+    '-loop',
+    '1',
+    '-t',
+    '2',
+    '-framerate',
+    String(FPS),
+    '-i',
+    path.join(IMAGES, p),
+  ]);
   const scaled = photos.map((_, i) => `[${i}:v]scale=160:120,setsar=1,format=yuv420p[v${i}]`).join(';');
   const filter = `${scaled};${photos.map((_, i) => `[v${i}]`).join('')}concat=n=${photos.length}:v=1[out]`;
-  ffmpeg([...inputs, '-filter_complex', filter, '-map', '[out]', '-c:v', 'libx264', '-preset', 'ultrafast', '-movflags', '+faststart', file]);
+  ffmpeg([
+    ...inputs,
+    '-filter_complex',
+    filter,
+    '-map',
+    '[out]',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-movflags',
+    '+faststart',
+    file,
+  ]);
 }
 
 const render = (args: string[], env?: NodeJS.ProcessEnv) =>
-  runCli(['render', ...args, '--model', MODELS.scripted, '--size', String(SIZE), '--layers', LAYER, '--device', 'cpu'], {
-    env,
-  });
+  runCli(
+    ['render', ...args, '--model', MODELS.scripted, '--size', String(SIZE), '--layers', LAYER, '--device', 'cpu'],
+    {
+      env,
+    },
+  );
 
 beforeAll(() => {
   ensureBuilt();
@@ -70,7 +95,7 @@ describe('featscope render clip.mp4', () => {
   let out: string;
   const frameCount = 20;
 
-  test('every frame equals ffmpeg\'s own PNG frame after preprocessing; the animations have one page per frame', async () => {
+  test("every frame equals ffmpeg's own PNG frame after preprocessing; the animations have one page per frame", async () => {
     out = path.join(dir, 'out');
     const r = render([clip, '--overlay', '--frames', '--report', '-o', out]);
     expect(r.stderr).toContain('20 frames rendered');
@@ -113,8 +138,14 @@ describe('featscope render clip.mp4', () => {
       expect(meta.delay).toEqual(new Array(frameCount).fill(500)); // 2 fps
     }
     // Page 5 of the grid animation is frame 5's grid PNG (lossless), banner included.
-    const page = await sharp(path.join(out, 'clip', `${LAYER}.webp`), { page: 5 }).removeAlpha().raw().toBuffer();
-    const png = await sharp(path.join(out, 'clip', 'frames', `${frameName(5)}.${LAYER}.png`)).removeAlpha().raw().toBuffer();
+    const page = await sharp(path.join(out, 'clip', `${LAYER}.webp`), { page: 5 })
+      .removeAlpha()
+      .raw()
+      .toBuffer();
+    const png = await sharp(path.join(out, 'clip', 'frames', `${frameName(5)}.${LAYER}.png`))
+      .removeAlpha()
+      .raw()
+      .toBuffer();
     expect(page.equals(png)).toBe(true);
     expect(png[0]).toBeGreaterThan(150); // the red UNTRAINED banner at the top left
     expect(png[1]).toBeLessThan(100);
