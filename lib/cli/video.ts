@@ -230,7 +230,10 @@ async function renderClip(
       };
     }
   }
-  const estimate = job.fps !== undefined && info.duration ? Math.ceil(info.duration * job.fps) : (info.frames ?? 0);
+  // For the progress line only (the container's count, else duration x rate): the clip ends when ffmpeg's output does.
+  const rate = job.fps ?? info.fps;
+  const estimate =
+    (job.fps === undefined ? info.frames : undefined) ?? (info.duration && rate ? Math.round(info.duration * rate) : 0);
   const progress = new Progress({ total: estimate });
   const fileBase = layerFileNames(job.layers);
   const metadata = job.model.metadata;

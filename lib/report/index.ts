@@ -397,7 +397,7 @@ async function videoSection(
 ): Promise<string> {
   const lazy = index > 0;
   const name = esc(baseName(image.source));
-  const rate = video.fps ? ` at ${num(video.fps)} frames per second` : '';
+  const rate = video.fps ? ` at ${num(video.fps)} frame${video.fps === 1 ? '' : 's'} per second` : '';
   const [input, ...layerHtml] = await Promise.all([
     img(sink, image.input, 'photo', `i${index}-input`, `first frame of ${image.source}`, 'input', lazy),
     ...video.layers.map(async (layer) => {
@@ -435,7 +435,7 @@ async function videoSection(
         `${layer.type ? `<span class="tag">${esc(layer.type)}</span>` : ''}${c ? `<span class="tag">${c} × ${h} × ${w}</span>` : ''}<span class="tag">${video.frames} frames</span></h3>` +
         `<div class="layer-body"><figure class="fit">${grid}<figcaption>Animated: one page per frame${rate}; ${shown ? `${shown} of ${c} channels` : 'channels'}, each cell its own colour range; labels give the cell's real channel index and max</figcaption></figure>` +
         `<div class="side">${overlay ? `<figure>${overlay}<figcaption>Mean over all ${c} channels, over each frame (turbo: blue low, red high)</figcaption></figure>` : ''}` +
-        `<figure>${chart}<figcaption>Mean activation per frame: the layer (thick) and each grid channel</figcaption></figure></div></div></article>`
+        `</div></div><figure class="fit">${chart}<figcaption>Mean activation per frame: the layer (thick) and each grid channel</figcaption></figure></article>`
       );
     }),
   ]);

@@ -235,12 +235,24 @@ describe('featscope render clip.mp4', () => {
     expect(summary.done).toBe(1);
   });
 
-  test('decodeFrames: leaving the loop early stops ffmpeg; frames are the clip size', async () => {
+  test('decodeFrames: leaving the loop early stops ffmpeg; frames are the clip size, rotation applied', async () => {
     let n = 0;
     for await (const f of decodeFrames(clip)) {
       expect([f.width, f.height, f.rgb.length]).toEqual([160, 120, 160 * 120 * 3]);
       if (++n === 2) break;
     }
     expect(n).toBe(2);
+    // A clip shot rotated (display matrix 90°): frames come upright, as ffmpeg writes its PNGs.
+    const rotated = path.join(dir, 'rotated.mp4');
+    ffmpeg(['-i', clip, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+    const png = path.join(dir, 'rotated-0.png');
+    ffmpeg(['-i', rotated, '-vsync', '0', '-frames:v', '1', png]);
+    const want = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    for await (const f of decodeFrames(rotated)) {
+      expect([f.width, f.height]).toEqual([want.info.width, want.info.height]);
+      expect([f.width, f.height]).toEqual([120, 160]);
+      expect(f.rgb.equals(want.data)).toBe(true);
+      break;
+    }
   });
 });
