@@ -173,6 +173,8 @@ export async function renderClips(job: ClipJob): Promise<ClipOutcome> {
     }
     const recordFile = insideOut(job.out, clip.name, 'record.json');
     await fs.promises.rm(recordFile, { force: true });
+    // A fresh run starts the clip's frames afresh (a resumed one keeps the finished ones).
+    if (!job.resume) await fs.promises.rm(insideOut(job.out, clip.name, 'frames'), { recursive: true, force: true });
     let outcome: BatchOutcome | undefined;
     try {
       const tools = findFfmpeg(clip.source);
@@ -343,6 +345,11 @@ async function finishClip(
         `frame ${k} of ${clip.source} has no record in ${framesDir}; rerun without --resume`,
       );
     frames.push(r);
+  }
+  // Frames past the end, left by an earlier run with other options, are not this clip's.
+  for (const f of await fs.promises.readdir(framesDir)) {
+    const k = /^(\d+)\./.exec(f);
+    if (k && Number(k[1]) >= count) await fs.promises.rm(path.join(framesDir, f), { force: true });
   }
   const fps = job.fps ?? info.fps;
   const fileBase = layerFileNames(job.layers);

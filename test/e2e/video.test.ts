@@ -187,12 +187,18 @@ describe('featscope render clip.mp4', () => {
     expect(again.code).toBe(0);
     expect(again.stderr).toContain('already finished (--resume)');
     expect(again.stderr).not.toMatch(/frame \d+\n/);
-    // Other video options redo the clip: --fps 1 gives 10 frames; without --frames they are removed.
-    const fps1 = render([clip, '-o', out, '--resume', '--fps', '1']);
+    // Other video options redo the clip: --fps 1 gives 10 frames (the 10 left from 2 fps go);
+    // without --frames the frames are removed once the clip is done.
+    const fps1 = render([clip, '-o', out, '--resume', '--fps', '1', '--frames']);
     expect(fps1.code).toBe(0);
     expect(fps1.stderr).toContain('10 frames rendered');
-    expect(fs.existsSync(frames)).toBe(false);
+    expect(fs.readdirSync(frames).filter((f) => f.endsWith('.json'))).toHaveLength(10);
+    expect(fs.readdirSync(frames).filter((f) => f.startsWith('000010.'))).toEqual([]);
     expect((await sharp(path.join(out, 'clip', `${LAYER}.webp`)).metadata()).pages).toBe(10);
+    const plain = render([clip, '-o', out, '--resume', '--fps', '1']);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toContain('10 frames rendered');
+    expect(fs.existsSync(frames)).toBe(false);
   });
 
   test('a corrupt or truncated clip fails alone with VIDEO_DECODE_FAILED', () => {
