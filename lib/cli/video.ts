@@ -239,10 +239,11 @@ async function renderClip(
   const progress = new Progress({ total: estimate });
   const fileBase = layerFileNames(job.layers);
   const metadata = job.model.metadata;
+  const stream = frames();
   try {
     return await runBatches<FrameRecord>({
       inputs: [],
-      stream: frames(),
+      stream,
       out: job.out,
       batch: job.batch,
       resume: job.resume,
@@ -298,6 +299,9 @@ async function renderClip(
       },
     });
   } finally {
+    // Stopped early (Ctrl-C, a fatal error): close the decoder, which stops ffmpeg; an ffmpeg
+    // left waiting on a full pipe would keep the process from exiting.
+    await stream.return(undefined);
     progress.finish();
   }
 }

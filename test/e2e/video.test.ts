@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { preprocess } from '../../lib';
 import { decodeFrames } from '../../lib/video';
 import { ROOT, MODELS, cpuModelForTests } from '../support/models';
-import { DOG, ensureBuilt, listFiles, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, listFiles, runCli, startCli, tempDir } from './support';
 
 jest.setTimeout(300_000);
 sharp.cache(false); // files are rewritten under the same names between runs
@@ -199,6 +199,27 @@ describe('featscope render clip.mp4', () => {
     expect(plain.code).toBe(0);
     expect(plain.stderr).toContain('10 frames rendered');
     expect(fs.existsSync(frames)).toBe(false);
+  });
+
+  test('Ctrl-C in a clip: exit 130 without a hang (ffmpeg is stopped), then --resume finishes it', async () => {
+    const out3 = path.join(dir, 'out-interrupted');
+    const args = ['render', clip, '--model', MODELS.scripted, '--size', String(SIZE), '--layers', LAYER];
+    const run = startCli([...args, '--device', 'cpu', '--batch', '2', '-o', out3], (e) =>
+      /clip\.mp4 frame 5\n/.test(e),
+    );
+    await run.started;
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(fs.existsSync(path.join(out3, 'clip', 'record.json'))).toBe(false);
+    const finished = fs.readdirSync(path.join(out3, 'clip', 'frames')).filter((f) => f.endsWith('.json')).length;
+    expect(finished).toBeGreaterThanOrEqual(6);
+    expect(finished).toBeLessThan(frameCount);
+    const resumed = runCli([...args, '--device', 'cpu', '--batch', '2', '-o', out3, '--resume']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`skipped ${finished} already finished`);
+    expect(resumed.stderr).toContain('20 frames rendered');
+    expect((await sharp(path.join(out3, 'clip', `${LAYER}.webp`)).metadata()).pages).toBe(frameCount);
   });
 
   test('a corrupt or truncated clip fails alone with VIDEO_DECODE_FAILED', () => {
