@@ -16,6 +16,7 @@ inline constexpr const char* kErrorCodes[] = {
     "CUDA_OOM",
     "CUDA_UNAVAILABLE",
     "DUPLICATE_LAYER",
+    "FFMPEG_MISSING",
     "FORMAT_UNSUPPORTED",
     "FORWARD_FAILED",
     "GRADCAM_FAILED",
@@ -57,6 +58,7 @@ inline constexpr const char* kErrorCodes[] = {
     "UNSUPPORTED_GRAPH",
     "UPLOAD_LIMIT",
     "UPLOAD_TOO_LARGE",
+    "VIDEO_DECODE_FAILED",
     "USAGE",
     "ZERO_GRADIENT",
     // END ERROR CODES

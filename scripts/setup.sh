@@ -38,6 +38,7 @@ if [ "${1:-}" = "--test" ]; then
   need=()
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v clang-format >/dev/null 2>&1 || need+=(clang-format)
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg) # video clips (test/e2e/video.test.ts)
   /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
   /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
   /usr/bin/python3 -c 'import sklearn' 2>/dev/null || need+=(python3-sklearn) # concepts: the NMF oracle

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
-import { preprocessEach, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
+import { preprocessEach, type ImageSource, type PreprocessOptions, type PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
 import { captureWithBackoff, newBackoff, type Backoff } from '../backoff';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
@@ -41,8 +41,21 @@ export interface ForwardBatch {
 /** Where an image's record.json (the mark that it is finished) lives; `out/<name>/record.json` by default. */
 export type RecordPath = (out: string, input: InputImage) => string;
 
+/** One streamed item (a video frame): its name for records and failures, and its pixels. */
+export interface StreamItem {
+  input: InputImage;
+  image: ImageSource;
+}
+
 export interface BatchJob<R extends ImageRecordBase, B = Capture[]> {
   inputs: InputImage[];
+  /**
+   * Items pulled one batch at a time as the pipeline has room, after `inputs` (video frames
+   * decoded as they are needed, so a long clip is never all in memory). Under --resume an item
+   * whose record is finished is skipped as it arrives. If the stream throws, it ends there and
+   * the error is returned as the outcome's `streamError`.
+   */
+  stream?: AsyncIterator<StreamItem>;
   out: string;
   batch: number;
   resume: boolean;
@@ -79,6 +92,8 @@ export interface BatchOutcome {
   backoff: Backoff['events'];
   /** Per model (device), the batches and images it ran. */
   devices: Array<{ device: string; batches: number; images: number }>;
+  /** What the job's `stream` threw (it ended there). */
+  streamError?: unknown;
 }
 
 export function recordPath(out: string, input: InputImage): string {
@@ -182,6 +197,34 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     const slices: InputImage[][] = [];
     for (let start = 0; start < pending.length; start += job.batch)
       slices.push(pending.slice(start, start + job.batch));
+    // The stream (if any) after the inputs: pulled only when a batch is prepared, in order.
+    let streamDone = !job.stream;
+    let streamSkipped = 0;
+    const takeSlice = async (k: number): Promise<StreamItem[]> => {
+      if (k < slices.length) return slices[k].map((input) => ({ input, image: input.source }));
+      const items: StreamItem[] = [];
+      while (job.stream && items.length < job.batch && !streamDone && !stopping) {
+        let next: IteratorResult<StreamItem>;
+        try {
+          next = await job.stream.next();
+        } catch (err) {
+          outcome.streamError = err;
+          streamDone = true;
+          break;
+        }
+        if (next.done) {
+          streamDone = true;
+          break;
+        }
+        if (job.resume && (await readRecord(job.out, next.value.input, job.signature, where))) {
+          outcome.skipped++;
+          streamSkipped++;
+          continue;
+        }
+        items.push(next.value);
+      }
+      return items;
+    };
     // A three-stage pipeline, in input order at every stage:
     //   prepare (decode on sharp's threads, resize and normalise here), one batch at a time;
     //   forward on the addon's worker thread, one batch in flight per model (--devices: batch k
@@ -189,13 +232,15 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     //   write (grids drawn here, PNGs encoded on sharp's threads, files renamed into place).
     // While batch k runs through the model, batch k+1 is decoded and batch k-1 written. At most
     // M + 1 batches are decoded or captured and not yet written, so memory stays bounded by --batch.
-    const prepare = async (slice: InputImage[]): Promise<Prepared[]> => {
+    const prepare = async (k: number): Promise<Prepared[]> => {
+      const items = await takeSlice(k);
+      const slice = items.map((it) => it.input);
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
       await Promise.all(slice.map((input) => fs.promises.rm(where(job.out, input), { force: true })));
       const results = await preprocessEach(
-        slice.map((input) => input.source),
+        items.map((it) => it.image),
         job.preprocess,
       );
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
@@ -233,7 +278,8 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       }
     };
     // From here on Ctrl-C and SIGTERM are ours (a supervisor can wait for this line).
-    if (slices.length > 0)
+    if (job.stream) progress.note('running the model on the frames as they are decoded…');
+    else if (slices.length > 0)
       progress.note(`running the model on ${pending.length} image${pending.length === 1 ? '' : 's'}…`);
     const inflight: Array<Promise<Captured<B> | undefined>> = [];
     // The tails of the stages: the next batch is prepared after the previous one, and runs on a
@@ -243,10 +289,10 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     const cleaned = new Set<string>(); // folders whose stale temporary files are removed
     let launched = 0;
     const launch = () => {
-      if (launched >= slices.length || stopping) return;
+      if ((launched >= slices.length && streamDone) || stopping) return;
       const k = launched++;
       const m = k % models.length;
-      const prepared = prepTail.then(() => prepare(slices[k]));
+      const prepared = prepTail.then(() => prepare(k));
       prepTail = prepared.catch(() => undefined);
       const afterModel = modelTail[m];
       const captured = Promise.all([prepared, afterModel]).then(([ready]) => forward(ready, m));
@@ -286,6 +332,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     }
     // Batches prepared ahead when Ctrl-C came are dropped unwritten; wait for their forwards to end.
     await Promise.all(inflight);
+    if (streamSkipped > 0) progress.skip(streamSkipped);
     if (fatalError) throw fatalError.err;
     outcome.interrupted = stopping;
     outcome.backoff = backoff.events;

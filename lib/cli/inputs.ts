@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError } from '../errors';
 import { safeName, shortHash } from './files';
+import { VIDEO_EXTENSIONS } from '../video';
 
 /** Extensions taken from folders and globs; files named explicitly are tried whatever their name. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic'];
@@ -17,8 +18,9 @@ export interface InputImage {
   name: string;
 }
 
-function isImageName(file: string): boolean {
-  return IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase());
+function isImageName(file: string, videos = false): boolean {
+  const ext = path.extname(file).toLowerCase();
+  return IMAGE_EXTENSIONS.includes(ext) || (videos && VIDEO_EXTENSIONS.includes(ext));
 }
 
 function hasMagic(arg: string): boolean {
@@ -26,15 +28,15 @@ function hasMagic(arg: string): boolean {
 }
 
 /** Files under `dir` (recursively, hidden entries and the `skip` folder skipped), sorted. */
-async function walk(dir: string, out: string[], skip?: string): Promise<void> {
+async function walk(dir: string, out: string[], skip?: string, videos = false): Promise<void> {
   if (skip !== undefined && path.resolve(dir) === skip) return;
   const entries = await fs.promises.readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const full = path.join(dir, e.name);
-    if (e.isDirectory()) await walk(full, out, skip);
-    else if (e.isFile() && isImageName(e.name)) out.push(full);
+    if (e.isDirectory()) await walk(full, out, skip, videos);
+    else if (e.isFile() && isImageName(e.name, videos)) out.push(full);
   }
 }
 
@@ -126,7 +128,7 @@ export function matchGlob(pattern: string, file: string): boolean {
   return p === ps.length;
 }
 
-async function expandGlob(arg: string, out: string[], skip?: string): Promise<number> {
+async function expandGlob(arg: string, out: string[], skip?: string, videos = false): Promise<number> {
   const posix = arg.split(path.sep).join('/');
   const segments = posix.split('/');
   const firstMagic = segments.findIndex(hasMagic);
@@ -134,7 +136,7 @@ async function expandGlob(arg: string, out: string[], skip?: string): Promise<nu
   const pattern = segments.slice(firstMagic).join('/');
   const found: string[] = [];
   try {
-    await walk(base, found, skip);
+    await walk(base, found, skip, videos);
   } catch {
     return 0;
   }
@@ -154,8 +156,13 @@ async function expandGlob(arg: string, out: string[], skip?: string): Promise<nu
  * is kept: it fails like any bad image, after the others are done. A folder or glob that matches
  * nothing is a usage error. Folders and globs never descend into `options.skip` (the output
  * folder: a run must not read its own pictures back as inputs); files named explicitly are kept.
+ * With `options.videos` (render), folders and globs also take video clips (lib/video.ts).
  */
-export async function expandInputs(args: string[], options: { skip?: string } = {}): Promise<InputImage[]> {
+export async function expandInputs(
+  args: string[],
+  options: { skip?: string; videos?: boolean } = {},
+): Promise<InputImage[]> {
+  const videos = options.videos ?? false;
   const skip = options.skip === undefined ? undefined : path.resolve(options.skip);
   const paths: string[] = [];
   for (const arg of args) {
@@ -167,7 +174,7 @@ export async function expandInputs(args: string[], options: { skip?: string } = 
     }
     if (stat?.isDirectory()) {
       const before = paths.length;
-      await walk(arg, paths, skip);
+      await walk(arg, paths, skip, videos);
       if (paths.length === before) {
         const own =
           skip !== undefined && path.resolve(arg) === skip
@@ -179,7 +186,7 @@ export async function expandInputs(args: string[], options: { skip?: string } = 
         );
       }
     } else if (!stat && hasMagic(arg)) {
-      if ((await expandGlob(arg, paths, skip)) === 0)
+      if ((await expandGlob(arg, paths, skip, videos)) === 0)
         throw new FeatscopeError('NO_INPUTS', `no images match ${JSON.stringify(arg)}`);
     } else {
       paths.push(arg);

@@ -29,6 +29,7 @@ import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
 import { endBatchRun } from './summary';
 import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
+import { isVideoName, parseFps, renderClips, videoReportImage, type VideoRecord } from './video';
 import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
 
 export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
@@ -37,7 +38,8 @@ Render feature maps of one or more layers as PNG channel grids (and heatmap over
 manifest.json and, with --report, a self-contained report.html.
 
 Inputs: image files, folders (searched recursively for .jpg .jpeg .png .webp .gif .tif .avif)
-and globs ("photos/**/*.jpg", quoted so the shell leaves it alone).
+and globs ("photos/**/*.jpg", quoted so the shell leaves it alone). Video clips (.mp4 .mov .mkv
+.webm .avi ...) are decoded with ffmpeg (Debian's ffmpeg package) and render to animated WebPs.
 
 Options:
   -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
@@ -47,6 +49,8 @@ ${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0
       --normalize MODE    grid colours: channel (default: each cell its own min..max) | shared (one
                           scale for all shown channels, in the title and a colour bar in real values)
       --overlay           also write the layer's mean activation over the photo, with a colour bar
+      --fps N             video clips: sample N frames per second (default: every frame)
+      --frames            video clips: keep each frame's PNGs and maps (.npy) in DIR/<clip>/frames/
       --report            also write report.html (one file, opens from file://)
       --report-assets HOW inline (default: pictures inside report.html) | linked (pictures in
                           report_files/ beside it: a smaller page, keep the two together)
@@ -60,7 +64,8 @@ ${shardHelp(26)}      --resume            skip images already finished in --out 
   -h, --help              this help
 
 Output: DIR/<image>/input.png, DIR/<image>/<layer>.png, DIR/<image>/<layer>.overlay.png,
-DIR/manifest.json, DIR/report.html.
+DIR/manifest.json, DIR/report.html. A clip: DIR/<clip>/<layer>.webp (animated grid),
+<layer>.overlay.webp, <layer>.means.png (channel means per frame); --resume resumes by frame.
 
 Exit status: 0 all done, 1 some inputs failed (listed at the end), 2 usage error,
 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
@@ -108,6 +113,8 @@ export async function render(argv: string[]): Promise<number> {
       normalize: { type: 'string' },
       report: { type: 'boolean' },
       'report-assets': { type: 'string' },
+      fps: { type: 'string' },
+      frames: { type: 'boolean' },
     },
     true,
   );
@@ -129,8 +136,9 @@ export async function render(argv: string[]): Promise<number> {
   const out = shardOut(outBase, shard);
   const overlay = Boolean(values.overlay);
   const reportAssets = parseReportAssets(values['report-assets'], 'render');
+  const fps = parseFps(values.fps, 'render');
 
-  const all = await expandInputs(positionals, { skip: outBase });
+  const all = await expandInputs(positionals, { skip: outBase, videos: true });
   const { inputs } = selectShard(positionals, all, shard);
   announceShard('render', shard, all.length, inputs.length, out);
   const shardInfo = shard ? { shard: shardRecord(shard, all.length, inputs.length) } : {};
@@ -154,6 +162,8 @@ export async function render(argv: string[]): Promise<number> {
       json: Boolean(values.json),
       extra: shardInfo,
       more,
+      fps,
+      keepFrames: Boolean(values.frames),
     });
   } finally {
     model.dispose();
@@ -181,6 +191,9 @@ async function renderWith(
     extra?: Record<string, unknown>;
     /** --devices: the models on the other devices. */
     more?: Model[];
+    /** Video clips: --fps (undefined: every frame) and --frames. */
+    fps?: number;
+    keepFrames?: boolean;
   },
 ): Promise<number> {
   const size = model.metadata.input?.size?.[0] ?? 224;
@@ -215,6 +228,9 @@ async function renderWith(
     resize: o.resize,
     size,
     batch: o.batch,
+    // Only set for clips' options (JSON drops undefined): image-only signatures stay as they were.
+    fps: o.fps,
+    frames: o.keepFrames || undefined,
   };
   const { batch: _batch, ...outputOptions } = options;
   const signature = JSON.stringify({
@@ -224,9 +240,11 @@ async function renderWith(
     input: inputSignature(model),
   });
 
-  const progress = new Progress({ total: o.inputs.length });
+  const images = o.inputs.filter((i) => !isVideoName(i.source));
+  const clips = o.inputs.filter((i) => isVideoName(i.source));
+  const progress = new Progress({ total: images.length });
   const outcome = await runBatches<RenderRecord>({
-    inputs: o.inputs,
+    inputs: images,
     out: o.out,
     batch: o.batch,
     resume: o.resume,
@@ -297,6 +315,35 @@ async function renderWith(
     },
   });
   progress.finish();
+  if (clips.length > 0 && !outcome.interrupted) {
+    const v = await renderClips({
+      model,
+      models: [model, ...(o.more ?? [])],
+      clips,
+      out: o.out,
+      batch: o.batch,
+      resume: o.resume,
+      signature,
+      layers: o.layers,
+      layerInfo,
+      resize: o.resize,
+      channels: o.channels,
+      colormap: o.colormap,
+      overlay: o.overlay,
+      normalize: o.normalize,
+      fps: o.fps,
+      keepFrames: Boolean(o.keepFrames),
+    });
+    outcome.done += v.done;
+    outcome.skipped += v.skipped;
+    outcome.failed.push(...v.failed);
+    outcome.interrupted = v.interrupted;
+    outcome.backoff.push(...v.backoff);
+    v.devices.forEach((d, i) => {
+      outcome.devices[i].batches += d.batches;
+      outcome.devices[i].images += d.images;
+    });
+  }
 
   const manifest = path.join(o.out, 'manifest.json');
   const records = () => finishedRecords<RenderRecord>(o.out, o.inputs, signature);
@@ -345,6 +392,11 @@ async function renderWith(
 
 async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {
   for await (const r of records) {
+    const clip = r as unknown as VideoRecord;
+    if (clip.kind === 'video') {
+      yield videoReportImage(out, clip);
+      continue;
+    }
     yield {
       source: r.source,
       input: path.join(out, r.input),

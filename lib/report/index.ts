@@ -54,6 +54,31 @@ export interface ReportImage {
   input: string;
   inputSize?: [number, number];
   layers: ReportLayer[];
+  /** A video clip (render clip.mp4): its animations and charts, shown in place of `layers`. */
+  video?: ReportVideo;
+}
+
+/** One layer of a clip: animated WebPs (one page per frame) and the per-frame channel-mean chart. */
+export interface ReportVideoLayer {
+  name: string;
+  type?: string;
+  /** [C, H, W] of one frame's maps. */
+  shape: number[];
+  grid: string;
+  overlay?: string;
+  chart: string;
+  gridChannels?: number[];
+}
+
+export interface ReportVideo {
+  frames: number;
+  fps?: number;
+  layers: ReportVideoLayer[];
+}
+
+/** The layers an image or clip shows. */
+function shownLayers(image: ReportImage): Array<{ name: string }> {
+  return image.video ? image.video.layers : image.layers;
 }
 
 export interface ReportFailure {
@@ -98,7 +123,7 @@ export async function writeReport(file: string, data: ReportData): Promise<{ ima
   }
   total = data.totalImages ?? total;
   const layers: string[] = [];
-  for (const image of images) for (const l of image.layers) if (!layers.includes(l.name)) layers.push(l.name);
+  for (const image of images) for (const l of shownLayers(image)) if (!layers.includes(l.name)) layers.push(l.name);
 
   const sink = assets === 'linked' ? await linkedSink(file) : inlineSink();
   const out = atomicStream(file);
@@ -173,7 +198,7 @@ function contents(images: ReportImage[], layers: string[]): string {
   if (images.length === 0) return '';
   const layerLinks = layers
     .map((name, k) => {
-      const count = images.filter((im) => im.layers.some((l) => l.name === name)).length;
+      const count = images.filter((im) => shownLayers(im).some((l) => l.name === name)).length;
       return `<li><a href="#layer-${k}"><code>${esc(name)}</code></a> <span class="muted">· ${count} image${count === 1 ? '' : 's'}</span></li>`;
     })
     .join('');
@@ -181,8 +206,10 @@ function contents(images: ReportImage[], layers: string[]): string {
     .map(
       (im, i) =>
         `<li><a href="#img-${i}">${esc(baseName(im.source))}</a>` +
-        (im.layers.length > 1
-          ? ` <span class="muted">· ${im.layers.map((l) => `<a href="#img-${i}-layer-${layers.indexOf(l.name)}">${esc(l.name)}</a>`).join(' · ')}</span>`
+        (shownLayers(im).length > 1
+          ? ` <span class="muted">· ${shownLayers(im)
+              .map((l) => `<a href="#img-${i}-layer-${layers.indexOf(l.name)}">${esc(l.name)}</a>`)
+              .join(' · ')}</span>`
           : '') +
         '</li>',
     )
@@ -198,7 +225,7 @@ function contents(images: ReportImage[], layers: string[]): string {
 function layerViewHeads(images: ReportImage[], layers: string[]): string {
   return layers
     .map((name, k) => {
-      const count = images.filter((im) => im.layers.some((l) => l.name === name)).length;
+      const count = images.filter((im) => shownLayers(im).some((l) => l.name === name)).length;
       const others = layers
         .map((other, j) => (j === k ? '' : `<a href="#layer-${j}"><code>${esc(other)}</code></a>`))
         .filter(Boolean)
@@ -216,7 +243,8 @@ export const REPORT_PHOTO_QUALITY = 55;
 /** Inline photos are at most this wide: the width the page shows an overlay at. */
 const REPORT_PHOTO_WIDTH = 400;
 
-type PictureKind = 'photo' | 'grid';
+/** animation: an animated WebP, passed through as it is (re-encoding would keep its first frame only). */
+type PictureKind = 'photo' | 'grid' | 'animation';
 
 /** Shown size of a top-channel thumbnail (longer side, CSS px). */
 const THUMB_SIZE = 48;
@@ -244,6 +272,7 @@ interface AssetSink {
 function inlineSink(): AssetSink {
   return {
     async src(file, kind) {
+      if (kind === 'animation') return `data:image/webp;base64,${(await fs.readFile(file)).toString('base64')}`;
       const png = await fs.readFile(file);
       if (kind === 'photo') {
         // At most the width the page shows (.overlay-img: 400 px); the input is 224 px.
@@ -280,6 +309,7 @@ function inlineSink(): AssetSink {
 async function linkedSink(page: string): Promise<AssetSink> {
   const folder = await assetFolder(page);
   const src = async (file: string, kind: PictureKind, name: string): Promise<string> => {
+    if (kind === 'animation') return folder.copy(file, `${name}.webp`);
     if (kind === 'photo') {
       await sharp(file)
         .webp({ quality: REPORT_PHOTO_QUALITY })
@@ -328,6 +358,7 @@ async function img(
 }
 
 async function imageSection(image: ReportImage, index: number, layers: string[], sink: AssetSink): Promise<string> {
+  if (image.video) return videoSection(image, image.video, index, layers, sink);
   const lazy = index > 0; // the first image paints at once; the rest decode as they scroll into view
   const [inputSize, input, ...layerHtml] = await Promise.all([
     pngSize(image.input),
@@ -341,6 +372,78 @@ async function imageSection(image: ReportImage, index: number, layers: string[],
     `<div class="image-head"><figure>${input}<figcaption>Model input ${esc(size)}</figcaption></figure>` +
     `<div><h2>${name}</h2><div class="muted src">${esc(image.source)}</div>` +
     `<div class="muted">${image.layers.length} layer${image.layers.length === 1 ? '' : 's'}: ${image.layers
+      .map((l) => `<a href="#img-${index}-layer-${layers.indexOf(l.name)}"><code>${esc(l.name)}</code></a>`)
+      .join(', ')}</div></div></div>` +
+    `<h2 class="by-layer"><a href="#img-${index}">${name}</a> <span class="muted src">${esc(image.source)}</span></h2>` +
+    `${layerHtml.join('')}</section>`
+  );
+}
+
+/** Width and height of one page of an animated WebP. */
+async function animationSize(file: string): Promise<[number, number] | undefined> {
+  const m = await sharp(file)
+    .metadata()
+    .catch(() => undefined);
+  return m?.width && m.height ? [m.width, m.pageHeight ?? m.height] : undefined;
+}
+
+/** A clip: its first frame, then per layer the animated grid and overlay, and the channel-mean chart. */
+async function videoSection(
+  image: ReportImage,
+  video: ReportVideo,
+  index: number,
+  layers: string[],
+  sink: AssetSink,
+): Promise<string> {
+  const lazy = index > 0;
+  const name = esc(baseName(image.source));
+  const rate = video.fps ? ` at ${num(video.fps)} frame${video.fps === 1 ? '' : 's'} per second` : '';
+  const [input, ...layerHtml] = await Promise.all([
+    img(sink, image.input, 'photo', `i${index}-input`, `first frame of ${image.source}`, 'input', lazy),
+    ...video.layers.map(async (layer) => {
+      const k = layers.indexOf(layer.name);
+      const base = `i${index}-l${k}`;
+      const animated = async (file: string, what: string, alt: string, cls: string) => {
+        const [src, size] = await Promise.all([sink.src(file, 'animation', `${base}-${what}`), animationSize(file)]);
+        const wh = size ? ` width="${size[0]}" height="${size[1]}"` : '';
+        return `<img class="${cls}" src="${esc(src)}" alt="${esc(alt)}"${wh}${lazy ? ' loading="lazy"' : ''}>`;
+      };
+      const [grid, overlay, chart] = await Promise.all([
+        animated(layer.grid, 'grid', `channel grid of ${layer.name} for each frame of ${image.source}`, 'grid-img'),
+        layer.overlay
+          ? animated(
+              layer.overlay,
+              'overlay',
+              `mean activation of ${layer.name} over each frame of ${image.source}`,
+              'overlay-img',
+            )
+          : undefined,
+        img(
+          sink,
+          layer.chart,
+          'grid',
+          `${base}-chart`,
+          `channel means of ${layer.name} per frame of ${image.source}`,
+          'grid-img',
+          lazy,
+        ),
+      ]);
+      const [c, h, w] = layer.shape;
+      const shown = layer.gridChannels?.length;
+      return (
+        `<article class="layer L${k}" id="img-${index}-layer-${k}"><h3><code>${esc(layer.name)}</code>` +
+        `${layer.type ? `<span class="tag">${esc(layer.type)}</span>` : ''}${c ? `<span class="tag">${c} × ${h} × ${w}</span>` : ''}<span class="tag">${video.frames} frames</span></h3>` +
+        `<div class="layer-body"><figure class="fit">${grid}<figcaption>Animated: one page per frame${rate}; ${shown ? `${shown} of ${c} channels` : 'channels'}, each cell its own colour range; labels give the cell's real channel index and max</figcaption></figure>` +
+        `<div class="side">${overlay ? `<figure>${overlay}<figcaption>Mean over all ${c} channels, over each frame (turbo: blue low, red high)</figcaption></figure>` : ''}` +
+        `</div></div><figure class="fit">${chart}<figcaption>Mean activation per frame: the layer (thick) and each grid channel</figcaption></figure></article>`
+      );
+    }),
+  ]);
+  return (
+    `<section class="card image video" id="img-${index}">` +
+    `<div class="image-head"><figure>${input}<figcaption>First frame, as the model saw it</figcaption></figure>` +
+    `<div><h2>${name}</h2><div class="muted src">${esc(image.source)}</div>` +
+    `<div class="muted">video clip: ${video.frames} frame${video.frames === 1 ? '' : 's'}${rate}; ${video.layers.length} layer${video.layers.length === 1 ? '' : 's'}: ${video.layers
       .map((l) => `<a href="#img-${index}-layer-${layers.indexOf(l.name)}"><code>${esc(l.name)}</code></a>`)
       .join(', ')}</div></div></div>` +
     `<h2 class="by-layer"><a href="#img-${index}">${name}</a> <span class="muted src">${esc(image.source)}</span></h2>` +
