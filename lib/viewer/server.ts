@@ -10,7 +10,9 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import sharp from 'sharp';
-import { gradCamOverlays } from '../analysis/gradcam';
+import { gradCamOverlays, gradCamOverlaysOf } from '../analysis/gradcam';
+import { evaluateSaliency } from '../analysis/faithfulness';
+import { renderCurvesChart } from '../analysis/faithfulness-chart';
 import { saliencyOverlays } from '../analysis/saliency';
 import { topPredictions } from '../analysis/common';
 import { FeatscopeError, type ErrorCode } from '../errors';
@@ -364,6 +366,38 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const [r] = await gradCamOverlays(model, [img.source], { layer, classes, top: 3 });
       return { png: r.png, info: { target: r.target, rawMax: r.rawMax } };
     }
+    if (kind === 'faithfulness') {
+      // Grad-CAM with its deletion and insertion curves beside it, as `featscope gradcam --metrics` draws them.
+      const x = await input(index, img);
+      const [r] = await gradCamOverlaysOf(model, x, [img.source], { layer, classes, top: 3 });
+      const { width: cw, height: ch } = r.heatmap;
+      forwardCount++;
+      const evaluation = await evaluateSaliency(
+        model,
+        x,
+        { data: r.heatmap.data, shape: [1, ch, cw] },
+        { classes: [r.target.class] },
+      );
+      const e = evaluation.images[0];
+      const chart = await renderCurvesChart(model.metadata, [{ name: 'Grad-CAM', evaluation: e }], {
+        subject: img.name,
+        className: `${r.target.name} (${r.target.class})`,
+        step: evaluation.step,
+      });
+      const left = await sharp(r.png).metadata();
+      const height = Math.max(left.height ?? 0, chart.height);
+      const png = await sharp({
+        create: { width: (left.width ?? 0) + chart.width, height, channels: 3, background: '#ffffff' },
+      })
+        .composite([
+          { input: r.png, left: 0, top: 0 },
+          { input: chart.png, left: left.width ?? 0, top: 0 },
+        ])
+        .png()
+        .toBuffer();
+      const auc = Object.fromEntries((['deletion', 'insertion'] as const).map((m) => [m, e[m]?.auc ?? null]));
+      return { png, info: { target: r.target, auc, step: evaluation.step } };
+    }
     const [r] = await saliencyOverlays(model, [img.source], { method: 'gradient', classes, top: 3 });
     return { png: r.png, info: { target: r.target } };
   };
@@ -581,10 +615,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const cls = q.get('class');
       const nClasses = model.metadata.classes?.length ?? 1000;
       const classes = cls === null || cls === '' ? undefined : intParam(q, 'class', undefined, 0, nClasses - 1);
-      if (!['mean', 'gradcam', 'saliency'].includes(kind))
+      if (!['mean', 'gradcam', 'saliency', 'faithfulness'].includes(kind))
         throw bad(
           'INVALID_ARGUMENT',
-          `kind must be mean, gradcam or saliency, not ${JSON.stringify(kind.slice(0, 40))}`,
+          `kind must be mean, gradcam, saliency or faithfulness, not ${JSON.stringify(kind.slice(0, 40))}`,
         );
       const { png, info } = await cache.get(
         `overlay|${index}|${img.id}|${kind}|${kind === 'saliency' ? '' : layer}|${classes ?? ''}`,

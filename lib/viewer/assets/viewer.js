@@ -360,12 +360,15 @@
         mean: `mean over channels of ${state.layer}`,
         gradcam: `Grad-CAM at ${state.layer}`,
         saliency: 'input saliency (gradient)',
+        faithfulness: `Grad-CAM at ${state.layer}, deletion and insertion curves`,
       }[state.overlay];
-      info.textContent = meta.target
-        ? `${label} for ${meta.target.name} (class ${meta.target.class})`
-        : meta.max !== undefined
-          ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
-          : label;
+      info.textContent = meta.auc
+        ? `${label} for ${meta.target.name} (class ${meta.target.class}): AUC deletion ${fmt(meta.auc.deletion)} (lower is better), insertion ${fmt(meta.auc.insertion)} (higher is better), ${meta.step} pixels per step`
+        : meta.target
+          ? `${label} for ${meta.target.name} (class ${meta.target.class})`
+          : meta.max !== undefined
+            ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
+            : label;
     } catch (e) {
       img.hidden = true;
       info.textContent = e.message;
