@@ -1,7 +1,7 @@
 /** Small pieces the analyses share: the model's normalisation, class names, softmax and top-k. */
 import type { FeatscopeError } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, type PreprocessOptions, preprocessEach } from '../preprocess';
+import { type ImageSource, type PreprocessOptions, type PreprocessedImage, preprocessEach } from '../preprocess';
 import { inputNormalisation, weightsLabel } from '../metadata';
 
 export interface Normalisation {
@@ -78,6 +78,8 @@ export interface ImageBatch {
   /** The stacked images, [files.length, 3, H, W]; empty when none was readable. */
   data: Float32Array;
   shape: [number, number, number, number];
+  /** Each stacked image's 8-bit RGB and geometry (for drawing), in the order of `files`. */
+  images: PreprocessedImage[];
   failed: FailedImage[];
 }
 
@@ -97,6 +99,7 @@ export async function* imageBatches(
     if (start + batch < files.length) next = read(start + batch);
     const good: number[] = [];
     const tensors: Float32Array[] = [];
+    const images: PreprocessedImage[] = [];
     const failed: FailedImage[] = [];
     results.forEach((r, j) => {
       if ('error' in r) {
@@ -108,6 +111,7 @@ export async function* imageBatches(
         });
       } else {
         tensors.push(r.data);
+        images.push(r.images[0]);
         good.push(start + j);
       }
     });
@@ -116,6 +120,6 @@ export async function* imageBatches(
     tensors.forEach((t, i) => data.set(t, i * per));
     const first = results.find((r) => !('error' in r)) as { shape: [number, number, number, number] } | undefined;
     const [, c, h, w] = first?.shape ?? [0, 3, 0, 0];
-    yield { start, files: good, data, shape: [good.length, c, h, w], failed };
+    yield { start, files: good, data, shape: [good.length, c, h, w], images, failed };
   }
 }

@@ -14,14 +14,14 @@ import sharp from 'sharp';
 import { types } from 'util';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, type PreprocessedImage, preprocessEach } from '../preprocess';
+import type { ImageSource, PreprocessedImage } from '../preprocess';
 import type { Capture } from '../types';
 import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
 import { applyColormap } from '../render/colormaps';
 import { resampleMap } from '../render/resample';
 import { drawText } from '../render/text';
 import { parseColor } from '../render/color';
-import { type FailedImage, normalisationOf } from './common';
+import { type FailedImage, type ImageBatch, imageBatches, normalisationOf } from './common';
 import { BANNER_HEIGHT, INK, drawBanner, fitText, withColourBar } from './draw';
 import { mulberry32 } from './random';
 
@@ -542,54 +542,17 @@ function makeConcepts(layer: string, k: number, C: number, W: Float32Array, fit:
 }
 
 /** Preprocessed batches of `files` that keep each image's 8-bit RGB (for drawing), the next read ahead. */
-export async function* rgbBatches(
+export function rgbBatches(
   files: readonly ImageSource[],
   batch: number,
   options: { resize: 'squash' | 'crop'; size: number; mean: readonly number[]; std: readonly number[] },
-): AsyncGenerator<{
-  start: number;
-  files: number[];
-  data: Float32Array;
-  shape: [number, number, number, number];
-  images: PreprocessedImage[];
-  failed: FailedImage[];
-}> {
-  const read = (start: number) =>
-    preprocessEach(files.slice(start, start + batch), {
-      resize: options.resize,
-      size: options.size,
-      mean: [...options.mean] as [number, number, number],
-      std: [...options.std] as [number, number, number],
-    });
-  let next = read(0);
-  for (let start = 0; start < files.length; start += batch) {
-    const results = await next;
-    if (start + batch < files.length) next = read(start + batch);
-    const good: number[] = [];
-    const tensors: Float32Array[] = [];
-    const images: PreprocessedImage[] = [];
-    const failed: FailedImage[] = [];
-    results.forEach((r, j) => {
-      if ('error' in r) {
-        const f = files[start + j];
-        failed.push({
-          source: typeof f === 'string' ? f : `input ${start + j}`,
-          code: (r.error as FeatscopeError).code,
-          message: (r.error as Error).message,
-        });
-      } else {
-        tensors.push(r.data);
-        images.push(r.images[0]);
-        good.push(start + j);
-      }
-    });
-    const per = tensors[0]?.length ?? 0;
-    const data = new Float32Array(per * tensors.length);
-    tensors.forEach((t, i) => data.set(t, i * per));
-    const shape = (results.find((r) => !('error' in r)) as { shape: [number, number, number, number] } | undefined)
-      ?.shape ?? [0, 3, 0, 0];
-    yield { start, files: good, data, shape: [good.length, shape[1], shape[2], shape[3]], images, failed };
-  }
+): AsyncGenerator<ImageBatch> {
+  return imageBatches(files, batch, {
+    resize: options.resize,
+    size: options.size,
+    mean: [...options.mean] as [number, number, number],
+    std: [...options.std] as [number, number, number],
+  });
 }
 
 /**
