@@ -14,7 +14,7 @@ import {
   saliencyExplainer,
   spearman,
 } from '../../lib/analysis';
-import { loadModel, type Model } from '../../lib';
+import { loadModel, type Model, type TensorInput } from '../../lib';
 import { encodeNpy } from '../../lib/npy';
 import { CACHE, PYTHON, ROOT, syntheticInput } from '../support/models';
 import { withTempDir, writeF32 } from './oracle-support';
@@ -253,7 +253,9 @@ test('the randomisation check equals Python (scipy spearmanr) on the same permut
 });
 
 test('a map that ignores the model (the Sobel edge map of the input) fails the check', async () => {
-  const sobel = async (_m: Model, x: { data: Float32Array; shape: number[] }) => {
+  // The input as the explainer gets it (TensorInput); the check hands it float data.
+  const sobel = async (_m: Model, input: TensorInput) => {
+    const x = { data: input.data as Float32Array, shape: input.shape };
     const [n, c, h, w] = x.shape;
     const out = new Float32Array(n * h * w);
     const at = (i: number, y: number, xx: number) => {
