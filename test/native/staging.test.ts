@@ -10,6 +10,8 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as v8 from 'v8';
+import * as vm from 'vm';
 import { FeatscopeError, loadModel, memoryStats, preprocess, type Model } from '../../lib';
 import { binding } from '../../lib/native';
 import { cpuModelForTests, MODELS, PYTHON, ROOT, syntheticInput } from '../support/models';
@@ -140,8 +142,24 @@ test('a Uint8Array input needs mean and std per channel; a Float32Array refuses 
   raw.dispose();
 });
 
+/**
+ * A full collection, with the finalizers it queues run: the arrays earlier tests dropped are gone
+ * before a test counts exported bytes, so a collection during the test cannot lower the count.
+ * (jest runs without --expose-gc; V8's flag is set at run time and `gc` read from a new context.)
+ */
+async function settleGc(): Promise<void> {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 test('release() frees output and captures at once and detaches their arrays; Symbol.dispose is release', async () => {
   const x = syntheticInput(2, 32, 32);
+  await resnet().forward(x, { layers: ['layer1'] }); // the model's first run, and its garbage, before counting
+  await settleGc();
   const base = memoryStats().exportedBytes;
   const r = await resnet().forward(x, { layers: ['layer1', 'layer1.1', 'conv1'], optimize: false });
   const held = memoryStats().exportedBytes - base;
