@@ -59,3 +59,8 @@ export async function uses(): Promise<void> {
   const all: readonly ErrorCode[] = ERROR_CODES;
   void all;
 }
+
+// The second entry point, and the end of deep imports: anything else under dist/ is not exported.
+export type BareRender = typeof import('featscope/dist/render');
+// @ts-expect-error deep imports are not part of the API (package.json exports)
+export type Deep = typeof import('featscope/dist/model');
