@@ -15,7 +15,7 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 python=${FEATSCOPE_PYTHON:-python3}
-export FEATSCOPE_PYTHON=$python FEATSCOPE_TEST_PYTHON=$python
+export FEATSCOPE_PYTHON=$python
 status=0
 t_all=$(date +%s)
 summary=()

@@ -2,7 +2,7 @@
 import * as path from 'path';
 import { fgsm, pgd, renderAttackGrids, renderDivergenceChart } from '../../lib/analysis';
 import { MODELS, cpuModelForTests, syntheticInput } from '../support/models';
-import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const MEAN = [0.485, 0.456, 0.406];
 const STD = [0.229, 0.224, 0.225];

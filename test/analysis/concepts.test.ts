@@ -8,9 +8,9 @@ import { conceptsFromWeights, fitConcepts, nmf, nnlsRows } from '../../lib/analy
 import { decodeNpy, encodeNpy } from '../../lib/npy';
 import { preprocess } from '../../lib/preprocess';
 import { startViewer } from '../../lib/viewer/server';
-import { ensureBuilt, runCli, tempDir } from '../e2e/support';
+import { ensureBuilt, runCli, tempDir } from '../support/cli';
 import { CACHE, ensureTestModels, MODELS, PYTHON, ROOT } from '../support/models';
-import { withTempDir } from './oracle-support';
+import { withTempDir } from '../support/oracle';
 
 const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
 const files = fs

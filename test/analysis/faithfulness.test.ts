@@ -17,7 +17,7 @@ import {
 import { loadModel, type Model, type TensorInput } from '../../lib';
 import { encodeNpy } from '../../lib/npy';
 import { CACHE, PYTHON, ROOT, syntheticInput } from '../support/models';
-import { withTempDir, writeF32 } from './oracle-support';
+import { withTempDir, writeF32 } from '../support/oracle';
 
 // The network (scripted for featscope; the same class, eager, for the reference) and the reference.
 const PY = String.raw`

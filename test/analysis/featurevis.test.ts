@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { loadModel } from '../../lib';
 import { featureVisualization, featureVisualizations, renderFeatureVisualization } from '../../lib/analysis';
 import { CACHE, MODELS, PYTHON, ROOT, cpuModelForTests, edgeModel, syntheticInput } from '../support/models';
-import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const scripted = cpuModelForTests();
 

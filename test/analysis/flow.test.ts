@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { gradientFlow, renderFlowChart } from '../../lib/analysis';
 import { MODELS, cpuModelForTests, syntheticInput } from '../support/models';
-import { runOracle, withTempDir, writeF32 } from './oracle-support';
+import { runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 interface OracleFlow {
   loss: number;

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { gaussianNoise, saliency, saliencyOverlays } from '../../lib/analysis';
 import { preprocess } from '../../lib/preprocess';
 import { cpuModelForTests, MODELS, syntheticInput } from '../support/models';
-import { readF32, runOracle, withTempDir, writeF32 } from './oracle-support';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 interface OracleResult {
   attributions: Float32Array;

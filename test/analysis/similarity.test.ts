@@ -6,7 +6,7 @@ import { layerSimilarity, linearCka, renderSimilarity } from '../../lib/analysis
 import { colormapRGB } from '../../lib/render/colormaps';
 import { preprocess } from '../../lib/preprocess';
 import { MODELS, ROOT, cpuModelForTests } from '../support/models';
-import { runOracle, withTempDir, writeF32 } from './oracle-support';
+import { runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const IMAGES = path.join(ROOT, 'test', 'fixtures', 'images');
 const files = fs

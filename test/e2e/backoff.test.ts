@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODELS, ensureTestModels, maxAbsDiff } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 let photos: string;
 

@@ -8,8 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { ensureTestModels, MODELS, PYTHON } from '../support/models';
-import { barRows, decode } from '../unit/helpers/colour-bar';
-import { DOG, ensureBuilt, runCli, startCli, tempDir } from './support';
+import { barRows, decode } from '../support/colour-bar';
+import { DOG, ensureBuilt, runCli, startCli, tempDir } from '../support/cli';
 
 const LAYERS = ['a/b', 'a_b', 'input', 'x', 'x.overlay'];
 

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { MODELS, edgeModel, ensureTestModels } from '../support/models';
-import { DOG, HOSTILE, ensureBuilt, listFiles, runCli, startCli, tempDir } from './support';
+import { DOG, HOSTILE, ensureBuilt, listFiles, runCli, startCli, tempDir } from '../support/cli';
 
 const MODEL = MODELS.scripted;
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
-import { ensureBuilt, runCli, tempDir } from './support';
+import { ensureBuilt, runCli, tempDir } from '../support/cli';
 
 beforeAll(() => ensureBuilt());
 

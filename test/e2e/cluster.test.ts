@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
 import { MODELS, ROOT, ensureTestModels } from '../support/models';
-import { CLI, DOG, ensureBuilt, runCli, tempDir } from './support';
+import { CLI, DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 beforeAll(() => {
   ensureTestModels();

@@ -7,7 +7,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODELS, PYTHON, ROOT } from '../support/models';
-import { CLI, DOG, ensureBuilt, tempDir } from './support';
+import { CLI, DOG, ensureBuilt, tempDir } from '../support/cli';
 
 // Named by the script's content, so a changed script makes a new model file (caches survive runs).
 const SPIN_SCRIPT = path.join(ROOT, 'test', 'support', 'spin_model.py');

@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { PYTHON, ROOT } from '../support/models';
-import { tempDir } from './support';
+import { tempDir } from '../support/cli';
 
 const EXPORTER = path.join(ROOT, 'scripts', 'export-model.py');
 const torchSeesCuda =

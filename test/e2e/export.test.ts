@@ -6,7 +6,7 @@ import { loadModel, type Model } from '../../lib/model';
 import { preprocess } from '../../lib/preprocess';
 import { encodeNpy } from '../../lib/npy';
 import { MODELS, PYTHON, ensureTestModels, maxAbsDiff } from '../support/models';
-import { DOG, ensureBuilt, listFiles, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
 
 let model: Model;
 

@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { AddressInfo } from 'net';
 import { ROOT } from '../support/models';
-import { ensureBuilt } from './support';
+import { ensureBuilt } from '../support/cli';
 
 jest.setTimeout(300_000);
 const MODEL = path.join(ROOT, 'models', 'resnet18.pt');

@@ -8,7 +8,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 const FIXTURES = path.dirname(DOG);
 let photos: string;

@@ -17,7 +17,7 @@ import { weightsLabel } from '../../lib/metadata';
 import { renderChannelGrid } from '../../lib/grid-api';
 import { showOverlay } from '../../lib/notebook';
 import { PYTHON, ROOT } from '../support/models';
-import { DOG, ensureBuilt } from './support';
+import { DOG, ensureBuilt } from '../support/cli';
 
 const JUPYTER = process.env.FEATSCOPE_TEST_JUPYTER || '/usr/bin/jupyter';
 const TSLAB = path.join(ROOT, 'node_modules', 'tslab');

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, listFiles, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
 
 const CHELSEA = path.join(path.dirname(DOG), 'chelsea.png');
 

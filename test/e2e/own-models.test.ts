@@ -10,7 +10,7 @@ import * as path from 'path';
 import { loadModel } from '../../lib/model';
 import { preprocess } from '../../lib/preprocess';
 import { PYTHON, ROOT, maxAbsDiff } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 const LABELS = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const EXPORTER = path.join(ROOT, 'scripts', 'export-model.py');

@@ -11,7 +11,7 @@ import { loadModel } from '../../lib/model';
 import { preprocess } from '../../lib/preprocess';
 import { renderImageLayers } from '../../lib/visualize';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 const LAYERS = ['layer1.0.conv1', 'layer2'];
 let photos: string;

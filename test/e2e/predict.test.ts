@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { MODELS, STRUCTURED_MODELS, ensureStructuredModels, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 beforeAll(() => {
   ensureTestModels();

@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { preprocess } from '../../lib/preprocess';
 import { colormapIndex, getColormap } from '../../lib/render/colormaps';
 import { MODELS, ROOT, cpuModelForTests, ensureTestModels } from '../support/models';
-import { CHROMIUM, DOG, HOSTILE, ensureBuilt, runCli, tempDir, makeHostileModel } from './support';
+import { CHROMIUM, DOG, HOSTILE, ensureBuilt, runCli, tempDir, makeHostileModel } from '../support/cli';
 
 // playwright-core is a dev dependency; it never downloads a browser (we use Debian's chromium).
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, startCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, startCli, tempDir } from '../support/cli';
 
 const CHELSEA = path.join(path.dirname(DOG), 'chelsea.png');
 

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { nameInputs } from '../../lib/cli/inputs';
 import { parseShard, selectShard } from '../../lib/cli/shard';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 const FIXTURES = path.dirname(DOG);
 let dir: string;

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { shown } from '../../lib/cli/term';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, ensureBuilt, runCli, tempDir } from './support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 
 beforeAll(() => {
   ensureTestModels();

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { preprocess } from '../../lib';
 import { decodeFrames } from '../../lib/video';
 import { ROOT, MODELS, cpuModelForTests } from '../support/models';
-import { DOG, ensureBuilt, listFiles, runCli, startCli, tempDir } from './support';
+import { DOG, ensureBuilt, listFiles, runCli, startCli, tempDir } from '../support/cli';
 
 jest.setTimeout(300_000);
 sharp.cache(false); // files are rewritten under the same names between runs

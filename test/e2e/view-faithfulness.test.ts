@@ -10,7 +10,7 @@ import { evaluateSaliency, loadModel, preprocess } from '../../lib';
 import { gradCamOverlaysOf } from '../../lib/analysis/gradcam';
 import { startViewer } from '../../lib/viewer/server';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG } from './support';
+import { DOG } from '../support/cli';
 
 beforeAll(() => ensureTestModels());
 

@@ -9,7 +9,7 @@ import * as net from 'net';
 import sharp from 'sharp';
 import { startViewer, type Viewer } from '../../lib/viewer/server';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG } from './support';
+import { DOG } from '../support/cli';
 
 let viewer: Viewer;
 beforeAll(async () => {

@@ -11,7 +11,7 @@ import * as zlib from 'zlib';
 import { applyColormap, gradCamOverlays, loadModel, preprocess, type Model } from '../../lib';
 import { startViewer, type Viewer } from '../../lib/viewer/server';
 import { MODELS, ROOT, ensureTestModels } from '../support/models';
-import { CHROMIUM, DOG, HOSTILE, ensureBuilt, makeHostileModel, startCli, tempDir } from './support';
+import { CHROMIUM, DOG, HOSTILE, ensureBuilt, makeHostileModel, startCli, tempDir } from '../support/cli';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { chromium } = require('playwright-core') as typeof import('playwright-core');

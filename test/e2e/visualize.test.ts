@@ -8,7 +8,7 @@ import { loadModel } from '../../lib/model';
 import { preprocess } from '../../lib/preprocess';
 import { FeatscopeError } from '../../lib/errors';
 import { MODELS, ensureTestModels } from '../support/models';
-import { DOG, tempDir } from './support';
+import { DOG, tempDir } from '../support/cli';
 
 beforeAll(() => ensureTestModels());
 

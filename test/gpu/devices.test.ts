@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { cuda } from '../../lib';
-import { DOG, ensureBuilt, runCli, tempDir } from '../e2e/support';
+import { DOG, ensureBuilt, runCli, tempDir } from '../support/cli';
 import { ensureTestModels, maxAbsDiff, MODELS } from '../support/models';
 
 const hasCuda = (() => {

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError, loadModel, type Model } from '../../lib';
-import { ensureBuilt } from '../e2e/support';
+import { ensureBuilt } from '../support/cli';
 import {
   CACHE,
   ensureTestModels,

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, Model, versions } from '../../lib';
-import { runOracle, withTempDir, writeF32 } from '../analysis/oracle-support';
+import { runOracle, withTempDir, writeF32 } from '../support/oracle';
 import { edgeModel, ensureTestModels, maxAbsDiff, pythonHooks, syntheticInput } from '../support/models';
 
 const LAYERS = ['stem', 'block', 'block.conv', 'block.bn', 'gate', 'head'];

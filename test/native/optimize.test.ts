@@ -7,7 +7,7 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { loadModel, Model } from '../../lib';
-import { ensureBuilt } from '../e2e/support';
+import { ensureBuilt } from '../support/cli';
 import {
   edgeModel,
   ensureTestModels,

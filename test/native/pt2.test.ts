@@ -208,7 +208,7 @@ if (!supported) {
 
 (supported ? describe : describe.skip)('the CLI on an AOTInductor package of ResNet-18', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const e2e = require('../e2e/support') as typeof import('../e2e/support');
+  const e2e = require('../support/cli') as typeof import('../support/cli');
   beforeAll(() => {
     ensurePt2Models();
     ensureTestModels();

@@ -5,7 +5,7 @@
 // run forwards.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { ensureBuilt, runCli } from '../e2e/support';
+import { ensureBuilt, runCli } from '../support/cli';
 import { ensureTestModels, MODELS, ROOT } from '../support/models';
 
 const DIST = JSON.stringify(path.join(ROOT, 'dist', 'index.js'));

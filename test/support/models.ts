@@ -6,7 +6,8 @@ import { loadModel, type Model } from '../../lib';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CACHE = path.join(ROOT, 'test', '.cache');
-export const PYTHON = process.env.FEATSCOPE_TEST_PYTHON || '/usr/bin/python3';
+/** The Python with torch the oracles run: FEATSCOPE_PYTHON (as for the product), else /usr/bin/python3. */
+export const PYTHON = process.env.FEATSCOPE_PYTHON || '/usr/bin/python3';
 
 export const MODELS = {
   scripted: path.join(CACHE, 'resnet18-script.pt'),

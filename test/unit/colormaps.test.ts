@@ -1,7 +1,7 @@
 import { FeatscopeError } from '../../lib/errors';
 import { COLORMAP_NAMES, applyColormap, colormapRGB, getColormap } from '../../lib/render';
 import { checkColormap } from '../../lib/render/colormaps';
-import { pythonHas, runPython } from './helpers/python';
+import { pythonHas, runPython } from '../support/python';
 
 describe('colour maps', () => {
   test('seven maps of 256 RGB entries', () => {

@@ -5,8 +5,8 @@
 import { COLOUR_BAR_HEIGHT } from '../../lib/analysis/draw';
 import { colormapRGB } from '../../lib/render/colormaps';
 import { renderImageLayers } from '../../lib/visualize';
-import { makeCapture } from './helpers/captures';
-import { barRows, decode, px } from './helpers/colour-bar';
+import { makeCapture } from '../support/captures';
+import { barRows, decode, px } from '../support/colour-bar';
 
 const image = { rgb: Buffer.alloc(64 * 64 * 3, 120), width: 64, height: 64 };
 // Channel c spans c .. c + 0.63, channel 3 13 .. 13.63: four ranges that differ.

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { BANNER_HEIGHT, frameCanvas } from '../../lib/analysis/draw';
 import type { ModelMetadata } from '../../lib/metadata';
 import { renderImageLayers } from '../../lib/visualize';
-import { makeCapture } from './helpers/captures';
+import { makeCapture } from '../support/captures';
 
 function pattern(width: number, height: number): { data: Uint8Array; width: number; height: number } {
   const data = new Uint8Array(width * height * 3);

@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { FeatscopeError } from '../../lib/errors';
 import { colormapRGB, rankChannels, renderChannelGrid } from '../../lib/render';
 import type { Capture } from '../../lib/types';
-import { makeCapture as capture } from './helpers/captures';
+import { makeCapture as capture } from '../support/captures';
 
 /** Deterministic pseudo-random numbers (Park-Miller). */
 function random(seed: number): () => number {

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { FeatscopeError } from '../../lib/errors';
 import { preprocess } from '../../lib/preprocess';
 import { channelMean, colormapRGB, renderLayerSummary, renderOverlay } from '../../lib/render';
-import { makeCapture as capture } from './helpers/captures';
+import { makeCapture as capture } from '../support/captures';
 
 const CHELSEA = path.join(__dirname, '..', 'fixtures', 'images', 'chelsea.png'); // 451 x 300
 

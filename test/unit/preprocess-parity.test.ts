@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { preprocess } from '../../lib/preprocess';
-import { PYTHON, diffStats, pythonHas, torchvisionPreprocess } from './helpers/python';
+import { PYTHON, diffStats, pythonHas, torchvisionPreprocess } from '../support/python';
 
 const IMAGES = path.join(__dirname, '..', 'fixtures', 'images');
 const photos = fs

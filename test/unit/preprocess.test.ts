@@ -3,8 +3,8 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { FeatscopeError } from '../../lib/errors';
 import { IMAGENET_MEAN, IMAGENET_STD, bilinearResize, preprocess, roundHalfEven } from '../../lib/preprocess';
-import { type OddImages, makeOddImages } from './helpers/images';
-import { diffStats, pythonHas, torchvisionPreprocess } from './helpers/python';
+import { type OddImages, makeOddImages } from '../support/images';
+import { diffStats, pythonHas, torchvisionPreprocess } from '../support/python';
 
 const DOG = path.join(__dirname, '..', 'fixtures', 'images', 'dog.jpg');
 let odd: OddImages;

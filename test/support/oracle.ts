@@ -2,7 +2,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CACHE, PYTHON, ROOT } from '../support/models';
+import { CACHE, PYTHON, ROOT } from './models';
 
 export function withTempDir<T>(prefix: string, fn: (dir: string) => T): T {
   const dir = fs.mkdtempSync(path.join(CACHE, prefix));

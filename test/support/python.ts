@@ -4,8 +4,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-export const PYTHON = process.env.FEATSCOPE_PYTHON ?? '/usr/bin/python3';
-export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+// The one Python setting of the tests (test/support/models.ts).
+import { PYTHON } from './models';
+export { PYTHON };
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 /** True when PYTHON exists and can import every module named. */
 export function pythonHas(...modules: string[]): boolean {

@@ -1,6 +1,6 @@
 /** Finding colour bars in PNGs by their pixels, for the picture tests. */
 import sharp from 'sharp';
-import { colormapRGB, type ColormapName } from '../../../lib/render/colormaps';
+import { colormapRGB, type ColormapName } from '../../lib/render/colormaps';
 
 export interface Raw {
   data: Buffer;

@@ -3,7 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ROOT } from '../support/models';
+import { PYTHON, ROOT } from './models';
 
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 export const DOG = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
@@ -105,5 +105,5 @@ meta = {"format": "featscope-model/1", "architecture": "<script>alert(2)</script
         "input": {"size": [64, 64], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
 torch.jit.save(m, sys.argv[1], _extra_files={"featscope.json": json.dumps(meta)})
 `;
-  execFileSync(process.env.FEATSCOPE_TEST_PYTHON || '/usr/bin/python3', ['-c', script, file], { stdio: 'inherit' });
+  execFileSync(PYTHON, ['-c', script, file], { stdio: 'inherit' });
 }

@@ -1,5 +1,5 @@
 /** Synthetic captures for the rendering tests. */
-import type { Capture } from '../../../lib/types';
+import type { Capture } from '../../lib/types';
 
 /** An NCHW capture whose value at (n, c, y, x) is `value(n, c, y, x)`. */
 export function makeCapture(
