@@ -18,7 +18,7 @@ import type { ViewerImage, ViewerState } from './state';
 
 export function viewerRoutes(state: ViewerState, uploadLimit: number): Record<string, Route> {
   const { models, cache } = state;
-  const conceptFits = new ViewerConcepts(state.maxInputPixels);
+  const conceptFits = new ViewerConcepts((index, img) => state.input(index, img));
 
   const modelAt = (q: URLSearchParams, name = 'model'): { model: Model; index: number } => {
     const index = intParam(q, name, 0, 0, models.length - 1);

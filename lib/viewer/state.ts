@@ -168,7 +168,7 @@ export class ViewerState {
   }
 
   /** The model's input for an image (decoded within the session's pixel limit), cached. */
-  input(index: number, img: ViewerImage): Promise<PreprocessResult> {
+  input(index: number, img: Pick<ViewerImage, 'id' | 'source'>): Promise<PreprocessResult> {
     return this.cache.get(`input|${index}|${img.id}`, async () => {
       const x = await this.decodes.run(() =>
         preprocess(img.source, { model: this.models[index], maxInputPixels: this.maxInputPixels }),
