@@ -98,7 +98,10 @@ export function readBody(req: http.IncomingMessage, limit: number): Promise<Buff
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? NaN);
     const tooLarge = () =>
-      new ViewerError('UPLOAD_TOO_LARGE', `the upload is larger than the limit of ${limit} bytes; send a smaller image`);
+      new ViewerError(
+        'UPLOAD_TOO_LARGE',
+        `the upload is larger than the limit of ${limit} bytes; send a smaller image`,
+      );
     if (declared > limit) {
       req.resume(); // discard the body; the answer is 413
       return reject(tooLarge());

@@ -27,7 +27,9 @@ const W1 = 'encoder.layers.encoder_layer_1.self_attention.weights';
 const haveChromium = fs.existsSync(CHROMIUM);
 const maybe = haveChromium ? describe : describe.skip;
 if (!haveChromium)
-  console.warn(`view ViT tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`);
+  console.warn(
+    `view ViT tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`,
+  );
 
 /** Wait until an expression holds in the page (page.evaluate: the viewer's CSP refuses eval). */
 async function until(page: Page, expression: string, timeout = 60_000): Promise<void> {
@@ -178,7 +180,10 @@ maybe('featscope view on a ViT in Chromium', () => {
     // the first attention layer chosen in the tree: rollout over it alone, its heads
     await page.click(`.node[data-layer="${W0}"]`);
     await until(page, `document.querySelector('#layer-title').textContent.startsWith('${W0} [2×17×17]')`);
-    await until(page, `document.querySelector('#overlay-info').textContent.startsWith('attention rollout over 1 layer')`);
+    await until(
+      page,
+      `document.querySelector('#overlay-info').textContent.startsWith('attention rollout over 1 layer')`,
+    );
     info = await meta();
     expect(info.rollout.layers).toEqual([W0]);
     const rolled0 = classTokenRow(attentionRollout([r.get(W0)]), 1, [4, 4])[0];

@@ -372,12 +372,12 @@
       info.textContent = meta.rollout
         ? `attention rollout over ${meta.rollout.layers.length} layer(s): ${fmt(meta.rollout.min)} to ${fmt(meta.rollout.max)}; class-token attention per head of ${meta.heads.layer}: ${meta.heads.ranges.map((r, k) => `head ${k} ${fmt(r[0])} to ${fmt(r[1])}`).join(', ')}`
         : meta.auc
-        ? `${label} for ${meta.target.name} (class ${meta.target.class}): AUC deletion ${fmt(meta.auc.deletion)} (lower is better), insertion ${fmt(meta.auc.insertion)} (higher is better), ${meta.step} pixels per step`
-        : meta.target
-          ? `${label} for ${meta.target.name} (class ${meta.target.class})`
-          : meta.max !== undefined
-            ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
-            : label;
+          ? `${label} for ${meta.target.name} (class ${meta.target.class}): AUC deletion ${fmt(meta.auc.deletion)} (lower is better), insertion ${fmt(meta.auc.insertion)} (higher is better), ${meta.step} pixels per step`
+          : meta.target
+            ? `${label} for ${meta.target.name} (class ${meta.target.class})`
+            : meta.max !== undefined
+              ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
+              : label;
     } catch (e) {
       img.hidden = true;
       info.textContent = e.message;
