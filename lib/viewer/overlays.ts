@@ -60,7 +60,7 @@ export async function overlayPicture(
       range,
       f.capture.shape[1],
       model.metadata,
-      `${img.name} · ${layer} · channel mean`,
+      `${layer} · channel mean`,
     );
     return { png: await encodePng(framed), info: { min: range[0], max: range[1] } };
   }

@@ -134,6 +134,9 @@ maybe('featscope view on a ViT in Chromium', () => {
     for (let i = 0; i < want5.length; i++) off = Math.max(off, Math.abs(want5[i] - tile5.rgb[i]));
     expect(off).toBeLessThanOrEqual(1);
     expect(await page.textContent('#page-info')).toBe('page 1 / 2');
+    // the top-5 predictions, listed once (the first image's and the clicked one's answers do not pile up)
+    await until(page, `document.querySelectorAll('#predictions li').length > 0`);
+    expect(await page.locator('#predictions li').count()).toBe(5);
 
     // attention overlay at a non-attention layer: rollout over both layers, heads of the last
     const rolled = classTokenRow(attentionRollout([r.get(W0), r.get(W1)]), 1, [4, 4])[0];

@@ -235,13 +235,17 @@
     if (state.layer) await loadChannels();
   }
 
+  let predSeq = 0;
   async function loadPredictions() {
     const ol = $('predictions');
+    const seq = ++predSeq;
     ol.replaceChildren();
     try {
       const preds = await getJSON('/api/predict', { model: state.model, image: state.image });
-      for (const p of preds)
-        ol.append(el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`));
+      if (seq !== predSeq) return; // a newer image or model asked since: its list, not both
+      ol.replaceChildren(
+        ...preds.map((p) => el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`)),
+      );
     } catch (e) {
       status(e.message);
     }
