@@ -1,12 +1,14 @@
 /**
  * The viewer's Concepts tab: k concepts of a layer fitted over the session's images (NMF,
  * lib/analysis/concepts.ts), each concept's top images and each image's concept picture.
- * Kept per model, layer, k and image set; the pictures are drawn when asked for.
+ * Kept per model, layer, k and image set; the pictures are drawn when asked for. Every image goes
+ * through the viewer's own input first (its decoding limit, its decode slots, its cache), so an
+ * image over the limit is refused before the fit decodes anything.
  */
 import { fitConcepts, renderConceptImage, renderConceptTop, type Concepts } from '../analysis/concepts';
 import { conceptColour, conceptNorms } from '../analysis/concepts';
 import type { Model } from '../model';
-import { preprocess, type PreprocessedImage } from '../preprocess';
+import type { PreprocessResult, PreprocessedImage } from '../preprocess';
 import { toHex } from '../render/color';
 
 export interface ViewerConceptImage {
@@ -28,13 +30,14 @@ interface Fitted {
 export class ViewerConcepts {
   private fits = new Map<string, Promise<Fitted>>();
 
-  constructor(private readonly maxInputPixels: number) {}
+  /** `input`: the viewer's preprocessing of an image for a model (ViewerState.input). */
+  constructor(private readonly input: (modelIndex: number, img: ViewerConceptImage) => Promise<PreprocessResult>) {}
 
   get(model: Model, modelIndex: number, layer: string, k: number, images: ViewerConceptImage[]): Promise<Fitted> {
     const key = `${modelIndex}|${layer}|${k}|${images.map((i) => i.id).join(',')}`;
     let f = this.fits.get(key);
     if (!f) {
-      f = this.fit(model, layer, k, images);
+      f = this.fit(model, modelIndex, layer, k, images);
       f.catch(() => this.fits.delete(key));
       this.fits.set(key, f);
       if (this.fits.size > 8) this.fits.delete(this.fits.keys().next().value!);
@@ -42,7 +45,15 @@ export class ViewerConcepts {
     return f;
   }
 
-  private async fit(model: Model, layer: string, k: number, images: ViewerConceptImage[]): Promise<Fitted> {
+  private async fit(
+    model: Model,
+    modelIndex: number,
+    layer: string,
+    k: number,
+    images: ViewerConceptImage[],
+  ): Promise<Fitted> {
+    // The viewer's decoding limit for every image before fitConcepts decodes them (IMAGE_TOO_LARGE names it).
+    await Promise.all(images.map((img) => this.input(modelIndex, img).then(() => undefined)));
     const concepts = await fitConcepts(
       model,
       images.map((i) => i.source),
@@ -53,7 +64,7 @@ export class ViewerConcepts {
     let h = 0;
     let w = 0;
     for (const img of images) {
-      const x = await preprocess(img.source, { model, maxInputPixels: this.maxInputPixels });
+      const x = await this.input(modelIndex, img);
       const [cap] = await model.capture(x, [layer]);
       const m = concepts.transform(cap);
       [, , h, w] = m.shape;

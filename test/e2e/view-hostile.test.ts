@@ -144,3 +144,28 @@ test('concurrent uploads decode at most two at a time, and all succeed', async (
   expect(viewer.peakDecodes()).toBeLessThanOrEqual(2);
   expect(viewer.peakDecodes()).toBeGreaterThanOrEqual(1);
 });
+
+test("the Concepts tab decodes within the viewer's limit: an image over it is refused before the fit decodes anything", async () => {
+  // dog.jpg is 768 x 576 = 442,368 pixels; the limit here is 100,000 (the chessboard, 200 x 200, is under it).
+  const small = DOG.replace('dog.jpg', 'chessboard_GRAY.png');
+  const limited = await startViewer({
+    images: [small, DOG],
+    models: [MODELS.scripted],
+    device: 'cpu',
+    maxInputPixels: 100_000,
+  });
+  try {
+    const get = (q: string) => request(limited.port, `/api/concepts?token=${limited.token}&${q}`);
+    const r = await get('layer=layer4&k=2');
+    expect([r.status, code(r.body)]).toEqual([413, 'IMAGE_TOO_LARGE']);
+    expect(JSON.parse(r.body).error.message).toContain('dog.jpg');
+    // Refused first, whatever the layer: the fit (which would find fc not to be feature maps) never ran.
+    const fc = await get('layer=fc&k=2');
+    expect([fc.status, code(fc.body)]).toEqual([413, 'IMAGE_TOO_LARGE']);
+    // The decodes went through the viewer's decode slots.
+    expect(limited.peakDecodes()).toBeGreaterThanOrEqual(1);
+    expect(limited.peakDecodes()).toBeLessThanOrEqual(2);
+  } finally {
+    await limited.close();
+  }
+});

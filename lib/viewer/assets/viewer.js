@@ -191,6 +191,12 @@
     const cs = $('class-select');
     cs.replaceChildren(new Option('predicted (top-1)', ''));
     state.classes.forEach((n, k) => cs.append(new Option(`${k}: ${n}`, String(k))));
+    // attention rollout and per-head maps: ViTs only
+    $('ov-attention').hidden = !state.session.models[i].tokens;
+    if (state.overlay === 'attention' && !state.session.models[i].tokens) {
+      state.overlay = 'none';
+      document.querySelector('input[name="ov"][value="none"]').checked = true;
+    }
     renderTree();
     status('', true);
   }
@@ -229,13 +235,17 @@
     if (state.layer) await loadChannels();
   }
 
+  let predSeq = 0;
   async function loadPredictions() {
     const ol = $('predictions');
+    const seq = ++predSeq;
     ol.replaceChildren();
     try {
       const preds = await getJSON('/api/predict', { model: state.model, image: state.image });
-      for (const p of preds)
-        ol.append(el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`));
+      if (seq !== predSeq) return; // a newer image or model asked since: its list, not both
+      ol.replaceChildren(
+        ...preds.map((p) => el('li', '', `${p.name} (class ${p.class}) — ${(p.probability * 100).toFixed(1)}%`)),
+      );
     } catch (e) {
       status(e.message);
     }
@@ -361,14 +371,17 @@
         gradcam: `Grad-CAM at ${state.layer}`,
         saliency: 'input saliency (gradient)',
         faithfulness: `Grad-CAM at ${state.layer}, deletion and insertion curves`,
+        attention: 'attention',
       }[state.overlay];
-      info.textContent = meta.auc
-        ? `${label} for ${meta.target.name} (class ${meta.target.class}): AUC deletion ${fmt(meta.auc.deletion)} (lower is better), insertion ${fmt(meta.auc.insertion)} (higher is better), ${meta.step} pixels per step`
-        : meta.target
-          ? `${label} for ${meta.target.name} (class ${meta.target.class})`
-          : meta.max !== undefined
-            ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
-            : label;
+      info.textContent = meta.rollout
+        ? `attention rollout over ${meta.rollout.layers.length} layer(s): ${fmt(meta.rollout.min)} to ${fmt(meta.rollout.max)}; class-token attention per head of ${meta.heads.layer}: ${meta.heads.ranges.map((r, k) => `head ${k} ${fmt(r[0])} to ${fmt(r[1])}`).join(', ')}`
+        : meta.auc
+          ? `${label} for ${meta.target.name} (class ${meta.target.class}): AUC deletion ${fmt(meta.auc.deletion)} (lower is better), insertion ${fmt(meta.auc.insertion)} (higher is better), ${meta.step} pixels per step`
+          : meta.target
+            ? `${label} for ${meta.target.name} (class ${meta.target.class})`
+            : meta.max !== undefined
+              ? `${label}: ${fmt(meta.min)} to ${fmt(meta.max)}`
+              : label;
     } catch (e) {
       img.hidden = true;
       info.textContent = e.message;
