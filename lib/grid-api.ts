@@ -3,7 +3,7 @@
  * title (layer name and channel-selection rule) when the capture came from a featscope model, as
  * every picture featscope draws is. `frame: false` gives the bare grid.
  */
-import { FRAME_CAPTION_HEIGHT, frameCanvas } from './analysis/draw';
+import { FRAME_CAPTION_HEIGHT, frameCanvas } from './render/frame';
 import { invalidParameter } from './errors';
 import { captureOrigin } from './provenance';
 import { encodePng } from './render/canvas';

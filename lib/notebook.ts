@@ -8,7 +8,7 @@ import * as path from 'path';
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
 import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
-import { frameMeanOverlay } from './analysis/draw';
+import { frameMeanOverlay } from './render/frame';
 import { invalidParameter } from './errors';
 import { captureOrigin } from './provenance';
 import { encodePng } from './render/canvas';

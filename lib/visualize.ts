@@ -22,7 +22,8 @@ import { drawChannelGrid } from './render/grid';
 import { drawOverlay, finiteRange } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
-import { frameCanvas, frameMeanOverlay, FRAME_CAPTION_HEIGHT, withColourBar } from './analysis/draw';
+import { withColourBar } from './render/colour-bar';
+import { frameCanvas, frameMeanOverlay, FRAME_CAPTION_HEIGHT } from './render/frame';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {

@@ -30,22 +30,10 @@ import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
-import {
-  BANNER_HEIGHT,
-  type Bar,
-  INK,
-  MUTED,
-  barChart,
-  drawBanner,
-  fitText,
-  formatNumber,
-  labelSpace,
-  niceTicks,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from './draw';
+import { type Bar, barChart, labelSpace, niceTicks } from '../render/chart';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, drawBanner, weightsBanner } from '../render/frame';
+import { INK, MUTED, fitText, svgDocument, svgToPng, text } from '../render/svg';
 
 export interface FolderStatsOptions {
   /** Layers with [N, C, H, W] output (or [N, C]); `layer#k` picks one call. */

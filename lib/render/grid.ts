@@ -17,6 +17,7 @@ import {
 } from './capture';
 import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
 import { type RgbCanvas, encodePng } from './canvas';
+import { formatNumber } from './format';
 import { MONO_ADVANCE_EM, drawText } from './text';
 
 export type RankBy = 'max' | 'mean';
@@ -179,17 +180,6 @@ function checkInt(option: string, value: unknown, min: number, max: number, fall
   return v as number;
 }
 
-/** Short, fixed-width-ish number text: 3.41, 12.3, 187, 1.2e-3. */
-export function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  if (a < 0.01 || a >= 1e5) return v.toExponential(1);
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
-
 interface LabelPlan {
   /** Lines per cell. */
   lines: (cell: GridCell, metricValue: number) => string[];
@@ -206,8 +196,8 @@ function planLabels(
   cellWidth: number,
 ): LabelPlan | null {
   const forms: Array<(c: GridCell, v: number) => string[]> = [
-    (c, v) => [`ch ${c.channel} · ${metric} ${formatValue(v)}`],
-    (c, v) => [`ch ${c.channel}`, `${metric} ${formatValue(v)}`],
+    (c, v) => [`ch ${c.channel} · ${metric} ${formatNumber(v, 'cell')}`],
+    (c, v) => [`ch ${c.channel}`, `${metric} ${formatNumber(v, 'cell')}`],
     (c) => [`ch ${c.channel}`],
     (c) => [`${c.channel}`],
   ];

@@ -24,7 +24,8 @@ import { COLORMAP_NAMES, type ColormapName, colormapRGB, getColormap } from '../
 import { channelMean, drawOverlay } from '../render/overlay';
 import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
 import { displayPhoto } from '../analysis/gradcam';
-import { formatNumber, frameCanvas } from '../analysis/draw';
+import { formatNumber } from '../render/format';
+import { frameCanvas } from '../render/frame';
 import type { Capture } from '../types';
 import { BoundedCache } from './cache';
 import { compareCaptures } from './divergence';
