@@ -11,6 +11,7 @@ import { loadModel, Model } from './model';
 import { preprocess, type ImageSource, type PreprocessedImage } from './preprocess';
 import {
   channelMean,
+  channelStats,
   rankChannels,
   type ChannelGrid,
   type ChannelSelection,
@@ -91,7 +92,7 @@ export interface RenderLayersOptions {
   label?: { metadata: ModelMetadata; source: string };
 }
 
-/** Statistics of every channel of one image of a capture, in one pass over the data. */
+/** Statistics of every channel of one image of a capture (channelStats), and of the whole layer. */
 export function layerStatistics(
   capture: Pick<Capture, 'shape' | 'data'>,
   batchIndex = 0,
@@ -104,25 +105,17 @@ export function layerStatistics(
   let sum = 0;
   let zeros = 0;
   const dead: number[] = [];
-  for (let ch = 0; ch < c; ch++) {
-    const start = (batchIndex * c + ch) * plane;
-    let cmax = -Infinity;
-    let csum = 0;
-    let czero = 0;
-    for (let i = start; i < start + plane; i++) {
-      const v = capture.data[i];
-      if (v > cmax) cmax = v;
-      if (v < min) min = v;
-      if (v === 0) czero++;
-      csum += v;
-    }
+  for (const s of channelStats(capture, batchIndex)) {
+    // A map with no number: channelStats says NaN, the layer's columns have always said -Infinity.
+    const cmax = Number.isNaN(s.max) ? -Infinity : s.max;
+    if (s.min < min) min = s.min;
     if (cmax > max) max = cmax;
-    if (!(cmax > 0)) dead.push(ch);
-    sum += csum;
-    zeros += czero;
+    if (!(cmax > 0)) dead.push(s.channel);
+    sum += s.sum;
+    zeros += s.zeros;
     columns.max.push(cmax);
-    columns.mean.push(csum / plane);
-    columns.zeroFraction.push(czero / plane);
+    columns.mean.push(s.mean);
+    columns.zeroFraction.push(s.zeros / plane);
   }
   const n = c * plane;
   return { stats: { min, max, mean: sum / n, zeroFraction: zeros / n, deadChannels: dead }, channels: columns };

@@ -12,7 +12,7 @@ import {
   channelPlane,
   checkBatchIndex,
   checkCapture,
-  planeStats,
+  channelStats,
   realChannel,
 } from './capture';
 import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
@@ -123,11 +123,13 @@ export function rankChannels(capture: FeatureMaps, options: RankOptions = {}): R
     throw invalidParameter('k', `an integer from 1 to ${dims.c} (the layer's channel count)`, k);
   }
   const b = checkBatchIndex(options.batchIndex, dims);
-  const ranked: RankedChannel[] = [];
-  for (let ch = 0; ch < dims.c; ch++) {
-    const s = planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch);
-    ranked.push({ channel: ch, score: by === 'max' ? s.max : s.mean, maxAt: s.maxAt, max: s.max, mean: s.mean });
-  }
+  const ranked: RankedChannel[] = channelStats(capture, b).map((s) => ({
+    channel: s.channel,
+    score: by === 'max' ? s.max : s.mean,
+    maxAt: s.maxAt,
+    max: s.max,
+    mean: s.mean,
+  }));
   return ranked.sort(compareScores).slice(0, k);
 }
 
@@ -261,9 +263,7 @@ export async function drawChannelGrid(
   const cellW = dims.w >= dims.h ? cellSize : Math.max(1, Math.round((cellSize * dims.w) / dims.h));
   const cellH = dims.h >= dims.w ? cellSize : Math.max(1, Math.round((cellSize * dims.h) / dims.w));
 
-  const stats: ChannelStats[] = channels.map((ch) =>
-    planeStats(channelPlane(capture.data, dims, batchIndex, ch), dims.w, ch),
-  );
+  const stats: ChannelStats[] = channelStats(capture, batchIndex, channels);
   let sharedMin = Infinity;
   let sharedMax = -Infinity;
   for (const s of stats) {
