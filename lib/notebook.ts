@@ -7,7 +7,7 @@ import { createRequire } from 'module';
 import * as path from 'path';
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
-import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
+import { renderChannelGrid, type FramedChannelGridOptions } from './render/grid';
 import { frameMeanOverlay } from './render/frame';
 import { invalidParameter } from './errors';
 import { captureOrigin } from './provenance';

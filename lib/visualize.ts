@@ -19,7 +19,7 @@ import {
   type RenderedImage,
 } from './render';
 import { type RgbCanvas, encodePng } from './render/canvas';
-import { drawChannelGrid } from './render/grid';
+import { drawChannelGrid, selectionRule } from './render/grid';
 import { drawOverlay, finiteRange } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
@@ -240,30 +240,6 @@ export async function renderImageLayers(
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, topMaps, stats, channels });
   }
   return out;
-}
-
-/**
- * The picture title's account of which channels it shows: "first 16 of 64 channels",
- * "top 16 of 512 channels by mean", "channels 3, 7, 9 of 64". For a capture reduced on the device
- * the count is the capture's; the rule is then the selection made at capture time.
- */
-export function selectionRule(
-  selection: ChannelSelection,
-  channels: number,
-  capture?: Pick<Capture, 'channels'>,
-): string {
-  const reduced = capture?.channels !== undefined ? ' (as captured)' : '';
-  if (typeof selection === 'number')
-    return selection >= channels
-      ? `all ${channels} channels${reduced}`
-      : `first ${selection} of ${channels} channels${reduced}`;
-  if (Array.isArray(selection)) {
-    const list =
-      selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
-    return `channels ${list} of ${channels}${reduced}`;
-  }
-  const { top, by } = selection as { top: number; by?: string };
-  return `top ${top} of ${channels} channels by ${by ?? 'max'}${reduced}`;
 }
 
 /** A count or top-k larger than the layer is all its channels (16 by default, 8 for an 8-channel layer). */
