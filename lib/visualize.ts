@@ -10,7 +10,6 @@ import { FeatscopeError, checkKnownKeys, invalidParameter } from './errors';
 import { loadModel, Model } from './model';
 import { preprocess, type ImageSource, type PreprocessedImage } from './preprocess';
 import {
-  channelMean,
   channelStats,
   rankChannels,
   type ChannelGrid,
@@ -20,11 +19,10 @@ import {
 } from './render';
 import { type RgbCanvas, encodePng } from './render/canvas';
 import { drawChannelGrid, selectionRule } from './render/grid';
-import { drawOverlay, finiteRange } from './render/overlay';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
 import { withColourBar } from './render/colour-bar';
-import { frameCanvas, frameMeanOverlay, FRAME_CAPTION_HEIGHT } from './render/frame';
+import { drawMeanOverlay, frameCanvas, FRAME_CAPTION_HEIGHT } from './render/frame';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -181,14 +179,15 @@ export async function renderImageLayers(
     let gridCanvas = drawn.canvas;
     let layout = drawn.layout;
     let overlayCanvas: RgbCanvas | undefined;
-    const overlayColormap = options.overlayColormap ?? 'turbo';
-    let meanRange: [number, number] = [0, 0];
     if (options.overlay ?? true) {
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
-      const mean = channelMean(capture, batchIndex);
-      meanRange = finiteRange(mean.data);
-      overlayCanvas = await drawOverlay(overlayBase, mean, { colormap: overlayColormap, alpha: 0.5, range: meanRange });
+      const frame = options.label && {
+        metadata: options.label.metadata,
+        title: `${options.label.source} · ${capture.name} · channel mean`,
+      };
+      const colormap = options.overlayColormap ?? 'turbo';
+      overlayCanvas = (await drawMeanOverlay(overlayBase, capture, { colormap, alpha: 0.5, batchIndex }, frame)).canvas;
     }
     if (options.label) {
       // Framed before encoding: each picture is encoded once.
@@ -215,16 +214,6 @@ export async function renderImageLayers(
         dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
       gridCanvas = framed;
-      if (overlayCanvas) {
-        overlayCanvas = await frameMeanOverlay(
-          overlayCanvas,
-          overlayColormap,
-          meanRange,
-          capture.shape[1],
-          metadata,
-          `${source} · ${capture.name} · channel mean`,
-        );
-      }
     }
     const grid: ChannelGrid = {
       png: await encodePng(gridCanvas),

@@ -6,8 +6,9 @@ import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
 import { type RgbCanvas, blit, fillRect } from './canvas';
 import { parseColor } from './color';
-import type { ColormapName } from './colormaps';
+import type { FeatureMaps } from './capture';
 import { withColourBar } from './colour-bar';
+import { type OverlayImage, type OverlayOptions, channelMean, drawOverlay, finiteRange } from './overlay';
 import { INK, MUTED, fitText, text, textWidth } from './svg';
 import { drawText } from './text';
 
@@ -111,18 +112,35 @@ export async function frameCanvas(
   return canvas;
 }
 
+/** The frame of a mean overlay: the model whose weights banner it carries, and the title. */
+export interface OverlayFrame {
+  metadata: ModelMetadata;
+  title: string;
+}
+
 /**
- * A channel-mean overlay as featscope shows it (render's overlays, the notebook's showOverlay): a
- * colour bar in real values (the mean's range) under it, the weights banner and the title above.
+ * The channel-mean overlay as featscope shows it (render's and visualize's overlays, the
+ * notebook's showOverlay, the viewer): the mean over the channels of image `batchIndex` drawn over
+ * `image` (colour map turbo and alpha 0.5 unless given), its range the mean's finite min..max
+ * unless `range` is given. With `frame`: a colour bar in those real values under it, the weights
+ * banner and the title above. Returns the picture and the range its colours span.
  */
-export async function frameMeanOverlay(
-  overlay: RgbCanvas,
-  colormap: ColormapName,
-  range: readonly [number, number],
-  channels: number,
-  meta: ModelMetadata,
-  title: string,
-): Promise<RgbCanvas> {
+export async function drawMeanOverlay(
+  image: OverlayImage,
+  capture: FeatureMaps,
+  options: OverlayOptions & { batchIndex?: number } = {},
+  frame?: OverlayFrame,
+): Promise<{ canvas: RgbCanvas; range: [number, number] }> {
+  const { batchIndex, ...overlayOptions } = options;
+  const mean = channelMean(capture, batchIndex ?? 0);
+  const given = overlayOptions.range;
+  const own = given === undefined ? finiteRange(mean.data) : undefined;
+  const colormap = overlayOptions.colormap ?? 'turbo';
+  const overlay = await drawOverlay(image, mean, { ...overlayOptions, colormap, range: given ?? own });
+  // drawOverlay has checked a given range.
+  const range: [number, number] = own ?? [given![0], given![1]];
+  if (!frame) return { canvas: overlay, range };
+  const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
   const barred = await withColourBar(
     overlay,
     colormap,
@@ -130,5 +148,5 @@ export async function frameMeanOverlay(
     range[1],
     `mean of the ${channels} channels (activation values)`,
   );
-  return frameCanvas(barred.canvas, meta, title, []);
+  return { canvas: await frameCanvas(barred.canvas, frame.metadata, frame.title, []), range };
 }
