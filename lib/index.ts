@@ -12,9 +12,6 @@ export type {
   PixelPreprocessResult,
 } from './preprocess';
 export * from './render';
-// The public grid is framed (weights banner + title) for captures from a model; it shadows lib/render's.
-export { renderChannelGrid } from './grid-api';
-export type { FramedChannelGridOptions } from './grid-api';
 export { loadModel, cuda, Model } from './model';
 export type {
   LoadOptions,

@@ -7,12 +7,11 @@ import { createRequire } from 'module';
 import * as path from 'path';
 import { FeatscopeError } from './errors';
 import type { PreprocessedImage } from './preprocess';
-import { renderChannelGrid, type FramedChannelGridOptions } from './grid-api';
-import { frameMeanOverlay } from './analysis/draw';
+import { renderChannelGrid, type FramedChannelGridOptions } from './render/grid';
+import { drawMeanOverlay } from './render/frame';
 import { invalidParameter } from './errors';
 import { captureOrigin } from './provenance';
 import { encodePng } from './render/canvas';
-import { drawOverlay, finiteRange } from './render/overlay';
 import {
   channelMean,
   renderOverlay,
@@ -125,25 +124,19 @@ export async function showOverlay(
 ): Promise<RenderedImage> {
   const { batchIndex, frame, ...overlayOptions } = options;
   if (frame !== undefined && typeof frame !== 'boolean') throw invalidParameter('frame', 'a boolean', frame);
-  const m = 'shape' in map ? channelMean(map, batchIndex ?? 0) : map;
   const capture = 'shape' in map ? map : undefined;
   const origin = capture && frame !== false ? captureOrigin(capture) : undefined;
   let rendered: RenderedImage;
   if (capture && origin) {
-    const range = overlayOptions.range ?? finiteRange(m.data);
-    const colormap = overlayOptions.colormap ?? 'turbo';
-    const canvas = await drawOverlay(image, m, { ...overlayOptions, colormap, range });
-    const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
-    const framed = await frameMeanOverlay(
-      canvas,
-      colormap,
-      range,
-      channels,
-      origin.metadata,
-      `${capture.name ?? 'capture'} · channel mean`,
+    const { canvas: framed } = await drawMeanOverlay(
+      image,
+      capture,
+      { ...overlayOptions, batchIndex },
+      { metadata: origin.metadata, title: `${capture.name ?? 'capture'} · channel mean` },
     );
     rendered = { png: await encodePng(framed), width: framed.width, height: framed.height };
   } else {
+    const m = capture ? channelMean(capture, batchIndex ?? 0) : (map as Map2D);
     rendered = await renderOverlay(image, m, overlayOptions);
   }
   tslabDisplay(out).png(rendered.png);

@@ -10,7 +10,7 @@ import { FeatscopeError, checkKnownKeys, invalidParameter } from './errors';
 import { loadModel, Model } from './model';
 import { preprocess, type ImageSource, type PreprocessedImage } from './preprocess';
 import {
-  channelMean,
+  channelStats,
   rankChannels,
   type ChannelGrid,
   type ChannelSelection,
@@ -18,11 +18,11 @@ import {
   type RenderedImage,
 } from './render';
 import { type RgbCanvas, encodePng } from './render/canvas';
-import { drawChannelGrid } from './render/grid';
-import { drawOverlay, finiteRange } from './render/overlay';
+import { drawChannelGrid, selectionRule } from './render/grid';
 import type { Capture } from './types';
 import type { ModelMetadata } from './metadata';
-import { frameCanvas, frameMeanOverlay, FRAME_CAPTION_HEIGHT, withColourBar } from './analysis/draw';
+import { withColourBar } from './render/colour-bar';
+import { drawMeanOverlay, frameCanvas, FRAME_CAPTION_HEIGHT } from './render/frame';
 
 /** Whole-layer statistics for one image: what a report shows next to the grid. */
 export interface LayerStatistics {
@@ -90,7 +90,7 @@ export interface RenderLayersOptions {
   label?: { metadata: ModelMetadata; source: string };
 }
 
-/** Statistics of every channel of one image of a capture, in one pass over the data. */
+/** Statistics of every channel of one image of a capture (channelStats), and of the whole layer. */
 export function layerStatistics(
   capture: Pick<Capture, 'shape' | 'data'>,
   batchIndex = 0,
@@ -103,25 +103,17 @@ export function layerStatistics(
   let sum = 0;
   let zeros = 0;
   const dead: number[] = [];
-  for (let ch = 0; ch < c; ch++) {
-    const start = (batchIndex * c + ch) * plane;
-    let cmax = -Infinity;
-    let csum = 0;
-    let czero = 0;
-    for (let i = start; i < start + plane; i++) {
-      const v = capture.data[i];
-      if (v > cmax) cmax = v;
-      if (v < min) min = v;
-      if (v === 0) czero++;
-      csum += v;
-    }
+  for (const s of channelStats(capture, batchIndex)) {
+    // A map with no number: channelStats says NaN, the layer's columns have always said -Infinity.
+    const cmax = Number.isNaN(s.max) ? -Infinity : s.max;
+    if (s.min < min) min = s.min;
     if (cmax > max) max = cmax;
-    if (!(cmax > 0)) dead.push(ch);
-    sum += csum;
-    zeros += czero;
+    if (!(cmax > 0)) dead.push(s.channel);
+    sum += s.sum;
+    zeros += s.zeros;
     columns.max.push(cmax);
-    columns.mean.push(csum / plane);
-    columns.zeroFraction.push(czero / plane);
+    columns.mean.push(s.mean);
+    columns.zeroFraction.push(s.zeros / plane);
   }
   const n = c * plane;
   return { stats: { min, max, mean: sum / n, zeroFraction: zeros / n, deadChannels: dead }, channels: columns };
@@ -187,14 +179,15 @@ export async function renderImageLayers(
     let gridCanvas = drawn.canvas;
     let layout = drawn.layout;
     let overlayCanvas: RgbCanvas | undefined;
-    const overlayColormap = options.overlayColormap ?? 'turbo';
-    let meanRange: [number, number] = [0, 0];
     if (options.overlay ?? true) {
       // Twice the model's input size: the heatmap is smooth, and 224 px is small on a laptop screen.
       overlayBase ??= await upscale(image, 2);
-      const mean = channelMean(capture, batchIndex);
-      meanRange = finiteRange(mean.data);
-      overlayCanvas = await drawOverlay(overlayBase, mean, { colormap: overlayColormap, alpha: 0.5, range: meanRange });
+      const frame = options.label && {
+        metadata: options.label.metadata,
+        title: `${options.label.source} · ${capture.name} · channel mean`,
+      };
+      const colormap = options.overlayColormap ?? 'turbo';
+      overlayCanvas = (await drawMeanOverlay(overlayBase, capture, { colormap, alpha: 0.5, batchIndex }, frame)).canvas;
     }
     if (options.label) {
       // Framed before encoding: each picture is encoded once.
@@ -221,16 +214,6 @@ export async function renderImageLayers(
         dy = framed.height - gridCanvas.height - FRAME_CAPTION_HEIGHT;
       layout = layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy }));
       gridCanvas = framed;
-      if (overlayCanvas) {
-        overlayCanvas = await frameMeanOverlay(
-          overlayCanvas,
-          overlayColormap,
-          meanRange,
-          capture.shape[1],
-          metadata,
-          `${source} · ${capture.name} · channel mean`,
-        );
-      }
     }
     const grid: ChannelGrid = {
       png: await encodePng(gridCanvas),
@@ -246,30 +229,6 @@ export async function renderImageLayers(
     out.push({ name: capture.name, shape: capture.shape.slice(1), grid, overlay, top, topMaps, stats, channels });
   }
   return out;
-}
-
-/**
- * The picture title's account of which channels it shows: "first 16 of 64 channels",
- * "top 16 of 512 channels by mean", "channels 3, 7, 9 of 64". For a capture reduced on the device
- * the count is the capture's; the rule is then the selection made at capture time.
- */
-export function selectionRule(
-  selection: ChannelSelection,
-  channels: number,
-  capture?: Pick<Capture, 'channels'>,
-): string {
-  const reduced = capture?.channels !== undefined ? ' (as captured)' : '';
-  if (typeof selection === 'number')
-    return selection >= channels
-      ? `all ${channels} channels${reduced}`
-      : `first ${selection} of ${channels} channels${reduced}`;
-  if (Array.isArray(selection)) {
-    const list =
-      selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
-    return `channels ${list} of ${channels}${reduced}`;
-  }
-  const { top, by } = selection as { top: number; by?: string };
-  return `top ${top} of ${channels} channels by ${by ?? 'max'}${reduced}`;
 }
 
 /** A count or top-k larger than the layer is all its channels (16 by default, 8 for an 8-channel layer). */

@@ -29,20 +29,10 @@ import {
   topPredictions,
   weightsOf,
 } from './common';
-import {
-  BANNER_HEIGHT,
-  type Bar,
-  MUTED,
-  barChart,
-  fitText,
-  formatNumber,
-  niceTicks,
-  labelSpace,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from './draw';
+import { type Bar, barChart, niceTicks, labelSpace } from '../render/chart';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
+import { MUTED, fitText, svgDocument, svgToPng, text } from '../render/svg';
 import { weightLayers } from './flow';
 import sharp from 'sharp';
 

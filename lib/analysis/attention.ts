@@ -12,7 +12,8 @@ import { parseColor } from '../render/color';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type Prediction, topPredictions } from './common';
-import { BANNER_HEIGHT, INK, drawBanner, fitText } from './draw';
+import { BANNER_HEIGHT, drawBanner } from '../render/frame';
+import { INK, fitText } from '../render/svg';
 import { displayPhoto, frameHeatmap, upscale } from './gradcam';
 
 export const ATTENTION_SUFFIX = '.weights';

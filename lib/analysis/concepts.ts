@@ -22,7 +22,9 @@ import { resampleMap } from '../render/resample';
 import { drawText } from '../render/text';
 import { parseColor } from '../render/color';
 import { type FailedImage, type ImageBatch, imageBatches, normalisationOf } from './common';
-import { BANNER_HEIGHT, INK, drawBanner, fitText, withColourBar } from './draw';
+import { withColourBar } from '../render/colour-bar';
+import { BANNER_HEIGHT, drawBanner } from '../render/frame';
+import { INK, fitText } from '../render/svg';
 import { mulberry32 } from './random';
 
 // ---------------------------------------------------------------------------------------------

@@ -2,21 +2,10 @@
 import type { ModelMetadata } from '../metadata';
 import type { RandomisationResult, SaliencyEvaluation } from './faithfulness';
 import { SANITY_THRESHOLD } from './faithfulness';
-import {
-  BANNER_HEIGHT,
-  BAR,
-  BAR_ALT,
-  GRID,
-  INK,
-  MUTED,
-  fitText,
-  formatNumber,
-  niceTicks,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from './draw';
+import { niceTicks } from '../render/chart';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
+import { BAR, BAR_ALT, GRID, INK, MUTED, fitText, svgDocument, svgToPng, text } from '../render/svg';
 
 export interface CurveSeries {
   /** e.g. 'Grad-CAM', 'gradient'. */

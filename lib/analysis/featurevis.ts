@@ -15,7 +15,9 @@ import { type RgbCanvas, blit, encodePng } from '../render/canvas';
 import { parseColor } from '../render/color';
 import { drawText } from '../render/text';
 import { normalisationOf, weightsOf } from './common';
-import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText, formatNumber } from './draw';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, drawBanner } from '../render/frame';
+import { INK, MUTED, fitText } from '../render/svg';
 import { gaussianNoise, mulberry32 } from './random';
 
 export interface FeatureVisOptions {

@@ -8,17 +8,9 @@ import { checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
 import type { TensorInput } from '../types';
 import { className, weightsOf } from './common';
-import {
-  BANNER_HEIGHT,
-  type Bar,
-  barChart,
-  labelSpace,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-  MUTED,
-} from './draw';
+import { type Bar, barChart, labelSpace } from '../render/chart';
+import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
+import { svgDocument, svgToPng, text, MUTED } from '../render/svg';
 
 export interface GradientFlowOptions {
   /** Layers to report; default every Conv2d and Linear layer the forward calls, in call order. */

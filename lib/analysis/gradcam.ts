@@ -13,7 +13,8 @@ import { parseColor } from '../render/color';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type Prediction, className, normalisationOf, topPredictions, weightsOf } from './common';
-import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText } from './draw';
+import { BANNER_HEIGHT, drawBanner } from '../render/frame';
+import { INK, MUTED, fitText } from '../render/svg';
 
 export interface GradCamOverlayOptions {
   /** A layer with [N, C, H, W] output, called once per forward (e.g. layer4). */

@@ -14,7 +14,8 @@ import { encodePng } from '../render/canvas';
 import { drawOverlay } from '../render/overlay';
 import { argmaxMask, detectionsOf, segmentationLogitsOf } from '../structured';
 import { className, normalisationOf, weightsOf } from './common';
-import { escapeXml, frameCanvas } from './draw';
+import { frameCanvas } from '../render/frame';
+import { escapeXml } from '../render/svg';
 import { eigenCam } from './eigencam';
 import { displayPhoto } from './gradcam';
 

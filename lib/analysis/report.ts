@@ -5,7 +5,8 @@
  * page (--report-assets linked); all text is escaped.
  */
 import type { Model } from '../model';
-import { esc, num, pngDataUri } from '../report/html';
+import { formatNumber } from '../render/format';
+import { esc, pngDataUri } from '../report/html';
 import { writeAtomic } from '../fsutil';
 import { assetFolder } from '../report/assets';
 import { PAGE_END, pageStart, type ReportAssets } from '../report/shell';
@@ -82,7 +83,7 @@ function renderAnalysisPage(
 ): string {
   const cell = (v: string | number, i: number) =>
     typeof v === 'number'
-      ? `<td class="n">${esc(num(v))}</td>`
+      ? `<td class="n">${esc(formatNumber(v, 'table'))}</td>`
       : i === 0
         ? `<td><code>${esc(v)}</code></td>`
         : `<td>${esc(v)}</td>`;

@@ -21,7 +21,8 @@ import { luminance, parseColor } from '../render/color';
 import { colormapRGB } from '../render/colormaps';
 import { drawText } from '../render/text';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
-import { BANNER_HEIGHT, INK, MUTED, drawBanner, fitText, textWidth } from './draw';
+import { BANNER_HEIGHT, drawBanner } from '../render/frame';
+import { INK, MUTED, fitText, textWidth } from '../render/svg';
 
 export interface LayerSimilarityOptions {
   /** Layers of `model` (the rows). */

@@ -29,23 +29,12 @@ import { parseColor } from '../render/color';
 import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
+import type { CaptureStats } from '../types';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
-import {
-  BANNER_HEIGHT,
-  type Bar,
-  INK,
-  MUTED,
-  barChart,
-  drawBanner,
-  fitText,
-  formatNumber,
-  labelSpace,
-  niceTicks,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from './draw';
+import { type Bar, barChart, labelSpace, niceTicks } from '../render/chart';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, drawBanner, weightsBanner } from '../render/frame';
+import { INK, MUTED, fitText, svgDocument, svgToPng, text } from '../render/svg';
 
 export interface FolderStatsOptions {
   /** Layers with [N, C, H, W] output (or [N, C]); `layer#k` picks one call. */
@@ -341,8 +330,14 @@ class LayerAccumulator {
     this.silent[ch] += silent;
   }
 
-  /** One batch: per image (files[i]) and channel, the spatial mean, max and argmax (flat index). */
-  add(mean: Float32Array, max: Float32Array, argmax: Int32Array, n: number, c: number, files: readonly number[]): void {
+  /**
+   * One batch: per image (files[i]) and channel, the spatial mean, max and argmax (flat index), as
+   * a capture with `stats: true` gives them: the native per-plane statistics, the same as
+   * channelStats (lib/render/capture.ts) computes from the maps (test/native/capture-stats.test.ts).
+   */
+  add(stats: CaptureStats, files: readonly number[]): void {
+    const { mean, max, argmax } = stats;
+    const [n, c] = stats.shape;
     if (this.channels === 0) this.#allocate(c);
     else if (c !== this.channels) {
       throw new FeatscopeError(
@@ -544,8 +539,7 @@ export async function folderStats(
       for (const cap of caps) {
         if (!cap.stats) continue;
         // A module called several times gives one capture per call (`relu`, `relu#1`): each its own statistics.
-        const [n, c] = cap.stats.shape;
-        accumulator(cap.name).add(cap.stats.mean, cap.stats.max, cap.stats.argmax, n, c, b.files);
+        accumulator(cap.name).add(cap.stats, b.files);
       }
     }
     options.onProgress?.(Math.min(b.start + batch, files.length), files.length);

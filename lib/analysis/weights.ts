@@ -7,20 +7,9 @@ import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model, Parameter } from '../model';
 import { weightsOf } from './common';
-import {
-  BANNER_HEIGHT,
-  BAR,
-  GRID,
-  INK,
-  MUTED,
-  fitSize,
-  fitText,
-  formatNumber,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from './draw';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
+import { BAR, GRID, INK, MUTED, fitSize, fitText, svgDocument, svgToPng, text } from '../render/svg';
 
 export interface WeightHistogram {
   /** Parameter name, e.g. `layer1.0.conv1.weight`. */

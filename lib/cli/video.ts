@@ -31,19 +31,10 @@ import type { ColormapName } from '../render/colormaps';
 import type { ChannelSelection } from '../render/grid';
 import { decodeFrames, findFfmpeg, probeVideo, type VideoInfo } from '../video';
 import { renderImageLayers } from '../visualize';
-import {
-  BANNER_HEIGHT,
-  BAR,
-  GRID,
-  INK,
-  MUTED,
-  formatNumber,
-  niceTicks,
-  svgDocument,
-  svgToPng,
-  text,
-  weightsBanner,
-} from '../analysis/draw';
+import { niceTicks } from '../render/chart';
+import { formatNumber } from '../render/format';
+import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
+import { BAR, GRID, INK, MUTED, svgDocument, svgToPng, text } from '../render/svg';
 import {
   readRecord,
   runBatches,

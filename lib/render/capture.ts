@@ -65,19 +65,29 @@ export function channelPlane(data: Float32Array, dims: CaptureDims, batchIndex: 
 
 export interface ChannelStats {
   channel: number;
+  /** Smallest and largest value, NaNs skipped; NaN when the map holds no number. */
   min: number;
   max: number;
+  /** Mean over the map (NaN if any value is NaN). */
   mean: number;
   /** Row and column of the (first) maximum. */
   maxAt: { y: number; x: number };
+  /** Sum of the map's values (NaN if any is NaN): the layer's mean is the channels' sum over all values. */
+  sum: number;
+  /** How many of the map's values are exactly 0. */
+  zeros: number;
 }
 
-/** min / max / mean / position of the max of one plane; NaNs are skipped for min and max. */
+/**
+ * min / max / mean / position of the max / sum / count of zeros of one plane, in one pass; NaNs are
+ * skipped for min and max. The per-plane code of every channel statistic featscope computes in JS.
+ */
 export function planeStats(plane: Float32Array, width: number, channel: number): ChannelStats {
   let min = Infinity;
   let max = -Infinity;
   let arg = 0;
   let sum = 0;
+  let zeros = 0;
   for (let i = 0; i < plane.length; i++) {
     const v = plane[i];
     sum += v;
@@ -86,20 +96,36 @@ export function planeStats(plane: Float32Array, width: number, channel: number):
       arg = i;
     }
     if (v < min) min = v;
+    if (v === 0) zeros++;
   }
   if (max === -Infinity && min === Infinity) {
     // all NaN
     min = NaN;
     max = NaN;
   }
-  return { channel, min, max, mean: sum / plane.length, maxAt: { y: Math.floor(arg / width), x: arg % width } };
+  return {
+    channel,
+    min,
+    max,
+    mean: sum / plane.length,
+    maxAt: { y: Math.floor(arg / width), x: arg % width },
+    sum,
+    zeros,
+  };
 }
 
-/** Statistics of every channel of one image of the batch. */
-export function channelStats(capture: FeatureMaps, batchIndex = 0): ChannelStats[] {
+/**
+ * Statistics of the channels of one image of the batch: every channel, or the capture positions in
+ * `channels` (in that order). `channel` is the position in the capture. The one channel-statistics
+ * function: grids, ranking, layerStatistics (render, visualize, the report) use it.
+ */
+export function channelStats(capture: FeatureMaps, batchIndex = 0, channels?: readonly number[]): ChannelStats[] {
   const dims = checkCapture(capture);
   const b = checkBatchIndex(batchIndex, dims);
-  const out: ChannelStats[] = [];
-  for (let ch = 0; ch < dims.c; ch++) out.push(planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch));
-  return out;
+  if (channels !== undefined) {
+    if (!Array.isArray(channels) || !channels.every((c) => Number.isInteger(c) && c >= 0 && c < dims.c))
+      throw invalidParameter('channels', `an array of channel positions from 0 to ${dims.c - 1}`, channels);
+  }
+  const list = channels ?? Array.from({ length: dims.c }, (_, ch) => ch);
+  return list.map((ch) => planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch));
 }

@@ -3,6 +3,7 @@
  * ("ch 12 · max 3.41"), encoded as PNG by sharp. Also the channel ranking behind `{ top: k }`.
  */
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
+import { captureOrigin } from '../provenance';
 import { type ColorInput, type RGB, luminance, parseColor } from './color';
 import { type ColormapName, applyColormap, checkColormap } from './colormaps';
 import {
@@ -12,11 +13,13 @@ import {
   channelPlane,
   checkBatchIndex,
   checkCapture,
-  planeStats,
+  channelStats,
   realChannel,
 } from './capture';
 import { type UpsampleMode, nearestIndices, resampleMap } from './resample';
 import { type RgbCanvas, encodePng } from './canvas';
+import { formatNumber } from './format';
+import { FRAME_CAPTION_HEIGHT, frameCanvas } from './frame';
 import { MONO_ADVANCE_EM, drawText } from './text';
 
 export type RankBy = 'max' | 'mean';
@@ -122,11 +125,13 @@ export function rankChannels(capture: FeatureMaps, options: RankOptions = {}): R
     throw invalidParameter('k', `an integer from 1 to ${dims.c} (the layer's channel count)`, k);
   }
   const b = checkBatchIndex(options.batchIndex, dims);
-  const ranked: RankedChannel[] = [];
-  for (let ch = 0; ch < dims.c; ch++) {
-    const s = planeStats(channelPlane(capture.data, dims, b, ch), dims.w, ch);
-    ranked.push({ channel: ch, score: by === 'max' ? s.max : s.mean, maxAt: s.maxAt, max: s.max, mean: s.mean });
-  }
+  const ranked: RankedChannel[] = channelStats(capture, b).map((s) => ({
+    channel: s.channel,
+    score: by === 'max' ? s.max : s.mean,
+    maxAt: s.maxAt,
+    max: s.max,
+    mean: s.mean,
+  }));
   return ranked.sort(compareScores).slice(0, k);
 }
 
@@ -179,17 +184,6 @@ function checkInt(option: string, value: unknown, min: number, max: number, fall
   return v as number;
 }
 
-/** Short, fixed-width-ish number text: 3.41, 12.3, 187, 1.2e-3. */
-export function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  if (a < 0.01 || a >= 1e5) return v.toExponential(1);
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
-
 interface LabelPlan {
   /** Lines per cell. */
   lines: (cell: GridCell, metricValue: number) => string[];
@@ -206,8 +200,8 @@ function planLabels(
   cellWidth: number,
 ): LabelPlan | null {
   const forms: Array<(c: GridCell, v: number) => string[]> = [
-    (c, v) => [`ch ${c.channel} · ${metric} ${formatValue(v)}`],
-    (c, v) => [`ch ${c.channel}`, `${metric} ${formatValue(v)}`],
+    (c, v) => [`ch ${c.channel} · ${metric} ${formatNumber(v, 'cell')}`],
+    (c, v) => [`ch ${c.channel}`, `${metric} ${formatNumber(v, 'cell')}`],
     (c) => [`ch ${c.channel}`],
     (c) => [`${c.channel}`],
   ];
@@ -225,13 +219,69 @@ function planLabels(
   return null; // cells too narrow for any text
 }
 
+export interface FramedChannelGridOptions extends ChannelGridOptions {
+  /** Banner and title above the grid; default true for captures from a model (others have no model to name). */
+  frame?: boolean;
+}
+
 /**
  * Render channels of one image of a capture as a PNG grid. Each cell keeps the map's aspect
- * ratio; `layout` says which channel sits where and which values its colours span.
+ * ratio; `layout` says which channel sits where and which values its colours span. A capture
+ * that came from a featscope model is framed with the model's weights banner and a title (layer
+ * name and channel-selection rule), as every picture featscope draws is; `layout` then gives the
+ * cells' positions in the framed picture. `frame: false`, or a capture not from a model, gives
+ * the bare grid.
  */
-export async function renderChannelGrid(capture: FeatureMaps, options: ChannelGridOptions = {}): Promise<ChannelGrid> {
-  const { canvas, layout } = await drawChannelGrid(capture, options);
-  return { png: await encodePng(canvas), width: canvas.width, height: canvas.height, layout };
+export async function renderChannelGrid(
+  capture: FeatureMaps,
+  options: FramedChannelGridOptions = {},
+): Promise<ChannelGrid> {
+  if (options === null || typeof options !== 'object')
+    throw invalidParameter('renderChannelGrid options', 'an object', options);
+  const { frame, ...gridOptions } = options;
+  if (frame !== undefined && typeof frame !== 'boolean') throw invalidParameter('frame', 'a boolean', frame);
+  const { canvas, layout } = await drawChannelGrid(capture, gridOptions);
+  const from = frame === false ? undefined : captureOrigin(capture);
+  if (!from) return { png: await encodePng(canvas), width: canvas.width, height: canvas.height, layout };
+  const channels = capture.shape.length === 4 ? capture.shape[1] : capture.shape[0];
+  // A capture reduced on the device: say the rule it was reduced by ("top 6 by mean, at capture").
+  const rule =
+    from.selection && gridOptions.channels === undefined
+      ? `${from.selection}, at capture`
+      : `${selectionRule(gridOptions.channels ?? Math.min(16, channels), channels)}${from.selection ? ` (of ${from.selection}, at capture)` : ''}`;
+  const framed = await frameCanvas(canvas, from.metadata, `${capture.name ?? 'capture'} · ${rule}`, []);
+  const dx = Math.floor((framed.width - canvas.width) / 2);
+  const dy = framed.height - canvas.height - FRAME_CAPTION_HEIGHT;
+  return {
+    png: await encodePng(framed),
+    width: framed.width,
+    height: framed.height,
+    layout: layout.map((c) => ({ ...c, x: c.x + dx, y: c.y + dy })),
+  };
+}
+
+/**
+ * The picture title's account of which channels it shows: "first 16 of 64 channels",
+ * "top 16 of 512 channels by mean", "channels 3, 7, 9 of 64". For a capture reduced on the device
+ * the count is the capture's; the rule is then the selection made at capture time.
+ */
+export function selectionRule(
+  selection: ChannelSelection,
+  channels: number,
+  capture?: Pick<FeatureMaps, 'channels'>,
+): string {
+  const reduced = capture?.channels !== undefined ? ' (as captured)' : '';
+  if (typeof selection === 'number')
+    return selection >= channels
+      ? `all ${channels} channels${reduced}`
+      : `first ${selection} of ${channels} channels${reduced}`;
+  if (Array.isArray(selection)) {
+    const list =
+      selection.length > 8 ? `${selection.slice(0, 8).join(', ')}, … (${selection.length})` : selection.join(', ');
+    return `channels ${list} of ${channels}${reduced}`;
+  }
+  const { top, by } = selection as { top: number; by?: string };
+  return `top ${top} of ${channels} channels by ${by ?? 'max'}${reduced}`;
 }
 
 /** renderChannelGrid before PNG encoding: the RGB canvas and the layout. */
@@ -271,9 +321,7 @@ export async function drawChannelGrid(
   const cellW = dims.w >= dims.h ? cellSize : Math.max(1, Math.round((cellSize * dims.w) / dims.h));
   const cellH = dims.h >= dims.w ? cellSize : Math.max(1, Math.round((cellSize * dims.h) / dims.w));
 
-  const stats: ChannelStats[] = channels.map((ch) =>
-    planeStats(channelPlane(capture.data, dims, batchIndex, ch), dims.w, ch),
-  );
+  const stats: ChannelStats[] = channelStats(capture, batchIndex, channels);
   let sharedMin = Infinity;
   let sharedMax = -Infinity;
   for (const s of stats) {

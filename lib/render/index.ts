@@ -7,6 +7,7 @@ export { rankChannels, renderChannelGrid } from './grid';
 export type {
   ChannelGrid,
   ChannelGridOptions,
+  FramedChannelGridOptions,
   ChannelSelection,
   GridCell,
   RankBy,

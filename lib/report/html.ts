@@ -13,15 +13,6 @@ export function esc(value: unknown): string {
   return String(value ?? '').replace(/[&<>"'`]/g, (c) => ENTITIES[c]);
 }
 
-/** A number for people: 3 significant digits, no exponent for ordinary sizes. */
-export function num(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  if (a < 1e-3 || a >= 1e6) return v.toExponential(2);
-  return Number(v.toPrecision(3)).toString();
-}
-
 export function percent(fraction: number): string {
   if (!Number.isFinite(fraction)) return String(fraction);
   const p = fraction * 100;

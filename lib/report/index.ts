@@ -19,7 +19,8 @@ import type { ModelMetadata } from '../metadata';
 import { weightsLabel } from '../metadata';
 import { atomicStream } from '../fsutil';
 import { assetFolder } from './assets';
-import { esc, num, percent } from './html';
+import { formatNumber } from '../render/format';
+import { esc, percent } from './html';
 import { PAGE_END, pageStart, type ReportAssets } from './shell';
 
 export { REPORT_ASSETS, type ReportAssets } from './shell';
@@ -397,7 +398,7 @@ async function videoSection(
 ): Promise<string> {
   const lazy = index > 0;
   const name = esc(baseName(image.source));
-  const rate = video.fps ? ` at ${num(video.fps)} frame${video.fps === 1 ? '' : 's'} per second` : '';
+  const rate = video.fps ? ` at ${formatNumber(video.fps, 'table')} frame${video.fps === 1 ? '' : 's'} per second` : '';
   const [input, ...layerHtml] = await Promise.all([
     img(sink, image.input, 'photo', `i${index}-input`, `first frame of ${image.source}`, 'input', lazy),
     ...video.layers.map(async (layer) => {
@@ -499,9 +500,9 @@ async function layerSection(
     dead.length === 0 ? 'none' : `${dead.length} of ${c}${dead.length <= 12 ? ` (${dead.join(', ')})` : ''}`;
   const statsTable =
     '<table class="data"><tbody>' +
-    `<tr><th>mean</th><td class="n">${esc(num(s.mean))}</td></tr>` +
-    `<tr><th>max</th><td class="n">${esc(num(s.max))}</td></tr>` +
-    `<tr><th>min</th><td class="n">${esc(num(s.min))}</td></tr>` +
+    `<tr><th>mean</th><td class="n">${esc(formatNumber(s.mean, 'table'))}</td></tr>` +
+    `<tr><th>max</th><td class="n">${esc(formatNumber(s.max, 'table'))}</td></tr>` +
+    `<tr><th>min</th><td class="n">${esc(formatNumber(s.min, 'table'))}</td></tr>` +
     `<tr><th>zero activations</th><td class="n">${esc(percent(s.zeroFraction))}</td></tr>` +
     `<tr><th>dead channels</th><td class="n">${esc(deadText)}</td></tr>` +
     '</tbody></table>';
@@ -546,7 +547,7 @@ function topTable(
           : '';
       return (
         `<tr><td>${i + 1}</td><td>${t.channel}</td>${thumb}` +
-        `<td>${esc(num(t.score))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td>` +
+        `<td>${esc(formatNumber(t.score, 'table'))}</td><td>${t.maxAt.y}, ${t.maxAt.x}</td>` +
         (layer.gridChannels ? `<td>${inGrid.has(t.channel) ? 'yes' : 'no'}</td>` : '') +
         '</tr>'
       );

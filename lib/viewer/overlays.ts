@@ -1,18 +1,18 @@
 /**
  * The viewer's overlay pictures, each the library's own: the channel mean framed as the CLI frames
- * it (frameMeanOverlay: weights banner, title, colour bar in real values), Grad-CAM, saliency,
+ * it (drawMeanOverlay: weights banner, title, colour bar in real values), Grad-CAM, saliency,
  * Grad-CAM with its deletion/insertion curves, and for ViTs attention rollout beside the class
  * token's attention per head (`featscope attention`'s two pictures).
  */
 import sharp from 'sharp';
 import { attentionLayers, attentionOverlaysOf, ATTENTION_SUFFIX } from '../analysis/attention';
-import { frameMeanOverlay } from '../analysis/draw';
 import { evaluateSaliency } from '../analysis/faithfulness';
 import { renderCurvesChart } from '../analysis/faithfulness-chart';
 import { displayPhoto, gradCamOverlays, gradCamOverlaysOf } from '../analysis/gradcam';
 import { saliencyOverlays } from '../analysis/saliency';
 import { encodePng } from '../render/canvas';
-import { channelMean, drawOverlay, finiteRange } from '../render/overlay';
+import { drawMeanOverlay } from '../render/frame';
+import { finiteRange } from '../render/overlay';
 import type { ViewerImage, ViewerState } from './state';
 
 export const OVERLAY_KINDS = ['mean', 'gradcam', 'saliency', 'faithfulness', 'attention'] as const;
@@ -48,19 +48,14 @@ export async function overlayPicture(
 ): Promise<OverlayPicture> {
   const model = state.models[index];
   if (kind === 'mean') {
-    // The library's channelMean and drawOverlay on the photo, framed as the CLI frames it.
+    // The library's mean overlay on the photo, framed as the CLI frames it.
     const f = await state.layerMaps(index, img, layer);
-    const mean = channelMean(f.capture);
-    const range = finiteRange(mean.data);
     const photo = await displayPhoto(img.source, 448);
-    const drawn = await drawOverlay(photo, mean, { alpha: 0.5, range, colormap: 'turbo' });
-    const framed = await frameMeanOverlay(
-      drawn,
-      'turbo',
-      range,
-      f.capture.shape[1],
-      model.metadata,
-      `${layer} · channel mean`,
+    const { canvas: framed, range } = await drawMeanOverlay(
+      photo,
+      f.capture,
+      { alpha: 0.5, colormap: 'turbo' },
+      { metadata: model.metadata, title: `${layer} · channel mean` },
     );
     return { png: await encodePng(framed), info: { min: range[0], max: range[1] } };
   }

@@ -10,6 +10,7 @@ import { topPredictions } from '../analysis/common';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { DEFAULT_MAX_INPUT_PIXELS, type PreprocessResult, preprocess } from '../preprocess';
 import type { Capture } from '../types';
+import { channelStats } from '../render/capture';
 import { BoundedCache } from './cache';
 import { ViewerError, bad } from './codes';
 
@@ -64,24 +65,23 @@ export class Slots {
   }
 }
 
-/**
- * Per-channel statistics of image 0 of an [N, C, H, W] capture taken with `stats: true`: max and
- * mean as the device computed them, min here. The one place the viewer computes them.
- */
+/** Per-channel statistics of image 0 of an [N, C, H, W] capture: the library's channelStats, as render and stats compute them. */
 export function channelStatistics(capture: Capture): ChannelStatistics {
-  const [, c, h, w] = capture.shape;
+  const stats = channelStats(capture, 0);
+  const c = stats.length;
   const min = new Float32Array(c);
+  const max = new Float32Array(c);
+  const mean = new Float32Array(c);
   let layerMin = Infinity;
   let layerMax = -Infinity;
-  for (let ch = 0; ch < c; ch++) {
-    let m = Infinity;
-    const plane = capture.data.subarray(ch * h * w, (ch + 1) * h * w);
-    for (const v of plane) if (v < m) m = v;
-    min[ch] = m;
-    if (m < layerMin) layerMin = m;
-    if (capture.stats!.max[ch] > layerMax) layerMax = capture.stats!.max[ch];
+  for (const s of stats) {
+    min[s.channel] = s.min;
+    max[s.channel] = s.max;
+    mean[s.channel] = s.mean;
+    if (s.min < layerMin) layerMin = s.min;
+    if (s.max > layerMax) layerMax = s.max;
   }
-  return { max: capture.stats!.max.slice(0, c), mean: capture.stats!.mean.slice(0, c), min, layerMin, layerMax };
+  return { max, mean, min, layerMin, layerMax };
 }
 
 export class ViewerState {
@@ -177,12 +177,12 @@ export class ViewerState {
     });
   }
 
-  /** A layer's maps with their statistics: a capture that stops at the layer, once per (model, image, layer). */
+  /** A layer's maps with their statistics (channelStats): a capture that stops at the layer, once per (model, image, layer). */
   layerMaps(index: number, img: ViewerImage, layer: string): Promise<LayerMaps> {
     return this.cache.get(`layer|${index}|${img.id}|${layer}`, async () => {
       const x = await this.input(index, img);
       this.forwardCount++;
-      const [capture] = await this.models[index].capture(x, [layer], { stats: true });
+      const [capture] = await this.models[index].capture(x, [layer]);
       if (capture.shape.length !== 4) {
         throw bad(
           'NOT_FEATURE_MAPS',

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { loadModel } from '../../lib/model';
 import { preprocess } from '../../lib/preprocess';
 import { weightsLabel } from '../../lib/metadata';
-import { renderChannelGrid } from '../../lib/grid-api';
+import { renderChannelGrid } from '../../lib';
 import { showOverlay } from '../../lib/notebook';
 import { PYTHON, ROOT } from '../support/models';
 import { DOG, ensureBuilt } from '../support/cli';

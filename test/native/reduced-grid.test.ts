@@ -12,8 +12,8 @@ test('renderChannelGrid on an explicit channel list labels cells 3, 7, 9 and dra
   const [reduced] = await model().capture(x, 'layer1', { channels: [3, 7, 9] });
   expect(reduced.shape).toEqual([2, 3, 16, 16]);
   for (const batchIndex of [0, 1]) {
-    const grid = await renderChannelGrid(reduced, { batchIndex, labels: false });
-    const fromFull = await renderChannelGrid(full, { batchIndex, channels: [3, 7, 9], labels: false });
+    const grid = await renderChannelGrid(reduced, { batchIndex, labels: false, frame: false });
+    const fromFull = await renderChannelGrid(full, { batchIndex, channels: [3, 7, 9], labels: false, frame: false });
     expect(grid.layout.map((c) => c.channel)).toEqual([3, 7, 9]);
     // Same maps, same ranges, same pixels as the grid of those channels from the full capture.
     expect(grid.layout).toEqual(fromFull.layout);
@@ -26,11 +26,11 @@ test('renderChannelGrid on a top-k capture labels each cell with its real channe
   const [full] = await model().capture(x, 'layer2');
   const [top] = await model().capture(x, 'layer2', { channels: { top: 4, by: 'mean' } });
   for (const batchIndex of [0, 1]) {
-    const grid = await renderChannelGrid(top, { batchIndex });
+    const grid = await renderChannelGrid(top, { batchIndex, frame: false });
     const real = Array.from(top.channels!.subarray(batchIndex * 4, batchIndex * 4 + 4));
     expect(grid.layout.map((c) => c.channel)).toEqual(real);
     expect(real.some((c, i) => c !== i)).toBe(true); // not simply 0..3
-    const fromFull = await renderChannelGrid(full, { batchIndex, channels: real });
+    const fromFull = await renderChannelGrid(full, { batchIndex, channels: real, frame: false });
     expect(grid.layout.map((c) => [c.channel, c.min, c.max])).toEqual(
       fromFull.layout.map((c) => [c.channel, c.min, c.max]),
     );
@@ -42,7 +42,9 @@ test('the public renderChannelGrid frames a model capture with the weights banne
   const sharp = (await import('sharp')).default;
   const x = syntheticInput(1, 64, 64);
   const [cap] = await model().capture(x, 'layer1', { channels: [3, 7, 9] });
-  const bare = await renderChannelGrid(cap);
+  // One renderChannelGrid: featscope's and featscope/dist/render's are the same function.
+  expect(framedGrid).toBe(renderChannelGrid);
+  const bare = await renderChannelGrid(cap, { frame: false });
   const framed = await framedGrid(cap);
   expect(model().metadata.weights?.trained).toBe(false);
   expect(framed.height).toBeGreaterThan(bare.height + 40); // banner (30 px) + title

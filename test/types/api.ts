@@ -8,9 +8,13 @@ import {
   ERROR_CODES,
   FeatscopeError,
   Model,
+  channelStats,
   loadModel,
   preprocess,
+  renderChannelGrid,
   type Capture,
+  type ChannelGrid,
+  type ChannelStats,
   type ErrorCode,
   type ForwardResult,
   type LayerInfo,
@@ -38,6 +42,13 @@ export async function uses(): Promise<void> {
   // @ts-expect-error layers is a list of names
   await model.forward(x, { layers: 'layer1' });
 
+  const grid: ChannelGrid = await renderChannelGrid(c, { channels: { top: 4, by: 'mean' }, frame: false });
+  // @ts-expect-error frame is a boolean
+  await renderChannelGrid(c, { frame: 'no' });
+  const perChannel: ChannelStats[] = channelStats(c, 0, [0, 1]);
+  const peak: number = perChannel[0].max;
+  void [grid, peak];
+
   const caps: Capture[] = await model.capture(x, ['layer1', 'layer4']);
   void caps;
   const cam = await model.gradcam(x, { layer: 'layer4', classes: [3] });
@@ -62,5 +73,7 @@ export async function uses(): Promise<void> {
 
 // The second entry point, and the end of deep imports: anything else under dist/ is not exported.
 export type BareRender = typeof import('featscope/dist/render');
+// One renderChannelGrid: the second entry point's is the first's.
+export const sameGrid: BareRender['renderChannelGrid'] = renderChannelGrid;
 // @ts-expect-error deep imports are not part of the API (package.json exports)
 export type Deep = typeof import('featscope/dist/model');

@@ -1,5 +1,6 @@
 /** Chart helpers behind readable pictures (issue 15, item 5): round ticks, titles that fit. */
-import { fitSize, niceTicks, textWidth } from '../../lib/analysis/draw';
+import { niceTicks } from '../../lib/render/chart';
+import { fitSize, textWidth } from '../../lib/render/svg';
 
 test('niceTicks: round steps (1, 2, 2.5, 5 × 10^k) that cover the range', () => {
   expect(niceTicks(0, 12.6)).toEqual([0, 5, 10, 15]);

@@ -103,7 +103,7 @@ describe('expandInputs', () => {
 
 describe('picture titles state the channel-selection rule', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { selectionRule } = require('../../lib/visualize') as typeof import('../../lib/visualize');
+  const { selectionRule } = require('../../lib/render/grid') as typeof import('../../lib/render/grid');
   test.each([
     [16, 64, 'first 16 of 64 channels'],
     [64, 64, 'all 64 channels'],

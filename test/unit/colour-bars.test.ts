@@ -2,7 +2,7 @@
  * Colour bars in real values (issue 15, item 5): the CLI's framed overlays carry one, and grids
  * drawn with normalize 'shared' use one scale for every cell, stated by a colour bar under them.
  */
-import { COLOUR_BAR_HEIGHT } from '../../lib/analysis/draw';
+import { COLOUR_BAR_HEIGHT } from '../../lib/render/colour-bar';
 import { colormapRGB } from '../../lib/render/colormaps';
 import { renderImageLayers } from '../../lib/visualize';
 import { makeCapture } from '../support/captures';

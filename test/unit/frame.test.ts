@@ -1,6 +1,6 @@
 /** The frame around CLI and visualize() pictures: weights banner, title, picture, caption. */
 import sharp from 'sharp';
-import { BANNER_HEIGHT, frameCanvas } from '../../lib/analysis/draw';
+import { BANNER_HEIGHT, frameCanvas } from '../../lib/render/frame';
 import type { ModelMetadata } from '../../lib/metadata';
 import { renderImageLayers } from '../../lib/visualize';
 import { makeCapture } from '../support/captures';
