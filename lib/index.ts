@@ -23,6 +23,7 @@ export type {
   ForwardOptions,
   ForwardResult,
   GradCamResult,
+  GradCamTarget,
   HookHandle,
   DeviceSpec,
   BackwardOptions,

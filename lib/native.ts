@@ -85,11 +85,14 @@ export interface NativeModel {
     layer: string,
     classes: number[],
     tokens?: import('./metadata').TokenLayout,
+    target?: { kind: 'class' } | { kind: 'segmentation'; output: string },
   ): Promise<{
     shape: number[];
     data: Float32Array;
     classes: Float32Array;
     probabilities: Float32Array;
+    /** Segmentation target only. */
+    maskPixels?: Float32Array;
   }>;
   backward(
     data: Float32Array,

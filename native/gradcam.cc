@@ -1,5 +1,6 @@
 // Grad-CAM (Selvaraju et al. 2017) through the hooked graph: the worker and the argument handling
-// of model.gradcam (ModelWrap::GradCam, declared in model.h).
+// of model.gradcam (ModelWrap::GradCam, declared in model.h). Two targets: a classifier's class
+// logit, and a segmentation model's class logit summed over the pixels predicted as that class.
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
@@ -14,18 +15,55 @@
 
 namespace featscope {
 
+namespace {
+
+// What the score is. Classifier: sum_i logits[i, c_i] of a [N, K] output. Segmentation: the
+// output dict's entry `output` ([N, K, H, W] logits); score = sum_i sum_{p : argmax_k out[i,k,p] = c_i}
+// out[i, c_i, p], the mask computed from the same forward.
+struct GradCamTarget {
+  bool segmentation = false;
+  std::string output = "out";
+};
+
+// The [N, K, H, W] logits of a segmentation output: the dict entry `key`.
+at::Tensor segmentationLogits(const c10::IValue& out, const std::string& key) {
+  if (out.isGenericDict()) {
+    auto dict = out.toGenericDict();
+    std::string keys;
+    for (const auto& e : dict) {
+      const bool match = e.key().isString() && e.key().toStringRef() == key;
+      if (match && e.value().isTensor() && e.value().toTensor().dim() == 4) return e.value().toTensor();
+      if (match)
+        throw FsError("MODEL_OUTPUT_NOT_LOGITS",
+                      "a segmentation target needs the output entry '" + key + "' to be [N, classes, H, W] logits; it is " +
+                          (e.value().isTensor() ? std::to_string(e.value().toTensor().dim()) + "-D" : e.value().tagKind()));
+      keys += (keys.empty() ? "" : ", ") + (e.key().isString() ? e.key().toStringRef() : e.key().tagKind());
+    }
+    throw FsError("MODEL_OUTPUT_NOT_LOGITS", "a segmentation target needs an output entry '" + key + "'; this model's output dict has " +
+                                                 (keys.empty() ? std::string("no entries") : keys) + " (pick one with target.output)");
+  }
+  throw FsError("MODEL_OUTPUT_NOT_LOGITS",
+                "a segmentation target needs a model whose output is a dict with '" + key +
+                    "' logits [N, classes, H, W]; this one returns " +
+                    (out.isTensor() ? std::to_string(out.toTensor().dim()) + "-D tensor" : out.tagKind()) +
+                    (out.isTensor() && out.toTensor().dim() == 2 ? " (a classifier: leave out the target)" : ""));
+}
+
+}  // namespace
+
 // Grad-CAM: gradients of the class score with respect to one layer's output, through the hooked
 // graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
 class GradCamWorker : public FsWorker {
  public:
   GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes,
-                TokenLayout tokens)
+                TokenLayout tokens, GradCamTarget target)
       : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         layer_(std::move(layer)),
         classes_(std::move(classes)),
-        tokens_(std::move(tokens)) {}
+        tokens_(std::move(tokens)),
+        target_(std::move(target)) {}
 
  protected:
   void Run() override {
@@ -42,7 +80,7 @@ class GradCamWorker : public FsWorker {
     pushForwardInputs(stack, *hf->fn->graph(), in_.forGrad(*st_));
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
-    at::Tensor logits = checkLogits(tuple->elements()[0]);
+    at::Tensor logits = target_.segmentation ? segmentationLogits(tuple->elements()[0], target_.output) : checkLogits(tuple->elements()[0]);
     auto captured = unpackCaptures(*hf, tuple->elements());
     calledOnce(captured.size());
     if (captured.empty())
@@ -56,8 +94,14 @@ class GradCamWorker : public FsWorker {
       throw FsError("INVALID_ARGUMENT",
                     "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
     const int64_t n = logits.size(0);
-    at::Tensor cls = resolveClasses(logits, classes_);
-    at::Tensor score = logits.gather(1, cls.view({n, 1})).sum();
+    at::Tensor cls, score, probs;
+    if (target_.segmentation) {
+      score = segmentationScore(logits, &cls, &probs);
+    } else {
+      cls = resolveClasses(logits, classes_);
+      score = logits.gather(1, cls.view({n, 1})).sum();
+      probs = at::softmax(logits.detach(), 1).gather(1, cls.view({n, 1})).view({n});
+    }
     at::Tensor g = torch::autograd::grad({score}, {A})[0];
     if (tokens) {  // a transformer's tokens as maps: the class token dropped (token_layout.h)
       A = tokensToMaps(A, tokens_, &kind);
@@ -68,8 +112,34 @@ class GradCamWorker : public FsWorker {
     bool used = false;
     cam_ = toHostFloat(cam, &used);
     classes_out_ = toHostFloat(cls.to(at::kFloat), &used);
-    probs_ = toHostFloat(at::softmax(logits.detach(), 1).gather(1, cls.view({n, 1})).view({n}), &used);
+    probs_ = toHostFloat(probs, &used);
+    if (pixels_.defined()) pixels_ = toHostFloat(pixels_, &used);
     if (used) torch::cuda::synchronize(st_->device.index());
+  }
+
+  // Segmentation: each image's class (given, else the class predicted on the most pixels, the
+  // lowest index on a tie), its mask (argmax over classes == c, no gradient through it), the
+  // score summed over the masks, the class's mean softmax probability over its mask (0 when
+  // empty) and the mask's pixel count.
+  at::Tensor segmentationScore(const at::Tensor& logits, at::Tensor* cls, at::Tensor* probs) {
+    const int64_t n = logits.size(0), k = logits.size(1);
+    at::Tensor predicted = logits.detach().argmax(1);  // [N, H, W]
+    if (classes_.empty()) {
+      at::Tensor counts = at::zeros({n, k}, logits.options().dtype(at::kLong));
+      counts.scatter_add_(1, predicted.reshape({n, -1}), at::ones_like(predicted.reshape({n, -1})));
+      *cls = counts.argmax(1);
+    } else {
+      *cls = resolveClasses(logits, classes_);
+    }
+    at::Tensor mask = predicted.eq(cls->view({n, 1, 1}));  // [N, H, W]
+    at::Tensor index = cls->view({n, 1, 1, 1}).expand({n, 1, logits.size(2), logits.size(3)});
+    at::Tensor picked = logits.gather(1, index).squeeze(1);  // [N, H, W]
+    at::Tensor maskF = mask.to(logits.scalar_type());
+    at::Tensor count = maskF.sum({1, 2});
+    at::Tensor p = at::softmax(logits.detach(), 1).gather(1, index).squeeze(1);
+    *probs = (p * maskF).sum({1, 2}) / count.clamp_min(1);
+    pixels_ = count;
+    return (picked * maskF).sum();
   }
   Napi::Value Result() override {
     Napi::Env env = Env();
@@ -79,6 +149,7 @@ class GradCamWorker : public FsWorker {
     o.Set("data", ex.toFloat32Array(cam_));
     o.Set("classes", ex.toFloat32Array(classes_out_));
     o.Set("probabilities", ex.toFloat32Array(probs_));
+    if (pixels_.defined()) o.Set("maskPixels", ex.toFloat32Array(pixels_));
     return o;
   }
 
@@ -88,7 +159,8 @@ class GradCamWorker : public FsWorker {
   std::string layer_;
   std::vector<int64_t> classes_;
   TokenLayout tokens_;
-  at::Tensor cam_, classes_out_, probs_;
+  GradCamTarget target_;
+  at::Tensor cam_, classes_out_, probs_, pixels_;  // pixels_: segmentation only
 };
 
 Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
@@ -102,7 +174,17 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
     Napi::Array a = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
   }
-  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]));
+  // info[5]: the target, absent for a classifier's class logit; { kind: 'segmentation', output }.
+  GradCamTarget target;
+  if (info[5].IsObject()) {
+    Napi::Object t = info[5].As<Napi::Object>();
+    const Napi::Value kind = t.Get("kind");
+    if (!kind.IsString() || (kind.As<Napi::String>().Utf8Value() != "segmentation" && kind.As<Napi::String>().Utf8Value() != "class"))
+      throw makeJsError(env, "INVALID_ARGUMENT", "gradcam target.kind must be 'class' or 'segmentation'");
+    target.segmentation = kind.As<Napi::String>().Utf8Value() == "segmentation";
+    if (t.Get("output").IsString()) target.output = t.Get("output").As<Napi::String>().Utf8Value();
+  }
+  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]), std::move(target));
   auto p = w->Promise();
   w->Queue();
   return p;
