@@ -5,6 +5,9 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
+import { gradCamOverlays } from '../../lib/analysis/gradcam';
+import { normalisationOf } from '../../lib/analysis/common';
+import { preprocess } from '../../lib/preprocess';
 import { argmaxMask, segmentationLogitsOf } from '../../lib/structured';
 import {
   CACHE,
@@ -144,4 +147,17 @@ test('bad class, missing output entry, a classifier, a bad target: coded errors'
   } finally {
     classifier.dispose();
   }
+});
+
+test('gradCamOverlays on a segmentation model uses the mask target and lists classes by area', async () => {
+  const photo = path.join(ROOT, 'test', 'fixtures', 'images', 'camera.png');
+  const [r] = await gradCamOverlays(model, [photo], { layer: 'classifier.1' });
+  const norm = normalisationOf(model);
+  const x = await preprocess([photo], { resize: 'squash', size: norm.size, mean: norm.mean, std: norm.std });
+  const cam = await model.gradcam(x, { layer: 'classifier.1', target });
+  expect(r.target.class).toBe(cam.classes[0]);
+  expect(r.predictions[0].class).toBe(cam.classes[0]);
+  expect(r.predictions[0].probability).toBeCloseTo(cam.maskPixels![0] / (128 * 128), 6);
+  expect(r.predictions.reduce((s, p) => s + p.probability, 0)).toBeLessThanOrEqual(1 + 1e-9);
+  expect(r.rawMax).toBeCloseTo(Math.max(...Array.from(cam.data)), 5);
 });
