@@ -143,7 +143,11 @@ export interface GradCamResult {
 }
 
 export interface BackwardOptions {
-  /** Layers whose activation and gradient norms to report (gradient flow). */
+  /**
+   * Layers whose activation and gradient norms to report (gradient flow). A transformer's token
+   * layer is reported as its maps, as captures are (`layout`, `sourceShape`): the norms cover the
+   * patch tokens, not the class token.
+   */
   layers?: string[];
   /** Target class per image, one for all, or omitted for each image's top-1 prediction. */
   classes?: number | number[];
@@ -157,7 +161,8 @@ export interface BackwardOptions {
    * Differentiate a layer's mean activation instead of a class score: one channel's (a number for
    * every image, or one per image), or all channels' when `channel` is omitted; per image, summed
    * over the batch. The layer must be called once per forward; the model need not be a classifier
-   * (`classes` and `loss` do not apply).
+   * (`classes` and `loss` do not apply). A transformer's token layer counts as its maps (as
+   * captures show it): channel = the embedding dimension, the mean over the patch tokens.
    */
   objective?: { layer: string; channel?: number | number[] };
 }
@@ -489,6 +494,7 @@ export class Model {
           loss,
           inputGrad: options.inputGrad ?? false,
           parameterGrads: options.parameterGrads ?? false,
+          tokens: this.metadata.tokens,
           ...(objective
             ? {
                 objectiveLayer: objective.layer,
