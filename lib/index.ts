@@ -20,6 +20,7 @@ export type {
   ForwardOptions,
   ForwardResult,
   GradCamResult,
+  GradCamTarget,
   HookHandle,
   DeviceSpec,
   BackwardOptions,

@@ -118,17 +118,36 @@ export interface ForwardResult {
   [Symbol.dispose](): void;
 }
 
+/**
+ * What Grad-CAM differentiates. `{ kind: 'class' }` (the default): the class logit of a classifier's
+ * [N, classes] output. `{ kind: 'segmentation' }`: a segmentation model's class logit summed over
+ * the pixels predicted as that class (its mask: argmax over classes == the class, from the same
+ * forward), read from the output dict's entry `output` (default 'out', torchvision's
+ * [N, classes, H, W] logits). Without `classes`, each image's class is the one predicted on the
+ * most pixels.
+ */
+export type GradCamTarget = { kind: 'class' } | { kind: 'segmentation'; output?: string };
+
 export interface GradCamResult {
   /** [N, h, w] at the layer's resolution: ReLU(sum_k alpha_k A_k), not normalised. */
   shape: number[];
   data: Float32Array;
-  /** The target class of each image and its softmax probability. */
+  /**
+   * The target class of each image and its softmax probability (segmentation: the class's mean
+   * probability over its mask, 0 when the mask is empty).
+   */
   classes: number[];
   probabilities: number[];
+  /** Segmentation target only: the pixels in each image's mask (0: the class is predicted nowhere, the CAM is 0). */
+  maskPixels?: number[];
 }
 
 export interface BackwardOptions {
-  /** Layers whose activation and gradient norms to report (gradient flow). */
+  /**
+   * Layers whose activation and gradient norms to report (gradient flow). A transformer's token
+   * layer is reported as its maps, as captures are (`layout`, `sourceShape`): the norms cover the
+   * patch tokens, not the class token.
+   */
   layers?: string[];
   /** Target class per image, one for all, or omitted for each image's top-1 prediction. */
   classes?: number | number[];
@@ -142,7 +161,8 @@ export interface BackwardOptions {
    * Differentiate a layer's mean activation instead of a class score: one channel's (a number for
    * every image, or one per image), or all channels' when `channel` is omitted; per image, summed
    * over the batch. The layer must be called once per forward; the model need not be a classifier
-   * (`classes` and `loss` do not apply).
+   * (`classes` and `loss` do not apply). A transformer's token layer counts as its maps (as
+   * captures show it): channel = the embedding dimension, the mean over the patch tokens.
    */
   objective?: { layer: string; channel?: number | number[] };
 }
@@ -386,25 +406,31 @@ export class Model {
   /**
    * Grad-CAM for one layer: gradients of the target class score with respect to the layer's
    * output, through the hooked graph with autograd on. `classes`: one per image, one for all,
-   * or omitted for each image's top-1 prediction.
+   * or omitted for each image's top-1 prediction. `target`: a segmentation model's class over its
+   * predicted mask instead of a classifier's class (GradCamTarget).
    */
-  async gradcam(input: TensorInput, options: { layer: string; classes?: number | number[] }): Promise<GradCamResult> {
+  async gradcam(
+    input: TensorInput,
+    options: { layer: string; classes?: number | number[]; target?: GradCamTarget },
+  ): Promise<GradCamResult> {
     this.#alive();
     if (!options || typeof options !== 'object')
       throw invalidParameter('gradcam options', 'an object with a layer', options);
-    checkOptionsObject('gradcam options', options, ['layer', 'classes']);
+    checkOptionsObject('gradcam options', options, ['layer', 'classes', 'target']);
+    const target = checkGradCamTarget(options.target);
     const [layer] = this.#resolve([options.layer], 'gradcam layer');
     if (layer.includes('#')) throw invalidParameter('gradcam layer', 'a layer called once per forward (no #k)', layer);
     const classes = checkClasses(options.classes, 'gradcam classes');
     const { data, shape } = checkInput(input);
     this.#running++;
     try {
-      const r = await withStack(this.#native.gradcam(data, shape, layer, classes, this.metadata.tokens));
+      const r = await withStack(this.#native.gradcam(data, shape, layer, classes, this.metadata.tokens, target));
       return {
         shape: r.shape,
         data: r.data,
         classes: Array.from(r.classes),
         probabilities: Array.from(r.probabilities),
+        ...(r.maskPixels ? { maskPixels: Array.from(r.maskPixels) } : {}),
       };
     } finally {
       this.#running--;
@@ -468,6 +494,7 @@ export class Model {
           loss,
           inputGrad: options.inputGrad ?? false,
           parameterGrads: options.parameterGrads ?? false,
+          tokens: this.metadata.tokens,
           ...(objective
             ? {
                 objectiveLayer: objective.layer,
@@ -684,6 +711,24 @@ function checkClasses(value: unknown, what: string): number[] {
     throw invalidParameter(what, 'a class index or an array of them (non-negative integers)', value);
   }
   return classes as number[];
+}
+
+function checkGradCamTarget(value: unknown): { kind: 'class' } | { kind: 'segmentation'; output: string } | undefined {
+  if (value === undefined) return undefined;
+  const what = "{ kind: 'class' } or { kind: 'segmentation', output?: string }";
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalidParameter('gradcam target', what, value);
+  const kind = (value as { kind?: unknown }).kind;
+  if (kind === 'class') {
+    checkOptionsObject('gradcam target', value, ['kind']);
+    return { kind };
+  }
+  if (kind !== 'segmentation') throw invalidParameter('gradcam target.kind', "'class' or 'segmentation'", kind);
+  checkOptionsObject('gradcam target', value, ['kind', 'output']);
+  const output = (value as { output?: unknown }).output ?? 'out';
+  if (typeof output !== 'string' || output.length === 0)
+    throw invalidParameter('gradcam target.output', "the name of an output dict entry (e.g. 'out')", output);
+  return { kind, output };
 }
 
 function isPositiveInt(v: unknown): v is number {

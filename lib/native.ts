@@ -85,11 +85,14 @@ export interface NativeModel {
     layer: string,
     classes: number[],
     tokens?: import('./metadata').TokenLayout,
+    target?: { kind: 'class' } | { kind: 'segmentation'; output: string },
   ): Promise<{
     shape: number[];
     data: Float32Array;
     classes: Float32Array;
     probabilities: Float32Array;
+    /** Segmentation target only. */
+    maskPixels?: Float32Array;
   }>;
   backward(
     data: Float32Array,
@@ -102,6 +105,7 @@ export interface NativeModel {
       parameterGrads: boolean;
       objectiveLayer?: string;
       objectiveChannels?: number[];
+      tokens?: import('./metadata').TokenLayout;
     },
   ): Promise<NativeBackwardResult>;
   parameters(): { name: string; kind: 'parameter' | 'buffer'; shape: number[]; data: Float32Array }[];
@@ -124,6 +128,9 @@ export interface NativeBackwardResult {
     activationNorm: number;
     gradNorm: number;
     gradMeanAbs: number;
+    /** A transformer output reported as maps: `shape` is [N, C, H, W], `sourceShape` the module's own. */
+    layout?: 'tokens' | 'channels-last';
+    sourceShape?: number[];
   }[];
   parameters: { name: string; shape: number[]; norm: number; gradNorm: number }[];
 }

@@ -8,6 +8,7 @@
 #include "structured.h"
 #include "model.h"
 #include "tensor_bridge.h"
+#include "token_layout.h"
 #include "workers.h"
 
 namespace featscope {
@@ -44,12 +45,17 @@ struct BackwardSpec {
   // summed over the batch (feature visualisation). The model need not be a classifier then.
   std::string objectiveLayer;
   std::vector<int64_t> objectiveChannels;  // empty: all channels; one: for every image; N: one per image
+  // A transformer's token outputs become [N, C, H, W] maps (class token dropped) before norms and
+  // the objective, as forward captures are (token_layout.h).
+  TokenLayout tokens;
 };
 
 struct LayerGrad {
   CaptureSlot slot;
   std::vector<int64_t> shape;
   double actNorm, gradNorm, gradMeanAbs;
+  std::string layout;                // "tokens" / "channels-last" when shown as maps, else ""
+  std::vector<int64_t> sourceShape;  // the module's own output shape, with a layout
 };
 
 struct ParamGrad {
@@ -110,8 +116,12 @@ class BackwardWorker : public FsWorker {
     if (spec_.inputGrad) inputGrad_ = toHostFloat(grads[0], &used);
     for (size_t i = 0; i < captured.size(); ++i) {
       at::Tensor a = wrt[i + 1].detach(), g = grads[i + 1];
+      std::string layout;
+      const auto source = a.sizes().vec();
+      a = tokensToMaps(a, spec_.tokens, &layout);
+      if (g.defined() && !layout.empty()) g = tokensToMaps(g, spec_.tokens, &layout);
       layers_out_.push_back({captured[i].slot, a.sizes().vec(), a.norm().item<double>(), g.defined() ? g.norm().item<double>() : 0.0,
-                             g.defined() ? g.abs().mean().item<double>() : 0.0});
+                             g.defined() ? g.abs().mean().item<double>() : 0.0, layout, layout.empty() ? std::vector<int64_t>{} : source});
     }
     for (size_t i = 0; i < params.size(); ++i) {
       at::Tensor g = grads[1 + captured.size() + i];
@@ -140,7 +150,8 @@ class BackwardWorker : public FsWorker {
           "objective layer " + spec_.objectiveLayer +
               (calls == 0 ? " was not called in this forward"
                           : " is called " + std::to_string(calls) + " times; pick a layer called once (or one of its inner modules)"));
-    at::Tensor a = hit->tensor;
+    std::string layout;
+    at::Tensor a = tokensToMaps(hit->tensor, spec_.tokens, &layout);  // channels: a token layer's D
     if (a.dim() < 2)
       throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " has no channel dimension (shape of rank " +
                                             std::to_string(a.dim()) + ")");
@@ -192,6 +203,10 @@ class BackwardWorker : public FsWorker {
       e.Set("activationNorm", l.actNorm);
       e.Set("gradNorm", l.gradNorm);
       e.Set("gradMeanAbs", l.gradMeanAbs);
+      if (!l.layout.empty()) {
+        e.Set("layout", l.layout);
+        e.Set("sourceShape", shapeToJs(env, l.sourceShape));
+      }
       ls.Set(i, e);
     }
     o.Set("layers", ls);
@@ -242,6 +257,7 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
         for (uint32_t i = 0; i < a.Length(); ++i) spec.objectiveChannels.push_back(a.Get(i).As<Napi::Number>().Int64Value());
       }
     }
+    spec.tokens = readTokenLayout(o.Get("tokens"));
   }
   auto* w = new BackwardWorker(env, st, std::move(input), std::move(names), std::move(spec));
   auto p = w->Promise();

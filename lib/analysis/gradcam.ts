@@ -6,6 +6,7 @@
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
+import { type TensorValue, argmaxMask, segmentationLogitsOf } from '../structured';
 import { type ImageSource, type PreprocessResult, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap, colormapRGB } from '../render/colormaps';
 import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
@@ -19,7 +20,11 @@ import { INK, MUTED, fitText } from '../render/svg';
 export interface GradCamOverlayOptions {
   /** A layer with [N, C, H, W] output, called once per forward (e.g. layer4). */
   layer: string;
-  /** Target class per image, one for all, or omitted for each image's top-1 prediction. */
+  /**
+   * Target class per image, one for all, or omitted for each image's top-1 prediction. A
+   * segmentation model (output `{ out: [N, K, H, W] }`): the class logit summed over the pixels
+   * predicted as the class; omitted: the class predicted on the most pixels.
+   */
   classes?: number | number[];
   /** 'squash' (default): Resize((size, size)), the map covers the whole photo. 'crop': Resize + CenterCrop; drawn on the crop. */
   resize?: 'squash' | 'crop';
@@ -36,9 +41,12 @@ export interface GradCamOverlayOptions {
 export interface GradCamOverlay {
   source: string;
   layer: string;
-  /** The class whose score was differentiated, its name and softmax probability. */
+  /**
+   * The class whose score was differentiated, its name and softmax probability (a segmentation
+   * model: the class's mean probability over its predicted mask).
+   */
   target: Prediction;
-  /** The top predictions of the model for this image. */
+  /** The top predictions of the model for this image (a segmentation model: classes by share of pixels). */
   predictions: Prediction[];
   /** The normalised heatmap at the layer's resolution: max 1 (all zeros when the CAM is empty). */
   heatmap: { data: Float32Array; width: number; height: number };
@@ -106,14 +114,21 @@ export async function gradCamOverlaysOf(
   options: GradCamOverlayOptions,
 ): Promise<GradCamOverlay[]> {
   const { resize, colormap, alpha, displaySize, top } = checkOptions(options);
-  const logits = (await model.forward(input, { optimize: false })).output; // the numerics of the gradients
-  if (!logits || logits.shape.length !== 2) {
+  const forward = await model.forward(input, { optimize: false }); // the numerics of the gradients
+  const logits = forward.output;
+  // A segmentation model ({ out: [N, K, H, W] }): the class logit summed over its predicted mask.
+  const seg = !logits ? segmentationLogitsOf(forward.value) : null;
+  if (!seg && (!logits || logits.shape.length !== 2)) {
     throw new FeatscopeError(
       'NOT_A_CLASSIFIER',
-      `Grad-CAM needs a model whose output is [N, classes] logits; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'no tensor'}`,
+      `Grad-CAM needs a model whose output is [N, classes] logits or a segmentation dict with 'out' [N, classes, H, W]; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'neither'}`,
     );
   }
-  const cam = await model.gradcam(input, { layer: options.layer, classes: options.classes });
+  const cam = await model.gradcam(input, {
+    layer: options.layer,
+    classes: options.classes,
+    ...(seg ? { target: { kind: 'segmentation' as const } } : {}),
+  });
   const [n, h, w] = cam.shape;
   const weights = weightsOf(model);
   const results: GradCamOverlay[] = [];
@@ -135,14 +150,23 @@ export async function gradCamOverlaysOf(
       name: className(model, cam.classes[i]),
       probability: cam.probabilities[i],
     };
-    const predictions = topPredictions(model, logits, i, top);
+    const predictions = seg ? classesByArea(model, seg, i, top) : topPredictions(model, logits!, i, top);
+    const pixels = cam.maskPixels?.[i];
     const framed = await frameHeatmap(model, overlay, {
-      title: `Grad-CAM · ${options.layer}`,
+      title: `Grad-CAM · ${options.layer}${seg ? ' · class over its mask' : ''}`,
       target,
       colormap,
       scale: ['0', 'max', 'class evidence (CAM / its maximum)'],
       predictions,
-      note: max <= 0 ? 'The CAM is zero everywhere: no positive evidence for this class at this layer.' : undefined,
+      ...(seg ? { predictionsTitle: 'Predicted classes by area (share of pixels):' } : {}),
+      note:
+        pixels === 0
+          ? 'The class is predicted on no pixel: its mask is empty and the CAM is zero.'
+          : max <= 0
+            ? 'The CAM is zero everywhere: no positive evidence for this class at this layer.'
+            : pixels !== undefined
+              ? `score: class logit summed over its mask (${pixels} px); p: mean there`
+              : undefined,
     });
     results.push({
       source: input.images[i].source,
@@ -156,6 +180,17 @@ export async function gradCamOverlaysOf(
     });
   }
   return results;
+}
+
+/** A segmentation output's classes for image `n`, by the share of pixels predicted as each (largest first). */
+function classesByArea(model: Model, logits: TensorValue, n: number, count: number): Prediction[] {
+  const { mask } = argmaxMask(logits, n);
+  const counts = new Map<number, number>();
+  for (const c of mask) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return [...counts]
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    .slice(0, count)
+    .map(([c, k]) => ({ class: c, name: className(model, c), probability: k / mask.length }));
 }
 
 /** The original photo (EXIF-oriented), scaled so its longer side is `size`: squash covers all of it. */
@@ -199,6 +234,8 @@ export interface HeatmapFrame {
   /** Colour bar: the labels of its two ends and its caption. */
   scale: [string, string, string];
   predictions: Prediction[];
+  /** The heading of the predictions (default 'Top predictions:'). */
+  predictionsTitle?: string;
   /** A line after the predictions (e.g. that the map is empty). */
   note?: string;
 }
@@ -214,7 +251,7 @@ export async function frameHeatmap(
   const barH = 34;
   const lineH = 19;
   const lines = [
-    `Top predictions:`,
+    o.predictionsTitle ?? `Top predictions:`,
     ...o.predictions.map((p, k) => `${k + 1}. ${p.name} (class ${p.class}) — ${pct(p.probability)}`),
   ];
   if (o.note) lines.push(o.note);

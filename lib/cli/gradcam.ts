@@ -59,6 +59,8 @@ Options:
   -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
 ${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
       --class N[,N]    target class (one for all, or one per image); default: each image's top-1
+                       (a segmentation model: the class logit summed over its predicted mask;
+                       default: the class predicted on the most pixels)
       --top K          predictions listed under the picture (default 3)
       --colormap NAME  heatmap colours (default turbo)
       --flow           also chart the gradient flow (per-layer and per-weight gradient norms)

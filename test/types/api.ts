@@ -56,6 +56,11 @@ export async function uses(): Promise<void> {
   await model.gradcam(x, { classes: 3 });
   const classes: number[] = cam.classes;
   void classes;
+  const seg = await model.gradcam(x, { layer: 'classifier.1', target: { kind: 'segmentation', output: 'out' } });
+  const pixels: number[] | undefined = seg.maskPixels;
+  void pixels;
+  // @ts-expect-error a target kind is 'class' or 'segmentation'
+  await model.gradcam(x, { layer: 'layer4', target: { kind: 'boxes' } });
 
   try {
     model.dispose();

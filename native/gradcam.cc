@@ -1,0 +1,193 @@
+// Grad-CAM (Selvaraju et al. 2017) through the hooked graph: the worker and the argument handling
+// of model.gradcam (ModelWrap::GradCam, declared in model.h). Two targets: a classifier's class
+// logit, and a segmentation model's class logit summed over the pixels predicted as that class.
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+
+#include "backward.h"
+#include "capture_ops.h"
+#include "errors.h"
+#include "model.h"
+#include "structured.h"
+#include "tensor_bridge.h"
+#include "token_layout.h"
+#include "workers.h"
+
+namespace featscope {
+
+namespace {
+
+// What the score is. Classifier: sum_i logits[i, c_i] of a [N, K] output. Segmentation: the
+// output dict's entry `output` ([N, K, H, W] logits); score = sum_i sum_{p : argmax_k out[i,k,p] = c_i}
+// out[i, c_i, p], the mask computed from the same forward.
+struct GradCamTarget {
+  bool segmentation = false;
+  std::string output = "out";
+};
+
+// The [N, K, H, W] logits of a segmentation output: the dict entry `key`.
+at::Tensor segmentationLogits(const c10::IValue& out, const std::string& key) {
+  if (out.isGenericDict()) {
+    auto dict = out.toGenericDict();
+    std::string keys;
+    for (const auto& e : dict) {
+      const bool match = e.key().isString() && e.key().toStringRef() == key;
+      if (match && e.value().isTensor() && e.value().toTensor().dim() == 4) return e.value().toTensor();
+      if (match)
+        throw FsError("MODEL_OUTPUT_NOT_LOGITS",
+                      "a segmentation target needs the output entry '" + key + "' to be [N, classes, H, W] logits; it is " +
+                          (e.value().isTensor() ? std::to_string(e.value().toTensor().dim()) + "-D" : e.value().tagKind()));
+      keys += (keys.empty() ? "" : ", ") + (e.key().isString() ? e.key().toStringRef() : e.key().tagKind());
+    }
+    throw FsError("MODEL_OUTPUT_NOT_LOGITS", "a segmentation target needs an output entry '" + key + "'; this model's output dict has " +
+                                                 (keys.empty() ? std::string("no entries") : keys) + " (pick one with target.output)");
+  }
+  throw FsError("MODEL_OUTPUT_NOT_LOGITS",
+                "a segmentation target needs a model whose output is a dict with '" + key +
+                    "' logits [N, classes, H, W]; this one returns " +
+                    (out.isTensor() ? std::to_string(out.toTensor().dim()) + "-D tensor" : out.tagKind()) +
+                    (out.isTensor() && out.toTensor().dim() == 2 ? " (a classifier: leave out the target)" : ""));
+}
+
+}  // namespace
+
+// Grad-CAM: gradients of the class score with respect to one layer's output, through the hooked
+// graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
+class GradCamWorker : public FsWorker {
+ public:
+  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes,
+                TokenLayout tokens, GradCamTarget target)
+      : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
+        st_(std::move(st)),
+        in_(std::move(input)),
+        layer_(std::move(layer)),
+        classes_(std::move(classes)),
+        tokens_(std::move(tokens)),
+        target_(std::move(target)) {}
+
+ protected:
+  void Run() override {
+    auto hf = st_->hooked({layer_}, /*guardInPlace=*/false);
+    const auto calledOnce = [&](size_t calls) {
+      if (calls > 1)
+        throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer called once per forward; " + layer_ + " is called " +
+                                              std::to_string(calls) + " times (pick one of its calls' inner modules)");
+    };
+    if (!hf->slots[0].looped) calledOnce(hf->slots.size());
+    torch::AutoGradMode grad(true);
+    PrecisionScope precision(*st_);
+    torch::jit::Stack stack{st_->module._ivalue()};
+    pushForwardInputs(stack, *hf->fn->graph(), in_.forGrad(*st_));
+    hf->fn->run(stack);
+    auto tuple = stack.back().toTuple();
+    at::Tensor logits = target_.segmentation ? segmentationLogits(tuple->elements()[0], target_.output) : checkLogits(tuple->elements()[0]);
+    auto captured = unpackCaptures(*hf, tuple->elements());
+    calledOnce(captured.size());
+    if (captured.empty())
+      throw FsError(
+          "LAYER_NOT_CALLED",
+          "Grad-CAM: " + layer_ + " was not called in this forward (it sits in an `if` branch not taken, or a loop that ran no iteration)");
+    at::Tensor A = captured[0].tensor;
+    std::string kind;
+    const bool tokens = tokensToMaps(A, tokens_, &kind).defined() && !kind.empty();
+    if (A.dim() != 4 && !tokens)
+      throw FsError("INVALID_ARGUMENT",
+                    "Grad-CAM needs a layer with a [N, C, H, W] output; " + layer_ + " gives " + std::to_string(A.dim()) + "-D");
+    const int64_t n = logits.size(0);
+    at::Tensor cls, score, probs;
+    if (target_.segmentation) {
+      score = segmentationScore(logits, &cls, &probs);
+    } else {
+      cls = resolveClasses(logits, classes_);
+      score = logits.gather(1, cls.view({n, 1})).sum();
+      probs = at::softmax(logits.detach(), 1).gather(1, cls.view({n, 1})).view({n});
+    }
+    at::Tensor g = torch::autograd::grad({score}, {A})[0];
+    if (tokens) {  // a transformer's tokens as maps: the class token dropped (token_layout.h)
+      A = tokensToMaps(A, tokens_, &kind);
+      g = tokensToMaps(g, tokens_, &kind);
+    }
+    at::Tensor alpha = g.mean({2, 3}, /*keepdim=*/true);
+    at::Tensor cam = at::relu((alpha * A).sum(1)).detach();
+    bool used = false;
+    cam_ = toHostFloat(cam, &used);
+    classes_out_ = toHostFloat(cls.to(at::kFloat), &used);
+    probs_ = toHostFloat(probs, &used);
+    if (pixels_.defined()) pixels_ = toHostFloat(pixels_, &used);
+    if (used) torch::cuda::synchronize(st_->device.index());
+  }
+
+  // Segmentation: each image's class (given, else the class predicted on the most pixels, the
+  // lowest index on a tie), its mask (argmax over classes == c, no gradient through it), the
+  // score summed over the masks, the class's mean softmax probability over its mask (0 when
+  // empty) and the mask's pixel count.
+  at::Tensor segmentationScore(const at::Tensor& logits, at::Tensor* cls, at::Tensor* probs) {
+    const int64_t n = logits.size(0), k = logits.size(1);
+    at::Tensor predicted = logits.detach().argmax(1);  // [N, H, W]
+    if (classes_.empty()) {
+      at::Tensor counts = at::zeros({n, k}, logits.options().dtype(at::kLong));
+      counts.scatter_add_(1, predicted.reshape({n, -1}), at::ones_like(predicted.reshape({n, -1})));
+      *cls = counts.argmax(1);
+    } else {
+      *cls = resolveClasses(logits, classes_);
+    }
+    at::Tensor mask = predicted.eq(cls->view({n, 1, 1}));  // [N, H, W]
+    at::Tensor index = cls->view({n, 1, 1, 1}).expand({n, 1, logits.size(2), logits.size(3)});
+    at::Tensor picked = logits.gather(1, index).squeeze(1);  // [N, H, W]
+    at::Tensor maskF = mask.to(logits.scalar_type());
+    at::Tensor count = maskF.sum({1, 2});
+    at::Tensor p = at::softmax(logits.detach(), 1).gather(1, index).squeeze(1);
+    *probs = (p * maskF).sum({1, 2}) / count.clamp_min(1);
+    pixels_ = count;
+    return (picked * maskF).sum();
+  }
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    TensorExporter ex(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("shape", shapeToJs(env, cam_.sizes()));
+    o.Set("data", ex.toFloat32Array(cam_));
+    o.Set("classes", ex.toFloat32Array(classes_out_));
+    o.Set("probabilities", ex.toFloat32Array(probs_));
+    if (pixels_.defined()) o.Set("maskPixels", ex.toFloat32Array(pixels_));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<ModelState> st_;
+  JsInput in_;
+  std::string layer_;
+  std::vector<int64_t> classes_;
+  TokenLayout tokens_;
+  GradCamTarget target_;
+  at::Tensor cam_, classes_out_, probs_, pixels_;  // pixels_: segmentation only
+};
+
+Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = live(env);
+  JsInput input = JsInput::read(info, st->device);
+  std::string layer = info[2].As<Napi::String>();
+  if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
+  std::vector<int64_t> classes;
+  if (info[3].IsArray()) {
+    Napi::Array a = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  }
+  // info[5]: the target, absent for a classifier's class logit; { kind: 'segmentation', output }.
+  GradCamTarget target;
+  if (info[5].IsObject()) {
+    Napi::Object t = info[5].As<Napi::Object>();
+    const Napi::Value kind = t.Get("kind");
+    if (!kind.IsString() || (kind.As<Napi::String>().Utf8Value() != "segmentation" && kind.As<Napi::String>().Utf8Value() != "class"))
+      throw makeJsError(env, "INVALID_ARGUMENT", "gradcam target.kind must be 'class' or 'segmentation'");
+    target.segmentation = kind.As<Napi::String>().Utf8Value() == "segmentation";
+    if (t.Get("output").IsString()) target.output = t.Get("output").As<Napi::String>().Utf8Value();
+  }
+  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]), std::move(target));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+}  // namespace featscope
