@@ -82,18 +82,6 @@ export function parse<const O extends Options>(
   return parsed;
 }
 
-export const MODEL_OPTION = { model: { type: 'string', short: 'm' } } as const satisfies Options;
-export const DEVICE_OPTION = { device: { type: 'string' } } as const satisfies Options;
-/** The options of the batch runs over images (render, export). */
-export const BATCH_RUN_OPTIONS = {
-  layers: { type: 'string', short: 'l' },
-  resize: { type: 'string' },
-  batch: { type: 'string' },
-  out: { type: 'string', short: 'o' },
-  resume: { type: 'boolean' },
-  json: { type: 'boolean' },
-} as const satisfies Options;
-
 /** --model, then FEATSCOPE_MODEL, then models/resnet18.pt here or in the package (made by set-up). */
 export function resolveModel(value: string | undefined): string {
   if (value) return value;

@@ -3,17 +3,8 @@
  * go to them in turn, one in flight on each (lib/cli/batch.ts).
  */
 import type { Model } from '../model';
-import { parseDevice, usage, type Options } from './args';
+import { parseDevice, usage } from './args';
 import { loadCliModel } from './model-options';
-
-export const DEVICES_OPTION = { devices: { type: 'string' } } as const satisfies Options;
-
-export function devicesHelp(column: number): string {
-  return (
-    `      --devices A,B`.padEnd(column - 1) +
-    ' one model per device, batches spread over them: cuda:0,cuda:1 (or cpu,cpu)\n'
-  );
-}
 
 /** The device list of --devices, or [--device]. */
 export function parseDevices(

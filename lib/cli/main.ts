@@ -5,6 +5,8 @@
  */
 import { FeatscopeError } from '../errors';
 import { USAGE_CODES } from './args';
+import { commandList } from './command';
+import { COMMAND_SPECS } from './commands';
 import { shown } from './term';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
@@ -12,28 +14,7 @@ export const MAIN_HELP = `Usage: featscope <command> [options]
 See what each layer of a CNN sees: feature-map grids, overlays and a report from TorchScript models.
 
 Commands:
-  info                      versions of featscope, Node, libtorch and CUDA; the GPUs seen
-  doctor                    the libtorch found and where from, the prebuilt addon chosen or why none
-  layers                    the model's layers with their types and output shapes
-  render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
-  export <images>...        layer outputs as .npy files for numpy
-  predict <images>...       a segmentation/detection model's mask or boxes; --eigencam LAYER: EigenCAM
-  gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
-                            --saliency gradient|smoothgrad|ig for input saliency maps
-  attention <images>...     ViT attention: rollout and per-head class-token attention overlays
-  weights                   weight histograms and statistics, first-conv filters as RGB tiles
-  attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
-  stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
-  concepts <images|folder>...  k concepts of a layer over many images (NMF), per-image concept maps
-  maximize --layer L        feature visualisation: the input that most raises a channel's activation
-  similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
-  view [images|folders]...  interactive viewer in the browser (local server with a token): layers,
-                            channels, overlays, Grad-CAM, compare two images or two models
-  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity,
-                            concepts
-  k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
-  run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
-
+${commandList(COMMAND_SPECS)}
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out), --threads N
 (libtorch's intra-op threads; default $FEATSCOPE_THREADS, else libtorch's: the core count).

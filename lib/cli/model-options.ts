@@ -7,26 +7,8 @@ import * as fs from 'fs';
 import { FeatscopeError } from '../errors';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { loadModel, type LoadOptions, type Model } from '../model';
-import { resolveModel, usage, type Options } from './args';
+import { resolveModel, usage } from './args';
 import { shown } from './term';
-
-export const MODEL_INPUT_OPTIONS = {
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  size: { type: 'string' },
-  labels: { type: 'string' },
-} as const satisfies Options;
-
-/** Help lines for the options above, to paste into a command's help; descriptions start at `column`. */
-export function modelInputHelp(column: number): string {
-  const line = (option: string, text: string) => `      ${option}`.padEnd(column - 1) + ` ${text}\n`;
-  return (
-    line('--mean R,G,B', "input normalisation mean (default: the model's featscope.json, else ImageNet's)") +
-    line('--std R,G,B', "input normalisation std (default: the model's, else ImageNet's)") +
-    line('--size PX', "input side in pixels (default: the model's, else 224)") +
-    line('--labels FILE', "class names, one per line in class-index order (default: the model's)")
-  );
-}
 
 let warned = false;
 
