@@ -37,7 +37,7 @@ const lazy =
     load()(argv);
 
 /* eslint-disable @typescript-eslint/no-require-imports -- lazy loading is the point: a static import loads every command at start-up, and `await import()` compiles to the same require in this CommonJS build */
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   info: lazy(() => (require('./info') as typeof import('./info')).info),
   doctor: lazy(() => (require('./doctor') as typeof import('./doctor')).doctor),
   layers: lazy(() => (require('./layers') as typeof import('./layers')).layers),
