@@ -16,7 +16,7 @@ import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import type { Model } from '../model';
 import type { ReportAssets } from '../report';
-import { checkLayers, parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets } from './args';
+import { checkLayers, parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
 import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
@@ -24,7 +24,7 @@ import { parseClasses } from './gradcam';
 import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { ATTACK_COMMAND } from './commands';
 
@@ -54,10 +54,7 @@ export async function attack(argv: string[]): Promise<number> {
   const stepSize = parseAmount(values.step, '--step', undefined, 'attack');
   const steps = parsePositiveInt(values.steps, '--steps', 10, 10000, 'attack');
   const classes = parseClasses(values.class, 'attack');
-  const layers = values.layers
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = values.layers === undefined ? undefined : parseList(values.layers);
   const resize = parseResize(values.resize, 'attack');
   const device = parseDevice(values.device, 'attack');
   const out = path.resolve(values.out ?? 'featscope-out');
@@ -200,12 +197,16 @@ async function attackWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'attack',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'attack',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }
 
 /** An image's report section, from its record and files (also for images finished by an earlier run). */

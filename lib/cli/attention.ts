@@ -7,14 +7,14 @@ import type { Prediction } from '../analysis/common';
 import type { Model } from '../model';
 import type { ReportAssets } from '../report';
 import type { ColormapName } from '../render';
-import { parseColormap, parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage } from './args';
+import { parseColormap, parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage, parseList } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
 import { loadCliModel } from './model-options';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { ATTENTION_COMMAND } from './commands';
 
@@ -40,11 +40,7 @@ export async function attention(argv: string[]): Promise<number> {
   try {
     tokenGrid(model); // NOT_A_TRANSFORMER before any work
     const all = await attentionLayers(model);
-    const layers = (values.layers ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
-      .map((n) => (n.endsWith('.weights') ? n : `${n}.weights`));
+    const layers = parseList(values.layers ?? '').map((n) => (n.endsWith('.weights') ? n : `${n}.weights`));
     for (const l of layers)
       if (!all.includes(l))
         throw usage(`--layers: ${l} is not an attention layer of this model; they are ${all.join(', ')}`, 'attention');
@@ -182,10 +178,14 @@ async function attentionWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'attention',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'attention',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }

@@ -8,9 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import YAML from 'yaml';
-import { parsePositiveInt, usage } from './args';
+import { parseList, parsePositiveInt, usage } from './args';
 import { writeAtomic } from './files';
-import { parseArgsOptions, parseCommand, parseList, printHelp, type CommandSpec } from './command';
+import { parseArgsOptions, parseCommand, printHelp, type CommandSpec } from './command';
 import { COMMAND_SPECS, K8S_JOB_COMMAND, SLURM_JOB_COMMAND } from './commands';
 
 /** The commands the generators run in shards. */

@@ -122,14 +122,3 @@ export function commandList(specs: readonly CommandSpec[], column = 28): string 
 export function withHelp<const O extends OptionSpec>(option: O, help: string): O {
   return { ...option, help };
 }
-
-/**
- * A comma list: `a, b,,c` is [a, b, c] (blanks and empty items dropped). The one splitter of
- * --layers, --class, --metrics, --devices, --bind-paths and the other list options.
- */
-export function parseList(value: string): string[] {
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}

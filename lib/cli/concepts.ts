@@ -36,7 +36,7 @@ import { modelSummary } from './manifest';
 import { loadCliModel } from './model-options';
 import { Progress } from './progress';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
-import { asFailures, endAnalysisRun, endInterrupted } from './summary';
+import { asFailures, endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { CONCEPTS_COMMAND } from './commands';
 
@@ -255,16 +255,19 @@ export async function concepts(argv: string[]): Promise<number> {
       );
       outFiles.push(insideOut(out, 'concepts-state.json'));
     }
-    return endAnalysisRun(
-      'concepts',
-      { json: Boolean(values.json), out, total: inputs.length, summary: written.summary },
-      { done: images.length, skipped: 0, failed: asFailures(failed), interrupted: false },
-      outFiles,
-    );
+    return endRun({
+      command: 'concepts',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
+      summary: written.summary,
+      outcome: { done: images.length, skipped: 0, failed: asFailures(failed), interrupted: false },
+      files: outFiles,
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
     if (!fs.existsSync(out) || !fs.readdirSync(out).some((f) => f.endsWith('.concepts.png')))
-      return endInterrupted('concepts');
+      return endRun({ command: 'concepts', stopped: true });
     // The per-image pictures are written as the images stream by; the concepts' outputs need them all.
     process.stderr.write(
       `featscope: concepts: interrupted (Ctrl-C); the per-image pictures done so far are in ${out}, but no concepts.json, concepts-W.npy or concept pictures were written. Rerun the command to do it all.\n`,

@@ -3,7 +3,7 @@
  * go to them in turn, one in flight on each (lib/cli/batch.ts).
  */
 import type { Model } from '../model';
-import { parseDevice, usage } from './args';
+import { parseDevice, usage, parseList } from './args';
 import { loadCliModel } from './model-options';
 
 /** The device list of --devices, or [--device]. */
@@ -13,10 +13,7 @@ export function parseDevices(
 ): Array<ReturnType<typeof parseDevice>> {
   if (values.devices === undefined) return [parseDevice(values.device, command)];
   if (values.device !== undefined) throw usage('give --device or --devices, not both', command);
-  const list = values.devices
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const list = parseList(values.devices);
   if (list.length === 0) throw usage('--devices needs at least one device, e.g. cuda:0,cuda:1', command);
   if (list.length > 16) throw usage(`--devices lists ${list.length} devices; at most 16`, command);
   return list.map((d) => {

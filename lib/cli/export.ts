@@ -12,7 +12,7 @@ import { writeManifest } from './manifest';
 import { Progress } from './progress';
 import { loadMoreModels, parseDevices } from './devices';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
-import { endBatchRun } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { EXPORT_COMMAND } from './commands';
 
@@ -102,13 +102,16 @@ export async function exportCommand(argv: string[]): Promise<number> {
         devices: more.length ? outcome.devices : undefined,
       },
     );
-    return endBatchRun(
-      'exported',
-      { json: Boolean(values.json), out, total: inputs.length },
+    return endRun({
+      command: 'export',
+      verb: 'exported',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
       outcome,
       finished,
       manifest,
-    );
+    });
   } finally {
     model.dispose();
     for (const m of more) m.dispose();

@@ -37,6 +37,7 @@ import {
   parseResize,
   usage,
   parseReportAssets,
+  parseList,
 } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
@@ -44,7 +45,7 @@ import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-
 import { expandInputs, type InputImage } from './inputs';
 import { loadCliModel } from './model-options';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { GRADCAM_COMMAND } from './commands';
 
@@ -55,7 +56,7 @@ export function parseClasses(value: string | undefined, command: string): number
       `--class takes a class index or a comma-separated list (207 or 207,281), not ${JSON.stringify(value)}`,
       command,
     );
-  return value.trim().split(',').map(Number);
+  return parseList(value).map(Number);
 }
 
 const SALIENCY: Record<string, SaliencyMethod> = {
@@ -73,7 +74,7 @@ function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
 
 function parseMetrics(value: string | undefined): SaliencyMetric[] | undefined {
   if (value === undefined) return undefined;
-  const list = value.split(',').map((v) => v.trim());
+  const list = parseList(value, { keepEmpty: true });
   if (
     list.length === 0 ||
     !list.every((v) => v === 'deletion' || v === 'insertion') ||
@@ -455,10 +456,14 @@ async function gradcamWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'gradcam',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'gradcam',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }

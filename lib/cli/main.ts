@@ -3,11 +3,9 @@
  * featscope's command line. Bad input is a FeatscopeError, printed as `featscope: <message> [<code>]`
  * without a stack; usage errors exit with 2, failed inputs with 1 (FEATSCOPE_DEBUG=1 adds stacks).
  */
-import { FeatscopeError } from '../errors';
-import { USAGE_CODES } from './args';
 import { commandList } from './command';
 import { COMMAND_SPECS } from './commands';
-import { shown } from './term';
+import { reportError } from './summary';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
 
@@ -82,25 +80,13 @@ export async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-function report(err: unknown): number {
-  if (err instanceof FeatscopeError) {
-    process.stderr.write(`featscope: ${shown(err.message)} [${err.code}]\n`);
-    if (process.env.FEATSCOPE_DEBUG) process.stderr.write(`${err.stack}\n`);
-    return USAGE_CODES.has(err.code) ? 2 : 1;
-  }
-  process.stderr.write(
-    `featscope: unexpected error: ${shown(err instanceof Error ? ((process.env.FEATSCOPE_DEBUG ? err.stack : err.message) ?? '') : String(err))}\n`,
-  );
-  return 1;
-}
-
 if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err) => {
-      process.exitCode = report(err);
+      process.exitCode = reportError(err);
     },
   );
 }

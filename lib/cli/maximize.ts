@@ -11,12 +11,12 @@ import {
   writeAnalysisReport,
 } from '../analysis';
 import { loadNoted } from './model-options';
-import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage } from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
-import { endAnalysisRun, endInterrupted } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { MAXIMIZE_COMMAND } from './commands';
 
@@ -33,7 +33,7 @@ export async function maximize(argv: string[]): Promise<number> {
       'maximize',
     );
   }
-  const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
+  const channels: number[] | undefined = channelsArg ? parseList(channelsArg).map(Number) : undefined;
   const batch = parsePositiveInt(values.batch, '--batch', 16, 256, 'maximize');
   const steps = parsePositiveInt(values.steps, '--steps', 128, 100000, 'maximize');
   const size = values.size === undefined ? undefined : parsePositiveInt(values.size, '--size', 224, 2048, 'maximize');
@@ -115,15 +115,17 @@ export async function maximize(argv: string[]): Promise<number> {
       );
     }
     if (report) files.push(report);
-    return endAnalysisRun(
-      'maximize',
-      { json: Boolean(values.json), out, summary: { report, ...summary } },
-      { done: records.length, skipped: 0, failed: [], interrupted: false },
+    return endRun({
+      command: 'maximize',
+      json: Boolean(values.json),
+      out,
+      summary: { report, ...summary },
+      outcome: { done: records.length, skipped: 0, failed: [], interrupted: false },
       files,
-    );
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('maximize');
+    return endRun({ command: 'maximize', stopped: true });
   } finally {
     interrupt.dispose();
     model.dispose();

@@ -29,6 +29,7 @@ import { STATE_FORMAT } from './stats';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
 import { parseCommand, printHelp } from './command';
 import { MERGE_COMMAND } from './commands';
+import type { Failure } from './batch';
 
 interface ShardDir {
   dir: string;
@@ -276,7 +277,7 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
     ran.map((s) => s.state.layers as LayerStatsState[]),
     { exactLimit },
   );
-  const failed = states.flatMap((s) => s.state.failed as Array<{ source: string; code: string; message: string }>);
+  const failed = states.flatMap((s) => s.state.failed as Failure[]);
   const modelRecord = ran[0].state.model as Record<string, unknown>;
   const draw = ran[0].state.draw as StatsDrawOptions;
   // The example pictures need the model and the top images, as one run draws them.
@@ -366,7 +367,7 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
   // One order whatever the split: a folder's walk order (path segments compared one by one).
   images.sort((a, b) => compareSegments(a.source, b.source));
   const first = manifests[0].m;
-  const failed = manifests.flatMap(({ m }) => m.failed as Array<{ source: string; code: string; message: string }>);
+  const failed = manifests.flatMap(({ m }) => m.failed as Failure[]);
   const interrupted = manifests.some(({ m }) => m.interrupted === true);
   const inputs = manifests.reduce((n, { m }) => n + Number((m.counts as { inputs: number }).inputs), 0);
   const { shard: _s, ...options } = first.options as Record<string, unknown>;

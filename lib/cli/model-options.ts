@@ -4,11 +4,11 @@
  * that stores no normalisation, where ImageNet's is assumed.
  */
 import * as fs from 'fs';
-import { FeatscopeError } from '../errors';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { loadModel, type LoadOptions, type Model } from '../model';
-import { resolveModel, usage } from './args';
+import { resolveModel, usage, parseList } from './args';
 import { shown } from './term';
+import { cliError } from './codes';
 
 let warned = false;
 
@@ -118,7 +118,7 @@ function parseTriple(
   positive: boolean,
   command: string,
 ): [number, number, number] {
-  const parts = text.split(',').map((s) => s.trim());
+  const parts = parseList(text, { keepEmpty: true });
   const values = parts.map((s) => (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(s) ? Number(s) : NaN));
   if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || (positive && v <= 0))) {
     throw usage(
@@ -136,7 +136,7 @@ export function readLabels(file: string, command: string): string[] {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FeatscopeError(
+    throw cliError(
       'USAGE',
       `--labels ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}; give a text file with one class name per line (see \`featscope ${command} --help\`)`,
     );

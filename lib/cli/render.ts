@@ -23,7 +23,7 @@ import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './file
 import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
-import { endBatchRun } from './summary';
+import { endRun } from './summary';
 import { loadMoreModels, parseDevices } from './devices';
 import { isVideoName, parseFps, renderClips, videoReportImage, type VideoRecord } from './video';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
@@ -313,14 +313,17 @@ async function renderWith(
       assets: o.reportAssets,
     });
   }
-  return endBatchRun(
-    'rendered',
-    { json: o.json, out: o.out, total: o.inputs.length },
+  return endRun({
+    command: 'render',
+    verb: 'rendered',
+    json: o.json,
+    out: o.out,
+    total: o.inputs.length,
     outcome,
     finished,
     manifest,
     report,
-  );
+  });
 }
 
 async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {

@@ -9,12 +9,14 @@ import * as path from 'path';
 import YAML from 'yaml';
 import { FeatscopeError } from '../errors';
 import { closest, editDistance } from '../suggest';
-import { USAGE_CODES, usage } from './args';
+import { usage } from './args';
 import { writeAtomic } from './files';
 import { shown } from './term';
 import { bracketDepthExceeds, readBoundedFile, valueDepthExceeds } from '../fsutil';
 import { parseCommand, printHelp, type CommandSpec, type OptionSpec } from './command';
 import { COMMAND_SPECS, RUN_COMMAND } from './commands';
+import { interruptible } from './interrupt';
+import { reportError } from './summary';
 
 /** The commands a job may run, by name. */
 const JOB_COMMANDS = new Map<string, CommandSpec>(
@@ -264,22 +266,21 @@ export async function runJobs(
   const saveState = () => writeAtomic(statePath(file), `${JSON.stringify(state, null, 2)}\n`);
   await saveState();
 
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write(
-      'featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume\n',
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Ctrl-C or SIGTERM: the current job (whose own handler also hears it) ends, the rest do not start.
+  const interrupt = interruptible(
+    { note: (text) => process.stderr.write(`${text}\n`) },
+    {
+      stopping: 'featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume',
+      quit: '',
+      sigterm: 'stop',
+    },
+  );
   let code = 0;
   const summary: string[] = [];
   try {
     for (const j of jobs) {
       const label = `job ${j.index + 1}/${jobs.length} (${shown(j.name)})`;
-      if (interrupted) {
+      if (interrupt.stopping) {
         code = worse(code, 130);
         summary.push(`${label}: not started`);
         continue;
@@ -297,19 +298,14 @@ export async function runJobs(
       try {
         jobCode = await commands[j.command](args);
       } catch (err) {
-        const fe = err instanceof FeatscopeError ? err : undefined;
-        process.stderr.write(
-          `featscope: ${label}: ${fe ? `${err instanceof Error ? err.message : String(err)} [${fe.code}]` : `unexpected error: ${err instanceof Error ? err.message : String(err)}`}\n`,
-        );
-        if (process.env.FEATSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-        jobCode = fe && USAGE_CODES.has(fe.code) ? 2 : 1;
+        jobCode = reportError(err, label);
       }
       state.jobs[j.key] = { job: j.index + 1, name: j.name, exitCode: jobCode, finished: new Date().toISOString() };
       await saveState();
       code = worse(code, jobCode);
       summary.push(`${label}: exit ${jobCode} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (jobCode === 130 || jobCode === 2) {
-        interrupted ||= jobCode === 130;
+        if (jobCode === 130) interrupt.stop();
         if (jobCode === 2) {
           for (const rest of jobs.slice(j.index + 1))
             summary.push(`job ${rest.index + 1}/${jobs.length} (${rest.name}): not started`);
@@ -318,8 +314,7 @@ export async function runJobs(
       }
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.dispose();
   }
   process.stderr.write(`featscope run: ${summary.join('; ')}\n`);
   if (code === 130)

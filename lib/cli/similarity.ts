@@ -3,24 +3,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analysisPage, layerSimilarity, pooledFeatures, renderSimilarity, writeAnalysisReport } from '../analysis';
 import { type Model } from '../model';
-import { parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets } from './args';
+import { parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
 import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
-import { asFailures, endAnalysisRun, endInterrupted } from './summary';
+import { asFailures, endRun } from './summary';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord, type Shard } from './shard';
 import type { InputImage } from './inputs';
 import { parseCommand, printHelp } from './command';
 import { SIMILARITY_COMMAND } from './commands';
 
-const list = (v: string | undefined) =>
-  v
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+const list = (v: string | undefined) => (v === undefined ? undefined : parseList(v));
 
 export async function similarity(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(SIMILARITY_COMMAND, argv);
@@ -104,15 +100,18 @@ export async function similarity(argv: string[]): Promise<number> {
     }
     const files = ['similarity.png', 'similarity.json'].map((f) => insideOut(out, f));
     if (report) files.push(report);
-    return endAnalysisRun(
-      'similarity',
-      { json: Boolean(values.json), out, total: inputs.length, summary: { report, ...summary } },
-      { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
+    return endRun({
+      command: 'similarity',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
+      summary: { report, ...summary },
+      outcome: { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
       files,
-    );
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('similarity');
+    return endRun({ command: 'similarity', stopped: true });
   } finally {
     interrupt.dispose();
     model.dispose();
@@ -191,10 +190,13 @@ async function writeSimilarityShard(
   process.stderr.write(
     `featscope: similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images (merge the shards with \`featscope merge\`)\n`,
   );
-  return endAnalysisRun(
-    'similarity',
-    { json: o.json, out, total: inputs.length, summary: { shard: state.shard, images: pooled?.images ?? 0 } },
-    { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
+  return endRun({
+    command: 'similarity',
+    json: o.json,
+    out,
+    total: inputs.length,
+    summary: { shard: state.shard, images: pooled?.images ?? 0 },
+    outcome: { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
     files,
-  );
+  });
 }

@@ -2,14 +2,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { folderStats } from '../analysis';
-import { parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage } from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage, parseList } from './args';
 import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
 import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
-import { asFailures, endAnalysisRun, endInterrupted } from './summary';
+import { asFailures, endRun } from './summary';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
 import { parseCommand, printHelp } from './command';
 import { STATS_COMMAND } from './commands';
@@ -19,10 +19,7 @@ export async function stats(argv: string[]): Promise<number> {
   if (values.help) return printHelp(STATS_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'stats');
   if (positionals.length === 0) throw usage('stats needs images, a folder or a glob', 'stats');
-  const layers = (values.layers ?? 'relu,layer1,layer2,layer3,layer4')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = parseList(values.layers ?? 'relu,layer1,layer2,layer3,layer4');
   const batch = parsePositiveInt(values.batch, '--batch', 16, 1024, 'stats');
   const resize = parseResize(values.resize, 'stats');
   const drawChannels = values.examples === '0' ? 0 : parsePositiveInt(values.examples, '--examples', 8, 256, 'stats');
@@ -115,25 +112,23 @@ export async function stats(argv: string[]): Promise<number> {
       files.push(insideOut(out, 'stats-state.json'));
     }
     progress.note(`${s.layers.map((l) => `${l.name} ${l.deadChannels.length}/${l.channels} dead`).join(', ')}`);
-    return endAnalysisRun(
-      'stats',
-      {
-        json: Boolean(values.json),
-        out,
-        total: inputs.length,
-        summary: {
-          report,
-          images: s.images,
-          failed: s.failed,
-          layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest),
-        },
+    return endRun({
+      command: 'stats',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
+      summary: {
+        report,
+        images: s.images,
+        failed: s.failed,
+        layers: summary.layers.map(({ channel: _c, topImages: _t, ...rest }) => rest),
       },
-      { done: s.images, skipped: 0, failed: asFailures(s.failed), interrupted: false },
+      outcome: { done: s.images, skipped: 0, failed: asFailures(s.failed), interrupted: false },
       files,
-    );
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('stats');
+    return endRun({ command: 'stats', stopped: true });
   } finally {
     interrupt.dispose();
     model.dispose();

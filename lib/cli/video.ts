@@ -45,6 +45,7 @@ import {
   weightsBanner,
 } from '../analysis/draw';
 import {
+  failureOf,
   readRecord,
   runBatches,
   type BatchOutcome,
@@ -133,11 +134,6 @@ export interface ClipOutcome {
   interrupted: boolean;
   backoff: BatchOutcome['backoff'];
   devices: BatchOutcome['devices'];
-}
-
-function failureOf(source: string, err: unknown): Failure {
-  if (err instanceof FeatscopeError) return { source, code: err.code, message: err.message };
-  return { source, code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 /** --fps: frames per second to sample (ffmpeg's fps filter), a positive number up to 240; undefined: every frame. */

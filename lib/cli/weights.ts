@@ -9,10 +9,10 @@ import {
   writeAnalysisReport,
 } from '../analysis';
 import { loadNoted } from './model-options';
-import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel } from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, parseList } from './args';
 import { insideOut, writeAtomic } from './files';
 import { modelSummary } from './manifest';
-import { endAnalysisRun } from './summary';
+import { endRun } from './summary';
 import { parseCommand, printHelp } from './command';
 import { WEIGHTS_COMMAND } from './commands';
 
@@ -21,10 +21,7 @@ export async function weights(argv: string[]): Promise<number> {
   if (values.help) return printHelp(WEIGHTS_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'weights');
   const bins = parsePositiveInt(values.bins, '--bins', 50, 10000, 'weights');
-  const layers = values.layers
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = values.layers === undefined ? undefined : parseList(values.layers);
   const device = parseDevice(values.device, 'weights');
   const out = path.resolve(values.out ?? 'featscope-out');
   const model = await loadNoted(resolveModel(values.model), { device });
@@ -114,12 +111,14 @@ export async function weights(argv: string[]): Promise<number> {
     );
     if (report) files.push(report);
     process.stderr.write(`featscope: weights: ${dist.tensors.length} tensors\n`);
-    return endAnalysisRun(
-      'weights',
-      { json: Boolean(values.json), out, summary: { report, ...summary } },
-      { done: 0, skipped: 0, failed: [], interrupted: false },
+    return endRun({
+      command: 'weights',
+      json: Boolean(values.json),
+      out,
+      summary: { report, ...summary },
+      outcome: { done: 0, skipped: 0, failed: [], interrupted: false },
       files,
-    );
+    });
   } finally {
     model.dispose();
   }

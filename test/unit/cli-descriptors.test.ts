@@ -8,7 +8,8 @@ import * as os from 'os';
 import * as path from 'path';
 import YAML from 'yaml';
 import { k8sJob, slurmJob } from '../../lib/cli/cluster';
-import { helpText, parseList, type CommandSpec } from '../../lib/cli/command';
+import { parseList } from '../../lib/cli/args';
+import { helpText, type CommandSpec } from '../../lib/cli/command';
 import { COMMAND_SPECS } from '../../lib/cli/commands';
 import { COMMANDS } from '../../lib/cli/main';
 import { jobOptions, readJobFile } from '../../lib/cli/run';
@@ -153,4 +154,5 @@ describe('generated Slurm and Kubernetes files', () => {
 test('parseList: one comma-list reader', () => {
   expect(parseList('a, b,,c ,')).toEqual(['a', 'b', 'c']);
   expect(parseList(' , ')).toEqual([]);
+  expect(parseList('1,,2', { keepEmpty: true })).toEqual(['1', '', '2']);
 });
