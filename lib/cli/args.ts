@@ -1,4 +1,4 @@
-/** Argument parsing on node's util.parseArgs, with usage errors as FeatscopeError('USAGE'). */
+/** Argument parsing on node's util.parseArgs, with usage errors as FeatscopeError (code USAGE, lib/cli/codes.ts). */
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs, type ParseArgsConfig } from 'util';
@@ -8,11 +8,15 @@ import { MAX_THREADS, packageRoot } from '../native';
 import { setNumThreads } from '../threads';
 import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
 import { REPORT_ASSETS, type ReportAssets } from '../report/shell';
+import { cliError, type Code } from './codes';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Codes that mean "fix the command line": exit status 2. */
-export const USAGE_CODES = new Set([
+/**
+ * Codes that mean "fix the command line": exit status 2. PORT_IN_USE and LISTEN_FAILED are the
+ * viewer's (`featscope view --port/--host`).
+ */
+export const USAGE_CODES: ReadonlySet<string> = new Set<Code | 'PORT_IN_USE' | 'LISTEN_FAILED'>([
   'USAGE',
   'INVALID_ARGUMENT',
   'UNKNOWN_OPTION',
@@ -32,7 +36,7 @@ export const USAGE_CODES = new Set([
 ]);
 
 export function usage(message: string, command?: string): FeatscopeError {
-  return new FeatscopeError('USAGE', `${message}${command ? ` (see \`featscope ${command} --help\`)` : ''}`);
+  return cliError('USAGE', `${message}${command ? ` (see \`featscope ${command} --help\`)` : ''}`);
 }
 
 /** An option's parsed value: a switch is a boolean, a value option a string, `multiple` a list. */
@@ -82,18 +86,6 @@ export function parse<const O extends Options>(
   return parsed;
 }
 
-export const MODEL_OPTION = { model: { type: 'string', short: 'm' } } as const satisfies Options;
-export const DEVICE_OPTION = { device: { type: 'string' } } as const satisfies Options;
-/** The options of the batch runs over images (render, export). */
-export const BATCH_RUN_OPTIONS = {
-  layers: { type: 'string', short: 'l' },
-  resize: { type: 'string' },
-  batch: { type: 'string' },
-  out: { type: 'string', short: 'o' },
-  resume: { type: 'boolean' },
-  json: { type: 'boolean' },
-} as const satisfies Options;
-
 /** --model, then FEATSCOPE_MODEL, then models/resnet18.pt here or in the package (made by set-up). */
 export function resolveModel(value: string | undefined): string {
   if (value) return value;
@@ -115,11 +107,18 @@ export function parseDevice(value: string | undefined, command: string): 'auto' 
   return v as 'auto';
 }
 
+/**
+ * A comma list, the one reader of every list option (--layers, --class, --devices, --mean, ...):
+ * items trimmed, and empty items dropped (`a, b,,c` is [a, b, c]) unless `keepEmpty`, where an
+ * option that counts its items refuses `a,,b`.
+ */
+export function parseList(value: string, { keepEmpty = false } = {}): string[] {
+  const items = value.split(',').map((s) => s.trim());
+  return keepEmpty ? items : items.filter(Boolean);
+}
+
 export function parseLayers(value: string | undefined, command: string): string[] {
-  const layers = (value ?? 'layer1.0.conv1')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = parseList(value ?? 'layer1.0.conv1');
   if (layers.length === 0)
     throw usage('--layers needs at least one layer name (`featscope layers` lists them)', command);
   return layers;
@@ -139,7 +138,7 @@ export function parseChannels(value: string | undefined, command: string): Chann
     if (k < 1) throw usage('--channels top:k needs k of at least 1', command);
     return { top: k, by: (m[2] as 'max' | 'mean' | undefined) ?? 'max' };
   }
-  if (/^\d+(,\d+)+,?$/.test(v)) return v.split(',').filter(Boolean).map(Number);
+  if (/^\d+(,\d+)+,?$/.test(v)) return parseList(v).map(Number);
   throw usage(
     `--channels takes a count (16), top:k[:max|mean] (top:16) or a list (3,7,9), not ${JSON.stringify(v)}`,
     command,

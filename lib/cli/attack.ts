@@ -16,64 +16,17 @@ import { normalisationOf } from '../analysis/common';
 import { preprocess } from '../preprocess';
 import type { Model } from '../model';
 import type { ReportAssets } from '../report';
-import {
-  checkLayers,
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseDevice,
-  parsePositiveInt,
-  parseResize,
-  usage,
-  parseReportAssets,
-} from './args';
+import { checkLayers, parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { parseClasses } from './gradcam';
 import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
-
-export const ATTACK_HELP = `Usage: featscope attack <image|folder|glob>... [options]
-
-Adversarial paths: perturb each image against a class (default: its own prediction) with FGSM or
-PGD, and show the prediction before and after, how far each layer's output moves (relative L2),
-and the feature maps of the layer that moves most, clean beside attacked.
-
-ε and the step are in pixel units of [0, 1] (8/255 ≈ 0.031), applied per channel in the model's
-normalised input space as ε / std; pixels stay within [0, 1].
-
-Options:
-  -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(23)}      --method M       fgsm | pgd (default pgd)
-      --epsilon E      largest change per pixel, e.g. 8/255 or 0.03 (default 8/255)
-      --step S         PGD step size (default ε/4)
-      --steps K        PGD steps (default 10)
-      --class N[,N]    class to attack (one for all, or one per image); default: the prediction
-  -l, --layers A,B     layers to compare (default: every conv and linear layer)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --resize MODE    squash (default) | crop
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -o, --out DIR        output folder (default: ./featscope-out)
-      --resume         skip images already finished in --out with the same model and options
-      --json           print the results as JSON on stdout (progress stays on stderr)
-  -h, --help           this help
-
-Output per image: DIR/<image>.adversarial.png (the attacked model input), <image>.divergence.png,
-<image>.grids.png; DIR/attack.json, DIR/report.html; DIR/.featscope/attack/<image>.json marks each
-finished image for --resume.
-
-Exit status: 0 all done, 1 some images failed (listed at the end, each with its [CODE]),
-2 usage error, 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
-
-Example:
-  featscope attack photo.jpg --method pgd --epsilon 4/255 --steps 10 --report --out out/
-`;
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { ATTACK_COMMAND } from './commands';
 
 export function parseAmount(
   value: string | undefined,
@@ -90,32 +43,8 @@ export function parseAmount(
 }
 
 export async function attack(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'attack',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      method: { type: 'string' },
-      epsilon: { type: 'string' },
-      step: { type: 'string' },
-      steps: { type: 'string' },
-      class: { type: 'string' },
-      layers: { type: 'string', short: 'l' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      resize: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      resume: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(ATTACK_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(ATTACK_COMMAND, argv);
+  if (values.help) return printHelp(ATTACK_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'attack');
   if (positionals.length === 0) throw usage('attack needs at least one image, folder or glob', 'attack');
   const method = values.method ?? 'pgd';
@@ -125,10 +54,7 @@ export async function attack(argv: string[]): Promise<number> {
   const stepSize = parseAmount(values.step, '--step', undefined, 'attack');
   const steps = parsePositiveInt(values.steps, '--steps', 10, 10000, 'attack');
   const classes = parseClasses(values.class, 'attack');
-  const layers = values.layers
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = values.layers === undefined ? undefined : parseList(values.layers);
   const resize = parseResize(values.resize, 'attack');
   const device = parseDevice(values.device, 'attack');
   const out = path.resolve(values.out ?? 'featscope-out');
@@ -271,12 +197,16 @@ async function attackWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'attack',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'attack',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }
 
 /** An image's report section, from its record and files (also for images finished by an earlier run). */

@@ -7,63 +7,16 @@ import type { Prediction } from '../analysis/common';
 import type { Model } from '../model';
 import type { ReportAssets } from '../report';
 import type { ColormapName } from '../render';
-import {
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseColormap,
-  parseDevice,
-  parsePositiveInt,
-  parseReportAssets,
-  parseResize,
-  usage,
-} from './args';
+import { parseColormap, parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage, parseList } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel } from './model-options';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
-
-export const ATTENTION_HELP = `Usage: featscope attention <image|folder|glob>... [options]
-
-Vision Transformer attention. featscope captures the attention weights of each
-nn.MultiheadAttention call ([N, heads, L, L], named <module>.weights) by rewriting the TorchScript
-graph: a second call with need_weights=True, average_attn_weights=False; the model's own output
-is unchanged. Per image it draws:
-  - attention rollout (Abnar & Zuidema 2020): each layer's weights averaged over heads (the mean),
-    0.5·A + 0.5·I for the residual path, rows normalised, multiplied over the layers from the
-    first up to the last of --layers; the class token's row over the patches, on the patch grid;
-  - for each of --layers: the class token's attention to every patch, one map per head.
-
-Options:
-  -m, --model FILE     a ViT exported by scripts/export-model.py (--arch vit_b_16, vit_small, ...)
-${modelInputHelp(23)}  -l, --layers A,B     attention layers: <module>.weights or the MultiheadAttention module
-                       (default: the last one; \`featscope layers\` lists them)
-      --top K          predictions listed under the rollout (default 3)
-      --colormap NAME  heatmap colours (default turbo)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --resize MODE    squash (default) | crop
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-      --batch N        images per forward (default 8)
-  -o, --out DIR        output folder (default: ./featscope-out)
-      --resume         skip images already finished in --out with the same model and options
-      --json           print the results as JSON on stdout (progress stays on stderr)
-  -h, --help           this help
-
-Output: DIR/<image>.attention-rollout.png, DIR/<image>.attention-<layer>.png (heads),
-DIR/attention.json, DIR/report.html; DIR/.featscope/attention/<image>.json for --resume.
-
-Exit status: 0 all done, 1 some images failed (listed at the end, each with its [CODE]),
-2 usage error, 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
-
-Example:
-  featscope attention photo.jpg -m models/vit_b_16.pt --layers encoder.layers.encoder_layer_11.self_attention --report
-`;
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { ATTENTION_COMMAND } from './commands';
 
 interface AttentionRecord extends ImageRecordBase {
   rollout: { file: string; layers: string[]; grid: [number, number]; max: number };
@@ -72,30 +25,8 @@ interface AttentionRecord extends ImageRecordBase {
 }
 
 export async function attention(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'attention',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      layers: { type: 'string', short: 'l' },
-      top: { type: 'string' },
-      colormap: { type: 'string' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      resize: { type: 'string' },
-      batch: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      resume: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(ATTENTION_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(ATTENTION_COMMAND, argv);
+  if (values.help) return printHelp(ATTENTION_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'attention');
   if (positionals.length === 0) throw usage('attention needs at least one image, folder or glob', 'attention');
   const top = parsePositiveInt(values.top, '--top', 3, 20, 'attention');
@@ -109,11 +40,7 @@ export async function attention(argv: string[]): Promise<number> {
   try {
     tokenGrid(model); // NOT_A_TRANSFORMER before any work
     const all = await attentionLayers(model);
-    const layers = (values.layers ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)
-      .map((n) => (n.endsWith('.weights') ? n : `${n}.weights`));
+    const layers = parseList(values.layers ?? '').map((n) => (n.endsWith('.weights') ? n : `${n}.weights`));
     for (const l of layers)
       if (!all.includes(l))
         throw usage(`--layers: ${l} is not an attention layer of this model; they are ${all.join(', ')}`, 'attention');
@@ -251,10 +178,14 @@ async function attentionWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'attention',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'attention',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }

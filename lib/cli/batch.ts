@@ -16,10 +16,13 @@ import { captureWithBackoff, newBackoff, type Backoff } from '../backoff';
 import { insideOut, removeStaleTemps, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import type { Progress } from './progress';
+import { asCode, type Code } from './codes';
+import { interruptible } from './interrupt';
 
+/** An input that failed, with the code of its error (the one failure type of the CLI's runs, records and merges). */
 export interface Failure {
   source: string;
-  code: string;
+  code: Code;
   message: string;
 }
 
@@ -117,8 +120,9 @@ export async function readRecord<R extends ImageRecordBase>(
   }
 }
 
-function asFailure(source: string, err: unknown): Failure {
-  if (err instanceof FeatscopeError) return { source, code: err.code, message: err.message };
+/** The failure of `source` that `err` describes (INTERNAL for an error without a known code). */
+export function failureOf(source: string, err: unknown): Failure {
+  if (err instanceof FeatscopeError) return { source, code: asCode(err.code), message: err.message };
   return { source, code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
@@ -154,30 +158,17 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     job.forward ??
     ((model: Model, b: ForwardBatch) =>
       captureWithBackoff(model, b.data, b.shape, job.layers, backoff) as Promise<unknown> as Promise<B>);
-  let stopping = false;
+  const interrupt = interruptible(progress, {
+    stopping: 'stopping after the current image (Ctrl-C again to quit at once)',
+    quit: '\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n',
+  });
   // An error the job calls fatal stops the run like Ctrl-C; runBatches rethrows it at the end.
   const isFatal = (err: unknown) => {
     if (!job.fatal?.(err)) return false;
     fatalError ??= { err };
-    stopping = true;
+    interrupt.stop();
     return true;
   };
-  // Quitting at once: process.exit, which waits at most FEATSCOPE_EXIT_TIMEOUT_MS (10 s by default)
-  // for a forward still inside libtorch (lib/native.ts), then ends the process anyway.
-  const quitNow = () => {
-    process.stderr.write('\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n');
-    process.exit(130);
-  };
-  const onSigint = () => {
-    if (stopping) quitNow();
-    stopping = true;
-    progress.note('stopping after the current image (Ctrl-C again to quit at once)');
-  };
-  // SIGTERM comes from supervisors (docker stop, systemd, CI timeouts): they want the process
-  // gone, not the current image finished, so it quits at once like a second Ctrl-C.
-  const onSigterm = quitNow;
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
   try {
     let pending = job.inputs;
     if (job.resume) {
@@ -190,7 +181,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       pending = todo;
     }
     const fail = (source: string, err: unknown) => {
-      const f = asFailure(source, err);
+      const f = failureOf(source, err);
       outcome.failed.push(f);
       progress.tick(source, `${f.message} [${f.code}]`);
     };
@@ -203,7 +194,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     const takeSlice = async (k: number): Promise<StreamItem[]> => {
       if (k < slices.length) return slices[k].map((input) => ({ input, image: input.source }));
       const items: StreamItem[] = [];
-      while (job.stream && items.length < job.batch && !streamDone && !stopping) {
+      while (job.stream && items.length < job.batch && !streamDone && !interrupt.stopping) {
         let next: IteratorResult<StreamItem>;
         try {
           next = await job.stream.next();
@@ -244,7 +235,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
         job.preprocess,
       );
       // Stopped meanwhile (Ctrl-C): these images are dropped, neither done nor failed.
-      if (stopping) return [];
+      if (interrupt.stopping) return [];
       results.forEach((r, i) =>
         'error' in r
           ? fail(slice[i].source, r.error)
@@ -253,7 +244,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       return ready;
     };
     const forward = async (ready: Prepared[], m: number): Promise<Captured<B> | undefined> => {
-      if (ready.length === 0 || stopping) return undefined;
+      if (ready.length === 0 || interrupt.stopping) return undefined;
       const per = ready[0].data.length;
       // One image: its own array (the addon copies its input anyway); else one array for the batch.
       let data = ready[0].data;
@@ -273,7 +264,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
         outcome.devices[m].images += ready.length;
         return { ready, captures };
       } catch (err) {
-        if (!stopping && !isFatal(err)) for (const r of ready) fail(r.input.source, err);
+        if (!interrupt.stopping && !isFatal(err)) for (const r of ready) fail(r.input.source, err);
         return undefined;
       }
     };
@@ -289,7 +280,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     const cleaned = new Set<string>(); // folders whose stale temporary files are removed
     let launched = 0;
     const launch = () => {
-      if ((launched >= slices.length && streamDone) || stopping) return;
+      if ((launched >= slices.length && streamDone) || interrupt.stopping) return;
       const k = launched++;
       const m = k % models.length;
       const prepared = prepTail.then(() => prepare(k));
@@ -300,13 +291,13 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       inflight.push(captured);
     };
     for (let j = 0; j <= models.length; j++) launch();
-    while (inflight.length > 0 && !stopping) {
+    while (inflight.length > 0 && !interrupt.stopping) {
       const current = await inflight.shift()!;
       launch();
       if (!current) continue;
       const { ready, captures } = current;
       for (let i = 0; i < ready.length; i++) {
-        if (stopping) break;
+        if (interrupt.stopping) break;
         const { input, image } = ready[i];
         try {
           const dir = dirOf(job.out, input);
@@ -334,15 +325,14 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
     await Promise.all(inflight);
     if (streamSkipped > 0) progress.skip(streamSkipped);
     if (fatalError) throw fatalError.err;
-    outcome.interrupted = stopping;
+    outcome.interrupted = interrupt.stopping;
     outcome.backoff = backoff.events;
     // Failures in input order, however the stages interleaved them.
     const order = new Map(job.inputs.map((input, i) => [input.source, i]));
     outcome.failed.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
     return outcome;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigterm);
+    interrupt.dispose();
   }
 }
 

@@ -6,93 +6,54 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseArgs } from 'util';
 import YAML from 'yaml';
-import { parse, parsePositiveInt, usage } from './args';
+import { parseList, parsePositiveInt, usage } from './args';
 import { writeAtomic } from './files';
+import { parseArgsOptions, parseCommand, printHelp, type CommandSpec } from './command';
+import { COMMAND_SPECS, K8S_JOB_COMMAND, SLURM_JOB_COMMAND } from './commands';
 
-const SHARDED = ['render', 'export', 'stats'];
-
-export const K8S_HELP = `Usage: featscope k8s-job --shards N --data-claim PVC --out-claim PVC [options] -- <render|export|stats> <inputs>... [its options]
-
-Write a Kubernetes Indexed Job (N pods, each one shard of the inputs) and the Job that merges
-their outputs (for stats with the data mounted too: it draws the example pictures), for the
-image built from Dockerfile.cuda. Paths in the featscope command are the
-pods' paths: the inputs under --data-path, --out under --out-path.
-
-Options:
-      --shards N          shards = completions (required)
-      --parallelism P     pods at a time (default: N)
-      --image IMAGE       container image (default featscope:cuda, built from Dockerfile.cuda)
-      --gpus G            GPUs per pod, nvidia.com/gpu (default 1; 0 for CPU pods)
-      --memory SIZE       memory request and limit per pod, e.g. 16Gi (default: none)
-      --data-claim PVC    PersistentVolumeClaim with the images, mounted read-only (required)
-      --data-path DIR     its mount path (default /data)
-      --out-claim PVC     PersistentVolumeClaim for the outputs (required)
-      --out-path DIR      its mount path (default /out)
-      --name NAME         Job name (default featscope-<command>); the merge Job is NAME-merge
-      --namespace NS      namespace (default: kubectl's)
-      --retries K         retries per shard index (backoffLimitPerIndex, default 3)
-  -o, --out FILE          the Job file (default NAME.yaml); the merge Job goes to NAME-merge.yaml
-  -h, --help              this help
-
-Then:
-  kubectl apply -f NAME.yaml
-  kubectl wait --for=condition=complete --timeout=48h job/NAME
-  kubectl apply -f NAME-merge.yaml
-
-Example:
-  featscope k8s-job --shards 16 --data-claim photos --out-claim results -- \\
-    stats /data/photos --layers layer3,layer4 --out /out/stats
-`;
-
-export const SLURM_HELP = `Usage: featscope slurm-job --shards N [options] -- <render|export|stats> <inputs>... [its options]
-
-Write an sbatch array script (N tasks, each one shard of the inputs: featscope reads
-SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT) and the merge script to run after it.
-
-Options:
-      --shards N          array tasks (required)
-      --parallelism P     tasks at a time (%P on --array; default: all)
-      --gpus G            GPUs per task (--gres=gpu:G; default 1, 0 for none)
-      --cpus C            CPUs per task (default 4)
-      --memory SIZE       memory per task, e.g. 16G (default: the partition's)
-      --time T            time limit per task, e.g. 04:00:00 (default 24:00:00)
-      --partition P       partition (default: the cluster's)
-      --sif FILE          run in this Apptainer image (apptainer build featscope.sif
-                          docker-daemon://featscope:cuda), with --bind for --bind-paths; default:
-                          featscope from PATH
-      --bind-paths A,B    folders to bind into the image (default: the inputs' and --out's)
-      --name NAME         job name (default featscope-<command>)
-  -o, --out FILE          the array script (default NAME.sbatch); the merge script is NAME-merge.sbatch
-  -h, --help              this help
-
-Then:
-  jid=$(sbatch --parsable NAME.sbatch) && sbatch --dependency=afterok:$jid NAME-merge.sbatch
-`;
+/** The commands the generators run in shards. */
+const SHARDED = new Map<string, CommandSpec>(
+  (COMMAND_SPECS as readonly CommandSpec[]).filter((c) => c.cluster === true).map((c) => [c.name, c]),
+);
 
 interface Inner {
   command: string;
   argv: string[];
   out: string;
+  /** Its positionals: the inputs. */
+  inputs: string[];
 }
 
-/** The featscope command line the shards run: render, export or stats with an --out. */
+/**
+ * The featscope command line the shards run: render, export or stats with an --out, read against
+ * that command's descriptor, so that an unknown option or a switch given a value is refused here
+ * and not on the cluster.
+ */
 function innerCommand(positionals: string[], writer: string): Inner {
   const [command, ...argv] = positionals;
   if (!command)
     throw usage(`${writer} needs the featscope command after --, e.g. -- stats /data/photos --out /out/stats`, writer);
-  if (!SHARDED.includes(command))
-    throw usage(`${writer} runs ${SHARDED.join(', ')} in shards, not ${JSON.stringify(command)}`, writer);
+  const spec = SHARDED.get(command);
+  if (!spec)
+    throw usage(`${writer} runs ${[...SHARDED.keys()].join(', ')} in shards, not ${JSON.stringify(command)}`, writer);
   if (argv.some((a) => a === '--shard' || a === '--shards' || a.startsWith('--shard=')))
     throw usage(`leave --shard/--shards out of the command: ${writer} adds them`, writer);
-  const i = argv.findIndex((a) => a === '--out' || a === '-o');
-  const out = i >= 0 ? argv[i + 1] : undefined;
-  if (!out)
+  let line: ReturnType<typeof parseArgs>;
+  try {
+    line = parseArgs({ args: argv, options: parseArgsOptions(spec), allowPositionals: spec.positionals, strict: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err);
+    throw usage(`the ${command} command: ${msg}`, writer);
+  }
+  const out = line.values.out;
+  if (typeof out !== 'string' || !out)
     throw usage(
       `the ${command} command needs --out DIR (on the shared output volume): every shard writes DIR/shard-I-of-N and the merge writes DIR`,
       writer,
     );
-  return { command, argv, out };
+  return { command, argv, out, inputs: line.positionals };
 }
 
 /** A value as one shell word (POSIX single quotes). */
@@ -123,30 +84,8 @@ function refuseLineBreaks(writer: string, values: Record<string, unknown>, posit
 }
 
 export async function k8sJob(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'k8s-job',
-    argv,
-    {
-      shards: { type: 'string' },
-      parallelism: { type: 'string' },
-      image: { type: 'string' },
-      gpus: { type: 'string' },
-      memory: { type: 'string' },
-      'data-claim': { type: 'string' },
-      'data-path': { type: 'string' },
-      'out-claim': { type: 'string' },
-      'out-path': { type: 'string' },
-      name: { type: 'string' },
-      namespace: { type: 'string' },
-      retries: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(K8S_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(K8S_JOB_COMMAND, argv);
+  if (values.help) return printHelp(K8S_JOB_COMMAND);
   refuseLineBreaks('k8s-job', values, positionals);
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of pods, each one shard)', 'k8s-job');
@@ -281,28 +220,8 @@ export async function k8sJob(argv: string[]): Promise<number> {
 }
 
 export async function slurmJob(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'slurm-job',
-    argv,
-    {
-      shards: { type: 'string' },
-      parallelism: { type: 'string' },
-      gpus: { type: 'string' },
-      cpus: { type: 'string' },
-      memory: { type: 'string' },
-      time: { type: 'string' },
-      partition: { type: 'string' },
-      sif: { type: 'string' },
-      'bind-paths': { type: 'string' },
-      name: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(SLURM_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(SLURM_JOB_COMMAND, argv);
+  if (values.help) return printHelp(SLURM_JOB_COMMAND);
   refuseLineBreaks('slurm-job', values, positionals);
   if (values.shards === undefined)
     throw usage('--shards N is required (the number of array tasks, each one shard)', 'slurm-job');
@@ -329,12 +248,8 @@ export async function slurmJob(argv: string[]): Promise<number> {
   if (!/^[\w.-]+$/.test(name))
     throw usage(`--name takes letters, digits, '.', '_' and '-', not ${JSON.stringify(name)}`, 'slurm-job');
   const sif = values.sif;
-  const inputs = inner.argv.filter(
-    (a, i) =>
-      !a.startsWith('-') &&
-      !(i > 0 && inner.argv[i - 1].startsWith('-') && !/^--(overlay|report|resume|json)$/.test(inner.argv[i - 1])),
-  );
-  const binds = values['bind-paths']?.split(',').filter(Boolean) ?? [
+  const inputs = inner.inputs;
+  const binds = (values['bind-paths'] !== undefined ? parseList(values['bind-paths']) : undefined) ?? [
     ...new Set([...inputs.map((p) => path.dirname(path.resolve(p))), path.dirname(path.resolve(inner.out))]),
   ];
   const run = (args: string[], gpu = gpus > 0) =>

@@ -27,69 +27,20 @@ import type { Model } from '../model';
 import { decodeNpy, encodeNpy } from '../npy';
 import { preprocess } from '../preprocess';
 import { toHex } from '../render/color';
-import {
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseDevice,
-  parsePositiveInt,
-  parseReportAssets,
-  parseResize,
-  usage,
-} from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage } from './args';
 import { readBoundedFile } from '../fsutil';
 import { insideShard, insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { interruptible, Interrupted } from './interrupt';
 import { modelSummary } from './manifest';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel } from './model-options';
 import { Progress } from './progress';
-import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
-import { asFailures, endAnalysisRun, endInterrupted } from './summary';
+import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
+import { asFailures, endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { CONCEPTS_COMMAND } from './commands';
 
 export const CONCEPTS_STATE_FORMAT = 'featscope-concepts-state/1';
-
-export const CONCEPTS_HELP = `Usage: featscope concepts <image|folder|glob>... --layer L [options]
-
-Concepts over a folder: non-negative matrix factorisation of a layer's activations (rows: image x
-position, columns: channels; values below 0 set to 0) into k concepts, A ≈ U W. W (k x channels)
-is fitted on the folder (scikit-learn's NMF: init nndsvda, coordinate descent, fixed iterations,
-seeded); U, each concept's weight at each position, is then solved exactly (non-negative least
-squares) for every image with W fixed. Pictures: each image's positions in the colour of their
-dominant concept, and each concept's top images with its heatmap.
-
-Options:
-  -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(23)}  -l, --layer L        the layer (default layer4)
-  -k, --k K            concepts (default 8)
-      --iterations N   NMF iterations (default 200)
-      --seed S         seed of the image/row samples and the SVD in the init (default 0)
-      --fit-images N   fit W on a seeded sample of at most N images of all inputs (default 256)
-      --fit-rows N     and at most N rows (image x position) of them, a seeded sample past it
-                       (default 20000; memory about N x channels x 4 bytes)
-      --concepts FILE  take W from a .npy (k x channels, e.g. an earlier run's concepts-W.npy)
-                       instead of fitting it
-      --top-images N   top images drawn per concept (default 6)
-      --batch N        images per forward (default 16)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --resize MODE    squash (default) | crop
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -o, --out DIR        output folder (default: ./featscope-out)
-${shardHelp(23)}      --json           print the summary as JSON on stdout
-  -h, --help           this help
-
-Sharded, each shard fits W on the same seeded sample of all inputs (it reads those images), or
-takes --concepts W.npy; \`featscope merge\` checks that the shards' W are identical.
-
-Output: DIR/concepts.json, DIR/concepts-W.npy (k x channels, float32), DIR/concept-<t>.png (top
-images), DIR/<image>.concepts.png (per image), DIR/report.html.
-
-Example:
-  featscope concepts photos/ --layer layer4 --k 8 --report --out out/
-`;
 
 interface Top {
   global: number;
@@ -130,35 +81,8 @@ function pushTop(list: Top[], t: Top, keep: number): void {
 }
 
 export async function concepts(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'concepts',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      ...SHARD_OPTIONS,
-      layer: { type: 'string', short: 'l' },
-      k: { type: 'string', short: 'k' },
-      iterations: { type: 'string' },
-      seed: { type: 'string' },
-      'fit-images': { type: 'string' },
-      'fit-rows': { type: 'string' },
-      concepts: { type: 'string' },
-      'top-images': { type: 'string' },
-      batch: { type: 'string' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      resize: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(CONCEPTS_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(CONCEPTS_COMMAND, argv);
+  if (values.help) return printHelp(CONCEPTS_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'concepts');
   if (positionals.length === 0) throw usage('concepts needs images, a folder or a glob', 'concepts');
   const layer = (values.layer ?? 'layer4').trim();
@@ -331,16 +255,19 @@ export async function concepts(argv: string[]): Promise<number> {
       );
       outFiles.push(insideOut(out, 'concepts-state.json'));
     }
-    return endAnalysisRun(
-      'concepts',
-      { json: Boolean(values.json), out, total: inputs.length, summary: written.summary },
-      { done: images.length, skipped: 0, failed: asFailures(failed), interrupted: false },
-      outFiles,
-    );
+    return endRun({
+      command: 'concepts',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
+      summary: written.summary,
+      outcome: { done: images.length, skipped: 0, failed: asFailures(failed), interrupted: false },
+      files: outFiles,
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
     if (!fs.existsSync(out) || !fs.readdirSync(out).some((f) => f.endsWith('.concepts.png')))
-      return endInterrupted('concepts');
+      return endRun({ command: 'concepts', stopped: true });
     // The per-image pictures are written as the images stream by; the concepts' outputs need them all.
     process.stderr.write(
       `featscope: concepts: interrupted (Ctrl-C); the per-image pictures done so far are in ${out}, but no concepts.json, concepts-W.npy or concept pictures were written. Rerun the command to do it all.\n`,

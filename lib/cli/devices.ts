@@ -3,17 +3,8 @@
  * go to them in turn, one in flight on each (lib/cli/batch.ts).
  */
 import type { Model } from '../model';
-import { parseDevice, usage, type Options } from './args';
+import { parseDevice, usage, parseList } from './args';
 import { loadCliModel } from './model-options';
-
-export const DEVICES_OPTION = { devices: { type: 'string' } } as const satisfies Options;
-
-export function devicesHelp(column: number): string {
-  return (
-    `      --devices A,B`.padEnd(column - 1) +
-    ' one model per device, batches spread over them: cuda:0,cuda:1 (or cpu,cpu)\n'
-  );
-}
 
 /** The device list of --devices, or [--device]. */
 export function parseDevices(
@@ -22,10 +13,7 @@ export function parseDevices(
 ): Array<ReturnType<typeof parseDevice>> {
   if (values.devices === undefined) return [parseDevice(values.device, command)];
   if (values.device !== undefined) throw usage('give --device or --devices, not both', command);
-  const list = values.devices
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const list = parseList(values.devices);
   if (list.length === 0) throw usage('--devices needs at least one device, e.g. cuda:0,cuda:1', command);
   if (list.length > 16) throw usage(`--devices lists ${list.length} devices; at most 16`, command);
   return list.map((d) => {

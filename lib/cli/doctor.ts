@@ -6,19 +6,8 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import { binding, localBuild, packageRoot, prebuildModule, type PrebuildChoice } from '../native';
-import { parse } from './args';
-
-export const DOCTOR_HELP = `Usage: featscope doctor [--json]
-
-Say which libtorch featscope finds and where from (LIBTORCH, a Python's torch, the system), its
-version, C++ ABI and CUDA, the prebuilt addon chosen for it or why none fits, whether the addon
-loads and the GPUs it sees, sharp, Node, and the torch of Python if there is one.
-Exit status 0 when the addon loads, 1 when it does not.
-
-Options:
-      --json   machine-readable output
-  -h, --help   this help
-`;
+import { parseCommand, printHelp } from './command';
+import { DOCTOR_COMMAND } from './commands';
 
 interface Report {
   node: string;
@@ -98,11 +87,8 @@ export function doctorReport(): Report {
 }
 
 export async function doctor(argv: string[]): Promise<number> {
-  const { values } = parse('doctor', argv, { json: { type: 'boolean' } }, false);
-  if (values.help) {
-    process.stdout.write(DOCTOR_HELP);
-    return 0;
-  }
+  const { values } = parseCommand(DOCTOR_COMMAND, argv);
+  if (values.help) return printHelp(DOCTOR_COMMAND);
   const r = doctorReport();
   if (values.json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

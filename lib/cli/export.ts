@@ -3,75 +3,26 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Model } from '../model';
 import { encodeNpy } from '../npy';
-import {
-  BATCH_RUN_OPTIONS,
-  DEVICE_OPTION,
-  checkCaptureLayers,
-  MODEL_OPTION,
-  parse,
-  parseLayers,
-  parsePositiveInt,
-  parseResize,
-  usage,
-} from './args';
-import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { checkCaptureLayers, parseLayers, parsePositiveInt, parseResize, usage } from './args';
+import { inputSignature, loadCliModel } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeManifest } from './manifest';
 import { Progress } from './progress';
-import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
-import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
-import { endBatchRun } from './summary';
-
-export const EXPORT_HELP = `Usage: featscope export <image|folder|glob>... [options]
-
-Save layer outputs as NumPy .npy files (float32, C order): one file per image and layer, with
-the capture's shape for that image ([1, C, H, W] for a convolutional layer, [1, 1000] for fc),
-plus manifest.json. Load them with numpy.load(path).
-
-Options:
-  -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(26)}  -l, --layers A,B        layers to save (default: layer1.0.conv1); any layer, not only conv maps
-      --resize MODE       squash (default) | crop
-      --device DEV        auto (default) | cpu | cuda | cuda:N
-${devicesHelp(26)}      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-      --batch N           images per forward (default 32)
-  -o, --out DIR           output folder (default: ./featscope-out)
-${shardHelp(26)}      --resume            skip images already exported in --out with the same options
-      --json              print a JSON summary on stdout
-  -h, --help              this help
-
-Output: DIR/<image>/<layer>.npy and DIR/manifest.json (files, shapes, dtype, model metadata).
-Exit status: 0 all done, 1 some inputs failed, 2 usage error, 130 interrupted.
-
-Example:
-  featscope export photo.jpg --layers layer1.0.conv1,layer4,fc --out features/
-  python3 -c "import numpy; print(numpy.load('features/photo/layer4.npy').shape)"
-`;
+import { loadMoreModels, parseDevices } from './devices';
+import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { EXPORT_COMMAND } from './commands';
 
 interface ExportRecord extends ImageRecordBase {
   captures: Array<{ name: string; layer: string; call: number; file: string; shape: number[]; dtype: 'float32' }>;
 }
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'export',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      ...DEVICES_OPTION,
-      ...BATCH_RUN_OPTIONS,
-      ...SHARD_OPTIONS,
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(EXPORT_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(EXPORT_COMMAND, argv);
+  if (values.help) return printHelp(EXPORT_COMMAND);
   if (positionals.length === 0) throw usage('export needs at least one image, folder or glob', 'export');
   const layers = parseLayers(values.layers, 'export');
   const devices = parseDevices(values, 'export');
@@ -151,13 +102,16 @@ export async function exportCommand(argv: string[]): Promise<number> {
         devices: more.length ? outcome.devices : undefined,
       },
     );
-    return endBatchRun(
-      'exported',
-      { json: Boolean(values.json), out, total: inputs.length },
+    return endRun({
+      command: 'export',
+      verb: 'exported',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
       outcome,
       finished,
       manifest,
-    );
+    });
   } finally {
     model.dispose();
     for (const m of more) m.dispose();

@@ -7,6 +7,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FeatscopeError } from '../errors';
+import { cliError } from './codes';
 
 // The atomic-write helpers live in lib/fsutil (shared with lib/report); re-exported for the CLI's callers.
 export { atomicStream, isTempName, removeStaleTemps, writeAtomic } from '../fsutil';
@@ -86,10 +87,7 @@ export function insideOut(out: string, ...parts: string[]): string {
   const root = path.resolve(out);
   const full = path.resolve(root, ...parts);
   if (full !== root && !full.startsWith(root + path.sep)) {
-    throw new FeatscopeError(
-      'UNSAFE_PATH',
-      `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`,
-    );
+    throw cliError('UNSAFE_PATH', `refusing to write ${JSON.stringify(full)}: it is outside the output folder ${root}`);
   }
   let at = root;
   for (const part of path.relative(root, full).split(path.sep).filter(Boolean)) {
@@ -97,7 +95,7 @@ export function insideOut(out: string, ...parts: string[]): string {
     const st = fs.lstatSync(at, { throwIfNoEntry: false });
     if (!st) break; // not there yet: featscope makes it
     if (st.isSymbolicLink())
-      throw new FeatscopeError(
+      throw cliError(
         'UNSAFE_PATH',
         `refusing to write through ${JSON.stringify(at)}: it is a symbolic link inside the output folder ${root}, which featscope did not make; remove it, or choose another --out`,
       );

@@ -31,69 +31,23 @@ import { preprocess } from '../preprocess';
 import type { ColormapName } from '../render';
 import {
   checkLayers,
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
   parseColormap,
   parseDevice,
   parsePositiveInt,
   parseResize,
   usage,
   parseReportAssets,
+  parseList,
 } from './args';
 import { runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { endsRun, flatRecordPath, runSignature, writeRunSummary } from './image-run';
 import { expandInputs, type InputImage } from './inputs';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { loadCliModel } from './model-options';
 import { Progress } from './progress';
-import { endAnalysisRun } from './summary';
-
-export const GRADCAM_HELP = `Usage: featscope gradcam <image|folder|glob>... [options]
-
-Grad-CAM: where in the photo the evidence for a class lies, at one layer. Gradients of the class
-score flow back to the layer's output through the TorchScript graph; the map ReLU(Σ_k α_k A_k)
-(α_k: spatial mean of channel k's gradient) is normalised to its maximum and drawn over the photo.
-
-Options:
-  -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(23)}  -l, --layer NAME     layer with [N, C, H, W] output (default: layer4)
-      --class N[,N]    target class (one for all, or one per image); default: each image's top-1
-                       (a segmentation model: the class logit summed over its predicted mask;
-                       default: the class predicted on the most pixels)
-      --top K          predictions listed under the picture (default 3)
-      --colormap NAME  heatmap colours (default turbo)
-      --flow           also chart the gradient flow (per-layer and per-weight gradient norms)
-      --saliency M     also draw an input saliency map: gradient | smoothgrad | ig
-                       (integrated gradients, from the mean colour)
-      --samples N      noisy copies (smoothgrad, default 16) or path steps (ig, default 32)
-      --metrics LIST   deletion,insertion (or one): faithfulness curves and AUCs of each map
-                       (RISE; one input row of pixels per step); drawn in DIR/<image>.metrics.png
-      --sanity         randomisation sanity check (Adebayo et al. 2018): permute the weights of
-                       one more layer at a time from the output, recompute each map, report the
-                       Spearman correlation with the original (DIR/<image>.sanity.png)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --resize MODE    squash (default) | crop
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-      --batch N        images per forward and backward (default 8)
-  -o, --out DIR        output folder (default: ./featscope-out)
-      --resume         skip images already finished in --out with the same model and options
-      --json           print the results as JSON on stdout (progress stays on stderr)
-  -h, --help           this help
-
-Output: DIR/<image>.gradcam-<layer>.png, DIR/<image>.flow.png (--flow),
-DIR/<image>.saliency-<M>.png (--saliency), DIR/gradcam.json, DIR/report.html;
-DIR/.featscope/gradcam/<image>.json marks each finished image for --resume.
-
-Exit status: 0 all done, 1 some images failed (listed at the end, each with its [CODE]),
-2 usage error, 130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
-
-Example:
-  featscope gradcam photo.jpg --layer layer4 --flow --report --out out/
-`;
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { GRADCAM_COMMAND } from './commands';
 
 export function parseClasses(value: string | undefined, command: string): number[] | undefined {
   if (value === undefined) return undefined;
@@ -102,7 +56,7 @@ export function parseClasses(value: string | undefined, command: string): number
       `--class takes a class index or a comma-separated list (207 or 207,281), not ${JSON.stringify(value)}`,
       command,
     );
-  return value.trim().split(',').map(Number);
+  return parseList(value).map(Number);
 }
 
 const SALIENCY: Record<string, SaliencyMethod> = {
@@ -120,7 +74,7 @@ function parseSaliency(value: string | undefined): SaliencyMethod | undefined {
 
 function parseMetrics(value: string | undefined): SaliencyMetric[] | undefined {
   if (value === undefined) return undefined;
-  const list = value.split(',').map((v) => v.trim());
+  const list = parseList(value, { keepEmpty: true });
   if (
     list.length === 0 ||
     !list.every((v) => v === 'deletion' || v === 'insertion') ||
@@ -131,36 +85,8 @@ function parseMetrics(value: string | undefined): SaliencyMetric[] | undefined {
 }
 
 export async function gradcam(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'gradcam',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      layer: { type: 'string', short: 'l' },
-      class: { type: 'string' },
-      top: { type: 'string' },
-      colormap: { type: 'string' },
-      flow: { type: 'boolean' },
-      saliency: { type: 'string' },
-      samples: { type: 'string' },
-      metrics: { type: 'string' },
-      sanity: { type: 'boolean' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      resize: { type: 'string' },
-      batch: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      resume: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(GRADCAM_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(GRADCAM_COMMAND, argv);
+  if (values.help) return printHelp(GRADCAM_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'gradcam');
   if (positionals.length === 0) throw usage('gradcam needs at least one image, folder or glob', 'gradcam');
   const layer = (values.layer ?? 'layer4').trim();
@@ -530,10 +456,14 @@ async function gradcamWith(
     );
     files.push(report);
   }
-  return endAnalysisRun(
-    'gradcam',
-    { json: o.json, out, total: o.inputs.length, resumable: true, summary: { report, ...summary } },
+  return endRun({
+    command: 'gradcam',
+    json: o.json,
+    out,
+    total: o.inputs.length,
+    resumable: true,
+    summary: { report, ...summary },
     outcome,
     files,
-  );
+  });
 }

@@ -6,6 +6,7 @@
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { USAGE_CODES } from './args';
+import type { Code } from './codes';
 import { finishedRecords, type BatchOutcome, type ImageRecordBase, type RecordPath } from './batch';
 import { insideOut, modelFingerprint, writeAtomic } from './files';
 import type { InputImage } from './inputs';
@@ -22,7 +23,7 @@ export function flatRecordPath(command: string): RecordPath {
 }
 
 /** Errors that are the command line's or the model's fault, not one image's: the run stops (exit 2 or 1). */
-const RUN_ENDING = new Set(['NOT_A_CLASSIFIER', 'MODEL_OUTPUT_NOT_LOGITS']);
+const RUN_ENDING = new Set<Code>(['NOT_A_CLASSIFIER', 'MODEL_OUTPUT_NOT_LOGITS']);
 
 export function endsRun(err: unknown): boolean {
   return err instanceof FeatscopeError && (USAGE_CODES.has(err.code) || RUN_ENDING.has(err.code));

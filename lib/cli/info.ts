@@ -3,19 +3,9 @@ import { execFile } from 'child_process';
 import { versions } from '../versions';
 import { loadModel } from '../model';
 import { weightsLabel } from '../metadata';
-import { parse, resolveModel } from './args';
-
-export const INFO_HELP = `Usage: featscope info [--json]
-
-Print featscope, Node, libtorch and CUDA versions, the GPUs libtorch sees, and the model the
-other commands use by default (with whether its weights are trained).
-
-Options:
-  -m, --model FILE   the model to describe (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-      --json   machine-readable output
-      --threads N   libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -h, --help   this help
-`;
+import { resolveModel } from './args';
+import { parseCommand, printHelp } from './command';
+import { INFO_COMMAND } from './commands';
 
 /** GPU names from nvidia-smi when it is there; libtorch only gives a count. */
 function gpuNames(): Promise<string[]> {
@@ -39,11 +29,8 @@ function gpuNames(): Promise<string[]> {
 }
 
 export async function info(argv: string[]): Promise<number> {
-  const { values } = parse('info', argv, { json: { type: 'boolean' }, model: { type: 'string', short: 'm' } }, false);
-  if (values.help) {
-    process.stdout.write(INFO_HELP);
-    return 0;
-  }
+  const { values } = parseCommand(INFO_COMMAND, argv);
+  if (values.help) return printHelp(INFO_COMMAND);
   const v = versions();
   const gpus = v.cuda.available ? await gpuNames() : [];
   const model = await describeModel(values.model);

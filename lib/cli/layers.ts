@@ -1,33 +1,12 @@
 /** `featscope layers`: every submodule with its type, call count and output shape. */
 import { loadModel } from '../model';
-import { DEVICE_OPTION, MODEL_OPTION, parse, parseDevice, parsePositiveInt, resolveModel } from './args';
-
-export const LAYERS_HELP = `Usage: featscope layers [options]
-
-List the model's layers in call order: name, type, how often one forward calls it, and the output
-shape of each call for one image. Names with #k pick one call of a module called several times.
-A module called inside a loop shows the calls one forward of that input made, marked (loop).
-
-Options:
-  -m, --model FILE   TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-      --size N       input height and width for the shapes (default: the model's, else 224)
-      --device DEV   auto (default) | cpu | cuda | cuda:N
-      --threads N    libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-      --json         machine-readable output
-  -h, --help         this help
-`;
+import { parseDevice, parsePositiveInt, resolveModel } from './args';
+import { parseCommand, printHelp } from './command';
+import { LAYERS_COMMAND } from './commands';
 
 export async function layers(argv: string[]): Promise<number> {
-  const { values } = parse(
-    'layers',
-    argv,
-    { ...MODEL_OPTION, ...DEVICE_OPTION, size: { type: 'string' }, json: { type: 'boolean' } },
-    false,
-  );
-  if (values.help) {
-    process.stdout.write(LAYERS_HELP);
-    return 0;
-  }
+  const { values } = parseCommand(LAYERS_COMMAND, argv);
+  if (values.help) return printHelp(LAYERS_COMMAND);
   const device = parseDevice(values.device, 'layers');
   const sizeArg = values.size;
   const model = await loadModel(resolveModel(values.model), { device });

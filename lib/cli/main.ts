@@ -3,37 +3,16 @@
  * featscope's command line. Bad input is a FeatscopeError, printed as `featscope: <message> [<code>]`
  * without a stack; usage errors exit with 2, failed inputs with 1 (FEATSCOPE_DEBUG=1 adds stacks).
  */
-import { FeatscopeError } from '../errors';
-import { USAGE_CODES } from './args';
-import { shown } from './term';
+import { commandList } from './command';
+import { COMMAND_SPECS } from './commands';
+import { reportError } from './summary';
 
 export const MAIN_HELP = `Usage: featscope <command> [options]
 
 See what each layer of a CNN sees: feature-map grids, overlays and a report from TorchScript models.
 
 Commands:
-  info                      versions of featscope, Node, libtorch and CUDA; the GPUs seen
-  doctor                    the libtorch found and where from, the prebuilt addon chosen or why none
-  layers                    the model's layers with their types and output shapes
-  render <images>...        PNG grids (and overlays) per image and layer, manifest.json, report.html
-  export <images>...        layer outputs as .npy files for numpy
-  predict <images>...       a segmentation/detection model's mask or boxes; --eigencam LAYER: EigenCAM
-  gradcam <images>...       Grad-CAM overlays (class evidence at a layer), --flow for gradient flow,
-                            --saliency gradient|smoothgrad|ig for input saliency maps
-  attention <images>...     ViT attention: rollout and per-head class-token attention overlays
-  weights                   weight histograms and statistics, first-conv filters as RGB tiles
-  attack <images>...        FGSM / PGD: predictions before and after, per-layer divergence
-  stats <images|folder>...  per-channel activation statistics, dead channels and top images over many images
-  concepts <images|folder>...  k concepts of a layer over many images (NMF), per-image concept maps
-  maximize --layer L        feature visualisation: the input that most raises a channel's activation
-  similarity <images>...    linear CKA between layers, of one model or of two (before/after fine-tuning)
-  view [images|folders]...  interactive viewer in the browser (local server with a token): layers,
-                            channels, overlays, Grad-CAM, compare two images or two models
-  merge <shard folders>...  join the outputs of sharded runs (--shard I/N): render, export, stats, similarity,
-                            concepts
-  k8s-job, slurm-job        a Kubernetes Indexed Job / sbatch array script for a sharded run, and its merge
-  run JOBFILE               the jobs of a YAML or JSON file in turn (any command's options; --resume)
-
+${commandList(COMMAND_SPECS)}
 Run \`featscope <command> --help\` for its options. Common: --model FILE (default models/resnet18.pt,
 or $FEATSCOPE_MODEL), --device auto|cpu|cuda, --out DIR (default ./featscope-out), --threads N
 (libtorch's intra-op threads; default $FEATSCOPE_THREADS, else libtorch's: the core count).
@@ -56,7 +35,7 @@ const lazy =
     load()(argv);
 
 /* eslint-disable @typescript-eslint/no-require-imports -- lazy loading is the point: a static import loads every command at start-up, and `await import()` compiles to the same require in this CommonJS build */
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   info: lazy(() => (require('./info') as typeof import('./info')).info),
   doctor: lazy(() => (require('./doctor') as typeof import('./doctor')).doctor),
   layers: lazy(() => (require('./layers') as typeof import('./layers')).layers),
@@ -101,25 +80,13 @@ export async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-function report(err: unknown): number {
-  if (err instanceof FeatscopeError) {
-    process.stderr.write(`featscope: ${shown(err.message)} [${err.code}]\n`);
-    if (process.env.FEATSCOPE_DEBUG) process.stderr.write(`${err.stack}\n`);
-    return USAGE_CODES.has(err.code) ? 2 : 1;
-  }
-  process.stderr.write(
-    `featscope: unexpected error: ${shown(err instanceof Error ? ((process.env.FEATSCOPE_DEBUG ? err.stack : err.message) ?? '') : String(err))}\n`,
-  );
-  return 1;
-}
-
 if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err) => {
-      process.exitCode = report(err);
+      process.exitCode = reportError(err);
     },
   );
 }

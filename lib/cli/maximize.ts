@@ -11,79 +11,18 @@ import {
   writeAnalysisReport,
 } from '../analysis';
 import { loadNoted } from './model-options';
-import {
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseDevice,
-  parsePositiveInt,
-  parseReportAssets,
-  resolveModel,
-  usage,
-} from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
-import { endAnalysisRun, endInterrupted } from './summary';
-
-export const MAXIMIZE_HELP = `Usage: featscope maximize --layer NAME [options]
-
-Feature visualisation: the input picture that most raises a channel's mean activation (or the
-whole layer's), found by gradient ascent from faint noise with jitter, blur and decay so that it
-is not adversarial noise. Each step is one forward and backward (fast on a GPU; about 0.1 s per
-step at 224 px on a CPU). Meaningful only with trained weights.
-
-Options:
-  -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layer NAME     layer called once per forward, e.g. layer3 or layer4.1.conv2 (required)
-  -c, --channels A,B   channels, one picture each, optimised together in batches of --batch
-                       (default: the whole layer's mean)
-      --batch N        channels per forward and backward (default 16)
-      --steps N        gradient steps (default 128)
-      --size N         picture side in pixels (default: the model's input size)
-      --lr X           mean change per step, in normalised input units (default 0.05)
-      --seed N         seed of the start noise and the jitter (default 0)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -o, --out DIR        output folder (default: ./featscope-out)
-      --json           print the results as JSON on stdout
-  -h, --help           this help
-
-Output: DIR/maximize-<layer>[-c<channel>].png, DIR/maximize.json (objective per step).
-
-Example:
-  featscope maximize --layer layer3 --channels 12,40 --steps 256 --out out/
-`;
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { MAXIMIZE_COMMAND } from './commands';
 
 export async function maximize(argv: string[]): Promise<number> {
-  const { values } = parse(
-    'maximize',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...DEVICE_OPTION,
-      layer: { type: 'string', short: 'l' },
-      channels: { type: 'string', short: 'c' },
-      steps: { type: 'string' },
-      size: { type: 'string' },
-      lr: { type: 'string' },
-      seed: { type: 'string' },
-      batch: { type: 'string' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean' },
-    },
-    false,
-  );
-  if (values.help) {
-    process.stdout.write(MAXIMIZE_HELP);
-    return 0;
-  }
+  const { values } = parseCommand(MAXIMIZE_COMMAND, argv);
+  if (values.help) return printHelp(MAXIMIZE_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'maximize');
   const layer = values.layer?.trim();
   if (!layer) throw usage('maximize needs --layer NAME (`featscope layers` lists them)', 'maximize');
@@ -94,7 +33,7 @@ export async function maximize(argv: string[]): Promise<number> {
       'maximize',
     );
   }
-  const channels: number[] | undefined = channelsArg ? channelsArg.trim().split(',').map(Number) : undefined;
+  const channels: number[] | undefined = channelsArg ? parseList(channelsArg).map(Number) : undefined;
   const batch = parsePositiveInt(values.batch, '--batch', 16, 256, 'maximize');
   const steps = parsePositiveInt(values.steps, '--steps', 128, 100000, 'maximize');
   const size = values.size === undefined ? undefined : parsePositiveInt(values.size, '--size', 224, 2048, 'maximize');
@@ -176,15 +115,17 @@ export async function maximize(argv: string[]): Promise<number> {
       );
     }
     if (report) files.push(report);
-    return endAnalysisRun(
-      'maximize',
-      { json: Boolean(values.json), out, summary: { report, ...summary } },
-      { done: records.length, skipped: 0, failed: [], interrupted: false },
+    return endRun({
+      command: 'maximize',
+      json: Boolean(values.json),
+      out,
+      summary: { report, ...summary },
+      outcome: { done: records.length, skipped: 0, failed: [], interrupted: false },
       files,
-    );
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('maximize');
+    return endRun({ command: 'maximize', stopped: true });
   } finally {
     interrupt.dispose();
     model.dispose();

@@ -20,40 +20,16 @@ import { FeatscopeError } from '../errors';
 import type { ModelMetadata } from '../metadata';
 import { loadModel, type Model } from '../model';
 import { writeReport, type ReportImage } from '../report';
-import { parse, usage } from './args';
+import { usage } from './args';
 import { insideOut, insideShard, writeAtomic } from './files';
 import { readBoundedFile } from '../fsutil';
 import { mergeConcepts } from './concepts';
 import { SIMILARITY_STATE_FORMAT } from './similarity';
 import { STATE_FORMAT } from './stats';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
-
-export const MERGE_HELP = `Usage: featscope merge <shard folder | folder of shard-*-of-*>... --out DIR [options]
-
-Join the outputs of a sharded run (render, export, stats or similarity with --shard I/N, --shards N or a
-Slurm array) into one. Every shard 0..N-1 must be there, each once.
-
-  stats           stats.json, stats.png, the example pictures and (if the shards were run with
-                  --report) report.html over all images, equal to one run over the folder:
-                  counts, maxima, dead channels, top images and p50/p90/p99 exactly, means to
-                  float64 rounding. The pictures need the shards' model and the top images at
-                  the paths the shards saw them
-  similarity      similarity.json and similarity.png: CKA over all images' pooled features,
-                  stacked in the run's image order, as one run computes it
-  concepts        concepts.json, concepts-W.npy, the concepts' top-image pictures (and report.html):
-                  one W (the shards' must be identical), every image's concept shares, the top
-                  images over all shards; the per-image pictures stay in the shard folders
-  render, export  one manifest.json over all shards (file paths relative to DIR) and, for
-                  render, one report.html (with report_files/ if the shards used --report-assets linked)
-
-Options:
-  -o, --out DIR     where to write (default: the folder holding the shards)
-      --json        print a JSON summary on stdout
-  -h, --help        this help
-
-Example (4 pods wrote out/shard-0-of-4 ... out/shard-3-of-4):
-  featscope merge out/ --out out/
-`;
+import { parseCommand, printHelp } from './command';
+import { MERGE_COMMAND } from './commands';
+import type { Failure } from './batch';
 
 interface ShardDir {
   dir: string;
@@ -173,16 +149,8 @@ function findShards(args: string[]): ShardDir[] {
 }
 
 export async function merge(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'merge',
-    argv,
-    { out: { type: 'string', short: 'o' }, json: { type: 'boolean' } },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(MERGE_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(MERGE_COMMAND, argv);
+  if (values.help) return printHelp(MERGE_COMMAND);
   if (positionals.length === 0) throw usage('merge needs the shard folders, or the folder that holds them', 'merge');
   const shards = findShards(positionals);
   const out = path.resolve(values.out ?? path.dirname(shards[0].dir));
@@ -309,7 +277,7 @@ async function mergeStats(shards: ShardDir[], out: string): Promise<{ images: nu
     ran.map((s) => s.state.layers as LayerStatsState[]),
     { exactLimit },
   );
-  const failed = states.flatMap((s) => s.state.failed as Array<{ source: string; code: string; message: string }>);
+  const failed = states.flatMap((s) => s.state.failed as Failure[]);
   const modelRecord = ran[0].state.model as Record<string, unknown>;
   const draw = ran[0].state.draw as StatsDrawOptions;
   // The example pictures need the model and the top images, as one run draws them.
@@ -399,7 +367,7 @@ async function mergeBatch(shards: ShardDir[], out: string): Promise<{ images: nu
   // One order whatever the split: a folder's walk order (path segments compared one by one).
   images.sort((a, b) => compareSegments(a.source, b.source));
   const first = manifests[0].m;
-  const failed = manifests.flatMap(({ m }) => m.failed as Array<{ source: string; code: string; message: string }>);
+  const failed = manifests.flatMap(({ m }) => m.failed as Failure[]);
   const interrupted = manifests.some(({ m }) => m.interrupted === true);
   const inputs = manifests.reduce((n, { m }) => n + Number((m.counts as { inputs: number }).inputs), 0);
   const { shard: _s, ...options } = first.options as Record<string, unknown>;

@@ -4,29 +4,11 @@
  * that stores no normalisation, where ImageNet's is assumed.
  */
 import * as fs from 'fs';
-import { FeatscopeError } from '../errors';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../metadata';
 import { loadModel, type LoadOptions, type Model } from '../model';
-import { resolveModel, usage, type Options } from './args';
+import { resolveModel, usage, parseList } from './args';
 import { shown } from './term';
-
-export const MODEL_INPUT_OPTIONS = {
-  mean: { type: 'string' },
-  std: { type: 'string' },
-  size: { type: 'string' },
-  labels: { type: 'string' },
-} as const satisfies Options;
-
-/** Help lines for the options above, to paste into a command's help; descriptions start at `column`. */
-export function modelInputHelp(column: number): string {
-  const line = (option: string, text: string) => `      ${option}`.padEnd(column - 1) + ` ${text}\n`;
-  return (
-    line('--mean R,G,B', "input normalisation mean (default: the model's featscope.json, else ImageNet's)") +
-    line('--std R,G,B', "input normalisation std (default: the model's, else ImageNet's)") +
-    line('--size PX', "input side in pixels (default: the model's, else 224)") +
-    line('--labels FILE', "class names, one per line in class-index order (default: the model's)")
-  );
-}
+import { cliError } from './codes';
 
 let warned = false;
 
@@ -136,7 +118,7 @@ function parseTriple(
   positive: boolean,
   command: string,
 ): [number, number, number] {
-  const parts = text.split(',').map((s) => s.trim());
+  const parts = parseList(text, { keepEmpty: true });
   const values = parts.map((s) => (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(s) ? Number(s) : NaN));
   if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || (positive && v <= 0))) {
     throw usage(
@@ -154,7 +136,7 @@ export function readLabels(file: string, command: string): string[] {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FeatscopeError(
+    throw cliError(
       'USAGE',
       `--labels ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : `cannot read it (${code})`}; give a text file with one class name per line (see \`featscope ${command} --help\`)`,
     );

@@ -7,12 +7,8 @@ import { writeReport, type ReportAssets, type ReportImage, type ReportLayer } fr
 import { encodePng } from '../render/canvas';
 import { renderImageLayers, type VisualizedLayer } from '../visualize';
 import {
-  BATCH_RUN_OPTIONS,
-  DEVICE_OPTION,
   checkCaptureLayers,
   describeChannels,
-  MODEL_OPTION,
-  parse,
   parseChannels,
   parseColormap,
   parseLayers,
@@ -21,58 +17,18 @@ import {
   parseReportAssets,
   usage,
 } from './args';
-import { inputSignature, loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { inputSignature, loadCliModel } from './model-options';
 import { finishedRecords, runBatches, type ImageRecordBase } from './batch';
 import { insideOut, layerFileNames, modelFingerprint, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { featscopeVersion, round6, writeManifest } from './manifest';
 import { Progress } from './progress';
-import { endBatchRun } from './summary';
-import { DEVICES_OPTION, devicesHelp, loadMoreModels, parseDevices } from './devices';
+import { endRun } from './summary';
+import { loadMoreModels, parseDevices } from './devices';
 import { isVideoName, parseFps, renderClips, videoReportImage, type VideoRecord } from './video';
-import { announceShard, parseShard, selectShard, SHARD_OPTIONS, shardHelp, shardOut, shardRecord } from './shard';
-
-export const RENDER_HELP = `Usage: featscope render <image|folder|glob>... [options]
-
-Render feature maps of one or more layers as PNG channel grids (and heatmap overlays), with a
-manifest.json and, with --report, a self-contained report.html.
-
-Inputs: image files, folders (searched recursively for .jpg .jpeg .png .webp .gif .tif .avif)
-and globs ("photos/**/*.jpg", quoted so the shell leaves it alone). Video clips (.mp4 .mov .mkv
-.webm .avi ...) are decoded with ffmpeg (Debian's ffmpeg package) and render to animated WebPs.
-
-Options:
-  -m, --model FILE        TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(26)}  -l, --layers A,B        layers to show (default: layer1.0.conv1; \`featscope layers\` lists them)
-  -c, --channels SEL      16 (the first 16, default) | top:16 (highest max; top:16:mean) | 3,7,9
-      --colormap NAME     grid colours: viridis (default), magma, inferno, plasma, cividis, turbo, gray
-      --normalize MODE    grid colours: channel (default: each cell its own min..max) | shared (one
-                          scale for all shown channels, in the title and a colour bar in real values)
-      --overlay           also write the layer's mean activation over the photo, with a colour bar
-      --fps N             video clips: sample N frames per second (default: every frame)
-      --frames            video clips: keep each frame's PNGs and maps (.npy) in DIR/<clip>/frames/
-      --report            also write report.html (one file, opens from file://)
-      --report-assets HOW inline (default: pictures inside report.html) | linked (pictures in
-                          report_files/ beside it: a smaller page, keep the two together)
-      --resize MODE       squash (default: Resize((224, 224)), as in the blog) | crop (Resize(256) + CenterCrop(224))
-      --device DEV        auto (default) | cpu | cuda | cuda:N
-${devicesHelp(26)}      --threads N         libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-      --batch N           images per forward (default 32); memory stays bounded by it
-  -o, --out DIR           output folder (default: ./featscope-out)
-${shardHelp(26)}      --resume            skip images already finished in --out with the same options
-      --json              print a JSON summary on stdout (progress stays on stderr)
-  -h, --help              this help
-
-Output: DIR/<image>/input.png, DIR/<image>/<layer>.png, DIR/<image>/<layer>.overlay.png,
-DIR/manifest.json, DIR/report.html. A clip: DIR/<clip>/<layer>.webp (animated grid),
-<layer>.overlay.webp, <layer>.means.png (channel means per frame); --resume resumes by frame.
-
-Exit status: 0 all done, 1 some inputs failed (listed at the end), 2 usage error,
-130 interrupted (Ctrl-C; finished files are complete, rerun with --resume).
-
-Example:
-  featscope render photo.jpg --layers layer1.0.conv1,layer4 --overlay --report --out out/
-`;
+import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
+import { parseCommand, printHelp } from './command';
+import { RENDER_COMMAND } from './commands';
 
 /** A layer as visualize() reports it (paths relative to --out), plus the module type. */
 interface LayerRecord extends VisualizedLayer {
@@ -97,31 +53,8 @@ export function parseNormalize(value: string | undefined, command: string): 'cha
 }
 
 export async function render(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'render',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      ...DEVICES_OPTION,
-      ...BATCH_RUN_OPTIONS,
-      ...SHARD_OPTIONS,
-      channels: { type: 'string', short: 'c' },
-      colormap: { type: 'string' },
-      overlay: { type: 'boolean' },
-      normalize: { type: 'string' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      fps: { type: 'string' },
-      frames: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(RENDER_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(RENDER_COMMAND, argv);
+  if (values.help) return printHelp(RENDER_COMMAND);
   if (positionals.length === 0) throw usage('render needs at least one image, folder or glob', 'render');
   const layers = parseLayers(values.layers, 'render');
   const channels = parseChannels(values.channels, 'render');
@@ -380,14 +313,17 @@ async function renderWith(
       assets: o.reportAssets,
     });
   }
-  return endBatchRun(
-    'rendered',
-    { json: o.json, out: o.out, total: o.inputs.length },
+  return endRun({
+    command: 'render',
+    verb: 'rendered',
+    json: o.json,
+    out: o.out,
+    total: o.inputs.length,
     outcome,
     finished,
     manifest,
     report,
-  );
+  });
 }
 
 async function* toReportImages(out: string, records: AsyncIterable<RenderRecord>): AsyncGenerator<ReportImage> {

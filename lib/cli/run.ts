@@ -9,107 +9,41 @@ import * as path from 'path';
 import YAML from 'yaml';
 import { FeatscopeError } from '../errors';
 import { closest, editDistance } from '../suggest';
-import { USAGE_CODES, parse, usage } from './args';
-import { ATTACK_HELP } from './attack';
-import { EXPORT_HELP } from './export';
+import { usage } from './args';
 import { writeAtomic } from './files';
 import { shown } from './term';
 import { bracketDepthExceeds, readBoundedFile, valueDepthExceeds } from '../fsutil';
-import { GRADCAM_HELP } from './gradcam';
-import { INFO_HELP } from './info';
-import { LAYERS_HELP } from './layers';
-import { MERGE_HELP } from './merge';
-import { MAXIMIZE_HELP } from './maximize';
-import { RENDER_HELP } from './render';
-import { SIMILARITY_HELP } from './similarity';
-import { STATS_HELP } from './stats';
-import { WEIGHTS_HELP } from './weights';
+import { parseCommand, printHelp, type CommandSpec, type OptionSpec } from './command';
+import { COMMAND_SPECS, RUN_COMMAND } from './commands';
+import { interruptible } from './interrupt';
+import { reportError } from './summary';
 
-export const RUN_HELP = `Usage: featscope run JOBFILE [--resume] [--dry-run]
-
-Run the jobs of a YAML or JSON file, one after the other: each job is a command with its options,
-written as on the command line without the dashes.
-
-  # blog.yaml
-  defaults:                 # options every job gets unless it sets them
-    model: models/resnet18.pt
-    device: cuda
-  jobs:
-    - command: render
-      inputs: photos/       # a path, a glob, or a list of them
-      layers: [layer1.0.conv1, layer2, layer3, layer4]
-      overlay: true
-      report: true
-      out: out/render
-    - command: stats
-      inputs: photos/
-      out: out/stats
-
-A file may also be a bare list of jobs, or one job. Relative paths (inputs, --model, --out,
---labels, ...) are relative to the file's folder; a job without \`out\` writes to featscope-out/
-there. Lists become comma lists (layers: [a, b] is --layers a,b); true switches a flag on.
-
-Options:
-      --resume      skip the jobs that finished (exit 0) with the same options in an earlier run of
-                    this file, and resume the others (render and export skip finished images)
-      --dry-run     check the file and print each job's command line; run nothing
-  -h, --help        this help
-
-Before the first job starts, every job is checked: an unknown command or option is refused with
-the closest names. Progress is each command's own; between jobs a line says which job runs.
-The run's state is kept in .<file name>.state.json next to the file.
-
-Exit status: 0 all jobs done; 1 a job had failed inputs or errors (the later jobs still ran);
-2 a usage error (the file, or a job's options: the run stops there); 130 interrupted (Ctrl-C;
-rerun with --resume).
-`;
-
-const HELPS: Record<string, string> = {
-  info: INFO_HELP,
-  layers: LAYERS_HELP,
-  render: RENDER_HELP,
-  export: EXPORT_HELP,
-  gradcam: GRADCAM_HELP,
-  weights: WEIGHTS_HELP,
-  attack: ATTACK_HELP,
-  stats: STATS_HELP,
-  maximize: MAXIMIZE_HELP,
-  similarity: SIMILARITY_HELP,
-  merge: MERGE_HELP,
-};
+/** The commands a job may run, by name. */
+const JOB_COMMANDS = new Map<string, CommandSpec>(
+  (COMMAND_SPECS as readonly CommandSpec[]).filter((c) => c.jobs === true).map((c) => [c.name, c]),
+);
 
 /** Keys of a job that are not command options. */
 const JOB_KEYS = ['command', 'inputs', 'name'];
 const FILE_KEYS = ['defaults', 'jobs'];
 
-interface OptionSpec {
-  /** Takes a value (`--out DIR`); else a switch. */
-  value: boolean;
-  /** Its value is a path (FILE or DIR in the help), resolved against the job file's folder. */
-  isPath: boolean;
-}
-
-/** A command's options, read from its --help text: `  -o, --out DIR   ...`, `      --report   ...`. */
-export function commandOptions(command: string): Map<string, OptionSpec> {
-  const options = new Map<string, OptionSpec>();
-  for (const line of HELPS[command].split('\n')) {
-    const m = /^\s+(?:-\w, )?--([a-z][a-z0-9-]*)(?: ([A-Z][^\s]*))?(?:\s|$)/.exec(line);
-    if (!m || m[1] === 'help') continue;
-    options.set(m[1], { value: m[2] !== undefined, isPath: m[2] === 'FILE' || m[2] === 'DIR' });
-  }
-  return options;
+/** A command's options as job-file keys: every declared option but -h/--help. */
+export function jobOptions(command: string): Map<string, OptionSpec> {
+  const spec = JOB_COMMANDS.get(command);
+  if (!spec) throw new Error(`not a job command: ${command}`);
+  return new Map(spec.options.filter((o) => o.name !== 'help').map((o) => [o.name, o]));
 }
 
 let every: string[] | undefined;
 /** The options of all commands, for defaults. */
 function allOptions(): string[] {
-  every ??= [...new Set(Object.keys(HELPS).flatMap((c) => [...commandOptions(c).keys()]))].sort();
+  every ??= [...new Set([...JOB_COMMANDS.keys()].flatMap((c) => [...jobOptions(c).keys()]))].sort();
   return every;
 }
 
-/** Commands that take positionals (images, or merge's shard folders): those whose usage line names them. */
+/** Commands whose positionals are inputs (images, or merge's shard folders). */
 function takesInputs(command: string): boolean {
-  return /^Usage: featscope [\w-]+ </.test(HELPS[command]);
+  return JOB_COMMANDS.get(command)?.inputs === true;
 }
 
 export interface Job {
@@ -210,9 +144,9 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   let where = `job ${i + 1} of ${total}`;
   if (!isObject(entry)) throw refuse(`${where} must be a mapping (command: render, inputs: ..., ...)`);
   const command = entry.command;
-  const commands = Object.keys(HELPS);
+  const commands = [...JOB_COMMANDS.keys()];
   if (typeof command !== 'string') throw refuse(`${where} needs command: one of ${commands.join(', ')}`);
-  if (!HELPS[command]) {
+  if (!JOB_COMMANDS.has(command)) {
     const near = closest(command, commands, 2);
     throw refuse(
       `${where}: unknown command ${JSON.stringify(command)}; did you mean ${near.join(' or ')}? (commands: ${commands.join(', ')})`,
@@ -220,7 +154,7 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   }
   const name = entry.name === undefined ? command : String(entry.name);
   where = `job ${i + 1} of ${total} (${name})`;
-  const options = commandOptions(command);
+  const options = jobOptions(command);
   const merged: Plain = Object.create(null) as Plain;
   // Defaults apply where the command has the option: `model` in defaults does not break `info`.
   for (const [k, v] of Object.entries(defaults)) {
@@ -238,7 +172,7 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
     }
     const spec = options.get(key);
     if (!spec) throw unknownKey(key, where, known);
-    if (!spec.value) {
+    if (spec.type === 'bool') {
       if (typeof value !== 'boolean')
         throw refuse(`${where}: ${key} is a switch: give true or false, not ${JSON.stringify(value)}`);
       if (value) argv.push(`--${key}`);
@@ -254,7 +188,7 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
     )
       text = value.join(',');
     else throw refuse(`${where}: ${key} needs a value (a string, a number or a list), not ${JSON.stringify(value)}`);
-    if (spec.isPath && text !== '') text = path.resolve(dir, text);
+    if (spec.type === 'path' && text !== '') text = path.resolve(dir, text);
     argv.push(`--${key}`, text);
   }
   if (options.has('out') && merged.out === undefined) argv.push('--out', path.join(dir, 'featscope-out'));
@@ -271,12 +205,7 @@ function toJob(entry: unknown, i: number, total: number, defaults: Plain, dir: s
   }
   const full = [...argv, ...(positionals.length ? ['--', ...positionals] : [])];
   // The command's own parser checks the option values' form (a switch given a value, ...) up front.
-  parse(
-    command,
-    full,
-    Object.fromEntries([...options].map(([k, s]) => [k, { type: s.value ? 'string' : 'boolean' }])),
-    true,
-  );
+  parseCommand(JOB_COMMANDS.get(command)!, full);
   return {
     index: i,
     name,
@@ -322,16 +251,8 @@ export async function runJobs(
   argv: string[],
   commands: Record<string, (argv: string[]) => Promise<number>>,
 ): Promise<number> {
-  const { values, positionals } = parse(
-    'run',
-    argv,
-    { resume: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(RUN_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(RUN_COMMAND, argv);
+  if (values.help) return printHelp(RUN_COMMAND);
   if (positionals.length !== 1)
     throw refuse(`run takes one job file (job.yaml or job.json), not ${positionals.length}`);
   const file = positionals[0];
@@ -345,22 +266,21 @@ export async function runJobs(
   const saveState = () => writeAtomic(statePath(file), `${JSON.stringify(state, null, 2)}\n`);
   await saveState();
 
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write(
-      'featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume\n',
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Ctrl-C or SIGTERM: the current job (whose own handler also hears it) ends, the rest do not start.
+  const interrupt = interruptible(
+    { note: (text) => process.stderr.write(`${text}\n`) },
+    {
+      stopping: 'featscope run: stopping after the current job (Ctrl-C again to quit now); rerun with --resume',
+      quit: '',
+      sigterm: 'stop',
+    },
+  );
   let code = 0;
   const summary: string[] = [];
   try {
     for (const j of jobs) {
       const label = `job ${j.index + 1}/${jobs.length} (${shown(j.name)})`;
-      if (interrupted) {
+      if (interrupt.stopping) {
         code = worse(code, 130);
         summary.push(`${label}: not started`);
         continue;
@@ -378,19 +298,14 @@ export async function runJobs(
       try {
         jobCode = await commands[j.command](args);
       } catch (err) {
-        const fe = err instanceof FeatscopeError ? err : undefined;
-        process.stderr.write(
-          `featscope: ${label}: ${fe ? `${err instanceof Error ? err.message : String(err)} [${fe.code}]` : `unexpected error: ${err instanceof Error ? err.message : String(err)}`}\n`,
-        );
-        if (process.env.FEATSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-        jobCode = fe && USAGE_CODES.has(fe.code) ? 2 : 1;
+        jobCode = reportError(err, label);
       }
       state.jobs[j.key] = { job: j.index + 1, name: j.name, exitCode: jobCode, finished: new Date().toISOString() };
       await saveState();
       code = worse(code, jobCode);
       summary.push(`${label}: exit ${jobCode} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (jobCode === 130 || jobCode === 2) {
-        interrupted ||= jobCode === 130;
+        if (jobCode === 130) interrupt.stop();
         if (jobCode === 2) {
           for (const rest of jobs.slice(j.index + 1))
             summary.push(`job ${rest.index + 1}/${jobs.length} (${rest.name}): not started`);
@@ -399,8 +314,7 @@ export async function runJobs(
       }
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.dispose();
   }
   process.stderr.write(`featscope run: ${summary.join('; ')}\n`);
   if (code === 130)

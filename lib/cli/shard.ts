@@ -8,22 +8,8 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { usage, type Options } from './args';
+import { usage } from './args';
 import type { InputImage } from './inputs';
-
-export const SHARD_OPTIONS = {
-  shard: { type: 'string' },
-  shards: { type: 'string' },
-} as const satisfies Options;
-
-export function shardHelp(column: number): string {
-  const line = (option: string, text: string) => `      ${option}`.padEnd(column - 1) + ` ${text}\n`;
-  return (
-    line('--shard I/N', 'process shard I of N (0-based) into OUT/shard-I-of-N/; `featscope merge` joins them') +
-    line('--shards N', 'the shard count, with the index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job);') +
-    line('', 'in a Slurm array, $SLURM_ARRAY_TASK_ID/COUNT are used without either option')
-  );
-}
 
 export interface Shard {
   index: number;

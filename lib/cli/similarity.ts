@@ -3,94 +3,24 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analysisPage, layerSimilarity, pooledFeatures, renderSimilarity, writeAnalysisReport } from '../analysis';
 import { type Model } from '../model';
-import {
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseDevice,
-  parsePositiveInt,
-  parseResize,
-  usage,
-  parseReportAssets,
-} from './args';
-import { loadCliModel, modelInputHelp, MODEL_INPUT_OPTIONS } from './model-options';
+import { parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
+import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
-import { asFailures, endAnalysisRun, endInterrupted } from './summary';
-import {
-  announceShard,
-  parseShard,
-  selectShard,
-  SHARD_OPTIONS,
-  shardHelp,
-  shardOut,
-  shardRecord,
-  type Shard,
-} from './shard';
+import { asFailures, endRun } from './summary';
+import { announceShard, parseShard, selectShard, shardOut, shardRecord, type Shard } from './shard';
 import type { InputImage } from './inputs';
+import { parseCommand, printHelp } from './command';
+import { SIMILARITY_COMMAND } from './commands';
 
-export const SIMILARITY_HELP = `Usage: featscope similarity <image|folder|glob>... [options]
-
-Layer similarity: linear CKA (Kornblith et al. 2019) between layers, on each image's channel
-means at each layer. 1: the same representation up to rotation and scale; near 0: unrelated.
-Compare the layers of one model with each other, or with another model's (a checkpoint before
-and after fine-tuning, another architecture) on the same images.
-
-Options:
-  -m, --model FILE          TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-${modelInputHelp(28)}  -l, --layers A,B          its layers (default: layer1,layer2,layer3,layer4)
-      --other-model FILE    compare with this model (default: the model with itself)
-      --other-layers A,B    its layers (default: the same names as --layers)
-      --batch N             images per forward (default 16)
-      --resize MODE         squash (default) | crop
-      --report              also write report.html
-      --report-assets HOW   inline (default) | linked: the pictures in report_files/ beside it
-      --device DEV          auto (default) | cpu | cuda | cuda:N
-      --threads N           libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -o, --out DIR             output folder (default: ./featscope-out)
-${shardHelp(28)}      --json                print the matrix as JSON on stdout
-  -h, --help                this help
-
-Output: DIR/similarity.png, DIR/similarity.json, DIR/report.html.
-
-Example:
-  featscope similarity photos/ --other-model finetuned.pt --out out/
-`;
-
-const list = (v: string | undefined) =>
-  v
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+const list = (v: string | undefined) => (v === undefined ? undefined : parseList(v));
 
 export async function similarity(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    'similarity',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...MODEL_INPUT_OPTIONS,
-      ...DEVICE_OPTION,
-      ...SHARD_OPTIONS,
-      layers: { type: 'string', short: 'l' },
-      'other-model': { type: 'string' },
-      'other-layers': { type: 'string' },
-      batch: { type: 'string' },
-      resize: { type: 'string' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
-  if (values.help) {
-    process.stdout.write(SIMILARITY_HELP);
-    return 0;
-  }
+  const { values, positionals } = parseCommand(SIMILARITY_COMMAND, argv);
+  if (values.help) return printHelp(SIMILARITY_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'similarity');
   if (positionals.length === 0)
     throw usage('similarity needs images, a folder or a glob (at least two images)', 'similarity');
@@ -170,15 +100,18 @@ export async function similarity(argv: string[]): Promise<number> {
     }
     const files = ['similarity.png', 'similarity.json'].map((f) => insideOut(out, f));
     if (report) files.push(report);
-    return endAnalysisRun(
-      'similarity',
-      { json: Boolean(values.json), out, total: inputs.length, summary: { report, ...summary } },
-      { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
+    return endRun({
+      command: 'similarity',
+      json: Boolean(values.json),
+      out,
+      total: inputs.length,
+      summary: { report, ...summary },
+      outcome: { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
       files,
-    );
+    });
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err;
-    return endInterrupted('similarity');
+    return endRun({ command: 'similarity', stopped: true });
   } finally {
     interrupt.dispose();
     model.dispose();
@@ -257,10 +190,13 @@ async function writeSimilarityShard(
   process.stderr.write(
     `featscope: similarity: shard ${shard.index}/${shard.count}: pooled features of ${pooled?.images ?? 0} images (merge the shards with \`featscope merge\`)\n`,
   );
-  return endAnalysisRun(
-    'similarity',
-    { json: o.json, out, total: inputs.length, summary: { shard: state.shard, images: pooled?.images ?? 0 } },
-    { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
+  return endRun({
+    command: 'similarity',
+    json: o.json,
+    out,
+    total: inputs.length,
+    summary: { shard: state.shard, images: pooled?.images ?? 0 },
+    outcome: { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
     files,
-  );
+  });
 }

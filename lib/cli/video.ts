@@ -36,6 +36,7 @@ import { formatNumber } from '../render/format';
 import { BANNER_HEIGHT, weightsBanner } from '../render/frame';
 import { BAR, GRID, INK, MUTED, svgDocument, svgToPng, text } from '../render/svg';
 import {
+  failureOf,
   readRecord,
   runBatches,
   type BatchOutcome,
@@ -124,11 +125,6 @@ export interface ClipOutcome {
   interrupted: boolean;
   backoff: BatchOutcome['backoff'];
   devices: BatchOutcome['devices'];
-}
-
-function failureOf(source: string, err: unknown): Failure {
-  if (err instanceof FeatscopeError) return { source, code: err.code, message: err.message };
-  return { source, code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 /** --fps: frames per second to sample (ffmpeg's fps filter), a positive number up to 240; undefined: every frame. */

@@ -9,71 +9,19 @@ import {
   writeAnalysisReport,
 } from '../analysis';
 import { loadNoted } from './model-options';
-import {
-  DEVICE_OPTION,
-  MODEL_OPTION,
-  parse,
-  parseDevice,
-  parsePositiveInt,
-  parseReportAssets,
-  resolveModel,
-} from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, parseList } from './args';
 import { insideOut, writeAtomic } from './files';
 import { modelSummary } from './manifest';
-import { endAnalysisRun } from './summary';
-
-export const WEIGHTS_HELP = `Usage: featscope weights [options]
-
-Weight distributions: a histogram of every weight tensor with its mean, standard deviation and
-share near zero (|w| < 0.001 · max|w|), and the first convolution's filters as RGB tiles.
-
-Options:
-  -m, --model FILE     TorchScript model (default: $FEATSCOPE_MODEL, else models/resnet18.pt)
-  -l, --layers A,B     only parameters of these modules (and their submodules), e.g. layer1,fc
-      --bins N         bins per histogram (default 50)
-      --all            draw biases and BatchNorm scales too (default: conv and linear weights)
-      --report         also write report.html
-      --report-assets HOW
-                       inline (default) | linked: the pictures in report_files/ beside it
-      --device DEV     auto (default) | cpu | cuda | cuda:N
-      --threads N      libtorch's intra-op threads (default: $FEATSCOPE_THREADS, else libtorch's)
-  -o, --out DIR        output folder (default: ./featscope-out)
-      --json           print the statistics as JSON on stdout
-  -h, --help           this help
-
-Output: DIR/weights.png, DIR/first-conv-filters.png, DIR/weights.json, DIR/report.html.
-
-Example:
-  featscope weights --report --out out/
-`;
+import { endRun } from './summary';
+import { parseCommand, printHelp } from './command';
+import { WEIGHTS_COMMAND } from './commands';
 
 export async function weights(argv: string[]): Promise<number> {
-  const { values } = parse(
-    'weights',
-    argv,
-    {
-      ...MODEL_OPTION,
-      ...DEVICE_OPTION,
-      layers: { type: 'string', short: 'l' },
-      bins: { type: 'string' },
-      all: { type: 'boolean' },
-      report: { type: 'boolean' },
-      'report-assets': { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean' },
-    },
-    false,
-  );
-  if (values.help) {
-    process.stdout.write(WEIGHTS_HELP);
-    return 0;
-  }
+  const { values } = parseCommand(WEIGHTS_COMMAND, argv);
+  if (values.help) return printHelp(WEIGHTS_COMMAND);
   const reportAssets = parseReportAssets(values['report-assets'], 'weights');
   const bins = parsePositiveInt(values.bins, '--bins', 50, 10000, 'weights');
-  const layers = values.layers
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const layers = values.layers === undefined ? undefined : parseList(values.layers);
   const device = parseDevice(values.device, 'weights');
   const out = path.resolve(values.out ?? 'featscope-out');
   const model = await loadNoted(resolveModel(values.model), { device });
@@ -163,12 +111,14 @@ export async function weights(argv: string[]): Promise<number> {
     );
     if (report) files.push(report);
     process.stderr.write(`featscope: weights: ${dist.tensors.length} tensors\n`);
-    return endAnalysisRun(
-      'weights',
-      { json: Boolean(values.json), out, summary: { report, ...summary } },
-      { done: 0, skipped: 0, failed: [], interrupted: false },
+    return endRun({
+      command: 'weights',
+      json: Boolean(values.json),
+      out,
+      summary: { report, ...summary },
+      outcome: { done: 0, skipped: 0, failed: [], interrupted: false },
       files,
-    );
+    });
   } finally {
     model.dispose();
   }
