@@ -1,5 +1,6 @@
 /**
- * Every `code` a FeatscopeError can carry: thrown by the TypeScript layer or by the addon
+ * Every `code` the library can throw: by the TypeScript layer or by the addon. The command line
+ * (lib/cli/codes.ts) and the viewer (lib/viewer/codes.ts) have their own beside these
  * (native/error_codes.h lists the same codes; test/unit/error-codes.test.ts holds this list,
  * that header, the codes thrown in the sources and docs/api.md's table against one another).
  */
@@ -23,10 +24,8 @@ export const ERROR_CODES = [
   'LAYER_NOT_CALLED',
   'LAYER_NOT_EXPORTED',
   'LAYER_OUTPUT_NOT_TENSOR',
-  'LISTEN_FAILED',
   'MERGE_INVALID',
   'MERGE_MISMATCH',
-  'METHOD_NOT_ALLOWED',
   'MODEL_DISPOSED',
   'MODEL_FROZEN',
   'MODEL_INVALID',
@@ -37,23 +36,16 @@ export const ERROR_CODES = [
   'NOT_A_CLASSIFIER',
   'NOT_A_TRANSFORMER',
   'NOT_FEATURE_MAPS',
-  'NOT_FOUND',
   'NOT_SUPPORTED_PT2',
   'NO_INPUTS',
   'NO_RGB_CONV',
   'OUT_OF_MEMORY',
   'PARAMETERS_FAILED',
-  'PORT_IN_USE',
   'SHAPE_MISMATCH',
-  'UNAUTHORIZED',
   'UNKNOWN_LAYER',
   'UNKNOWN_OPTION',
-  'UNSAFE_PATH',
   'UNSUPPORTED_GRAPH',
-  'UPLOAD_LIMIT',
-  'UPLOAD_TOO_LARGE',
   'VIDEO_DECODE_FAILED',
-  'USAGE',
   'ZERO_GRADIENT',
 ] as const;
 

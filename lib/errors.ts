@@ -5,11 +5,17 @@ export type { ErrorCode } from './error-codes';
 
 /**
  * One error class for everything featscope refuses or fails at. `code` is stable and meant for
- * programs; `message` names the offending value and the fix, for people.
+ * programs; `message` names the offending value and the fix, for people. The library throws only
+ * its own codes (ErrorCode); the CLI's errors are FeatscopeError<CliCode>, the viewer's
+ * FeatscopeError<ViewerErrorCode>.
  */
-export class FeatscopeError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+export class FeatscopeError<C extends string = ErrorCode> extends Error {
+  readonly code: C;
+  /**
+   * `C` is the library's ErrorCode unless given explicitly (the CLI and the viewer pass their own
+   * code lists); `NoInfer` keeps a code outside the list a type error.
+   */
+  constructor(code: NoInfer<C>, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'FeatscopeError';
     this.code = code;

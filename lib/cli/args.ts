@@ -8,7 +8,7 @@ import { MAX_THREADS, packageRoot } from '../native';
 import { setNumThreads } from '../threads';
 import { COLORMAP_NAMES, type ChannelSelection, type ColormapName } from '../render';
 import { REPORT_ASSETS, type ReportAssets } from '../report/shell';
-import { cliError, type Code } from './codes';
+import { cliError, type CliCode, type Code } from './codes';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -35,7 +35,7 @@ export const USAGE_CODES: ReadonlySet<string> = new Set<Code | 'PORT_IN_USE' | '
   'NOT_SUPPORTED_PT2',
 ]);
 
-export function usage(message: string, command?: string): FeatscopeError {
+export function usage(message: string, command?: string): FeatscopeError<CliCode> {
   return cliError('USAGE', `${message}${command ? ` (see \`featscope ${command} --help\`)` : ''}`);
 }
 

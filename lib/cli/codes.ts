@@ -19,9 +19,8 @@ export type CliCode = (typeof CLI_CODES)[number];
 export type Code = ErrorCode | CliCode;
 
 /** A FeatscopeError with one of the CLI's own codes. */
-export function cliError(code: CliCode, message: string, options?: { cause?: unknown }): FeatscopeError {
-  // FeatscopeError's `code` is typed with the library's codes; a CLI code is one of the CLI's.
-  return new FeatscopeError(code as string as ErrorCode, message, options);
+export function cliError(code: CliCode, message: string, options?: { cause?: unknown }): FeatscopeError<CliCode> {
+  return new FeatscopeError<CliCode>(code, message, options);
 }
 
 const KNOWN = new Set<string>([...ERROR_CODES, ...CLI_CODES]);

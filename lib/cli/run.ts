@@ -15,6 +15,7 @@ import { shown } from './term';
 import { bracketDepthExceeds, readBoundedFile, valueDepthExceeds } from '../fsutil';
 import { parseCommand, printHelp, type CommandSpec, type OptionSpec } from './command';
 import { COMMAND_SPECS, RUN_COMMAND } from './commands';
+import type { CliCode } from './codes';
 import { interruptible } from './interrupt';
 import { reportError } from './summary';
 
@@ -59,11 +60,11 @@ export interface Job {
 type Plain = Record<string, unknown>;
 const isObject = (v: unknown): v is Plain => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-function refuse(message: string): FeatscopeError {
+function refuse(message: string): FeatscopeError<CliCode> {
   return usage(message, 'run');
 }
 
-function unknownKey(key: string, where: string, known: string[]): FeatscopeError {
+function unknownKey(key: string, where: string, known: string[]): FeatscopeError<CliCode> {
   const near = closest(key, known, 3).filter((k) => editDistance(key, k) <= Math.max(2, Math.floor(key.length / 3)));
   return refuse(
     `${where}: unknown key ${JSON.stringify(key)}${near.length ? `; did you mean ${near.map((n) => JSON.stringify(n)).join(', ')}?` : ''} (known: ${known.join(', ')})`,

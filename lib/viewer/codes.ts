@@ -43,10 +43,9 @@ export const STATUS: Partial<Record<AnswerCode, number>> = {
  * An error with one of the viewer's codes. It is a FeatscopeError, so the CLI reports it as every
  * other (`[PORT_IN_USE]`, exit 2 for the listen codes).
  */
-export class ViewerError extends FeatscopeError {
+export class ViewerError extends FeatscopeError<ViewerErrorCode> {
   constructor(code: ViewerErrorCode, message: string) {
-    // The library's ErrorCode still lists some of these codes; the cast keeps this file right once it does not.
-    super(code as unknown as ErrorCode, message);
+    super(code, message);
   }
 }
 

@@ -52,7 +52,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const uploadLimit = options.uploadLimit ?? 20 * 1024 * 1024;
   const token = options.token ?? randomBytes(24).toString('base64url');
   if (options.models.length < 1 || options.models.length > 2)
-    throw bad('USAGE', `view takes one model or two (--model a.pt --model b.pt), not ${options.models.length}`);
+    throw bad(
+      'INVALID_ARGUMENT',
+      `view takes one model or two (--model a.pt --model b.pt), not ${options.models.length}`,
+    );
   for (const file of options.images) {
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
       throw bad(

@@ -74,6 +74,9 @@ export async function uses(): Promise<void> {
   }
   const all: readonly ErrorCode[] = ERROR_CODES;
   void all;
+  // @ts-expect-error the library's codes only: USAGE is the command line's (NoInfer keeps C the default)
+  void new FeatscopeError('USAGE', 'x');
+  void new FeatscopeError('INVALID_ARGUMENT', 'x');
 }
 
 // The second entry point, and the end of deep imports: anything else under dist/ is not exported.
