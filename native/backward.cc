@@ -3,6 +3,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
+#include "args.h"
 #include "capture_ops.h"
 #include "errors.h"
 #include "structured.h"
@@ -242,20 +243,14 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
   BackwardSpec spec;
   if (info[3].IsObject()) {
     Napi::Object o = info[3].As<Napi::Object>();
-    if (o.Get("classes").IsArray()) {
-      Napi::Array a = o.Get("classes").As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) spec.classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-    }
-    spec.crossEntropy = o.Get("loss").IsString() && o.Get("loss").As<Napi::String>().Utf8Value() == "cross-entropy";
+    spec.classes = optIntList(env, o.Get("classes"), "classes");
+    spec.crossEntropy = optString(o.Get("loss")) == "cross-entropy";
     spec.inputGrad = o.Get("inputGrad").ToBoolean();
     spec.paramGrads = o.Get("parameterGrads").ToBoolean();
-    if (o.Get("objectiveLayer").IsString()) {
-      spec.objectiveLayer = o.Get("objectiveLayer").As<Napi::String>().Utf8Value();
+    if (auto layer = optString(o.Get("objectiveLayer"))) {
+      spec.objectiveLayer = *layer;
       if (!names.count(spec.objectiveLayer)) throw makeJsError(env, "INVALID_ARGUMENT", "the objective layer must be among the layers");
-      if (o.Get("objectiveChannels").IsArray()) {
-        Napi::Array a = o.Get("objectiveChannels").As<Napi::Array>();
-        for (uint32_t i = 0; i < a.Length(); ++i) spec.objectiveChannels.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-      }
+      spec.objectiveChannels = optIntList(env, o.Get("objectiveChannels"), "objectiveChannels");
     }
     spec.tokens = readTokenLayout(o.Get("tokens"));
   }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "args.h"
 #include "errors.h"
 #include "tensor_bridge.h"
 
@@ -55,21 +56,14 @@ ReducedCapture reduceCapture(const at::Tensor& in, const ReduceSpec& spec, bool*
   return r;
 }
 
-static std::vector<int64_t> intList(Napi::Value v) {
-  std::vector<int64_t> out;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-  return out;
-}
-
 ReduceSpec readReduceSpec(Napi::Env env, Napi::Value v) {
   ReduceSpec s;
   if (!v.IsObject()) return s;
   Napi::Object o = v.As<Napi::Object>();
-  if (o.Has("channels") && o.Get("channels").IsArray()) s.channels = intList(o.Get("channels"));
-  if (o.Has("top") && o.Get("top").IsNumber()) s.topK = o.Get("top").As<Napi::Number>().Int64Value();
-  if (o.Has("by") && o.Get("by").IsString()) s.topByMean = o.Get("by").As<Napi::String>().Utf8Value() == "mean";
-  if (o.Has("maxSize") && o.Get("maxSize").IsNumber()) s.maxSize = o.Get("maxSize").As<Napi::Number>().Int64Value();
+  s.channels = optIntList(env, o.Get("channels"), "channels");
+  s.topK = optInt(o.Get("top")).value_or(s.topK);
+  if (auto by = optString(o.Get("by"))) s.topByMean = *by == "mean";
+  s.maxSize = optInt(o.Get("maxSize")).value_or(s.maxSize);
   if (o.Has("stats")) s.stats = o.Get("stats").ToBoolean();
   if (o.Has("tokens")) s.tokens = readTokenLayout(o.Get("tokens"));
   return s;

@@ -12,13 +12,13 @@
 #include <functional>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <regex>
 #include <unordered_map>
 
 #include "attention_hooks.h"
 #include "errors.h"
+#include "freeze.h"
 #include "structured.h"
 
 namespace featscope {
@@ -206,15 +206,6 @@ Value* liftToTop(Graph& graph, Value* v) {
   return v;
 }
 
-// Every node of `block` and of the blocks nested in it, in program order (a node before its blocks).
-template <typename F>
-void forEachNode(Block* block, F&& visit) {
-  for (Node* n : block->nodes()) {
-    visit(n);
-    for (Block* inner : n->blocks()) forEachNode(inner, visit);
-  }
-}
-
 // Every node that runs after `start`: the rest of its block, then the rest of each enclosing block.
 template <typename F>
 void forEachNodeAfter(Graph& graph, Node* start, F&& visit) {
@@ -228,6 +219,11 @@ void forEachNodeAfter(Graph& graph, Node* start, F&& visit) {
 }
 
 }  // namespace
+
+bool debugGraphs() {
+  const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH");
+  return dbg && *dbg && std::string(dbg) != "0";
+}
 
 std::string moduleTypeName(const torch::jit::Module& m) {
   auto qn = m.type()->name();
@@ -302,17 +298,11 @@ static void dropAfterLastCapture(std::shared_ptr<Graph>& graph, const std::vecto
   }
 }
 
-HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace,
-                                 bool capturesOnly) {
-  auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
-  std::shared_ptr<Graph> graph = forward.graph()->copy();
+namespace {
 
-  std::set<std::string> modules, attention;
-  splitAttentionNames(module, wanted, modules, attention);
-  Walker w{modules, true, graph.get(), &attention};
-  w.paths[graph->inputs().at(0)] = "";
-  w.walk(graph->block());
-
+// Every wanted module (and attention weight) is called somewhere in the forward.
+void checkCalled(const Walker& w, const std::set<std::string>& wanted, const std::set<std::string>& modules,
+                 const std::set<std::string>& attention) {
   if (w.callSeq == 0 && !wanted.empty())
     throw FsError("MODEL_FROZEN",
                   "the model's forward calls no submodules (it was frozen with torch.jit.freeze or optimize_for_inference, "
@@ -324,79 +314,89 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   for (const auto& name : modules)
     if (!w.callCount.count(name))
       throw FsError("LAYER_NOT_CALLED", "layer " + name + " exists but the model's forward never calls it, so it has no output to capture");
+}
 
-  // Python hooks fire when a module returns, inner modules first: order the captures by where
-  // their clone (right after the call) sits in the graph, branches included.
-  {
-    std::unordered_map<Node*, size_t> position;
-    forEachNode(graph->block(), [&](Node* n) { position.emplace(n, position.size()); });
-    std::stable_sort(w.captures.begin(), w.captures.end(),
-                     [&](const Walker::Pending& a, const Walker::Pending& b) { return position.at(a.clone) < position.at(b.clone); });
-  }
+// Python hooks fire when a module returns, inner modules first: order the captures by where
+// their clone (right after the call) sits in the graph, branches included.
+void orderCaptures(Graph& graph, std::vector<Walker::Pending>& captures) {
+  std::unordered_map<Node*, size_t> position;
+  forEachNode(graph.block(), [&](Node* n) { position.emplace(n, position.size()); });
+  std::stable_sort(captures.begin(), captures.end(),
+                   [&](const Walker::Pending& a, const Walker::Pending& b) { return position.at(a.clone) < position.at(b.clone); });
+}
 
-  // A module called inside a loop fires once per iteration: all its calls (in loops or not) append
-  // their output to one list, made at the top of the graph, which keeps them in the order they ran.
-  // Those outputs are always copied (iterations overwrite their values), except for gradients,
-  // which need the values themselves.
+// A module called inside a loop fires once per iteration: all its calls (in loops or not) append
+// their output to one list, made at the top of the graph, which keeps them in the order they ran.
+// Those outputs are always copied (iterations overwrite their values), except for gradients,
+// which need the values themselves. Returns the lists by layer; `listed` gets the clones of
+// looped captures (kept, or replaced by their input).
+std::map<std::string, Value*> collectLoopedCaptures(Graph& graph, const std::vector<Walker::Pending>& captures, bool guardInPlace,
+                                                    std::vector<Node*>& listed) {
   std::map<std::string, Value*> lists;
-  for (auto& p : w.captures)
+  for (auto& p : captures)
     if (p.inLoop) lists[p.slot.layer] = nullptr;
-  std::vector<Node*> listed;  // clones of looped captures (kept, or replaced by their input)
   for (auto& [layer, list] : lists) {
-    torch::jit::WithInsertPoint top(graph->block()->nodes().front());
-    list = graph->insertNode(graph->createList(c10::TensorType::get(), {}))->output();
-    for (auto& p : w.captures) {
+    torch::jit::WithInsertPoint top(graph.block()->nodes().front());
+    list = graph.insertNode(graph.createList(c10::TensorType::get(), {}))->output();
+    for (auto& p : captures) {
       if (p.slot.layer != layer) continue;
       torch::jit::WithInsertPoint after(p.clone->next());
-      graph->insert(c10::aten::append, {list, guardInPlace ? p.clone->output() : p.clone->input(0)});
+      graph.insert(c10::aten::append, {list, guardInPlace ? p.clone->output() : p.clone->input(0)});
       listed.push_back(p.clone);
     }
   }
+  return lists;
+}
 
-  // Return (original output, captures...) as one tuple.
+// Makes the graph return (original output, captures...) as one tuple; returns the slots of
+// elements 1..n. Captures only: None takes the output's place, so what only the output needed
+// becomes dead.
+std::vector<CaptureSlot> returnCaptures(Graph& graph, const std::vector<Walker::Pending>& captures, std::map<std::string, Value*> lists,
+                                        bool capturesOnly) {
   std::vector<CaptureSlot> slots;
-  {
-    std::vector<Value*> outs{graph->outputs().at(0)};
-    for (auto& p : w.captures) {
-      auto it = lists.find(p.slot.layer);
-      if (it == lists.end()) {
-        outs.push_back(liftToTop(*graph, p.clone->output()));
-        slots.push_back(p.slot);
-      } else if (it->second) {
-        // The list takes the place of the module's first capture.
-        outs.push_back(it->second);
-        slots.push_back({p.slot.layer, -1, p.slot.layer, true});
-        it->second = nullptr;
-      }
+  std::vector<Value*> outs{graph.outputs().at(0)};
+  for (auto& p : captures) {
+    auto it = lists.find(p.slot.layer);
+    if (it == lists.end()) {
+      outs.push_back(liftToTop(graph, p.clone->output()));
+      slots.push_back(p.slot);
+    } else if (it->second) {
+      // The list takes the place of the module's first capture.
+      outs.push_back(it->second);
+      slots.push_back({p.slot.layer, -1, p.slot.layer, true});
+      it->second = nullptr;
     }
-    torch::jit::WithInsertPoint ip(graph->return_node());
-    // Captures only: None takes the output's place, so what only the output needed becomes dead.
-    if (capturesOnly) outs[0] = graph->insertConstant(c10::IValue());
-    Node* tup = graph->insertNode(graph->createTuple(outs));
-    graph->eraseOutput(0);
-    graph->registerOutput(tup->output());
   }
-  torch::jit::Inline(*graph);
-  // Removes the layers after the last capture (captures only), before the in-place check below,
-  // so that a removed relu_ no longer forces a copy.
-  if (capturesOnly) {
-    std::vector<Node*> points;
-    for (auto& p : w.captures) points.push_back(p.clone);
-    bool evalMode = true;
-    for (const auto& m : module.modules()) evalMode = evalMode && !m.is_training();
-    dropAfterLastCapture(graph, points, evalMode);
-    torch::jit::EliminateDeadCode(graph);
-  }
+  torch::jit::WithInsertPoint ip(graph.return_node());
+  if (capturesOnly) outs[0] = graph.insertConstant(c10::IValue());
+  Node* tup = graph.insertNode(graph.createTuple(outs));
+  graph.eraseOutput(0);
+  graph.registerOutput(tup->output());
+  return slots;
+}
 
-  // A capture is the module's output when its forward returned. Keep the clone only where a later
-  // op writes to the value or an alias of it (ResNet's relu_ right after bn1, `out += identity`).
+// Captures only: removes the layers after the last capture (dropAfterLastCapture), then dead code.
+void pruneAfterCaptures(std::shared_ptr<Graph>& graph, const torch::jit::Module& module, const std::vector<Walker::Pending>& captures) {
+  std::vector<Node*> points;
+  for (auto& p : captures) points.push_back(p.clone);
+  bool evalMode = true;
+  for (const auto& m : module.modules()) evalMode = evalMode && !m.is_training();
+  dropAfterLastCapture(graph, points, evalMode);
+  torch::jit::EliminateDeadCode(graph);
+}
+
+// A capture is the module's output when its forward returned. Keep the clone only where a later
+// op writes to the value or an alias of it (ResNet's relu_ right after bn1, `out += identity`).
+// Returns how many clones went; sets *mutatesInput when the graph writes to its input.
+size_t dropUnneededClones(std::shared_ptr<Graph>& graph, const std::vector<Walker::Pending>& captures, const std::vector<Node*>& listed,
+                          bool guardInPlace, bool* mutatesInput) {
   std::vector<Node*> drop;
-  bool mutatesInput = false;
+  *mutatesInput = false;
   {
     torch::jit::AliasDb db(graph);
     for (Node* n : graph->nodes())
-      if (db.writesToAlias(n, {graph->inputs().at(1)})) mutatesInput = true;
-    for (auto& p : w.captures) {
+      if (db.writesToAlias(n, {graph->inputs().at(1)})) *mutatesInput = true;
+    for (auto& p : captures) {
       if (std::find(listed.begin(), listed.end(), p.clone) != listed.end()) {
         if (!guardInPlace) drop.push_back(p.clone);
         continue;
@@ -412,9 +412,35 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
     c->output()->replaceAllUsesWith(c->input(0));
     c->destroy();
   }
+  return drop.size();
+}
 
-  if (const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH"); dbg && *dbg && std::string(dbg) != "0") {
-    std::cerr << "featscope: hooked forward for " << wanted.size() << " layer(s), " << w.captures.size() - drop.size()
+}  // namespace
+
+HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace,
+                                 bool capturesOnly) {
+  auto& forward = torch::jit::toGraphFunction(module.get_method("forward").function());
+  std::shared_ptr<Graph> graph = forward.graph()->copy();
+
+  std::set<std::string> modules, attention;
+  splitAttentionNames(module, wanted, modules, attention);
+  Walker w{modules, true, graph.get(), &attention};
+  w.paths[graph->inputs().at(0)] = "";
+  w.walk(graph->block());
+  checkCalled(w, wanted, modules, attention);
+
+  orderCaptures(*graph, w.captures);
+  std::vector<Node*> listed;
+  auto lists = collectLoopedCaptures(*graph, w.captures, guardInPlace, listed);
+  std::vector<CaptureSlot> slots = returnCaptures(*graph, w.captures, std::move(lists), capturesOnly);
+  torch::jit::Inline(*graph);
+  // Before the in-place check below, so that a removed relu_ no longer forces a copy.
+  if (capturesOnly) pruneAfterCaptures(graph, module, w.captures);
+  bool mutatesInput = false;
+  const size_t dropped = dropUnneededClones(graph, w.captures, listed, guardInPlace, &mutatesInput);
+
+  if (debugGraphs()) {
+    std::cerr << "featscope: hooked forward for " << wanted.size() << " layer(s), " << w.captures.size() - dropped
               << " capture(s) copied (a later in-place op writes to them, or they are called in a loop):\n"
               << *graph << std::endl;
   }
@@ -424,30 +450,6 @@ HookedForward buildHookedForward(const torch::jit::Module& module, const std::se
   hf.slots = std::move(slots);
   hf.fn = std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("featscope.hooked_forward"), graph, nullptr);
   return hf;
-}
-
-namespace {
-// Cloning, freezing and removing a frozen forward change the model's compilation unit (its tables
-// of types and functions), which is not thread-safe; a FrozenForward may be destroyed on the JS
-// thread while a pool thread freezes another layer set of the same model.
-std::mutex& compilationUnitMutex() {
-  static std::mutex m;
-  return m;
-}
-}  // namespace
-
-FrozenForward::~FrozenForward() {
-  std::lock_guard<std::mutex> lock(compilationUnitMutex());
-  try {
-    auto type = module.type();
-    if (auto* fn = type->findMethod("forward")) {
-      const auto qualname = fn->qualname();
-      type->unsafeRemoveMethod("forward");
-      module._ivalue()->compilation_unit()->unsafeRemoveMethod(qualname);
-    }
-  } catch (...) {
-    // Never throw from a destructor: at worst the graph stays in the compilation unit.
-  }
 }
 
 std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, const at::Tensor& x) const {
@@ -467,82 +469,6 @@ std::vector<c10::IValue> HookedForward::run(const torch::jit::Module& self, cons
     fn->run(stack);
   }
   return stack.back().toTuple()->elements().vec();
-}
-
-namespace {
-
-bool debugGraphs() {
-  const char* dbg = std::getenv("FEATSCOPE_DEBUG_GRAPH");
-  return dbg && *dbg && std::string(dbg) != "0";
-}
-
-// Why a hooked graph is not frozen, or "" when it can be.
-std::string unfreezable(const HookedForward& hf) {
-  for (const auto& s : hf.slots)
-    if (s.looped) return "captures of " + s.layer + ", a module called inside a loop";
-  std::string reason;
-  forEachNode(hf.fn->graph()->block(), [&](Node* n) {
-    if (reason.empty() && n->kind() == prim::SetAttr) reason = "the model's forward writes the module attribute " + n->s(attr::name);
-  });
-  return reason;
-}
-
-}  // namespace
-
-void optimizeHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, HookedForward& hf) {
-  hf.fallback = unfreezable(hf);
-  if (!hf.fallback.empty()) return;
-  std::lock_guard<std::mutex> lock(compilationUnitMutex());
-  try {
-    // A clone that shares the parameters (new module types, so the original is untouched), whose
-    // forward becomes the hooked forward built on the clone itself: captures are outputs of the
-    // graph, so freezing and folding cannot cross them.
-    torch::jit::Module clone = module.clone(/*inplace=*/true);
-    HookedForward onClone = buildHookedForward(clone, wanted, /*guardInPlace=*/true, hf.capturesOnly);
-    auto type = clone.type();
-    auto cu = clone._ivalue()->compilation_unit();
-    const auto forwardName = type->getMethod("forward").qualname();
-    type->unsafeRemoveMethod("forward");
-    auto* fn = cu->create_function(forwardName, onClone.fn->graph()->copy(), /*shouldMangle=*/true);
-    type->addMethod(fn);
-    bool cpu = true;
-    for (const auto& p : module.parameters(true)) {
-      cpu = p.device().is_cpu();
-      break;
-    }
-    // On the CPU: freeze, fold conv-BN, fuse conv-add-ReLU and run convolutions in MKLDNN
-    // (torch.jit.optimize_for_inference); on CUDA, freezing and its folding.
-    torch::jit::Module frozen = cpu ? torch::jit::optimize_for_inference(clone) : torch::jit::freeze(clone);
-    // The clone's own forward is no longer needed: the frozen module has its own copy (unless the
-    // model was frozen already, when optimize_for_inference optimises the clone itself).
-    if (frozen.type() != type) {
-      type->unsafeRemoveMethod("forward");
-      cu->unsafeRemoveMethod(fn->qualname());
-    }
-    if (debugGraphs())
-      std::cerr << "featscope: optimised forward for " << wanted.size() << " layer(s):\n"
-                << *frozen.get_method("forward").graph() << std::endl;
-    // (The model's own parameters and buffers, kept as they are, are copied on export already.)
-    std::unordered_set<const void*> own, constants;
-    for (const auto& p : module.parameters(true)) own.insert(p.storage().data());
-    for (const auto& b : module.buffers(true)) own.insert(b.storage().data());
-    forEachNode(frozen.get_method("forward").graph()->block(), [&](Node* n) {
-      if (n->kind() == prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
-        auto t = torch::jit::toIValue(n->output());
-        if (t && t->isTensor() && t->toTensor().has_storage() && !own.count(t->toTensor().storage().data()))
-          constants.insert(t->toTensor().storage().data());
-      }
-    });
-    // Made last: a FrozenForward destroyed here would wait for the lock this function holds.
-    hf.optimized = std::make_shared<FrozenForward>(std::move(frozen));
-    hf.optimized->constants = std::move(constants);
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    hf.fallback = "freezing failed: " + msg.substr(0, msg.find('\n'));
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    hf.fallback = "freezing failed: " + msg.substr(0, msg.find('\n'));
-  }
 }
 
 std::vector<Captured> unpackCaptures(const HookedForward& hf, const std::vector<c10::IValue>& elements) {

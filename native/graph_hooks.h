@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/script.h>
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
 
 #include <memory>
 #include <set>
@@ -29,19 +30,7 @@ struct CaptureSlot {
   bool structured = false;
 };
 
-// A clone of the model whose forward is a hooked forward, frozen and optimised
-// (optimize_for_inference on the CPU, freeze on CUDA). Removes its forward (which holds the
-// folded weights as constants) from the shared compilation unit when the last run is done.
-struct FrozenForward {
-  torch::jit::Module module;
-  // Data of the tensor constants freezing made (folded weights, precomputed values): an output that
-  // is one of them is copied before it leaves, so that no one writes into the graph's constants.
-  std::unordered_set<const void*> constants;
-  explicit FrozenForward(torch::jit::Module m) : module(std::move(m)) {}
-  ~FrozenForward();
-  FrozenForward(const FrozenForward&) = delete;
-  FrozenForward& operator=(const FrozenForward&) = delete;
-};
+struct FrozenForward;  // freeze.h
 
 struct HookedForward {
   std::shared_ptr<torch::jit::GraphFunction> fn;
@@ -82,14 +71,21 @@ struct LayerInfo {
 HookedForward buildHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, bool guardInPlace,
                                  bool capturesOnly = false);
 
-// Freezes and optimises `hf` (built with guardInPlace for `wanted`) on a clone of `module` that
-// keeps the captures as graph outputs: sets hf.optimized, or hf.fallback to the reason the exact
-// graph is kept (a looped capture, a module attribute written in forward, freezing failed).
-void optimizeHookedForward(const torch::jit::Module& module, const std::set<std::string>& wanted, HookedForward& hf);
-
 // Every submodule with its type and call count, in call order (never-called ones last).
 std::vector<LayerInfo> listLayers(const torch::jit::Module& module);
 
 std::string moduleTypeName(const torch::jit::Module& m);
+
+// FEATSCOPE_DEBUG_GRAPH is set (and not 0): the graphs built are printed to stderr.
+bool debugGraphs();
+
+// Every node of `block` and of the blocks nested in it, in program order (a node before its blocks).
+template <typename F>
+void forEachNode(torch::jit::Block* block, F&& visit) {
+  for (torch::jit::Node* n : block->nodes()) {
+    visit(n);
+    for (torch::jit::Block* inner : n->blocks()) forEachNode(inner, visit);
+  }
+}
 
 }  // namespace featscope

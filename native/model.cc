@@ -9,9 +9,11 @@
 #include <condition_variable>
 #include <cstring>
 
+#include "args.h"
 #include "capture_ops.h"
 #include "env_data.h"
 #include "errors.h"
+#include "freeze.h"
 #include "staging.h"
 #include "structured.h"
 #include "tensor_bridge.h"
@@ -125,7 +127,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsString())
     throw makeJsError(env, "INVALID_ARGUMENT", "load(path: string, device: string, precision?: string)");
-  bool exact = info[2].IsString() && info[2].As<Napi::String>().Utf8Value() == "exact";
+  const bool exact = optString(info[2]) == "exact";
   auto* w = new LoadWorker(env, info[0].As<Napi::String>(), info[1].As<Napi::String>(), exact);
   auto p = w->Promise();
   w->Queue();
@@ -335,8 +337,7 @@ static std::vector<float> readTriple(Napi::Env env, Napi::Object o, const char* 
   std::vector<float> out;
   Napi::Array a = v.As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); ++i) {
-    Napi::Value e = a.Get(i);
-    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : std::nan("");
+    const double d = optNumber(a.Get(i)).value_or(std::nan(""));
     if (!std::isfinite(d) || (std::string(key) == "std" && d <= 0))
       throw makeJsError(env, "INVALID_INPUT",
                         std::string("uint8 input: ") + key + "[" + std::to_string(i) + "] must be a finite number" +
@@ -348,16 +349,13 @@ static std::vector<float> readTriple(Napi::Env env, Napi::Object o, const char* 
 
 JsInput JsInput::read(const Napi::CallbackInfo& info, c10::Device device, int normArg) {
   Napi::Env env = info.Env();
-  if (!info[1].IsArray()) throw makeJsError(env, "INVALID_ARGUMENT", "shape must be an array of integers");
-  Napi::Array a = info[1].As<Napi::Array>();
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape = argIntList(env, info[1], "shape");
   int64_t n = 1;
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-    if (shape.back() <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
-    if (n > (int64_t{1} << 53) / shape.back())
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] <= 0) throw makeJsError(env, "INVALID_INPUT", "input shape has a dimension <= 0");
+    if (n > (int64_t{1} << 53) / shape[i])
       throw makeJsError(env, "INVALID_INPUT", "input shape holds more than 2^53 values; no Float32Array is that long");
-    n *= shape.back();
+    n *= shape[i];
   }
   const bool isTyped = info[0].IsTypedArray();
   const napi_typedarray_type type = isTyped ? info[0].As<Napi::TypedArray>().TypedArrayType() : napi_float32_array;
@@ -404,10 +402,7 @@ at::Tensor JsInput::forGrad(const ModelState& st) const {
 
 std::set<std::string> readLayerNames(Napi::Env env, const ModelState& st, Napi::Value v) {
   std::set<std::string> names;
-  if (!v.IsArray()) return names;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    std::string n = a.Get(i).As<Napi::String>();
+  for (auto& n : optStringList(env, v, "layers")) {
     if (!st.layerNames.count(n)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
     names.insert(n);
   }
@@ -421,11 +416,11 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   JsInput input = JsInput::read(info, st->device, 6);
   std::set<std::string> names = readLayerNames(env, *st, info[2]);
   ReduceSpec reduce = readReduceSpec(env, info[3]);
-  const bool optimize = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  const bool optimize = optBool(info[4]).value_or(false);
   // Captures only (Model.capture): the layers after the last capture are not run.
-  const bool capturesOnly = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  const bool capturesOnly = optBool(info[5]).value_or(false);
   // info[7]: CUDA graphs (native/cuda_graphs.h), on unless turned off (lib/model.ts: the call's or loadModel's cudaGraphs).
-  const bool cudaGraphs = !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();
+  const bool cudaGraphs = optBool(info[7]).value_or(true);
   auto* w = new ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce), optimize, capturesOnly, cudaGraphs);
   auto p = w->Promise();
   w->Queue();

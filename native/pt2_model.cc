@@ -5,6 +5,7 @@
 #include <torch/script.h>
 #include <torch/version.h>
 
+#include "args.h"
 #include "errors.h"
 #include "workers.h"
 
@@ -25,7 +26,7 @@ namespace featscope {
 #ifndef FEATSCOPE_HAVE_AOTI
 
 Napi::Value LoadPt2Model(const Napi::CallbackInfo& info) {
-  std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("(no path)");
+  std::string path = optString(info[0]).value_or("(no path)");
   auto d = Napi::Promise::Deferred::New(info.Env());
   d.Reject(makeJsError(info.Env(), "FORMAT_UNSUPPORTED",
                        "cannot load " + path +
@@ -211,7 +212,7 @@ class Pt2Wrap : public Napi::ObjectWrap<Pt2Wrap> {
   Napi::Value ExplainLayer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto st = live(env);
-    std::string n = info[0].As<Napi::String>();
+    std::string n = argString(env, info[0], "layer");
     if (st->layerCalls.count(n) || !st->modules.count(n)) return env.Null();
     return Napi::String::New(env, "layer " + n + " was not exported as a tap of " + st->path + " (exported with --taps " + st->tapsFlag +
                                       "); export it again with scripts/export-model.py --format pt2 --taps all, or add " + n +
@@ -315,19 +316,15 @@ Napi::Value Pt2Wrap::Forward(const Napi::CallbackInfo& info) {
                           "] with 1 <= N <= 4096; resize the input, or export again with --size");
   }
   std::set<std::string> names;
-  if (info[2].IsArray()) {
-    Napi::Array a = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      std::string n = a.Get(i).As<Napi::String>();
-      if (!st->layerCalls.count(n)) {
-        if (st->modules.count(n))
-          throw makeJsError(env, "LAYER_NOT_EXPORTED",
-                            "layer " + n + " was not exported as a tap (exported with --taps " + st->tapsFlag +
-                                "); export again with scripts/export-model.py --format pt2 --taps all, or add it to --taps");
-        throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
-      }
-      names.insert(n);
+  for (auto& n : optStringList(env, info[2], "layers")) {
+    if (!st->layerCalls.count(n)) {
+      if (st->modules.count(n))
+        throw makeJsError(env, "LAYER_NOT_EXPORTED",
+                          "layer " + n + " was not exported as a tap (exported with --taps " + st->tapsFlag +
+                              "); export again with scripts/export-model.py --format pt2 --taps all, or add it to --taps");
+      throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + n);
     }
+    names.insert(n);
   }
   ReduceSpec reduce = readReduceSpec(env, info[3]);
   auto* w = new Pt2ForwardWorker(env, st, std::move(input), std::move(names), std::move(reduce));
@@ -342,8 +339,8 @@ Napi::Value LoadPt2Model(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsString())
     throw makeJsError(env, "INVALID_ARGUMENT", "loadPt2(path: string, device: string, precision?: string)");
-  std::string device = info[1].As<Napi::String>();
-  std::string path = info[0].As<Napi::String>();
+  std::string device = argString(env, info[1], "device");
+  std::string path = argString(env, info[0], "path");
   auto* w = new Pt2LoadWorker(env, path, device);
   auto p = w->Promise();
   w->Queue();

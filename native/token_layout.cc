@@ -1,20 +1,24 @@
 #include "token_layout.h"
 
+#include "args.h"
+
 namespace featscope {
 
 TokenLayout readTokenLayout(Napi::Value v) {
   TokenLayout t;
   if (!v.IsObject()) return t;
   Napi::Object o = v.As<Napi::Object>();
-  if (o.Get("layout").IsString()) t.layout = o.Get("layout").As<Napi::String>().Utf8Value();
-  if (o.Get("classTokens").IsNumber()) t.classTokens = o.Get("classTokens").As<Napi::Number>().Int64Value();
+  t.layout = optString(o.Get("layout")).value_or(t.layout);
+  t.classTokens = optInt(o.Get("classTokens")).value_or(t.classTokens);
   if (o.Get("grids").IsArray()) {
+    // A grid that is not [h, w] is skipped (lib/model.ts hands over only well-formed ones).
     Napi::Array a = o.Get("grids").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) {
       if (!a.Get(i).IsArray()) continue;
       Napi::Array g = a.Get(i).As<Napi::Array>();
-      if (g.Length() != 2 || !g.Get(0u).IsNumber() || !g.Get(1u).IsNumber()) continue;
-      t.grids.emplace_back(g.Get(0u).As<Napi::Number>().Int64Value(), g.Get(1u).As<Napi::Number>().Int64Value());
+      auto h = optInt(g.Get(0u)), w = optInt(g.Get(1u));
+      if (g.Length() != 2 || !h || !w) continue;
+      t.grids.emplace_back(*h, *w);
     }
   }
   return t;

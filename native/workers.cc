@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include "args.h"
+
 namespace featscope {
 
 namespace {
@@ -75,8 +77,8 @@ int ActiveNativeRuns() { return activeCount.load(); }
 // inside a libtorch being torn down, and the process ends in bounded time.
 Napi::Value ArmExitWatchdog(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int code = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
-  double ms = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 10000;
+  const int code = static_cast<int>(optInt(info[0]).value_or(1));
+  double ms = optNumber(info[1]).value_or(10000);
   if (!(ms >= 0)) ms = 0;
   if (activeCount.load() == 0) return Napi::Boolean::New(env, false);
   std::thread([code, ms] {

@@ -32,40 +32,17 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-say() { printf 'test-cuda-build: %s\n' "$*"; }
-die() { printf 'test-cuda-build: %s\n' "$*" >&2; exit 1; }
-t_start=$(date +%s)
-elapsed() { echo "$(( $(date +%s) - t_start )) s"; }
-
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null 2>&1 || die "needs root (debootstrap, mount, chroot); run it as root"
-  exec sudo --preserve-env=FEATSCOPE_CUDA_ROOT,FEATSCOPE_DEBIAN_MIRROR,FEATSCOPE_CUDA_FRESH,FEATSCOPE_CUDA_WORK,PATH bash "$0" "$@"
-fi
+tag=test-cuda-build
+# shellcheck source=scripts/chroot-common.sh
+. "$root/scripts/chroot-common.sh"  # say, die, elapsed, as_root, in_chroot, ...
+as_root FEATSCOPE_CUDA_ROOT,FEATSCOPE_DEBIAN_MIRROR,FEATSCOPE_CUDA_FRESH,FEATSCOPE_CUDA_WORK "$@"
 
 chroot_dir=${FEATSCOPE_CUDA_ROOT:-/var/cache/featscope/trixie-cuda}
 suite=trixie
 packages=(libtorch-cuda-dev g++ cmake ninja-build nodejs)
 toolkit=(nvidia-cuda-toolkit)
-case "$chroot_dir" in "$root"|"$root"/*) die "FEATSCOPE_CUDA_ROOT must lie outside the checkout ($root)";; esac
-
-mirror=${FEATSCOPE_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    grep -oE '(https?://[^ ]+/debian)/?( |$)' | grep -v security | head -1 | tr -d ' ' || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-fi
-
-# Every command in the chroot runs in a private mount namespace with /proc and /dev mounted there
-# (as in test-torch2.sh): the mounts end with the command, whatever way it ends.
-in_chroot() {
-  unshare --mount --propagation private -- /bin/sh -c 'r=$1; shift
-    mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"' sh "$chroot_dir" \
-    /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" FEATSCOPE_WORK="${name:-featscope}" "$@"
-}
-no_mounts_below() {
-  ! findmnt -rn -o TARGET | grep -q "^$1/" || die "something is still mounted under $1 (findmnt | grep $1): unmount it first"
-}
+outside_checkout FEATSCOPE_CUDA_ROOT
+find_mirror
 
 # 1. The base system, made in a side folder renamed when complete.
 [ "${FEATSCOPE_CUDA_FRESH:-}" = 1 ] && { say "FEATSCOPE_CUDA_FRESH=1: removing $chroot_dir"; no_mounts_below "$chroot_dir"; rm -rf "$chroot_dir"; }
@@ -137,21 +114,11 @@ say "chroot: $(in_chroot dpkg-query -W -f='${Package} ${Version}' libtorch-cuda-
 
 # 3. The checkout, copied in (tracked and addable files, with their times; node_modules and the
 #    build folder are kept between runs so the build stays incremental).
-name=${FEATSCOPE_CUDA_WORK:-featscope}
-case "$name" in *[!A-Za-z0-9_.-]*|.*|'') die "FEATSCOPE_CUDA_WORK must be a plain folder name, not $name";; esac
-work=$chroot_dir/work/$name
+work_name FEATSCOPE_CUDA_WORK "${FEATSCOPE_CUDA_WORK:-featscope}"
 mkdir -p "$work"
 find "$work" -mindepth 1 -maxdepth 1 ! -name node_modules ! -name build -exec rm -rf {} +
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git -C "$root" ls-files -z -co --exclude-standard | (cd "$root" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$work"
-else
-  tar -C "$root" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./models --exclude=./test/.cache -cf - . | tar -xf - -C "$work"
-fi
-if ! cmp -s package-lock.json "$work/node_modules/.package-lock.json.featscope" 2>/dev/null; then
-  say "npm ci --ignore-scripts (on the host, into the chroot's copy)"
-  (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  cp package-lock.json "$work/node_modules/.package-lock.json.featscope"
-fi
+copy_checkout
+npm_ci_into_work
 
 # 4. Build with CUDA on: compile and link only. The addon must export native/cuda_graphs.cc's
 #    marker (its CUDA code went in, not the CPU stand-in) and name libtorch_cuda and libcudart

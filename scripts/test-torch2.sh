@@ -26,43 +26,18 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-say() { printf 'test-torch2: %s\n' "$*"; }
-die() { printf 'test-torch2: %s\n' "$*" >&2; exit 1; }
-t_start=$(date +%s)
-elapsed() { echo "$(( $(date +%s) - t_start )) s"; }
-
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null 2>&1 || die "needs root (debootstrap, mount, chroot); run it as root"
-  exec sudo --preserve-env=FEATSCOPE_TORCH2_ROOT,FEATSCOPE_DEBIAN_MIRROR,FEATSCOPE_TORCH2_FRESH,PATH bash "$0" "$@"
-fi
+tag=test-torch2
+# shellcheck source=scripts/chroot-common.sh
+. "$root/scripts/chroot-common.sh"  # say, die, elapsed, as_root, in_chroot, ...
+as_root FEATSCOPE_TORCH2_ROOT,FEATSCOPE_DEBIAN_MIRROR,FEATSCOPE_TORCH2_FRESH,FEATSCOPE_TORCH2_WORK "$@"
 
 chroot_dir=${FEATSCOPE_TORCH2_ROOT:-/var/cache/featscope/trixie}
 suite=trixie
 packages=(libtorch-dev python3-torch python3-torchvision python3-numpy python3-matplotlib python3-dev python3-setuptools
   fonts-dejavu-core nodejs g++ cmake ninja-build make python3-scipy)
 packages+=(python3-sklearn) # concepts: the NMF oracle (test/analysis/concepts.test.ts)
-case "$chroot_dir" in "$root"|"$root"/*) die "FEATSCOPE_TORCH2_ROOT must lie outside the checkout ($root)";; esac
-
-# The Debian mirror this machine's apt already uses (deb822 `URIs:` or one-line `deb URL suite`).
-mirror=${FEATSCOPE_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    grep -oE '(https?://[^ ]+/debian)/?( |$)' | grep -v security | head -1 | tr -d ' ' || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-fi
-
-# Every command in the chroot runs in a mount namespace of its own, with /proc and /dev (devpts
-# included) mounted there: the mounts end with the command, whatever way it ends, concurrent runs
-# do not unmount each other's, and removing the chroot can never reach the host's /dev.
-in_chroot() {  # a clean environment: nothing of the host's (LD_PRELOAD, PATH, npm config) leaks in
-  unshare --mount --propagation private -- /bin/sh -c 'r=$1; shift
-    mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"' sh "$chroot_dir" \
-    /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" FEATSCOPE_WORK="${name:-featscope}" "$@"
-}
-no_mounts_below() {  # refuse to delete a chroot something is still mounted in (an older run's mounts)
-  ! findmnt -rn -o TARGET | grep -q "^$1/" || die "something is still mounted under $1 (findmnt | grep $1): unmount it first"
-}
+outside_checkout FEATSCOPE_TORCH2_ROOT
+find_mirror
 
 # 1. The base system: made once, in a side folder that is renamed when complete, so that an
 #    interrupted debootstrap never passes for a chroot.
@@ -111,28 +86,18 @@ say "chroot: torch $torch_version, node $(in_chroot node --version), $(in_chroot
 # 3. The checkout, copied in. What git tracks or would add is copied (with its times, so the
 #    native build stays incremental); what the leg keeps between runs (node_modules, build, the
 #    exported models) stays; everything else there is removed first, so a deleted test cannot linger.
-name=${FEATSCOPE_TORCH2_WORK:-featscope}
-case "$name" in *[!A-Za-z0-9_.-]*|.*|'') die "FEATSCOPE_TORCH2_WORK must be a plain folder name, not $name";; esac
-work=$chroot_dir/work/$name
+work_name FEATSCOPE_TORCH2_WORK "${FEATSCOPE_TORCH2_WORK:-featscope}"
 mkdir -p "$work"
 find "$work" -mindepth 1 -maxdepth 1 ! -name node_modules ! -name build ! -name models ! -name test -exec rm -rf {} +
 [ -d "$work/test" ] && find "$work/test" -mindepth 1 -maxdepth 1 ! -name .cache -exec rm -rf {} +
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git -C "$root" ls-files -z -co --exclude-standard | (cd "$root" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$work"
-else
-  tar -C "$root" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./models --exclude=./test/.cache -cf - . | tar -xf - -C "$work"
-fi
+copy_checkout
 # Models exported by another torch, or by older export scripts, are made again.
 models_key="$torch_version $(cat scripts/export-model.py scripts/pt2_export.py test/support/*.py | sha256sum | cut -c1-16)"
 if [ "$(cat "$work/test/.cache/.featscope-key" 2>/dev/null)" != "$models_key" ]; then
   rm -rf "$work/test/.cache" "$work/models"
   mkdir -p "$work/test/.cache"; echo "$models_key" >"$work/test/.cache/.featscope-key"
 fi
-if ! cmp -s package-lock.json "$work/node_modules/.package-lock.json.featscope" 2>/dev/null; then
-  say "npm ci --ignore-scripts (on the host, into the chroot's copy)"
-  (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  cp package-lock.json "$work/node_modules/.package-lock.json.featscope"
-fi
+npm_ci_into_work
 
 # The host's npm, for test/e2e/install.test.ts (npm pack + an install with scripts blocked; Debian's
 # nodejs has no npm, and the test installs from a loopback registry, so nothing is fetched).

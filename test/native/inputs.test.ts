@@ -56,3 +56,32 @@ test('a shape whose product overflows is refused with INVALID_INPUT, naming the 
     m.dispose();
   }
 });
+
+test('malformed arguments from a raw caller are INVALID_ARGUMENT errors naming the element (native/args.h)', async () => {
+  const b = binding();
+  const m = await b.load(MODELS.scripted, 'cpu', 'fast');
+  try {
+    const data = new Float32Array(3 * 32 * 32).fill(0.5);
+    const refused = (message: RegExp) =>
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) });
+    expect(() => m.forward(data, [1, 3, '32', 32] as never, [], {}, false)).toThrow(
+      refused(/shape\[2\] must be a number, got a string/),
+    );
+    expect(() => m.forward(data, 'x' as never, [], {}, false)).toThrow(refused(/shape must be an array of integers/));
+    expect(() => m.forward(data, [1, 3, 32, 32], ['fc', 7] as never, {}, false)).toThrow(
+      refused(/layers\[1\] must be a string, got a number/),
+    );
+    expect(() => m.forward(data, [1, 3, 32, 32], ['fc'], { channels: [0, null] } as never, false)).toThrow(
+      refused(/channels\[1\] must be a number, got null/),
+    );
+    const spec = { classes: [1, {}], loss: 'score', inputGrad: false, parameterGrads: false } as never;
+    expect(() => m.backward(data, [1, 3, 32, 32], ['fc'], spec)).toThrow(
+      refused(/classes\[1\] must be a number, got an object/),
+    );
+    // Options of the wrong type take their defaults, as before: a forward still runs.
+    const r = await m.forward(data, [1, 3, 32, 32], ['fc'], { top: 'many', by: 3 } as never, 'yes' as never);
+    expect(r.captures[0].shape).toEqual([1, 1000]);
+  } finally {
+    m.dispose();
+  }
+});
