@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
+#include "args.h"
 #include "backward.h"
 #include "capture_ops.h"
 #include "errors.h"
@@ -167,22 +168,18 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto st = live(env);
   JsInput input = JsInput::read(info, st->device);
-  std::string layer = info[2].As<Napi::String>();
+  std::string layer = argString(env, info[2], "layer");
   if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
-  std::vector<int64_t> classes;
-  if (info[3].IsArray()) {
-    Napi::Array a = info[3].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) classes.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-  }
+  std::vector<int64_t> classes = optIntList(env, info[3], "classes");
   // info[5]: the target, absent for a classifier's class logit; { kind: 'segmentation', output }.
   GradCamTarget target;
   if (info[5].IsObject()) {
     Napi::Object t = info[5].As<Napi::Object>();
-    const Napi::Value kind = t.Get("kind");
-    if (!kind.IsString() || (kind.As<Napi::String>().Utf8Value() != "segmentation" && kind.As<Napi::String>().Utf8Value() != "class"))
+    const std::optional<std::string> kind = optString(t.Get("kind"));
+    if (!kind || (*kind != "segmentation" && *kind != "class"))
       throw makeJsError(env, "INVALID_ARGUMENT", "gradcam target.kind must be 'class' or 'segmentation'");
-    target.segmentation = kind.As<Napi::String>().Utf8Value() == "segmentation";
-    if (t.Get("output").IsString()) target.output = t.Get("output").As<Napi::String>().Utf8Value();
+    target.segmentation = *kind == "segmentation";
+    if (auto output = optString(t.Get("output"))) target.output = *output;
   }
   auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]), std::move(target));
   auto p = w->Promise();
