@@ -52,6 +52,8 @@ export interface GradCamOverlay {
   heatmap: { data: Float32Array; width: number; height: number };
   /** The CAM's maximum before normalisation (0: no positive evidence for the class at this layer). */
   rawMax: number;
+  /** A segmentation model: the pixels of the target class's predicted mask (its score's support). */
+  maskPixels?: number;
   /** The framed overlay PNG: weights banner, title, photo with heatmap, colour bar and predictions. */
   png: Buffer;
   width: number;
@@ -175,6 +177,7 @@ export async function gradCamOverlaysOf(
       predictions,
       heatmap: { data: heat, width: w, height: h },
       rawMax: max,
+      ...(pixels !== undefined ? { maskPixels: pixels } : {}),
       ...framed,
       weights,
     });

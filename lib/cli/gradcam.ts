@@ -141,6 +141,8 @@ interface GradcamRecord extends ImageRecordBase {
   target: Prediction;
   predictions: Prediction[];
   camMax: number;
+  /** A segmentation model: the pixels of the target class's predicted mask. */
+  maskPixels?: number;
   saliency?: { file: string; method: SaliencyMethod; clipValue: number; completeness?: unknown };
   /** --metrics: per map, the class, the pixels per step and the curves with their AUCs. */
   metrics?: { file: string; step: number; gradcam: SaliencyEvaluation; saliency?: SaliencyEvaluation };
@@ -249,6 +251,14 @@ async function gradcamWith(
       const sources = b.inputs.map((i) => i.source);
       const classes = o.classes && sources.map((s) => classOf(s)!);
       const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
+      const extras = [o.saliency && '--saliency', o.metrics && '--metrics', o.sanity && '--sanity', o.flow && '--flow'];
+      if (cams[0]?.maskPixels !== undefined && extras.some(Boolean)) {
+        // They differentiate a classifier's [N, classes] logit; refused before any file of the run is written.
+        throw usage(
+          `${extras.filter(Boolean).join(', ')} need a classifier's [N, classes] logits; ${m.path} is a segmentation model (its Grad-CAM target is the class logit summed over the class's mask): leave them out`,
+          'gradcam',
+        );
+      }
       const sals = o.saliency
         ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
         : undefined;
@@ -295,6 +305,7 @@ async function gradcamWith(
         target: r.target,
         predictions: r.predictions,
         camMax: r.rawMax,
+        ...(r.maskPixels !== undefined ? { maskPixels: r.maskPixels } : {}),
       };
       if (sals) {
         const sal = sals[i];

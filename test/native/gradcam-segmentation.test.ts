@@ -19,6 +19,7 @@ import {
   maxAbsDiff,
   syntheticInput,
 } from '../support/models';
+import { ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
 
 const MODEL = STRUCTURED_MODELS.segmentation;
 
@@ -160,4 +161,39 @@ test('gradCamOverlays on a segmentation model uses the mask target and lists cla
   expect(r.predictions[0].probability).toBeCloseTo(cam.maskPixels![0] / (128 * 128), 6);
   expect(r.predictions.reduce((s, p) => s + p.probability, 0)).toBeLessThanOrEqual(1 + 1e-9);
   expect(r.rawMax).toBeCloseTo(Math.max(...Array.from(cam.data)), 5);
+  expect(r.maskPixels).toBe(cam.maskPixels![0]);
+});
+
+test('featscope gradcam on a segmentation model: the mask size in gradcam.json; classifier-only options refused with nothing written', () => {
+  ensureBuilt();
+  const photo = path.join(ROOT, 'test', 'fixtures', 'images', 'camera.png');
+  const out = tempDir('seg-gradcam-cli-');
+  try {
+    const ok = runCli(['gradcam', photo, '-m', MODEL, '--layer', 'classifier.1', '--json', '-o', out]);
+    expect([ok.code, ok.stderr]).toEqual([0, expect.any(String)]);
+    const [record] = JSON.parse(fs.readFileSync(path.join(out, 'gradcam.json'), 'utf8')).images;
+    expect(record.maskPixels).toBeGreaterThan(0);
+    expect(record.maskPixels).toBeLessThanOrEqual(128 * 128);
+    const refusedOut = path.join(out, 'refused');
+    const bad = runCli([
+      'gradcam',
+      photo,
+      '-m',
+      MODEL,
+      '--layer',
+      'classifier.1',
+      '--saliency',
+      'gradient',
+      '--flow',
+      '-o',
+      refusedOut,
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /--saliency, --flow need a classifier's \[N, classes\] logits; .* is a segmentation model.*\[USAGE\]/,
+    );
+    expect(listFiles(refusedOut).filter((f) => f.endsWith('.png'))).toEqual([]);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });
