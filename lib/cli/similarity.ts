@@ -53,7 +53,12 @@ export async function similarity(argv: string[]): Promise<number> {
   try {
     if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
-    const options = { layers, batch, resize, ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}) };
+    const options = {
+      layers,
+      batch,
+      resize,
+      ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
+    };
     const sources = inputs.map((i) => i.source);
     // A shard may hold one image (or none): CKA is computed when `featscope merge` stacks the shards.
     const { sides } = checkSimilarityOptions(model, sources, options, shard ? 0 : 2);
