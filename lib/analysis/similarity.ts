@@ -16,6 +16,7 @@ import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import { basename } from 'path';
 import type { Model } from '../model';
 import type { ImageSource } from '../preprocess';
+import type { CaptureStats } from '../types';
 import { type RgbCanvas, encodePng, fillRect } from '../render/canvas';
 import { luminance, parseColor } from '../render/color';
 import { colormapRGB } from '../render/colormaps';
@@ -98,7 +99,14 @@ export interface PooledFeatures {
   sides: Array<Map<string, { x: Float32Array; c: number }>>;
 }
 
-function checkSimilarityOptions(
+/** One side of a similarity run: a model and its layers (the rows; the other model's: the columns). */
+export interface FeatureSide {
+  model: Model;
+  layers: string[];
+}
+
+/** Checks the options and `files` (at least `minImages`); the sides to capture, the batch and the preprocessing. */
+export function checkSimilarityOptions(
   model: Model,
   files: readonly ImageSource[],
   options: LayerSimilarityOptions,
@@ -137,7 +145,76 @@ function checkSimilarityOptions(
       `the two models expect different input sizes (${norm.size} and ${normalisationOf(other.model).size}); compare models with the same input`,
     );
   }
-  return { batch, resize: options.resize ?? 'squash', norm, other };
+  const sides: FeatureSide[] = [
+    { model, layers: options.layers },
+    ...(other ? [{ model: other.model, layers: other.layers }] : []),
+  ];
+  return { batch, resize: options.resize ?? 'squash', norm, sides };
+}
+
+/** One batch through every side: per side and layer, the capture statistics (row i: image i's channel means). */
+export async function capturePooled(
+  sides: FeatureSide[],
+  input: { data: Float32Array; shape: [number, number, number, number] },
+): Promise<CaptureStats[][]> {
+  const out: CaptureStats[][] = [];
+  for (const side of sides) {
+    const caps = await side.model.capture({ data: input.data, shape: input.shape }, side.layers, {
+      stats: true,
+      maxSize: 1,
+    });
+    out.push(
+      side.layers.map((layer) => {
+        const cap = caps.find((c) => c.name === layer);
+        if (!cap?.stats) {
+          throw new FeatscopeError(
+            'LAYER_NOT_CALLED',
+            `layer ${layer} gave no capture for these images (a call in an \`if\` branch not taken, or a loop); pick a layer called once per forward`,
+          );
+        }
+        return cap.stats;
+      }),
+    );
+  }
+  return out;
+}
+
+/** Pooled features gathered image by image, in row order (pooledFeatures, `featscope similarity` on the batch runner). */
+export class PooledRows {
+  readonly files: number[] = [];
+  /** Per side and layer: one Float32Array of channel means per image. */
+  readonly #rows: Array<Map<string, Float32Array[]>>;
+
+  constructor(readonly sides: FeatureSide[]) {
+    this.#rows = sides.map((s) => new Map<string, Float32Array[]>(s.layers.map((l) => [l, []])));
+  }
+
+  /** Image i of a batch's capturePooled, as file `file` (its index in the run's files). */
+  add(batch: CaptureStats[][], i: number, file: number): void {
+    this.files.push(file);
+    this.sides.forEach((side, k) =>
+      side.layers.forEach((layer, j) => {
+        const c = batch[k][j].shape[1];
+        this.#rows[k].get(layer)!.push(batch[k][j].mean.slice(i * c, (i + 1) * c));
+      }),
+    );
+  }
+
+  /** The rows stacked per side and layer (images x channels), with `failed` the others of the `total`. */
+  pooled(total: number, failed: FailedImage[]): PooledFeatures {
+    const sides = this.#rows.map(
+      (m) =>
+        new Map(
+          [...m].map(([layer, rows]) => {
+            const c = rows[0]?.length ?? 0;
+            const x = new Float32Array(rows.length * c);
+            rows.forEach((r, i) => x.set(r, i * c));
+            return [layer, { x, c }] as const;
+          }),
+        ),
+    );
+    return { images: total - failed.length, failed, files: this.files, sides };
+  }
 }
 
 /** The channel means per image of the layers of one model (or two), the input of CKA; mergeable over disjoint image sets by concatenation. */
@@ -146,48 +223,18 @@ export async function pooledFeatures(
   files: readonly ImageSource[],
   options: LayerSimilarityOptions,
 ): Promise<PooledFeatures> {
-  const { batch, resize, norm, other } = checkSimilarityOptions(model, files, options, 1);
-  const sides = [{ model, layers: options.layers }, ...(other ? [{ model: other.model, layers: other.layers }] : [])];
-  // Pooled features per side and layer: one Float32Array of channel means per image.
-  const features = sides.map((s) => new Map<string, Float32Array[]>(s.layers.map((l) => [l, []])));
+  const { batch, resize, norm, sides } = checkSimilarityOptions(model, files, options, 1);
+  const rows = new PooledRows(sides);
   const failed: LayerSimilarity['failed'] = [];
-  const read: number[] = [];
   for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
     failed.push(...b.failed);
     if (b.files.length > 0) {
-      read.push(...b.files);
-      for (const [k, side] of sides.entries()) {
-        const caps = await side.model.capture({ data: b.data, shape: b.shape }, side.layers, {
-          stats: true,
-          maxSize: 1,
-        });
-        for (const layer of side.layers) {
-          const cap = caps.find((c) => c.name === layer);
-          if (!cap?.stats) {
-            throw new FeatscopeError(
-              'LAYER_NOT_CALLED',
-              `layer ${layer} gave no capture for these images (a call in an \`if\` branch not taken, or a loop); pick a layer called once per forward`,
-            );
-          }
-          const [n, c] = cap.stats.shape;
-          for (let i = 0; i < n; i++) features[k].get(layer)!.push(cap.stats.mean.slice(i * c, (i + 1) * c));
-        }
-      }
+      const stats = await capturePooled(sides, b);
+      b.files.forEach((file, i) => rows.add(stats, i, file));
     }
     options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
   }
-  const stacked = features.map(
-    (m) =>
-      new Map(
-        [...m].map(([layer, rows]) => {
-          const c = rows[0]?.length ?? 0;
-          const x = new Float32Array(rows.length * c);
-          rows.forEach((r, i) => x.set(r, i * c));
-          return [layer, { x, c }] as const;
-        }),
-      ),
-  );
-  return { images: files.length - failed.length, failed, files: read, sides: stacked };
+  return rows.pooled(files.length, failed);
 }
 
 /** The CKA matrix of pooled features: rows are the first side's layers, columns the second's (or the first's). */
@@ -212,22 +259,27 @@ export async function layerSimilarity(
   files: readonly ImageSource[],
   options: LayerSimilarityOptions,
 ): Promise<LayerSimilarity> {
-  const { other } = checkSimilarityOptions(model, files, options, 2);
-  const pooled = await pooledFeatures(model, files, options);
+  const { sides } = checkSimilarityOptions(model, files, options, 2);
+  return similarityOf(await pooledFeatures(model, files, options), sides, files.length);
+}
+
+/** The CKA of every row layer (the first side's) with every column layer (the other side's, or the first's) from pooled features of `total` images. */
+export function similarityOf(pooled: PooledFeatures, sides: FeatureSide[], total: number): LayerSimilarity {
   const { images, failed } = pooled;
   if (images < 2)
     throw new FeatscopeError(
       'NO_INPUTS',
-      `CKA needs at least two readable images; ${images} of ${files.length} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`,
+      `CKA needs at least two readable images; ${images} of ${total} could be read${failed[0] ? `; first error: ${failed[0].message}` : ''}`,
     );
-  const columns = other ? other.layers : options.layers;
+  const [first, other] = sides;
+  const columns = (other ?? first).layers;
   return {
     images,
     failed,
-    rows: [...options.layers],
+    rows: [...first.layers],
     columns: [...columns],
-    cka: ckaMatrix(pooled, options.layers, columns),
-    weights: weightsOf(model),
+    cka: ckaMatrix(pooled, first.layers, columns),
+    weights: weightsOf(first.model),
     ...(other ? { otherWeights: weightsOf(other.model) } : {}),
   };
 }

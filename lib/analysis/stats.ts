@@ -29,7 +29,7 @@ import { parseColor } from '../render/color';
 import { type ColormapName, checkColormap } from '../render/colormaps';
 import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
-import type { CaptureStats } from '../types';
+import type { Capture, CaptureStats } from '../types';
 import { type FailedImage, imageBatches, normalisationOf, weightsOf } from './common';
 import { type Bar, barChart, labelSpace, niceTicks } from '../render/chart';
 import { formatNumber } from '../render/format';
@@ -331,13 +331,13 @@ class LayerAccumulator {
   }
 
   /**
-   * One batch: per image (files[i]) and channel, the spatial mean, max and argmax (flat index), as
-   * a capture with `stats: true` gives them: the native per-plane statistics, the same as
+   * Image i of a batch, as file `file`: per channel its spatial mean, max and argmax (flat index),
+   * as a capture with `stats: true` gives them: the native per-plane statistics, the same as
    * channelStats (lib/render/capture.ts) computes from the maps (test/native/capture-stats.test.ts).
    */
-  add(stats: CaptureStats, files: readonly number[]): void {
+  add(stats: CaptureStats, i: number, file: number): void {
     const { mean, max, argmax } = stats;
-    const [n, c] = stats.shape;
+    const c = stats.shape[1];
     if (this.channels === 0) this.#allocate(c);
     else if (c !== this.channels) {
       throw new FeatscopeError(
@@ -345,19 +345,16 @@ class LayerAccumulator {
         `layer ${this.name} gave ${c} channels for one batch and ${this.channels} for another`,
       );
     }
-    for (let i = 0; i < n; i++) {
-      const row = mean.subarray(i * c, (i + 1) * c);
-      for (let ch = 0; ch < c; ch++) {
-        const m = max[i * c + ch];
-        this.#fold(ch, row[ch], m, m <= 0 ? 1 : 0);
-        this.sketch[ch].add(row[ch]);
-        if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1])
-          this.#insert(ch, m, files[i], argmax[i * c + ch]);
-      }
-      this.images++;
-      this.exact?.push(Float32Array.from(row));
-      if (this.images > this.exactLimit) this.exact = null;
+    const row = mean.subarray(i * c, (i + 1) * c);
+    for (let ch = 0; ch < c; ch++) {
+      const m = max[i * c + ch];
+      this.#fold(ch, row[ch], m, m <= 0 ? 1 : 0);
+      this.sketch[ch].add(row[ch]);
+      if (this.k > 0 && m > this.topScore[ch * this.k + this.k - 1]) this.#insert(ch, m, file, argmax[i * c + ch]);
     }
+    this.images++;
+    this.exact?.push(Float32Array.from(row));
+    if (this.images > this.exactLimit) this.exact = null;
   }
 
   /** Insert into channel ch's top list after every score >= m (so earlier files win ties). */
@@ -517,6 +514,43 @@ export async function folderStats(
   if (!Number.isInteger(k) || k < 0 || k > 100) throw invalidParameter('examples', 'an integer from 0 to 100', k);
   const resize = options.resize ?? 'squash';
   const norm = normalisationOf(model);
+  const run = await statsRun(model, { layers: options.layers, exactLimit, examples: k });
+  const failed: FolderStats['failed'] = [];
+  for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
+    failed.push(...b.failed);
+    if (b.files.length > 0) {
+      const caps = await captureStats(model, b, options.layers);
+      b.files.forEach((file, i) => run.add(caps, i, file));
+    }
+    options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
+  }
+  return run.result(files.length, failed);
+}
+
+/** One forward of a batch for statistics: per layer, per image and channel the spatial mean, max and argmax. */
+export function captureStats(
+  model: Model,
+  input: { data: Float32Array; shape: [number, number, number, number] },
+  layers: string[],
+): Promise<Capture[]> {
+  return model.capture({ data: input.data, shape: input.shape }, layers, { stats: true, maxSize: 1 });
+}
+
+/** The statistics of a run fed image by image, in file order (folderStats, `featscope stats` on the batch runner). */
+export interface StatsRun {
+  /** Image i of a batch's captures (captureStats), as file `file` (its index in the run's files). */
+  add(caps: Capture[], i: number, file: number): void;
+  /** The statistics of the images added, `failed` the others of the `total`; NO_INPUTS when none was added. */
+  result(total: number, failed: FailedImage[]): FolderStats;
+}
+
+/** A run of statistics of `layers`: accumulators made as their captures come (`relu#1` too). */
+export async function statsRun(
+  model: Model,
+  options: { layers: string[]; exactLimit: number; examples: number },
+): Promise<StatsRun> {
+  const { exactLimit, examples: k } = options;
+  const norm = normalisationOf(model);
   // Map widths (for the argmax positions), from one forward on zeros at the input size.
   const widths = new Map<string, number>();
   for (const l of await model.layers({ inputSize: norm.size })) {
@@ -531,31 +565,29 @@ export async function folderStats(
     return a;
   };
   options.layers.forEach(accumulator);
-  const failed: FolderStats['failed'] = [];
-  for await (const b of imageBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
-    failed.push(...b.failed);
-    if (b.files.length > 0) {
-      const caps = await model.capture({ data: b.data, shape: b.shape }, options.layers, { stats: true, maxSize: 1 });
+  return {
+    add(caps, i, file) {
       for (const cap of caps) {
         if (!cap.stats) continue;
         // A module called several times gives one capture per call (`relu`, `relu#1`): each its own statistics.
-        accumulator(cap.name).add(cap.stats, b.files);
+        accumulator(cap.name).add(cap.stats, i, file);
       }
-    }
-    options.onProgress?.(Math.min(b.start + batch, files.length), files.length);
-  }
-  const images = files.length - failed.length;
-  if (images === 0)
-    throw new FeatscopeError(
-      'NO_INPUTS',
-      `none of the ${files.length} images could be read; first error: ${failed[0]?.message}`,
-    );
-  return {
-    images,
-    failed,
-    layers: [...acc.values()].map((a) => a.result()),
-    weights: weightsOf(model),
-    state: [...acc.values()].map((a) => a.state()),
+    },
+    result(total, failed) {
+      const images = total - failed.length;
+      if (images === 0)
+        throw new FeatscopeError(
+          'NO_INPUTS',
+          `none of the ${total} images could be read; first error: ${failed[0]?.message}`,
+        );
+      return {
+        images,
+        failed,
+        layers: [...acc.values()].map((a) => a.result()),
+        weights: weightsOf(model),
+        state: [...acc.values()].map((a) => a.state()),
+      };
+    },
   };
 }
 

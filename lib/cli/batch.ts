@@ -78,8 +78,11 @@ export interface BatchJob<R extends ImageRecordBase, B = Capture[]> {
   forward?: (model: Model, batch: ForwardBatch) => Promise<B>;
   /** Errors (from `forward` or `handle`) that are the command line's fault: the run stops and rethrows. */
   fatal?: (err: unknown) => boolean;
-  /** Where each image's record goes (default `out/<name>/record.json`); its folder is made as needed. */
-  recordPath?: RecordPath;
+  /**
+   * Where each image's record goes (default `out/<name>/record.json`); its folder is made as needed.
+   * null: no records (a statistic over the whole set: nothing to --resume); what `handle` returns is dropped.
+   */
+  recordPath?: RecordPath | null;
   /** The folder handed to `handle` (default `out/<name>`, made before `handle` runs). */
   imageDir?: (out: string, input: InputImage) => string;
   /** Write this image's files into `dir` and return its record (paths relative to --out). */
@@ -139,7 +142,7 @@ interface Captured<B> {
 
 export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: BatchJob<R, B>): Promise<BatchOutcome> {
   const { progress } = job;
-  const where = job.recordPath ?? recordPath;
+  const where = job.recordPath === null ? undefined : (job.recordPath ?? recordPath);
   const dirOf = job.imageDir ?? ((out: string, input: InputImage) => insideOut(out, input.name));
   let fatalError: { err: unknown } | undefined;
   const models = job.models?.length ? job.models : [job.model];
@@ -160,7 +163,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       captureWithBackoff(model, b.data, b.shape, job.layers, backoff) as Promise<unknown> as Promise<B>);
   const interrupt = interruptible(progress, {
     stopping: 'stopping after the current image (Ctrl-C again to quit at once)',
-    quit: '\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n',
+    ...(where ? { quit: '\nfeatscope: stopped at once; finished files are complete, rerun with --resume\n' } : {}),
   });
   // An error the job calls fatal stops the run like Ctrl-C; runBatches rethrows it at the end.
   const isFatal = (err: unknown) => {
@@ -171,7 +174,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
   };
   try {
     let pending = job.inputs;
-    if (job.resume) {
+    if (job.resume && where) {
       const todo: InputImage[] = [];
       for (const input of job.inputs) {
         if (await readRecord(job.out, input, job.signature, where)) outcome.skipped++;
@@ -207,7 +210,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
           streamDone = true;
           break;
         }
-        if (job.resume && (await readRecord(job.out, next.value.input, job.signature, where))) {
+        if (job.resume && where && (await readRecord(job.out, next.value.input, job.signature, where))) {
           outcome.skipped++;
           streamSkipped++;
           continue;
@@ -229,7 +232,7 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
       const ready: Prepared[] = [];
       // An old record must not survive an attempt: an image that fails now is listed as failed,
       // not also as rendered by an earlier run.
-      await Promise.all(slice.map((input) => fs.promises.rm(where(job.out, input), { force: true })));
+      if (where) await Promise.all(slice.map((input) => fs.promises.rm(where(job.out, input), { force: true })));
       const results = await preprocessEach(
         items.map((it) => it.image),
         job.preprocess,
@@ -308,11 +311,13 @@ export async function runBatches<R extends ImageRecordBase, B = Capture[]>(job: 
             await removeStaleTemps(dir);
           }
           // An old record must not vouch for files that are about to be replaced.
-          const recordFile = where(job.out, input);
-          await fs.promises.rm(recordFile, { force: true });
+          const recordFile = where?.(job.out, input);
+          if (recordFile) await fs.promises.rm(recordFile, { force: true });
           const record = await job.handle(input, dir, image, captures, i);
-          await fs.promises.mkdir(path.dirname(recordFile), { recursive: true });
-          await writeAtomic(recordFile, JSON.stringify(record));
+          if (recordFile) {
+            await fs.promises.mkdir(path.dirname(recordFile), { recursive: true });
+            await writeAtomic(recordFile, JSON.stringify(record));
+          }
           outcome.done++;
           progress.tick(input.source);
         } catch (err) {

@@ -1,16 +1,26 @@
 /** `featscope similarity`: linear CKA between layers (of one model, or of two) over many images. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analysisPage, layerSimilarity, pooledFeatures, renderSimilarity, writeAnalysisReport } from '../analysis';
+import { analysisPage, renderSimilarity, writeAnalysisReport } from '../analysis';
+import {
+  PooledRows,
+  capturePooled,
+  checkSimilarityOptions,
+  similarityOf,
+  type FeatureSide,
+  type PooledFeatures,
+} from '../analysis/similarity';
+import type { CaptureStats } from '../types';
 import { type Model } from '../model';
 import { parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
 import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
-import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
 import { asFailures, endRun } from './summary';
+import { runBatches, type ImageRecordBase } from './batch';
+import { endsRun } from './image-run';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord, type Shard } from './shard';
 import type { InputImage } from './inputs';
 import { parseCommand, printHelp } from './command';
@@ -40,35 +50,30 @@ export async function similarity(argv: string[]): Promise<number> {
   const model = await loadCliModel(values, 'similarity', { device });
   let other: Model | undefined;
   const progress = new Progress({ total: inputs.length });
-  const interrupt = interruptible(progress);
-  const onProgress = (done: number, total: number) => {
-    progress.note(`similarity: ${done}/${total} images`);
-    interrupt.check();
-  };
   try {
     if (otherPath) other = await loadCliModel({ ...values, labels: undefined }, 'similarity', { device }, otherPath);
     fs.mkdirSync(out, { recursive: true });
+    const options = {
+      layers,
+      batch,
+      resize,
+      ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
+    };
+    const sources = inputs.map((i) => i.source);
+    // A shard may hold one image (or none): CKA is computed when `featscope merge` stacks the shards.
+    const { sides } = checkSimilarityOptions(model, sources, options, shard ? 0 : 2);
+    const pooled = inputs.length ? await pooledOf(inputs, out, model, sides, batch, resize, progress) : undefined;
+    if (pooled === 'interrupted') return endRun({ command: 'similarity', stopped: true });
     if (shard) {
-      return await writeSimilarityShard(out, shard, all.length, inputs, indices, model, other, {
+      return await writeSimilarityShard(out, shard, all.length, inputs, indices, model, other, pooled, {
         layers,
         otherLayers: otherLayers ?? layers,
         batch,
         resize,
-        onProgress,
         json: Boolean(values.json),
       });
     }
-    const sim = await layerSimilarity(
-      model,
-      inputs.map((i) => i.source),
-      {
-        layers,
-        batch,
-        resize,
-        ...(other ? { other: { model: other, layers: otherLayers ?? layers } } : {}),
-        onProgress,
-      },
-    );
+    const sim = similarityOf(pooled!, sides, inputs.length);
     progress.note('writing report…');
     const pic = await renderSimilarity(model, sim, { names: other ? { columns: path.basename(other.path) } : {} });
     await writeAtomic(insideOut(out, 'similarity.png'), pic.png);
@@ -109,11 +114,7 @@ export async function similarity(argv: string[]): Promise<number> {
       outcome: { done: sim.images, skipped: 0, failed: asFailures(sim.failed), interrupted: false },
       files,
     });
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-    return endRun({ command: 'similarity', stopped: true });
   } finally {
-    interrupt.dispose();
     model.dispose();
     other?.dispose();
   }
@@ -134,28 +135,15 @@ async function writeSimilarityShard(
   indices: number[],
   model: Model,
   other: Model | undefined,
+  pooled: PooledFeatures | undefined,
   o: {
     layers: string[];
     otherLayers: string[];
     batch: number;
     resize: 'squash' | 'crop';
-    onProgress: (done: number, total: number) => void;
     json: boolean;
   },
 ): Promise<number> {
-  const pooled = inputs.length
-    ? await pooledFeatures(
-        model,
-        inputs.map((i) => i.source),
-        {
-          layers: o.layers,
-          batch: o.batch,
-          resize: o.resize,
-          ...(other ? { other: { model: other, layers: o.otherLayers } } : {}),
-          onProgress: o.onProgress,
-        },
-      )
-    : undefined;
   const files: string[] = [];
   const sides: Array<Array<{ layer: string; channels: number; file: string }>> = [];
   for (const [k, side] of (pooled?.sides ?? []).entries()) {
@@ -199,4 +187,41 @@ async function writeSimilarityShard(
     outcome: { done: pooled?.images ?? 0, skipped: 0, failed: asFailures(pooled?.failed ?? []), interrupted: false },
     files,
   });
+}
+
+/**
+ * The pooled features of `inputs` through the batch runner: per image its channel means on every
+ * side's layers. No records and no --resume: CKA compares the images with each other.
+ */
+async function pooledOf(
+  inputs: InputImage[],
+  out: string,
+  model: Model,
+  sides: FeatureSide[],
+  batch: number,
+  resize: 'squash' | 'crop',
+  progress: Progress,
+): Promise<PooledFeatures | 'interrupted'> {
+  const rows = new PooledRows(sides);
+  const fileOf = new Map(inputs.map((input, i) => [input.source, i]));
+  const outcome = await runBatches<ImageRecordBase, CaptureStats[][]>({
+    inputs,
+    out,
+    batch,
+    resume: false,
+    signature: '',
+    model,
+    layers: sides[0].layers,
+    preprocess: { resize, model },
+    progress,
+    recordPath: null,
+    imageDir: (dir) => dir,
+    fatal: endsRun,
+    forward: (_m, b) => capturePooled(sides, b),
+    async handle(input, _dir, _image, stats, i) {
+      rows.add(stats, i, fileOf.get(input.source)!);
+      return { source: input.source, name: input.name, signature: '' };
+    },
+  });
+  return outcome.interrupted ? 'interrupted' : rows.pooled(inputs.length, outcome.failed);
 }

@@ -1,15 +1,17 @@
 /** `featscope stats`: per-layer, per-channel activation statistics over many images, streamed in batches. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { folderStats } from '../analysis';
+import { captureStats, statsRun } from '../analysis/stats';
 import { parseDevice, parsePositiveInt, parseReportAssets, parseResize, usage, parseList } from './args';
 import { loadCliModel } from './model-options';
 import { insideOut, writeAtomic } from './files';
 import { expandInputs } from './inputs';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
-import { interruptible, Interrupted } from './interrupt';
 import { Progress } from './progress';
 import { asFailures, endRun } from './summary';
+import { runBatches, type ImageRecordBase } from './batch';
+import { endsRun } from './image-run';
+import type { Capture } from '../types';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
 import { parseCommand, printHelp } from './command';
 import { STATS_COMMAND } from './commands';
@@ -59,25 +61,32 @@ export async function stats(argv: string[]): Promise<number> {
   }
   const model = await loadCliModel(values, 'stats', { device });
   const progress = new Progress({ total: inputs.length });
-  const interrupt = interruptible(progress);
   try {
     fs.mkdirSync(out, { recursive: true });
-    progress.note(`running the model on ${inputs.length} image${inputs.length === 1 ? '' : 's'}…`);
-    const s = await folderStats(
+    const run = await statsRun(model, { layers, exactLimit, examples: topImages });
+    const fileOf = new Map(inputs.map((input, i) => [input.source, i]));
+    // No records and no --resume: the statistics are over the whole set, written at the end.
+    const outcome = await runBatches<ImageRecordBase, Capture[]>({
+      inputs,
+      out,
+      batch,
+      resume: false,
+      signature: '',
       model,
-      inputs.map((i) => i.source),
-      {
-        layers,
-        batch,
-        resize,
-        examples: topImages,
-        exactLimit,
-        onProgress: (done, total) => {
-          progress.note(`stats: ${done}/${total} images`);
-          interrupt.check();
-        },
+      layers,
+      preprocess: { resize, model },
+      progress,
+      recordPath: null,
+      imageDir: (dir) => dir,
+      fatal: endsRun,
+      forward: (m, b) => captureStats(m, b, layers),
+      async handle(input, _dir, _image, caps, i) {
+        run.add(caps, i, fileOf.get(input.source)!);
+        return { source: input.source, name: input.name, signature: '' };
       },
-    );
+    });
+    if (outcome.interrupted) return endRun({ command: 'stats', stopped: true });
+    const s = run.result(inputs.length, outcome.failed);
     progress.note('writing report…');
     const drawn = await writeStatsOutputs(
       model,
@@ -126,11 +135,7 @@ export async function stats(argv: string[]): Promise<number> {
       outcome: { done: s.images, skipped: 0, failed: asFailures(s.failed), interrupted: false },
       files,
     });
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-    return endRun({ command: 'stats', stopped: true });
   } finally {
-    interrupt.dispose();
     model.dispose();
   }
 }

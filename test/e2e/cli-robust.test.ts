@@ -215,6 +215,27 @@ describe('analysis commands: one bad file fails alone', () => {
     expect([...written].sort()).toEqual(files.map((f) => path.join(out, f)).sort());
     expect(JSON.parse(r.stdout).images).toBe(2);
   });
+
+  test.each([
+    ['stats', ['--layers', 'a/b,x', '--examples', '0', '--batch', '3'], 'stats.json'],
+    ['similarity', ['--layers', 'a_b,x', '--batch', '3'], 'similarity.json'],
+  ])('%s: the bad file fails alone with its code; the others give the values of a run without it', (c, extra, json) => {
+    const good = tempDir(`${c}-good-in`);
+    for (const f of ['a.jpg', 'b.png']) fs.copyFileSync(path.join(dir, f), path.join(good, f));
+    const result = (input: string, code: number) => {
+      const out = tempDir(`${c}-alone-out`);
+      const r = runCli([c, input, '--model', model, '--out', out, ...extra]);
+      expect(r.code).toBe(code);
+      // No per-image records: these commands have no --resume.
+      expect(fs.readdirSync(out).sort()).toEqual([json, `${c}.png`].sort());
+      return JSON.parse(fs.readFileSync(path.join(out, json), 'utf8').split(input).join('IN'));
+    };
+    const { failed, ...withBad } = result(dir, 1);
+    expect(failed).toEqual([{ source: 'IN/bad.jpg', code: 'IMAGE_DECODE', message: expect.any(String) }]);
+    const { failed: none, ...withoutBad } = result(good, 0);
+    expect(none).toEqual([]);
+    expect(withBad).toEqual(withoutBad);
+  });
 });
 
 test('render --overlay draws a colour bar; --normalize shared is in the manifest, a bad mode is a usage error', async () => {
