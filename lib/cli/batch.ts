@@ -1,11 +1,11 @@
 /**
- * The streaming loop behind the image commands (render and its clips, export, gradcam, attack, attention,
- * stats, similarity, …): images go through in batches (each image preprocessed on its own, a few
- * at a time, so one bad file fails alone), one forward per batch, then each image's files are
- * written (temporary name, rename) and its record.json last — the mark that it is finished, which
- * --resume trusts (commands over the whole set, stats and similarity, keep no records). The next batch is decoded and run through the
- * model while the current one is written. Ctrl-C stops taking new images; a second Ctrl-C quits
- * at once.
+ * The streaming loop behind the image commands (render and its clips, export, gradcam, attack,
+ * attention, stats, similarity, …): images go through in batches (each image preprocessed on its
+ * own, a few at a time, so one bad file fails alone), one forward per batch, then each image's
+ * files are written (temporary name, rename) and its record.json last — the mark that it is
+ * finished, which --resume trusts (stats and similarity, over the whole set, keep no records).
+ * The next batch is decoded and run through the model while the current one is written. Ctrl-C
+ * stops taking new images; a second Ctrl-C quits at once.
  */
 import * as fs from 'fs';
 import * as path from 'path';
