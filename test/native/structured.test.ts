@@ -41,7 +41,13 @@ function expectClose(
 ) {
   expect({ name, shape: got.shape }).toEqual({ name, shape: want?.shape });
   const d = maxAbsDiff(got.data, want!.data);
-  if (!(d <= tol)) throw new Error(`${name}: max abs diff ${d} > ${tol}`);
+  // `tol` absolute, or 1e-5 of the tensor's largest magnitude, whichever is larger: ResNet-50's
+  // untrained body reaches ~300, where float32 sums in another order (libtorch's thread count is
+  // process-wide, and jest reuses a worker across files) differ by ~1e-4 (1.8e-4 at 138 was seen).
+  let scale = 0;
+  for (const v of want!.data) scale = Math.max(scale, Math.abs(v));
+  const bound = Math.max(tol, 1e-5 * scale);
+  if (!(d <= bound)) throw new Error(`${name}: max abs diff ${d} > ${bound} (largest |value| ${scale})`);
 }
 
 describe('segmentation: DeepLabV3 (MobileNetV3-Large backbone)', () => {
