@@ -293,24 +293,119 @@ async function renderClip(
   }
 }
 
-/** Animated WebP of `files` (PNG frames of one size), `fps` frames per second, looping. */
+/** Frames per sharp join in animate(): its memory is this many frames', not the clip's. */
+export const ANIMATE_CHUNK = 50;
+
+/**
+ * Animated WebP of `files` (PNG frames of one size, opaque), `fps` frames per second, looping.
+ *
+ * Bounded memory for long clips: one sharp join of all the frames held memory in proportion to
+ * the clip (1,024x768 frames, lossless, peak RSS 184 MB at 150 frames, 1,009 MB at 1,500). So
+ * the frames are joined `chunk` at a time, and each join's frames (ANMF chunks) are appended to
+ * the output file as they come: 189 MB at 150 frames, 275 MB at 1,500, the same bytes out (open
+ * fds 23-24 either way). Each join's first frame is a key frame covering the whole canvas; it is
+ * marked "do not blend", so it shows exactly as decoded alone, whatever the frame before it left.
+ * A join the encoder makes a still image (one frame, or frames all alike) becomes one frame.
+ */
 export async function animate(
   files: string[],
   fps: number | undefined,
   target: string,
   lossless: boolean,
+  chunk = ANIMATE_CHUNK,
 ): Promise<void> {
   const delay = Math.max(20, Math.round(1000 / (fps && fps > 0 ? fps : 10)));
   const tmp = `${target}.tmp-${process.pid}.webp`;
+  const fd = await fs.promises.open(tmp, 'w');
   try {
-    await sharp(files, { join: { animated: true } })
-      .webp({ ...(lossless ? { lossless: true } : { quality: 80 }), effort: 2, loop: 0, delay: files.map(() => delay) })
-      .toFile(tmp);
+    if (files.length === 0) throw new FeatscopeError('INTERNAL', `no frames to animate into ${target}`);
+    const { width = 0, height = 0 } = await sharp(files[0]).metadata();
+    // The header: RIFF (its size set at the end), VP8X (animated; canvas size), ANIM (loop forever).
+    const vp8x = Buffer.alloc(10);
+    vp8x[0] = 0x02;
+    vp8x.writeUIntLE(width - 1, 4, 3);
+    vp8x.writeUIntLE(height - 1, 7, 3);
+    const anim = Buffer.alloc(6);
+    anim.writeUInt32LE(0xffffffff, 0);
+    await fd.write(Buffer.from('RIFF\0\0\0\0WEBP', 'latin1'));
+    let size = 4 + (await writeChunk(fd, 'VP8X', vp8x)) + (await writeChunk(fd, 'ANIM', anim));
+    for (let at = 0; at < files.length; at += chunk) {
+      const part = files.slice(at, at + chunk);
+      const webp = await sharp(
+        part.length === 1 ? part[0] : part,
+        part.length === 1 ? {} : { join: { animated: true } },
+      )
+        .webp({
+          ...(lossless ? { lossless: true } : { quality: 80 }),
+          effort: 2,
+          loop: 0,
+          delay: part.map(() => delay),
+        })
+        .toBuffer();
+      const chunks = riffChunks(webp);
+      const flags = chunks.find((c) => c.id === 'VP8X')?.data[0] ?? 0;
+      vp8x[0] |= flags & 0x10; // alpha
+      let frames = chunks.filter((c) => c.id === 'ANMF').map((c) => c.data);
+      if (frames.length === 0) {
+        // One frame (or frames all alike, which the encoder merges): a still image; made one frame.
+        const head = Buffer.alloc(16);
+        head.writeUIntLE(width - 1, 6, 3);
+        head.writeUIntLE(height - 1, 9, 3);
+        head.writeUIntLE(delay * part.length, 12, 3);
+        const image = chunks.filter((c) => c.id === 'ALPH' || c.id === 'VP8 ' || c.id === 'VP8L');
+        frames = [Buffer.concat([head, ...image.map((c) => chunkBytes(c.id, c.data))])];
+      }
+      // Each join's first frame is a key frame: it must cover the canvas (opaque frames' do).
+      const first = frames[0];
+      const w = first.readUIntLE(6, 3) + 1;
+      const h = first.readUIntLE(9, 3) + 1;
+      if (first.readUIntLE(0, 6) !== 0 || w !== width || h !== height)
+        throw new FeatscopeError(
+          'INTERNAL',
+          `frame ${at} of ${target} is not a whole-canvas key frame (${w}x${h} of ${width}x${height}); the frames must be opaque and of one size`,
+        );
+      first[15] |= 0x02; // blending method: do not blend (the frame replaces the canvas)
+      for (const f of frames) size += await writeChunk(fd, 'ANMF', f);
+    }
+    await fd.write(vp8x.subarray(0, 1), 0, 1, 20); // the flags, after 'RIFF' size 'WEBP' 'VP8X' size
+    const riffSize = Buffer.alloc(4);
+    riffSize.writeUInt32LE(size);
+    await fd.write(riffSize, 0, 4, 4);
+    await fd.close();
     await fs.promises.rename(tmp, target);
   } catch (err) {
+    await fd.close().catch(() => undefined);
     await fs.promises.rm(tmp, { force: true });
     throw err;
   }
+}
+
+/** The chunks of a RIFF file (a WebP): id and payload, in order. */
+function riffChunks(file: Buffer): Array<{ id: string; data: Buffer }> {
+  if (file.toString('latin1', 0, 4) !== 'RIFF' || file.toString('latin1', 8, 12) !== 'WEBP')
+    throw new FeatscopeError('INTERNAL', 'the animated WebP encoder gave something other than a WebP');
+  const out: Array<{ id: string; data: Buffer }> = [];
+  for (let at = 12; at + 8 <= file.length;) {
+    const n = file.readUInt32LE(at + 4);
+    out.push({ id: file.toString('latin1', at, at + 4), data: file.subarray(at + 8, at + 8 + n) });
+    at += 8 + n + (n & 1);
+  }
+  return out;
+}
+
+/** One RIFF chunk's bytes: id, size, payload, padded to even length. */
+function chunkBytes(id: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.write(id, 0, 'latin1');
+  head.writeUInt32LE(data.length, 4);
+  return Buffer.concat([head, data, Buffer.alloc(data.length & 1)]);
+}
+
+/** Append one RIFF chunk; returns the bytes written. */
+async function writeChunk(fd: fs.promises.FileHandle, id: string, data: Buffer): Promise<number> {
+  const bytes = chunkBytes(id, data);
+  await fd.write(bytes);
+  return bytes.length;
 }
 
 /** After every frame has its record: the animations, the charts and the clip's record. */

@@ -137,16 +137,20 @@ describe('featscope render clip.mp4', () => {
       expect(meta.pages).toBe(frameCount);
       expect(meta.delay).toEqual(new Array(frameCount).fill(500)); // 2 fps
     }
-    // Page 5 of the grid animation is frame 5's grid PNG (lossless), banner included.
-    const page = await sharp(path.join(out, 'clip', `${LAYER}.webp`), { page: 5 })
-      .removeAlpha()
-      .raw()
-      .toBuffer();
-    const png = await sharp(path.join(out, 'clip', 'frames', `${frameName(5)}.${LAYER}.png`))
-      .removeAlpha()
-      .raw()
-      .toBuffer();
-    expect(page.equals(png)).toBe(true);
+    // Page k of the grid animation is frame k's grid PNG (lossless), banner included, for every k.
+    const frameGrid = (k: number) =>
+      sharp(path.join(out, 'clip', 'frames', `${frameName(k)}.${LAYER}.png`))
+        .removeAlpha()
+        .raw()
+        .toBuffer();
+    for (let k = 0; k < frameCount; k++) {
+      const page = await sharp(path.join(out, 'clip', `${LAYER}.webp`), { page: k })
+        .removeAlpha()
+        .raw()
+        .toBuffer();
+      expect(page.equals(await frameGrid(k))).toBe(true);
+    }
+    const png = await frameGrid(5);
     expect(png[0]).toBeGreaterThan(150); // the red UNTRAINED banner at the top left
     expect(png[1]).toBeLessThan(100);
 
