@@ -248,6 +248,7 @@ async function renderWith(
     },
   });
   progress.finish();
+  let clipsDone: { done: number; frames: number } | undefined;
   if (clips.length > 0 && !outcome.interrupted) {
     const v = await renderClips({
       model,
@@ -268,6 +269,7 @@ async function renderWith(
       keepFrames: Boolean(o.keepFrames),
     });
     outcome.done += v.done;
+    clipsDone = { done: v.done, frames: v.frames };
     outcome.skipped += v.skipped;
     outcome.failed.push(...v.failed);
     outcome.interrupted = v.interrupted;
@@ -323,6 +325,7 @@ async function renderWith(
     finished,
     manifest,
     report,
+    clips: clipsDone,
   });
 }
 

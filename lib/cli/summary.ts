@@ -37,6 +37,8 @@ export type RunEnd =
       manifest: string;
       finished: number;
       report?: string;
+      /** Video clips among the inputs (render): those rendered, counted in outcome.done, and their frames. */
+      clips?: { done: number; frames: number };
     }
   | {
       command: string;
@@ -70,14 +72,20 @@ export function endRun(end: RunEnd): number {
   const { outcome } = end;
   const code = exitCodeOf(outcome);
   if ('manifest' in end) {
-    const { json, out, total, manifest, report, finished } = end;
+    const { json, out, total, manifest, report, finished, clips } = end;
     if (json) {
       process.stdout.write(
-        `${JSON.stringify({ out, manifest, report, inputs: total, done: outcome.done, skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
+        `${JSON.stringify({ out, manifest, report, inputs: total, done: outcome.done, ...(clips ? { clips } : {}), skipped: outcome.skipped, finished, failed: outcome.failed, interrupted: outcome.interrupted, exitCode: code }, null, 2)}\n`,
       );
     }
     printFailures(outcome.failed);
-    const parts = [`${end.verb} ${outcome.done} image${outcome.done === 1 ? '' : 's'}`];
+    const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+    const images = outcome.done - (clips?.done ?? 0);
+    const parts = [
+      clips?.done
+        ? `${end.verb} ${images ? `${plural(images, 'image')} and ` : ''}${plural(clips.done, 'clip')} (${plural(clips.frames, 'frame')})`
+        : `${end.verb} ${plural(outcome.done, 'image')}`,
+    ];
     if (outcome.skipped) parts.push(`skipped ${outcome.skipped} already finished`);
     if (outcome.failed.length) parts.push(`${outcome.failed.length} failed`);
     let text = `featscope: ${parts.join(', ')}; ${finished} of ${total} in ${shown(out)}/manifest.json${report ? ` and ${shown(report)}` : ''}\n`;

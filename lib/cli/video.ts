@@ -119,7 +119,9 @@ export interface ClipJob {
 }
 
 export interface ClipOutcome {
+  /** Clips rendered (each counts once in the run's `done`), and their frames. */
   done: number;
+  frames: number;
   skipped: number;
   failed: Failure[];
   interrupted: boolean;
@@ -145,6 +147,7 @@ const pad = (k: number) => String(k).padStart(6, '0');
 export async function renderClips(job: ClipJob): Promise<ClipOutcome> {
   const result: ClipOutcome = {
     done: 0,
+    frames: 0,
     skipped: 0,
     failed: [],
     interrupted: false,
@@ -190,6 +193,7 @@ export async function renderClips(job: ClipJob): Promise<ClipOutcome> {
       if (!job.keepFrames)
         await fs.promises.rm(insideOut(job.out, clip.name, 'frames'), { recursive: true, force: true });
       result.done++;
+      result.frames += frames;
       process.stderr.write(`featscope: ${clip.source}: ${frames} frames rendered\n`);
     } catch (err) {
       const f = failureOf(clip.source, err);

@@ -99,6 +99,8 @@ describe('featscope render clip.mp4', () => {
     out = path.join(dir, 'out');
     const r = render([clip, '--overlay', '--frames', '--report', '-o', out]);
     expect(r.stderr).toContain('20 frames rendered');
+    // The closing line counts the clip as a clip, with its frames (it said "rendered 1 image").
+    expect(r.stderr).toMatch(/featscope: rendered 1 clip \(20 frames\); /);
     expect(r.code).toBe(0);
 
     // The oracle: ffmpeg's decoding of the same clip, as PNGs, through the photo path.
@@ -196,6 +198,7 @@ describe('featscope render clip.mp4', () => {
     const fps1 = render([clip, '-o', out, '--resume', '--fps', '1', '--frames']);
     expect(fps1.code).toBe(0);
     expect(fps1.stderr).toContain('10 frames rendered');
+    expect(fps1.stderr).toMatch(/featscope: rendered 1 clip \(10 frames\); /);
     expect(fs.readdirSync(frames).filter((f) => f.endsWith('.json'))).toHaveLength(10);
     expect(fs.readdirSync(frames).filter((f) => f.startsWith('000010.'))).toEqual([]);
     expect((await sharp(path.join(out, 'clip', `${LAYER}.webp`)).metadata()).pages).toBe(10);
