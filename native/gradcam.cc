@@ -56,12 +56,15 @@ at::Tensor segmentationLogits(const c10::IValue& out, const std::string& key) {
 // graph with autograd on. cam = ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dScore/dA_k.
 class GradCamWorker : public FsWorker {
  public:
-  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::vector<int64_t> classes,
-                TokenLayout tokens, GradCamTarget target)
+  // `part`: the full name `layer:key` of one tensor of a module that returns a tuple, list or dict
+  // (structured.h), or empty.
+  GradCamWorker(Napi::Env env, std::shared_ptr<ModelState> st, JsInput input, std::string layer, std::string part,
+                std::vector<int64_t> classes, TokenLayout tokens, GradCamTarget target)
       : FsWorker(env, "featscope.gradcam", "GRADCAM_FAILED"),
         st_(std::move(st)),
         in_(std::move(input)),
         layer_(std::move(layer)),
+        part_(std::move(part)),
         classes_(std::move(classes)),
         tokens_(std::move(tokens)),
         target_(std::move(target)) {}
@@ -83,6 +86,7 @@ class GradCamWorker : public FsWorker {
     auto tuple = stack.back().toTuple();
     at::Tensor logits = target_.segmentation ? segmentationLogits(tuple->elements()[0], target_.output) : checkLogits(tuple->elements()[0]);
     auto captured = unpackCaptures(*hf, tuple->elements());
+    if (hf->slots[0].structured) captured = onePart(std::move(captured));
     calledOnce(captured.size());
     if (captured.empty())
       throw FsError(
@@ -142,6 +146,22 @@ class GradCamWorker : public FsWorker {
     pixels_ = count;
     return (picked * maskF).sum();
   }
+  // A structured module's captures (one per tensor it returns): Grad-CAM takes such a module only
+  // when it returns one tensor. A part by name (`pair:1`) is refused: a part the module computes
+  // reaches the capture apart from the value the rest of the graph uses, so its gradient would be
+  // missing (seen on a tuple (x, 2x): "not used in the graph").
+  std::vector<Captured> onePart(std::vector<Captured> parts) const {
+    std::string names;
+    for (const auto& c : parts) names += (names.empty() ? "" : ", ") + c.slot.name;
+    if (!part_.empty())
+      throw FsError("INVALID_ARGUMENT", "Grad-CAM takes a module, not one part of its output (" + part_ + "; " + layer_ + " returns " +
+                                            names + "): name the inner module that computes it (featscope layers)");
+    if (parts.size() > 1)
+      throw FsError("INVALID_ARGUMENT", "Grad-CAM needs a layer with one tensor output; " + layer_ + " returns " +
+                                            std::to_string(parts.size()) + " (" + names +
+                                            "): name the inner module that computes the one you want (featscope layers)");
+    return parts;
+  }
   Napi::Value Result() override {
     Napi::Env env = Env();
     TensorExporter ex(env);
@@ -158,6 +178,7 @@ class GradCamWorker : public FsWorker {
   std::shared_ptr<ModelState> st_;
   JsInput in_;
   std::string layer_;
+  std::string part_;
   std::vector<int64_t> classes_;
   TokenLayout tokens_;
   GradCamTarget target_;
@@ -169,7 +190,12 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
   auto st = live(env);
   JsInput input = JsInput::read(info, st->device);
   std::string layer = argString(env, info[2], "layer");
-  if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + layer);
+  std::string part;  // `module:key`: one tensor of a module's tuple, list or dict output
+  if (!st->layerNames.count(layer) && layer.find(':') != std::string::npos) {
+    part = layer;
+    layer = layer.substr(0, layer.find(':'));
+  }
+  if (!st->layerNames.count(layer)) throw makeJsError(env, "UNKNOWN_LAYER", "unknown layer " + (part.empty() ? layer : part));
   std::vector<int64_t> classes = optIntList(env, info[3], "classes");
   // info[5]: the target, absent for a classifier's class logit; { kind: 'segmentation', output }.
   GradCamTarget target;
@@ -181,7 +207,8 @@ Napi::Value ModelWrap::GradCam(const Napi::CallbackInfo& info) {
     target.segmentation = *kind == "segmentation";
     if (auto output = optString(t.Get("output"))) target.output = *output;
   }
-  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(classes), readTokenLayout(info[4]), std::move(target));
+  auto* w = new GradCamWorker(env, st, std::move(input), std::move(layer), std::move(part), std::move(classes), readTokenLayout(info[4]),
+                              std::move(target));
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -2,7 +2,17 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CACHE, MODELS, PYTHON, ROOT, cpuModelForTests, syntheticInput } from '../support/models';
+import { loadModel } from '../../lib';
+import {
+  CACHE,
+  MODELS,
+  PYTHON,
+  ROOT,
+  cpuModelForTests,
+  edgeModel,
+  ensureTestModels,
+  syntheticInput,
+} from '../support/models';
 
 function pythonGradCam(
   model: string,
@@ -99,4 +109,28 @@ test('bad Grad-CAM requests', async () => {
     code: 'UNKNOWN_LAYER',
     message: expect.stringMatching(/closest: layer4/),
   });
+});
+
+// A module that returns a tuple: Grad-CAM on it, or on one part of it by name, is a coded error
+// naming the parts (it said "called 2 times"); the one-tensor module beside it works.
+test('Grad-CAM on a tuple-returning module or one of its parts: a coded error naming the parts', async () => {
+  ensureTestModels();
+  const m = await loadModel(edgeModel('pair_head'), { device: 'cpu' });
+  try {
+    const x = syntheticInput(2, 12, 10);
+    await expect(m.gradcam(x, { layer: 'pair' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/one tensor output; pair returns 2 \(pair:0, pair:1\): name the inner module/),
+    });
+    await expect(m.gradcam(x, { layer: 'pair:1' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(
+        /takes a module, not one part of its output \(pair:1; pair returns pair:0, pair:1\)/,
+      ),
+    });
+    await expect(m.gradcam(x, { layer: 'pair:7' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await m.gradcam(x, { layer: 'conv' })).shape).toEqual([2, 12, 10]);
+  } finally {
+    m.dispose();
+  }
 });

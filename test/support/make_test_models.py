@@ -4,6 +4,7 @@
 frozen.pt        ResNet-18 after torch.jit.freeze: no module calls left
 tuple_out.pt     forward returns (logits, features): the model output is not a tensor
 tuple_layer.pt   a submodule (`pair`) returns a tuple
+pair_head.pt     a classifier whose `pair` returns a tuple (x, 2x) of the conv's maps, summed, pooled, fc
 no_submodules.pt forward is plain ops, no submodules at all
 inplace_input.pt forward does x.relu_() on its input first
 branchy.pt       a submodule called inside an `if`
@@ -41,6 +42,19 @@ class TupleLayer(nn.Module):
     def forward(self, x):
         a, b = self.pair(self.conv(x))
         return a + b
+
+
+class PairHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pair = Pair()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        a, b = self.pair(self.conv(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(a + b, 1), 1))
 
 
 class TupleOut(nn.Module):
@@ -226,7 +240,7 @@ def main():
     torch.manual_seed(0)
     r = torchvision.models.resnet18().eval()
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
-    for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("no_submodules", NoSub),
+    for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("pair_head", PairHead), ("no_submodules", NoSub),
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
                       ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded), ("counter", Counter), ("constcap", ConstCap)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))
