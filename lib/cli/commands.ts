@@ -754,10 +754,11 @@ export const VIEW_COMMAND = {
 channels, overlays, Grad-CAM, compare two images or two models`,
   usage: `view [image|folder|glob]... [options]`,
   description: `An interactive viewer in the browser: the images (thumbnails, upload), the model's layer tree, a
-layer's channels (paged, sorted by max or mean from the device statistics), one channel full size
-with a colour bar in real values, the layer's mean overlay, Grad-CAM and saliency for the predicted
-or a chosen class, and compare mode (two images, or one image through two models): per-layer
-cosine distance and relative L2, both maps of a channel and their difference.`,
+layer's channels (paged, sorted by max or mean), one channel full size with a colour bar in real
+values, the layer's mean overlay, Grad-CAM and saliency for the predicted or a chosen class,
+Grad-CAM with its deletion/insertion curves, attention rollout and the class token's attention per
+head (ViTs), concepts over the session's images, and compare mode (two images, or one image through
+two models): per-layer cosine distance and relative L2, both maps of a channel and their difference.`,
   helpColumn: 23,
   positionals: true,
   options: [
