@@ -5,9 +5,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
 import { attentionRollout, attentionLayers, classTokenRow } from '../../lib/analysis/attention';
-import { CACHE, MODELS, PYTHON, ROOT, ensureTestModels, maxAbsDiff, syntheticInput } from '../support/models';
+import {
+  CACHE,
+  MODELS,
+  PYTHON,
+  ROOT,
+  VIT_SMALL,
+  ensureTestModels,
+  ensureVitSmall,
+  maxAbsDiff,
+  syntheticInput,
+} from '../support/models';
 
-const VIT = path.join(CACHE, 'vit_small.pt');
+const VIT = VIT_SMALL;
 const L0 = 'encoder.layers.encoder_layer_0';
 const L1 = 'encoder.layers.encoder_layer_1';
 const W0 = `${L0}.self_attention.weights`;
@@ -15,12 +25,7 @@ const W1 = `${L1}.self_attention.weights`;
 
 let model: Model;
 beforeAll(async () => {
-  fs.mkdirSync(CACHE, { recursive: true });
-  if (!fs.existsSync(VIT))
-    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'export-model.py'), VIT, '--arch', 'vit_small'], {
-      stdio: 'inherit',
-    });
-  model = await loadModel(VIT, { device: 'cpu' });
+  model = await loadModel(ensureVitSmall(), { device: 'cpu' });
 }, 120_000);
 afterAll(() => model?.dispose());
 

@@ -1,31 +1,21 @@
 // model.backward() on a ViT's token layers: layers reported as maps (class token dropped, patch
 // tokens on the patch grid), as forward captures are, and an objective channel meaning the
 // embedding dimension; against autograd on the eager twin (test/support/backward_tokens_oracle.py).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
-import { CACHE, PYTHON, ROOT, maxAbsDiff, syntheticInput } from '../support/models';
+import { VIT_SMALL, ensureVitSmall, maxAbsDiff, syntheticInput } from '../support/models';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
-const VIT = path.join(CACHE, 'vit_small.pt');
+const VIT = VIT_SMALL;
 const L0 = 'encoder.layers.encoder_layer_0';
 const L1 = 'encoder.layers.encoder_layer_1';
 
 let model: Model;
 beforeAll(async () => {
-  fs.mkdirSync(CACHE, { recursive: true });
-  if (!fs.existsSync(VIT))
-    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'export-model.py'), VIT, '--arch', 'vit_small'], {
-      stdio: 'inherit',
-    });
-  model = await loadModel(VIT, { device: 'cpu' });
+  model = await loadModel(ensureVitSmall(), { device: 'cpu' });
 }, 120_000);
 afterAll(() => model?.dispose());
-
-const read = (dir: string, f: string) => {
-  const b = fs.readFileSync(path.join(dir, f));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-};
 
 interface OracleLayer {
   name: string;
@@ -37,32 +27,24 @@ interface OracleLayer {
 }
 
 function oracle(input: { data: Float32Array; shape: number[] }, objective: [string, number], layers: string[]) {
-  const dir = fs.mkdtempSync(path.join(CACHE, 'backward-tokens-'));
-  try {
+  return withTempDir('backward-tokens-', (dir) => {
     const inPath = path.join(dir, 'input.f32');
-    fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(
-      PYTHON,
-      [
-        path.join(ROOT, 'test', 'support', 'backward_tokens_oracle.py'),
-        VIT,
-        inPath,
-        input.shape.join(','),
-        dir,
-        objective[0],
-        String(objective[1]),
-        ...layers,
-      ],
-      { stdio: 'inherit', env: { ...process.env, PYTHONPATH: path.join(ROOT, 'test', 'support') } },
-    );
+    writeF32(inPath, input.data);
+    runOracle('backward_tokens_oracle.py', [
+      VIT,
+      inPath,
+      input.shape.join(','),
+      dir,
+      objective[0],
+      String(objective[1]),
+      ...layers,
+    ]);
     return {
       layers: JSON.parse(fs.readFileSync(path.join(dir, 'layers.json'), 'utf8')) as OracleLayer[],
-      objective: read(dir, 'objective.f32'),
-      inputGrad: read(dir, 'input_grad.f32'),
+      objective: readF32(path.join(dir, 'objective.f32')),
+      inputGrad: readF32(path.join(dir, 'input_grad.f32')),
     };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const x = syntheticInput(2, 32, 32, 7);

@@ -1,22 +1,17 @@
 // Swin (torchvision swin_t, scripted on torchvision 0.14, untrained, 64 px input): its channel-last
 // outputs [N, H, W, C] are listed with their layout and captured as [N, C, H, W] maps equal to a
 // Python forward hook on the eager twin (test/support/swin_oracle.py).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
-import { CACHE, PYTHON, ROOT, maxAbsDiff, syntheticInput } from '../support/models';
+import { CACHE, exportedModel, maxAbsDiff, syntheticInput } from '../support/models';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const SWIN = path.join(CACHE, 'swin_t-64.pt');
 
 let model: Model;
 beforeAll(async () => {
-  fs.mkdirSync(CACHE, { recursive: true });
-  if (!fs.existsSync(SWIN))
-    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'export-model.py'), SWIN, '--arch', 'swin_t', '--size', '64'], {
-      stdio: 'inherit',
-    });
-  model = await loadModel(SWIN, { device: 'cpu' });
+  model = await loadModel(exportedModel(SWIN, ['--arch', 'swin_t', '--size', '64']), { device: 'cpu' });
 }, 300_000);
 afterAll(() => model?.dispose());
 
@@ -39,35 +34,30 @@ test('layers() lists the channel-last outputs with their maps; a convolution and
 test('captures of channel-last layers equal a Python hook (permuted to NCHW) within 1e-5', async () => {
   const x = syntheticInput(2, 64, 64, 9);
   const layers = ['features.1.0', 'features.3.1.mlp.0', 'features.7'];
-  const dir = fs.mkdtempSync(path.join(CACHE, 'swin-'));
-  try {
+  const { shapes, wants } = withTempDir('swin-', (dir) => {
     const inPath = path.join(dir, 'input.f32');
-    fs.writeFileSync(inPath, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength));
-    execFileSync(
-      PYTHON,
-      [path.join(ROOT, 'test', 'support', 'swin_oracle.py'), SWIN, inPath, x.shape.join(','), dir, ...layers],
-      { stdio: 'inherit', env: { ...process.env, PYTHONPATH: path.join(ROOT, 'test', 'support') } },
-    );
-    const shapes = JSON.parse(fs.readFileSync(path.join(dir, 'shapes.json'), 'utf8')) as number[][];
-    const caps = await model.capture(x, layers, { optimize: false });
-    expect(caps.map((c) => c.name)).toEqual(layers);
-    let worst = 0;
-    for (const [i, c] of caps.entries()) {
-      const b = fs.readFileSync(path.join(dir, `${i}.f32`));
-      const want = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-      expect({ name: c.name, shape: c.shape, layout: c.layout }).toEqual({
-        name: c.name,
-        shape: shapes[i],
-        layout: 'channels-last',
-      });
-      expect(c.sourceShape).toEqual([shapes[i][0], shapes[i][2], shapes[i][3], shapes[i][1]]);
-      const scale = Math.max(1, ...Array.from(want, Math.abs));
-      const d = maxAbsDiff(c.data, want) / scale;
-      worst = Math.max(worst, d);
-      expect(d).toBeLessThanOrEqual(1e-5);
-    }
-    console.log(`swin captures: max rel diff ${worst.toExponential(2)}`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    writeF32(inPath, x.data);
+    runOracle('swin_oracle.py', [SWIN, inPath, x.shape.join(','), dir, ...layers]);
+    return {
+      shapes: JSON.parse(fs.readFileSync(path.join(dir, 'shapes.json'), 'utf8')) as number[][],
+      wants: layers.map((_, i) => readF32(path.join(dir, `${i}.f32`))),
+    };
+  });
+  const caps = await model.capture(x, layers, { optimize: false });
+  expect(caps.map((c) => c.name)).toEqual(layers);
+  let worst = 0;
+  for (const [i, c] of caps.entries()) {
+    const want = wants[i];
+    expect({ name: c.name, shape: c.shape, layout: c.layout }).toEqual({
+      name: c.name,
+      shape: shapes[i],
+      layout: 'channels-last',
+    });
+    expect(c.sourceShape).toEqual([shapes[i][0], shapes[i][2], shapes[i][3], shapes[i][1]]);
+    const scale = Math.max(1, ...Array.from(want, Math.abs));
+    const d = maxAbsDiff(c.data, want) / scale;
+    worst = Math.max(worst, d);
+    expect(d).toBeLessThanOrEqual(1e-5);
   }
+  console.log(`swin captures: max rel diff ${worst.toExponential(2)}`);
 }, 120_000);

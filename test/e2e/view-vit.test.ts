@@ -4,14 +4,13 @@
  * library's capture and colour map, and the attention overlay (rollout beside the class token's
  * attention per head) against lib/analysis/attention's functions run here.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { applyColormap, loadModel, preprocess, type Model } from '../../lib';
 import { attentionOverlaysOf, attentionRollout, classTokenRow } from '../../lib/analysis/attention';
 import { startViewer, type Viewer } from '../../lib/viewer/server';
-import { CACHE, PYTHON, ROOT } from '../support/models';
+import { ROOT, VIT_SMALL, ensureVitSmall } from '../support/models';
 import { CHROMIUM, tempDir } from '../support/cli';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -19,7 +18,7 @@ const { chromium } = require('playwright-core') as typeof import('playwright-cor
 type Page = import('playwright-core').Page;
 type BrowserContext = import('playwright-core').BrowserContext;
 
-const VIT = path.join(CACHE, 'vit_small.pt');
+const VIT = VIT_SMALL;
 const CHELSEA = path.join(ROOT, 'test', 'fixtures', 'images', 'chelsea.png');
 const TOKENS = 'encoder.layers.encoder_layer_0';
 const W0 = `${TOKENS}.self_attention.weights`;
@@ -78,11 +77,7 @@ maybe('featscope view on a ViT in Chromium', () => {
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    fs.mkdirSync(CACHE, { recursive: true });
-    if (!fs.existsSync(VIT))
-      execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'export-model.py'), VIT, '--arch', 'vit_small'], {
-        stdio: 'inherit',
-      });
+    ensureVitSmall();
     viewer = await startViewer({ images: [CHELSEA], models: [VIT], device: 'cpu' });
     model = await loadModel(VIT, { device: 'cpu' });
     context = await chromium.launchPersistentContext(tempDir('view-vit-chromium'), {

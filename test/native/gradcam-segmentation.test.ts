@@ -1,7 +1,6 @@
 // Grad-CAM with a segmentation target (the class logit summed over its predicted mask) on DeepLabV3
 // (MobileNetV3-Large, untrained, 128 px input), against Python autograd on the eager twin with the
 // file's weights (test/support/seg_gradcam_oracle.py).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, type Model } from '../../lib';
@@ -10,36 +9,26 @@ import { normalisationOf } from '../../lib/analysis/common';
 import { preprocess } from '../../lib/preprocess';
 import { argmaxMask, segmentationLogitsOf } from '../../lib/structured';
 import {
-  CACHE,
   MODELS,
-  PYTHON,
   ROOT,
   STRUCTURED_MODELS,
+  ensureStructuredModels,
   ensureTestModels,
   maxAbsDiff,
   syntheticInput,
 } from '../support/models';
 import { ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const MODEL = STRUCTURED_MODELS.segmentation;
 
 function pythonSegGradCam(input: { data: Float32Array; shape: number[] }, layer: string, classes: number[]) {
-  const dir = fs.mkdtempSync(path.join(CACHE, 'seg-gradcam-'));
-  try {
+  return withTempDir('seg-gradcam-', (dir) => {
     const inPath = path.join(dir, 'in.f32');
     const outPath = path.join(dir, 'out.f32');
-    fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(PYTHON, [
-      path.join(ROOT, 'test', 'support', 'seg_gradcam_oracle.py'),
-      MODEL,
-      inPath,
-      input.shape.join(','),
-      layer,
-      outPath,
-      ...classes.map(String),
-    ]);
-    const b = fs.readFileSync(outPath);
-    const all = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    writeF32(inPath, input.data);
+    runOracle('seg_gradcam_oracle.py', [MODEL, inPath, input.shape.join(','), layer, outPath, ...classes.map(String)]);
+    const all = readF32(outPath);
     const n = input.shape[0];
     const camLen = all.length - 3 * n;
     return {
@@ -48,20 +37,12 @@ function pythonSegGradCam(input: { data: Float32Array; shape: number[] }, layer:
       probabilities: all.subarray(camLen + n, camLen + 2 * n),
       maskPixels: Array.from(all.subarray(camLen + 2 * n)),
     };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 let model: Model;
 beforeAll(async () => {
-  fs.mkdirSync(CACHE, { recursive: true });
-  if (!fs.existsSync(MODEL)) {
-    const exporter = path.join(ROOT, 'scripts', 'export-model.py');
-    execFileSync(PYTHON, [exporter, MODEL, '--size', '128', '--arch', 'deeplabv3_mobilenet_v3_large'], {
-      stdio: 'inherit',
-    });
-  }
+  ensureStructuredModels(['segmentation']);
   model = await loadModel(MODEL, { device: 'cpu' });
 }, 300_000);
 afterAll(() => model?.dispose());

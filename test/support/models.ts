@@ -151,15 +151,29 @@ export const STRUCTURED_MODELS = {
   detection: path.join(CACHE, 'retinanet_resnet50_fpn-128.pt'),
 };
 
-export function ensureStructuredModels(): void {
-  fs.mkdirSync(CACHE, { recursive: true });
-  const exporter = path.join(ROOT, 'scripts', 'export-model.py');
-  const make = (file: string, args: string[]) => {
-    if (!fs.existsSync(file)) execFileSync(PYTHON, [exporter, file, '--size', '128', ...args], { stdio: 'inherit' });
-  };
-  make(STRUCTURED_MODELS.segmentation, ['--arch', 'deeplabv3_mobilenet_v3_large']);
-  make(STRUCTURED_MODELS.detection, ['--arch', 'retinanet_resnet50_fpn', '--score-thresh', '0']);
+const STRUCTURED_ARGS: Record<keyof typeof STRUCTURED_MODELS, string[]> = {
+  segmentation: ['--size', '128', '--arch', 'deeplabv3_mobilenet_v3_large'],
+  detection: ['--size', '128', '--arch', 'retinanet_resnet50_fpn', '--score-thresh', '0'],
+};
+
+/** Exports the structured test models asked for (default both) once per machine. */
+export function ensureStructuredModels(
+  kinds: readonly (keyof typeof STRUCTURED_MODELS)[] = ['segmentation', 'detection'],
+): void {
+  for (const kind of kinds) exportedModel(STRUCTURED_MODELS[kind], STRUCTURED_ARGS[kind]);
 }
+
+/** `file`, exported once per machine by scripts/export-model.py with `args` (untrained weights). */
+export function exportedModel(file: string, args: readonly string[]): string {
+  fs.mkdirSync(CACHE, { recursive: true });
+  if (!fs.existsSync(file))
+    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'export-model.py'), file, ...args], { stdio: 'inherit' });
+  return file;
+}
+
+/** A small Vision Transformer (32 px, patch 8, 2 layers, 2 heads), untrained. */
+export const VIT_SMALL = path.join(CACHE, 'vit_small.pt');
+export const ensureVitSmall = (): string => exportedModel(VIT_SMALL, ['--arch', 'vit_small']);
 
 /** test/support/structured_oracle.py: Python hooks on the eager twin, its output, EigenCAM by SVD. */
 export function structuredOracle(
