@@ -1,16 +1,25 @@
 /**
- * What the analysis commands over images (gradcam, attack) share on top of the batch runner
- * (lib/cli/batch.ts): where their per-image records live, which errors end a run, and the
- * signature that --resume compares, and the `<command>.json` a run ends with.
+ * What the analysis commands over images (gradcam, attack; stats and similarity) share on top of
+ * the batch runner (lib/cli/batch.ts): where their per-image records live, which errors end a run,
+ * the signature that --resume compares, the `<command>.json` a run ends with, and the run of a
+ * statistic over the whole set.
  */
 import { FeatscopeError } from '../errors';
 import type { Model } from '../model';
 import { USAGE_CODES } from './args';
 import type { Code } from './codes';
-import { finishedRecords, type BatchOutcome, type ImageRecordBase, type RecordPath } from './batch';
+import {
+  finishedRecords,
+  runBatches,
+  type BatchOutcome,
+  type ForwardBatch,
+  type ImageRecordBase,
+  type RecordPath,
+} from './batch';
 import { insideOut, modelFingerprint, writeAtomic } from './files';
 import type { InputImage } from './inputs';
 import { modelSummary } from './manifest';
+import type { Progress } from './progress';
 import { inputSignature } from './model-options';
 
 /**
@@ -27,6 +36,44 @@ const RUN_ENDING = new Set<Code>(['NOT_A_CLASSIFIER', 'MODEL_OUTPUT_NOT_LOGITS']
 
 export function endsRun(err: unknown): boolean {
   return err instanceof FeatscopeError && (USAGE_CODES.has(err.code) || RUN_ENDING.has(err.code));
+}
+
+/**
+ * A statistic over the whole set (stats, similarity) on the batch runner: no records and no
+ * --resume (the result is written at the end). `add(result, i, file)` takes image i of a batch's
+ * `forward` result, `file` its index in `inputs`; a bad image fails alone.
+ */
+export function runOverSet<B>(job: {
+  inputs: InputImage[];
+  out: string;
+  batch: number;
+  model: Model;
+  layers: string[];
+  resize: 'squash' | 'crop';
+  progress: Progress;
+  forward: (model: Model, batch: ForwardBatch) => Promise<B>;
+  add: (result: B, batchIndex: number, file: number) => void;
+}): Promise<BatchOutcome> {
+  const fileOf = new Map(job.inputs.map((input, i) => [input.source, i]));
+  return runBatches<ImageRecordBase, B>({
+    inputs: job.inputs,
+    out: job.out,
+    batch: job.batch,
+    resume: false,
+    signature: '',
+    model: job.model,
+    layers: job.layers,
+    preprocess: { resize: job.resize, model: job.model },
+    progress: job.progress,
+    recordPath: null,
+    imageDir: (dir) => dir,
+    fatal: endsRun,
+    forward: job.forward,
+    async handle(input, _dir, _image, result, i) {
+      job.add(result, i, fileOf.get(input.source)!);
+      return { source: input.source, name: input.name, signature: '' };
+    },
+  });
 }
 
 /** What --resume compares: the model (path and content), the input options, and the options that change the outputs. */

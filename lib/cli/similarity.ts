@@ -10,7 +10,6 @@ import {
   type FeatureSide,
   type PooledFeatures,
 } from '../analysis/similarity';
-import type { CaptureStats } from '../types';
 import { type Model } from '../model';
 import { parseDevice, parsePositiveInt, parseResize, usage, parseReportAssets, parseList } from './args';
 import { loadCliModel } from './model-options';
@@ -19,8 +18,7 @@ import { expandInputs } from './inputs';
 import { modelSummary } from './manifest';
 import { Progress } from './progress';
 import { asFailures, endRun } from './summary';
-import { runBatches, type ImageRecordBase } from './batch';
-import { endsRun } from './image-run';
+import { runOverSet } from './image-run';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord, type Shard } from './shard';
 import type { InputImage } from './inputs';
 import { parseCommand, printHelp } from './command';
@@ -203,25 +201,16 @@ async function pooledOf(
   progress: Progress,
 ): Promise<PooledFeatures | 'interrupted'> {
   const rows = new PooledRows(sides);
-  const fileOf = new Map(inputs.map((input, i) => [input.source, i]));
-  const outcome = await runBatches<ImageRecordBase, CaptureStats[][]>({
+  const outcome = await runOverSet({
     inputs,
     out,
     batch,
-    resume: false,
-    signature: '',
     model,
     layers: sides[0].layers,
-    preprocess: { resize, model },
+    resize,
     progress,
-    recordPath: null,
-    imageDir: (dir) => dir,
-    fatal: endsRun,
     forward: (_m, b) => capturePooled(sides, b),
-    async handle(input, _dir, _image, stats, i) {
-      rows.add(stats, i, fileOf.get(input.source)!);
-      return { source: input.source, name: input.name, signature: '' };
-    },
+    add: (stats, i, file) => rows.add(stats, i, file),
   });
   return outcome.interrupted ? 'interrupted' : rows.pooled(inputs.length, outcome.failed);
 }

@@ -9,9 +9,7 @@ import { expandInputs } from './inputs';
 import { writeStatsOutputs, type StatsDrawOptions } from './stats-output';
 import { Progress } from './progress';
 import { asFailures, endRun } from './summary';
-import { runBatches, type ImageRecordBase } from './batch';
-import { endsRun } from './image-run';
-import type { Capture } from '../types';
+import { runOverSet } from './image-run';
 import { announceShard, parseShard, selectShard, shardOut, shardRecord } from './shard';
 import { parseCommand, printHelp } from './command';
 import { STATS_COMMAND } from './commands';
@@ -64,26 +62,17 @@ export async function stats(argv: string[]): Promise<number> {
   try {
     fs.mkdirSync(out, { recursive: true });
     const run = await statsRun(model, { layers, exactLimit, examples: topImages });
-    const fileOf = new Map(inputs.map((input, i) => [input.source, i]));
     // No records and no --resume: the statistics are over the whole set, written at the end.
-    const outcome = await runBatches<ImageRecordBase, Capture[]>({
+    const outcome = await runOverSet({
       inputs,
       out,
       batch,
-      resume: false,
-      signature: '',
       model,
       layers,
-      preprocess: { resize, model },
+      resize,
       progress,
-      recordPath: null,
-      imageDir: (dir) => dir,
-      fatal: endsRun,
       forward: (m, b) => captureStats(m, b, layers),
-      async handle(input, _dir, _image, caps, i) {
-        run.add(caps, i, fileOf.get(input.source)!);
-        return { source: input.source, name: input.name, signature: '' };
-      },
+      add: (caps, i, file) => run.add(caps, i, file),
     });
     if (outcome.interrupted) return endRun({ command: 'stats', stopped: true });
     const s = run.result(inputs.length, outcome.failed);
