@@ -23,7 +23,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { FeatscopeError } from '../errors';
 import type { ModelMetadata } from '../metadata';
-import type { ReportImage } from '../report';
+import type { ReportImage, ReportVideoLayer } from '../report';
 import type { Model } from '../model';
 import { encodeNpy } from '../npy';
 import { encodePng } from '../render/canvas';
@@ -52,16 +52,8 @@ import { usage } from './args';
 
 export { isVideoName } from '../video';
 
-export interface VideoLayerRecord {
-  name: string;
-  type?: string;
-  /** [C, H, W] of one frame's maps. */
-  shape: number[];
-  /** The animated WebPs (paths relative to --out). */
-  grid: string;
-  overlay?: string;
-  /** The per-frame channel-mean chart (PNG). */
-  chart: string;
+/** A clip's layer as its record keeps it: the report's layer (paths relative to --out), and more. */
+export interface VideoLayerRecord extends ReportVideoLayer {
   gridChannels: number[];
   /** Per frame: the layer's mean, and each grid channel's mean (in gridChannels' order). */
   means: { layer: number[]; channels: number[][] };
