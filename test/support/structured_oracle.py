@@ -53,6 +53,9 @@ def eigencam(act, center=True):
 
 def main():
     model_path, input_path, shape, outdir, *rest = sys.argv[1:]
+    # One intra-op thread, as the detection test pins featscope to: float sums in one order on both
+    # sides, so near-tied scores of an untrained detector rank the same way.
+    torch.set_num_threads(1)
     cam_of = None
     if rest[:1] == ["--eigencam"]:
         cam_of, rest = rest[1], rest[2:]
