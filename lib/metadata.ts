@@ -9,6 +9,8 @@ export interface ModelMetadata {
   weights?: { source: string; trained: boolean };
   input?: { size: [number, number]; mean: [number, number, number]; std: [number, number, number] };
   classes?: string[];
+  /** What the model's output is (export-model.py writes it): a classifier's logits, masks or boxes. */
+  task?: 'classification' | 'segmentation' | 'detection' | string;
   /**
    * Transformers: how token outputs lie on the image. 'NLD': ViT tokens [N, classTokens + gh*gw, D]
    * (patch tokens row by row on the patch grid); 'NHWC': Swin's channel-last maps on `grids`.

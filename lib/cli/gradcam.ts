@@ -214,6 +214,17 @@ async function gradcamWith(
       'NOT_FEATURE_MAPS',
       `layer ${layer} outputs shape [${info.shape!.join(', ')}], not feature maps [N, C, H, W]; Grad-CAM needs a convolutional layer (\`featscope layers\` shows shapes)`,
     );
+  // --saliency, --metrics, --sanity and --flow differentiate a classifier's [N, classes] logit. A
+  // model whose featscope.json names it a segmentation model is refused before any work.
+  const extras = [o.saliency && '--saliency', o.metrics && '--metrics', o.sanity && '--sanity', o.flow && '--flow'];
+  const refuseClassifierOnly = (file: string) => {
+    if (extras.some(Boolean))
+      throw usage(
+        `${extras.filter(Boolean).join(', ')} need a classifier's [N, classes] logits; ${file} is a segmentation model (its Grad-CAM target is the class logit summed over the class's mask): leave them out`,
+        'gradcam',
+      );
+  };
+  if (model.metadata.task === 'segmentation') refuseClassifierOnly(model.path);
   fs.mkdirSync(out, { recursive: true });
   const options = {
     layer,
@@ -251,14 +262,9 @@ async function gradcamWith(
       const sources = b.inputs.map((i) => i.source);
       const classes = o.classes && sources.map((s) => classOf(s)!);
       const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
-      const extras = [o.saliency && '--saliency', o.metrics && '--metrics', o.sanity && '--sanity', o.flow && '--flow'];
-      if (cams[0]?.maskPixels !== undefined && extras.some(Boolean)) {
-        // They differentiate a classifier's [N, classes] logit; refused before any file of the run is written.
-        throw usage(
-          `${extras.filter(Boolean).join(', ')} need a classifier's [N, classes] logits; ${m.path} is a segmentation model (its Grad-CAM target is the class logit summed over the class's mask): leave them out`,
-          'gradcam',
-        );
-      }
+      // A model without featscope.json shows its kind only in its output: refused here, before the
+      // batch's files are written.
+      if (cams[0]?.maskPixels !== undefined) refuseClassifierOnly(m.path);
       const sals = o.saliency
         ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
         : undefined;

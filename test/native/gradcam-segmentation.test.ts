@@ -3,6 +3,7 @@
 // file's weights (test/support/seg_gradcam_oracle.py).
 import * as fs from 'fs';
 import * as path from 'path';
+import { execFileSync } from 'child_process';
 import { loadModel, type Model } from '../../lib';
 import { gradCamOverlays } from '../../lib/analysis/gradcam';
 import { normalisationOf } from '../../lib/analysis/common';
@@ -10,6 +11,7 @@ import { preprocess } from '../../lib/preprocess';
 import { argmaxMask, segmentationLogitsOf } from '../../lib/structured';
 import {
   MODELS,
+  PYTHON,
   ROOT,
   STRUCTURED_MODELS,
   ensureStructuredModels,
@@ -173,7 +175,18 @@ test('featscope gradcam on a segmentation model: the mask size in gradcam.json; 
     expect(bad.stderr).toMatch(
       /--saliency, --flow need a classifier's \[N, classes\] logits; .* is a segmentation model.*\[USAGE\]/,
     );
-    expect(listFiles(refusedOut).filter((f) => f.endsWith('.png'))).toEqual([]);
+    // featscope.json says `task: segmentation`, so the refusal comes before any work: no folder.
+    expect(fs.existsSync(refusedOut)).toBe(false);
+
+    // The same model saved without featscope.json shows its kind only in its output: refused after
+    // the first batch's forward, still with no picture written.
+    const bare = path.join(out, 'bare.pt');
+    execFileSync(PYTHON, ['-c', 'import sys, torch; torch.jit.save(torch.jit.load(sys.argv[1]), sys.argv[2])', MODEL, bare]);
+    const bareOut = path.join(out, 'bare-refused');
+    const late = runCli(['gradcam', photo, '-m', bare, '--layer', 'classifier.1', '--metrics', 'deletion', '-o', bareOut]);
+    expect(late.code).toBe(2);
+    expect(late.stderr).toMatch(/--metrics need a classifier's \[N, classes\] logits; .*bare\.pt is a segmentation model/);
+    expect(listFiles(bareOut).filter((f) => f.endsWith('.png'))).toEqual([]);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
