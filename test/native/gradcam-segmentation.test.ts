@@ -181,11 +181,29 @@ test('featscope gradcam on a segmentation model: the mask size in gradcam.json; 
     // The same model saved without featscope.json shows its kind only in its output: refused after
     // the first batch's forward, still with no picture written.
     const bare = path.join(out, 'bare.pt');
-    execFileSync(PYTHON, ['-c', 'import sys, torch; torch.jit.save(torch.jit.load(sys.argv[1]), sys.argv[2])', MODEL, bare]);
+    execFileSync(PYTHON, [
+      '-c',
+      'import sys, torch; torch.jit.save(torch.jit.load(sys.argv[1]), sys.argv[2])',
+      MODEL,
+      bare,
+    ]);
     const bareOut = path.join(out, 'bare-refused');
-    const late = runCli(['gradcam', photo, '-m', bare, '--layer', 'classifier.1', '--metrics', 'deletion', '-o', bareOut]);
+    const late = runCli([
+      'gradcam',
+      photo,
+      '-m',
+      bare,
+      '--layer',
+      'classifier.1',
+      '--metrics',
+      'deletion',
+      '-o',
+      bareOut,
+    ]);
     expect(late.code).toBe(2);
-    expect(late.stderr).toMatch(/--metrics need a classifier's \[N, classes\] logits; .*bare\.pt is a segmentation model/);
+    expect(late.stderr).toMatch(
+      /--metrics need a classifier's \[N, classes\] logits; .*bare\.pt is a segmentation model/,
+    );
     expect(listFiles(bareOut).filter((f) => f.endsWith('.png'))).toEqual([]);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
