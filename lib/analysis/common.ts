@@ -1,7 +1,13 @@
 /** Small pieces the analyses share: the model's normalisation, class names, softmax and top-k. */
 import type { FeatscopeError } from '../errors';
 import type { Model } from '../model';
-import { type ImageSource, type PreprocessOptions, type PreprocessedImage, preprocessEach } from '../preprocess';
+import {
+  type ImageSource,
+  type PreprocessOptions,
+  type PreprocessResult,
+  type PreprocessedImage,
+  preprocessEach,
+} from '../preprocess';
 import { inputNormalisation, weightsLabel } from '../metadata';
 
 export interface Normalisation {
@@ -83,16 +89,25 @@ export interface ImageBatch {
   failed: FailedImage[];
 }
 
+/** How a caller that owns decoding (the viewer: its slots, its cache) preprocesses one image. */
+export type ImageDecoder = (source: ImageSource) => Promise<PreprocessResult>;
+
 /**
  * `files` preprocessed in batches (each image on its own, so a bad file fails alone), the next
- * batch read while the caller runs this one through the model.
+ * batch read while the caller runs this one through the model. With `decode`, each image is
+ * preprocessed by it instead (and `options` are the caller's to have applied).
  */
 export async function* imageBatches(
   files: readonly ImageSource[],
   batch: number,
   options: PreprocessOptions,
+  decode?: ImageDecoder,
 ): AsyncGenerator<ImageBatch> {
-  const read = (start: number) => preprocessEach(files.slice(start, start + batch), options);
+  const read = (start: number): Promise<Array<PreprocessResult | { error: unknown }>> => {
+    const slice = files.slice(start, start + batch);
+    if (!decode) return preprocessEach(slice, options);
+    return Promise.all(slice.map((f) => decode(f).catch((error: unknown) => ({ error }))));
+  };
   let next = read(0);
   for (let start = 0; start < files.length; start += batch) {
     const results = await next;

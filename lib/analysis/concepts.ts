@@ -21,7 +21,7 @@ import { applyColormap } from '../render/colormaps';
 import { resampleMap } from '../render/resample';
 import { drawText } from '../render/text';
 import { parseColor } from '../render/color';
-import { type FailedImage, type ImageBatch, imageBatches, normalisationOf } from './common';
+import { type FailedImage, type ImageBatch, type ImageDecoder, imageBatches, normalisationOf } from './common';
 import { withColourBar } from '../render/colour-bar';
 import { BANNER_HEIGHT, drawBanner } from '../render/frame';
 import { INK, fitText } from '../render/svg';
@@ -548,13 +548,19 @@ export function rgbBatches(
   files: readonly ImageSource[],
   batch: number,
   options: { resize: 'squash' | 'crop'; size: number; mean: readonly number[]; std: readonly number[] },
+  decode?: ImageDecoder,
 ): AsyncGenerator<ImageBatch> {
-  return imageBatches(files, batch, {
-    resize: options.resize,
-    size: options.size,
-    mean: [...options.mean] as [number, number, number],
-    std: [...options.std] as [number, number, number],
-  });
+  return imageBatches(
+    files,
+    batch,
+    {
+      resize: options.resize,
+      size: options.size,
+      mean: [...options.mean] as [number, number, number],
+      std: [...options.std] as [number, number, number],
+    },
+    decode,
+  );
 }
 
 /**
@@ -566,6 +572,19 @@ export async function fitConcepts(
   model: Model,
   images: readonly ImageSource[],
   options: FitConceptsOptions,
+): Promise<Concepts> {
+  return fitConceptsWith(model, images, options);
+}
+
+/**
+ * fitConcepts, with each image preprocessed by `decode` when given: the viewer decodes through its
+ * own slots and cache (its preprocessing must be the model's, squash-resized: the fit's default).
+ */
+export async function fitConceptsWith(
+  model: Model,
+  images: readonly ImageSource[],
+  options: FitConceptsOptions,
+  decode?: ImageDecoder,
 ): Promise<Concepts> {
   if (!options || typeof options !== 'object') throw invalidParameter('fitConcepts options', 'an object', options);
   checkKnownKeys('fitConcepts', options, [
@@ -608,7 +627,7 @@ export async function fitConcepts(
   let negative = 0;
   let values = 0;
   const failed: FailedImage[] = [];
-  for await (const b of rgbBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std })) {
+  for await (const b of rgbBatches(files, batch, { resize, size: norm.size, mean: norm.mean, std: norm.std }, decode)) {
     failed.push(...b.failed);
     if (b.files.length > 0) {
       const [cap] = await model.capture({ data: b.data, shape: b.shape }, [options.layer]);

@@ -5,7 +5,7 @@
  * through the viewer's own input first (its decoding limit, its decode slots, its cache), so an
  * image over the limit is refused before the fit decodes anything.
  */
-import { fitConcepts, renderConceptImage, renderConceptTop, type Concepts } from '../analysis/concepts';
+import { fitConceptsWith, renderConceptImage, renderConceptTop, type Concepts } from '../analysis/concepts';
 import { conceptColour, conceptNorms } from '../analysis/concepts';
 import type { Model } from '../model';
 import type { PreprocessResult, PreprocessedImage } from '../preprocess';
@@ -52,12 +52,15 @@ export class ViewerConcepts {
     k: number,
     images: ViewerConceptImage[],
   ): Promise<Fitted> {
-    // The viewer's decoding limit for every image before fitConcepts decodes them (IMAGE_TOO_LARGE names it).
+    // The viewer's decoding limit for every image before the fit (IMAGE_TOO_LARGE names it), and
+    // the fit's decodes through the viewer's input too: its slots, its cache.
     await Promise.all(images.map((img) => this.input(modelIndex, img).then(() => undefined)));
-    const concepts = await fitConcepts(
+    const bySource = new Map(images.map((img) => [img.source, img]));
+    const concepts = await fitConceptsWith(
       model,
       images.map((i) => i.source),
       { layer, k, seed: 0 },
+      (source) => this.input(modelIndex, bySource.get(source as string | Buffer)!),
     );
     const norms = conceptNorms(concepts.W, concepts.k, concepts.channels);
     const out: Fitted['images'] = [];

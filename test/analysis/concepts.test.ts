@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel, Model } from '../../lib';
 import { conceptsFromWeights, fitConcepts, nmf, nnlsRows } from '../../lib/analysis';
+import { type ConceptFit, fitConceptsWith } from '../../lib/analysis/concepts';
 import { decodeNpy, encodeNpy } from '../../lib/npy';
 import { preprocess } from '../../lib/preprocess';
 import { startViewer } from '../../lib/viewer/server';
@@ -185,6 +186,26 @@ describe('featscope concepts (CLI)', () => {
     expect(r.code).toBe(2); // a bad argument: a usage error
     expect(r.stderr).toMatch(/FORMAT_UNSUPPORTED/);
   });
+});
+
+test('fitConceptsWith: every image is preprocessed by the given decoder (the viewer passes its slots and cache), and the fit equals fitConcepts', async () => {
+  const some = files.slice(0, 4);
+  const decoded: string[] = [];
+  const mine = await fitConceptsWith(model, some, { layer: 'layer4', k: 3, seed: 0, batch: 2 }, async (source) => {
+    decoded.push(source as string);
+    return preprocess(source, { model });
+  });
+  expect(decoded.sort()).toEqual([...some].sort());
+  const ref = await fitConcepts(model, some, { layer: 'layer4', k: 3, seed: 0, batch: 2 });
+  expect(Array.from(mine.W)).toEqual(Array.from(ref.W));
+  // A decoder's failure is that image's failure, as a bad file is: the rest are fitted.
+  const failing = await fitConceptsWith(model, some, { layer: 'layer4', k: 3, seed: 0 }, async (source) => {
+    if (source === some[1]) throw Object.assign(new Error('refused by the decoder'), { code: 'IMAGE_TOO_LARGE' });
+    return preprocess(source, { model });
+  });
+  expect((failing.fit as ConceptFit).failed).toEqual([
+    { source: some[1], code: 'IMAGE_TOO_LARGE', message: 'refused by the decoder' },
+  ]);
 });
 
 test("the viewer's Concepts tab: the fit over the session's images, its pictures, a bad layer refused", async () => {
