@@ -8,7 +8,6 @@ import { attentionRollout, attentionLayers, classTokenRow } from '../../lib/anal
 import {
   CACHE,
   MODELS,
-  PYTHON,
   ROOT,
   VIT_SMALL,
   ensureTestModels,
@@ -16,6 +15,7 @@ import {
   maxAbsDiff,
   syntheticInput,
 } from '../support/models';
+import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
 const VIT = VIT_SMALL;
 const L0 = 'encoder.layers.encoder_layer_0';
@@ -29,38 +29,25 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => model?.dispose());
 
-const read = (dir: string, f: string) => {
-  const b = fs.readFileSync(path.join(dir, f));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-};
-
+/** test/support/attention_oracle.py: Python hooks on the eager twin, rollout and Grad-CAM references. */
 function oracle(input: { data: Float32Array; shape: number[] }, layers: string[]) {
-  const dir = fs.mkdtempSync(path.join(CACHE, 'attention-'));
-  try {
+  return withTempDir('attention-', (dir) => {
     const inPath = path.join(dir, 'input.f32');
-    fs.writeFileSync(inPath, Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength));
-    execFileSync(
-      PYTHON,
-      [path.join(ROOT, 'test', 'support', 'attention_oracle.py'), VIT, inPath, input.shape.join(','), dir, ...layers],
-      {
-        stdio: 'inherit',
-        env: { ...process.env, PYTHONPATH: path.join(ROOT, 'test', 'support') },
-      },
-    );
+    writeF32(inPath, input.data);
+    runOracle('attention_oracle.py', [VIT, inPath, input.shape.join(','), dir, ...layers]);
     const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
       captures: Record<string, number[]>;
     };
+    const read = (f: string) => readF32(path.join(dir, f));
     const captures = new Map(
-      Object.entries(index.captures).map(([k, shape]) => [k, { shape, data: read(dir, `${k}.f32`) }]),
+      Object.entries(index.captures).map(([k, shape]) => [k, { shape, data: read(`${k}.f32`) }]),
     );
     return {
       captures,
-      rollout: read(dir, 'rollout.f32'),
-      gradcam: fs.existsSync(path.join(dir, 'gradcam.f32')) ? read(dir, 'gradcam.f32') : undefined,
+      rollout: read('rollout.f32'),
+      gradcam: fs.existsSync(path.join(dir, 'gradcam.f32')) ? read('gradcam.f32') : undefined,
     };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const x = syntheticInput(2, 32, 32, 5);

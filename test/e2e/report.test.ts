@@ -4,25 +4,15 @@
  * and hostile module, metadata and file names shown as text, never run.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import type { Page } from 'playwright-core';
 import { preprocess } from '../../lib/preprocess';
 import { colormapIndex, getColormap } from '../../lib/render/colormaps';
 import { MODELS, ROOT, cpuModelForTests, ensureTestModels } from '../support/models';
-import { CHROMIUM, DOG, HOSTILE, ensureBuilt, runCli, tempDir, makeHostileModel } from '../support/cli';
+import { DOG, HOSTILE, ensureBuilt, runCli, tempDir, makeHostileModel } from '../support/cli';
+import { type Page, describeWithChromium, launchBrowser, launchChromium } from '../support/browser';
 
-// playwright-core is a dev dependency; it never downloads a browser (we use Debian's chromium).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
-
-const haveChromium = fs.existsSync(CHROMIUM);
-const maybe = haveChromium ? describe : describe.skip;
-if (!haveChromium)
-  console.warn(
-    `report tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`,
-  );
+const maybe = describeWithChromium('report tests');
 
 interface PageReport {
   consoleErrors: string[];
@@ -36,22 +26,7 @@ interface PageReport {
 }
 
 async function openReport(file: string): Promise<PageReport> {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'featscope-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1366, height: 768 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const context = await launchChromium('report-chromium', { width: 1366, height: 768 });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     const r: PageReport = {
@@ -91,7 +66,6 @@ async function openReport(file: string): Promise<PageReport> {
     return r;
   } finally {
     await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
   }
 }
 
@@ -220,11 +194,7 @@ async function inChromium<T>(
   url: string,
   fn: (page: Page) => Promise<T>,
 ): Promise<{ result: T; requests: string[]; errors: string[] }> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1366, height: 768 }, deviceScaleFactor: 1 });
     const requests: string[] = [];

@@ -11,53 +11,22 @@ import { applyColormap, loadModel, preprocess, type Model } from '../../lib';
 import { attentionOverlaysOf, attentionRollout, classTokenRow } from '../../lib/analysis/attention';
 import { startViewer, type Viewer } from '../../lib/viewer/server';
 import { ROOT, VIT_SMALL, ensureVitSmall } from '../support/models';
-import { CHROMIUM, tempDir } from '../support/cli';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
-type Page = import('playwright-core').Page;
-type BrowserContext = import('playwright-core').BrowserContext;
+import {
+  type BrowserContext,
+  type Page,
+  describeWithChromium,
+  launchChromium,
+  pixels,
+  until,
+} from '../support/browser';
+import { tempDir } from '../support/cli';
 
 const VIT = VIT_SMALL;
 const CHELSEA = path.join(ROOT, 'test', 'fixtures', 'images', 'chelsea.png');
 const TOKENS = 'encoder.layers.encoder_layer_0';
 const W0 = `${TOKENS}.self_attention.weights`;
 const W1 = 'encoder.layers.encoder_layer_1.self_attention.weights';
-const haveChromium = fs.existsSync(CHROMIUM);
-const maybe = haveChromium ? describe : describe.skip;
-if (!haveChromium)
-  console.warn(
-    `view ViT tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`,
-  );
-
-/** Wait until an expression holds in the page (page.evaluate: the viewer's CSP refuses eval). */
-async function until(page: Page, expression: string, timeout = 60_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await page.evaluate(expression)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The RGB pixels of a canvas or image (drawn on a canvas of its natural size). */
-async function pixels(page: Page, selector: string): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  const r = (await page.evaluate(`(() => {
-    const src = document.querySelector(${JSON.stringify(selector)});
-    const c = document.createElement('canvas');
-    c.width = src instanceof HTMLImageElement ? src.naturalWidth : src.width;
-    c.height = src instanceof HTMLImageElement ? src.naturalHeight : src.height;
-    const g = c.getContext('2d', { willReadFrequently: true });
-    g.drawImage(src, 0, 0);
-    const d = g.getImageData(0, 0, c.width, c.height).data;
-    const rgb = new Uint8Array((d.length / 4) * 3);
-    for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
-    let bin = '';
-    for (let i = 0; i < rgb.length; i += 0x8000) bin += String.fromCharCode.apply(null, rgb.subarray(i, i + 0x8000));
-    return { width: c.width, height: c.height, b64: btoa(bin) };
-  })()`)) as { width: number; height: number; b64: string };
-  return { width: r.width, height: r.height, rgb: new Uint8Array(Buffer.from(r.b64, 'base64')) };
-}
+const maybe = describeWithChromium('view ViT tests');
 
 /** Largest channel difference between `part` (a PNG) and the region of `drawn` at x0. */
 async function offAt(drawn: { width: number; rgb: Uint8Array }, part: Buffer, x0: number): Promise<number> {
@@ -80,12 +49,7 @@ maybe('featscope view on a ViT in Chromium', () => {
     ensureVitSmall();
     viewer = await startViewer({ images: [CHELSEA], models: [VIT], device: 'cpu' });
     model = await loadModel(VIT, { device: 'cpu' });
-    context = await chromium.launchPersistentContext(tempDir('view-vit-chromium'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1366, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
+    context = await launchChromium('view-vit-chromium');
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(m.text());

@@ -11,12 +11,15 @@ import * as zlib from 'zlib';
 import { applyColormap, gradCamOverlays, loadModel, preprocess, type Model } from '../../lib';
 import { startViewer, type Viewer } from '../../lib/viewer/server';
 import { MODELS, ROOT, ensureTestModels } from '../support/models';
-import { CHROMIUM, DOG, HOSTILE, ensureBuilt, makeHostileModel, startCli, tempDir } from '../support/cli';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { chromium } = require('playwright-core') as typeof import('playwright-core');
-type Page = import('playwright-core').Page;
-type BrowserContext = import('playwright-core').BrowserContext;
+import { DOG, HOSTILE, ensureBuilt, makeHostileModel, startCli, tempDir } from '../support/cli';
+import {
+  type BrowserContext,
+  type Page,
+  describeWithChromium,
+  launchChromium,
+  pixels,
+  until,
+} from '../support/browser';
 
 const CHELSEA = path.join(ROOT, 'test', 'fixtures', 'images', 'chelsea.png');
 const LAYER = 'layer1.0.conv1';
@@ -24,10 +27,7 @@ const LAYER = 'layer1.0.conv1';
 // (FEATSCOPE_UPDATE_SCREENSHOTS=1), so that a test run leaves the checkout unmodified.
 const SHOTS =
   process.env.FEATSCOPE_UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'images') : tempDir('view-shots');
-const haveChromium = fs.existsSync(CHROMIUM);
-const maybe = haveChromium ? describe : describe.skip;
-if (!haveChromium)
-  console.warn(`view tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FEATSCOPE_CHROMIUM)`);
+const maybe = describeWithChromium('view tests');
 
 /** A raw GET/POST (no URL normalisation, so `..` reaches the server as sent). */
 function raw(
@@ -50,41 +50,6 @@ function raw(
 }
 const errorCode = (body: Buffer) => (JSON.parse(body.toString()) as { error: { code: string } }).error.code;
 
-/**
- * Wait until a JavaScript expression holds in the page. page.evaluate, not waitForFunction:
- * Playwright evaluates a string predicate with eval, which the viewer's CSP (rightly) refuses.
- */
-async function until(page: Page, expression: string, timeout = 60_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await page.evaluate(expression)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/**
- * The pixels of a canvas (or of an image drawn on a canvas of its natural size) as RGB, alpha
- * dropped. They travel as base64: Playwright serialises a large array element by element, slowly.
- */
-async function pixels(page: Page, selector: string): Promise<{ width: number; height: number; rgb: Uint8Array }> {
-  const r = (await page.evaluate(`(() => {
-    // read from a copy, so the page's own canvases are never read back (and Chromium does not warn)
-    const src = document.querySelector(${JSON.stringify(selector)});
-    const c = document.createElement('canvas');
-    c.width = src instanceof HTMLImageElement ? src.naturalWidth : src.width;
-    c.height = src instanceof HTMLImageElement ? src.naturalHeight : src.height;
-    const g = c.getContext('2d', { willReadFrequently: true });
-    g.drawImage(src, 0, 0);
-    const d = g.getImageData(0, 0, c.width, c.height).data;
-    const rgb = new Uint8Array((d.length / 4) * 3);
-    for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
-    let bin = '';
-    for (let i = 0; i < rgb.length; i += 0x8000) bin += String.fromCharCode.apply(null, rgb.subarray(i, i + 0x8000));
-    return { width: c.width, height: c.height, b64: btoa(bin) };
-  })()`)) as { width: number; height: number; b64: string };
-  return { width: r.width, height: r.height, rgb: new Uint8Array(Buffer.from(r.b64, 'base64')) };
-}
 const canvasRGB = pixels;
 
 /** Per channel of image 0 of an [1, C, H, W] capture: its plane, min, max, mean. */
@@ -132,22 +97,7 @@ maybe('featscope view in Chromium', () => {
     hostileViewer = await startViewer({ images: [hostileImage], models: [hostileModel], device: 'cpu' });
     model = await loadModel(MODELS.scripted, { device: 'cpu' });
     origin = `http://127.0.0.1:${viewer.port}`;
-    const profile = tempDir('view-chromium');
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1366, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    context = await launchChromium('view-chromium');
     page = context.pages()[0] ?? (await context.newPage());
     page.on('request', (r) => requests.push(r.url()));
     page.on('console', (m) => {
