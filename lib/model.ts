@@ -321,8 +321,7 @@ export class Model {
   }
 
   async #layerShapes(h: number, w: number): Promise<LayerInfo[]> {
-    // nn.MultiheadAttention returns (output, weights): its `.weights` entry stands for it.
-    const called = this.#layers.filter((l) => l.calls > 0 && l.type !== 'MultiheadAttention').map((l) => l.name);
+    const called = this.#layers.filter((l) => l.calls > 0).map((l) => l.name);
     // One forward of all layers: the exact graph (freezing it for a single run costs more than it saves).
     const res = await this.#run({ data: new Float32Array(3 * h * w), shape: [1, 3, h, w] }, called, {
       optimize: false,
@@ -335,7 +334,7 @@ export class Model {
       if (colon >= 0) {
         // A tuple, list or dict output: the shape of each part, by key.
         const list = parts.get(c.layer) ?? [];
-        (list[c.call] ??= {})[c.name.slice(colon + 1)] = c.shape;
+        (list[c.call] ??= {})[c.name.slice(colon + 1)] = c.sourceShape ?? c.shape;
         parts.set(c.layer, list);
         continue;
       }

@@ -23,7 +23,12 @@ std::string keyText(const c10::IValue& k) {
   return k.tagKind();
 }
 
+// TorchScript passes an Optional[Tensor] that is None as an undefined tensor in places (nn.MultiheadAttention's
+// weights with need_weights=False): it is None here too, not a part.
+bool isNoneLike(const c10::IValue& v) { return v.isNone() || (v.isTensor() && !v.toTensor().defined()); }
+
 void flatten(const CaptureSlot& slot, const std::string& name, const c10::IValue& v, std::vector<Captured>& out) {
+  if (isNoneLike(v)) return;
   if (v.isTensor()) {
     CaptureSlot part = slot;
     part.name = name;
@@ -104,7 +109,9 @@ void pushForwardInputs(torch::jit::Stack& stack, const torch::jit::Graph& graph,
 
 HostValue toHostValue(const c10::IValue& v, bool* usedDevice) {
   HostValue h;
-  if (v.isTensor()) {
+  if (isNoneLike(v)) {
+    h.kind = HostValue::kNone;
+  } else if (v.isTensor()) {
     h.kind = HostValue::kTensor;
     const at::Tensor& t = v.toTensor();
     h.dtype = dtypeName(t.scalar_type());
@@ -128,7 +135,7 @@ HostValue toHostValue(const c10::IValue& v, bool* usedDevice) {
   } else if (v.isString()) {
     h.kind = HostValue::kString;
     h.text = v.toStringRef();
-  } else if (!v.isNone()) {
+  } else {
     throw FsError("FORWARD_FAILED", std::string("the model's output holds a ") + v.tagKind() +
                                         ", which featscope cannot hand to JavaScript (tensors, lists, tuples, dicts, "
                                         "numbers, booleans, strings and None can be)");

@@ -62,7 +62,26 @@ test('layers() lists the attention weights after each MultiheadAttention, and to
   expect(l0).toMatchObject({ layout: 'tokens', mapShapes: [[1, 64, 4, 4]] });
   expect(shaped.find((l) => l.name === W0)!.outputShapes).toEqual([[1, 2, 17, 17]]);
   expect(shaped.find((l) => l.name === 'conv_proj')!.layout).toBeUndefined();
+  // The module itself returns (output, None): one part, in tokens.
+  expect(shaped.find((l) => l.name === `${L0}.self_attention`)!.outputParts).toEqual([{ '0': [1, 17, 64] }]);
 });
+
+test('the MultiheadAttention module itself: its output is part :0 (tokens as maps) and equals the hook; the None weights are no part', async () => {
+  const part = `${L1}.self_attention:0`;
+  for (const layers of [[`${L1}.self_attention`], [part]]) {
+    const res = await model.forward(x, { layers });
+    expect(res.captures.map((c) => c.name)).toEqual([part]);
+    expect(res.captures[0]).toMatchObject({
+      part: '0',
+      layout: 'tokens',
+      sourceShape: [2, 17, 64],
+      shape: [2, 64, 4, 4],
+    });
+    const want = oracle(x, [part]).captures.get(part)!;
+    expect(want.shape).toEqual([2, 64, 4, 4]);
+    expect(maxAbsDiff(res.captures[0].data, want.data)).toBeLessThanOrEqual(1e-5);
+  }
+}, 120_000);
 
 test('token captures (as maps) and attention weights equal the eager twin within 1e-5; rollout equals Python', async () => {
   const layers = [L0, W0, W1, `${L1}.mlp.0`];

@@ -9,7 +9,8 @@ layers are written as maps the way pytorch-grad-cam's reshape_transform makes th
 dropped, patch tokens reshaped to [N, gh, gw, D], permuted to [N, D, gh, gw]. Also written:
 the rollout (Abnar & Zuidema: mean over heads, 0.5*A + 0.5*I, rows normalised, product over all
 attention layers in order) as rollout.f32 [N, L, L], and Grad-CAM of the top-1 class at the first
-token layer listed (the same reshape) as gradcam.f32 [N, gh, gw].
+token layer listed (the same reshape) as gradcam.f32 [N, gh, gw]. A layer `module:i` is part i of
+the module's tuple output.
 """
 import json
 import os
@@ -44,7 +45,13 @@ def main():
     for name in layers:
         if name.endswith(".weights"):
             continue
-        modules[name].register_forward_hook(lambda _m, _i, o, name=name: acts.__setitem__(name, o))
+        # `module:i` is part i of a tuple output (nn.MultiheadAttention's (output, weights)).
+        mod = name.partition(":")[0]
+        modules[mod].register_forward_hook(lambda _m, _i, o, mod=mod: acts.__setitem__(mod, o))
+
+    def value(name):
+        mod, _, part = name.partition(":")
+        return acts[mod][int(part)] if part else acts[mod]
 
     def as_map(t):
         if t.dim() == 3 and t.shape[1] == ct + gh * gw:
@@ -54,7 +61,7 @@ def main():
     logits = model(x)
     index = {}
     for name in layers:
-        t = weights[name] if name.endswith(".weights") else as_map(acts[name])
+        t = weights[name] if name.endswith(".weights") else as_map(value(name))
         t = t.detach().contiguous().float()
         t.numpy().astype("<f4").tofile(os.path.join(out_dir, name + ".f32"))
         index[name] = list(t.shape)
@@ -73,7 +80,7 @@ def main():
     if token_layers:
         acts.clear()
         logits = model(x)
-        a = acts[token_layers[0]]
+        a = value(token_layers[0])
         cls = logits.argmax(1)
         score = logits.gather(1, cls[:, None]).sum()
         g = torch.autograd.grad(score, a)[0]
