@@ -177,7 +177,9 @@ Napi::Value hostValueToJs(Napi::Env env, TensorExporter& ex, const HostValue& v)
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <cmath>
 #include <mutex>
+#include <vector>
 
 namespace featscope {
 
@@ -212,17 +214,124 @@ at::Tensor nmsCpu(const at::Tensor& dets, const at::Tensor& scores, double iouTh
   return at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(dets.device());
 }
 
+// torchvision's roi_align (Mask R-CNN's RoIAlign, as torchvision's CPU kernel computes it): for each
+// box [batch index, x1, y1, x2, y2] (image coordinates, times spatial_scale for this level), a
+// pooled_height x pooled_width grid of bins, each the mean of sampling_ratio^2 bilinear samples
+// (adaptive, ceil(box size / bins), when sampling_ratio <= 0); `aligned` shifts by half a pixel.
+// Forward only: a Grad-CAM through it would need its backward.
+at::Tensor roiAlignCpu(const at::Tensor& input, const at::Tensor& rois, double spatialScale, int64_t pooledHeight, int64_t pooledWidth,
+                       int64_t samplingRatio, bool aligned) {
+  TORCH_CHECK(input.dim() == 4, "roi_align: input should be [N, C, H, W], got ", input.sizes());
+  TORCH_CHECK(rois.dim() == 2 && rois.size(1) == 5, "roi_align: rois should be [K, 5], got ", rois.sizes());
+  TORCH_CHECK(pooledHeight > 0 && pooledWidth > 0, "roi_align: the output size should be positive");
+  const at::Tensor in = input.detach().to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor boxes = rois.detach().to(at::kCPU, at::kFloat).contiguous();
+  const int64_t K = boxes.size(0), N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
+  at::Tensor out = at::zeros({K, C, pooledHeight, pooledWidth}, in.options());
+  if (K == 0 || C == 0) return out.to(input.device(), input.scalar_type());
+  TORCH_CHECK(H > 0 && W > 0, "roi_align: the feature map is empty (", H, " x ", W, ")");
+  const float* x = in.data_ptr<float>();
+  const float* r = boxes.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  struct Tap {
+    int64_t p1, p2, p3, p4;
+    float w1, w2, w3, w4;
+  };
+  std::vector<Tap> taps;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = r + k * 5;
+    const int64_t n = static_cast<int64_t>(b[0]);
+    TORCH_CHECK(n >= 0 && n < N, "roi_align: box ", k, " names image ", n, " of a batch of ", N);
+    const float offset = aligned ? 0.5f : 0.0f;
+    const float sx = static_cast<float>(spatialScale);
+    const float x1 = b[1] * sx - offset, y1 = b[2] * sx - offset, x2 = b[3] * sx - offset, y2 = b[4] * sx - offset;
+    TORCH_CHECK(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2), "roi_align: box ", k,
+                " has a coordinate that is not finite");
+    float rw = x2 - x1, rh = y2 - y1;
+    if (!aligned) {
+      rw = std::max(rw, 1.0f);
+      rh = std::max(rh, 1.0f);
+    }
+    const float binH = rh / static_cast<float>(pooledHeight), binW = rw / static_cast<float>(pooledWidth);
+    const double adaptiveH = std::ceil(static_cast<double>(rh) / pooledHeight);
+    const double adaptiveW = std::ceil(static_cast<double>(rw) / pooledWidth);
+    // Samples per bin: a box far larger than the feature map would ask for billions.
+    TORCH_CHECK(samplingRatio > 0 || (adaptiveH <= 4 * (H + 1) && adaptiveW <= 4 * (W + 1)), "roi_align: box ", k, " (", rw, " x ", rh,
+                " feature pixels) is far larger than the ", W, " x ", H, " feature map");
+    TORCH_CHECK(samplingRatio <= 1024, "roi_align: sampling_ratio ", samplingRatio, " is more than 1024");
+    const int64_t gridH = samplingRatio > 0 ? samplingRatio : static_cast<int64_t>(adaptiveH);
+    const int64_t gridW = samplingRatio > 0 ? samplingRatio : static_cast<int64_t>(adaptiveW);
+    const float count = static_cast<float>(std::max<int64_t>(gridH * gridW, 1));
+    // The bilinear taps of every sample of every bin, shared by all channels.
+    taps.clear();
+    for (int64_t ph = 0; ph < pooledHeight; ++ph)
+      for (int64_t pw = 0; pw < pooledWidth; ++pw)
+        for (int64_t iy = 0; iy < gridH; ++iy) {
+          const float yy = y1 + ph * binH + (iy + 0.5f) * binH / static_cast<float>(gridH);
+          for (int64_t ix = 0; ix < gridW; ++ix) {
+            float xx = x1 + pw * binW + (ix + 0.5f) * binW / static_cast<float>(gridW);
+            float y = yy;
+            if (y < -1.0f || y > H || xx < -1.0f || xx > W) {
+              taps.push_back({0, 0, 0, 0, 0.f, 0.f, 0.f, 0.f});
+              continue;
+            }
+            if (y <= 0) y = 0;
+            if (xx <= 0) xx = 0;
+            int64_t yl = static_cast<int64_t>(y), xl = static_cast<int64_t>(xx), yh, xh;
+            if (yl >= H - 1) {
+              yh = yl = H - 1;
+              y = static_cast<float>(yl);
+            } else {
+              yh = yl + 1;
+            }
+            if (xl >= W - 1) {
+              xh = xl = W - 1;
+              xx = static_cast<float>(xl);
+            } else {
+              xh = xl + 1;
+            }
+            const float ly = y - yl, lx = xx - xl, hy = 1.f - ly, hx = 1.f - lx;
+            taps.push_back({yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh, hy * hx, hy * lx, ly * hx, ly * lx});
+          }
+        }
+    const int64_t perBin = gridH * gridW;
+    for (int64_t c = 0; c < C; ++c) {
+      const float* plane = x + (n * C + c) * H * W;
+      float* dst = o + (k * C + c) * pooledHeight * pooledWidth;
+      for (int64_t bin = 0; bin < pooledHeight * pooledWidth; ++bin) {
+        float v = 0;
+        for (int64_t t = bin * perBin; t < (bin + 1) * perBin; ++t) {
+          const Tap& p = taps[t];
+          v += p.w1 * plane[p.p1] + p.w2 * plane[p.p2] + p.w3 * plane[p.p3] + p.w4 * plane[p.p4];
+        }
+        dst[bin] = v / count;
+      }
+    }
+  }
+  return out.to(input.device(), input.scalar_type());
+}
+
 }  // namespace
 
 void ensureTorchvisionOps() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (c10::Dispatcher::singleton().findSchema({"torchvision::nms", ""}).has_value()) return;
-    // Kept for the life of the process (unregistering at exit would race other static teardown).
-    static auto* registry = new torch::RegisterOperators(
-        torch::RegisterOperators().op("torchvision::nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-                                      torch::RegisterOperators::options().catchAllKernel<decltype(nmsCpu), &nmsCpu>()));
-    (void)registry;
+    // Each op only where torchvision's own library has not registered it. Kept for the life of the
+    // process (unregistering at exit would race other static teardown).
+    auto& dispatcher = c10::Dispatcher::singleton();
+    if (!dispatcher.findSchema({"torchvision::nms", ""}).has_value()) {
+      static auto* nms = new torch::RegisterOperators(
+          torch::RegisterOperators().op("torchvision::nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                                        torch::RegisterOperators::options().catchAllKernel<decltype(nmsCpu), &nmsCpu>()));
+      (void)nms;
+    }
+    if (!dispatcher.findSchema({"torchvision::roi_align", ""}).has_value()) {
+      static auto* roiAlign = new torch::RegisterOperators(torch::RegisterOperators().op(
+          "torchvision::roi_align(Tensor input, Tensor rois, float spatial_scale, int pooled_height, int pooled_width, "
+          "int sampling_ratio, bool aligned) -> Tensor",
+          torch::RegisterOperators::options().catchAllKernel<decltype(roiAlignCpu), &roiAlignCpu>()));
+      (void)roiAlign;
+    }
   });
 }
 

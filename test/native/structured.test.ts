@@ -164,6 +164,60 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
   });
 });
 
+describe('detection: Faster R-CNN (MobileNetV3-Large 320 FPN), two stages joined by torchvision::roi_align', () => {
+  // libtorch lacks torchvision's ops; featscope registers roi_align (and nms) itself. The oracle is
+  // the eager twin running torchvision's own kernels. One intra-op thread on both sides, as above.
+  let model: Model;
+  let threads: number;
+  beforeAll(async () => {
+    ensureStructuredModels(['rcnn']);
+    threads = getNumThreads();
+    setNumThreads(1);
+    model = await loadModel(STRUCTURED_MODELS.rcnn, { device: 'cpu' });
+  }, 300_000);
+  afterAll(() => {
+    model?.dispose();
+    setNumThreads(threads);
+  });
+
+  test('the RoI-pooled features, the box head and the typed detections equal Python', async () => {
+    const input = syntheticInput(2, 112, 128, 7);
+    for (let i = 0; i < input.data.length; i++) input.data[i] = Math.min(1, Math.max(0, input.data[i] / 4 + 0.5));
+    const layers = ['backbone.fpn', 'rpn.head', 'roi_heads.box_roi_pool', 'roi_heads.box_head'];
+    const oracle = structuredOracle(STRUCTURED_MODELS.rcnn, input, layers);
+    const res = await model.forward(input, { layers, optimize: false });
+    const names = res.captures.map((c) => c.name);
+    expect(names).toEqual(expect.arrayContaining(['roi_heads.box_roi_pool', 'roi_heads.box_head', 'rpn.head:0:0']));
+    expect(names.filter((n) => n.startsWith('backbone.fpn:'))).toEqual([
+      'backbone.fpn:0',
+      'backbone.fpn:1',
+      'backbone.fpn:pool',
+    ]);
+    for (const c of res.captures) expectClose(c.name, c, oracle.get(c.name), 1e-4);
+    // 2 images x 150 proposals (the 320 model's RPN post-NMS top-n at test time), 256 channels, 7x7 bins.
+    expect(res.get('roi_heads.box_roi_pool').shape).toEqual([300, 256, 7, 7]);
+    const dets = detectionsOf(res.value)!;
+    expect(dets).toHaveLength(2);
+    expect(dets[0].boxes.shape[0]).toBeGreaterThan(0);
+    const flat = new Map<string, { shape: number[]; data: Float32Array }>();
+    flatten('out', res.value, flat);
+    expect([...flat.keys()]).toEqual([...oracle.keys()].filter((k) => k.startsWith('out')));
+    for (const [k, v] of flat)
+      expectClose(k, v, oracle.get(k), k.endsWith('boxes') ? 1e-3 : k.endsWith('labels') ? 0 : 1e-5);
+  }, 180_000);
+
+  test('layers() names both stages and the RoI pooling', async () => {
+    const names = (await model.layers()).filter((l) => l.calls > 0).map((l) => `${l.name}:${l.type}`);
+    for (const n of [
+      'rpn:RegionProposalNetwork',
+      'roi_heads:RoIHeads',
+      'roi_heads.box_roi_pool:MultiScaleRoIAlign',
+      'roi_heads.box_predictor:FastRCNNPredictor',
+    ])
+      expect(names).toContain(n);
+  });
+});
+
 describe('predictionOverlay: the mask or the boxes over the photo', () => {
   const dog = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
 

@@ -142,18 +142,21 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 /**
  * Segmentation and detection test models (scripts/structured_models.py), untrained: DeepLabV3 on
  * MobileNetV3-Large (44 MB; its backbone returns a dict) and RetinaNet on ResNet-50 with an FPN
- * (136 MB; the smallest torchvision detector that needs no torchvision::roi_align, which libtorch
- * lacks; featscope registers torchvision::nms itself). Input side 128; RetinaNet keeps every
+ * (136 MB), and Faster R-CNN on MobileNetV3 (libtorch lacks torchvision's ops: featscope registers
+ * torchvision::nms and torchvision::roi_align itself). Input side 128; the detectors keep every
  * detection (--score-thresh 0: an untrained head scores about 1/91).
  */
 export const STRUCTURED_MODELS = {
   segmentation: path.join(CACHE, 'deeplabv3_mobilenet_v3_large-128.pt'),
   detection: path.join(CACHE, 'retinanet_resnet50_fpn-128.pt'),
+  /** Faster R-CNN (MobileNetV3-Large 320 FPN, 78 MB): two stages, torchvision::roi_align between them. */
+  rcnn: path.join(CACHE, 'fasterrcnn_mobilenet_v3_large_320_fpn-128.pt'),
 };
 
 const STRUCTURED_ARGS: Record<keyof typeof STRUCTURED_MODELS, string[]> = {
   segmentation: ['--size', '128', '--arch', 'deeplabv3_mobilenet_v3_large'],
   detection: ['--size', '128', '--arch', 'retinanet_resnet50_fpn', '--score-thresh', '0'],
+  rcnn: ['--size', '128', '--arch', 'fasterrcnn_mobilenet_v3_large_320_fpn', '--score-thresh', '0'],
 };
 
 /** Exports the structured test models asked for (default both) once per machine. */

@@ -13,6 +13,16 @@ export function withTempDir<T>(prefix: string, fn: (dir: string) => T): T {
   }
 }
 
+/** withTempDir for an async `fn`: the folder is removed once its promise settles. */
+export async function withTempDirAsync<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(CACHE, prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function writeF32(file: string, data: Float32Array): void {
   fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
 }
