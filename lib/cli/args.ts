@@ -201,17 +201,38 @@ export function describeChannels(sel: ChannelSelection): string {
  * Layer names checked before any work (typos get suggestions), with their types and output shapes
  * for one image; `#k` beyond the module's calls is refused here too.
  */
-export async function checkLayers(
-  model: Model,
-  layers: string[],
-  size: number,
-): Promise<Array<{ name: string; type?: string; shape?: number[] }>> {
+export async function checkLayers(model: Model, layers: string[], size: number): Promise<CheckedLayer[]> {
   model.hook(layers).remove(); // validates the names: UNKNOWN_LAYER with suggestions, DUPLICATE_LAYER, ...
   const info = await model.layers({ inputSize: size });
   return layers.map((name) => {
-    const [base, call] = name.split('#');
+    const [whole, part] = splitPart(name);
+    const [base, call] = whole.split('#');
     const l = info.find((x) => x.name === base)!;
-    const shape = l.outputShapes?.[Number(call ?? 0)];
+    const k = Number(call ?? 0);
+    const parts = l.outputParts?.[k];
+    if (part !== undefined) {
+      const shape = parts?.[part];
+      if (!shape)
+        throw new FeatscopeError(
+          'CAPTURE_NOT_FOUND',
+          `${name} is not a part of ${whole}'s output; its parts: ${
+            parts
+              ? Object.keys(parts)
+                  .map((p) => `${whole}:${p}`)
+                  .join(', ')
+              : 'none (it returns one tensor)'
+          }`,
+        );
+      return { name, type: l.type, shape, part };
+    }
+    const shape = l.outputShapes?.[k];
+    // A tuple, list or dict output: its parts, each a capture of its own (`layer:key`).
+    if (!shape && parts)
+      return {
+        name,
+        type: l.type,
+        parts: Object.entries(parts).map(([p, shape]) => ({ name: `${whole}:${p}`, shape })),
+      };
     if (!shape) {
       throw new FeatscopeError(
         'LAYER_NOT_CALLED',
@@ -222,11 +243,29 @@ export async function checkLayers(
   });
 }
 
+/** A checked layer: its shape, or the names of its parts when it returns a tuple, list or dict. */
+export interface CheckedLayer {
+  name: string;
+  type?: string;
+  shape?: number[];
+  /** `layer:key` asked for: the key. */
+  part?: string;
+  /** A structured output asked for whole: its parts, by capture name. */
+  parts?: Array<{ name: string; shape: number[] }>;
+}
+
+/** `layer:part` -> [layer, part]; no colon -> [name, undefined]. */
+function splitPart(name: string): [string, string | undefined] {
+  const colon = name.indexOf(':');
+  return colon < 0 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
+}
+
 /**
  * checkLayers for runs that capture exactly `layers` (render, export): the shapes come from one
  * capture of a black image through the graph the batches will use, so the check builds (and, by
  * default, optimises) that graph once instead of running a second forward with every module
- * hooked. Falls back to checkLayers where a capture's name is not the one asked for.
+ * hooked. A layer with a structured output stands for its parts: one entry per part, named as its
+ * captures are (`backbone.fpn:0`, ...). Falls back to checkLayers where a layer gives no capture.
  */
 export async function checkCaptureLayers(
   model: Model,
@@ -238,9 +277,10 @@ export async function checkCaptureLayers(
   // LAYER_NOT_CALLED for a `#k` beyond the module's calls comes from the capture itself.
   const captures = await model.capture({ data: new Float32Array(3 * size * size), shape: [1, 3, size, size] }, layers);
   const checked = layers.map((name) => {
-    const c = captures.find((x) => x.name === name);
-    return c && { name, type: info.find((x) => x.name === name.split('#')[0])?.type, shape: c.shape };
+    const type = info.find((x) => x.name === splitPart(name)[0].split('#')[0])?.type;
+    const mine = captures.filter((x) => x.name === name || (!name.includes(':') && x.name.startsWith(`${name}:`)));
+    return mine.length > 0 ? mine.map((c) => ({ name: c.name, type, shape: c.shape })) : undefined;
   });
   if (checked.some((c) => !c)) return checkLayers(model, layers, size);
-  return checked as Array<{ name: string; type?: string; shape: number[] }>;
+  return checked.flat() as Array<{ name: string; type?: string; shape: number[] }>;
 }

@@ -209,6 +209,20 @@ async function gradcamWith(
   const size = model.metadata.input?.size?.[0] ?? 224;
   // The layer is checked before any work: a typo or a layer without feature maps is a usage error.
   const [info] = await checkLayers(model, [layer], size);
+  // As the library refuses them (native/gradcam.cc), before any work: a part's gradient would not
+  // reach the graph, and a module that returns several tensors has no one map.
+  if (info.part !== undefined)
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `Grad-CAM takes a module, not one part of its output (${layer}): name the inner module that computes it (featscope layers)`,
+    );
+  if (info.parts && info.parts.length > 1)
+    throw new FeatscopeError(
+      'INVALID_ARGUMENT',
+      `Grad-CAM needs a layer with one tensor output; ${layer} returns ${info.parts.length} (${info.parts.map((p) => p.name).join(', ')}): name the inner module that computes the one you want (featscope layers)`,
+    );
+  // A structured output with one tensor (DeepLabV3's backbone: {out}) is that tensor.
+  if (info.parts) info.shape = info.parts[0].shape;
   if (info.shape!.length !== 4)
     throw new FeatscopeError(
       'NOT_FEATURE_MAPS',

@@ -1,0 +1,73 @@
+/**
+ * Layers whose output is a tuple, list or dict, named whole or by part, in the commands that check
+ * layer names before any work: render (a whole layer stands for its parts) and gradcam (one tensor
+ * output only, refused with the parts named before any file is written).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { STRUCTURED_MODELS, ensureStructuredModels } from '../support/models';
+import { DOG, ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
+
+beforeAll(() => {
+  ensureStructuredModels(['segmentation', 'rcnn']);
+  ensureBuilt();
+}, 300_000);
+
+const RCNN = STRUCTURED_MODELS.rcnn;
+
+test('render --layers backbone.fpn renders each of its parts; a part alone renders that part', () => {
+  const out = tempDir('structured-render');
+  try {
+    const whole = runCli(['render', DOG, '-m', RCNN, '--layers', 'backbone.fpn', '-o', path.join(out, 'whole')]);
+    expect([whole.code, whole.stderr]).toEqual([0, expect.stringContaining('rendered 1 image')]);
+    const record = JSON.parse(fs.readFileSync(path.join(out, 'whole', 'dog', 'record.json'), 'utf8'));
+    expect(record.layers.map((l: { name: string }) => l.name)).toEqual([
+      'backbone.fpn:0',
+      'backbone.fpn:1',
+      'backbone.fpn:pool',
+    ]);
+    const one = runCli(['render', DOG, '-m', RCNN, '--layers', 'backbone.fpn:pool', '-o', path.join(out, 'one')]);
+    expect(one.code).toBe(0);
+    expect(listFiles(path.join(out, 'one', 'dog')).filter((f) => f.endsWith('.png') && f !== 'input.png')).toEqual([
+      expect.stringMatching(/^backbone\.fpn_pool-[0-9a-f]+\.png$/),
+      expect.stringMatching(/^backbone\.fpn_pool-[0-9a-f]+\.top\.png$/),
+    ]);
+    const bad = runCli(['render', DOG, '-m', RCNN, '--layers', 'backbone.fpn:p9', '-o', path.join(out, 'bad')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /backbone\.fpn:p9 is not a part of backbone\.fpn's output; its parts: backbone\.fpn:0, backbone\.fpn:1, backbone\.fpn:pool \[CAPTURE_NOT_FOUND\]/,
+    );
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test('gradcam: a part or a several-part layer is refused naming the parts, before any file; a one-part layer is its tensor', () => {
+  const out = tempDir('structured-gradcam');
+  try {
+    for (const [layer, message] of [
+      ['backbone.fpn:0', /Grad-CAM takes a module, not one part of its output \(backbone\.fpn:0\)/],
+      [
+        'backbone.fpn',
+        /Grad-CAM needs a layer with one tensor output; backbone\.fpn returns 3 \(backbone\.fpn:0, backbone\.fpn:1, backbone\.fpn:pool\)/,
+      ],
+    ] as const) {
+      const dir = path.join(out, layer);
+      const r = runCli(['gradcam', DOG, '-m', RCNN, '--layer', layer, '-o', dir]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain('[INVALID_ARGUMENT]');
+      expect(fs.existsSync(dir)).toBe(false);
+    }
+    const zz = runCli(['gradcam', DOG, '-m', RCNN, '--layer', 'backbone.fpn:zz', '-o', path.join(out, 'zz')]);
+    expect(zz.stderr).toMatch(
+      /backbone\.fpn:zz is not a part of backbone\.fpn's output; its parts: backbone\.fpn:0, backbone\.fpn:1, backbone\.fpn:pool \[CAPTURE_NOT_FOUND\]/,
+    );
+    // DeepLabV3's backbone returns {out}: one tensor, so Grad-CAM takes the module.
+    const seg = runCli(['gradcam', DOG, '-m', STRUCTURED_MODELS.segmentation, '--layer', 'backbone', '-o', out]);
+    expect([seg.code, seg.stderr]).toEqual([0, expect.any(String)]);
+    expect(fs.existsSync(path.join(out, 'dog.gradcam-backbone.png'))).toBe(true);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 240_000);
