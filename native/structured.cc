@@ -253,8 +253,9 @@ at::Tensor roiAlignCpu(const at::Tensor& input, const at::Tensor& rois, double s
       rh = std::max(rh, 1.0f);
     }
     const float binH = rh / static_cast<float>(pooledHeight), binW = rw / static_cast<float>(pooledWidth);
-    const double adaptiveH = std::ceil(static_cast<double>(rh) / pooledHeight);
-    const double adaptiveW = std::ceil(static_cast<double>(rw) / pooledWidth);
+    // A reversed box (x2 < x1 with `aligned`) has a negative size: no samples, as in torchvision.
+    const double adaptiveH = std::max(0.0, std::ceil(static_cast<double>(rh) / pooledHeight));
+    const double adaptiveW = std::max(0.0, std::ceil(static_cast<double>(rw) / pooledWidth));
     // Samples per bin: a box far larger than the feature map would ask for billions.
     TORCH_CHECK(samplingRatio > 0 || (adaptiveH <= 4 * (H + 1) && adaptiveW <= 4 * (W + 1)), "roi_align: box ", k, " (", rw, " x ", rh,
                 " feature pixels) is far larger than the ", W, " x ", H, " feature map");

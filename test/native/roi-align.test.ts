@@ -10,7 +10,7 @@ const N = 2;
 const C = 3;
 const H = 12;
 const W = 16;
-const K = 6;
+const K = 7;
 
 /** Features (a smooth pattern, image- and channel-dependent) with K boxes written into image 0's channel 0. */
 function input(boxes: number[][]): { data: Float32Array; shape: number[] } {
@@ -27,6 +27,7 @@ const BOXES = [
   [0, 14.2, 10.1, 30, 25], // mostly outside
   [0, 5, 5, 5.2, 5.1], // smaller than a pixel
   [1, 80, 80, 96, 90], // wholly outside at every scale here: zeros
+  [0, 9, 8, 2, 1], // reversed: with `aligned`, a negative size and no samples
 ];
 
 test.each([
