@@ -49,15 +49,27 @@ export function viewerRoutes(state: ViewerState, uploadLimit: number): Record<st
       const info = await state.layers(index);
       json(
         res,
-        info.map((l) => ({
-          name: l.name,
-          type: l.type,
-          calls: l.calls,
-          inLoop: l.inLoop === true,
-          // Transformer token outputs: the [N, C, H, W] maps the captures hold (model.layers' mapShapes).
-          shape: l.mapShapes?.[0] ?? l.outputShapes?.[0] ?? null,
-          ...(l.layout ? { layout: l.layout, sourceShape: l.outputShapes?.[0] } : {}),
-        })),
+        info.flatMap((l) => {
+          const entry = {
+            name: l.name,
+            type: l.type,
+            calls: l.calls,
+            inLoop: l.inLoop === true,
+            // Transformer token outputs: the [N, C, H, W] maps the captures hold (model.layers' mapShapes).
+            shape: l.mapShapes?.[0] ?? l.outputShapes?.[0] ?? null,
+            ...(l.layout ? { layout: l.layout, sourceShape: l.outputShapes?.[0] } : {}),
+          };
+          // A tuple, list or dict output: each part its own entry after the layer (`backbone.fpn:0`).
+          const parts = Object.entries(l.outputParts?.[0] ?? {}).map(([key, shape]) => ({
+            name: `${l.name}:${key}`,
+            type: l.type,
+            calls: l.calls,
+            inLoop: l.inLoop === true,
+            shape,
+            part: key,
+          }));
+          return [entry, ...parts];
+        }),
       );
     },
     'GET /api/classes': async (_req, res, q) => {

@@ -182,7 +182,13 @@ export class ViewerState {
     return this.cache.get(`layer|${index}|${img.id}|${layer}`, async () => {
       const x = await this.input(index, img);
       this.forwardCount++;
-      const [capture] = await this.models[index].capture(x, [layer]);
+      const captures = await this.models[index].capture(x, [layer]);
+      if (captures.length > 1)
+        throw bad(
+          'INVALID_ARGUMENT',
+          `layer ${layer} returns ${captures.length} tensors (${captures.map((c) => c.name).join(', ')}); pick one of its parts in the layer tree`,
+        );
+      const [capture] = captures;
       if (capture.shape.length !== 4) {
         throw bad(
           'NOT_FEATURE_MAPS',

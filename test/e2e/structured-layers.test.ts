@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { STRUCTURED_MODELS, ensureStructuredModels } from '../support/models';
 import { DOG, ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
+import { startViewer } from '../../lib/viewer/server';
 
 beforeAll(() => {
   ensureStructuredModels(['segmentation', 'rcnn']);
@@ -69,5 +70,33 @@ test('gradcam: a part or a several-part layer is refused naming the parts, befor
     expect(fs.existsSync(path.join(out, 'dog.gradcam-backbone.png'))).toBe(true);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test('the viewer lists each part after its layer; a several-part layer is refused naming its parts, a part shows its maps', async () => {
+  const viewer = await startViewer({ images: [DOG], models: [RCNN], device: 'cpu', port: 0 });
+  try {
+    const get = (route: string, q: string) =>
+      fetch(`http://${viewer.host}:${viewer.port}/api/${route}?token=${viewer.token}&model=0&${q}`);
+    const layers = (await (await get('layers', '')).json()) as Array<{
+      name: string;
+      shape: number[] | null;
+      part?: string;
+    }>;
+    const names = layers.map((l) => l.name);
+    const at = names.indexOf('backbone.fpn');
+    expect(names.slice(at, at + 4)).toEqual(['backbone.fpn', 'backbone.fpn:0', 'backbone.fpn:1', 'backbone.fpn:pool']);
+    expect(layers[at + 3]).toMatchObject({ part: 'pool', shape: [1, 256, expect.any(Number), expect.any(Number)] });
+    const whole = await get('channels', 'image=i0&layer=backbone.fpn');
+    expect(whole.status).toBe(400);
+    expect(((await whole.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('returns 3 tensors (backbone.fpn:0, backbone.fpn:1, backbone.fpn:pool)'),
+    });
+    const part = await get('channels', 'image=i0&layer=backbone.fpn:pool');
+    expect(part.status).toBe(200);
+    expect(((await part.json()) as { shape: number[] }).shape[0]).toBe(256);
+  } finally {
+    await viewer.close();
   }
 }, 240_000);

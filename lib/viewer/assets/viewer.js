@@ -207,7 +207,8 @@
     tree.replaceChildren();
     for (const l of state.layers) {
       if (filter && !l.name.toLowerCase().includes(filter)) continue;
-      const depth = l.name.split('.').length - 1;
+      // a part (`backbone.fpn:0`) sits one step below its layer
+      const depth = l.name.split(/[.:]/).length - 1;
       const b = el('button', 'node');
       b.dataset.layer = l.name;
       b.setAttribute('role', 'treeitem');
