@@ -5,6 +5,7 @@ import * as path from 'path';
 import { CACHE, PYTHON, ROOT } from './models';
 
 export function withTempDir<T>(prefix: string, fn: (dir: string) => T): T {
+  fs.mkdirSync(CACHE, { recursive: true }); // a clean clone has no test/.cache yet
   const dir = fs.mkdtempSync(path.join(CACHE, prefix));
   try {
     return fn(dir);
@@ -15,6 +16,7 @@ export function withTempDir<T>(prefix: string, fn: (dir: string) => T): T {
 
 /** withTempDir for an async `fn`: the folder is removed once its promise settles. */
 export async function withTempDirAsync<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  fs.mkdirSync(CACHE, { recursive: true });
   const dir = fs.mkdtempSync(path.join(CACHE, prefix));
   try {
     return await fn(dir);
