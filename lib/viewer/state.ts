@@ -6,7 +6,8 @@
  * both. Image decodes run at most two at a time.
  */
 import * as path from 'path';
-import { topPredictions } from '../analysis/common';
+import { type Prediction, className, topPredictions } from '../analysis/common';
+import { type OutputValue, argmaxMask, detectionsOf, isTensorValue, segmentationLogitsOf } from '../structured';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { DEFAULT_MAX_INPUT_PIXELS, type PreprocessResult, preprocess } from '../preprocess';
 import type { Capture } from '../types';
@@ -201,12 +202,17 @@ export class ViewerState {
   }
 
   /** The model's output, from one whole forward per (model, image) (or compare mode's forward). */
-  logits(index: number, img: ViewerImage): Promise<Logits> {
+  async logits(index: number, img: ViewerImage): Promise<Logits> {
+    return (await this.outputs(index, img)).output;
+  }
+
+  /** One whole forward per (model, image): the [N, classes] logits (null if none) and the structured value. */
+  private outputs(index: number, img: ViewerImage): Promise<{ output: Logits; value: OutputValue }> {
     return this.cache.get(`output|${index}|${img.id}`, async () => {
       const x = await this.input(index, img);
       this.forwardCount++;
-      const { output } = await this.models[index].forward(x);
-      return { value: output, bytes: output?.data.byteLength ?? 0 };
+      const { output, value } = await this.models[index].forward(x);
+      return { value: { output, value }, bytes: (output?.data.byteLength ?? 0) + tensorBytes(value) };
     });
   }
 
@@ -222,17 +228,51 @@ export class ViewerState {
       const r = await this.models[index].forward(x, { layers: names });
       const captures = names.map((n) => r.get(n));
       void this.cache.get(`output|${index}|${img.id}`, async () => ({
-        value: r.output,
-        bytes: r.output?.data.byteLength ?? 0,
+        value: { output: r.output, value: r.value },
+        bytes: (r.output?.data.byteLength ?? 0) + tensorBytes(r.value),
       }));
       const bytes = captures.reduce((s, c) => s + c.data.byteLength, 0);
       return { value: captures, bytes };
     });
   }
 
-  async predictions(index: number, img: ViewerImage) {
-    const logits = await this.logits(index, img);
-    if (!logits || logits.shape.length !== 2) return [];
-    return topPredictions(this.models[index], logits, 0, 5);
+  /**
+   * The top 5 of the model's prediction: a classifier's classes by probability; a segmentation
+   * model's classes by their share of the argmax mask; a detector's boxes by score (as `probability`).
+   */
+  async predictions(index: number, img: ViewerImage): Promise<Prediction[]> {
+    const model = this.models[index];
+    const { output, value } = await this.outputs(index, img);
+    if (output && output.shape.length === 2) return topPredictions(model, output, 0, 5);
+    const seg = segmentationLogitsOf(value);
+    if (seg) {
+      const { mask } = argmaxMask(seg, 0);
+      const counts = new Map<number, number>();
+      for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
+      return [...counts]
+        .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+        .slice(0, 5)
+        .map(([k, n]) => ({ class: k, name: className(model, k), probability: n / mask.length }));
+    }
+    const d = detectionsOf(value)?.[0];
+    if (d)
+      return [...d.scores.data.keys()]
+        .sort((a, b) => d.scores.data[b] - d.scores.data[a] || a - b)
+        .slice(0, 5)
+        .map((i) => ({
+          class: d.labels.data[i],
+          name: className(model, d.labels.data[i]),
+          probability: d.scores.data[i],
+        }));
+    return [];
   }
+}
+
+/** Bytes of the tensors in a structured output (for the cache's budget). */
+function tensorBytes(v: OutputValue): number {
+  if (isTensorValue(v)) return v.data.byteLength;
+  if (Array.isArray(v)) return v.reduce((s: number, e) => s + tensorBytes(e), 0);
+  if (v && typeof v === 'object')
+    return Object.values(v).reduce((s: number, e) => s + tensorBytes(e as OutputValue), 0);
+  return 0;
 }

@@ -8,6 +8,7 @@ import * as path from 'path';
 import { STRUCTURED_MODELS, ensureStructuredModels } from '../support/models';
 import { DOG, ensureBuilt, listFiles, runCli, tempDir } from '../support/cli';
 import { startViewer } from '../../lib/viewer/server';
+import { argmaxMask, detectionsOf, loadModel, preprocess, segmentationLogitsOf } from '../../lib';
 
 beforeAll(() => {
   ensureStructuredModels(['segmentation', 'rcnn']);
@@ -97,6 +98,45 @@ test('the viewer lists each part after its layer; a several-part layer is refuse
     expect(part.status).toBe(200);
     expect(((await part.json()) as { shape: number[] }).shape[0]).toBe(256);
   } finally {
+    await viewer.close();
+  }
+}, 240_000);
+
+test("the viewer's predictions: a detector's top boxes by score, a segmentation model's classes by share", async () => {
+  const viewer = await startViewer({
+    images: [DOG],
+    models: [RCNN, STRUCTURED_MODELS.segmentation],
+    device: 'cpu',
+    port: 0,
+  });
+  const det = await loadModel(RCNN, { device: 'cpu' });
+  const seg = await loadModel(STRUCTURED_MODELS.segmentation, { device: 'cpu' });
+  try {
+    const predict = async (model: number) =>
+      (await (
+        await fetch(`http://${viewer.host}:${viewer.port}/api/predict?token=${viewer.token}&model=${model}&image=i0`)
+      ).json()) as Array<{ class: number; name: string; probability: number }>;
+    const d = detectionsOf((await det.forward(await preprocess(DOG, { model: det }))).value)![0];
+    const order = [...d.scores.data.keys()].sort((a, b) => d.scores.data[b] - d.scores.data[a] || a - b).slice(0, 5);
+    expect(await predict(0)).toEqual(
+      order.map((i) => ({
+        class: d.labels.data[i],
+        name: det.metadata.classes![d.labels.data[i]],
+        probability: d.scores.data[i],
+      })),
+    );
+    const { mask } = argmaxMask(
+      segmentationLogitsOf((await seg.forward(await preprocess(DOG, { model: seg }))).value)!,
+    );
+    const counts = new Map<number, number>();
+    for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
+    const shares = await predict(1);
+    expect(shares.length).toBe(Math.min(5, counts.size));
+    for (const p of shares) expect(p.probability).toBe(counts.get(p.class)! / mask.length);
+    expect(shares.map((p) => p.probability)).toEqual([...shares.map((p) => p.probability)].sort((a, b) => b - a));
+  } finally {
+    det.dispose();
+    seg.dispose();
     await viewer.close();
   }
 }, 240_000);
