@@ -473,7 +473,9 @@ export class Model {
         );
       }
     }
-    const nativeLayers = objective && !layers.includes(objective.layer) ? [...layers, objective.layer] : layers;
+    // A part (`backbone:out`) is captured with its module; the native side picks the part.
+    const objectiveModule = objective?.layer.split(':')[0];
+    const nativeLayers = objectiveModule && !layers.includes(objectiveModule) ? [...layers, objectiveModule] : layers;
     if (layers.some((l) => l.includes('#')))
       throw invalidParameter('backward layers', 'layer names without #k (all calls are reported)', options.layers);
     const classes = checkClasses(options.classes, 'backward classes');

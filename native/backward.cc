@@ -87,8 +87,9 @@ class BackwardWorker : public FsWorker {
     hf->fn->run(stack);
     auto tuple = stack.back().toTuple();
     const auto& el = tuple->elements();
+    // Not called: not a tensor (a structured module's capture: not its 1-tuple), a branch not taken.
     for (size_t i = 0; i < hf->slots.size(); ++i)
-      if (!hf->slots[i].looped && !el[i + 1].isTensor())
+      if (!hf->slots[i].looped && !(hf->slots[i].structured ? el[i + 1].isTuple() : el[i + 1].isTensor()))
         throw FsError(
             "LAYER_NOT_CALLED",
             hf->slots[i].name + " was not called in this forward (it sits in an `if` branch not taken); leave it out of `layers`");
@@ -137,14 +138,28 @@ class BackwardWorker : public FsWorker {
   }
 
   // The mean of the objective layer's output (one channel or all) per image, summed over the batch.
+  // The objective layer may be a part (`backbone:out`); a module with one part is that part.
   at::Tensor objectiveLoss(const std::vector<Captured>& captured) {
     const Captured* hit = nullptr;
     int calls = 0;
+    std::string parts;
     for (const auto& c : captured)
-      if (c.slot.layer == spec_.objectiveLayer) {
+      if (c.slot.name == spec_.objectiveLayer || c.slot.layer == spec_.objectiveLayer) {
         hit = &c;
         ++calls;
+        if (c.slot.structured) parts += (parts.empty() ? "" : ", ") + c.slot.name;
       }
+    if (calls > 1 && !parts.empty())
+      throw FsError("INVALID_ARGUMENT", "objective layer " + spec_.objectiveLayer + " returns " + std::to_string(calls) + " tensors (" +
+                                            parts + "); name one part");
+    const auto colon = spec_.objectiveLayer.find(':');
+    if (calls == 0 && colon != std::string::npos) {
+      const std::string module = spec_.objectiveLayer.substr(0, colon);
+      for (const auto& c : captured)
+        if (c.slot.layer == module && c.slot.structured) parts += (parts.empty() ? "" : ", ") + c.slot.name;
+      if (!parts.empty())
+        throw FsError("CAPTURE_NOT_FOUND", spec_.objectiveLayer + " is not a part of " + module + "'s output; its parts: " + parts);
+    }
     if (calls != 1)
       throw FsError(
           calls == 0 ? "LAYER_NOT_CALLED" : "INVALID_ARGUMENT",
@@ -249,7 +264,8 @@ Napi::Value ModelWrap::Backward(const Napi::CallbackInfo& info) {
     spec.paramGrads = o.Get("parameterGrads").ToBoolean();
     if (auto layer = optString(o.Get("objectiveLayer"))) {
       spec.objectiveLayer = *layer;
-      if (!names.count(spec.objectiveLayer)) throw makeJsError(env, "INVALID_ARGUMENT", "the objective layer must be among the layers");
+      if (!names.count(spec.objectiveLayer.substr(0, spec.objectiveLayer.find(':'))))
+        throw makeJsError(env, "INVALID_ARGUMENT", "the objective layer must be among the layers");
       spec.objectiveChannels = optIntList(env, o.Get("objectiveChannels"), "objectiveChannels");
     }
     spec.tokens = readTokenLayout(o.Get("tokens"));

@@ -140,3 +140,43 @@ test("the viewer's predictions: a detector's top boxes by score, a segmentation 
     await viewer.close();
   }
 }, 240_000);
+
+test('maximize on a part, and a several-part layer refused naming its parts', () => {
+  const out = tempDir('structured-maximize');
+  try {
+    const part = runCli([
+      'maximize',
+      '-m',
+      RCNN,
+      '--layer',
+      'backbone.fpn:pool',
+      '--channels',
+      '0',
+      '--steps',
+      '2',
+      '-o',
+      out,
+    ]);
+    expect([part.code, part.stderr]).toEqual([0, expect.any(String)]);
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.png'))).toEqual([
+      expect.stringMatching(/^maximize-backbone\.fpn_pool-[0-9a-f]+-c0\.png$/),
+    ]);
+    const whole = runCli([
+      'maximize',
+      '-m',
+      RCNN,
+      '--layer',
+      'backbone.fpn',
+      '--steps',
+      '2',
+      '-o',
+      path.join(out, 'w'),
+    ]);
+    expect(whole.code).not.toBe(0);
+    expect(whole.stderr).toMatch(
+      /objective layer backbone\.fpn returns 3 tensors \(backbone\.fpn:0, backbone\.fpn:1, backbone\.fpn:pool\); name one part \[INVALID_ARGUMENT\]/,
+    );
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}, 240_000);

@@ -80,6 +80,27 @@ describe('segmentation: DeepLabV3 (MobileNetV3-Large backbone)', () => {
     for (const [k, v] of flat) expectClose(k, v, oracle.get(k), 1e-4);
   });
 
+  test("backward with an objective on a part (backbone:out) or a one-part module: the capture's mean, and its input gradient", async () => {
+    const x = syntheticInput(1, 64, 64, 8);
+    const [part] = await model.capture(x, ['backbone:out'], { optimize: false });
+    const [, c, h, w] = part.shape;
+    let mean = 0;
+    for (let i = 3 * h * w; i < 4 * h * w; i++) mean += part.data[i];
+    mean /= h * w;
+    const r = await model.backward(x, { objective: { layer: 'backbone:out', channel: 3 }, inputGrad: true });
+    expect(c).toBeGreaterThan(3);
+    expect(Math.abs(r.objective![0] - mean)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(mean)));
+    const whole = await model.backward(x, { objective: { layer: 'backbone', channel: 3 }, inputGrad: true });
+    expect(whole.objective![0]).toBe(r.objective![0]);
+    expect(maxAbsDiff(whole.inputGrad!, r.inputGrad!)).toBe(0);
+    // The untrained backbone's input gradient is tiny (about 1e-9 in norm) but there.
+    expect(r.inputGrad!.some((v) => v !== 0)).toBe(true);
+    await expect(model.backward(x, { objective: { layer: 'backbone:zz' } })).rejects.toMatchObject({
+      code: 'CAPTURE_NOT_FOUND',
+      message: expect.stringContaining("backbone:zz is not a part of backbone's output; its parts: backbone:out"),
+    });
+  });
+
   test('the optimised graph gives the same parts', async () => {
     const input = syntheticInput(1, 96, 128, 4);
     const exact = await model.capture(input, ['backbone'], { optimize: false });
