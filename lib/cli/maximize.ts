@@ -10,8 +10,9 @@ import {
   type FeatureVisResult,
   writeAnalysisReport,
 } from '../analysis';
+import { FeatscopeError } from '../errors';
 import { loadNoted } from './model-options';
-import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
+import { checkLayers, parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
@@ -49,6 +50,13 @@ export async function maximize(argv: string[]): Promise<number> {
   const progress = new Progress({ total: channels?.length ?? 1 });
   const interrupt = interruptible(progress);
   try {
+    // The layer is checked before any file: a typo, or a layer with several parts (name one).
+    const [info] = await checkLayers(model, [layer], size ?? model.metadata.input?.size?.[0] ?? 224);
+    if (info.parts && info.parts.length > 1)
+      throw new FeatscopeError(
+        'INVALID_ARGUMENT',
+        `objective layer ${layer} returns ${info.parts.length} tensors (${info.parts.map((p) => p.name).join(', ')}); name one part`,
+      );
     fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];
     const sections: AnalysisSection[] = [];

@@ -176,6 +176,8 @@ test('maximize on a part, and a several-part layer refused naming its parts', ()
     expect(whole.stderr).toMatch(
       /objective layer backbone\.fpn returns 3 tensors \(backbone\.fpn:0, backbone\.fpn:1, backbone\.fpn:pool\); name one part \[INVALID_ARGUMENT\]/,
     );
+    // Refused before any file: no output folder.
+    expect(fs.existsSync(path.join(out, 'w'))).toBe(false);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
