@@ -10,9 +10,8 @@ import {
   type FeatureVisResult,
   writeAnalysisReport,
 } from '../analysis';
-import { FeatscopeError } from '../errors';
 import { loadNoted } from './model-options';
-import { checkLayers, parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
+import { parseDevice, parsePositiveInt, parseReportAssets, resolveModel, usage, parseList } from './args';
 import { insideOut, layerFileNames, writeAtomic } from './files';
 import { modelSummary } from './manifest';
 import { interruptible, Interrupted } from './interrupt';
@@ -50,14 +49,6 @@ export async function maximize(argv: string[]): Promise<number> {
   const progress = new Progress({ total: channels?.length ?? 1 });
   const interrupt = interruptible(progress);
   try {
-    // The layer is checked before any file: a typo, or a layer with several parts (name one).
-    const [info] = await checkLayers(model, [layer], size ?? model.metadata.input?.size?.[0] ?? 224);
-    if (info.parts && info.parts.length > 1)
-      throw new FeatscopeError(
-        'INVALID_ARGUMENT',
-        `objective layer ${layer} returns ${info.parts.length} tensors (${info.parts.map((p) => p.name).join(', ')}); name one part`,
-      );
-    fs.mkdirSync(out, { recursive: true });
     const records: Record<string, unknown>[] = [];
     const sections: AnalysisSection[] = [];
     const groups: (number[] | undefined)[] = [];
@@ -77,6 +68,9 @@ export async function maximize(argv: string[]): Promise<number> {
           : await featureVisualizations(model, { ...common, channels: group })),
       );
     }
+    // The output folder only now: a bad layer (a typo, a part that does not exist, a module with
+    // several parts) is refused by the first backward, and an interrupted run leaves nothing.
+    fs.mkdirSync(out, { recursive: true });
     progress.note('writing report…');
     const files: string[] = [];
     for (const r of results) {
