@@ -12,7 +12,7 @@ import { type ImageSource, preprocess } from '../preprocess';
 import type { RgbCanvas } from '../render/canvas';
 import { encodePng } from '../render/canvas';
 import { drawOverlay } from '../render/overlay';
-import { argmaxMask, detectionsOf, segmentationLogitsOf } from '../structured';
+import { type Detections, argmaxMask, detectionsOf, segmentationLogitsOf } from '../structured';
 import { className, normalisationOf, weightsOf } from './common';
 import { frameCanvas } from '../render/frame';
 import { escapeXml } from '../render/svg';
@@ -58,6 +58,22 @@ export function paletteColour(k: number): [number, number, number] {
   return [r, g, b];
 }
 
+/** The classes of an argmax mask with their share of its pixels, largest first (ties: first seen first). */
+export function maskClassShares(model: Model, mask: Int32Array): { class: number; name: string; share: number }[] {
+  const counts = new Map<number, number>();
+  for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => ({ class: k, name: className(model, k), share: n / mask.length }));
+}
+
+/** The indices of one image's detections scoring at least `minScore`, highest score first (ties: by index). */
+export function detectionOrder(d: Detections, minScore = 0): number[] {
+  return [...d.scores.data.keys()]
+    .filter((i) => d.scores.data[i] >= minScore)
+    .sort((a, b) => d.scores.data[b] - d.scores.data[a]);
+}
+
 /** The prediction of a segmentation or detection model for one image, drawn. */
 export async function predictionOverlay(
   model: Model,
@@ -85,8 +101,6 @@ export async function predictionOverlay(
   const logits = segmentationLogitsOf(res.value);
   if (logits) {
     const { mask, height, width } = argmaxMask(logits, 0);
-    const counts = new Map<number, number>();
-    for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
     // The mask at the photo's display size (nearest neighbour: class indices do not blend).
     const rgb = Buffer.alloc(width * height * 3);
     for (let p = 0; p < mask.length; p++) rgb.set(paletteColour(mask[p]), p * 3);
@@ -97,9 +111,7 @@ export async function predictionOverlay(
     const canvas: RgbCanvas = { data: Buffer.from(photo.rgb), width: photo.width, height: photo.height };
     for (let i = 0; i < canvas.data.length; i++)
       canvas.data[i] = Math.round((1 - alpha) * photo.rgb[i] + alpha * scaled[i]);
-    const classes = [...counts.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, n]) => ({ class: k, name: className(model, k), share: n / mask.length }));
+    const classes = maskClassShares(model, mask);
     const legend = classes
       .slice(0, 8)
       .map((c) => `■ ${c.name} ${(c.share * 100).toFixed(1)}% (rgb ${paletteColour(c.class).join(',')})`);
@@ -128,19 +140,18 @@ export async function predictionOverlay(
   const [inH, inW] = [input.shape[2], input.shape[3]];
   const sx = photo.width / inW,
     sy = photo.height / inH;
-  const order = [...d.scores.data.keys()]
-    .filter((i) => d.scores.data[i] >= minScore)
-    .sort((a, b) => d.scores.data[b] - d.scores.data[a]);
-  const boxes = order.slice(0, top).map((i) => {
-    const b = d.boxes.data.subarray(i * 4, i * 4 + 4);
-    const cls = d.labels.data[i];
-    return {
-      box: [b[0], b[1], b[2], b[3]] as [number, number, number, number],
-      class: cls,
-      name: className(model, cls),
-      score: d.scores.data[i],
-    };
-  });
+  const boxes = detectionOrder(d, minScore)
+    .slice(0, top)
+    .map((i) => {
+      const b = d.boxes.data.subarray(i * 4, i * 4 + 4);
+      const cls = d.labels.data[i];
+      return {
+        box: [b[0], b[1], b[2], b[3]] as [number, number, number, number],
+        class: cls,
+        name: className(model, cls),
+        score: d.scores.data[i],
+      };
+    });
   const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${photo.width}" height="${photo.height}">`];
   boxes.forEach((b, j) => {
     const [r, g, bl] = paletteColour(b.class + 1 + j);

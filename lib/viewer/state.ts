@@ -7,6 +7,7 @@
  */
 import * as path from 'path';
 import { type Prediction, className, topPredictions } from '../analysis/common';
+import { detectionOrder, maskClassShares } from '../analysis/predictions';
 import { type OutputValue, argmaxMask, detectionsOf, isTensorValue, segmentationLogitsOf } from '../structured';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { DEFAULT_MAX_INPUT_PIXELS, type PreprocessResult, preprocess } from '../preprocess';
@@ -245,19 +246,13 @@ export class ViewerState {
     const { output, value } = await this.outputs(index, img);
     if (output && output.shape.length === 2) return topPredictions(model, output, 0, 5);
     const seg = segmentationLogitsOf(value);
-    if (seg) {
-      const { mask } = argmaxMask(seg, 0);
-      const counts = new Map<number, number>();
-      for (const k of mask) counts.set(k, (counts.get(k) ?? 0) + 1);
-      return [...counts]
-        .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    if (seg)
+      return maskClassShares(model, argmaxMask(seg, 0).mask)
         .slice(0, 5)
-        .map(([k, n]) => ({ class: k, name: className(model, k), probability: n / mask.length }));
-    }
+        .map((c) => ({ class: c.class, name: c.name, probability: c.share }));
     const d = detectionsOf(value)?.[0];
     if (d)
-      return [...d.scores.data.keys()]
-        .sort((a, b) => d.scores.data[b] - d.scores.data[a] || a - b)
+      return detectionOrder(d)
         .slice(0, 5)
         .map((i) => ({
           class: d.labels.data[i],
