@@ -110,23 +110,29 @@ describe('segmentation: DeepLabV3 (MobileNetV3-Large backbone)', () => {
   });
 });
 
-describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, detections) output', () => {
-  // An untrained head scores every anchor about 1/91, so thousands of candidates lie within float32
-  // noise of each other: a sum in another order (2 threads instead of 1) reranks them, and the k-th
-  // box is another box. Both sides run one intra-op thread (the oracle sets it too), so the ranking
-  // is the same and boxes can be compared by position. The thread count is process-wide and jest
-  // reuses this worker, so it is restored afterwards.
-  let model: Model;
+/**
+ * One intra-op thread for the enclosing describe's tests, restored after them. An untrained
+ * detector scores every anchor about 1/91, so thousands of candidates lie within float32 noise of
+ * each other: a sum in another order (2 threads instead of 1) reranks them, and the k-th box is
+ * another box. The oracle runs one thread too, so boxes can be compared by position. The thread
+ * count is process-wide and jest reuses this worker, hence the restore.
+ */
+function oneIntraOpThread(): void {
   let threads: number;
-  beforeAll(async () => {
+  beforeAll(() => {
     threads = getNumThreads();
     setNumThreads(1);
+  });
+  afterAll(() => setNumThreads(threads));
+}
+
+describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, detections) output', () => {
+  oneIntraOpThread();
+  let model: Model;
+  beforeAll(async () => {
     model = await loadModel(STRUCTURED_MODELS.detection, { device: 'cpu' });
   });
-  afterAll(() => {
-    model.dispose();
-    setNumThreads(threads);
-  });
+  afterAll(() => model.dispose());
 
   test('FPN and body dicts as parts, the head, and the typed detections equal Python', async () => {
     const input = syntheticInput(2, 112, 128, 5);
@@ -187,19 +193,14 @@ describe('detection: RetinaNet (ResNet-50 FPN), List[Tensor] input, (losses, det
 
 describe('detection: Faster R-CNN (MobileNetV3-Large 320 FPN), two stages joined by torchvision::roi_align', () => {
   // libtorch lacks torchvision's ops; featscope registers roi_align (and nms) itself. The oracle is
-  // the eager twin running torchvision's own kernels. One intra-op thread on both sides, as above.
+  // the eager twin running torchvision's own kernels.
+  oneIntraOpThread();
   let model: Model;
-  let threads: number;
   beforeAll(async () => {
     ensureStructuredModels(['rcnn']);
-    threads = getNumThreads();
-    setNumThreads(1);
     model = await loadModel(STRUCTURED_MODELS.rcnn, { device: 'cpu' });
   }, 300_000);
-  afterAll(() => {
-    model?.dispose();
-    setNumThreads(threads);
-  });
+  afterAll(() => model?.dispose());
 
   test('the RoI-pooled features, the box head and the typed detections equal Python', async () => {
     const input = syntheticInput(2, 112, 128, 7);
