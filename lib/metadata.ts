@@ -17,6 +17,8 @@ export interface ModelMetadata {
    * featscope shows such outputs as [N, C, H, W] maps (class token dropped, channels = D).
    */
   tokens?: TokenLayout;
+  /** Keypoint R-CNN: the names of the keypoints each detection carries, in order (COCO's 17 for people). */
+  keypoints?: string[];
   torch?: string;
   torchvision?: string;
   /** Set by the CLI: the fields its --mean/--std/--size/--labels supplied or overrode. */

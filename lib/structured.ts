@@ -27,6 +27,12 @@ export interface Detections {
   labels: TensorValue;
   /** [D]: scores in [0, 1]. */
   scores: TensorValue;
+  /** Mask R-CNN: [D, 1, H, W] mask probabilities in input pixels (torchvision draws them at >= 0.5). */
+  masks?: TensorValue;
+  /** Keypoint R-CNN: [D, K, 3] x, y (input pixels) and visibility per keypoint. */
+  keypoints?: TensorValue;
+  /** Keypoint R-CNN: [D, K] each keypoint's heatmap score. */
+  keypoints_scores?: TensorValue;
 }
 
 export function isTensorValue(v: unknown): v is TensorValue {

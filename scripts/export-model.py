@@ -23,7 +23,8 @@ on the GPU machine); featscope loads it on that device only.
               width 64; transformers also store their token layout, docs/api.md), or a
               segmentation model (fcn_resnet50, deeplabv3_resnet50, deeplabv3_mobilenet_v3_large,
               lraspp_mobilenet_v3_large) or detection model (fasterrcnn_resnet50_fpn,
-              fasterrcnn_mobilenet_v3_large_320_fpn, retinanet_resnet50_fpn, ...): these are
+              fasterrcnn_mobilenet_v3_large_320_fpn, retinanet_resnet50_fpn, maskrcnn_resnet50_fpn
+              with instance masks, keypointrcnn_resnet50_fpn with person keypoints, ...): these are
               exported untrained only (--weights none, weights_backbone=None, nothing downloads),
               scripted, with their task and category names (COCO's 91 for detection, Pascal
               VOC's 21 for segmentation) in the metadata; scripts/structured_models.py.
@@ -243,8 +244,8 @@ def _export_structured(torch, torchvision, sm, args, mean, std, labels):
         raise Failure(f"--arch {args.arch}: segmentation and detection models are exported with torch.jit.script only "
                       "(no --trace, no --format pt2)", 2)
     torch.manual_seed(args.seed)
-    model, kwargs, task, categories = sm.build(torch, torchvision, args.arch, args.num_classes, args.size,
-                                               args.score_thresh, _fail)
+    model, kwargs, task, categories, keypoints = sm.build(torch, torchvision, args.arch, args.num_classes,
+                                                          args.size, args.score_thresh, _fail)
     _init_deterministic(torch, model, args.seed)
     model.eval()
     if labels is not None:
@@ -280,6 +281,8 @@ def _export_structured(torch, torchvision, sm, args, mean, std, labels):
     }
     if categories is not None:
         meta["classes"] = categories
+    if keypoints is not None:
+        meta["keypoints"] = keypoints
     _write_torchscript(torch, scripted, meta, args)
     if args.state_dict_out:
         torch.save(model.state_dict(), args.state_dict_out)

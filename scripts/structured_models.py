@@ -9,7 +9,10 @@ has mean 0, std 1; featscope passes a batch as that list.
 
 Untrained models are built offline: weights=None and weights_backbone=None (nothing downloads);
 the category names are torchvision's constants (COCO's 91 for detection, Pascal VOC's 21 for
-segmentation), read from the weights enums' meta, which needs no download.
+segmentation, 'no person'/'person' for Keypoint R-CNN, with COCO's 17 keypoint names), read from
+the weights enums' meta, which needs no download. Mask R-CNN adds "masks" ([D, 1, H, W]
+probabilities in input pixels) to each image's detections; Keypoint R-CNN adds "keypoints"
+([D, K, 3]: x, y, visibility) and "keypoints_scores" ([D, K]).
 
 The constructor's keyword arguments go into featscope.json ("build") so that the Python oracles
 rebuild the same eager model (test/support/twin.py).
@@ -37,7 +40,7 @@ def _names(torchvision, module):
 
 
 def build(torch, torchvision, arch, num_classes, size, score_thresh, fail):
-    """(model, build kwargs, task, categories): the untrained eager model in eval mode."""
+    """(model, build kwargs, task, categories, keypoint names or None): the untrained eager model in eval mode."""
     task = task_of(torchvision, arch)
     module = torchvision.models.segmentation if task == "segmentation" else torchvision.models.detection
     kwargs = {}
@@ -51,8 +54,8 @@ def build(torch, torchvision, arch, num_classes, size, score_thresh, fail):
             kwargs[_score_key(arch)] = score_thresh
     model = rebuild(torchvision, arch, task, kwargs)
     n = _class_count(torch, model, task)
-    categories = _categories(torchvision, task, n)
-    return model.eval(), kwargs, task, categories
+    categories = _categories(torchvision, task, n, arch)
+    return model.eval(), kwargs, task, categories, _keypoint_names(torchvision, model)
 
 
 def rebuild(torchvision, arch, task, kwargs):
@@ -79,10 +82,12 @@ def _class_count(torch, model, task):
     return getattr(getattr(getattr(model, "head", None), "classification_head", None), "num_classes", None)
 
 
-def _categories(torchvision, task, n):
+def _categories(torchvision, task, n, arch=""):
     try:
         if task == "segmentation":
             cats = torchvision.models.segmentation.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"]
+        elif arch.startswith("keypointrcnn"):
+            cats = torchvision.models.detection.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
         else:
             cats = torchvision.models.detection.FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
     except Exception:
@@ -90,6 +95,19 @@ def _categories(torchvision, task, n):
     if cats is not None and n == len(cats):
         return list(cats)
     return [f"class {i}" for i in range(n)] if n else None
+
+
+def _keypoint_names(torchvision, model):
+    """COCO's person keypoint names for a Keypoint R-CNN predicting that many keypoints, else None."""
+    predictor = getattr(getattr(model, "roi_heads", None), "keypoint_predictor", None)
+    if predictor is None:
+        return None
+    k = predictor.kps_score_lowres.out_channels
+    try:
+        names = torchvision.models.detection.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1.meta["keypoint_names"]
+    except Exception:
+        names = None
+    return list(names) if names is not None and len(names) == k else [f"keypoint {i}" for i in range(k)]
 
 
 def example_input(torch, size):

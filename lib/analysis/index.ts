@@ -69,7 +69,7 @@ export type { ConceptFit, ConceptMaps, Concepts, FitConceptsOptions, NmfOptions 
 export { eigenCam, eigenCamOf, firstComponentMap } from './eigencam';
 export type { EigenCamOptions, EigenCamResult } from './eigencam';
 export { predictionOverlay, eigenCamOverlay, paletteColour } from './predictions';
-export type { PredictionOverlay, PredictionOverlayOptions } from './predictions';
+export type { DrawnBox, PredictionOverlay, PredictionOverlayOptions } from './predictions';
 export {
   SANITY_THRESHOLD,
   cascadeLayers,

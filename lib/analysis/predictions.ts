@@ -1,7 +1,8 @@
 /**
  * What a segmentation or detection model predicts, drawn over the photo: the per-pixel argmax
  * class (a palette, with a legend of the classes present and their share of the picture), or the
- * highest-scoring boxes with their class names and scores. Framed with the weights banner (the
+ * highest-scoring boxes with their class names and scores (Mask R-CNN's masks tinted in each box's
+ * colour where their probability is >= 0.5, Keypoint R-CNN's keypoints as dots). Framed with the weights banner (the
  * export-model.py models are UNTRAINED: their masks and boxes are noise, and the banner says so).
  * Also EigenCAM over the photo for any model (lib/analysis/eigencam.ts).
  */
@@ -26,7 +27,7 @@ export interface PredictionOverlayOptions {
   top?: number;
   /** Detection: draw only boxes scoring at least this (default 0). */
   minScore?: number;
-  /** Segmentation: weight of the mask colours over the photo (default 0.55). */
+  /** Segmentation, and Mask R-CNN's instance masks: weight of the mask colours over the photo (default 0.55). */
   alpha?: number;
 }
 
@@ -37,9 +38,25 @@ export interface PredictionOverlay {
   height: number;
   /** Segmentation: the classes present, largest share first; detection: the boxes drawn. */
   classes?: { class: number; name: string; share: number }[];
-  boxes?: { box: [number, number, number, number]; class: number; name: string; score: number }[];
+  boxes?: DrawnBox[];
   weights: { trained: boolean | undefined; text: string };
 }
+
+/** One drawn detection; Mask R-CNN's carry their mask's size, Keypoint R-CNN's their keypoints. */
+export interface DrawnBox {
+  /** x1, y1, x2, y2 in input pixels. */
+  box: [number, number, number, number];
+  class: number;
+  name: string;
+  score: number;
+  /** Mask R-CNN: the input pixels whose mask probability is >= 0.5 (the part tinted in the box's colour). */
+  maskPixels?: number;
+  /** Keypoint R-CNN: each keypoint in input pixels, with its name and heatmap score (all drawn as dots). */
+  keypoints?: { name: string; x: number; y: number; score?: number }[];
+}
+
+/** torchvision's rule for drawing Mask R-CNN's soft masks (draw_segmentation_masks after `masks > 0.5`). */
+export const MASK_THRESHOLD = 0.5;
 
 const KEYS = ['displaySize', 'top', 'minScore', 'alpha'] as const;
 
@@ -140,22 +157,39 @@ export async function predictionOverlay(
   const [inH, inW] = [input.shape[2], input.shape[3]];
   const sx = photo.width / inW,
     sy = photo.height / inH;
-  const boxes = detectionOrder(d, minScore)
-    .slice(0, top)
-    .map((i) => {
-      const b = d.boxes.data.subarray(i * 4, i * 4 + 4);
-      const cls = d.labels.data[i];
-      return {
-        box: [b[0], b[1], b[2], b[3]] as [number, number, number, number],
-        class: cls,
-        name: className(model, cls),
-        score: d.scores.data[i],
-      };
-    });
+  const D = d.scores.shape[0];
+  const masks = instanceMasks(d, D);
+  const keypoints = keypointsOf(d, D);
+  const order = detectionOrder(d, minScore).slice(0, top);
+  const boxes: DrawnBox[] = order.map((i) => {
+    const b = d.boxes.data.subarray(i * 4, i * 4 + 4);
+    const cls = d.labels.data[i];
+    const drawn: DrawnBox = {
+      box: [b[0], b[1], b[2], b[3]],
+      class: cls,
+      name: className(model, cls),
+      score: d.scores.data[i],
+    };
+    if (masks) {
+      let n = 0;
+      for (const v of masks.of(i)) if (v >= MASK_THRESHOLD) n++;
+      drawn.maskPixels = n;
+    }
+    if (keypoints) drawn.keypoints = keypoints.of(i, model.metadata.keypoints);
+    return drawn;
+  });
+  const colours = boxes.map((b, j) => {
+    const [r, g, bl] = paletteColour(b.class + 1 + j);
+    return [Math.max(r, 60), Math.max(g, 60), Math.max(bl, 60)] as [number, number, number];
+  });
+  // Masks first, lowest score first, so that the best detection's colour lies on top.
+  const base = Buffer.from(photo.rgb);
+  if (masks)
+    for (let j = order.length - 1; j >= 0; j--)
+      tintMask({ data: base, width: photo.width, height: photo.height }, masks.of(order[j]), masks, colours[j], alpha);
   const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${photo.width}" height="${photo.height}">`];
   boxes.forEach((b, j) => {
-    const [r, g, bl] = paletteColour(b.class + 1 + j);
-    const colour = `rgb(${Math.max(r, 60)},${Math.max(g, 60)},${Math.max(bl, 60)})`;
+    const colour = `rgb(${colours[j].join(',')})`;
     const [x1, y1, x2, y2] = [b.box[0] * sx, b.box[1] * sy, b.box[2] * sx, b.box[3] * sy];
     const label = `${b.name} ${b.score.toFixed(3)}`;
     svg.push(
@@ -163,9 +197,13 @@ export async function predictionOverlay(
       `<rect x="${x1.toFixed(1)}" y="${Math.max(0, y1 - 14).toFixed(1)}" width="${(label.length * 6.6 + 6).toFixed(1)}" height="14" fill="${colour}"/>`,
       `<text x="${(x1 + 3).toFixed(1)}" y="${(Math.max(0, y1 - 14) + 11).toFixed(1)}" font-family="DejaVu Sans Mono, monospace" font-size="11" fill="#000">${escapeXml(label)}</text>`,
     );
+    for (const k of b.keypoints ?? [])
+      svg.push(
+        `<circle cx="${(k.x * sx).toFixed(1)}" cy="${(k.y * sy).toFixed(1)}" r="3" fill="${colour}" stroke="#000" stroke-width="1"/>`,
+      );
   });
   svg.push('</svg>');
-  const drawn = await sharp(photo.rgb, { raw: { width: photo.width, height: photo.height, channels: 3 } })
+  const drawn = await sharp(base, { raw: { width: photo.width, height: photo.height, channels: 3 } })
     .composite([{ input: Buffer.from(svg.join('')), top: 0, left: 0 }])
     .removeAlpha()
     .raw()
@@ -175,7 +213,11 @@ export async function predictionOverlay(
     canvas,
     model.metadata,
     `Detection, top ${boxes.length} of ${d.scores.shape[0]} boxes${untrained ? ' (UNTRAINED)' : ''}`,
-    [`label: class name and score; ${model.metadata.classes?.length ?? '?'} categories; scores >= ${minScore}`],
+    [
+      `label: class name and score; ${model.metadata.classes?.length ?? '?'} categories; scores >= ${minScore}`,
+      masks ? `tint: a box's mask where its probability >= ${MASK_THRESHOLD}` : '',
+      keypoints ? `dots: a box's ${keypoints.count} keypoints, whatever their score` : '',
+    ].filter(Boolean),
   );
   return {
     kind: 'detection',
@@ -184,6 +226,62 @@ export async function predictionOverlay(
     height: framed.height,
     boxes,
     weights,
+  };
+}
+
+/**
+ * Tints `canvas` where a soft mask (row-major, `size.width` x `size.height`) is >= MASK_THRESHOLD:
+ * colour = (1 - alpha) * pixel + alpha * `rgb`, rounded. The mask is scaled by nearest neighbour
+ * from the canvas's pixel centres: canvas pixel (x, y) reads mask pixel
+ * (floor((x + 0.5) * W / width), floor((y + 0.5) * H / height)).
+ */
+export function tintMask(
+  canvas: RgbCanvas,
+  mask: Float32Array,
+  size: { width: number; height: number },
+  rgb: readonly [number, number, number],
+  alpha: number,
+): void {
+  const { data, width, height } = canvas;
+  const col = Int32Array.from({ length: width }, (_, x) =>
+    Math.min(size.width - 1, Math.floor(((x + 0.5) * size.width) / width)),
+  );
+  for (let y = 0; y < height; y++) {
+    const row = Math.min(size.height - 1, Math.floor(((y + 0.5) * size.height) / height)) * size.width;
+    for (let x = 0; x < width; x++) {
+      if (!(mask[row + col[x]] >= MASK_THRESHOLD)) continue;
+      const p = (y * width + x) * 3;
+      for (let c = 0; c < 3; c++) data[p + c] = Math.round((1 - alpha) * data[p + c] + alpha * rgb[c]);
+    }
+  }
+}
+
+/** Mask R-CNN's [D, 1, H, W] soft masks of one image, when its detections carry them in that shape. */
+function instanceMasks(d: Detections, D: number) {
+  const m = d.masks;
+  if (!m || m.shape.length !== 4 || m.shape[0] !== D || m.shape[1] !== 1) return null;
+  const [height, width] = [m.shape[2], m.shape[3]];
+  const size = height * width;
+  if (size === 0) return null;
+  return { width, height, of: (i: number) => m.data.subarray(i * size, (i + 1) * size) };
+}
+
+/** Keypoint R-CNN's [D, K, 3] keypoints (and [D, K] scores) of one image, named by the model's metadata. */
+function keypointsOf(d: Detections, D: number) {
+  const k = d.keypoints;
+  if (!k || k.shape.length !== 3 || k.shape[0] !== D || k.shape[2] !== 3 || k.shape[1] === 0) return null;
+  const K = k.shape[1];
+  const scores =
+    d.keypoints_scores?.shape.length === 2 && d.keypoints_scores.shape[1] === K ? d.keypoints_scores : null;
+  return {
+    count: K,
+    of: (i: number, names: string[] | undefined) =>
+      Array.from({ length: K }, (_, j) => ({
+        name: names?.length === K ? names[j] : `keypoint ${j}`,
+        x: k.data[(i * K + j) * 3],
+        y: k.data[(i * K + j) * 3 + 1],
+        ...(scores ? { score: scores.data[i * K + j] } : {}),
+      })),
   };
 }
 

@@ -299,7 +299,8 @@ export const PREDICT_COMMAND = {
   usage: `predict <image>... --model FILE [options]`,
   description: `A segmentation or detection model's prediction drawn over each photo: the argmax class per pixel
 (Pascal VOC palette, legend with the classes present) or the highest-scoring boxes with their
-class names and scores; and, with --eigencam LAYER, EigenCAM at that layer (the first principal
+class names and scores (Mask R-CNN: each box's mask tinted where it is >= 0.5; Keypoint R-CNN:
+its keypoints as dots); and, with --eigencam LAYER, EigenCAM at that layer (the first principal
 component of its channels, projected on positions: no gradients, any model, .pt2 too; a part
 of a dict output is named layer:key, e.g. backbone.fpn:0). Models from scripts/export-model.py
 --arch deeplabv3_resnet50|fcn_resnet50|retinanet_resnet50_fpn|... are UNTRAINED: the banner says

@@ -17,6 +17,7 @@ import {
   isTensorValue,
   type OutputValue,
 } from '../../lib';
+import { MASK_THRESHOLD, tintMask } from '../../lib/analysis/predictions';
 import {
   ROOT,
   STRUCTURED_MODELS,
@@ -237,6 +238,110 @@ describe('detection: Faster R-CNN (MobileNetV3-Large 320 FPN), two stages joined
       'roi_heads.box_predictor:FastRCNNPredictor',
     ])
       expect(names).toContain(n);
+  });
+});
+
+describe('instance masks and keypoints: Mask R-CNN and Keypoint R-CNN (ResNet-50 FPN)', () => {
+  oneIntraOpThread();
+  const models: Partial<Record<'maskrcnn' | 'keypointrcnn', Model>> = {};
+  beforeAll(async () => {
+    ensureStructuredModels(['maskrcnn', 'keypointrcnn']);
+    models.maskrcnn = await loadModel(STRUCTURED_MODELS.maskrcnn, { device: 'cpu' });
+    models.keypointrcnn = await loadModel(STRUCTURED_MODELS.keypointrcnn, { device: 'cpu' });
+  }, 300_000);
+  afterAll(() => Object.values(models).forEach((m) => m.dispose()));
+
+  /** The named heads' captures and the typed detections (with masks or keypoints) against Python. */
+  async function againstPython(kind: 'maskrcnn' | 'keypointrcnn', layers: string[], extra: string) {
+    const input = syntheticInput(1, 112, 128, 8);
+    for (let i = 0; i < input.data.length; i++) input.data[i] = Math.min(1, Math.max(0, input.data[i] / 4 + 0.5));
+    const oracle = structuredOracle(STRUCTURED_MODELS[kind], input, layers);
+    const res = await models[kind]!.forward(input, { layers, optimize: false });
+    expect(res.captures.map((c) => c.name)).toEqual(layers);
+    for (const c of res.captures) expectClose(c.name, c, oracle.get(c.name), 1e-4);
+    const dets = detectionsOf(res.value)!;
+    expect(dets).toHaveLength(1);
+    expect(Object.keys(dets[0])).toEqual(expect.arrayContaining(['boxes', 'labels', 'scores', extra]));
+    const flat = new Map<string, { shape: number[]; data: Float32Array }>();
+    flatten('out', res.value, flat);
+    expect([...flat.keys()]).toEqual([...oracle.keys()].filter((k) => k.startsWith('out')));
+    // Pixel positions (boxes, keypoints) within 1e-3; labels exactly; probabilities and scores 1e-4.
+    for (const [k, v] of flat)
+      expectClose(k, v, oracle.get(k), /(boxes|keypoints)$/.test(k) ? 1e-3 : k.endsWith('labels') ? 0 : 1e-4);
+    return dets;
+  }
+
+  test("Mask R-CNN: the mask head's captures and the pasted masks equal Python", async () => {
+    const dets = await againstPython(
+      'maskrcnn',
+      ['roi_heads.mask_roi_pool', 'roi_heads.mask_head', 'roi_heads.mask_predictor'],
+      'masks',
+    );
+    const [D] = dets[0].scores.shape;
+    expect(D).toBeGreaterThan(0);
+    expect(dets[0].masks!.shape).toEqual([D, 1, 112, 128]);
+  }, 180_000);
+
+  test("Keypoint R-CNN: the keypoint head's captures and the keypoints equal Python", async () => {
+    const dets = await againstPython(
+      'keypointrcnn',
+      ['roi_heads.keypoint_roi_pool', 'roi_heads.keypoint_head', 'roi_heads.keypoint_predictor'],
+      'keypoints',
+    );
+    const [D] = dets[0].scores.shape;
+    expect(dets[0].keypoints!.shape).toEqual([D, 17, 3]);
+    expect(dets[0].keypoints_scores!.shape).toEqual([D, 17]);
+  }, 180_000);
+
+  test('predictionOverlay: each drawn box carries its mask size (pixels >= 0.5) or its named keypoints, from the same forward', async () => {
+    const dog = path.join(ROOT, 'test', 'fixtures', 'images', 'dog.jpg');
+    const input = await preprocess([dog], { resize: 'squash', size: 128, mean: [0, 0, 0], std: [1, 1, 1] });
+    for (const model of [models.maskrcnn!, models.keypointrcnn!]) {
+      const p = await predictionOverlay(model, dog, { top: 3, displaySize: 128 });
+      const d = detectionsOf((await model.forward(input)).value)![0];
+      expect(p.boxes).toHaveLength(3);
+      for (const b of p.boxes!) {
+        const i = Array.from(d.scores.data).indexOf(b.score);
+        expect(i).toBeGreaterThanOrEqual(0);
+        if (d.masks) {
+          const size = 128 * 128;
+          const want = d.masks.data.subarray(i * size, (i + 1) * size).filter((v) => v >= MASK_THRESHOLD).length;
+          expect(b.maskPixels).toBe(want);
+          expect(b.keypoints).toBeUndefined();
+        } else {
+          expect(b.maskPixels).toBeUndefined();
+          expect(b.keypoints!.map((k) => k.name)).toEqual(model.metadata.keypoints);
+          expect(b.keypoints![0].name).toBe('nose');
+          b.keypoints!.forEach((k, j) => {
+            expect(k.x).toBe(d.keypoints!.data[(i * 17 + j) * 3]);
+            expect(k.y).toBe(d.keypoints!.data[(i * 17 + j) * 3 + 1]);
+            expect(k.score).toBe(d.keypoints_scores!.data[i * 17 + j]);
+          });
+        }
+      }
+    }
+  }, 120_000);
+
+  test('tintMask: nearest neighbour from pixel centres, only where the mask is >= 0.5, blended by alpha', () => {
+    // A 2 x 2 mask over a 4 x 2 canvas: mask column 0 covers canvas columns 0-1, row 0 covers row 0.
+    const mask = Float32Array.from([0.5, 0.49, 1, 0]);
+    const canvas = { data: Buffer.alloc(4 * 2 * 3, 100), width: 4, height: 2 };
+    tintMask(canvas, mask, { width: 2, height: 2 }, [200, 0, 50], 0.25);
+    const px = (x: number, y: number) => [...canvas.data.subarray((y * 4 + x) * 3, (y * 4 + x) * 3 + 3)];
+    for (const [x, y] of [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ])
+      expect(px(x, y)).toEqual([125, 75, 88]); // 0.75 * 100 + 0.25 * (200, 0, 50), rounded
+    for (const [x, y] of [
+      [2, 0],
+      [3, 0],
+      [2, 1],
+      [3, 1],
+    ])
+      expect(px(x, y)).toEqual([100, 100, 100]);
   });
 });
 

@@ -151,12 +151,18 @@ export const STRUCTURED_MODELS = {
   detection: path.join(CACHE, 'retinanet_resnet50_fpn-128.pt'),
   /** Faster R-CNN (MobileNetV3-Large 320 FPN, 78 MB): two stages, torchvision::roi_align between them. */
   rcnn: path.join(CACHE, 'fasterrcnn_mobilenet_v3_large_320_fpn-128.pt'),
+  /** Mask R-CNN (ResNet-50 FPN, 178 MB): a mask head on RoIAlign, masks pasted into the image. */
+  maskrcnn: path.join(CACHE, 'maskrcnn_resnet50_fpn-128.pt'),
+  /** Keypoint R-CNN (ResNet-50 FPN, 237 MB): 17 person keypoints per box. */
+  keypointrcnn: path.join(CACHE, 'keypointrcnn_resnet50_fpn-128.pt'),
 };
 
 const STRUCTURED_ARGS: Record<keyof typeof STRUCTURED_MODELS, string[]> = {
   segmentation: ['--size', '128', '--arch', 'deeplabv3_mobilenet_v3_large'],
   detection: ['--size', '128', '--arch', 'retinanet_resnet50_fpn', '--score-thresh', '0'],
   rcnn: ['--size', '128', '--arch', 'fasterrcnn_mobilenet_v3_large_320_fpn', '--score-thresh', '0'],
+  maskrcnn: ['--size', '128', '--arch', 'maskrcnn_resnet50_fpn', '--score-thresh', '0'],
+  keypointrcnn: ['--size', '128', '--arch', 'keypointrcnn_resnet50_fpn', '--score-thresh', '0'],
 };
 
 /** Exports the structured test models asked for (default both) once per machine. */
