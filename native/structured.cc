@@ -27,20 +27,35 @@ std::string keyText(const c10::IValue& k) {
 // weights with need_weights=False): it is None here too, not a part.
 bool isNoneLike(const c10::IValue& v) { return v.isNone() || (v.isTensor() && !v.toTensor().defined()); }
 
-void flatten(const CaptureSlot& slot, const std::string& name, const c10::IValue& v, std::vector<Captured>& out) {
+// Deeper nesting than any model output needs; a class whose attribute holds an object of its own
+// type could otherwise recurse without end.
+constexpr int kMaxPartDepth = 32;
+
+void flatten(const CaptureSlot& slot, const std::string& name, const c10::IValue& v, std::vector<Captured>& out, int depth = 0) {
   if (isNoneLike(v)) return;
+  if (depth > kMaxPartDepth)
+    throw FsError("LAYER_OUTPUT_NOT_TENSOR", "cannot capture " + slot.name + ": its output nests deeper than " +
+                                                 std::to_string(kMaxPartDepth) + " levels (at " + name +
+                                                 "); capture one of its submodules instead");
   if (v.isTensor()) {
     CaptureSlot part = slot;
     part.name = name;
     out.push_back({part, v.toTensor()});
   } else if (v.isTuple()) {
     const auto& el = v.toTupleRef().elements();
-    for (size_t i = 0; i < el.size(); ++i) flatten(slot, name + ":" + std::to_string(i), el[i], out);
+    for (size_t i = 0; i < el.size(); ++i) flatten(slot, name + ":" + std::to_string(i), el[i], out, depth + 1);
   } else if (v.isList()) {
     auto list = v.toListRef();
-    for (size_t i = 0; i < list.size(); ++i) flatten(slot, name + ":" + std::to_string(i), list[i], out);
+    for (size_t i = 0; i < list.size(); ++i) flatten(slot, name + ":" + std::to_string(i), list[i], out, depth + 1);
   } else if (v.isGenericDict()) {
-    for (const auto& e : v.toGenericDict()) flatten(slot, name + ":" + keyText(e.key()), e.value(), out);
+    for (const auto& e : v.toGenericDict()) flatten(slot, name + ":" + keyText(e.key()), e.value(), out, depth + 1);
+  } else if (v.isObject() && !v.toObjectRef().type()->is_module()) {
+    // A TorchScript class instance (torchvision's ImageList): its attributes by name, in declaration
+    // order, as a Python hook sees them (`transform:0:tensors`).
+    const auto& obj = v.toObjectRef();
+    const auto type = obj.type();
+    for (size_t i = 0; i < type->numAttributes(); ++i)
+      flatten(slot, name + ":" + type->getAttributeName(i), obj.getSlot(i), out, depth + 1);
   }
 }
 

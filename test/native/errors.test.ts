@@ -180,6 +180,21 @@ describe('layers', () => {
       m.dispose();
     }
   });
+  test('a layer whose output nests deeper than 32 levels (34 nested tuples) is refused naming the limit; the model stays usable', async () => {
+    const m = await loadModel(edgeModel('deep_parts'), { device: 'cpu' });
+    try {
+      const x = syntheticInput(1, 8, 8);
+      await expectError(
+        m.capture(x, 'deep'),
+        'LAYER_OUTPUT_NOT_TENSOR',
+        /deep: its output nests deeper than 32 levels/,
+      );
+      const [c] = await m.capture(x, 'conv');
+      expect(c.shape).toEqual([1, 4, 8, 8]);
+    } finally {
+      m.dispose();
+    }
+  });
   test('a module that forward never calls', async () => {
     const m = await loadModel(edgeModel('unused'), { device: 'cpu' });
     try {

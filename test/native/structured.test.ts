@@ -257,7 +257,8 @@ describe('instance masks and keypoints: Mask R-CNN and Keypoint R-CNN (ResNet-50
     for (let i = 0; i < input.data.length; i++) input.data[i] = Math.min(1, Math.max(0, input.data[i] / 4 + 0.5));
     const oracle = structuredOracle(STRUCTURED_MODELS[kind], input, layers);
     const res = await models[kind]!.forward(input, { layers, optimize: false });
-    expect(res.captures.map((c) => c.name)).toEqual(layers);
+    // GeneralizedRCNNTransform returns (ImageList, targets): a TorchScript class's attributes are parts.
+    expect(res.captures.map((c) => c.name)).toEqual(layers.map((l) => (l === 'transform' ? 'transform:0:tensors' : l)));
     for (const c of res.captures) expectClose(c.name, c, oracle.get(c.name), 1e-4);
     const dets = detectionsOf(res.value)!;
     expect(dets).toHaveLength(1);
@@ -271,10 +272,10 @@ describe('instance masks and keypoints: Mask R-CNN and Keypoint R-CNN (ResNet-50
     return dets;
   }
 
-  test("Mask R-CNN: the mask head's captures and the pasted masks equal Python", async () => {
+  test("Mask R-CNN: the resized input (an ImageList's tensors), the mask head's captures and the pasted masks equal Python", async () => {
     const dets = await againstPython(
       'maskrcnn',
-      ['roi_heads.mask_roi_pool', 'roi_heads.mask_head', 'roi_heads.mask_predictor'],
+      ['transform', 'roi_heads.mask_roi_pool', 'roi_heads.mask_head', 'roi_heads.mask_predictor'],
       'masks',
     );
     const [D] = dets[0].scores.shape;

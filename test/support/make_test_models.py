@@ -5,6 +5,7 @@ frozen.pt        ResNet-18 after torch.jit.freeze: no module calls left
 tuple_out.pt     forward returns (logits, features): the model output is not a tensor
 tuple_layer.pt   a submodule (`pair`) returns a tuple
 pair_head.pt     a classifier whose `pair` returns a tuple (x, 2x) of the conv's maps, summed, pooled, fc
+deep_parts.pt    `deep` returns its input inside 34 nested 1-tuples (deeper than featscope's part limit)
 no_submodules.pt forward is plain ops, no submodules at all
 inplace_input.pt forward does x.relu_() on its input first
 branchy.pt       a submodule called inside an `if`
@@ -55,6 +56,23 @@ class PairHead(nn.Module):
     def forward(self, x):
         a, b = self.pair(self.conv(x))
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(a + b, 1), 1))
+
+
+class Deep(nn.Module):
+    def forward(self, x):
+        return ((((((((((((((((((((((((((((((((((x,),),),),),),),),),),),),),),),),),),),),),),),),),),),),),),),),),)
+
+
+class DeepParts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.deep = Deep()
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.deep(y)
+        return y
 
 
 class TupleOut(nn.Module):
@@ -240,7 +258,8 @@ def main():
     torch.manual_seed(0)
     r = torchvision.models.resnet18().eval()
     torch.jit.save(torch.jit.freeze(torch.jit.script(r)), os.path.join(out, "frozen.pt"))
-    for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("pair_head", PairHead), ("no_submodules", NoSub),
+    for name, cls in [("tuple_out", TupleOut), ("tuple_layer", TupleLayer), ("pair_head", PairHead), ("deep_parts", DeepParts),
+                      ("no_submodules", NoSub),
                       ("inplace_input", InplaceInput), ("branchy", Branchy), ("unused", Unused),
                       ("aliasing", Aliasing), ("looped", Looped), ("overloaded", UsesOverloaded), ("counter", Counter), ("constcap", ConstCap)]:
         torch.jit.save(torch.jit.script(cls().eval()), os.path.join(out, name + ".pt"))

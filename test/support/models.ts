@@ -50,7 +50,9 @@ export function ensureTestModels(): void {
   if (!fs.existsSync(MODELS.traced)) execFileSync(PYTHON, [exporter, MODELS.traced, '--trace'], { stdio: 'inherit' });
   if (!fs.existsSync(MODELS.mobilenet))
     execFileSync(PYTHON, [exporter, MODELS.mobilenet, '--arch', 'mobilenet_v2'], { stdio: 'inherit' });
-  if (['loopnet', 'constcap', 'pair_head'].some((m) => !fs.existsSync(path.join(MODELS.edge, `${m}.pt`)))) {
+  if (
+    ['loopnet', 'constcap', 'pair_head', 'deep_parts'].some((m) => !fs.existsSync(path.join(MODELS.edge, `${m}.pt`)))
+  ) {
     execFileSync(PYTHON, [path.join(ROOT, 'test', 'support', 'make_test_models.py'), MODELS.edge], {
       stdio: 'inherit',
     });

@@ -6,7 +6,8 @@ state_dict), the model's own output, and EigenCAM by numpy's SVD.
   structured_oracle.py MODEL.pt INPUT.f32 N,C,H,W OUTDIR [--eigencam NAME] layer [layer ...]
 
 Every tensor a hook sees is written as OUTDIR/<i>.f32, named as featscope names captures: a tuple,
-list or dict output's tensors are `<layer>:<key or position>` (nested: `:a:b`). The output (the
+list or dict output's tensors are `<layer>:<key or position>` (nested: `:a:b`; a class instance's
+attributes by name, `transform:0:tensors`). The output (the
 eager model's, as the scripted one returns it: detection gives (losses, detections)) is flattened
 the same way under the name `out`. EigenCAM of capture NAME (per image: M = activations as
 positions x channels, each channel centred, projected onto the first right singular vector of M,
@@ -34,6 +35,10 @@ def flatten(name, v, out):
             flatten(f"{name}:{i}", e, out)
     elif isinstance(v, dict):
         for k, e in v.items():
+            flatten(f"{name}:{k}", e, out)
+    elif hasattr(v, "__dict__") and not isinstance(v, torch.nn.Module):
+        # A plain class instance (torchvision's ImageList): its attributes, in assignment order.
+        for k, e in vars(v).items():
             flatten(f"{name}:{k}", e, out)
 
 
