@@ -79,6 +79,11 @@ export function attentionRollout(layers: readonly AttentionWeights[]): { shape: 
 /** The model's patch grid and class-token count (model.metadata.tokens, written by export-model.py). */
 export function tokenGrid(model: Model): { classTokens: number; grid: [number, number] } {
   const t = model.metadata.tokens;
+  if (t?.layout === 'NHWC')
+    throw new FeatscopeError(
+      'NOT_A_TRANSFORMER',
+      `model ${model.path} is a windowed transformer (${model.metadata.architecture ?? 'channel-last tokens'}): its attention runs per shifted window, not through nn.MultiheadAttention over all patches, so it has no attention weights to capture or roll out; its blocks' outputs render as maps (featscope render --layers features.1.0), and featscope gradcam and predict --eigencam work on them`,
+    );
   if (!t || t.layout !== 'NLD' || !t.grids?.length)
     throw new FeatscopeError(
       'NOT_A_TRANSFORMER',

@@ -3,7 +3,7 @@
 // Python forward hook on the eager twin (test/support/swin_oracle.py).
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel, type Model } from '../../lib';
+import { attentionLayers, loadModel, tokenGrid, type Model } from '../../lib';
 import { CACHE, exportedModel, maxAbsDiff, syntheticInput } from '../support/models';
 import { readF32, runOracle, withTempDir, writeF32 } from '../support/oracle';
 
@@ -61,3 +61,13 @@ test('captures of channel-last layers equal a Python hook (permuted to NCHW) wit
   }
   console.log(`swin captures: max rel diff ${worst.toExponential(2)}`);
 }, 120_000);
+
+test("attention refuses Swin naming why (windowed attention, not nn.MultiheadAttention) and what works instead; the model's attention layers are none", async () => {
+  expect(() => tokenGrid(model)).toThrow(
+    expect.objectContaining({
+      code: 'NOT_A_TRANSFORMER',
+      message: expect.stringMatching(/windowed transformer \(swin_t\).*featscope gradcam/),
+    }),
+  );
+  expect(await attentionLayers(model)).toEqual([]);
+});
