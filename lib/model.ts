@@ -124,9 +124,12 @@ export interface ForwardResult {
  * the pixels predicted as that class (its mask: argmax over classes == the class, from the same
  * forward), read from the output dict's entry `output` (default 'out', torchvision's
  * [N, classes, H, W] logits). Without `classes`, each image's class is the one predicted on the
- * most pixels.
+ * most pixels. `{ kind: 'detection' }`: a detection model's score of each image's `box`-th
+ * detection (default 0, the top-scoring one; torchvision sorts them by score), summed over the
+ * batch; `classes` does not apply.
  */
-export type GradCamTarget = { kind: 'class' } | { kind: 'segmentation'; output?: string };
+export type GradCamTarget =
+  { kind: 'class' } | { kind: 'segmentation'; output?: string } | { kind: 'detection'; box?: number };
 
 export interface GradCamResult {
   /** [N, h, w] at the layer's resolution: ReLU(sum_k alpha_k A_k), not normalised. */
@@ -140,6 +143,8 @@ export interface GradCamResult {
   probabilities: number[];
   /** Segmentation target only: the pixels in each image's mask (0: the class is predicted nowhere, the CAM is 0). */
   maskPixels?: number[];
+  /** Detection target only: each image's target box, x1, y1, x2, y2 in input pixels (`classes`: its label, `probabilities`: its score). */
+  boxes?: [number, number, number, number][];
 }
 
 export interface BackwardOptions {
@@ -406,7 +411,7 @@ export class Model {
    * Grad-CAM for one layer: gradients of the target class score with respect to the layer's
    * output, through the hooked graph with autograd on. `classes`: one per image, one for all,
    * or omitted for each image's top-1 prediction. `target`: a segmentation model's class over its
-   * predicted mask instead of a classifier's class (GradCamTarget).
+   * predicted mask, or a detection model's box score, instead of a classifier's class (GradCamTarget).
    */
   async gradcam(
     input: TensorInput,
@@ -430,6 +435,14 @@ export class Model {
         classes: Array.from(r.classes),
         probabilities: Array.from(r.probabilities),
         ...(r.maskPixels ? { maskPixels: Array.from(r.maskPixels) } : {}),
+        ...(r.boxes
+          ? {
+              boxes: Array.from(
+                { length: r.boxes.length / 4 },
+                (_, i) => Array.from(r.boxes!.subarray(i * 4, i * 4 + 4)) as [number, number, number, number],
+              ),
+            }
+          : {}),
       };
     } finally {
       this.#running--;
@@ -714,9 +727,11 @@ function checkClasses(value: unknown, what: string): number[] {
   return classes as number[];
 }
 
-function checkGradCamTarget(value: unknown): { kind: 'class' } | { kind: 'segmentation'; output: string } | undefined {
+function checkGradCamTarget(
+  value: unknown,
+): { kind: 'class' } | { kind: 'segmentation'; output: string } | { kind: 'detection'; box: number } | undefined {
   if (value === undefined) return undefined;
-  const what = "{ kind: 'class' } or { kind: 'segmentation', output?: string }";
+  const what = "{ kind: 'class' }, { kind: 'segmentation', output?: string } or { kind: 'detection', box?: number }";
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw invalidParameter('gradcam target', what, value);
   const kind = (value as { kind?: unknown }).kind;
@@ -724,7 +739,15 @@ function checkGradCamTarget(value: unknown): { kind: 'class' } | { kind: 'segmen
     checkOptionsObject('gradcam target', value, ['kind']);
     return { kind };
   }
-  if (kind !== 'segmentation') throw invalidParameter('gradcam target.kind', "'class' or 'segmentation'", kind);
+  if (kind === 'detection') {
+    checkOptionsObject('gradcam target', value, ['kind', 'box']);
+    const box = (value as { box?: unknown }).box ?? 0;
+    if (typeof box !== 'number' || !Number.isInteger(box) || box < 0 || box > 100_000)
+      throw invalidParameter('gradcam target.box', 'a detection rank from 0 (the top-scoring one)', box);
+    return { kind, box };
+  }
+  if (kind !== 'segmentation')
+    throw invalidParameter('gradcam target.kind', "'class', 'segmentation' or 'detection'", kind);
   checkOptionsObject('gradcam target', value, ['kind', 'output']);
   const output = (value as { output?: unknown }).output ?? 'out';
   if (typeof output !== 'string' || output.length === 0)

@@ -85,7 +85,7 @@ export interface NativeModel {
     layer: string,
     classes: number[],
     tokens?: import('./metadata').TokenLayout,
-    target?: { kind: 'class' } | { kind: 'segmentation'; output: string },
+    target?: { kind: 'class' } | { kind: 'segmentation'; output: string } | { kind: 'detection'; box: number },
   ): Promise<{
     shape: number[];
     data: Float32Array;
@@ -93,6 +93,8 @@ export interface NativeModel {
     probabilities: Float32Array;
     /** Segmentation target only. */
     maskPixels?: Float32Array;
+    /** Detection target only: [N * 4], each image's box. */
+    boxes?: Float32Array;
   }>;
   backward(
     data: Float32Array,

@@ -66,6 +66,13 @@ export function detectionsOf(value: OutputValue | undefined): Detections[] | nul
   return null;
 }
 
+/** The indices of one image's detections scoring at least `minScore`, highest score first (ties: by index). */
+export function detectionOrder(d: Detections, minScore = 0): number[] {
+  return [...d.scores.data.keys()]
+    .filter((i) => d.scores.data[i] >= minScore)
+    .sort((a, b) => d.scores.data[b] - d.scores.data[a]);
+}
+
 /** The [N, K, H, W] class logits of a segmentation output: the `out` entry of its dict, or null. */
 export function segmentationLogitsOf(value: OutputValue | undefined): TensorValue | null {
   if (typeof value === 'object' && value !== null && !Array.isArray(value) && !isTensorValue(value)) {

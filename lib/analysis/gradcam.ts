@@ -6,7 +6,14 @@
 import sharp from 'sharp';
 import { FeatscopeError, checkKnownKeys, invalidParameter } from '../errors';
 import type { Model } from '../model';
-import { type TensorValue, argmaxMask, segmentationLogitsOf } from '../structured';
+import {
+  type Detections,
+  type TensorValue,
+  argmaxMask,
+  detectionOrder,
+  detectionsOf,
+  segmentationLogitsOf,
+} from '../structured';
 import { type ImageSource, type PreprocessResult, preprocess } from '../preprocess';
 import { type ColormapName, checkColormap, colormapRGB } from '../render/colormaps';
 import { type RgbCanvas, blit, encodePng, fillRect } from '../render/canvas';
@@ -36,6 +43,11 @@ export interface GradCamOverlayOptions {
   displaySize?: number;
   /** How many predictions to list; default 3. */
   top?: number;
+  /**
+   * A detection model: which of each image's detections to explain, by rank (default 0, the
+   * top-scoring one); its score is the target, and its box is drawn.
+   */
+  box?: number;
 }
 
 export interface GradCamOverlay {
@@ -54,6 +66,8 @@ export interface GradCamOverlay {
   rawMax: number;
   /** A segmentation model: the pixels of the target class's predicted mask (its score's support). */
   maskPixels?: number;
+  /** A detection model: the target detection's box, x1, y1, x2, y2 in input pixels (drawn in white). */
+  box?: [number, number, number, number];
   /** The framed overlay PNG: weights banner, title, photo with heatmap, colour bar and predictions. */
   png: Buffer;
   width: number;
@@ -120,16 +134,20 @@ export async function gradCamOverlaysOf(
   const logits = forward.output;
   // A segmentation model ({ out: [N, K, H, W] }): the class logit summed over its predicted mask.
   const seg = !logits ? segmentationLogitsOf(forward.value) : null;
-  if (!seg && (!logits || logits.shape.length !== 2)) {
+  // A detection model: the score of each image's box-th detection.
+  const dets = !logits && !seg ? detectionsOf(forward.value) : null;
+  if (!seg && !dets && (!logits || logits.shape.length !== 2)) {
     throw new FeatscopeError(
       'NOT_A_CLASSIFIER',
-      `Grad-CAM needs a model whose output is [N, classes] logits or a segmentation dict with 'out' [N, classes, H, W]; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'neither'}`,
+      `Grad-CAM needs a model whose output is [N, classes] logits, a segmentation dict with 'out' [N, classes, H, W] or detections; ${model.path} gives ${logits ? `[${logits.shape.join(', ')}]` : 'neither'}`,
     );
   }
+  const box = options.box ?? 0;
   const cam = await model.gradcam(input, {
     layer: options.layer,
     classes: options.classes,
     ...(seg ? { target: { kind: 'segmentation' as const } } : {}),
+    ...(dets ? { target: { kind: 'detection' as const, box } } : {}),
   });
   const [n, h, w] = cam.shape;
   const weights = weightsOf(model);
@@ -142,33 +160,43 @@ export async function gradCamOverlaysOf(
     if (max > 0) for (let j = 0; j < plane.length; j++) heat[j] = plane[j] / max;
     const photo =
       resize === 'squash' ? await displayPhoto(images[i], displaySize) : upscale(input.images[i], displaySize);
-    const overlay = await drawOverlay(
+    let overlay = await drawOverlay(
       await photo,
       { data: heat, width: w, height: h },
       { colormap, alpha, range: [0, 1] },
     );
+    const target_box = cam.boxes?.[i];
+    if (target_box) overlay = await drawBox(overlay, target_box, input.shape[3], input.shape[2]);
     const target: Prediction = {
       class: cam.classes[i],
       name: className(model, cam.classes[i]),
       probability: cam.probabilities[i],
     };
-    const predictions = seg ? classesByArea(model, seg, i, top) : topPredictions(model, logits!, i, top);
+    const predictions = seg
+      ? classesByArea(model, seg, i, top)
+      : dets
+        ? topDetections(model, dets[i], top)
+        : topPredictions(model, logits!, i, top);
     const pixels = cam.maskPixels?.[i];
+    const rank = box === 0 ? 'top box' : `box #${box + 1} by score`;
     const framed = await frameHeatmap(model, overlay, {
-      title: `Grad-CAM · ${options.layer}${seg ? ' · class over its mask' : ''}`,
+      title: `Grad-CAM · ${options.layer}${seg ? ' · class over its mask' : dets ? ` · ${rank}` : ''}`,
       target,
       colormap,
-      scale: ['0', 'max', 'class evidence (CAM / its maximum)'],
+      scale: ['0', 'max', `${dets ? 'box' : 'class'} evidence (CAM / its maximum)`],
       predictions,
       ...(seg ? { predictionsTitle: 'Predicted classes by area (share of pixels):' } : {}),
+      ...(dets ? { predictionsTitle: 'Top detections by score:' } : {}),
       note:
         pixels === 0
           ? 'The class is predicted on no pixel: its mask is empty and the CAM is zero.'
           : max <= 0
-            ? 'The CAM is zero everywhere: no positive evidence for this class at this layer.'
+            ? `The CAM is zero everywhere: no positive evidence for this ${dets ? 'box' : 'class'} at this layer.`
             : pixels !== undefined
               ? `score: class logit summed over its mask (${pixels} px); p: mean there`
-              : undefined,
+              : target_box
+                ? `score: the white box's (${target_box.map((v) => v.toFixed(0)).join(', ')} px)`
+                : undefined,
     });
     results.push({
       source: input.images[i].source,
@@ -178,11 +206,40 @@ export async function gradCamOverlaysOf(
       heatmap: { data: heat, width: w, height: h },
       rawMax: max,
       ...(pixels !== undefined ? { maskPixels: pixels } : {}),
+      ...(target_box ? { box: target_box } : {}),
       ...framed,
       weights,
     });
   }
   return results;
+}
+
+/** One image's highest-scoring detections (score as the probability). */
+function topDetections(model: Model, d: Detections, count: number): Prediction[] {
+  return detectionOrder(d)
+    .slice(0, count)
+    .map((k) => ({ class: d.labels.data[k], name: className(model, d.labels.data[k]), probability: d.scores.data[k] }));
+}
+
+/** `canvas` with a box (x1, y1, x2, y2 in the input's `inW` x `inH` pixels) outlined, white over black. */
+async function drawBox(
+  canvas: RgbCanvas,
+  box: [number, number, number, number],
+  inW: number,
+  inH: number,
+): Promise<RgbCanvas> {
+  const sx = canvas.width / inW,
+    sy = canvas.height / inH;
+  const [x1, y1, x2, y2] = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy];
+  const rect = (stroke: string, width: number) =>
+    `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${Math.max(1, x2 - x1).toFixed(1)}" height="${Math.max(1, y2 - y1).toFixed(1)}" fill="none" stroke="${stroke}" stroke-width="${width}"/>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${canvas.width}" height="${canvas.height}">${rect('#000', 4)}${rect('#fff', 2)}</svg>`;
+  const data = await sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+  return { data, width: canvas.width, height: canvas.height };
 }
 
 /** A segmentation output's classes for image `n`, by the share of pixels predicted as each (largest first). */

@@ -13,7 +13,7 @@ import { type ImageSource, preprocess } from '../preprocess';
 import type { RgbCanvas } from '../render/canvas';
 import { encodePng } from '../render/canvas';
 import { drawOverlay } from '../render/overlay';
-import { type Detections, argmaxMask, detectionsOf, segmentationLogitsOf } from '../structured';
+import { type Detections, argmaxMask, detectionOrder, detectionsOf, segmentationLogitsOf } from '../structured';
 import { className, normalisationOf, weightsOf } from './common';
 import { frameCanvas } from '../render/frame';
 import { escapeXml } from '../render/svg';
@@ -82,13 +82,6 @@ export function maskClassShares(model: Model, mask: Int32Array): { class: number
   return [...counts.entries()]
     .sort((a, b) => b[1] - a[1])
     .map(([k, n]) => ({ class: k, name: className(model, k), share: n / mask.length }));
-}
-
-/** The indices of one image's detections scoring at least `minScore`, highest score first (ties: by index). */
-export function detectionOrder(d: Detections, minScore = 0): number[] {
-  return [...d.scores.data.keys()]
-    .filter((i) => d.scores.data[i] >= minScore)
-    .sort((a, b) => d.scores.data[b] - d.scores.data[a]);
 }
 
 /** The prediction of a segmentation or detection model for one image, drawn. */

@@ -359,7 +359,8 @@ score flow back to the layer's output through the TorchScript graph; the map ReL
       help:
         "target class (one for all, or one per image); default: each image's top-1\n" +
         '(a segmentation model: the class logit summed over its predicted mask;\n' +
-        'default: the class predicted on the most pixels)',
+        'default: the class predicted on the most pixels; a detection model takes\n' +
+        "no class: its top detection's score is the target, its box drawn)",
     },
     { name: 'top', type: 'int', metavar: 'K', help: 'predictions listed under the picture (default 3)' },
     { name: 'colormap', type: 'string', metavar: 'NAME', help: 'heatmap colours (default turbo)' },

@@ -143,6 +143,8 @@ interface GradcamRecord extends ImageRecordBase {
   camMax: number;
   /** A segmentation model: the pixels of the target class's predicted mask. */
   maskPixels?: number;
+  /** A detection model: the top detection's box (input pixels), whose score is the target. */
+  box?: [number, number, number, number];
   saliency?: { file: string; method: SaliencyMethod; clipValue: number; completeness?: unknown };
   /** --metrics: per map, the class, the pixels per step and the curves with their AUCs. */
   metrics?: { file: string; step: number; gradcam: SaliencyEvaluation; saliency?: SaliencyEvaluation };
@@ -231,14 +233,20 @@ async function gradcamWith(
   // --saliency, --metrics, --sanity and --flow differentiate a classifier's [N, classes] logit. A
   // model whose featscope.json names it a segmentation model is refused before any work.
   const extras = [o.saliency && '--saliency', o.metrics && '--metrics', o.sanity && '--sanity', o.flow && '--flow'];
-  const refuseClassifierOnly = (file: string) => {
+  const refuseClassifierOnly = (file: string, task: 'segmentation' | 'detection') => {
     if (extras.some(Boolean))
       throw usage(
-        `${extras.filter(Boolean).join(', ')} need a classifier's [N, classes] logits; ${file} is a segmentation model (its Grad-CAM target is the class logit summed over the class's mask): leave them out`,
+        `${extras.filter(Boolean).join(', ')} need a classifier's [N, classes] logits; ${file} is a ${task} model (its Grad-CAM target is ${task === 'segmentation' ? "the class logit summed over the class's mask" : "a detection's score"}): leave them out`,
+        'gradcam',
+      );
+    if (task === 'detection' && o.classes)
+      throw usage(
+        `--class picks a classifier's or segmentation model's class; ${file} is a detection model (its Grad-CAM target is the top detection's score, its box drawn): leave it out`,
         'gradcam',
       );
   };
-  if (model.metadata.task === 'segmentation') refuseClassifierOnly(model.path);
+  if (model.metadata.task === 'segmentation' || model.metadata.task === 'detection')
+    refuseClassifierOnly(model.path, model.metadata.task);
   fs.mkdirSync(out, { recursive: true });
   const options = {
     layer,
@@ -278,7 +286,8 @@ async function gradcamWith(
       const cams = await gradCamOverlaysOf(m, b, sources, { layer, classes, resize, colormap, top });
       // A model without featscope.json shows its kind only in its output: refused here, before the
       // batch's files are written.
-      if (cams[0]?.maskPixels !== undefined) refuseClassifierOnly(m.path);
+      if (cams[0]?.maskPixels !== undefined) refuseClassifierOnly(m.path, 'segmentation');
+      if (cams[0]?.box !== undefined) refuseClassifierOnly(m.path, 'detection');
       const sals = o.saliency
         ? await saliencyOverlaysOf(m, b, sources, { method: o.saliency, samples: o.samples, classes, resize, top })
         : undefined;
@@ -326,6 +335,7 @@ async function gradcamWith(
         predictions: r.predictions,
         camMax: r.rawMax,
         ...(r.maskPixels !== undefined ? { maskPixels: r.maskPixels } : {}),
+        ...(r.box !== undefined ? { box: r.box } : {}),
       };
       if (sals) {
         const sal = sals[i];

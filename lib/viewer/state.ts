@@ -7,8 +7,15 @@
  */
 import * as path from 'path';
 import { type Prediction, className, topPredictions } from '../analysis/common';
-import { detectionOrder, maskClassShares } from '../analysis/predictions';
-import { type OutputValue, argmaxMask, detectionsOf, isTensorValue, segmentationLogitsOf } from '../structured';
+import { maskClassShares } from '../analysis/predictions';
+import {
+  type OutputValue,
+  argmaxMask,
+  detectionOrder,
+  detectionsOf,
+  isTensorValue,
+  segmentationLogitsOf,
+} from '../structured';
 import { type LayerInfo, type Model, loadModel } from '../model';
 import { DEFAULT_MAX_INPUT_PIXELS, type PreprocessResult, preprocess } from '../preprocess';
 import type { Capture } from '../types';

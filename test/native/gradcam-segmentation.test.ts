@@ -119,7 +119,7 @@ test('bad class, missing output entry, a classifier, a bad target: coded errors'
   await expect(model.gradcam(x, { layer: 'classifier.0' })).rejects.toMatchObject({ code: 'MODEL_OUTPUT_NOT_LOGITS' });
   await expect(
     // @ts-expect-error not a target kind
-    model.gradcam(x, { layer: 'classifier.0', target: { kind: 'detection' } }),
+    model.gradcam(x, { layer: 'classifier.0', target: { kind: 'keypoints' } }),
   ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/target\.kind/) });
   ensureTestModels();
   const classifier = await loadModel(MODELS.scripted, { device: 'cpu' });

@@ -59,8 +59,13 @@ export async function uses(): Promise<void> {
   const seg = await model.gradcam(x, { layer: 'classifier.1', target: { kind: 'segmentation', output: 'out' } });
   const pixels: number[] | undefined = seg.maskPixels;
   void pixels;
-  // @ts-expect-error a target kind is 'class' or 'segmentation'
+  const det = await model.gradcam(x, { layer: 'backbone.body.layer3', target: { kind: 'detection', box: 1 } });
+  const boxes: [number, number, number, number][] | undefined = det.boxes;
+  void boxes;
+  // @ts-expect-error a target kind is 'class', 'segmentation' or 'detection'
   await model.gradcam(x, { layer: 'layer4', target: { kind: 'boxes' } });
+  // @ts-expect-error a detection target has no output entry
+  await model.gradcam(x, { layer: 'layer4', target: { kind: 'detection', output: 'out' } });
 
   try {
     model.dispose();
