@@ -10,30 +10,20 @@ tie); score = sum_i (out[i, c_i] * (out[i].argmax(0) == c_i)).sum(); alpha = spa
 dscore/dA; cam = ReLU(sum_k alpha_k A_k). Writes cam [N, h, w], then the classes, each class's
 mean softmax probability over its mask (0 when empty) and the mask's pixel count, as float32.
 """
-import json
-import os
 import sys
 
 import numpy as np
 import torch
-import torchvision
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
-import structured_models  # noqa: E402
+from twin import load_twin, read_input
 
 
 def main():
     model_path, input_path, shape, layer, out_path, *classes = sys.argv[1:]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    meta = json.loads(files["featscope.json"])
-    model = structured_models.rebuild(torchvision, meta["architecture"], meta["task"], meta.get("build", {}))
-    model.load_state_dict(scripted.state_dict())
-    model.eval()
+    model, _meta = load_twin(model_path)
     acts = {}
     dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: acts.__setitem__("A", o))
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape([int(s) for s in shape.split(",")]))
+    x = read_input(input_path, [int(s) for s in shape.split(",")])
     out = model(x)["out"]
     n, k = out.shape[:2]
     pred = out.detach().argmax(1)

@@ -21,10 +21,11 @@ import sys
 import numpy as np
 import torch
 
+from twin import load_twin, read_input
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 import structured_models  # noqa: E402
-import torchvision  # noqa: E402
 
 
 def flatten(name, v, out):
@@ -64,14 +65,9 @@ def main():
     cam_of = None
     if rest[:1] == ["--eigencam"]:
         cam_of, rest = rest[1], rest[2:]
-    files = {"featscope.json": ""}
-    scripted = torch.jit.load(model_path, map_location="cpu", _extra_files=files)
-    meta = json.loads(files["featscope.json"])
+    eager, meta = load_twin(model_path)
     task = meta["task"]
-    eager = structured_models.rebuild(torchvision, meta["architecture"], task, meta.get("build", {}))
-    eager.load_state_dict(scripted.state_dict())
-    eager.eval()
-    x = torch.from_numpy(np.fromfile(input_path, dtype="<f4").reshape([int(s) for s in shape.split(",")]))
+    x = read_input(input_path, [int(s) for s in shape.split(",")])
     modules = dict(eager.named_modules())
     fired, order = {}, []
 

@@ -1,5 +1,7 @@
 """The eager torchvision twin of a featscope TorchScript file, shared by the Python oracles."""
 import json
+import os
+import sys
 
 import numpy as np
 import torch
@@ -23,7 +25,12 @@ def load_twin(model_path):
         meta = json.loads(files["featscope.json"] or "{}")
         state = scripted.state_dict()
     arch = meta.get("architecture", "resnet18")
-    if arch.startswith("featscope-test:"):
+    if meta.get("task") in ("segmentation", "detection"):
+        # scripts/structured_models.py's models, rebuilt with the constructor arguments the file names.
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+        import structured_models
+        model = structured_models.rebuild(torchvision, arch, meta["task"], meta.get("build", {}))
+    elif arch.startswith("featscope-test:"):
         # The test models of make_test_models.py (their weights come from the file below).
         import make_test_models
         model = getattr(make_test_models, arch.split(":", 1)[1])()
