@@ -22,7 +22,7 @@ import { drawOverlay } from '../render/overlay';
 import { drawText } from '../render/text';
 import { type Prediction, className, normalisationOf, topPredictions, weightsOf } from './common';
 import { BANNER_HEIGHT, drawBanner } from '../render/frame';
-import { INK, MUTED, fitText } from '../render/svg';
+import { INK, MUTED, drawSvg, fitText, outlineRect } from '../render/svg';
 
 export interface GradCamOverlayOptions {
   /** A layer with [N, C, H, W] output, called once per forward (e.g. layer4). */
@@ -165,8 +165,8 @@ export async function gradCamOverlaysOf(
       { data: heat, width: w, height: h },
       { colormap, alpha, range: [0, 1] },
     );
-    const target_box = cam.boxes?.[i];
-    if (target_box) overlay = await drawBox(overlay, target_box, input.shape[3], input.shape[2]);
+    const targetBox = cam.boxes?.[i];
+    if (targetBox) overlay = await drawBox(overlay, targetBox, input.shape[3], input.shape[2]);
     const target: Prediction = {
       class: cam.classes[i],
       name: className(model, cam.classes[i]),
@@ -194,8 +194,8 @@ export async function gradCamOverlaysOf(
             ? `The CAM is zero everywhere: no positive evidence for this ${dets ? 'box' : 'class'} at this layer.`
             : pixels !== undefined
               ? `score: class logit summed over its mask (${pixels} px); p: mean there`
-              : target_box
-                ? `score: the white box's (${target_box.map((v) => v.toFixed(0)).join(', ')} px)`
+              : targetBox
+                ? `score: the white box's (${targetBox.map((v) => v.toFixed(0)).join(', ')} px)`
                 : undefined,
     });
     results.push({
@@ -206,7 +206,7 @@ export async function gradCamOverlaysOf(
       heatmap: { data: heat, width: w, height: h },
       rawMax: max,
       ...(pixels !== undefined ? { maskPixels: pixels } : {}),
-      ...(target_box ? { box: target_box } : {}),
+      ...(targetBox ? { box: targetBox } : {}),
       ...framed,
       weights,
     });
@@ -222,7 +222,7 @@ function topDetections(model: Model, d: Detections, count: number): Prediction[]
 }
 
 /** `canvas` with a box (x1, y1, x2, y2 in the input's `inW` x `inH` pixels) outlined, white over black. */
-async function drawBox(
+function drawBox(
   canvas: RgbCanvas,
   box: [number, number, number, number],
   inW: number,
@@ -231,15 +231,7 @@ async function drawBox(
   const sx = canvas.width / inW,
     sy = canvas.height / inH;
   const [x1, y1, x2, y2] = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy];
-  const rect = (stroke: string, width: number) =>
-    `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${Math.max(1, x2 - x1).toFixed(1)}" height="${Math.max(1, y2 - y1).toFixed(1)}" fill="none" stroke="${stroke}" stroke-width="${width}"/>`;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${canvas.width}" height="${canvas.height}">${rect('#000', 4)}${rect('#fff', 2)}</svg>`;
-  const data = await sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
-    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
-    .removeAlpha()
-    .raw()
-    .toBuffer();
-  return { data, width: canvas.width, height: canvas.height };
+  return drawSvg(canvas, outlineRect(x1, y1, x2, y2, '#000', 4) + outlineRect(x1, y1, x2, y2, '#fff', 2));
 }
 
 /** A segmentation output's classes for image `n`, by the share of pixels predicted as each (largest first). */

@@ -16,7 +16,7 @@ import { drawOverlay } from '../render/overlay';
 import { type Detections, argmaxMask, detectionOrder, detectionsOf, segmentationLogitsOf } from '../structured';
 import { className, normalisationOf, weightsOf } from './common';
 import { frameCanvas } from '../render/frame';
-import { escapeXml } from '../render/svg';
+import { drawSvg, escapeXml, outlineRect } from '../render/svg';
 import { eigenCam } from './eigencam';
 import { displayPhoto } from './gradcam';
 
@@ -180,13 +180,13 @@ export async function predictionOverlay(
   if (masks)
     for (let j = order.length - 1; j >= 0; j--)
       tintMask({ data: base, width: photo.width, height: photo.height }, masks.of(order[j]), masks, colours[j], alpha);
-  const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${photo.width}" height="${photo.height}">`];
+  const svg: string[] = [];
   boxes.forEach((b, j) => {
     const colour = `rgb(${colours[j].join(',')})`;
     const [x1, y1, x2, y2] = [b.box[0] * sx, b.box[1] * sy, b.box[2] * sx, b.box[3] * sy];
     const label = `${b.name} ${b.score.toFixed(3)}`;
     svg.push(
-      `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${Math.max(1, x2 - x1).toFixed(1)}" height="${Math.max(1, y2 - y1).toFixed(1)}" fill="none" stroke="${colour}" stroke-width="2"/>`,
+      outlineRect(x1, y1, x2, y2, colour, 2),
       `<rect x="${x1.toFixed(1)}" y="${Math.max(0, y1 - 14).toFixed(1)}" width="${(label.length * 6.6 + 6).toFixed(1)}" height="14" fill="${colour}"/>`,
       `<text x="${(x1 + 3).toFixed(1)}" y="${(Math.max(0, y1 - 14) + 11).toFixed(1)}" font-family="DejaVu Sans Mono, monospace" font-size="11" fill="#000">${escapeXml(label)}</text>`,
     );
@@ -195,13 +195,7 @@ export async function predictionOverlay(
         `<circle cx="${(k.x * sx).toFixed(1)}" cy="${(k.y * sy).toFixed(1)}" r="3" fill="${colour}" stroke="#000" stroke-width="1"/>`,
       );
   });
-  svg.push('</svg>');
-  const drawn = await sharp(base, { raw: { width: photo.width, height: photo.height, channels: 3 } })
-    .composite([{ input: Buffer.from(svg.join('')), top: 0, left: 0 }])
-    .removeAlpha()
-    .raw()
-    .toBuffer();
-  const canvas: RgbCanvas = { data: drawn, width: photo.width, height: photo.height };
+  const canvas = await drawSvg({ data: base, width: photo.width, height: photo.height }, svg.join(''));
   const framed = await frameCanvas(
     canvas,
     model.metadata,

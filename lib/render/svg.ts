@@ -3,6 +3,7 @@
  * and documents. SVG is rasterised by sharp (librsvg) with DejaVu Sans.
  */
 import sharp from 'sharp';
+import type { RgbCanvas } from './canvas';
 
 export const FONT = "'DejaVu Sans', Verdana, Arial, sans-serif";
 export const INK = '#1a1a1a';
@@ -59,4 +60,21 @@ export function svgDocument(width: number, height: number, body: string, backgro
 
 export async function svgToPng(svg: string): Promise<Buffer> {
   return sharp(Buffer.from(svg)).removeAlpha().png({ compressionLevel: 6 }).toBuffer();
+}
+
+/** An unfilled rectangle from (x1, y1) to (x2, y2), at least 1 px each way (a box outline). */
+export function outlineRect(x1: number, y1: number, x2: number, y2: number, stroke: string, width: number): string {
+  return `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${Math.max(1, x2 - x1).toFixed(1)}" height="${Math.max(1, y2 - y1).toFixed(1)}" fill="none" stroke="${stroke}" stroke-width="${width}"/>`;
+}
+
+/** `canvas` with SVG elements (`body`, in its pixel coordinates, no background) drawn over it. */
+export async function drawSvg(canvas: RgbCanvas, body: string): Promise<RgbCanvas> {
+  const { width, height } = canvas;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${body}</svg>`;
+  const data = await sharp(canvas.data, { raw: { width, height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+  return { data, width, height };
 }
